@@ -1,0 +1,128 @@
+"""Shared fixtures: a real Redis, a real Celery worker and a real API server, on the real model.
+
+The platform processes run as subprocesses exactly as `make run` starts them; each test session
+gets its own Redis database and queue name so runs never see each other's jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "test-key-tenant-a"
+OTHER_KEY = "test-key-tenant-b"
+TEST_ENGINE = os.environ.get("VIREO_TEST_ENGINE", "hf")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("VIREO_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis at {url} does not answer ({exc}); .ci/run starts it")
+    client.flushdb()
+    return url
+
+
+@pytest.fixture(scope="session")
+def platform_env(redis_url, tmp_path_factory) -> dict[str, str]:
+    """Environment for the platform subprocesses (one queue per test session)."""
+    return {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "VIREO_API_KEY": API_KEY,
+        "VIREO_API_KEYS": f"{OTHER_KEY}:tenant-b",
+        "VIREO_ENGINE": TEST_ENGINE,
+        "VIREO_QUEUE": f"test-{uuid.uuid4().hex[:8]}",
+        "VIREO_WORKER_CONCURRENCY": "8",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def _spawn(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "vireo.platform.cli", *args], env=env, cwd=ROOT,
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(platform_env, redis_url, tmp_path_factory):
+    """A real Celery worker holding the real engine; ready once it publishes engine stats."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    client = redis.Redis.from_url(redis_url)
+    client.delete("vireo:engine:stats")
+    proc = _spawn(["serve", "worker", "--loglevel", "info"], platform_env, log)
+    deadline = time.time() + 240
+    while not client.exists("vireo:engine:stats"):
+        if proc.poll() is not None or time.time() > deadline:
+            _stop(proc)
+            pytest.fail(f"worker did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+    yield proc
+    _stop(proc)
+
+
+def start_api(env: dict, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = _spawn(["serve", "api", "--port", str(port)], env, log)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    _stop(proc)
+    pytest.fail(f"API did not start:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def api_server(platform_env, tmp_path_factory):
+    """The REST API as a real uvicorn server on a free port; yields its base URL."""
+    proc, url = start_api(platform_env, tmp_path_factory.mktemp("api") / "api.log")
+    yield url
+    _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def api(api_server, celery_worker) -> httpx.Client:
+    """An authenticated client for tenant A, with a worker serving jobs."""
+    with httpx.Client(base_url=api_server, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=120) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def other_tenant(api_server) -> httpx.Client:
+    with httpx.Client(base_url=api_server, headers={"Authorization": f"Bearer {OTHER_KEY}"}, timeout=60) as c:
+        yield c

@@ -1,0 +1,47 @@
+"""The OpenAI-compatible face, exercised with the real `openai` client."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.conftest import API_KEY
+
+
+@pytest.fixture(scope="module")
+def client(api_server, celery_worker):
+    return openai.OpenAI(base_url=f"{api_server}/v1", api_key=API_KEY, max_retries=0, timeout=120)
+
+
+def test_models_lists_the_served_model(client):
+    assert [m.id for m in client.models.list().data] == ["smollm2-135m"]
+
+
+def test_chat_completion_round_trip(client):
+    reply = client.chat.completions.create(
+        model="smollm2-135m", messages=[{"role": "user", "content": "What is the capital of France?"}],
+        max_tokens=12, temperature=0)
+    assert "Paris" in reply.choices[0].message.content
+    assert reply.choices[0].finish_reason in ("stop", "length")
+    assert reply.usage.prompt_tokens > 5 and 0 < reply.usage.completion_tokens <= 12
+
+
+def test_chat_completion_streams_the_same_text(client):
+    messages = [{"role": "user", "content": "Name three colours."}]
+    whole = client.chat.completions.create(model="smollm2-135m", messages=messages, max_tokens=16, temperature=0)
+    chunks = list(client.chat.completions.create(model="smollm2-135m", messages=messages, max_tokens=16,
+                                                 temperature=0, stream=True))
+    assert len(chunks) > 2 and chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == whole.choices[0].message.content
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+
+
+def test_completion_with_stop(client):
+    reply = client.completions.create(model="smollm2-135m", prompt="1, 2, 3, 4,", max_tokens=20,
+                                      temperature=0, stop=["7"])
+    assert "7" not in reply.choices[0].text and "5" in reply.choices[0].text
+
+
+def test_unknown_model_is_404(client):
+    with pytest.raises(openai.NotFoundError, match="not served"):
+        client.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "hi"}])

@@ -1,0 +1,166 @@
+"""The app contract: a named class with pydantic `Input`/`Output` models and `run(ctx, input)`.
+
+Apps see only the engine API and their `AppContext`; never Celery, Redis or FastAPI. That keeps an
+app testable with an engine and no broker (see `LocalContext`).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, ClassVar
+
+from pydantic import BaseModel
+
+from vireo.inference.api import Engine, EngineEvent, Finished, GenerationRequest, SamplingParams, TokenDelta
+
+
+class AppInputError(ValueError):
+    """Input that passed the schema but cannot be served (too long, unknown language, ...).
+
+    The platform turns it into a 4xx-style failed job with this message."""
+
+
+class JobCancelled(Exception):
+    """Raised inside an app when its job was cancelled."""
+
+
+@dataclass
+class TechniquePreferences:
+    """What an app benefits from; the engine applies it unless settings override."""
+
+    speculation: str | None = None  # "prompt_lookup" when outputs copy from the input
+    prefix_cache: bool = True
+
+
+class AppContext(abc.ABC):
+    """What a running app may use: the engine, progress, token streaming, cancellation."""
+
+    engine: Engine
+    job_id: str
+    app_name: str
+    options: dict  # the job's generation overrides (temperature, top_p, max_tokens, seed, ...)
+    preferences: TechniquePreferences | None = None
+    tenant: str = "default"  # the job's tenant (apps with per-tenant data, e.g. RAG collections)
+
+    def sampling(self, **defaults) -> SamplingParams:
+        """The app's default sampling parameters with the job's overrides applied."""
+        merged = {**defaults, **{k: v for k, v in (self.options or {}).items()
+                                 if k in SamplingParams.__dataclass_fields__ and v is not None}}
+        return SamplingParams(**merged)
+
+    @abc.abstractmethod
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Report progress in [0, 1] with a short human message."""
+
+    @abc.abstractmethod
+    def emit(self, text: str) -> None:
+        """Stream a piece of output text to the client."""
+
+    @abc.abstractmethod
+    def cancelled(self) -> bool:
+        """True once the job has been cancelled."""
+
+    def check_cancelled(self) -> None:
+        if self.cancelled():
+            raise JobCancelled(self.job_id)
+
+    def record_usage(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> None:
+        """Add token counts to the job's totals (the platform stores them)."""
+
+    def first_token(self) -> None:
+        """Called once when the first generated token arrives (for TTFT timings)."""
+
+    async def stream(self, request: GenerationRequest, emit: bool = True) -> Finished:
+        """Generate, streaming deltas to the client; aborts in the engine on cancel."""
+        request.app = request.app or self.app_name
+        if request.speculation is None and self.preferences is not None:
+            request.speculation = self.preferences.speculation
+        if request.prefix_cache is None and self.preferences is not None:
+            request.prefix_cache = self.preferences.prefix_cache
+        final: Finished | None = None
+        seen_first = False
+        events: AsyncIterator[EngineEvent] = self.engine.generate(request)
+        try:
+            async for event in events:
+                if self.cancelled():
+                    await self.engine.abort(request.request_id)
+                    raise JobCancelled(self.job_id)
+                if isinstance(event, TokenDelta):
+                    if not seen_first:
+                        seen_first = True
+                        self.first_token()
+                    if emit and event.text:
+                        self.emit(event.text)
+                else:
+                    final = event
+        finally:
+            if final is None:
+                await self.engine.abort(request.request_id)
+            await events.aclose()  # type: ignore[attr-defined]
+        self.record_usage(final.usage.prompt_tokens, final.usage.completion_tokens, final.usage.cached_tokens)
+        if final.finish_reason == "error":
+            raise RuntimeError(final.error or "generation failed")
+        return final
+
+
+class App(abc.ABC):
+    """Subclass, set `name`, `title`, `description`, `Input`, `Output`, implement `run`."""
+
+    name: ClassVar[str]
+    title: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Input: ClassVar[type[BaseModel]]
+    Output: ClassVar[type[BaseModel]]
+    preferences: ClassVar[TechniquePreferences] = TechniquePreferences()
+
+    @abc.abstractmethod
+    async def run(self, ctx: AppContext, input: BaseModel) -> BaseModel:
+        """Do the work and return an `Output`."""
+
+    def validate_for_engine(self, input: BaseModel, engine_context_length: int, count_tokens) -> None:
+        """Raise AppInputError for input the model cannot serve. Override where it matters."""
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {
+            "name": cls.name,
+            "title": cls.title or cls.name,
+            "description": cls.description,
+            "input_schema": cls.Input.model_json_schema(),
+            "output_schema": cls.Output.model_json_schema(),
+            "preferences": {"speculation": cls.preferences.speculation,
+                            "prefix_cache": cls.preferences.prefix_cache},
+        }
+
+
+@dataclass
+class LocalContext(AppContext):
+    """A context for running an app in-process (tests, CLI evals): collects output in memory."""
+
+    engine: Engine
+    app_name: str = "local"
+    job_id: str = "local"
+    options: dict = field(default_factory=dict)
+    preferences: TechniquePreferences | None = None
+    tenant: str = "default"
+    emitted: list[str] = field(default_factory=list)
+    progress_log: list[tuple[float, str]] = field(default_factory=list)
+    cancel_event: asyncio.Event | None = None
+    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0,
+                                                           "cached_tokens": 0})
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        self.progress_log.append((fraction, message))
+
+    def emit(self, text: str) -> None:
+        self.emitted.append(text)
+
+    def cancelled(self) -> bool:
+        return self.cancel_event is not None and self.cancel_event.is_set()
+
+    def record_usage(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> None:
+        self.usage["prompt_tokens"] += prompt_tokens
+        self.usage["completion_tokens"] += completion_tokens
+        self.usage["cached_tokens"] += cached_tokens

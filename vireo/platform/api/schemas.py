@@ -1,0 +1,90 @@
+"""Request and response models of the job API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class JobOptions(BaseModel):
+    """Generation overrides applied on top of the app's defaults."""
+
+    model_config = {"extra": "forbid"}
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    max_tokens: int | None = Field(None, ge=1, le=8192)
+    seed: int | None = None
+    priority: int = Field(0, ge=-10, le=10, description="lower runs first")
+
+
+class JobCreate(BaseModel):
+    app: str = Field(..., min_length=1, examples=["summarize"])
+    input: dict[str, Any]
+    options: JobOptions = Field(default_factory=JobOptions)
+
+
+class JobAccepted(BaseModel):
+    id: str
+    status: JobStatus
+
+
+class Progress(BaseModel):
+    fraction: float = 0.0
+    message: str = ""
+
+
+class Timings(BaseModel):
+    queued_at: float | None = None
+    started_at: float | None = None
+    first_token_at: float | None = None
+    finished_at: float | None = None
+
+
+class TokenUsage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+
+class JobView(BaseModel):
+    id: str
+    app: str
+    status: JobStatus
+    progress: Progress
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    timings: Timings
+    usage: TokenUsage
+
+    @classmethod
+    def from_record(cls, r: dict[str, str]) -> "JobView":
+        def num(name: str) -> float | None:
+            return float(r[name]) if r.get(name) not in (None, "") else None
+
+        return cls(
+            id=r["id"], app=r["app"], status=r["status"],  # type: ignore[arg-type]
+            progress=Progress(fraction=float(r.get("progress_fraction") or 0),
+                              message=r.get("progress_message", "")),
+            result=json.loads(r["result"]) if r.get("result") else None,
+            error=r.get("error") or None,
+            timings=Timings(queued_at=num("queued_at"), started_at=num("started_at"),
+                            first_token_at=num("first_token_at"), finished_at=num("finished_at")),
+            usage=TokenUsage(prompt_tokens=int(r.get("prompt_tokens") or 0),
+                             completion_tokens=int(r.get("completion_tokens") or 0),
+                             cached_tokens=int(r.get("cached_tokens") or 0)),
+        )
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+    next_cursor: str | None = None
+
+
+class CancelReply(BaseModel):
+    id: str
+    status: str

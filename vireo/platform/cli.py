@@ -1,0 +1,152 @@
+"""The `vireo` command line: serve, run, models, bench, eval, quantize."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="Vireo: LLM task apps on a fast inference layer.", no_args_is_help=True)
+serve = typer.Typer(help="Start one service.", no_args_is_help=True)
+models = typer.Typer(help="The model registry.", no_args_is_help=True)
+bench = typer.Typer(help="Benchmarks (JSON under benchmarks/results/).", no_args_is_help=True)
+app.add_typer(serve, name="serve")
+app.add_typer(models, name="models")
+app.add_typer(bench, name="bench")
+
+RESULTS = Path("benchmarks/results")
+
+
+def _settings():
+    from vireo.platform.settings import get_settings
+
+    return get_settings()
+
+
+def _write_json(data: dict, path: Optional[Path]) -> None:
+    text = json.dumps(data, indent=2, default=str)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+        typer.echo(f"wrote {path}", err=True)
+    else:
+        typer.echo(text)
+
+
+@serve.command("api")
+def serve_api(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """The REST API (FastAPI under uvicorn)."""
+    import uvicorn
+
+    from vireo.platform.api.app import create_app
+
+    uvicorn.run(create_app(_settings()), host=host, port=port, log_level="warning")
+
+
+@serve.command("worker")
+def serve_worker(concurrency: Optional[int] = None, loglevel: str = "warning") -> None:
+    """One Celery worker holding one engine (threads pool: many jobs share the engine)."""
+    from vireo.platform.tasks import celery_app
+
+    settings = _settings()
+    celery_app.worker_main(["worker", "-P", "threads", "-c", str(concurrency or settings.worker_concurrency),
+                            "-Q", settings.queue, "--loglevel", loglevel, "--without-gossip",
+                            "--without-mingle", "--without-heartbeat"])
+
+
+@serve.command("ui")
+def serve_ui(port: int = 8501) -> None:
+    """The Streamlit UI (it talks to the REST API only)."""
+    ui = Path(__file__).resolve().parent.parent / "ui" / "app.py"
+    raise SystemExit(subprocess.call([sys.executable, "-m", "streamlit", "run", str(ui), "--server.port",
+                                      str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+                                      "--browser.gatherUsageStats", "false"]))
+
+
+@app.command("run")
+def run() -> None:
+    """Redis (found or started), the API, a worker and the UI; prints URLs and the API key."""
+    from vireo.platform.launcher import run_all
+
+    run_all(_settings())
+
+
+@models.command("list")
+def models_list() -> None:
+    """Registry names and whether they are installed and converted."""
+    from vireo.inference.registry import ModelRegistry
+
+    registry = ModelRegistry(_settings().home)
+    for name in registry.known():
+        info = registry.info(name)
+        typer.echo(f"{name:22} installed={info['installed']!s:5} converted={info['converted']!s:5} "
+                   f"{info.get('description', '')}")
+
+
+@models.command("pull")
+def models_pull(name: str) -> None:
+    """Join, verify (sha256) and convert a model into the Vireo home."""
+    from vireo.inference.registry import ModelRegistry
+
+    typer.echo(str(ModelRegistry(_settings().home).resolve(name).path))
+
+
+@models.command("info")
+def models_info(name: str) -> None:
+    from vireo.inference.registry import ModelRegistry
+
+    typer.echo(json.dumps(ModelRegistry(_settings().home).info(name), indent=2))
+
+
+@bench.command("platform")
+def bench_platform(requests: int = 400, out: Path = RESULTS / "platform.json") -> None:
+    """API + queue overhead and submissions per second."""
+    from benchmarks.platform import run_platform_benchmark
+
+    _write_json(run_platform_benchmark(requests=requests), out)
+
+
+@bench.command("engines")
+def bench_engines(model: str = "smollm2-135m", backends: Optional[str] = None, requests: int = 64,
+                  concurrency: str = "1,8,32", new_tokens: int = 128, random_weights: Optional[str] = None,
+                  as_json: bool = typer.Option(False, "--json"), out: Optional[Path] = None) -> None:
+    """The same workload through every installed backend, side by side."""
+    from vireo.inference.bench import run_engine_benchmark
+
+    kwargs = dict(model=model, backends=backends.split(",") if backends else None, requests=requests,
+                  concurrency=tuple(int(c) for c in concurrency.split(",")), new_tokens=new_tokens)
+    if random_weights:
+        kwargs["random_weights"] = random_weights
+    result = run_engine_benchmark(**kwargs)
+    _write_json(result, out if out else (None if as_json else RESULTS / "engines-cpu.json"))
+
+
+@app.command("eval")
+def eval_app(app_name: str, model: Optional[str] = None, backend: Optional[str] = None,
+             full: bool = False, vs: Optional[str] = None, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Measure an app's quality on its eval set, through the real job path."""
+    from vireo.evals.harness import run_cli_eval
+
+    run_cli_eval(app_name, model=model, backend=backend, full=full, vs=vs, as_json=as_json)
+
+
+@app.command("quantize")
+def quantize(model: str = "smollm2-135m", method: str = "gptq", bits: int = 4, group_size: int = 128,
+             out: Optional[Path] = None) -> None:
+    """Write an int8/int4 checkpoint (RTN, AWQ or GPTQ) in Vireo's safetensors layout."""
+    from vireo.inference.quantize import main as quantize_main
+
+    quantize_main(model=model, method=method, bits=bits, group_size=group_size, out=out)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The app context inside a worker: progress and tokens go to the job's Redis stream, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from vireo.apps.base import AppContext, TechniquePreferences
+from vireo.inference.api import Engine
+from vireo.platform.store import JobStore
+
+
+@dataclass
+class JobContext(AppContext):
+    """Buffers events in a queue drained by one writer task, so their order is kept."""
+
+    engine: Engine
+    store: JobStore
+    job_id: str
+    app_name: str
+    tenant: str = "default"
+    options: dict = field(default_factory=dict)
+    preferences: TechniquePreferences | None = None
+    cancel_flag: bool = False
+    _queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    _writer: asyncio.Task | None = None
+    _first_token_seen: bool = False
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._drain())
+
+    async def close(self) -> None:
+        """Flush every queued event to Redis."""
+        await self._queue.put(None)
+        if self._writer is not None:
+            await self._writer
+
+    async def _drain(self) -> None:
+        while True:
+            item = await self._queue.get()
+            batch = [item]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            done = any(i is None for i in batch)
+            await self._write([i for i in batch if i is not None])
+            if done:
+                return
+
+    async def _write(self, items: list[tuple]) -> None:
+        if not items:
+            return
+        for kind, payload in items:
+            if kind == "event":
+                await self.store.emit(self.job_id, *payload)
+            elif kind == "fields":
+                await self.store.update(self.job_id, **payload)
+            elif kind == "usage":
+                await self.store.add_usage(self.job_id, *payload)
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        fraction = max(0.0, min(1.0, float(fraction)))
+        self._queue.put_nowait(("fields", {"progress_fraction": fraction, "progress_message": message}))
+        self._queue.put_nowait(("event", ("progress", {"fraction": fraction, "message": message})))
+
+    def emit(self, text: str) -> None:
+        self._queue.put_nowait(("event", ("token", {"text": text})))
+
+    def first_token(self) -> None:
+        if not self._first_token_seen:
+            self._first_token_seen = True
+            self._queue.put_nowait(("fields", {"first_token_at": time.time()}))
+
+    def record_usage(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> None:
+        self._queue.put_nowait(("usage", (prompt_tokens, completion_tokens, cached_tokens)))
+
+    def cancelled(self) -> bool:
+        return self.cancel_flag

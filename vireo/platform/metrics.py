@@ -1,0 +1,33 @@
+"""Prometheus metrics: job counters here, engine gauges refreshed from the worker's stats."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+JOBS_SUBMITTED = Counter("vireo_jobs_submitted_total", "Jobs accepted by the API", ["app"])
+ENGINE_GAUGES = {
+    name: Gauge(f"vireo_engine_{name}", help_text)
+    for name, help_text in {
+        "running": "Requests running in the engine",
+        "waiting": "Requests waiting for the engine",
+        "kv_blocks_used": "KV-cache blocks in use",
+        "kv_blocks_total": "KV-cache blocks in all",
+        "kv_blocks_evictable": "Cached KV blocks that no request holds (evictable)",
+        "tokens_per_s": "Generated tokens per second (recent)",
+        "cached_tokens": "Prompt tokens served from the prefix cache",
+        "prefix_hit_rate": "Share of prompt tokens served from the prefix cache",
+        "spec_acceptance": "Share of speculated tokens accepted",
+    }.items()
+}
+PREFIX_HIT_RATE_BY_APP = Gauge("vireo_engine_prefix_hit_rate_by_app", "Prefix-cache hit rate per app", ["app"])
+
+
+def refresh_engine_gauges(stats: dict | None) -> None:
+    if not stats:
+        return
+    for name, gauge in ENGINE_GAUGES.items():
+        value = stats.get(name)
+        if isinstance(value, (int, float)):
+            gauge.set(value)
+    for app, rate in (stats.get("prefix_hit_rate_by_app") or {}).items():
+        PREFIX_HIT_RATE_BY_APP.labels(app=app).set(rate)

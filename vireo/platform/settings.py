@@ -1,0 +1,73 @@
+"""One typed settings object, read once from `VIREO_*` environment variables (and `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vireo.inference.local import EngineConfig
+from vireo.inference.registry import default_home
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIREO_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "VIREO_REDIS_URL"))
+    api_key: str = "vireo-dev-key"
+    # extra keys as "key:tenant,key2:tenant2"; the main api_key belongs to tenant "default"
+    api_keys: str = ""
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    ui_port: int = 8501
+    api_url: str = "http://127.0.0.1:8000"
+
+    # jobs
+    job_ttl_s: int = 7 * 24 * 3600
+    events_maxlen: int = 10_000
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_job_s: int = 3600
+    queue: str = "vireo"
+    worker_concurrency: int = 32
+    cancel_poll_s: float = 0.1
+
+    # engine (the worker builds it from these)
+    engine: str = "native"
+    model: str = "smollm2-135m"
+    dtype: str = "float32"
+    max_batch: int = 32
+    max_model_len: int | None = 8192
+    threads: int | None = None
+    kv_cache_tokens: int = 65536
+    block_size: int = 16
+    prefix_caching: bool = True
+    speculation: str = "auto"
+    draft_model: str | None = None
+    num_speculative_tokens: int = 4
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    openai_model: str | None = None
+    chroma_url: str | None = None
+
+    def tenants_by_key(self) -> dict[str, str]:
+        keys = {self.api_key: "default"}
+        for pair in filter(None, (p.strip() for p in self.api_keys.split(","))):
+            key, _, tenant = pair.partition(":")
+            keys[key.strip()] = tenant.strip() or "default"
+        return keys
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(
+            model=self.model, dtype=self.dtype, max_batch=self.max_batch, max_model_len=self.max_model_len,
+            threads=self.threads, block_size=self.block_size, kv_cache_tokens=self.kv_cache_tokens,
+            prefix_caching=self.prefix_caching, speculation=self.speculation, draft_model=self.draft_model,
+            num_speculative_tokens=self.num_speculative_tokens, base_url=self.openai_base_url,
+            api_key=self.openai_api_key, remote_model=self.openai_model, home=self.home)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

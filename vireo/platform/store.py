@@ -1,0 +1,142 @@
+"""Job records and event streams in Redis: the one place job state lives.
+
+A job is a hash (`vireo:job:<id>`) with a TTL, indexed per tenant in a sorted set by submit time.
+Its events (status, progress, tokens, result) go to a capped Redis stream per job, so SSE clients
+can resume from `Last-Event-ID`. Status changes are atomic compare-and-set transitions in Lua, so a
+cancel racing a start, or a re-delivered task, can never move a finished job.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+_TRANSITION = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+for i = 1, tonumber(ARGV[1]) do
+  if ARGV[1 + i] == status then
+    local n = 1 + tonumber(ARGV[1]) + 1
+    redis.call('HSET', KEYS[1], 'status', ARGV[n])
+    for j = n + 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[j], ARGV[j + 1]) end
+    return 1
+  end
+end
+return 0
+"""
+
+
+def job_key(job_id: str) -> str:
+    return f"vireo:job:{job_id}"
+
+
+def events_key(job_id: str) -> str:
+    return f"vireo:job:{job_id}:events"
+
+
+def tenant_key(tenant: str) -> str:
+    return f"vireo:tenant:{tenant}:jobs"
+
+
+STATS_KEY = "vireo:engine:stats"
+
+
+class JobStore:
+    """Async access to job records and events; one instance per process and event loop."""
+
+    def __init__(self, redis_url: str, ttl_s: int = 7 * 24 * 3600, events_maxlen: int = 10_000):
+        self.redis = aioredis.from_url(redis_url, decode_responses=True)
+        self.ttl_s = ttl_s
+        self.events_maxlen = events_maxlen
+        self._transition = self.redis.register_script(_TRANSITION)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def create(self, tenant: str, app: str, input: dict, options: dict) -> str:
+        job_id = uuid.uuid4().hex
+        now = time.time()
+        record = {"id": job_id, "tenant": tenant, "app": app, "status": "queued",
+                  "input": json.dumps(input), "options": json.dumps(options), "queued_at": now,
+                  "progress_fraction": 0.0, "progress_message": ""}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(job_key(job_id), mapping=record)
+            pipe.expire(job_key(job_id), self.ttl_s)
+            pipe.zadd(tenant_key(tenant), {job_id: now})
+            pipe.expire(tenant_key(tenant), self.ttl_s)
+            pipe.xadd(events_key(job_id), {"event": "status", "data": json.dumps({"status": "queued"})})
+            pipe.expire(events_key(job_id), self.ttl_s)
+            await pipe.execute()
+        return job_id
+
+    async def get(self, job_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.hgetall(job_key(job_id))
+        return raw or None
+
+    async def transition(self, job_id: str, from_states: tuple[str, ...], to_state: str, **fields: Any) -> bool:
+        """Set status to `to_state` only if it is one of `from_states`; True if it moved."""
+        args: list[Any] = [len(from_states), *from_states, to_state]
+        for name, value in fields.items():
+            args += [name, json.dumps(value) if isinstance(value, (dict, list)) else value]
+        return await self._transition(keys=[job_key(job_id)], args=args) == 1
+
+    async def update(self, job_id: str, **fields: Any) -> None:
+        await self.redis.hset(job_key(job_id), mapping=fields)
+
+    async def add_usage(self, job_id: str, prompt: int, completion: int, cached: int) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(job_key(job_id), "prompt_tokens", prompt)
+            pipe.hincrby(job_key(job_id), "completion_tokens", completion)
+            pipe.hincrby(job_key(job_id), "cached_tokens", cached)
+            await pipe.execute()
+
+    async def request_cancel(self, job_id: str) -> str:
+        """Cancel: a queued job becomes cancelled at once; a running one is flagged for the worker."""
+        now = time.time()
+        if await self.transition(job_id, ("queued",), "cancelled", finished_at=now, cancel_requested=1):
+            await self.emit(job_id, "end", {"status": "cancelled"})
+            return "cancelled"
+        await self.redis.hset(job_key(job_id), "cancel_requested", 1)
+        record = await self.get(job_id)
+        return record["status"] if record else "unknown"
+
+    async def cancel_requested(self, job_id: str) -> bool:
+        return await self.redis.hget(job_key(job_id), "cancel_requested") == "1"
+
+    async def emit(self, job_id: str, event: str, data: dict) -> str:
+        return await self.redis.xadd(events_key(job_id), {"event": event, "data": json.dumps(data)},
+                                     maxlen=self.events_maxlen, approximate=True)
+
+    async def read_events(self, job_id: str, after: str = "0-0", block_ms: int = 15000,
+                          count: int = 256) -> list[tuple[str, str, dict]]:
+        """Events after stream id `after` (waits up to `block_ms` for new ones)."""
+        reply = await self.redis.xread({events_key(job_id): after}, count=count, block=block_ms)
+        out = []
+        for _stream, entries in reply or []:
+            for event_id, fields in entries:
+                out.append((event_id, fields["event"], json.loads(fields["data"])))
+        return out
+
+    async def list_jobs(self, tenant: str, limit: int, before: float | None) -> list[dict[str, Any]]:
+        """The tenant's jobs, newest first, submitted strictly before `before` (a cursor)."""
+        max_score = f"({before}" if before is not None else "+inf"
+        ids = await self.redis.zrevrangebyscore(tenant_key(tenant), max_score, "-inf", start=0, num=limit)
+        records = []
+        for job_id in ids:
+            record = await self.get(job_id)
+            if record:
+                records.append(record)
+        return records
+
+    async def publish_stats(self, stats: dict) -> None:
+        await self.redis.set(STATS_KEY, json.dumps({**stats, "updated_at": time.time()}), ex=60)
+
+    async def engine_stats(self) -> dict | None:
+        raw = await self.redis.get(STATS_KEY)
+        return json.loads(raw) if raw else None
