@@ -93,7 +93,7 @@ def start_api(env: dict, log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = _spawn(["serve", "api", "--port", str(port)], env, log)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
+    deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
             break

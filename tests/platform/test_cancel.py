@@ -27,6 +27,7 @@ def test_cancel_while_running_stops_the_engine(api):
             cancelled["reply"] = api.delete(f"/v1/jobs/{job_id}").json()
 
     events = read_events(api, f"/v1/jobs/{job_id}/events", on_event=cancel_on_first_token)
+    assert "reply" in cancelled, f"no token arrived: {events}"
     assert cancelled["reply"]["status"] == "running"
     assert events[-1]["event"] == "end" and events[-1]["data"]["status"] == "cancelled"
     tokens = [e for e in events if e["event"] == "token"]
@@ -47,7 +48,7 @@ def api_without_worker(platform_env, tmp_path):
     """An API whose queue no worker consumes, so jobs stay queued."""
     env = {**platform_env, "VIREO_QUEUE": platform_env["VIREO_QUEUE"] + "-idle"}
     proc, url = start_api(env, tmp_path / "api-idle.log")
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30) as client:
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=120) as client:
         yield client
     proc.terminate()
     proc.wait(10)

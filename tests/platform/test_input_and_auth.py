@@ -40,8 +40,8 @@ def test_bad_option_is_422(api):
     assert reply.status_code == 422
 
 
-def test_text_longer_than_the_model_context_is_422_before_queueing(api):
-    reply = api.post("/v1/jobs", json={"app": "summarize", "input": {"text": "word " * 12000}})
+def test_prompt_longer_than_the_model_context_is_422_before_queueing(api):
+    reply = api.post("/v1/jobs", json={"app": "chat", "input": {"prompt": "word " * 9000, "max_tokens": 8}})
     assert reply.status_code == 422 and "tokens" in reply.json()["detail"]
 
 
@@ -52,7 +52,7 @@ def test_oversized_body_is_413(api):
 
 
 def test_other_tenant_gets_404(api, other_tenant):
-    job_id = submit(api, options={"max_tokens": 2})
+    job_id = submit(api, app="chat", input={"prompt": "Hello", "max_tokens": 2})
     for reply in (other_tenant.get(f"/v1/jobs/{job_id}"), other_tenant.delete(f"/v1/jobs/{job_id}"),
                   other_tenant.get(f"/v1/jobs/{job_id}/events")):
         assert reply.status_code == 404 and "not found" in reply.json()["detail"]

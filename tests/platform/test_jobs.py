@@ -59,7 +59,7 @@ def test_submit_stream_and_succeed(api):
 
 
 def test_list_is_newest_first_and_paginates(api):
-    ids = [submit(api, options={"max_tokens": 2}) for _ in range(3)]
+    ids = [submit(api, app="chat", input={"prompt": f"Say {i}", "max_tokens": 2}) for i in range(3)]
     page = api.get("/v1/jobs", params={"limit": 2}).json()
     assert [j["id"] for j in page["jobs"]] == ids[::-1][:2]
     rest = api.get("/v1/jobs", params={"limit": 2, "cursor": page["next_cursor"]}).json()

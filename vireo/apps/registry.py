@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from importlib.metadata import entry_points
 
 from vireo.apps.base import App
+
+log = logging.getLogger(__name__)
 
 
 class UnknownAppError(KeyError):
@@ -22,9 +25,14 @@ def load_apps() -> dict[str, App]:
     """Instantiate every registered app once, keyed by its name."""
     apps: dict[str, App] = {}
     for ep in entry_points(group="vireo.apps"):
-        cls = ep.load()
+        try:
+            cls = ep.load()
+        except Exception:  # one broken plugin must not take the other apps down
+            log.exception("could not load app plugin %s -> %s; skipping it", ep.name, ep.value)
+            continue
         if not (isinstance(cls, type) and issubclass(cls, App)):
-            raise TypeError(f"entry point {ep.name} -> {ep.value} is not a vireo App subclass")
+            log.error("app plugin %s -> %s is not a vireo App subclass; skipping it", ep.name, ep.value)
+            continue
         apps[cls.name] = cls()
     return dict(sorted(apps.items()))
 

@@ -15,7 +15,8 @@ def make_celery() -> Celery:
         task_acks_late=True,  # a job is acknowledged only once it ran, so a lost worker's job is redelivered
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": settings.max_job_s * 2},
+        broker_transport_options={"visibility_timeout": settings.max_job_s * 2,
+                                  "queue_order_strategy": "priority"},
         result_expires=settings.job_ttl_s,
         task_default_queue=settings.queue,
         task_serializer="json",

@@ -60,11 +60,11 @@ def serve_worker(concurrency: Optional[int] = None, loglevel: str = "warning") -
 
 
 @serve.command("ui")
-def serve_ui(port: int = 8501) -> None:
+def serve_ui(host: str = "127.0.0.1", port: int = 8501) -> None:
     """The Streamlit UI (it talks to the REST API only)."""
     ui = Path(__file__).resolve().parent.parent / "ui" / "app.py"
     raise SystemExit(subprocess.call([sys.executable, "-m", "streamlit", "run", str(ui), "--server.port",
-                                      str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+                                      str(port), "--server.address", host, "--server.headless", "true",
                                       "--browser.gatherUsageStats", "false"]))
 
 

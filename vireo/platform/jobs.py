@@ -10,9 +10,10 @@ from fastapi import HTTPException, status
 from pydantic import ValidationError
 
 from vireo.apps.base import AppInputError
-from vireo.apps.registry import UnknownAppError, get_app
+from vireo.apps.registry import UnknownAppError, get_app, load_apps
 from vireo.platform.celery_app import celery_app
 from vireo.platform.metrics import JOBS_SUBMITTED
+from vireo.platform.queue import TaskPublisher
 from vireo.platform.settings import Settings
 from vireo.platform.store import JobStore
 
@@ -59,6 +60,13 @@ class JobService:
         self.store = store
         self.settings = settings
         self.limits = ModelLimits(settings)
+        self.publisher = TaskPublisher(celery_app, settings.queue)
+
+    def warm_up(self) -> None:
+        """Load the app plugins and the model's tokenizer now rather than on the first request."""
+        load_apps()
+        with self.limits._lock:
+            _ = self.limits._loaded
 
     async def submit(self, tenant: str, app_name: str, input: dict, options: dict) -> str:
         """Create and enqueue a job; raises HTTPException with a clear message on bad input."""
@@ -77,7 +85,6 @@ class JobService:
         except AppInputError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
         job_id = await self.store.create(tenant, app.name, parsed.model_dump(mode="json"), options)
-        celery_app.send_task("vireo.run_job", args=[job_id], task_id=job_id,
-                             priority=options.get("priority") or 0)
+        self.publisher.publish(job_id, priority=max(0, min(9, (options.get("priority") or 0) + 5)))
         JOBS_SUBMITTED.labels(app=app.name).inc()
         return job_id

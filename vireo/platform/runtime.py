@@ -18,6 +18,7 @@ from vireo.apps.registry import get_app
 from vireo.inference.api import Engine, EngineError
 from vireo.inference.factory import create_engine
 from vireo.platform.context import JobContext
+from vireo.platform.services import configure_app_services
 from vireo.platform.settings import Settings
 from vireo.platform.store import TERMINAL, JobStore
 
@@ -29,6 +30,7 @@ class WorkerRuntime:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        configure_app_services(settings)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="vireo-engine-loop", daemon=True)
         self.thread.start()

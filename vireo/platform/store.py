@@ -51,7 +51,9 @@ class JobStore:
     """Async access to job records and events; one instance per process and event loop."""
 
     def __init__(self, redis_url: str, ttl_s: int = 7 * 24 * 3600, events_maxlen: int = 10_000):
-        self.redis = aioredis.from_url(redis_url, decode_responses=True)
+        # XREAD blocks up to 5 s at a time, so reads may take longer than redis-py 8's default 5 s timeout
+        self.redis = aioredis.from_url(redis_url, decode_responses=True, socket_timeout=30,
+                                       socket_connect_timeout=5)
         self.ttl_s = ttl_s
         self.events_maxlen = events_maxlen
         self._transition = self.redis.register_script(_TRANSITION)

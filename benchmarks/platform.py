@@ -1,0 +1,143 @@
+"""Platform overhead: API + queue + event delivery, and job submissions accepted per second.
+
+Starts a real API server and a real Celery worker (as `make run` does) against Redis, then:
+1. submissions/s: many concurrent `POST /v1/jobs` (echo app), counting 202s per second;
+2. overhead: submit → first token event at the client, minus the engine's own time
+   (`first_token_at - started_at` recorded by the worker), for the echo app (no engine) and for the
+   real model (summarize).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "bench-key"
+
+
+def _machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line), "?")
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _spawn(args: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "vireo.platform.cli", *args], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_for(check, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not come up in {timeout:.0f}s")
+
+
+async def _submissions_per_s(url: str, total: int, concurrency: int) -> dict:
+    headers = {"Authorization": f"Bearer {KEY}"}
+    body = {"app": "echo", "input": {"text": "ping"}}
+    accepted = 0
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30,
+                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+        async def worker(n: int):
+            nonlocal accepted
+            for _ in range(n):
+                if (await client.post("/v1/jobs", json=body)).status_code == 202:
+                    accepted += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*[worker(total // concurrency) for _ in range(concurrency)])
+        elapsed = time.perf_counter() - start
+    return {"submitted": total // concurrency * concurrency, "accepted": accepted,
+            "seconds": round(elapsed, 3), "submissions_per_s": round(accepted / elapsed, 1),
+            "concurrency": concurrency}
+
+
+def _overhead(url: str, app: str, job_input: dict, options: dict, runs: int) -> dict:
+    headers = {"Authorization": f"Bearer {KEY}"}
+    overheads, engine_times = [], []
+    with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
+        for _ in range(runs):
+            t0 = time.time()
+            job_id = client.post("/v1/jobs", json={"app": app, "input": job_input, "options": options}).json()["id"]
+            first_event_at = None
+            with client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
+                for line in response.iter_lines():
+                    if line == "event: token" and first_event_at is None:
+                        first_event_at = time.time()
+                    if line == "event: end":
+                        break
+            job = client.get(f"/v1/jobs/{job_id}").json()
+            t = job["timings"]
+            engine = t["first_token_at"] - t["started_at"]
+            engine_times.append(engine * 1000)
+            overheads.append((first_event_at - t0 - engine) * 1000)
+    return {"app": app, "runs": runs,
+            "overhead_ms_p50": round(statistics.median(overheads), 2),
+            "overhead_ms_p95": round(_percentile(overheads, 0.95), 2),
+            "engine_first_token_ms_p50": round(statistics.median(engine_times), 2)}
+
+
+def run_platform_benchmark(requests: int = 400, concurrency: int = 32, overhead_runs: int = 30,
+                           model_runs: int = 5, engine: str | None = None) -> dict:
+    port = 18000 + os.getpid() % 1000
+    url = f"http://127.0.0.1:{port}"
+    redis_url = os.environ.get("VIREO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+    redis.Redis.from_url(redis_url).flushdb()
+    env = {**os.environ, "REDIS_URL": redis_url, "VIREO_API_KEY": KEY, "VIREO_QUEUE": f"bench-{uuid.uuid4().hex[:6]}",
+           "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    if engine:
+        env["VIREO_ENGINE"] = engine
+    api = _spawn(["serve", "api", "--port", str(port)], env)
+    worker = _spawn(["serve", "worker"], env)
+    try:
+        _wait_for(lambda: httpx.get(f"{url}/healthz").status_code == 200, 60, "API")
+        _wait_for(lambda: redis.Redis.from_url(redis_url).exists("vireo:engine:stats"), 300, "worker")
+        stats = json.loads(redis.Redis.from_url(redis_url).get("vireo:engine:stats"))
+        result = {
+            "benchmark": "platform", "date": time.strftime("%Y-%m-%d"), "machine": _machine(),
+            "engine": {"backend": stats["backend"], "model": stats["model"]},
+            "targets": {"overhead_ms_p50": 10, "submissions_per_s": 500},
+            "submissions": asyncio.run(_submissions_per_s(url, requests, concurrency)),
+        }
+        time.sleep(2)  # let the worker drain the echo burst before timing single jobs
+        result["overhead_echo"] = _overhead(url, "echo", {"text": "hello world " * 8}, {}, overhead_runs)
+        result["overhead_model"] = _overhead(url, "summarize", {"text": "The cat sat on the mat. " * 20,
+                                                                 "length": "short"}, {"max_tokens": 8}, model_runs)
+        result["meets_targets"] = {
+            "overhead_ms_p50": result["overhead_echo"]["overhead_ms_p50"] <= 10,
+            "submissions_per_s": result["submissions"]["submissions_per_s"] >= 500}
+        return result
+    finally:
+        for proc in (api, worker):
+            proc.terminate()
+            proc.wait(20)
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "benchmarks/results/platform.json"
+    data = run_platform_benchmark()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n")
+    print(json.dumps(data, indent=2))

@@ -1,0 +1,48 @@
+"""The collections REST routes with the real bearer-key dependency and a real Chroma folder."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from vireo.platform.api import collections
+from vireo.platform.settings import Settings
+
+ACME = {"Authorization": "Bearer key-acme"}
+GLOBEX = {"Authorization": "Bearer key-globex"}
+
+
+@pytest.fixture
+def client(tmp_path) -> TestClient:
+    app = FastAPI()
+    app.state.settings = Settings(home=tmp_path, chroma_url=None)
+    app.state.tenants_by_key = {"key-acme": "acme", "key-globex": "globex"}
+    app.include_router(collections.router)
+    return TestClient(app)
+
+
+def test_create_list_get_delete(client):
+    assert client.post("/v1/collections", json={"name": "handbook"}, headers=ACME).status_code == 201
+    assert client.get("/v1/collections", headers=ACME).json() == {
+        "collections": [{"name": "handbook", "documents": 0, "chunks": 0}]}
+    assert client.get("/v1/collections/handbook", headers=ACME).json()["chunks"] == 0
+    assert client.delete("/v1/collections/handbook", headers=ACME).status_code == 200
+    assert client.get("/v1/collections/handbook", headers=ACME).status_code == 404
+
+
+def test_tenants_do_not_see_each_other(client):
+    client.post("/v1/collections", json={"name": "handbook"}, headers=ACME)
+    assert client.get("/v1/collections", headers=GLOBEX).json() == {"collections": []}
+    assert client.get("/v1/collections/handbook", headers=GLOBEX).status_code == 404
+    assert client.delete("/v1/collections/handbook", headers=GLOBEX).status_code == 404
+    assert client.post("/v1/collections", json={"name": "handbook"}, headers=GLOBEX).status_code == 201
+
+
+def test_errors_are_explained(client):
+    assert client.get("/v1/collections").status_code == 401
+    client.post("/v1/collections", json={"name": "dup"}, headers=ACME)
+    again = client.post("/v1/collections", json={"name": "dup"}, headers=ACME)
+    assert again.status_code == 409 and "already exists" in again.json()["detail"]
+    bad = client.post("/v1/collections", json={"name": "../etc"}, headers=ACME)
+    assert bad.status_code == 422 and "not valid" in bad.json()["detail"]

@@ -1,0 +1,89 @@
+"""REST routes for RAG document collections: create, list, inspect, delete (per tenant).
+
+Documents are added through the job API (`POST /v1/jobs` with app `rag_ingest`), so ingestion
+gets progress, cancellation and a result like any other job.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import BaseModel, Field
+
+from vireo.apps.rag.store import (CollectionExists, CollectionInfo, CollectionNotFound, CollectionStore,
+                                  InvalidCollectionName)
+from vireo.platform.api.auth import current_tenant
+
+router = APIRouter(prefix="/v1/collections", tags=["collections"])
+
+
+class CreateCollection(BaseModel):
+    name: str = Field(..., min_length=1, max_length=64, description="Letters, digits, '-' or '_'.")
+
+
+class CollectionOut(BaseModel):
+    name: str
+    documents: int
+    chunks: int
+
+
+class CollectionList(BaseModel):
+    collections: list[CollectionOut]
+
+
+class Deleted(BaseModel):
+    name: str
+    deleted: bool = True
+
+
+def collection_store(request: Request) -> CollectionStore:
+    """One store per API process, built from the settings (a Chroma server URL or a local folder)."""
+    store = getattr(request.app.state, "collection_store", None)
+    if store is None:
+        settings = request.app.state.settings
+        store = CollectionStore(path=settings.home / "chroma", url=settings.chroma_url)
+        request.app.state.collection_store = store
+    return store
+
+
+def _out(info: CollectionInfo) -> CollectionOut:
+    return CollectionOut(name=info.name, documents=info.documents, chunks=info.chunks)
+
+
+def _not_found(exc: CollectionNotFound) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CollectionOut)
+def create_collection(body: CreateCollection, tenant: str = Depends(current_tenant),
+                      store: CollectionStore = Depends(collection_store)) -> CollectionOut:
+    try:
+        return _out(store.create(tenant, body.name))
+    except InvalidCollectionName as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    except CollectionExists as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+
+
+@router.get("", response_model=CollectionList)
+def list_collections(tenant: str = Depends(current_tenant),
+                     store: CollectionStore = Depends(collection_store)) -> CollectionList:
+    return CollectionList(collections=[_out(info) for info in store.list(tenant)])
+
+
+@router.get("/{name}", response_model=CollectionOut)
+def get_collection(name: str, tenant: str = Depends(current_tenant),
+                   store: CollectionStore = Depends(collection_store)) -> CollectionOut:
+    try:
+        return _out(store.info(tenant, name))
+    except (CollectionNotFound, InvalidCollectionName):
+        raise _not_found(CollectionNotFound(name)) from None
+
+
+@router.delete("/{name}", response_model=Deleted)
+def delete_collection(name: str, tenant: str = Depends(current_tenant),
+                      store: CollectionStore = Depends(collection_store)) -> Deleted:
+    try:
+        store.delete(tenant, name)
+    except (CollectionNotFound, InvalidCollectionName):
+        raise _not_found(CollectionNotFound(name)) from None
+    return Deleted(name=name)
