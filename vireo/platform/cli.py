@@ -126,6 +126,22 @@ def bench_engines(model: str = "smollm2-135m", backends: Optional[str] = None, r
     _write_json(result, out if out else (None if as_json else RESULTS / "engines-cpu.json"))
 
 
+@bench.command("prefix")
+def bench_prefix(out: Path = RESULTS / "prefix.json") -> None:
+    """Prefix caching: TTFT with vs without cache on multi-turn chat, cost at 0 % hit rate."""
+    from benchmarks.prefix import run as run_prefix
+
+    _write_json(run_prefix(), out)
+
+
+@bench.command("spec")
+def bench_spec(out: Path = RESULTS / "spec.json") -> None:
+    """Speculative decoding: speed-up, acceptance and tokens per step per task and batch size."""
+    from benchmarks.spec import run as run_spec
+
+    _write_json(run_spec(), out)
+
+
 @app.command("eval")
 def eval_app(app_name: str, model: Optional[str] = None, backend: Optional[str] = None,
              full: bool = False, vs: Optional[str] = None, as_json: bool = typer.Option(False, "--json")) -> None:

@@ -1,0 +1,129 @@
+"""Behaviour of the native engine through the Engine API, on the real SmolLM2."""
+
+import asyncio
+
+import pytest
+
+from vireo.inference.api import Finished, GenerationRequest, PromptTooLongError, SamplingParams, TokenDelta
+
+from .conftest import PROMPTS
+
+
+def greedy(prompt, max_tokens=24, **kw):
+    return GenerationRequest(prompt=prompt, sampling=SamplingParams(max_tokens=max_tokens), **kw)
+
+
+async def wait_idle(engine, rounds=200):
+    for _ in range(rounds):
+        stats = engine.stats()
+        if stats.running == 0 and stats.waiting == 0 and stats.kv_blocks_used == 0:
+            return stats
+        await asyncio.sleep(0.05)
+    return engine.stats()
+
+
+async def test_streams_deltas_that_add_up_to_the_final_text(native):
+    deltas, final = [], None
+    async for event in native.generate(greedy(PROMPTS[2], 16, speculation="off")):
+        if isinstance(event, TokenDelta):
+            deltas.append(event)
+        else:
+            final = event
+    assert len(deltas) > 1
+    assert "".join(d.text for d in deltas) == final.text
+    assert sum(len(d.token_ids) for d in deltas) == final.usage.completion_tokens == 16
+    assert final.finish_reason == "length"
+
+
+async def test_logprobs_come_with_each_token(native):
+    request = GenerationRequest(prompt=PROMPTS[0], sampling=SamplingParams(max_tokens=6, logprobs=True))
+    deltas = [e async for e in native.generate(request) if isinstance(e, TokenDelta) and e.token_ids]
+    assert all(len(d.logprobs) == len(d.token_ids) for d in deltas)
+    assert all(lp <= 0 for d in deltas for lp in d.logprobs)
+
+
+async def test_abort_mid_generation_frees_blocks(native):
+    request = greedy(PROMPTS[1], 400)
+    stream = native.generate(request)
+    seen = 0
+    async for event in stream:
+        if isinstance(event, TokenDelta):
+            seen += 1
+            if seen == 3:
+                await native.abort(request.request_id)
+        if isinstance(event, Finished):
+            assert event.finish_reason == "abort"
+            assert event.usage.completion_tokens < 400
+    stats = await wait_idle(native)
+    assert stats.kv_blocks_used == 0 and stats.running == 0
+
+
+async def test_closing_the_stream_aborts_the_request(native):
+    stream = native.generate(greedy(PROMPTS[3], 400))
+    async for event in stream:
+        break
+    await stream.aclose()
+    stats = await wait_idle(native)
+    assert stats.kv_blocks_used == 0 and stats.running == 0
+
+
+async def test_stop_string_ends_generation_before_it(native):
+    full = await native.complete(greedy(PROMPTS[6], 30))
+    stop = full.text[10:14]
+    request = GenerationRequest(prompt=PROMPTS[6], sampling=SamplingParams(max_tokens=30, stop=[stop]))
+    cut = await native.complete(request)
+    assert cut.finish_reason == "stop"
+    assert cut.text == full.text[:full.text.index(stop)]
+
+
+async def test_same_seed_gives_same_sample_even_in_a_batch(native):
+    def sampled(seed, prompt=PROMPTS[2]):
+        return GenerationRequest(prompt=prompt, sampling=SamplingParams(
+            temperature=0.9, top_p=0.95, top_k=50, max_tokens=24, seed=seed))
+
+    alone = await native.complete(sampled(123))
+    together = await asyncio.gather(native.complete(sampled(123)), native.complete(sampled(7, PROMPTS[4])))
+    other_seed = await native.complete(sampled(999))
+    assert alone.text == together[0].text
+    assert other_seed.text != alone.text
+
+
+async def test_too_long_prompt_is_refused_before_any_work(native):
+    generated_before = native.stats().generated_tokens
+    with pytest.raises(PromptTooLongError):
+        async for _ in native.generate(greedy("word " * 9000)):
+            pass
+    stats = native.stats()
+    assert stats.waiting == 0 and stats.running == 0 and stats.generated_tokens == generated_before
+
+
+async def test_score_ranks_the_obvious_label_first(native, hf):
+    prompt = "The capital of France is"
+    labels = [" a banana", " Paris", " purple"]
+    ours = await native.score(prompt, labels)
+    assert max(range(3), key=ours.__getitem__) == 1
+    reference = await hf.score(prompt, labels)
+    assert ours == pytest.approx(reference, abs=1e-2)
+
+
+async def test_concurrent_batch_equals_sequential(native):
+    prompts = PROMPTS[:8]
+    one_by_one = [(await native.complete(greedy(p, 20, speculation="off"))).text for p in prompts]
+    together = await asyncio.gather(*(native.complete(greedy(p, 20, speculation="off")) for p in prompts))
+    assert [f.text for f in together] == one_by_one
+
+
+async def test_preemption_when_blocks_run_out_keeps_greedy_output(native, engine_factory):
+    prompts = PROMPTS[:4]
+    expected = [(await native.complete(greedy(p, 40, speculation="off"))).text for p in prompts]
+    small = engine_factory(kv_cache_tokens=160, max_batch=8, prefix_caching=False)
+    outputs = await asyncio.gather(*(small.complete(greedy(p, 40)) for p in prompts))
+    assert small.scheduler.num_preemptions > 0
+    assert [f.text for f in outputs] == expected
+
+
+async def test_stats_report_engine_state(native):
+    await native.complete(greedy(PROMPTS[0], 4))
+    stats = native.stats()
+    assert stats.backend == "native" and stats.kv_blocks_total == 16384 // 16
+    assert stats.generated_tokens > 0 and stats.tokens_per_s > 0

@@ -1,0 +1,90 @@
+"""Scheduling: token budget, chunked prefill, priorities, preemption."""
+
+from vireo.inference.api import SamplingParams
+from vireo.inference.native.block_manager import BlockManager
+from vireo.inference.native.prefix_cache import PrefixCache
+from vireo.inference.native.scheduler import Scheduler
+from vireo.inference.native.sequence import Sequence
+
+
+def seq(n, priority=0, start=0) -> Sequence:
+    return Sequence(f"r{start}", list(range(start, start + n)), SamplingParams(), priority)
+
+
+def run_step(batch, blocks=None) -> None:
+    """What the engine does after a forward: advance computed tokens, append a sampled one."""
+    for item in batch.items:
+        item.seq.num_computed_tokens += item.num_tokens
+        if blocks is not None:
+            blocks.commit(item.seq)
+        if item.samples:
+            item.seq.token_ids.append(1)
+
+
+def test_long_prompt_is_chunked_by_token_budget():
+    s = Scheduler(BlockManager(64, 4), max_tokens_per_step=8)
+    long = seq(20)
+    s.add(long)
+    sizes = []
+    for _ in range(3):
+        batch = s.schedule()
+        sizes.append([i.num_tokens for i in batch.items])
+        run_step(batch)
+    assert sizes == [[8], [8], [4]]
+
+
+def test_decodes_and_prefill_share_a_step():
+    s = Scheduler(BlockManager(64, 4), max_tokens_per_step=8)
+    first = seq(4)
+    s.add(first)
+    run_step(s.schedule())
+    s.add(seq(20, start=100))
+    batch = s.schedule()
+    assert [(i.seq is first, i.num_tokens) for i in batch.items] == [(True, 1), (False, 7)]
+
+
+def test_lower_priority_value_is_admitted_first():
+    s = Scheduler(BlockManager(64, 4), max_batch=1)
+    late_urgent = seq(4, priority=-1, start=50)
+    s.add(seq(4, priority=5))
+    s.add(late_urgent)
+    assert s.schedule().items[0].seq is late_urgent
+
+
+def test_longest_cached_prefix_first_within_priority():
+    blocks = BlockManager(64, 4, PrefixCache())
+    s = Scheduler(blocks, max_batch=1)
+    warm = seq(12)
+    s.add(warm)
+    run_step(s.schedule(), blocks)
+    s.finish(warm, "stop")
+    cold, hit = seq(12, start=500), seq(12)
+    s.add(cold)
+    s.add(hit)
+    batch = s.schedule()
+    assert batch.items[0].seq is hit and batch.items[0].num_tokens == 1
+
+
+def test_preemption_frees_the_least_important_sequence():
+    blocks = BlockManager(4, 4)
+    s = Scheduler(blocks)
+    important, other = seq(4, priority=0), seq(4, priority=1, start=10)
+    s.add(important)
+    s.add(other)
+    run_step(s.schedule())  # 2 blocks used
+    for _ in range(4):
+        run_step(s.schedule())  # both grow to 8 tokens: 4 blocks
+    batch = s.schedule()  # both need a third block: only one can have it
+    assert batch.preempted == [other]
+    assert other in s.waiting and other.block_table == [] and other.num_computed_tokens == 0
+    assert [i.seq for i in batch.items] == [important]
+
+
+def test_finished_sequence_releases_blocks():
+    blocks = BlockManager(8, 4)
+    s = Scheduler(blocks)
+    a = seq(6)
+    s.add(a)
+    run_step(s.schedule())
+    s.finish(a, "stop")
+    assert blocks.num_free == 8 and not s.has_work

@@ -1,0 +1,124 @@
+"""Speculative decoding: identical greedy output for both proposers; exact sampling distribution."""
+
+import asyncio
+
+import pytest
+import torch
+
+from vireo.inference.api import GenerationRequest, SamplingParams
+from vireo.inference.native.speculative import PromptLookupProposer, accept_greedy, accept_sampled
+
+from .conftest import PROMPTS
+
+GROUNDED = [
+    "Repeat exactly: the quick brown fox jumps over the lazy dog. The quick brown fox",
+    "Text: Alice met Bob in Paris. Bob met Carol in Rome.\nQuestion: Where did Bob meet Carol?\nAnswer:",
+    "def add(a, b):\n    return a + b\n\ndef add_three(a, b, c):\n    return",
+    "Copy this list: apples, pears, plums, cherries, apples, pears,",
+    "1, 2, 3, 4, 5, 6, 7, 8, 9,",
+    "Summarize: The meeting moved to Friday. The meeting moved because the room was booked.",
+    "<ul>\n  <li>one</li>\n  <li>two</li>\n  <li>",
+    "for i in range(10):\n    print(i)\nfor j in range(10):\n",
+    "Name: Ada Lovelace. Born: 1815. Name: Alan Turing. Born:",
+    "The rain in Spain stays mainly in the plain. The rain in Spain",
+]
+PROMPTS_20 = PROMPTS + GROUNDED
+
+
+def greedy(prompt, speculation):
+    return GenerationRequest(prompt=prompt, sampling=SamplingParams(max_tokens=24),
+                             speculation=speculation, prefix_cache=False)
+
+
+async def run_in_groups(engine, speculation, size=4):
+    texts = []
+    for start in range(0, len(PROMPTS_20), size):
+        group = PROMPTS_20[start:start + size]
+        finals = await asyncio.gather(*(engine.complete(greedy(p, speculation)) for p in group))
+        texts += [f.text for f in finals]
+    return texts
+
+
+@pytest.fixture(scope="module")
+async def plain_outputs(native):
+    return await run_in_groups(native, "off")
+
+
+async def test_prompt_lookup_keeps_greedy_output(native, plain_outputs):
+    before = native.stats()
+    assert await run_in_groups(native, "prompt_lookup") == plain_outputs
+    after = native.stats()
+    assert after.spec_proposed > before.spec_proposed
+    assert after.spec_accepted > before.spec_accepted
+
+
+async def test_draft_model_keeps_greedy_output(engine_factory, plain_outputs):
+    engine = engine_factory(kv_cache_tokens=8192, speculation="draft", draft_model="smollm2-135m")
+    assert await run_in_groups(engine, "draft") == plain_outputs
+    assert engine.stats().spec_acceptance > 0.5
+
+
+def test_prompt_lookup_proposes_the_continuation_of_the_latest_match():
+    tokens = [1, 2, 3, 9, 9, 1, 2, 3, 7, 8, 5, 1, 2, 3]
+    assert PromptLookupProposer().propose(tokens, 2) == [7, 8]
+    assert PromptLookupProposer().propose([4, 5, 6], 2) == []
+
+
+def test_greedy_acceptance_keeps_matching_run_then_corrects():
+    logits = torch.zeros(4, 10)
+    for row, token in enumerate([3, 4, 6, 2]):
+        logits[row, token] = 1.0
+    assert accept_greedy([3, 4, 5], logits) == [3, 4, 6]
+    assert accept_greedy([3, 4, 6], logits) == [3, 4, 6, 2]
+
+
+def test_rejection_sampling_reproduces_the_target_distribution():
+    gen = torch.Generator().manual_seed(0)
+    target = torch.tensor([[0.1, 0.5, 0.2, 0.15, 0.05], [0.3, 0.3, 0.1, 0.2, 0.1],
+                           [0.2, 0.2, 0.2, 0.2, 0.2]])
+    draft = [3, 0]  # deterministic guesses, one unlikely, one likely
+    trials = 20000
+    first, second_given_accept = torch.zeros(5), torch.zeros(5)
+    for _ in range(trials):
+        out = accept_sampled(draft, target, gen)
+        first[out[0]] += 1
+        if out[0] == draft[0]:
+            second_given_accept[out[1]] += 1
+    assert torch.allclose(first / trials, target[0], atol=0.015)
+    assert torch.allclose(second_given_accept / second_given_accept.sum(), target[1], atol=0.03)
+
+
+def _decoding_batch(size):
+    from vireo.inference.local import EngineConfig
+    from vireo.inference.native.block_manager import BlockManager
+    from vireo.inference.native.scheduler import Batch, ScheduledSeq
+    from vireo.inference.native.sequence import Sequence
+    from vireo.inference.native.speculative import Speculator
+
+    blocks = BlockManager(512, 16)
+    speculator = Speculator(EngineConfig(speculation="prompt_lookup"), blocks)
+    items = []
+    for _ in range(size):
+        seq = Sequence("r", [5, 6, 7, 8] * 8, SamplingParams(max_tokens=50), speculation="prompt_lookup")
+        blocks.allocate(seq, len(seq))
+        seq.num_computed_tokens = len(seq) - 1
+        items.append(ScheduledSeq(seq, 1))
+    return speculator, Batch(items)
+
+
+def test_small_batches_speculate_and_large_batches_do_not():
+    speculator, small = _decoding_batch(1)
+    speculator.attach_drafts(small)
+    assert small.items[0].draft == [5, 6, 7, 8]
+    speculator, large = _decoding_batch(16)
+    speculator.attach_drafts(large)
+    assert all(item.draft == [] for item in large.items)
+
+
+def test_poor_acceptance_pauses_speculation_for_that_sequence():
+    speculator, batch = _decoding_batch(1)
+    item = batch.items[0]
+    for _ in range(3):
+        speculator._learn(item.seq, proposed=4, accepted=0)
+    speculator.attach_drafts(batch)
+    assert item.draft == [] and item.seq.spec_k == 1

@@ -1,0 +1,71 @@
+"""The model's building blocks as small functions, so a GPU build can swap in its own kernels.
+
+On CPU in float32, linear weights are pre-packed once for oneDNN (the blocked layout its GEMM
+wants), which on this class of machine runs the skinny decode matmuls about 1.5-2x faster than
+`F.linear`'s MKL path; anything else (CUDA, bf16 on CPUs without AVX-512) uses `F.linear`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _pack_for_onednn(weight: torch.Tensor, batch_hint: int) -> torch.Tensor | None:
+    if weight.device.type != "cpu" or weight.dtype != torch.float32:
+        return None
+    if not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        return torch.ops.mkldnn._reorder_linear_weight(weight, batch_hint)
+    except (RuntimeError, AttributeError):  # op missing or CPU lacks the needed ISA
+        return None
+
+
+class Linear:
+    """y = x @ W.T + b over a 2-D input; dispatches to the fastest path for the weight's device."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, batch_hint: int = 32,
+                 keep_weight: bool = False):
+        self.out_features, self.in_features = weight.shape
+        self.bias = bias
+        self.packed = _pack_for_onednn(weight, batch_hint)
+        self.weight = weight if (self.packed is None or keep_weight) else None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.packed is not None and x.device.type == "cpu" and x.shape[0] > 0:
+            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+        if self.weight is None:
+            raise RuntimeError("this Linear was packed for CPU only")
+        return F.linear(x, self.weight, self.bias)
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    return F.rms_norm(x, (x.shape[-1],), weight, eps)
+
+
+def add_rms_norm(x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Tensor,
+                 eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Add the block output to the residual stream, then normalise it (one place to fuse later)."""
+    residual = x if residual is None else residual.add_(x)
+    return rms_norm(residual, weight, eps), residual
+
+
+def silu_and_mul(gate_up: torch.Tensor) -> torch.Tensor:
+    half = gate_up.shape[-1] // 2
+    return F.silu(gate_up[:, :half]) * gate_up[:, half:]
+
+
+def rotary_tables(inv_freq: torch.Tensor, max_positions: int, scaling: float,
+                  dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin [max_positions, head_dim/2], computed in float32 like the reference."""
+    positions = torch.arange(max_positions, dtype=torch.float32)
+    freqs = torch.outer(positions, inv_freq.float())
+    return (freqs.cos() * scaling).to(dtype), (freqs.sin() * scaling).to(dtype)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate-half RoPE on [tokens, heads, head_dim] with cos/sin [tokens, 1, head_dim/2]."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)

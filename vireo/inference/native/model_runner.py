@@ -1,0 +1,147 @@
+"""Turns a scheduled batch into tensors, runs the model and returns the logits to sample from.
+
+The KV cache is preallocated per layer as [num_blocks, block_size, kv_heads, head_dim] but left
+uninitialised, so untouched blocks cost no memory; a block is zeroed before its first use because
+masked-out attention slots still multiply their values by 0, and uninitialised memory may be NaN.
+The flat batch puts short queries (decodes, speculative verifications) first, batched into one
+attention call, then long prefill chunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from vireo.inference.native.attention import AttentionMetadata, PrefillChunk, ShortQueries
+from vireo.inference.native.models.llama import LlamaModel
+from vireo.inference.native.scheduler import ScheduledSeq
+
+
+def is_short_query(item: ScheduledSeq) -> bool:
+    """Decodes and speculative verifications share one batched attention call; prompt chunks,
+    even tiny ones, run on their own so they never pad every decode to their length."""
+    return item.num_tokens == 1
+
+
+@dataclass
+class StepInputs:
+    input_ids: torch.Tensor
+    positions: torch.Tensor
+    meta: AttentionMetadata
+    order: list[ScheduledSeq]  # items in flat-batch order
+    logit_rows: list[list[int]]  # per item in `order`: flat rows whose logits are needed
+
+
+class ModelRunner:
+    """Owns the model and its paged KV cache."""
+
+    def __init__(self, model: LlamaModel, num_blocks: int, block_size: int,
+                 device: str | torch.device = "cpu"):
+        self.model, self.block_size, self.device = model, block_size, torch.device(device)
+        shape = model.shape
+        self.num_blocks = num_blocks
+        self.kv_caches = [
+            tuple(torch.empty(num_blocks, block_size, shape.kv_heads, shape.head_dim,
+                              dtype=model.dtype, device=self.device) for _ in range(2))
+            for _ in range(shape.layers)]
+        self.zeroed_blocks = 0
+
+    # --- building the step's tensors ----------------------------------------------------------
+    def prepare(self, items: list[ScheduledSeq]) -> StepInputs:
+        short = [i for i in items if is_short_query(i)]
+        long = [i for i in items if not is_short_query(i)]
+        ids, positions, slots, logit_rows = [], [], [], []
+        for item in short + long:
+            start, n = item.start, item.num_tokens + len(item.draft)
+            ids += item.seq.token_ids[start:start + item.num_tokens] + item.draft
+            positions += range(start, start + n)
+            table, bs = item.seq.block_table, self.block_size
+            slots += [table[p // bs] * bs + p % bs for p in range(start, start + n)]
+            first = len(ids) - n
+            logit_rows.append(list(range(first + item.num_tokens - 1, first + n))
+                              if item.samples else [])
+        meta = AttentionMetadata(self._tensor(slots), self._short_group(short),
+                                 self._chunks(long, sum(i.num_tokens + len(i.draft) for i in short)))
+        return StepInputs(self._tensor(ids), self._tensor(positions), meta, short + long, logit_rows)
+
+    def _tensor(self, values: list[int]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.long, device=self.device)
+
+    def _short_group(self, items: list[ScheduledSeq]) -> ShortQueries | None:
+        if not items:
+            return None
+        bs = self.block_size
+        lens = [i.num_tokens + len(i.draft) for i in items]
+        ends = [i.start + n for i, n in zip(items, lens)]
+        width = -(-max(ends) // bs)
+        tables = self._tensor([i.seq.block_table[:width] + [0] * (width - min(width, len(i.seq.block_table)))
+                               for i in items])
+        q_len = max(lens)
+        key_pos = torch.arange(width * bs, device=self.device)
+        if q_len == 1:
+            mask = key_pos[None, :] < self._tensor(ends)[:, None]
+            return ShortQueries(len(items), len(items), 1, tables, mask[:, None, None, :])
+        # Query row r of a sequence sees keys up to its own position; padding rows copy the last.
+        rows = torch.arange(q_len, device=self.device)[None, :]
+        lens_t, ends_t = self._tensor(lens)[:, None], self._tensor(ends)[:, None]
+        last_visible = ends_t - lens_t + torch.minimum(rows, lens_t - 1)  # [seqs, q_len]
+        mask = key_pos[None, None, :] <= last_visible[:, :, None]
+        offsets = torch.cumsum(self._tensor([0] + lens[:-1]), 0)[:, None]
+        gather = (offsets + torch.minimum(rows, lens_t - 1)).reshape(-1)
+        valid = (torch.arange(len(items), device=self.device)[:, None] * q_len + rows)[rows < lens_t]
+        return ShortQueries(sum(lens), len(items), q_len, tables, mask[:, None], gather, valid)
+
+    def _chunks(self, items: list[ScheduledSeq], first_row: int) -> list[PrefillChunk]:
+        chunks, row = [], first_row
+        for item in items:
+            n = item.num_tokens + len(item.draft)
+            chunk = PrefillChunk(row, row + n, item.start + n)
+            if item.start > 0:  # earlier positions are cached: attend through the block table
+                width = -(-chunk.context_len // self.block_size)
+                chunk.block_table = self._tensor(item.seq.block_table[:width])
+                query_pos = torch.arange(item.start, item.start + n, device=self.device)
+                key_pos = torch.arange(chunk.context_len, device=self.device)
+                chunk.mask = key_pos[None, :] <= query_pos[:, None]
+            chunks.append(chunk)
+            row += n
+        return chunks
+
+    # --- running ------------------------------------------------------------------------------
+    def zero_new_blocks(self, high_water: int) -> None:
+        """Zero blocks [zeroed_blocks, high_water) the first time the block manager hands them out."""
+        if high_water > self.zeroed_blocks:
+            for k_cache, v_cache in self.kv_caches:
+                k_cache[self.zeroed_blocks:high_water].zero_()
+                v_cache[self.zeroed_blocks:high_water].zero_()
+            self.zeroed_blocks = high_water
+
+    def copy_blocks(self, copies: list[tuple[int, int]]) -> None:
+        """Copy-on-write: duplicate block contents in every layer."""
+        if not copies:
+            return
+        src = self._tensor([s for s, _ in copies])
+        dst = self._tensor([d for _, d in copies])
+        for k_cache, v_cache in self.kv_caches:
+            k_cache.index_copy_(0, dst, k_cache.index_select(0, src))
+            v_cache.index_copy_(0, dst, v_cache.index_select(0, src))
+
+    def run(self, items: list[ScheduledSeq]) -> tuple[StepInputs, torch.Tensor | None]:
+        """Forward the batch; returns its inputs and float32 logits of every needed row, in order."""
+        inputs = self.prepare(items)
+        hidden = self.model.forward(inputs.input_ids, inputs.positions, inputs.meta, self.kv_caches)
+        rows = [r for item_rows in inputs.logit_rows for r in item_rows]
+        if not rows:
+            return inputs, None
+        if len(rows) == hidden.shape[0]:
+            return inputs, self.model.logits(hidden)
+        return inputs, self.model.logits(hidden.index_select(0, self._tensor(rows)))
+
+    def forward_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Logits [batch, seq, vocab] without touching the KV cache (used by `score`)."""
+        batch, length = input_ids.shape
+        chunks = [PrefillChunk(b * length, (b + 1) * length, length) for b in range(batch)]
+        meta = AttentionMetadata(None, None, chunks)
+        positions = torch.arange(length, device=self.device).repeat(batch)
+        hidden = self.model.forward(input_ids.reshape(-1).to(self.device), positions, meta, self.kv_caches)
+        return self.model.logits(hidden).view(batch, length, -1)

@@ -1,0 +1,130 @@
+"""Llama-family decoder (Llama, SmolLM2, Qwen2 / Qwen2.5-Coder) over a flat batch of tokens.
+
+Weights come straight from the HF safetensors folder. q/k/v are fused into one projection (and
+gate/up into another) at load time so a layer runs few, larger matmuls; Qwen2 adds q/k/v biases
+and small Qwen2 models tie the output layer to the embeddings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+
+from vireo.inference.native.attention import AttentionMetadata, paged_attention
+from vireo.inference.native.layers import (Linear, add_rms_norm, apply_rotary, rms_norm,
+                                            rotary_tables, silu_and_mul)
+
+SUPPORTED = ("LlamaForCausalLM", "Qwen2ForCausalLM")
+
+
+def load_safetensors(folder: Path, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Every tensor of the folder's safetensors files, cast to `dtype`."""
+    tensors = {}
+    for file in sorted(Path(folder).glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as f:
+            for name in f.keys():
+                tensors[name] = f.get_tensor(name).to(dtype)
+    if not tensors:
+        raise FileNotFoundError(f"no .safetensors weights in {folder}")
+    return tensors
+
+
+def inverse_frequencies(hf_config, head_dim: int) -> tuple[torch.Tensor, float]:
+    """RoPE inverse frequencies and attention scaling, as transformers computes them."""
+    params = getattr(hf_config, "rope_parameters", None) or {}
+    rope_type = params.get("rope_type", "default")
+    if rope_type != "default":
+        from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+        return ROPE_INIT_FUNCTIONS[rope_type](hf_config, torch.device("cpu"))
+    theta = params.get("rope_theta", getattr(hf_config, "rope_theta", 10000.0))
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim
+    return 1.0 / (theta ** exponents), 1.0
+
+
+class DecoderLayer:
+    """Pre-norm attention + SwiGLU MLP; the residual stream is carried between layers."""
+
+    def __init__(self, w: dict[str, torch.Tensor], prefix: str, cfg, batch_hint: int):
+        a, m = prefix + "self_attn.", prefix + "mlp."
+        self.heads, self.kv_heads, self.head_dim = cfg.heads, cfg.kv_heads, cfg.head_dim
+        self.eps = cfg.eps
+        bias = None
+        if a + "q_proj.bias" in w:
+            bias = torch.cat([w[a + n + "_proj.bias"] for n in "qkv"])
+        self.qkv = Linear(torch.cat([w[a + n + "_proj.weight"] for n in "qkv"]), bias, batch_hint)
+        self.o = Linear(w[a + "o_proj.weight"], None, batch_hint)
+        self.gate_up = Linear(torch.cat([w[m + "gate_proj.weight"], w[m + "up_proj.weight"]]),
+                              None, batch_hint)
+        self.down = Linear(w[m + "down_proj.weight"], None, batch_hint)
+        self.input_norm = w[prefix + "input_layernorm.weight"]
+        self.post_norm = w[prefix + "post_attention_layernorm.weight"]
+
+    def __call__(self, h, residual, cos, sin, meta: AttentionMetadata, kv):
+        x, residual = add_rms_norm(h, residual, self.input_norm, self.eps)
+        qkv = self.qkv(x)
+        tokens, qk_heads = qkv.shape[0], self.heads + self.kv_heads
+        qk = apply_rotary(qkv[:, :qk_heads * self.head_dim].view(tokens, qk_heads, self.head_dim),
+                          cos, sin)
+        v = qkv[:, qk_heads * self.head_dim:].view(tokens, self.kv_heads, self.head_dim)
+        attn = paged_attention(qk[:, :self.heads], qk[:, self.heads:], v, kv[0], kv[1], meta)
+        x, residual = add_rms_norm(self.o(attn), residual, self.post_norm, self.eps)
+        return self.down(silu_and_mul(self.gate_up(x))), residual
+
+
+class ModelShape:
+    """The few numbers of a HF config the model needs."""
+
+    def __init__(self, hf_config):
+        self.hidden = hf_config.hidden_size
+        self.heads = hf_config.num_attention_heads
+        self.kv_heads = getattr(hf_config, "num_key_value_heads", None) or self.heads
+        self.head_dim = getattr(hf_config, "head_dim", None) or self.hidden // self.heads
+        self.layers = hf_config.num_hidden_layers
+        self.vocab = hf_config.vocab_size
+        self.eps = hf_config.rms_norm_eps
+        self.max_positions = hf_config.max_position_embeddings
+
+
+class LlamaModel:
+    """The whole decoder: token ids + positions + attention metadata -> hidden states."""
+
+    def __init__(self, hf_config, weights: dict[str, torch.Tensor], dtype: torch.dtype,
+                 batch_hint: int = 32):
+        arch = (getattr(hf_config, "architectures", None) or ["LlamaForCausalLM"])[0]
+        if arch not in SUPPORTED:
+            raise ValueError(f"native engine supports {', '.join(SUPPORTED)}, not {arch}")
+        self.shape = cfg = ModelShape(hf_config)
+        self.dtype = dtype
+        self.embed = weights["model.embed_tokens.weight"]
+        self.layers = [DecoderLayer(weights, f"model.layers.{i}.", cfg, batch_hint)
+                       for i in range(cfg.layers)]
+        self.norm = weights["model.norm.weight"]
+        self.lm_head = Linear(weights.get("lm_head.weight", self.embed), None, batch_hint)
+        inv_freq, scaling = inverse_frequencies(hf_config, cfg.head_dim)
+        self.cos, self.sin = rotary_tables(inv_freq, cfg.max_positions, scaling, dtype)
+
+    @classmethod
+    def from_pretrained(cls, folder: Path, dtype: torch.dtype = torch.float32,
+                        batch_hint: int = 32) -> "LlamaModel":
+        from transformers import AutoConfig
+
+        return cls(AutoConfig.from_pretrained(folder), load_safetensors(folder, dtype), dtype,
+                   batch_hint)
+
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, meta: AttentionMetadata,
+                kv_caches: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """Residual stream after the last layer, [tokens, hidden] (final norm not yet applied)."""
+        h = F.embedding(input_ids, self.embed)
+        cos, sin = self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1)
+        residual = None
+        for layer, kv in zip(self.layers, kv_caches):
+            h, residual = layer(h, residual, cos, sin, meta, kv)
+        return residual.add_(h)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Float32 logits [rows, vocab] for the chosen rows of `forward`'s output."""
+        return self.lm_head(rms_norm(hidden, self.norm, self.shape.eps)).float()

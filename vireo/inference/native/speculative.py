@@ -1,0 +1,175 @@
+"""Speculative decoding: cheap proposers guess k tokens, one target forward verifies them all.
+
+Proposals are deterministic (an n-gram match, or a draft model's greedy tokens), so verification
+is exact: greedy requests keep the longest run that equals the target's argmax, and sampled
+requests accept a proposed token x with probability p(x) and otherwise draw from p with x removed,
+which leaves the output distribution exactly the target's. Depth k adapts per sequence, and
+speculation switches itself off for large batches and for sequences whose guesses keep failing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from vireo.inference.native.block_manager import BlockManager
+from vireo.inference.native.sampler import probabilities, token_logprobs
+from vireo.inference.native.scheduler import Batch, ScheduledSeq
+from vireo.inference.native.sequence import Sequence
+
+MODES = ("off", "prompt_lookup", "draft")
+VERIFY_TOKEN_BUDGET = 24  # rows per step past which verifying costs more than it saves
+MIN_DEPTH = 2  # with one guess per sequence the doubled rows rarely pay for themselves
+COOLDOWN_STEPS = 16  # plain steps before a sequence with poor acceptance tries again
+POOR_ACCEPTANCE = 0.25
+
+
+class PromptLookupProposer:
+    """Guess the continuation by finding the latest earlier occurrence of the last n tokens."""
+
+    def __init__(self, max_ngram: int = 3, min_ngram: int = 1):
+        self.max_ngram, self.min_ngram = max_ngram, min_ngram
+
+    def propose(self, tokens: list[int], k: int) -> list[int]:
+        for n in range(self.max_ngram, self.min_ngram - 1, -1):
+            if len(tokens) <= n:
+                continue
+            tail = tokens[-n:]
+            for start in range(len(tokens) - n - 1, -1, -1):  # latest match first
+                if tokens[start:start + n] == tail:
+                    return tokens[start + n:start + n + k]
+        return []
+
+
+def accept_greedy(draft: list[int], logits: torch.Tensor) -> list[int]:
+    """Target argmax tokens up to and including the first one that differs from the draft."""
+    target = logits.argmax(dim=-1).tolist()
+    out = []
+    for proposed, wanted in zip(draft, target):
+        out.append(wanted)
+        if proposed != wanted:
+            return out
+    out.append(target[len(draft)])  # every guess held: the bonus token comes free
+    return out
+
+
+def accept_sampled(draft: list[int], probs: torch.Tensor, generator: torch.Generator | None) -> list[int]:
+    """Rejection sampling for deterministic proposals: outputs are distributed exactly as `probs`.
+
+    `probs` [len(draft) + 1, vocab] are the target's distributions at each verified position.
+    """
+    out = []
+    for i, proposed in enumerate(draft):
+        u = float(torch.rand(1, generator=generator))
+        if u < float(probs[i, proposed]):
+            out.append(proposed)
+            continue
+        residual = probs[i].clone()
+        residual[proposed] = 0.0
+        out.append(int(torch.multinomial(residual / residual.sum(), 1, generator=generator)))
+        return out
+    out.append(int(torch.multinomial(probs[len(draft)], 1, generator=generator)))
+    return out
+
+
+class Speculator:
+    """Per-step policy: who speculates, how deep, with which proposer; and verification."""
+
+    def __init__(self, config, blocks: BlockManager, draft_path: Path | None = None, target_model=None):
+        self.default = config.speculation
+        self.max_k = max(0, config.num_speculative_tokens)
+        self.blocks = blocks
+        self.prompt_lookup = PromptLookupProposer()
+        self.draft_path, self.target_model, self.config = draft_path, target_model, config
+        self._draft = None
+        self.proposed = self.accepted = self.steps = self.emitted = 0
+        self._cooldown: dict[int, int] = {}
+
+    def mode_for(self, requested: str | None) -> str:
+        """The request's own choice, else the engine default ('auto' = the request decides)."""
+        if self.default == "off" or self.max_k == 0:
+            return "off"
+        mode = requested if requested is not None else self.default
+        if mode not in MODES:
+            return "off"
+        if mode == "draft" and self.draft_path is None:
+            return "prompt_lookup"  # no draft model configured: fall back to the free proposer
+        return mode
+
+    @property
+    def draft(self):
+        if self._draft is None:
+            from vireo.inference.native.draft_proposer import DraftModelProposer
+
+            self._draft = DraftModelProposer(self.draft_path, self.config, self.target_model)
+        return self._draft
+
+    # --- proposing ----------------------------------------------------------------------------
+    def attach_drafts(self, batch: Batch) -> None:
+        """Give speculating decodes of this batch their guesses (and KV room to verify them)."""
+        decodes = [i for i in batch.items if i.samples and i.num_tokens == 1]
+        candidates = [i for i in decodes if i.seq.speculation != "off" and self._ready(i.seq)]
+        if not candidates:
+            return
+        depth = min(self.max_k, VERIFY_TOKEN_BUDGET // len(decodes))
+        if depth < MIN_DEPTH:
+            return  # a big batch is already compute-bound: more rows would cost more than they save
+        wants = {id(i): self._depth(i.seq, depth) for i in candidates}
+        lookups = [i for i in candidates if i.seq.speculation == "prompt_lookup"]
+        drafted = [i for i in candidates if i.seq.speculation == "draft"]
+        for item in lookups:
+            item.draft = self.prompt_lookup.propose(item.seq.token_ids, wants[id(item)])
+        if drafted:
+            guesses = self.draft.propose([i.seq for i in drafted], [wants[id(i)] for i in drafted])
+            for item, guess in zip(drafted, guesses):
+                item.draft = guess
+        for item in candidates:
+            if item.draft and not self.blocks.allocate(item.seq, len(item.seq) + len(item.draft)):
+                item.draft = []
+
+    def _ready(self, seq: Sequence) -> bool:
+        left = self._cooldown.get(seq.seq_id, 0)
+        if left > 0:
+            self._cooldown[seq.seq_id] = left - 1
+            return False
+        return True
+
+    def _depth(self, seq: Sequence, limit: int) -> int:
+        if seq.spec_k == 0:
+            seq.spec_k = limit
+        room = seq.sampling.max_tokens - seq.num_completion_tokens - 1  # the bonus token counts
+        return max(0, min(seq.spec_k, limit, room))
+
+    # --- verifying ----------------------------------------------------------------------------
+    def verify(self, item: ScheduledSeq, logits: torch.Tensor) -> tuple[list[int], list[float] | None]:
+        """Accepted tokens (+ the target's correction or bonus token) for a drafted item."""
+        seq, draft = item.seq, item.draft
+        if seq.sampling.greedy:
+            tokens = accept_greedy(draft, logits)
+        else:
+            tokens = accept_sampled(draft, probabilities(logits, seq.sampling), seq.generator)
+        accepted = len(tokens) - 1
+        seq.num_computed_tokens += accepted  # their KV was written by this very forward
+        self.blocks.trim(seq, len(seq) + len(tokens))
+        self._learn(seq, len(draft), accepted)
+        logprobs = token_logprobs(logits[:len(tokens)], tokens) if seq.sampling.logprobs else None
+        return tokens, logprobs
+
+    def _learn(self, seq: Sequence, proposed: int, accepted: int) -> None:
+        self.proposed += proposed
+        self.accepted += accepted
+        self.steps += 1
+        self.emitted += accepted + 1
+        seq.spec_proposed += proposed
+        seq.spec_accepted += accepted
+        # Depth follows the run length the target keeps; long guesses that fail waste rows.
+        seq.spec_k = min(self.max_k, seq.spec_k + 1) if accepted == proposed else max(1, accepted + 1)
+        if seq.spec_proposed >= 8 and seq.spec_accepted < POOR_ACCEPTANCE * seq.spec_proposed:
+            self._cooldown[seq.seq_id] = COOLDOWN_STEPS
+            seq.spec_proposed = seq.spec_accepted = 0  # judge afresh after the pause
+
+    def release(self, seq: Sequence) -> None:
+        self._cooldown.pop(seq.seq_id, None)
+        if self._draft is not None:
+            self._draft.release(seq)
