@@ -21,7 +21,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-tenant-a"
 OTHER_KEY = "test-key-tenant-b"
-TEST_ENGINE = os.environ.get("VIREO_TEST_ENGINE", "hf")
+TEST_ENGINE = os.environ.get("VIREO_TEST_ENGINE", "native")
 
 
 def free_port() -> int:

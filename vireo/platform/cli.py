@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
@@ -63,9 +62,10 @@ def serve_worker(concurrency: Optional[int] = None, loglevel: str = "warning") -
 def serve_ui(host: str = "127.0.0.1", port: int = 8501) -> None:
     """The Streamlit UI (it talks to the REST API only)."""
     ui = Path(__file__).resolve().parent.parent / "ui" / "app.py"
-    raise SystemExit(subprocess.call([sys.executable, "-m", "streamlit", "run", str(ui), "--server.port",
-                                      str(port), "--server.address", host, "--server.headless", "true",
-                                      "--browser.gatherUsageStats", "false"]))
+    # exec, not a child process: SIGTERM (docker stop, a test's teardown) must reach Streamlit itself
+    os.execv(sys.executable, [sys.executable, "-m", "streamlit", "run", str(ui), "--server.port", str(port),
+                              "--server.address", host, "--server.headless", "true",
+                              "--browser.gatherUsageStats", "false"])
 
 
 @app.command("run")

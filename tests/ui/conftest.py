@@ -1,0 +1,95 @@
+"""The UI as a person meets it: Streamlit on a free port, over the real API and worker, in headless Chromium.
+
+Chromium comes from Debian (`apt-get install chromium`); Playwright drives it through
+`executable_path`, so no browser is ever downloaded."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import API_KEY, ROOT, free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the UI and anything it started (its own process group)."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def ui_url(api_server, celery_worker, platform_env, tmp_path_factory) -> str:
+    """`vireo serve ui` on a free port, pointed at the test API with tenant A's key."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("ui") / "ui.log"
+    env = {**platform_env, "VIREO_API_URL": api_server, "VIREO_API_KEY": API_KEY,
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_CLIENT_TOOLBAR_MODE": "minimal"}
+    proc = subprocess.Popen([sys.executable, "-m", "vireo.platform.cli", "serve", "ui", "--port", str(port)],
+                            env=env, cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{url}/_stcore/health", timeout=1).text == "ok":
+                yield url
+                _stop(proc)
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    _stop(proc)
+    pytest.fail(f"the UI did not start:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture
+def page(browser, ui_url, screenshots, request):
+    """A fresh browser tab (its own Streamlit session); a screenshot of it is kept after each test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1400})
+    tab = context.new_page()
+    tab.set_default_timeout(30_000)
+    yield tab
+    tab.screenshot(path=str(screenshots / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def api_client(api_server, celery_worker):
+    """The UI's own REST client, for tenant A, against the live API."""
+    from vireo.ui.client import VireoClient
+
+    client = VireoClient(api_server, API_KEY)
+    yield client
+    client.close()

@@ -1,0 +1,67 @@
+"""The UI's REST client against the live API: events fold into the job's text, errors read as words."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import free_port
+from vireo.ui.client import ApiError, ApiUnavailable, EndpointMissing, VireoClient
+from vireo.ui.job_state import FINAL, JobState, timing_summary
+
+
+def follow(client: VireoClient, job_id: str, after: str | None = None) -> JobState:
+    state = JobState(job_id)
+    for event in client.events(job_id, after=after, idle_s=0.5):
+        if event is not None:
+            state.apply(event)
+    return state
+
+
+def test_events_of_a_job_fold_into_its_text_and_result(api_client):
+    job_id = api_client.submit("echo", {"text": "one two three four"})
+    state = follow(api_client, job_id)
+    assert state.ended and state.status == "succeeded"
+    assert state.text == "one two three four" and state.tokens == 4
+    assert state.result == {"text": "one two three four"}
+    view = api_client.job(job_id)
+    assert view["status"] in FINAL and "total_s" in timing_summary(view)
+
+
+def test_following_resumes_after_the_last_event_seen(api_client):
+    job_id = api_client.submit("echo", {"text": "alpha beta gamma"})
+    first = follow(api_client, job_id)
+    tokens = [e for e in api_client.events(job_id, idle_s=0.5) if e is not None and e.kind == "token"]
+    resumed = follow(api_client, job_id, after=tokens[0].id)
+    assert first.text == "alpha beta gamma"
+    assert resumed.ended and resumed.text == " beta gamma" and resumed.status == "succeeded"
+
+
+def test_a_schema_error_reads_as_field_and_message(api_client):
+    with pytest.raises(ApiError) as caught:
+        api_client.submit("summarize", {"text": "x", "length": "enormous"})
+    assert caught.value.status == 422
+    assert "input.length" in caught.value.detail
+
+
+def test_an_unknown_app_is_a_plain_404_not_a_missing_endpoint(api_client):
+    with pytest.raises(ApiError) as caught:
+        api_client.submit("no_such_app", {})
+    assert not isinstance(caught.value, EndpointMissing)
+    assert caught.value.status == 404 and "no_such_app" in caught.value.detail
+
+
+def test_a_route_the_server_lacks_is_reported_as_missing(api_client):
+    with pytest.raises(EndpointMissing, match="GET /v1/no-such-endpoint"):
+        api_client._request("GET", "/v1/no-such-endpoint")
+
+
+def test_a_wrong_key_is_refused(api_server):
+    with VireoClient(api_server, "not-a-key") as client, pytest.raises(ApiError) as caught:
+        client.apps()
+    assert caught.value.status == 401
+
+
+def test_an_unreachable_api_says_where_it_looked():
+    url = f"http://127.0.0.1:{free_port()}"
+    with VireoClient(url, "k", timeout_s=2) as client, pytest.raises(ApiUnavailable, match=url):
+        client.apps()

@@ -1,0 +1,93 @@
+"""Per-browser-session state: the connection (sidebar), the API client and friendly error reporting."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import streamlit as st
+
+from vireo.ui.client import ApiError, ApiUnavailable, EndpointMissing, VireoClient
+from vireo.ui.config import UISettings
+
+APPS_TTL_S = 30.0
+
+
+def settings() -> UISettings:
+    if "settings" not in st.session_state:
+        st.session_state.settings = UISettings()
+    return st.session_state.settings
+
+
+def connection_sidebar() -> None:
+    """API address and key in the sidebar; the environment fills them in."""
+    conf = settings()
+    with st.sidebar:
+        st.markdown("### Vireo")
+        st.text_input("API URL", value=conf.api_url, key="api_url")
+        st.text_input("API key", value=conf.api_key, key="api_key", type="password",
+                      help="Defaults to VIREO_API_KEY; `make run` prints the local key.")
+
+
+def client() -> VireoClient:
+    """The session's client for the address and key in the sidebar (rebuilt when they change)."""
+    conf = settings()
+    target = (st.session_state.get("api_url") or conf.api_url, st.session_state.get("api_key") or conf.api_key)
+    cached = st.session_state.get("client")
+    if cached is None or cached[0] != target:
+        if cached is not None:
+            cached[1].close()
+        cached = (target, VireoClient(*target))
+        st.session_state.client = cached
+    return cached[1]
+
+
+def show_error(exc: ApiError, what: str = "") -> None:
+    """Say what went wrong in words: unreachable API, a feature this server lacks, or its error."""
+    prefix = f"{what}: " if what else ""
+    if isinstance(exc, ApiUnavailable):
+        st.error(f"{prefix}{exc.detail}. Is `vireo serve api` running, and is the URL in the sidebar right?")
+    elif isinstance(exc, EndpointMissing):
+        st.info(f"{prefix}not available on this server yet ({exc.detail}).")
+    elif exc.status in (401, 403):
+        st.error(f"{prefix}the API refused the key ({exc.detail}). Set it in the sidebar.")
+    else:
+        st.error(f"{prefix}{exc}")
+
+
+def call(fn: Callable[[], Any], what: str = "") -> Any:
+    """Run one API call; on failure show the error and return None."""
+    try:
+        return fn()
+    except ApiError as exc:
+        show_error(exc, what)
+        return None
+
+
+def apps() -> dict[str, dict]:
+    """The server's app catalogue by name, refreshed every APPS_TTL_S; {} when it cannot be read."""
+    cached = st.session_state.get("apps_cache")
+    api = client()
+    if cached and cached[0] == api.base_url and time.monotonic() - cached[1] < APPS_TTL_S:
+        return cached[2]
+    try:
+        catalogue = {app["name"]: app for app in api.apps()}
+    except ApiError:
+        return {}  # pages say why when they need an app; navigation just shows the fixed pages
+    st.session_state.apps_cache = (api.base_url, time.monotonic(), catalogue)
+    return catalogue
+
+
+def require_app(name: str) -> dict | None:
+    """The app's description, or a clear message (and None) when this server lacks it."""
+    catalogue = apps()
+    if name in catalogue:
+        return catalogue[name]
+    try:
+        client().apps()
+    except ApiError as exc:
+        show_error(exc, "listing apps")
+        return None
+    st.info(f"The `{name}` app is not installed on this server. Installed apps: "
+            f"{', '.join(sorted(catalogue)) or 'none'}.")
+    return None

@@ -1,0 +1,142 @@
+"""RAG: manage collections, add documents (a `rag_ingest` job), ask questions (a `rag` job) with citations."""
+
+from __future__ import annotations
+
+import base64
+
+import streamlit as st
+
+from vireo.ui import session
+from vireo.ui.client import ApiError, EndpointMissing
+from vireo.ui.form_widgets import form_values
+from vireo.ui.forms import FormError, build_input, form_fields
+from vireo.ui.job_panel import job_panel, start_job
+
+FILE_TYPES = ["txt", "md", "markdown", "pdf", "html", "htm"]
+QUESTION_NAMES = ("question", "query", "q")
+
+
+def _collections() -> list[str] | None:
+    """Collection names, or None when this server has no collections API (the reason is shown)."""
+    try:
+        listed = session.client().collections()
+    except EndpointMissing:
+        st.info("This server has no collections API yet; type a collection name below and "
+                "`rag_ingest` creates it.")
+        return None
+    except ApiError as exc:
+        session.show_error(exc, "listing collections")
+        return None
+    st.session_state["rag.collections"] = listed
+    return [c["name"] if isinstance(c, dict) else str(c) for c in listed]
+
+
+def _manage(names: list[str] | None) -> None:
+    st.subheader("Collections")
+    if names is None:
+        return
+    if names:
+        st.dataframe(st.session_state.get("rag.collections") or [{"name": n} for n in names], hide_index=True)
+    else:
+        st.caption("No collections yet.")
+    cols = st.columns(2)
+    with cols[0].form("rag.create", border=False, clear_on_submit=True):
+        new = st.text_input("New collection", placeholder="handbook")
+        if st.form_submit_button("Create") and new.strip():
+            if session.call(lambda: session.client().create_collection(new.strip()), "creating") is not None:
+                st.rerun()
+    with cols[1].form("rag.delete", border=False):
+        doomed = st.selectbox("Delete a collection", names, index=None)
+        if st.form_submit_button("Delete") and doomed:
+            if session.call(lambda: session.client().delete_collection(doomed), "deleting") is not None:
+                st.rerun()
+
+
+def _collection_picker(names: list[str] | None, key: str) -> str:
+    if names:
+        return st.selectbox("Collection", names, key=key) or ""
+    return st.text_input("Collection", key=key).strip()
+
+
+def _documents(files, pasted: str) -> list[dict]:
+    docs = [{"filename": f.name, "content_base64": base64.b64encode(f.getvalue()).decode("ascii")}
+            for f in files or []]
+    if pasted.strip():
+        docs.append({"text": pasted})
+    return docs
+
+
+def _ingest(names: list[str] | None) -> None:
+    st.subheader("Add documents")
+    if session.require_app("rag_ingest") is None:
+        return
+    with st.form("rag.ingest"):
+        collection = _collection_picker(names, "rag.ingest.collection")
+        files = st.file_uploader("Files", type=FILE_TYPES, accept_multiple_files=True)
+        pasted = st.text_area("…or paste text", height=100)
+        submitted = st.form_submit_button("Add to collection")
+    if submitted:
+        docs = _documents(files, pasted)
+        if not collection or not docs:
+            st.warning("Choose a collection and give at least one file or some text.")
+        else:
+            start_job("rag.ingest", "rag_ingest", {"collection": collection, "documents": docs})
+    job_panel("rag.ingest")
+
+
+def _citations(result: dict) -> None:
+    cited = result.get("citations") or result.get("sources") or []
+    if not cited:
+        return
+    st.markdown("**Citations**")
+    for number, cite in enumerate(cited, 1):
+        if not isinstance(cite, dict):
+            st.markdown(f"[{number}] {cite}")
+            continue
+        where = cite.get("source") or cite.get("filename") or cite.get("doc_id") or cite.get("id") or "source"
+        page = f", page {cite['page']}" if cite.get("page") not in (None, "") else ""
+        score = f" · similarity {cite['similarity']:.2f}" if isinstance(cite.get("similarity"), float) else ""
+        with st.expander(f"[{cite.get('number', number)}] {where}{page}{score}"):
+            st.markdown(cite.get("text") or cite.get("snippet") or cite.get("content") or "")
+
+
+def _ask(names: list[str] | None) -> None:
+    st.subheader("Ask")
+    app = session.require_app("rag")
+    if app is None:
+        return
+    schema = app.get("input_schema") or {}
+    question_field = next((n for n in QUESTION_NAMES if n in schema.get("properties", {})), "question")
+    # retrieval knobs (k, MMR, rerank, thresholds) come from the app's schema, under "More options"
+    extra = [f for f in form_fields(schema) if f.name not in ("collection", question_field)]
+    with st.form("rag.ask"):
+        collection = _collection_picker(names, "rag.ask.collection")
+        question = st.text_area("Question", height=80)
+        with st.expander("More options"):
+            raw = form_values(extra, "rag.ask")
+        submitted = st.form_submit_button("Ask", type="primary")
+    if submitted:
+        try:
+            if not (collection and question.strip()):
+                raise FormError("Choose a collection and type a question.")
+            start_job("rag.ask", "rag", {"collection": collection, question_field: question,
+                                         **build_input(extra, raw)})
+        except FormError as exc:
+            st.warning(str(exc))
+    state = job_panel("rag.ask", main_field="answer")
+    if state is not None and state.result:
+        if state.result.get("abstained"):
+            st.info(f"No answer from these documents: {state.result.get('abstain_reason') or 'not supported'}.")
+        _citations(state.result)
+
+
+def render() -> None:
+    st.title("Ask your documents")
+    names = _collections()
+    ask, add, manage = st.tabs(["Ask", "Add documents", "Collections"])
+    with ask:
+        _ask(names)
+    with add:
+        _ingest(names)
+    with manage:
+        _manage(names)
