@@ -113,13 +113,15 @@ def bench_platform(requests: int = 400, out: Path = RESULTS / "platform.json") -
 
 @bench.command("engines")
 def bench_engines(model: str = "smollm2-135m", backends: Optional[str] = None, requests: int = 64,
-                  concurrency: str = "1,8,32", new_tokens: int = 128, random_weights: Optional[str] = None,
+                  concurrency: str = "1,8,32", new_tokens: int = 128, threads: Optional[int] = None,
+                  random_weights: Optional[str] = None,
                   as_json: bool = typer.Option(False, "--json"), out: Optional[Path] = None) -> None:
     """The same workload through every installed backend, side by side."""
     from vireo.inference.bench import run_engine_benchmark
 
     kwargs = dict(model=model, backends=backends.split(",") if backends else None, requests=requests,
-                  concurrency=tuple(int(c) for c in concurrency.split(",")), new_tokens=new_tokens)
+                  concurrency=tuple(int(c) for c in concurrency.split(",")), new_tokens=new_tokens,
+                  threads=threads)
     if random_weights:
         kwargs["random_weights"] = random_weights
     result = run_engine_benchmark(**kwargs)

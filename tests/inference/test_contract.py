@@ -1,0 +1,158 @@
+"""The engine contract, one behaviour per test, checked on every backend with the real model.
+
+`engine` is parametrized over hf, native, vllm and openai (conftest.py); backends may differ in
+speed, never in these behaviours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from vireo.inference.api import Finished, GenerationRequest, PromptTooLongError, SamplingParams, TokenDelta
+
+COUNTING = "Count from 1 to 20: 1, 2, 3,"
+GREEDY_PROMPTS = [
+    "The three primary colours are",
+    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+]
+GREEDY_TOKENS = 20
+GREEDY_MESSAGES = [{"role": "user", "content": "Name a fruit that is yellow."}]
+
+
+def request(prompt: str, max_tokens: int = 8, **sampling) -> GenerationRequest:
+    return GenerationRequest(prompt=prompt, sampling=SamplingParams(max_tokens=max_tokens, **sampling))
+
+
+async def events_of(engine, req: GenerationRequest) -> list:
+    return [event async for event in engine.generate(req)]
+
+
+async def until_idle(engine, attempts: int = 50) -> int:
+    """The engine's running count once it settles (a backend may free a slot a step later)."""
+    for _ in range(attempts):
+        if engine.stats().running == 0:
+            return 0
+        await asyncio.sleep(0.1)
+    return engine.stats().running
+
+
+async def test_stream_yields_deltas_then_one_finished(engine):
+    events = await events_of(engine, request("Once upon a time", max_tokens=8, ignore_eos=True))
+
+    *deltas, last = events
+    assert deltas and all(isinstance(e, TokenDelta) for e in deltas)
+    assert isinstance(last, Finished) and last.finish_reason == "length"
+    assert "".join(d.text for d in deltas) == last.text
+    assert last.usage.completion_tokens == 8
+
+
+async def test_abort_mid_generation_frees_the_slot(engine):
+    req = request("Write a very long story about a dragon.", max_tokens=400, ignore_eos=True)
+    events = []
+    async for event in engine.generate(req):
+        events.append(event)
+        if len(events) == 2:
+            await engine.abort(req.request_id)
+
+    final = events[-1]
+    assert isinstance(final, Finished) and final.finish_reason == "abort"
+    assert final.usage.completion_tokens < 400
+    assert await until_idle(engine) == 0
+    after = await engine.complete(request("The sky is", max_tokens=4, ignore_eos=True))
+    assert after.finish_reason == "length" and after.text
+
+
+async def test_closing_the_stream_aborts_the_request(engine):
+    stream = engine.generate(request("List every country in the world:", max_tokens=400, ignore_eos=True))
+    seen = 0
+    async for event in stream:
+        seen += isinstance(event, TokenDelta)
+        if seen == 2:
+            break
+    await stream.aclose()
+
+    assert await until_idle(engine) == 0
+    assert (await engine.complete(request("Hello", max_tokens=2, ignore_eos=True))).finish_reason == "length"
+
+
+async def test_stop_string_ends_output_before_the_stop_text(engine):
+    full = await engine.complete(request(COUNTING, max_tokens=14))
+    stopped = await engine.complete(request(COUNTING, max_tokens=14, stop=[" 7"]))
+
+    assert " 7" in full.text, f"the model should count on greedily; got {full.text!r}"
+    assert stopped.finish_reason == "stop"
+    assert " 7" not in stopped.text
+    assert full.text.startswith(stopped.text + " 7")
+
+
+async def test_seed_makes_sampling_reproducible(engine):
+    def seeded() -> GenerationRequest:
+        return request("My favourite animal is", max_tokens=10, temperature=0.8, seed=1234)
+
+    first = await engine.complete(seeded())
+    second = await engine.complete(seeded())
+
+    assert first.text and first.text == second.text
+
+
+async def test_too_long_prompt_is_refused_before_any_work(engine):
+    too_long = " hello" * (engine.context_length + 16)
+    before = engine.stats().generated_tokens
+
+    with pytest.raises(PromptTooLongError):
+        await engine.complete(request(too_long, max_tokens=4))
+    assert engine.stats().generated_tokens == before
+    assert engine.stats().running == 0
+
+
+async def test_score_ranks_the_obvious_label_first(engine):
+    labels = [" positive", " negative"]
+    good = await engine.score("Review: A wonderful, moving film. I loved every minute!\nSentiment:", labels)
+    bad = await engine.score("Review: Awful and boring. I hated it and walked out.\nSentiment:", labels)
+
+    assert good[0] > good[1]
+    assert bad[1] > bad[0]
+
+
+async def test_score_agrees_with_hf(engine, hf_reference):
+    if engine.backend == "hf":
+        pytest.skip("hf is the reference")
+    prompt, labels = "The capital of France is", [" Paris", " London", " a city"]
+    ours = await engine.score(prompt, labels)
+    reference = await hf_reference.score(prompt, labels)
+
+    assert ours == pytest.approx(reference, abs=0.05)
+
+
+async def test_concurrent_requests_all_complete(engine):
+    prompts = [f"Fact number {i} about the ocean:" for i in range(6)]
+    finals = await asyncio.gather(*(engine.complete(request(p, max_tokens=6, ignore_eos=True))
+                                    for p in prompts))
+
+    assert [f.finish_reason for f in finals] == ["length"] * 6
+    assert all(f.usage.completion_tokens == 6 and f.text for f in finals)
+    assert len({f.request_id for f in finals}) == 6
+
+
+@pytest.mark.parametrize("prompt", GREEDY_PROMPTS)
+async def test_greedy_output_equals_hf_float32(engine, hf_reference, prompt):
+    if engine.backend == "hf":
+        pytest.skip("hf is the reference")
+    ours = await engine.complete(request(prompt, max_tokens=GREEDY_TOKENS))
+    reference = await hf_reference.complete(request(prompt, max_tokens=GREEDY_TOKENS))
+
+    assert ours.text == reference.text
+
+
+async def test_chat_messages_use_the_chat_template(engine, hf_reference):
+    if engine.backend == "hf":
+        pytest.skip("hf is the reference")
+    req = GenerationRequest(messages=GREEDY_MESSAGES, sampling=SamplingParams(max_tokens=16))
+    ours = await engine.complete(req)
+    reference = await hf_reference.complete(
+        GenerationRequest(messages=GREEDY_MESSAGES, sampling=SamplingParams(max_tokens=16)))
+
+    assert engine.render(req) == hf_reference.render(req)
+    assert ours.text == reference.text
