@@ -112,7 +112,7 @@ def run_platform_benchmark(requests: int = 400, concurrency: int = 32, overhead_
     api = _spawn(["serve", "api", "--port", str(port)], env)
     worker = _spawn(["serve", "worker"], env)
     try:
-        _wait_for(lambda: httpx.get(f"{url}/healthz").status_code == 200, 60, "API")
+        _wait_for(lambda: httpx.get(f"{url}/healthz").status_code == 200, 300, "API")
         _wait_for(lambda: redis.Redis.from_url(redis_url).exists("vireo:engine:stats"), 300, "worker")
         stats = json.loads(redis.Redis.from_url(redis_url).get("vireo:engine:stats"))
         result = {
@@ -132,7 +132,10 @@ def run_platform_benchmark(requests: int = 400, concurrency: int = 32, overhead_
     finally:
         for proc in (api, worker):
             proc.terminate()
-            proc.wait(20)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,222 @@
+"""Decode-size (M <= 4) weight-only matmuls without tensor cores: FMA GEMV kernels.
+
+At M = 1 a matmul is a stream over the weight; what limits a dequantizing kernel is then the
+ALU work per weight, not the multiply. Each weight here costs ~3 instructions: one LOP3 puts
+the nibble (or byte) into the mantissa of 1.0, one FADD takes the 1.0 away (exact), one FFMA
+accumulates with a power-of-two-rescaled activation. Scales and zero points are applied once
+per group (int4) or once at the end (int8), outside the inner loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+from vireo.kernels.qweight import Int4Weight, Int8Weight
+
+
+@dataclass(frozen=True)
+class GemvConfig:
+    """Columns per program, packed rows per loop step, K split, launch settings."""
+
+    block_n: int = 128
+    rows: int = 16
+    split_k: int = 1
+    num_warps: int = 4
+    num_stages: int = 3
+
+
+@triton.jit
+def _mantissa_field(word, shift: tl.constexpr, width: tl.constexpr):
+    """(bits shift..shift+width of word) * 2**(shift - 23), exactly, as float32.
+
+    The field is OR-ed into the mantissa of 1.0 in place (no shift), then 1.0 is subtracted.
+    """
+    mask: tl.constexpr = ((1 << width) - 1) << shift
+    return ((word & mask) | 0x3F800000).to(tl.float32, bitcast=True) - 1.0
+
+
+@triton.jit
+def _nibble_times_x(packed, high, x, j: tl.constexpr):
+    """x [R] times nibble j of packed [R, N] -> [R, N], the power of two undone on x."""
+    FIELD: tl.constexpr = (j % 4) * 4
+    UNDO: tl.constexpr = 8388608.0 / (1 << FIELD)  # 2**(23 - FIELD)
+    if j < 4:
+        q = _mantissa_field(packed, FIELD, 4)
+    else:
+        q = _mantissa_field(high, FIELD, 4)
+    return (x * UNDO)[:, None] * q
+
+
+@triton.jit
+def _w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, z_ptr, out_ptr, N, K, stride_xm, stride_qk,
+                       stride_sg, stride_om, SPLIT_K, GROUP: tl.constexpr, BLOCK_N: tl.constexpr,
+                       ROWS: tl.constexpr, ATOMIC: tl.constexpr, EVEN: tl.constexpr):
+    # rows of x are the fastest grid axis: programs sharing a weight tile run together (L2 hits)
+    m, pid_n, pid_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_r = tl.arange(0, ROWS)
+    n_mask = offs_n < N
+    x_row = x_ptr + m * stride_xm
+    rows_total = tl.cdiv(K, 8)
+    steps = tl.cdiv(rows_total, ROWS)
+    per_split = tl.cdiv(steps, SPLIT_K)
+    acc = tl.zeros((BLOCK_N,), tl.float32)
+    zero_acc = tl.zeros((BLOCK_N,), tl.float32)
+    for step in range(pid_k * per_split, tl.minimum((pid_k + 1) * per_split, steps)):
+        rows = step * ROWS + offs_r
+        ptrs = qw_ptr + rows[:, None] * stride_qk + offs_n[None, :]
+        if EVEN:  # K a multiple of 8 * ROWS and N of BLOCK_N: no masks
+            packed = tl.load(ptrs)
+        else:
+            packed = tl.load(ptrs, mask=(rows[:, None] < rows_total) & n_mask[None, :], other=0)
+        # nibbles 4..7 into bits 0..15 (logical shift), so every nibble sits in the mantissa
+        high = (packed.to(tl.uint32, bitcast=True) >> 16).to(tl.int32, bitcast=True)
+        x = _x_column(x_row, rows, 0, K, EVEN)
+        x_sum = x
+        q_sum = _nibble_times_x(packed, high, x, 0)
+        for j in tl.static_range(1, 8):
+            x = _x_column(x_row, rows, j, K, EVEN)
+            x_sum += x
+            q_sum += _nibble_times_x(packed, high, x, j)
+        # one step lies inside one group (GROUP % (8 * ROWS) == 0): one scale per column
+        group = step * ROWS * 8 // GROUP
+        if EVEN:
+            scale = tl.load(s_ptr + group * stride_sg + offs_n).to(tl.float32)
+            zero = tl.load(z_ptr + group * stride_sg + offs_n).to(tl.float32)
+        else:
+            scale = tl.load(s_ptr + group * stride_sg + offs_n, mask=n_mask, other=0.0).to(tl.float32)
+            zero = tl.load(z_ptr + group * stride_sg + offs_n, mask=n_mask, other=0).to(tl.float32)
+        acc += tl.sum(q_sum, 0) * scale  # rows live in one thread: an in-register sum
+        zero_acc += tl.sum(x_sum, 0) * scale * zero
+    _store_row(out_ptr + m * stride_om, acc - zero_acc, offs_n, N, ATOMIC)
+
+
+@triton.jit
+def _x_column(x_row, rows, j: tl.constexpr, K, EVEN: tl.constexpr):
+    """Activations 8 * rows + j (the inputs that nibble j of each packed row multiplies)."""
+    ks = rows * 8 + j
+    if EVEN:
+        x = tl.load(x_row + ks)
+    else:
+        x = tl.load(x_row + ks, mask=ks < K, other=0.0)
+    return x.to(tl.float32)
+
+
+@triton.jit
+def _w8a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, out_ptr, N, K, stride_xm, stride_qk, stride_om,
+                       SPLIT_K, BLOCK_N: tl.constexpr, ROWS: tl.constexpr, ATOMIC: tl.constexpr):
+    """qw_ptr views the int8 [K, N] weight as int32 [K, N/4]: byte b of word c is column 4c+b."""
+    m, pid_n, pid_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    words = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # BLOCK_N words = 4 * BLOCK_N columns
+    offs_r = tl.arange(0, ROWS)
+    w_mask = words < N // 4
+    x_row = x_ptr + m * stride_xm
+    steps = tl.cdiv(K, ROWS)
+    per_split = tl.cdiv(steps, SPLIT_K)
+    acc0 = tl.zeros((ROWS, BLOCK_N), tl.float32)
+    acc1 = tl.zeros((ROWS, BLOCK_N), tl.float32)
+    acc2 = tl.zeros((ROWS, BLOCK_N), tl.float32)
+    acc3 = tl.zeros((ROWS, BLOCK_N), tl.float32)
+    x_sum = tl.zeros((ROWS,), tl.float32)
+    for step in range(pid_k * per_split, tl.minimum((pid_k + 1) * per_split, steps)):
+        ks = step * ROWS + offs_r
+        word = tl.load(qw_ptr + ks[:, None] * stride_qk + words[None, :],
+                       mask=(ks[:, None] < K) & w_mask[None, :], other=0)
+        x = tl.load(x_row + ks, mask=ks < K, other=0.0).to(tl.float32)
+        x_sum += x
+        # bias each signed byte to q + 128 in 0..255, then bytes 2, 3 into bits 0..15
+        low = word ^ -2139062144  # 0x80808080 as int32
+        high = low >> 16
+        x_lo = (x * 8388608.0)[:, None]  # 2**23 undoes the field at bit 0
+        x_hi = (x * 32768.0)[:, None]  # 2**15 undoes the field at bit 8
+        acc0 += x_lo * _mantissa_field(low, 0, 8)
+        acc1 += x_hi * _mantissa_field(low, 8, 8)
+        acc2 += x_lo * _mantissa_field(high, 0, 8)
+        acc3 += x_hi * _mantissa_field(high, 8, 8)
+    bias = 128.0 * tl.sum(x_sum, 0)  # sum_k x_k (q_k + 128) - 128 sum_k x_k
+    out_row = out_ptr + m * stride_om
+    for b in tl.static_range(4):
+        if b == 0:
+            part = acc0
+        elif b == 1:
+            part = acc1
+        elif b == 2:
+            part = acc2
+        else:
+            part = acc3
+        cols = words * 4 + b
+        scale = tl.load(s_ptr + cols, mask=w_mask, other=0.0).to(tl.float32)
+        _store_row(out_row, (tl.sum(part, 0) - bias) * scale, cols, N, ATOMIC)
+
+
+@triton.jit
+def _store_row(out_row, result, cols, N, ATOMIC: tl.constexpr):
+    """Write the output row, or with K split, add this split's part to an fp32 row."""
+    if ATOMIC:
+        tl.atomic_add(out_row + cols, result, mask=cols < N)
+    else:
+        tl.store(out_row + cols, result.to(out_row.dtype.element_ty), mask=cols < N)
+
+
+def split_k_target(out2: torch.Tensor, split_k: int) -> torch.Tensor:
+    """Where a launch writes: the output itself, or a zeroed fp32 buffer the splits add into.
+
+    (Measured on an H200: fp32 partials summed by a second kernel were slower than atomics.)
+    """
+    if split_k == 1:
+        return out2
+    return torch.zeros(out2.shape, dtype=torch.float32, device=out2.device)
+
+
+def sum_splits(target: torch.Tensor, out2: torch.Tensor) -> None:
+    """Bring a split-K fp32 result into the output (a no-op without a split)."""
+    if target is not out2:
+        out2.copy_(target)
+
+
+def gemv_supported(w: Int8Weight | Int4Weight, m: int, cfg: GemvConfig) -> bool:
+    """Whether the GEMV kernels take this problem (else the tensor-core kernel does)."""
+    if m > 4:
+        return False
+    if isinstance(w, Int4Weight):
+        return w.group_size % (8 * cfg.rows) == 0
+    return w.shape[0] % 4 == 0 and w.qweight.stride(0) % 4 == 0
+
+
+def pick_gemv_config(m: int, n: int, k: int, bits: int, group_size: int = 128) -> GemvConfig:
+    """Many small programs, so that most of the weight is in flight at once (a GEMV of a few MB
+    is latency-bound otherwise); tuned on an H200 by `vireo.kernels.bench --sweep`."""
+    block_n, rows = (256, min(8, group_size // 8)) if bits == 4 else (128, 16)
+    steps = triton.cdiv(triton.cdiv(k, 8) if bits == 4 else k, rows)
+    return GemvConfig(block_n, rows, max(1, min(64, steps)), 4, 2)
+
+
+def _launch(kernel, x2, out2, cfg: GemvConfig, args: tuple, grid_n: int, **meta) -> None:
+    m = x2.shape[0]
+    target = split_k_target(out2, cfg.split_k)
+    kernel[(m, grid_n, cfg.split_k)](x2, *args, target, out2.shape[1], x2.shape[1], x2.stride(0),
+                                     *meta.pop("strides"), target.stride(0), cfg.split_k,
+                                     BLOCK_N=cfg.block_n, ROWS=cfg.rows, ATOMIC=cfg.split_k > 1,
+                                     num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta)
+    sum_splits(target, out2)
+
+
+def w4a16_gemv(x2: torch.Tensor, w: Int4Weight, out2: torch.Tensor, cfg: GemvConfig) -> None:
+    """out2 [M, N] = x2 [M, K] @ W^T for M <= 4, int4 weight."""
+    n, k = w.shape
+    even = k % (8 * cfg.rows) == 0 and n % cfg.block_n == 0
+    _launch(_w4a16_gemv_kernel, x2, out2, cfg, (w.qweight, w.scales, w.zeros),
+            triton.cdiv(n, cfg.block_n), strides=(w.qweight.stride(0), w.scales.stride(0)),
+            GROUP=w.group_size, EVEN=even)
+
+
+def w8a16_gemv(x2: torch.Tensor, w: Int8Weight, out2: torch.Tensor, cfg: GemvConfig) -> None:
+    """out2 [M, N] = x2 [M, K] @ W^T for M <= 4, int8 weight (N a multiple of 4)."""
+    n = w.shape[0]
+    words = w.qweight.view(torch.int32)
+    _launch(_w8a16_gemv_kernel, x2, out2, cfg, (words, w.scales),
+            triton.cdiv(n // 4, cfg.block_n), strides=(words.stride(0),))
