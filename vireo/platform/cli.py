@@ -160,7 +160,9 @@ def quantize(model: str = "smollm2-135m", method: str = "gptq", bits: int = 4, g
     """Write an int8/int4 checkpoint (RTN, AWQ or GPTQ) in Vireo's safetensors layout."""
     from vireo.inference.quantize import main as quantize_main
 
-    quantize_main(model=model, method=method, bits=bits, group_size=group_size, out=out)
+    out = out or _settings().home / "models" / f"{Path(model).name}-{method}-w{bits}g{group_size}"
+    quantize_main([model, "--method", method, "--bits", str(bits), "--group-size", str(group_size),
+                   "--out", str(out)])
 
 
 def main() -> None:
