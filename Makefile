@@ -5,7 +5,8 @@ PIP := $(PY) -m pip
 # On your own machine add PyTorch's CPU wheel index: make run TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 PIP_INDEX := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
-STAMP := $(VENV)/.vireo-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+# the stamp names this checkout too, so a new clone re-points the editable install at itself
+STAMP := $(VENV)/.vireo-$(shell (cat pyproject.toml constraints.txt; echo "$(CURDIR)") | sha1sum | cut -c1-12)
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export VLLM_CPU_KVCACHE_SPACE ?= 1
