@@ -16,12 +16,25 @@ from pathlib import Path
 
 import httpx
 import pytest
+import pytest_asyncio
 import redis
+
+from vireo.inference.factory import create_engine
+from vireo.inference.local import EngineConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-tenant-a"
 OTHER_KEY = "test-key-tenant-b"
 TEST_ENGINE = os.environ.get("VIREO_TEST_ENGINE", "native")
+
+
+@pytest_asyncio.fixture(scope="session")
+async def hf_engine():
+    """One SmolLM2 engine on the hf backend, shared by every in-process app test."""
+    engine = create_engine("hf", EngineConfig(model="smollm2-135m"))
+    await engine.start()
+    yield engine
+    await engine.shutdown()
 
 
 def free_port() -> int:

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import pytest
-import pytest_asyncio
 
 from vireo.apps.base import LocalContext
-from vireo.inference.factory import create_engine
-from vireo.inference.local import EngineConfig
 
 
-@pytest_asyncio.fixture(scope="session")
-async def text_engine():
-    engine = create_engine("hf", EngineConfig(model="smollm2-135m"))
-    await engine.start()
-    yield engine
-    await engine.shutdown()
+@pytest.fixture(scope="session")
+def text_engine(hf_engine):
+    return hf_engine
 
 
 @pytest.fixture

@@ -6,12 +6,9 @@ import io
 
 import numpy as np
 import pytest
-import pytest_asyncio
 from PIL import Image
 
 from vireo.apps.caption.facts import VisionModels
-from vireo.inference.factory import create_engine
-from vireo.inference.local import EngineConfig
 
 
 def photo_png(name: str) -> bytes:
@@ -28,12 +25,9 @@ def photo_png(name: str) -> bytes:
     return buffer.getvalue()
 
 
-@pytest_asyncio.fixture(scope="session")
-async def caption_engine():
-    engine = create_engine("hf", EngineConfig(model="smollm2-135m"))
-    await engine.start()
-    yield engine
-    await engine.shutdown()
+@pytest.fixture(scope="session")
+def caption_engine(hf_engine):
+    return hf_engine
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import pytest_asyncio
-
-from vireo.inference.factory import create_engine
-from vireo.inference.local import EngineConfig
+import pytest
 
 
-@pytest_asyncio.fixture(scope="session")
-async def judge_engine():
-    engine = create_engine("hf", EngineConfig(model="smollm2-135m"))
-    await engine.start()
-    yield engine
-    await engine.shutdown()
+@pytest.fixture(scope="session")
+def judge_engine(hf_engine):
+    return hf_engine

@@ -11,8 +11,6 @@ import pytest_asyncio
 
 from vireo.apps.base import LocalContext
 from vireo.apps.rag import CollectionStore, RagApp, RagIngestApp
-from vireo.inference.factory import create_engine
-from vireo.inference.local import EngineConfig
 
 DATA = Path(__file__).resolve().parents[2] / "vireo" / "evals" / "data" / "rag_qa.json"
 
@@ -49,12 +47,9 @@ def corpus() -> dict:
     return json.loads(DATA.read_text())
 
 
-@pytest_asyncio.fixture(scope="session")
-async def engine():
-    engine = create_engine("hf", EngineConfig(model="smollm2-135m"))
-    await engine.start()
-    yield engine
-    await engine.shutdown()
+@pytest.fixture(scope="session")
+def engine(hf_engine):
+    return hf_engine
 
 
 @pytest.fixture(scope="session")
