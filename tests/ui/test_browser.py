@@ -115,8 +115,9 @@ def test_the_jobs_page_lists_my_jobs(page, ui_url, api_client):
 def test_the_engine_page_shows_the_worker_statistics(page, ui_url):
     open_page(page, ui_url, "engine")
     page.get_by_text("Prefix-cache hit rate").first.wait_for()
+    # the page re-renders every 2 s, so wait for each label rather than counting at one instant
     for label in ("Running", "Waiting", "KV blocks used", "Tokens/s", "Speculative acceptance"):
-        assert page.get_by_text(label, exact=True).count(), label
+        page.get_by_text(label, exact=True).first.wait_for(timeout=20_000)
 
 
 def test_an_unreachable_api_is_explained_not_crashed(page, ui_url):
