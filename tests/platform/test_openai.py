@@ -45,3 +45,49 @@ def test_completion_with_stop(client):
 def test_unknown_model_is_404(client):
     with pytest.raises(openai.NotFoundError, match="not served"):
         client.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "hi"}])
+
+
+def _job_of(api, completion_id: str) -> dict:
+    return api.get(f"/v1/jobs/{completion_id.split('-', 1)[1]}").json()
+
+
+def _wait_status(api, completion_id: str, wanted: str, timeout: float = 20) -> dict:
+    import time
+
+    deadline = time.time() + timeout
+    while (job := _job_of(api, completion_id))["status"] != wanted and time.time() < deadline:
+        time.sleep(0.2)
+    return job
+
+
+def test_a_stream_the_client_drops_cancels_its_job(api, api_server):
+    """Closing a streamed completion stops the generation, and the tokens it used are still counted."""
+    import json
+
+    import httpx
+
+    body = {"model": "smollm2-135m", "stream": True, "max_tokens": 2000, "temperature": 0.8, "seed": 1,
+            "messages": [{"role": "user", "content": "Write a very long story about the sea."}]}
+    with httpx.Client(base_url=api_server, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60) as http:
+        with http.stream("POST", "/v1/chat/completions", json=body) as response:
+            lines = (line for line in response.iter_lines() if line.startswith("data: "))
+            first = json.loads(next(lines)[6:])
+            for _ in range(3):
+                next(lines)
+    job = _wait_status(api, first["id"], "cancelled")
+    assert job["status"] == "cancelled"
+    assert job["usage"]["prompt_tokens"] > 5 and 3 <= job["usage"]["completion_tokens"] < 2000
+
+
+def test_a_non_streamed_request_the_client_abandons_cancels_its_job(api, api_server):
+    import httpx
+
+    body = {"model": "smollm2-135m", "max_tokens": 2000, "temperature": 0.8, "seed": 2,
+            "messages": [{"role": "user", "content": "Write a very long story about mountains."}]}
+    with httpx.Client(base_url=api_server, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=3) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            http.post("/v1/chat/completions", json=body)
+    newest = api.get("/v1/jobs", params={"limit": 1}).json()["jobs"][0]
+    assert newest["app"] == "chat"
+    job = _wait_status(api, f"chatcmpl-{newest['id']}", "cancelled")
+    assert job["status"] == "cancelled" and job["usage"]["completion_tokens"] > 0

@@ -80,7 +80,7 @@ class AppContext(abc.ABC):
         if request.prefix_cache is None and self.preferences is not None:
             request.prefix_cache = self.preferences.prefix_cache
         final: Finished | None = None
-        seen_first = False
+        generated = 0
         events: AsyncIterator[EngineEvent] = self.engine.generate(request)
         try:
             async for event in events:
@@ -88,9 +88,9 @@ class AppContext(abc.ABC):
                     await self.engine.abort(request.request_id)
                     raise JobCancelled(self.job_id)
                 if isinstance(event, TokenDelta):
-                    if not seen_first:
-                        seen_first = True
+                    if not generated:
                         self.first_token()
+                    generated += max(1, len(event.token_ids))
                     if emit and event.text:
                         self.emit(event.text)
                 else:
@@ -98,11 +98,21 @@ class AppContext(abc.ABC):
         finally:
             if final is None:
                 await self.engine.abort(request.request_id)
+                self._record_partial_usage(request, generated)
             await events.aclose()  # type: ignore[attr-defined]
         self.record_usage(final.usage.prompt_tokens, final.usage.completion_tokens, final.usage.cached_tokens)
         if final.finish_reason == "error":
             raise RuntimeError(final.error or "generation failed")
         return final
+
+
+    def _record_partial_usage(self, request: GenerationRequest, generated: int) -> None:
+        """A cancelled or failed generation still used the prompt and the tokens made so far."""
+        try:
+            prompt_tokens = self.engine.count_tokens(self.engine.render(request))
+        except Exception:  # an engine without a local tokenizer: count what is known
+            prompt_tokens = 0
+        self.record_usage(prompt_tokens, generated)
 
 
 class App(abc.ABC):

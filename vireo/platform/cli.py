@@ -19,6 +19,16 @@ app.add_typer(models, name="models")
 app.add_typer(bench, name="bench")
 
 RESULTS = Path("benchmarks/results")
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def _benchmarks_importable() -> None:
+    """The benchmark scripts live in the source checkout's `benchmarks/`, beside the package."""
+    if not (CHECKOUT / "benchmarks" / "__init__.py").exists():
+        raise typer.BadParameter("this benchmark ships with the source checkout (benchmarks/); "
+                                 "run it from a clone of the repository")
+    if str(CHECKOUT) not in sys.path:
+        sys.path.insert(0, str(CHECKOUT))
 
 
 def _settings():
@@ -106,6 +116,7 @@ def models_info(name: str) -> None:
 @bench.command("platform")
 def bench_platform(requests: int = 400, out: Path = RESULTS / "platform.json") -> None:
     """API + queue overhead and submissions per second."""
+    _benchmarks_importable()
     from benchmarks.platform import run_platform_benchmark
 
     _write_json(run_platform_benchmark(requests=requests), out)
@@ -132,6 +143,7 @@ def bench_engines(model: str = "smollm2-135m", backends: Optional[str] = None, r
 @bench.command("prefix")
 def bench_prefix(out: Path = RESULTS / "prefix.json") -> None:
     """Prefix caching: TTFT with vs without cache on multi-turn chat, cost at 0 % hit rate."""
+    _benchmarks_importable()
     from benchmarks.prefix import run as run_prefix
 
     _write_json(run_prefix(), out)
@@ -140,6 +152,7 @@ def bench_prefix(out: Path = RESULTS / "prefix.json") -> None:
 @bench.command("spec")
 def bench_spec(out: Path = RESULTS / "spec.json") -> None:
     """Speculative decoding: speed-up, acceptance and tokens per step per task and batch size."""
+    _benchmarks_importable()
     from benchmarks.spec import run as run_spec
 
     _write_json(run_spec(), out)

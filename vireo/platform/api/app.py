@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "`Authorization: Bearer <key>`.")
     app.state.settings = settings
     app.state.tenants_by_key = settings.tenants_by_key()
-    app.middleware("http")(_limit_body(settings.max_body_bytes))
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for router in (system.router, jobs.router, openai_compat.router):
@@ -64,15 +64,24 @@ async def _validation_error(request: Request, exc: RequestValidationError):
     return JSONResponse(body, status_code=422)
 
 
-def _limit_body(max_bytes: int):
-    """Refuse oversized requests with 413 before reading them."""
+class BodyLimit:
+    """Refuse oversized requests with 413 before reading them.
 
-    async def middleware(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_bytes:
-            return JSONResponse({"detail": f"request body is {int(length)} bytes; the limit is {max_bytes} "
-                                           "bytes (VIREO_MAX_BODY_BYTES)"},
-                                status_code=status.HTTP_413_CONTENT_TOO_LARGE)
-        return await call_next(request)
+    A plain ASGI middleware: Starlette's `@app.middleware("http")` wraps every request in extra
+    tasks and streams, which cost more than the whole job submission.
+    """
 
-    return middleware
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length", b"")
+            if length.isdigit() and int(length) > self.max_bytes:
+                response = JSONResponse(
+                    {"detail": f"request body is {int(length)} bytes; the limit is {self.max_bytes} "
+                               "bytes (VIREO_MAX_BODY_BYTES)"},
+                    status_code=status.HTTP_413_CONTENT_TOO_LARGE)
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)

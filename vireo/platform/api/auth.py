@@ -10,9 +10,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 
 
-def current_tenant(request: Request,
+async def current_tenant(request: Request,
                    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> str:
-    """The tenant of the request's API key; 401 with a clear message otherwise."""
+    """The tenant of the request's API key; 401 with a clear message otherwise.
+
+    Async on purpose: a plain `def` dependency would hop to the thread pool on every request.
+    """
     if credentials is None or not credentials.credentials:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                             "missing API key: send the header 'Authorization: Bearer <key>'",

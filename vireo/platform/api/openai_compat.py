@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any, Literal
 
+import anyio
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
@@ -58,12 +59,24 @@ def _served_model(request: Request, name: str) -> str:
 
 def _text_of(message: OpenAIMessage) -> str:
     if isinstance(message.content, list):
-        parts = [p.get("text", "") for p in message.content if p.get("type") == "text"]
-        if any(p.get("type") == "image_url" for p in message.content):
-            raise HTTPException(status.HTTP_400_BAD_REQUEST,
-                                "image content parts need the caption app, which is not available here")
-        return "\n".join(parts)
+        return "\n".join(p.get("text", "") for p in message.content if p.get("type") == "text")
     return message.content or ""
+
+
+def _image_url_of(messages: list[OpenAIMessage]) -> str | None:
+    """The last user image part's URL, if the conversation has one (answered by the caption app)."""
+    for message in reversed(messages):
+        if message.role == "user" and isinstance(message.content, list):
+            for part in message.content:
+                if part.get("type") == "image_url":
+                    url = (part.get("image_url") or {}).get("url") if isinstance(part.get("image_url"), dict) \
+                        else part.get("image_url")
+                    if not isinstance(url, str) or not url.startswith("data:image/"):
+                        raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                                            "image_url must be a data:image/...;base64, URL; this server "
+                                            "does not fetch images from the network")
+                    return url
+    return None
 
 
 def _sampling(body, default_max: int) -> dict:
@@ -77,40 +90,68 @@ def _sampling(body, default_max: int) -> dict:
     return fields
 
 
-async def _follow(request: Request, job_id: str):
+async def _follow(request: Request, job_id: str, block_ms: int = 5000):
     """Yield (kind, data) from the job's events until it ends."""
     store = request.app.state.store
     after = "0-0"
     while True:
-        for event_id, kind, data in await store.read_events(job_id, after, block_ms=5000):
+        for event_id, kind, data in await store.read_events(job_id, after, block_ms=block_ms):
             after = event_id
             yield kind, data
             if kind == "end":
                 return
+        if block_ms < 5000 and await request.is_disconnected():
+            raise ClientGone
 
 
-async def _final(request: Request, job_id: str) -> dict:
-    async for _kind, _data in _follow(request, job_id):
-        pass
+class ClientGone(Exception):
+    """The HTTP client went away before its completion was ready."""
+
+
+async def _cancel_quietly(request: Request, job_id: str) -> None:
+    """Cancel the job of a client that left, even from inside a cancelled task."""
+    with anyio.CancelScope(shield=True):
+        await request.app.state.store.request_cancel(job_id)
+
+
+async def _final(request: Request, job_id: str) -> tuple[dict, dict]:
+    """The finished job's result and its record; cancels the job if the client disconnects."""
+    try:
+        async for _kind, _data in _follow(request, job_id, block_ms=1000):
+            pass
+    except ClientGone:
+        await _cancel_quietly(request, job_id)
+        raise HTTPException(499, "client closed the request; its generation was cancelled")
     record = await request.app.state.store.get(job_id)
     if record["status"] != "succeeded":
         code = status.HTTP_400_BAD_REQUEST if record["status"] == "failed" else 499
         raise HTTPException(code, record.get("error") or f"generation {record['status']}")
-    return json.loads(record["result"])
+    return json.loads(record["result"]), record
+
+
+def _answer_text(result: dict) -> str:
+    return result["text"] if "text" in result else result.get("caption", "")
 
 
 def _stream(request: Request, job_id: str, model: str, chunk) -> EventSourceResponse:
     async def events():
-        first = True
-        async for kind, data in _follow(request, job_id):
-            if kind == "token":
-                yield json.dumps(chunk(data["text"], None, first))
-                first = False
-            elif kind == "result":
-                yield json.dumps(chunk("", FINISH.get(data["result"]["finish_reason"], "stop"), first))
-            elif kind == "error":
-                yield json.dumps({"error": {"message": data["error"], "type": "invalid_request_error"}})
-        yield "[DONE]"
+        first, ended = True, False
+        try:
+            async for kind, data in _follow(request, job_id):
+                if kind == "token":
+                    yield json.dumps(chunk(data["text"], None, first))
+                    first = False
+                elif kind == "result":  # apps that stream no tokens (caption) send their answer here
+                    result = data["result"]
+                    text = _answer_text(result) if first else ""
+                    yield json.dumps(chunk(text, FINISH.get(result.get("finish_reason", "stop"), "stop"), first))
+                elif kind == "error":
+                    yield json.dumps({"error": {"message": data["error"], "type": "invalid_request_error"}})
+            ended = True
+            yield "[DONE]"
+        finally:  # sse-starlette cancels this generator when the client disconnects
+            if not ended:
+                await _cancel_quietly(request, job_id)
 
     return EventSourceResponse(events(), ping=15)
 
@@ -124,10 +165,7 @@ async def list_models(request: Request, _tenant: str = Depends(current_tenant)) 
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request, tenant: str = Depends(current_tenant)):
     model = _served_model(request, body.model)
-    messages = [{"role": "system" if m.role == "developer" else m.role, "content": _text_of(m)}
-                for m in body.messages if m.role != "tool"]
-    job_input = {"messages": messages, **_sampling(body, 256)}
-    job_id = await request.app.state.jobs.submit(tenant, "chat", job_input, {"priority": -1})
+    job_id = await _submit_chat(request, tenant, body)
     created, cid = int(time.time()), f"chatcmpl-{job_id}"
 
     def chunk(text: str, finish: str | None, first: bool) -> dict:
@@ -137,11 +175,26 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, tenant
 
     if body.stream:
         return _stream(request, job_id, model, chunk)
-    result = await _final(request, job_id)
+    result, record = await _final(request, job_id)
     return {"id": cid, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": result["text"]},
-                         "finish_reason": FINISH.get(result["finish_reason"], "stop"), "logprobs": None}],
-            "usage": _usage(result)}
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": _answer_text(result)},
+                         "finish_reason": FINISH.get(result.get("finish_reason", "stop"), "stop"),
+                         "logprobs": None}],
+            "usage": _usage(record)}
+
+
+async def _submit_chat(request: Request, tenant: str, body: ChatCompletionRequest) -> str:
+    """A chat job, or a caption job when the last user turn carries an image."""
+    image_url = _image_url_of(body.messages)
+    if image_url is not None:
+        style = _text_of(next(m for m in reversed(body.messages) if m.role == "user")).strip()
+        job_input = {"image_base64": image_url, "style": style[:200] or None,
+                     "max_tokens": min(300, max(8, body.max_completion_tokens or body.max_tokens or 60))}
+        return await request.app.state.jobs.submit(tenant, "caption", job_input, {"priority": -1})
+    messages = [{"role": "system" if m.role == "developer" else m.role, "content": _text_of(m)}
+                for m in body.messages if m.role != "tool"]
+    job_input = {"messages": messages, **_sampling(body, 256)}
+    return await request.app.state.jobs.submit(tenant, "chat", job_input, {"priority": -1})
 
 
 @router.post("/completions")
@@ -157,16 +210,17 @@ async def completions(body: CompletionRequest, request: Request, tenant: str = D
 
     if body.stream:
         return _stream(request, job_id, model, chunk)
-    result = await _final(request, job_id)
+    result, record = await _final(request, job_id)
     return {"id": cid, "object": "text_completion", "created": created, "model": model,
             "choices": [{"index": 0, "text": result["text"], "logprobs": None,
                          "finish_reason": FINISH.get(result["finish_reason"], "stop")}],
-            "usage": _usage(result)}
+            "usage": _usage(record)}
 
 
-def _usage(result: dict) -> dict:
-    return {"prompt_tokens": result["prompt_tokens"], "completion_tokens": result["completion_tokens"],
-            "total_tokens": result["prompt_tokens"] + result["completion_tokens"]}
+def _usage(record: dict) -> dict:
+    """Token counts the worker recorded for the whole job (every engine call of its app)."""
+    prompt, completion = int(record.get("prompt_tokens") or 0), int(record.get("completion_tokens") or 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 OPENAI_PATHS = ("/v1/chat/", "/v1/completions", "/v1/models")
