@@ -30,10 +30,10 @@ def model_path(name: str = "smollm2-135m") -> Path:
     return ModelRegistry().resolve(name).path
 
 
-def native_engine(model=None, **settings):
+def native_engine(model=None, name: str = "smollm2-135m", **settings):
     from vireo.inference.native.engine import NativeEngine
 
-    return NativeEngine(EngineConfig(**settings), model_path(), "smollm2-135m", model=model)
+    return NativeEngine(EngineConfig(model=name, **settings), model_path(name), name, model=model)
 
 
 def hf_engine(**settings):
