@@ -102,22 +102,27 @@ def celery_worker(platform_env, redis_url, tmp_path_factory):
     _stop(proc)
 
 
+def wait_until_healthy(proc: subprocess.Popen, health_url: str, log: Path, what: str, timeout: float,
+                       stop=None) -> None:
+    """Poll `health_url` until it answers 200 "ok"-ish; stop the process and fail with its log if not."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(health_url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    (stop or _stop)(proc)
+    pytest.fail(f"{what} did not start:\n{log.read_text()[-3000:]}")
+
+
 def start_api(env: dict, log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = _spawn(["serve", "api", "--port", str(port)], env, log)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    _stop(proc)
-    pytest.fail(f"API did not start:\n{log.read_text()[-3000:]}")
+    wait_until_healthy(proc, f"{url}/healthz", log, "API", 180)
+    return proc, url
 
 
 @pytest.fixture(scope="session")

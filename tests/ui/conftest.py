@@ -10,13 +10,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import API_KEY, ROOT, free_port
+from tests.conftest import API_KEY, ROOT, free_port, wait_until_healthy
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -43,18 +41,9 @@ def ui_url(api_server, celery_worker, platform_env, tmp_path_factory) -> str:
                             env=env, cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"{url}/_stcore/health", timeout=1).text == "ok":
-                yield url
-                _stop(proc)
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
+    wait_until_healthy(proc, f"{url}/_stcore/health", log, "the UI", 90, stop=_stop)
+    yield url
     _stop(proc)
-    pytest.fail(f"the UI did not start:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="session")
