@@ -7,10 +7,14 @@ speed, never in these behaviours.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 
+import jsonschema
 import pytest
 
-from vireo.inference.api import Finished, GenerationRequest, PromptTooLongError, SamplingParams, TokenDelta
+from vireo.inference.api import (Constraint, Finished, GenerationRequest, PromptTooLongError, SamplingParams,
+                                 TokenDelta)
 
 COUNTING = "Count from 1 to 20: 1, 2, 3,"
 GREEDY_PROMPTS = [
@@ -19,6 +23,11 @@ GREEDY_PROMPTS = [
 ]
 GREEDY_TOKENS = 20
 GREEDY_MESSAGES = [{"role": "user", "content": "Name a fruit that is yellow."}]
+SENTIMENTS = ["positive", "negative", "neutral"]
+DATE = r"\d{4}-\d{2}-\d{2}"
+PERSON = {"type": "object",
+          "properties": {"name": {"type": "string", "maxLength": 24}, "age": {"type": "integer"}},
+          "required": ["name", "age"], "additionalProperties": False}
 
 
 def request(prompt: str, max_tokens: int = 8, **sampling) -> GenerationRequest:
@@ -27,6 +36,16 @@ def request(prompt: str, max_tokens: int = 8, **sampling) -> GenerationRequest:
 
 async def events_of(engine, req: GenerationRequest) -> list:
     return [event async for event in engine.generate(req)]
+
+
+def constrained(prompt: str, constraint: Constraint, **sampling) -> GenerationRequest:
+    return GenerationRequest(prompt=prompt, constraint=constraint,
+                             sampling=SamplingParams(max_tokens=48, **sampling))
+
+
+def skip_unconstrained(engine) -> None:
+    if engine.backend == "hf":
+        pytest.skip("the hf backend (plain transformers generate) does not constrain output")
 
 
 async def until_idle(engine, attempts: int = 50) -> int:
@@ -156,3 +175,29 @@ async def test_chat_messages_use_the_chat_template(engine, hf_reference):
 
     assert engine.render(req) == hf_reference.render(req)
     assert ours.text == reference.text
+
+
+@pytest.mark.parametrize("sampling", [{}, {"temperature": 1.0, "seed": 5}], ids=["greedy", "sampled"])
+async def test_choice_constraint_gives_one_of_the_choices(engine, sampling):
+    skip_unconstrained(engine)
+    final = await engine.complete(constrained("Review: Dull and far too long.\nSentiment:",
+                                              Constraint(choices=SENTIMENTS), **sampling))
+
+    assert final.text in SENTIMENTS
+
+
+@pytest.mark.parametrize("sampling", [{}, {"temperature": 1.0, "seed": 5}], ids=["greedy", "sampled"])
+async def test_regex_constraint_output_fullmatches(engine, sampling):
+    skip_unconstrained(engine)
+    final = await engine.complete(constrained("The treaty was signed on", Constraint(regex=DATE), **sampling))
+
+    assert re.fullmatch(DATE, final.text), final.text
+
+
+@pytest.mark.parametrize("sampling", [{}, {"temperature": 1.0, "seed": 5}], ids=["greedy", "sampled"])
+async def test_json_schema_constraint_output_validates(engine, sampling):
+    skip_unconstrained(engine)
+    request = constrained("A person as JSON:\n", Constraint(json_schema=PERSON), **sampling)
+    final = await engine.complete(request)
+
+    jsonschema.validate(json.loads(final.text), PERSON)

@@ -39,6 +39,10 @@ class UnknownModelError(EngineError):
                          "(or a local HF folder, a .gguf file, or a hub id when a hub is reachable)")
 
 
+class InvalidConstraintError(EngineError, ValueError):
+    """A `Constraint` the engine cannot compile: a bad regex or JSON schema, no or several kinds."""
+
+
 @dataclass
 class SamplingParams:
     """How to pick tokens. temperature 0 means greedy."""

@@ -23,6 +23,7 @@ from vireo.inference.api import (EngineError, EngineEvent, EngineStats, Finished
                                  TokenDelta, Usage)
 from vireo.inference.local import EngineConfig, LocalEngine, torch_dtype
 from vireo.inference.native.block_manager import BlockManager
+from vireo.inference.native.constraints import ConstrainedDecoding, GrammarMatcher
 from vireo.inference.native.model_runner import ModelRunner
 from vireo.inference.native.models.llama import LlamaModel
 from vireo.inference.native.prefix_cache import PrefixCache
@@ -66,6 +67,7 @@ class NativeEngine(LocalEngine):
         self.runner = ModelRunner(self.model, num_blocks, config.block_size, config.device)
         self.scheduler = Scheduler(self.blocks, config.max_batch, MAX_TOKENS_PER_STEP)
         self.speculator = Speculator(config, self.blocks, self._draft_path(), (model_path, self.model))
+        self.constraints = ConstrainedDecoding(self.tokenizer, self.model.shape.vocab, self.eos_token_ids)
         self._requests: dict[str, _Request] = {}
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -89,9 +91,11 @@ class NativeEngine(LocalEngine):
         if needed > self.blocks.num_blocks * self.blocks.block_size:
             raise EngineError(f"request needs {needed} KV slots; the cache holds "
                               f"{self.blocks.num_blocks * self.blocks.block_size}")
+        grammar = await self._grammar_for(request)
+        # Guesses are verified against the model, not the grammar: constrained requests never speculate.
+        speculation = "off" if grammar else self.speculator.mode_for(request.speculation)
         seq = Sequence(request.request_id, prompt_ids, request.sampling, request.priority,
-                       request.app, self._use_prefix_cache(request),
-                       self.speculator.mode_for(request.speculation))
+                       request.app, self._use_prefix_cache(request), speculation, grammar=grammar)
         req = _Request(seq, OutputStream(self.tokenizer, request.sampling.stop),
                        asyncio.get_running_loop(), asyncio.Queue())
         self._inbox.put(("add", req))
@@ -106,6 +110,12 @@ class NativeEngine(LocalEngine):
             if not seq.is_finished:  # the caller stopped listening: abort at the next step
                 self._inbox.put(("abort", request.request_id))
                 self._wake.set()
+
+    async def _grammar_for(self, request: GenerationRequest) -> GrammarMatcher | None:
+        """The request's grammar matcher (compiled off the event loop); InvalidConstraintError if bad."""
+        if request.constraint is None:
+            return None
+        return await asyncio.to_thread(self.constraints.matcher_for, request.constraint)
 
     def _use_prefix_cache(self, request: GenerationRequest) -> bool:
         return self.config.prefix_caching and request.prefix_cache is not False
@@ -210,7 +220,8 @@ class NativeEngine(LocalEngine):
         if not rows:
             return
         picked = logits if len(rows) == logits.shape[0] else logits[torch.tensor(rows)]
-        tokens = sample_rows(picked, [s.sampling for s in seqs], [s.generator for s in seqs])
+        allowed = self.constraints.mask(picked, [s.grammar for s in seqs])
+        tokens = sample_rows(allowed, [s.sampling for s in seqs], [s.generator for s in seqs])
         want = [i for i, s in enumerate(seqs) if s.sampling.logprobs]
         logprobs = dict(zip(want, token_logprobs(picked[want], [tokens[i] for i in want]))) if want else {}
         for i, key in enumerate(index):
@@ -228,7 +239,7 @@ class NativeEngine(LocalEngine):
                 break
             shown.append(token)
             text += req.stream.push([token])
-            if req.stream.stopped:
+            if req.stream.stopped or self._grammar_complete(seq, token):
                 reason = "stop"
             elif seq.num_completion_tokens >= sampling.max_tokens or len(seq) >= self.context_length:
                 reason = "length"
@@ -240,6 +251,14 @@ class NativeEngine(LocalEngine):
                                 logprobs[:len(shown)] if logprobs is not None else None))
         if reason:
             self._finish(req, reason)
+
+    @staticmethod
+    def _grammar_complete(seq: Sequence, token: int) -> bool:
+        """Advance a constrained sequence's grammar; True once the output is whole."""
+        if seq.grammar is None:
+            return False
+        seq.grammar.advance(token)
+        return seq.grammar.is_complete
 
     def _count_generated(self, n: int) -> None:
         self._counts["generated"] += n

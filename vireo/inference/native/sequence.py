@@ -6,11 +6,14 @@ import enum
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from vireo.inference.api import SamplingParams
+
+if TYPE_CHECKING:
+    from vireo.inference.native.constraints import GrammarMatcher
 
 _ids = itertools.count()
 
@@ -33,6 +36,7 @@ class Sequence:
     use_prefix_cache: bool = True
     speculation: str = "off"  # "off" | "prompt_lookup" | "draft"
     on_tokens: Callable[["Sequence", list[int], list[float] | None], None] | None = None
+    grammar: "GrammarMatcher | None" = None  # set when the request carries a Constraint
     seq_id: int = field(default_factory=lambda: next(_ids))
     arrival: float = field(default_factory=time.monotonic)
     status: SequenceStatus = SequenceStatus.WAITING
