@@ -13,7 +13,7 @@ import re
 import jsonschema
 import pytest
 
-from vireo.inference.api import (Constraint, Finished, GenerationRequest, PromptTooLongError, SamplingParams,
+from vireo.inference.api import (Constraint, EngineError, Finished, GenerationRequest, PromptTooLongError, SamplingParams,
                                  TokenDelta)
 
 COUNTING = "Count from 1 to 20: 1, 2, 3,"
@@ -45,7 +45,8 @@ def constrained(prompt: str, constraint: Constraint, **sampling) -> GenerationRe
 
 def skip_unconstrained(engine) -> None:
     if engine.backend == "hf":
-        pytest.skip("the hf backend (plain transformers generate) does not constrain output")
+        pytest.skip("the hf backend (plain transformers generate) does not constrain output: "
+                    "test_hf_refuses_a_constraint_clearly checks it says so")
 
 
 async def until_idle(engine, attempts: int = 50) -> int:
@@ -201,3 +202,8 @@ async def test_json_schema_constraint_output_validates(engine, sampling):
     final = await engine.complete(request)
 
     jsonschema.validate(json.loads(final.text), PERSON)
+
+
+async def test_hf_refuses_a_constraint_clearly(hf_reference):
+    with pytest.raises(EngineError, match="cannot constrain output"):
+        await hf_reference.complete(constrained("Sentiment:", Constraint(choices=SENTIMENTS)))

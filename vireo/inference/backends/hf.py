@@ -16,7 +16,7 @@ from typing import AsyncIterator
 
 import torch
 
-from vireo.inference.api import EngineEvent, EngineStats, Finished, GenerationRequest, TokenDelta, Usage
+from vireo.inference.api import EngineError, EngineEvent, EngineStats, Finished, GenerationRequest, TokenDelta, Usage
 from vireo.inference.local import EngineConfig, LocalEngine, torch_dtype
 from vireo.inference.textstream import OutputStream
 
@@ -58,6 +58,9 @@ class HFEngine(LocalEngine):
 
     # --- Engine API ----------------------------------------------------------------------------
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
+        if request.constraint is not None:
+            raise EngineError("the hf backend (plain transformers generate) cannot constrain output to "
+                              "choices, a regex or a JSON schema; serve with VIREO_ENGINE=native or vllm")
         prompt_ids = self.prompt_ids(request)
         job = _Job(request, prompt_ids, asyncio.Queue(), asyncio.get_running_loop(),
                    OutputStream(self.tokenizer, request.sampling.stop))
