@@ -16,7 +16,8 @@ from typing import AsyncIterator
 
 import torch
 
-from vireo.inference.api import EngineError, EngineEvent, EngineStats, Finished, GenerationRequest, TokenDelta, Usage
+from vireo.inference.api import (EngineError, EngineEvent, EngineStats, Finished, GenerationRequest, TokenDelta,
+                                 Usage)
 from vireo.inference.local import EngineConfig, LocalEngine, torch_dtype
 from vireo.inference.textstream import OutputStream
 
