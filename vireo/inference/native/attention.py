@@ -1,8 +1,9 @@
-"""Attention over the paged KV cache (torch SDPA on CPU; the GPU path swaps `paged_attention`).
+"""Attention over the paged KV cache: torch SDPA on CPU, the Triton kernels on the GPU.
 
 The flat batch holds first a group of short queries (decodes, speculative verifications) that run
 as one batched SDPA call, then long prefill chunks, one call each. Keys and values of the short
-group are gathered from the cache by block table with one `index_select` per tensor.
+group are gathered from the cache by block table with one `index_select` per tensor. When the
+metadata carries `kernel` inputs (the GPU path), `kernel_attention` runs instead.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+
+from vireo.inference.native.kernel_attention import KernelAttention, kernel_paged_attention
 
 
 @dataclass
@@ -42,6 +45,7 @@ class AttentionMetadata:
     slot_mapping: torch.Tensor | None  # [tokens] cache slot of each token; None: don't cache
     short: ShortQueries | None = None
     chunks: list[PrefillChunk] = field(default_factory=list)
+    kernel: KernelAttention | None = None  # set: the Triton kernels attend over the whole batch
 
 
 def write_kv(k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -93,6 +97,8 @@ def _chunk_attention(q, k, v, k_cache, v_cache, chunk: PrefillChunk) -> torch.Te
 def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor,
                     v_cache: torch.Tensor, meta: AttentionMetadata) -> torch.Tensor:
     """Causal attention for a flat batch q [tokens, heads, dim]; returns [tokens, heads * dim]."""
+    if meta.kernel is not None:
+        return kernel_paged_attention(q, k, v, k_cache, v_cache, meta.slot_mapping, meta.kernel)
     if meta.slot_mapping is not None:
         write_kv(k_cache, v_cache, k, v, meta.slot_mapping)
     if meta.short is not None and not meta.chunks:

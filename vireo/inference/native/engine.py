@@ -60,11 +60,12 @@ class NativeEngine(LocalEngine):
         super().__init__(config, model_path, model_name, **kw)
         # `model` lets engines with different settings share one set of weights (tests, tools).
         self.model = model or LlamaModel.from_pretrained(model_path, torch_dtype(config.dtype),
-                                                         batch_hint=config.max_batch)
+                                                         config.max_batch, config.device)
         num_blocks = max(1, config.kv_cache_tokens // config.block_size)
         self.blocks = BlockManager(num_blocks, config.block_size,
                                    PrefixCache() if config.prefix_caching else None)
-        self.runner = ModelRunner(self.model, num_blocks, config.block_size, config.device)
+        self.runner = ModelRunner(self.model, num_blocks, config.block_size, config.device,
+                                  config.cuda_graphs, config.max_batch, self.context_length)
         self.scheduler = Scheduler(self.blocks, config.max_batch, MAX_TOKENS_PER_STEP)
         self.speculator = Speculator(config, self.blocks, self._draft_path(), (model_path, self.model))
         self.constraints = ConstrainedDecoding(self.tokenizer, self.model.shape.vocab, self.eos_token_ids)

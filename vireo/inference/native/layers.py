@@ -3,12 +3,16 @@
 On CPU in float32, linear weights are pre-packed once for oneDNN (the blocked layout its GEMM
 wants), which on this class of machine runs the skinny decode matmuls about 1.5-2x faster than
 `F.linear`'s MKL path; anything else (CUDA, bf16 on CPUs without AVX-512) uses `F.linear`.
+Where `vireo.kernels.dispatch.use_triton` says so (CUDA tensors, or forced under the Triton
+interpreter), norms, SiLU-and-mul and RoPE run the fused Triton kernels of `vireo.kernels.fused`.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from vireo.kernels.dispatch import use_triton
 
 
 def _pack_for_onednn(weight: torch.Tensor, batch_hint: int) -> torch.Tensor | None:
@@ -41,17 +45,29 @@ class Linear:
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    if use_triton(x):
+        from vireo.kernels import fused
+
+        return fused.rms_norm(x, weight, eps)
     return F.rms_norm(x, (x.shape[-1],), weight, eps)
 
 
 def add_rms_norm(x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Tensor,
                  eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Add the block output to the residual stream, then normalise it (one place to fuse later)."""
+    """Add the block output to the residual stream, then normalise it (one kernel on the GPU)."""
+    if residual is not None and use_triton(x):
+        from vireo.kernels import fused
+
+        return fused.rms_norm(x, weight, eps, residual=residual, residual_out=residual)
     residual = x if residual is None else residual.add_(x)
     return rms_norm(residual, weight, eps), residual
 
 
 def silu_and_mul(gate_up: torch.Tensor) -> torch.Tensor:
+    if use_triton(gate_up):
+        from vireo.kernels import fused
+
+        return fused.silu_and_mul(gate_up)
     half = gate_up.shape[-1] // 2
     return F.silu(gate_up[:, :half]) * gate_up[:, half:]
 
@@ -62,6 +78,19 @@ def rotary_tables(inv_freq: torch.Tensor, max_positions: int, scaling: float,
     positions = torch.arange(max_positions, dtype=torch.float32)
     freqs = torch.outer(positions, inv_freq.float())
     return (freqs.cos() * scaling).to(dtype), (freqs.sin() * scaling).to(dtype)
+
+
+def rotary_cos_sin(inv_freq: torch.Tensor, max_positions: int, scaling: float) -> torch.Tensor:
+    """The fused kernel's float32 table [max_positions, head_dim]: cos, then sin."""
+    freqs = torch.outer(torch.arange(max_positions, dtype=torch.float32), inv_freq.float())
+    return torch.cat([freqs.cos() * scaling, freqs.sin() * scaling], dim=-1)
+
+
+def rotate_in_place(x: torch.Tensor, positions: torch.Tensor, cos_sin: torch.Tensor) -> torch.Tensor:
+    """Kernel RoPE on x [tokens, heads, head_dim] (a view into the qkv output), in place."""
+    from vireo.kernels import fused
+
+    return fused.apply_rope(x, positions, cos_sin, out=x)
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,9 @@ The KV cache is preallocated per layer as [num_blocks, block_size, kv_heads, hea
 uninitialised, so untouched blocks cost no memory; a block is zeroed before its first use because
 masked-out attention slots still multiply their values by 0, and uninitialised memory may be NaN.
 The flat batch puts short queries (decodes, speculative verifications) first, batched into one
-attention call, then long prefill chunks.
+attention call, then long prefill chunks. Where the kernels run (CUDA, or Triton forced), the
+attention metadata is the kernels' (block tables and context lengths) and pure decode steps may
+replay a CUDA graph (`cuda_graphs.py`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from dataclasses import dataclass
 import torch
 
 from vireo.inference.native.attention import AttentionMetadata, PrefillChunk, ShortQueries
+from vireo.inference.native.cuda_graphs import DecodeGraphs
+from vireo.inference.native.kernel_attention import kernel_meta
 from vireo.inference.native.models.llama import LlamaModel
 from vireo.inference.native.scheduler import ScheduledSeq
+from vireo.kernels.dispatch import use_triton
 
 
 def is_short_query(item: ScheduledSeq) -> bool:
@@ -37,7 +42,8 @@ class ModelRunner:
     """Owns the model and its paged KV cache."""
 
     def __init__(self, model: LlamaModel, num_blocks: int, block_size: int,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", cuda_graphs: bool = False,
+                 max_batch: int = 32, max_context: int | None = None):
         self.model, self.block_size, self.device = model, block_size, torch.device(device)
         shape = model.shape
         self.num_blocks = num_blocks
@@ -46,6 +52,14 @@ class ModelRunner:
                               dtype=model.dtype, device=self.device) for _ in range(2))
             for _ in range(shape.layers)]
         self.zeroed_blocks = 0
+        self.graphs = None
+        if cuda_graphs and self.device.type == "cuda":
+            max_context = min(max_context or num_blocks * block_size, num_blocks * block_size)
+            self.graphs = DecodeGraphs(model, self.kv_caches, max_batch, max_context, block_size)
+
+    def uses_kernels(self) -> bool:
+        """Whether this step runs the Triton kernels (decided like every kernel call)."""
+        return use_triton(self.kv_caches[0][0])
 
     # --- building the step's tensors ----------------------------------------------------------
     def prepare(self, items: list[ScheduledSeq]) -> StepInputs:
@@ -61,12 +75,21 @@ class ModelRunner:
             first = len(ids) - n
             logit_rows.append(list(range(first + item.num_tokens - 1, first + n))
                               if item.samples else [])
-        meta = AttentionMetadata(self._tensor(slots), self._short_group(short),
-                                 self._chunks(long, sum(i.num_tokens + len(i.draft) for i in short)))
+        if self.uses_kernels():
+            meta = AttentionMetadata(self._tensor(slots), kernel=self._kernel_meta(short + long))
+        else:
+            meta = AttentionMetadata(self._tensor(slots), self._short_group(short),
+                                     self._chunks(long, sum(i.num_tokens + len(i.draft) for i in short)))
         return StepInputs(self._tensor(ids), self._tensor(positions), meta, short + long, logit_rows)
 
     def _tensor(self, values: list[int]) -> torch.Tensor:
         return torch.tensor(values, dtype=torch.long, device=self.device)
+
+    def _kernel_meta(self, items: list[ScheduledSeq]):
+        rows = [i.num_tokens + len(i.draft) for i in items]
+        ends = [i.start + n for i, n in zip(items, rows)]
+        return kernel_meta(rows, ends, [i.seq.block_table for i in items], self.block_size,
+                           self.device)
 
     def _short_group(self, items: list[ScheduledSeq]) -> ShortQueries | None:
         if not items:
@@ -129,13 +152,18 @@ class ModelRunner:
     def run(self, items: list[ScheduledSeq]) -> tuple[StepInputs, torch.Tensor | None]:
         """Forward the batch; returns its inputs and float32 logits of every needed row, in order."""
         inputs = self.prepare(items)
-        hidden = self.model.forward(inputs.input_ids, inputs.positions, inputs.meta, self.kv_caches)
+        hidden = self._forward(inputs)
         rows = [r for item_rows in inputs.logit_rows for r in item_rows]
         if not rows:
             return inputs, None
         if len(rows) == hidden.shape[0]:
             return inputs, self.model.logits(hidden)
         return inputs, self.model.logits(hidden.index_select(0, self._tensor(rows)))
+
+    def _forward(self, inputs: StepInputs) -> torch.Tensor:
+        if self.graphs is not None and self.graphs.accepts(inputs.input_ids.shape[0], inputs.meta):
+            return self.graphs.run(inputs.input_ids, inputs.positions, inputs.meta)
+        return self.model.forward(inputs.input_ids, inputs.positions, inputs.meta, self.kv_caches)
 
     def forward_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Logits [batch, seq, vocab] without touching the KV cache (used by `score`)."""

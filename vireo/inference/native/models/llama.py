@@ -1,12 +1,15 @@
 """Llama-family decoder (Llama, SmolLM2, Qwen2 / Qwen2.5-Coder) over a flat batch of tokens.
 
-Weights come straight from the HF safetensors folder. q/k/v are fused into one projection (and
-gate/up into another) at load time so a layer runs few, larger matmuls; Qwen2 adds q/k/v biases
-and small Qwen2 models tie the output layer to the embeddings.
+Weights come straight from the HF safetensors folder (or a Vireo int8/int4 folder, whose linears
+become `QuantizedLinear`s). q/k/v are fused into one projection (and gate/up into another) at load
+time so a layer runs few, larger matmuls; Qwen2 adds q/k/v biases and small Qwen2 models tie the
+output layer to the embeddings. On CUDA tensors the layers run the Triton kernels (RoPE in place
+on the fused qkv output, fused norms, paged attention kernels); on CPU the torch code.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -15,7 +18,11 @@ from safetensors import safe_open
 
 from vireo.inference.native.attention import AttentionMetadata, paged_attention
 from vireo.inference.native.layers import (Linear, add_rms_norm, apply_rotary, rms_norm,
-                                            rotary_tables, silu_and_mul)
+                                            rotary_cos_sin, rotary_tables, rotate_in_place,
+                                            silu_and_mul)
+from vireo.inference.native.quant_linear import (QuantizedLinear, concat_out_features,
+                                                 is_quantized_folder, load_quantized_weights)
+from vireo.kernels.dispatch import use_triton
 
 SUPPORTED = ("LlamaForCausalLM", "Qwen2ForCausalLM")
 
@@ -45,6 +52,28 @@ def inverse_frequencies(hf_config, head_dim: int) -> tuple[torch.Tensor, float]:
     return 1.0 / (theta ** exponents), 1.0
 
 
+def fused_linear(parts: list, bias: torch.Tensor | None, batch_hint: int):
+    """One linear whose output features are those of `parts` (float tensors or quantized)."""
+    if isinstance(parts[0], torch.Tensor):
+        return Linear(torch.cat(parts) if len(parts) > 1 else parts[0], bias, batch_hint)
+    return QuantizedLinear(concat_out_features(parts) if len(parts) > 1 else parts[0], bias)
+
+
+@dataclass
+class RopeInputs:
+    """This step's rotary inputs: cos/sin rows (torch path) or positions + table (kernel)."""
+
+    positions: torch.Tensor
+    cos: torch.Tensor | None = None  # [tokens, 1, head_dim/2]
+    sin: torch.Tensor | None = None
+    cos_sin: torch.Tensor | None = None  # float32 [max_positions, head_dim]
+
+    def rotate(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cos_sin is not None:
+            return rotate_in_place(x, self.positions, self.cos_sin)
+        return apply_rotary(x, self.cos, self.sin)
+
+
 class DecoderLayer:
     """Pre-norm attention + SwiGLU MLP; the residual stream is carried between layers."""
 
@@ -55,20 +84,19 @@ class DecoderLayer:
         bias = None
         if a + "q_proj.bias" in w:
             bias = torch.cat([w[a + n + "_proj.bias"] for n in "qkv"])
-        self.qkv = Linear(torch.cat([w[a + n + "_proj.weight"] for n in "qkv"]), bias, batch_hint)
-        self.o = Linear(w[a + "o_proj.weight"], None, batch_hint)
-        self.gate_up = Linear(torch.cat([w[m + "gate_proj.weight"], w[m + "up_proj.weight"]]),
-                              None, batch_hint)
-        self.down = Linear(w[m + "down_proj.weight"], None, batch_hint)
+        self.qkv = fused_linear([w[a + n + "_proj.weight"] for n in "qkv"], bias, batch_hint)
+        self.o = fused_linear([w[a + "o_proj.weight"]], None, batch_hint)
+        self.gate_up = fused_linear([w[m + "gate_proj.weight"], w[m + "up_proj.weight"]], None,
+                                    batch_hint)
+        self.down = fused_linear([w[m + "down_proj.weight"]], None, batch_hint)
         self.input_norm = w[prefix + "input_layernorm.weight"]
         self.post_norm = w[prefix + "post_attention_layernorm.weight"]
 
-    def __call__(self, h, residual, cos, sin, meta: AttentionMetadata, kv):
+    def __call__(self, h, residual, rope: RopeInputs, meta: AttentionMetadata, kv):
         x, residual = add_rms_norm(h, residual, self.input_norm, self.eps)
         qkv = self.qkv(x)
         tokens, qk_heads = qkv.shape[0], self.heads + self.kv_heads
-        qk = apply_rotary(qkv[:, :qk_heads * self.head_dim].view(tokens, qk_heads, self.head_dim),
-                          cos, sin)
+        qk = rope.rotate(qkv[:, :qk_heads * self.head_dim].view(tokens, qk_heads, self.head_dim))
         v = qkv[:, qk_heads * self.head_dim:].view(tokens, self.kv_heads, self.head_dim)
         attn = paged_attention(qk[:, :self.heads], qk[:, self.heads:], v, kv[0], kv[1], meta)
         x, residual = add_rms_norm(self.o(attn), residual, self.post_norm, self.eps)
@@ -92,37 +120,57 @@ class ModelShape:
 class LlamaModel:
     """The whole decoder: token ids + positions + attention metadata -> hidden states."""
 
-    def __init__(self, hf_config, weights: dict[str, torch.Tensor], dtype: torch.dtype,
-                 batch_hint: int = 32):
+    def __init__(self, hf_config, weights: dict, dtype: torch.dtype, batch_hint: int = 32,
+                 device: str | torch.device = "cpu"):
         arch = (getattr(hf_config, "architectures", None) or ["LlamaForCausalLM"])[0]
         if arch not in SUPPORTED:
             raise ValueError(f"native engine supports {', '.join(SUPPORTED)}, not {arch}")
         self.shape = cfg = ModelShape(hf_config)
-        self.dtype = dtype
+        self.dtype, self.device = dtype, torch.device(device)
+        weights = {name: w.to(self.device) for name, w in weights.items()}
         self.embed = weights["model.embed_tokens.weight"]
         self.layers = [DecoderLayer(weights, f"model.layers.{i}.", cfg, batch_hint)
                        for i in range(cfg.layers)]
         self.norm = weights["model.norm.weight"]
         self.lm_head = Linear(weights.get("lm_head.weight", self.embed), None, batch_hint)
         inv_freq, scaling = inverse_frequencies(hf_config, cfg.head_dim)
-        self.cos, self.sin = rotary_tables(inv_freq, cfg.max_positions, scaling, dtype)
+        self.cos, self.sin = (t.to(self.device) for t in
+                              rotary_tables(inv_freq, cfg.max_positions, scaling, dtype))
+        self._rope_params, self._cos_sin = (inv_freq, scaling), None
+
+    @property
+    def cos_sin(self) -> torch.Tensor:
+        """The float32 RoPE table of the kernel path, made on first use."""
+        if self._cos_sin is None:
+            inv_freq, scaling = self._rope_params
+            self._cos_sin = rotary_cos_sin(inv_freq, self.shape.max_positions,
+                                           scaling).to(self.device)
+        return self._cos_sin
 
     @classmethod
     def from_pretrained(cls, folder: Path, dtype: torch.dtype = torch.float32,
-                        batch_hint: int = 32) -> "LlamaModel":
+                        batch_hint: int = 32, device: str | torch.device = "cpu") -> "LlamaModel":
         from transformers import AutoConfig
 
-        return cls(AutoConfig.from_pretrained(folder), load_safetensors(folder, dtype), dtype,
-                   batch_hint)
+        hf_config = AutoConfig.from_pretrained(folder)
+        if is_quantized_folder(folder):
+            weights = load_quantized_weights(folder, dtype, hf_config)
+        else:
+            weights = load_safetensors(folder, dtype)
+        return cls(hf_config, weights, dtype, batch_hint, device)
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, meta: AttentionMetadata,
                 kv_caches: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         """Residual stream after the last layer, [tokens, hidden] (final norm not yet applied)."""
         h = F.embedding(input_ids, self.embed)
-        cos, sin = self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1)
+        if use_triton(h):
+            rope = RopeInputs(positions, cos_sin=self.cos_sin)
+        else:
+            rope = RopeInputs(positions, self.cos[positions].unsqueeze(1),
+                              self.sin[positions].unsqueeze(1))
         residual = None
         for layer, kv in zip(self.layers, kv_caches):
-            h, residual = layer(h, residual, cos, sin, meta, kv)
+            h, residual = layer(h, residual, rope, meta, kv)
         return residual.add_(h)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,48 @@
+"""Decode CUDA graphs: which padded batch sizes are captured, and (on a GPU) that replaying them
+gives the same greedy tokens as the eager kernel path."""
+
+import asyncio
+
+import pytest
+import torch
+
+from vireo.inference.native.cuda_graphs import graph_batch_sizes, padded_batch_size
+
+
+def test_sizes_are_powers_of_two_up_to_the_max_batch():
+    assert graph_batch_sizes(32) == [1, 2, 4, 8, 16, 32]
+
+
+def test_a_max_batch_between_powers_of_two_is_its_own_size():
+    assert graph_batch_sizes(48) == [1, 2, 4, 8, 16, 32, 48]
+
+
+def test_a_batch_is_padded_up_to_the_next_captured_size():
+    sizes = graph_batch_sizes(32)
+    assert [padded_batch_size(n, sizes) for n in (1, 2, 3, 5, 9, 17, 32)] == [1, 2, 4, 8, 16, 32, 32]
+
+
+def test_a_batch_above_the_largest_size_runs_eagerly():
+    assert padded_batch_size(33, graph_batch_sizes(32)) is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_graph_replay_matches_eager_greedy_tokens(tmp_path):
+    from vireo.inference.bench_gpu import TINY, make_engine, native_greedy
+    from vireo.inference.random_weights import (llama_config, native_model, random_hf_model,
+                                                random_prompts, write_model_folder)
+
+    folder = write_model_folder(llama_config(TINY), tmp_path)
+    model = native_model(random_hf_model(llama_config(TINY, max_positions=512), torch.float32, "cuda"),
+                         torch.float32)
+    prompts = random_prompts(5, 24, TINY["vocab_size"])  # 5 rows: padded to the graph of 8
+
+    async def greedy(graphs: bool):
+        engine = make_engine(folder, model, "cuda", max_batch=8, context=128, graphs=graphs)
+        try:
+            assert (engine.runner.graphs is not None) == graphs
+            return await native_greedy(engine, prompts, 16)
+        finally:
+            await engine.shutdown()
+
+    assert asyncio.run(greedy(True)) == asyncio.run(greedy(False))

@@ -1,0 +1,66 @@
+"""Paged attention through the Triton kernels (`vireo.kernels.attention`) for the GPU path.
+
+Every query reads its keys and values from the paged cache through its block table, after this
+step's K/V were stored there, so prefix-cached blocks are read in place. A batch of one query per
+sequence runs flash-decoding; any other batch (prefill chunks, speculative verifications, or a
+mix with decodes) runs the varlen flash-prefill kernel, whose queries are the last tokens of each
+sequence's context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class KernelAttention:
+    """Per-step inputs of the attention kernels (int32 tensors on the cache's device)."""
+
+    block_tables: torch.Tensor  # [seqs, width] physical block ids
+    context_lens: torch.Tensor  # [seqs] tokens each sequence sees, this step's included
+    max_context: int  # sizes the flash-decoding split (a bound is enough)
+    cu_seqlens_q: torch.Tensor | None = None  # [seqs + 1] query row offsets; None: decode
+    max_q_len: int = 1
+
+
+def kernel_meta(rows_per_seq: list[int], ends: list[int], tables: list[list[int]], block_size: int,
+                device: torch.device) -> KernelAttention:
+    """Metadata for sequences with `rows_per_seq` query rows ending at positions `ends`."""
+    width = max(-(-end // block_size) for end in ends)
+    padded = [table[:width] + [0] * (width - min(width, len(table))) for table in tables]
+
+    def ints(values) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.int32, device=device)
+
+    if max(rows_per_seq) == 1:
+        return KernelAttention(ints(padded), ints(ends), max(ends))
+    offsets = [0]
+    for rows in rows_per_seq:
+        offsets.append(offsets[-1] + rows)
+    return KernelAttention(ints(padded), ints(ends), max(ends), ints(offsets), max(rows_per_seq))
+
+
+def kernel_paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                           k_cache: torch.Tensor, v_cache: torch.Tensor,
+                           slot_mapping: torch.Tensor | None, meta: KernelAttention) -> torch.Tensor:
+    """Store k, v [tokens, kv_heads, dim] at their slots, attend q [tokens, heads, dim] -> [tokens, heads*dim]."""
+    from vireo.kernels.attention import decode_attention, prefill_attention, store_kv_cache
+
+    if slot_mapping is not None:
+        store_kv_cache(k, v, k_cache, v_cache, slot_mapping)
+    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    if meta.cu_seqlens_q is None:
+        decode_attention(q, k_cache, v_cache, meta.block_tables, meta.context_lens,
+                         meta.max_context, out=out)
+    else:
+        prefill_attention(q, k_cache, v_cache, meta.block_tables, meta.cu_seqlens_q,
+                          meta.context_lens, meta.max_q_len, out=out,
+                          block_m=_prefill_block_m(meta.max_q_len))
+    return out.view(q.shape[0], -1)
+
+
+def _prefill_block_m(max_q_len: int) -> int:
+    """Short query runs (verifications, small chunks) waste less of a 16-row tile than of 128."""
+    return 16 if max_q_len <= 16 else (64 if max_q_len <= 64 else 128)
