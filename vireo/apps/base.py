@@ -26,6 +26,20 @@ class JobCancelled(Exception):
     """Raised inside an app when its job was cancelled."""
 
 
+class JobsUnavailable(AppInputError):
+    """Asked for other jobs where there is no job store (an in-process run)."""
+
+
+@dataclass(frozen=True)
+class FinishedJob:
+    """Another job of the same tenant, as an app may read it: its app, input and result."""
+
+    id: str
+    app: str
+    input: dict
+    result: dict
+
+
 @dataclass
 class TechniquePreferences:
     """What an app benefits from; the engine applies it unless settings override."""
@@ -68,6 +82,11 @@ class AppContext(abc.ABC):
 
     def record_usage(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> None:
         """Add token counts to the job's totals (the platform stores them)."""
+
+    async def finished_job(self, job_id: str) -> FinishedJob:
+        """A succeeded job of this tenant (the judge grades jobs by id); AppInputError otherwise."""
+        raise JobsUnavailable("job ids can only be read inside the platform (a job's worker); "
+                              "this in-process run has no job store: pass the items instead")
 
     def first_token(self) -> None:
         """Called once when the first generated token arrives (for TTFT timings)."""

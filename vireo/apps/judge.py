@@ -9,6 +9,10 @@ Pairwise also offers `method="likelihood"`: each answer is scored on its own by 
 log-probability of its tokens after the question (GPTScore-style, Fu et al. 2023). Tiny models
 (SmolLM2-135M) cannot follow a grading prompt but still know that "Paris" follows "capital of
 France"; with no second answer in the prompt there is no position to be biased by.
+
+Batch evaluation of other jobs: `job_ids` (score) or `job_ids_a`/`job_ids_b` (pairwise, matched by
+position, same app and input) are read through `ctx.finished_job`, which only the platform's job
+context can answer and only for the job's own tenant.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from vireo.apps.base import App, AppContext, AppInputError, TechniquePreferences
+from vireo.apps.job_answers import question_and_answer
 from vireo.inference.api import Engine, GenerationRequest
 
 Mode = Literal["score", "pass_fail", "pairwise"]
@@ -52,6 +57,11 @@ class JudgeInput(BaseModel):
     mode: Mode = "score"
     items: list[JudgeItem] | None = Field(None, max_length=500)
     jsonl: str | None = Field(None, max_length=2_000_000, description="Items as JSON lines (instead of items).")
+    job_ids: list[str] | None = Field(None, max_length=500, description="Score mode: grade these jobs of yours "
+                                      "(each job's input is the question, its result the answer).")
+    job_ids_a: list[str] | None = Field(None, max_length=500, description="Pairwise: jobs giving answer A, "
+                                        "matched by position with job_ids_b (same app and input).")
+    job_ids_b: list[str] | None = Field(None, max_length=500, description="Pairwise: jobs giving answer B.")
     rubric: str | None = Field(None, max_length=2000, description="Grading criteria (a default per mode).")
     method: Method = Field("labels", description="labels: the model picks a verdict label (both orders for "
                                                  "pairwise); likelihood: pairwise by each answer's likelihood.")
@@ -61,11 +71,23 @@ class JudgeInput(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> "JudgeInput":
-        if (self.items is None) == (self.jsonl is None):
-            raise ValueError("give exactly one of items or jsonl")
+        pair_ids = self.job_ids_a is not None or self.job_ids_b is not None
+        if sum(x is not None for x in (self.items, self.jsonl, self.job_ids)) + pair_ids != 1:
+            raise ValueError("give exactly one of items, jsonl, job_ids, or job_ids_a with job_ids_b")
+        if pair_ids and (self.job_ids_a is None or self.job_ids_b is None
+                         or len(self.job_ids_a) != len(self.job_ids_b)):
+            raise ValueError("job_ids_a and job_ids_b go together and must be as long as each other")
+        if pair_ids and self.mode != "pairwise":
+            raise ValueError("job_ids_a / job_ids_b compare two answers: use them with mode 'pairwise'")
+        if self.job_ids is not None and self.mode != "score":
+            raise ValueError("job_ids are graded alone with mode 'score' (pass_fail needs references: use items)")
         if self.method == "likelihood" and self.mode != "pairwise":
             raise ValueError("method 'likelihood' compares two answers: use it with mode 'pairwise'")
         return self
+
+    @property
+    def uses_jobs(self) -> bool:
+        return self.job_ids is not None or self.job_ids_a is not None
 
 
 class Verdict(BaseModel):
@@ -105,14 +127,46 @@ class JudgeOutput(BaseModel):
 def parse_items(input: JudgeInput) -> list[JudgeItem]:
     """The items, from the list or the JSONL text, checked for the mode's fields."""
     items = input.items if input.items is not None else _items_from_jsonl(input.jsonl or "")
+    return checked_items(input.mode, items)
+
+
+def checked_items(mode: Mode, items: list[JudgeItem]) -> list[JudgeItem]:
     if not items:
         raise AppInputError("no items to grade")
     need = {"score": ["answer"], "pass_fail": ["answer", "reference"], "pairwise": ["answer_a", "answer_b"]}
     for number, item in enumerate(items, start=1):
-        missing = [f for f in need[input.mode] if not (getattr(item, f) or "").strip()]
+        missing = [f for f in need[mode] if not (getattr(item, f) or "").strip()]
         if missing:
-            raise AppInputError(f"item {number}: mode {input.mode} needs {' and '.join(missing)}")
+            raise AppInputError(f"item {number}: mode {mode} needs {' and '.join(missing)}")
     return items
+
+
+async def items_from_jobs(ctx: AppContext, input: JudgeInput) -> list[JudgeItem]:
+    """Items built from the tenant's finished jobs: one per job id, or one per (A, B) pair."""
+    if input.job_ids is not None:
+        items = []
+        for job_id in input.job_ids:
+            question, answer = question_and_answer(await ctx.finished_job(job_id))
+            items.append(_job_item(id=job_id, question=question, answer=answer))
+        return checked_items(input.mode, items)
+    items = []
+    for number, (id_a, id_b) in enumerate(zip(input.job_ids_a or [], input.job_ids_b or []), start=1):
+        job_a, job_b = await ctx.finished_job(id_a), await ctx.finished_job(id_b)
+        if (job_a.app, job_a.input) != (job_b.app, job_b.input):
+            raise AppInputError(f"pair {number}: jobs {id_a} and {id_b} answered different inputs; "
+                                "pairwise compares answers to the same input of the same app")
+        question, answer_a = question_and_answer(job_a)
+        items.append(_job_item(id=f"{id_a}/{id_b}", question=question, answer_a=answer_a,
+                               answer_b=question_and_answer(job_b)[1], meta={"job_a": id_a, "job_b": id_b}))
+    return checked_items(input.mode, items)
+
+
+def _job_item(**fields) -> JudgeItem:
+    try:
+        return JudgeItem(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise AppInputError(f"job {fields['id']}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
 def _items_from_jsonl(text: str) -> list[JudgeItem]:
@@ -253,43 +307,58 @@ def markdown_table(mode: Mode, verdicts: list[Verdict]) -> str:
     return "\n".join(rows)
 
 
+def check_fits(input: JudgeInput, items: list[JudgeItem], engine_context_length: int, count_tokens) -> None:
+    """Refuse an item whose grading prompt and rationale cannot fit the model's context."""
+    rubric = input.rubric or DEFAULT_RUBRIC[input.mode]
+    for number, item in enumerate(items, start=1):
+        text = rubric + "\n".join(filter(None, [item.question, item.answer, item.reference,
+                                                item.answer_a, item.answer_b]))
+        tokens = count_tokens(text)
+        if tokens + input.max_rationale_tokens + 128 > engine_context_length:
+            raise AppInputError(f"item {number} is {tokens} tokens; with the rationale it does not fit "
+                                f"the model's {engine_context_length}-token context")
+
+
+async def grade(ctx: AppContext, input: JudgeInput, items: list[JudgeItem]) -> JudgeOutput:
+    """A verdict (and optionally a streamed rationale) per item, the summary and the table."""
+    rubric = input.rubric or DEFAULT_RUBRIC[input.mode]
+    verdicts = []
+    for index, item in enumerate(items, start=1):
+        ctx.check_cancelled()
+        ctx.progress((index - 1) / len(items), f"grading item {index} of {len(items)}")
+        verdict = await (judge_pair_by_likelihood(ctx.engine, item, index, input.tie_margin)
+                         if input.method == "likelihood" else
+                         judge_item(ctx.engine, input.mode, item, rubric, index))
+        if input.rationale:
+            ctx.emit(f"{'' if index == 1 else chr(10) * 2}[{index}] {verdict.verdict}: ")
+            request = GenerationRequest(messages=rationale_messages(input.mode, item, rubric, verdict),
+                                        sampling=ctx.sampling(max_tokens=input.max_rationale_tokens,
+                                                              temperature=0.0))
+            verdict.rationale = (await ctx.stream(request)).text.strip()
+        verdicts.append(verdict)
+    ctx.progress(1.0, "done")
+    return JudgeOutput(mode=input.mode, verdicts=verdicts, summary=summarize(input.mode, verdicts),
+                       table=markdown_table(input.mode, verdicts))
+
+
 class JudgeApp(App):
     name = "judge"
     title = "Judge answers"
     description = ("Grade answers against a rubric (1-10) or a reference (pass/fail), or compare two "
-                   "answers (A/B/tie, both orders); batch results as a table.")
+                   "answers (A/B/tie, both orders); batch results as a table. Give the items, or ids of "
+                   "your own finished jobs (job_ids; job_ids_a/job_ids_b to compare two models or settings).")
     Input = JudgeInput
     Output = JudgeOutput
     preferences = TechniquePreferences(prefix_cache=True)  # both orders share the rubric and question
 
     def validate_for_engine(self, input: JudgeInput, engine_context_length: int, count_tokens) -> None:
-        items = parse_items(input)
-        rubric = input.rubric or DEFAULT_RUBRIC[input.mode]
-        for number, item in enumerate(items, start=1):
-            text = rubric + "\n".join(filter(None, [item.question, item.answer, item.reference,
-                                                    item.answer_a, item.answer_b]))
-            tokens = count_tokens(text)
-            if tokens + input.max_rationale_tokens + 128 > engine_context_length:
-                raise AppInputError(f"item {number} is {tokens} tokens; with the rationale it does not fit "
-                                    f"the model's {engine_context_length}-token context")
+        if not input.uses_jobs:  # jobs are read (and checked) when the judge runs
+            check_fits(input, parse_items(input), engine_context_length, count_tokens)
 
     async def run(self, ctx: AppContext, input: JudgeInput) -> JudgeOutput:
-        items = parse_items(input)
-        rubric = input.rubric or DEFAULT_RUBRIC[input.mode]
-        verdicts = []
-        for index, item in enumerate(items, start=1):
-            ctx.check_cancelled()
-            ctx.progress((index - 1) / len(items), f"grading item {index} of {len(items)}")
-            verdict = await (judge_pair_by_likelihood(ctx.engine, item, index, input.tie_margin)
-                             if input.method == "likelihood" else
-                             judge_item(ctx.engine, input.mode, item, rubric, index))
-            if input.rationale:
-                ctx.emit(f"{'' if index == 1 else chr(10) * 2}[{index}] {verdict.verdict}: ")
-                request = GenerationRequest(messages=rationale_messages(input.mode, item, rubric, verdict),
-                                            sampling=ctx.sampling(max_tokens=input.max_rationale_tokens,
-                                                                  temperature=0.0))
-                verdict.rationale = (await ctx.stream(request)).text.strip()
-            verdicts.append(verdict)
-        ctx.progress(1.0, "done")
-        return JudgeOutput(mode=input.mode, verdicts=verdicts, summary=summarize(input.mode, verdicts),
-                           table=markdown_table(input.mode, verdicts))
+        if input.uses_jobs:
+            items = await items_from_jobs(ctx, input)
+            check_fits(input, items, ctx.engine.context_length, ctx.engine.count_tokens)
+        else:
+            items = parse_items(input)
+        return await grade(ctx, input, items)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 
-from vireo.apps.base import AppContext, TechniquePreferences
+from vireo.apps.base import AppContext, AppInputError, FinishedJob, TechniquePreferences
 from vireo.inference.api import Engine
 from vireo.platform.store import JobStore
 
@@ -76,3 +77,13 @@ class JobContext(AppContext):
 
     def cancelled(self) -> bool:
         return self.cancel_flag
+
+    async def finished_job(self, job_id: str) -> FinishedJob:
+        """Another tenant's job reads as unknown, as it does through the API (no existence leak)."""
+        record = await self.store.get(job_id)
+        if record is None or record.get("tenant") != self.tenant:
+            raise AppInputError(f"job {job_id} not found for this tenant")
+        if record["status"] != "succeeded":
+            raise AppInputError(f"job {job_id} is {record['status']}; only succeeded jobs can be read")
+        return FinishedJob(id=job_id, app=record["app"], input=json.loads(record["input"]),
+                           result=json.loads(record["result"]))
