@@ -32,10 +32,12 @@ def _job(preset: str, items: list[dict], calibrate: bool) -> tuple[str, dict, di
     return "classify", {**job_input, "calibrate": calibrate}, {}
 
 
-def evaluate(runner, full: bool, concurrency: int) -> dict:
+def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> dict:
+    """`limit` keeps the first items of each preset (a quick run); else the CI subset or `full`."""
     from vireo.apps.classify_presets import PRESETS
 
-    sets = {name: items if full else items[:CI_ITEMS] for name, items in load(DATASET)["sets"].items()}
+    size = limit or (None if full else CI_ITEMS)
+    sets = {name: items[:size] for name, items in load(DATASET)["sets"].items()}
     plan = [(name, calibrate) for name in sets for calibrate in (True, False)]
     outputs = run_jobs(runner, [_job(name, sets[name], calibrate) for name, calibrate in plan], concurrency)
     metrics, items = {}, []

@@ -1,57 +1,59 @@
-"""What `vireo eval` does: pick a runner, evaluate one or more models, write and print results."""
+"""What `vireo eval` does: evaluate one configuration, or compare it with a `--vs` variant; write
+the JSON under benchmarks/results/quality/ and print it (or a short summary)."""
 
 from __future__ import annotations
 
 import json
 
-from vireo.evals.harness import run_eval, write_result
-from vireo.evals.runners import local_runner, rest_runner
-
-DEFAULT_MODEL = "smollm2-135m"
-
-
-def _api_answers(url: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(f"{url.rstrip('/')}/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+from vireo.evals.compare import compare
+from vireo.evals.configs import EvalConfig, variant_of
+from vireo.evals.harness import eval_module, is_open_ended, result_path, run_eval, write_result
+from vireo.evals.judging import single_answer_scores
+from vireo.evals.runners import open_runner
 
 
-def _local(model: str, backend: str):
-    from vireo.inference.factory import create_engine
-    from vireo.platform.settings import get_settings
+def evaluate_one(app_name: str, config: EvalConfig, runner_kind: str = "local", full: bool = False,
+                 limit: int | None = None) -> dict:
+    """One configuration's eval; open-ended outputs also get the judge's single-answer scores."""
+    with open_runner(config, runner_kind) as runner:
+        result = run_eval(app_name, runner, full=full, config=config, limit=limit)
+        if is_open_ended(app_name):
+            result["judge"] = single_answer_scores(runner, eval_module(app_name).judge_items(result["items"]),
+                                                   config)
+    return {**result, "runner": runner_kind}
 
-    config = get_settings().engine_config()
-    config.model = model
-    return local_runner(create_engine(backend, config))
 
-
-def _one(app_name: str, model: str | None, backend: str | None, full: bool) -> dict:
-    from vireo.platform.settings import get_settings
-
-    settings = get_settings()
-    if backend is None and model in (None, settings.model) and _api_answers(settings.api_url):
-        runner, model, backend, how = rest_runner(settings.api_url, settings.api_key), settings.model, \
-            f"{settings.engine} (via REST)", "rest"
+def run_cli(app_name: str, base: EvalConfig, vs: str | None, runner_kind: str, full: bool,
+            limit: int | None, as_json: bool) -> dict:
+    """Run, write the JSON, print; returns the result."""
+    if vs:
+        variant = variant_of(base, vs)
+        result = compare(app_name, base, variant, runner_kind, full=full, limit=limit)
+        path = result_path(app_name, base, variant)
     else:
-        model, backend = model or DEFAULT_MODEL, backend or "hf"
-        runner, how = _local(model, backend), "local"
-    result = run_eval(app_name, runner, full=full, model=model, backend=backend)
-    result["runner"] = how
-    result["written_to"] = str(write_result(result))
+        result = evaluate_one(app_name, base, runner_kind, full=full, limit=limit)
+        path = result_path(app_name, base)
+    result["written_to"] = str(write_result(result, path))
+    print(json.dumps(result, indent=2, ensure_ascii=False) if as_json else summary_lines(result))
     return result
 
 
-def evaluate_models(app_name: str, model: str | None, backend: str | None, full: bool, vs: str | None,
-                    as_json: bool) -> None:
-    results = [_one(app_name, model, backend, full)]
-    for other in filter(None, (m.strip() for m in (vs or "").split(","))):
-        results.append(_one(app_name, other, backend or "hf", full))
-    if as_json:
-        print(json.dumps(results[0] if len(results) == 1 else {"runs": results}, indent=2, ensure_ascii=False))
-        return
-    for result in results:
-        print(f"{result['app']} | {result['model']} ({result['backend']}) | {result['dataset']['items']} items "
-              f"({result['dataset']['subset']}) | {json.dumps(result['metrics'])} -> {result['written_to']}")
+def summary_lines(result: dict) -> str:
+    """A few human lines: the metrics (or their differences) and where the JSON went."""
+    if result.get("kind") == "comparison":
+        lines = [f"{result['app']}: {json.dumps(result['base']['config'])} vs {json.dumps(result['varied'])}"]
+        lines += [f"  {path}: {d['base']} -> {d['variant']} ({d['delta']:+})" for path, d in
+                  result["differences"].items()]
+        judge = result.get("judge") or {}
+        for method in ("labels", "likelihood"):
+            if method in judge:
+                j = judge[method]
+                lines.append(f"  judge ({judge['judge']['model']}, {method}): base {j['base_wins']} / variant "
+                             f"{j['variant_wins']} / tie {j['ties']} / inconsistent {j['inconsistent']}")
+    else:
+        lines = [f"{result['app']} | {json.dumps(result['config'])} | {result['dataset']['items']} items "
+                 f"({result['dataset']['subset']}) | {json.dumps(result['metrics'])}"]
+        if result.get("judge"):
+            lines.append(f"  judge ({result['judge']['judge']['model']}): mean score "
+                         f"{result['judge'].get('mean_score')}")
+    return "\n".join(lines + [f"-> {result['written_to']}"])

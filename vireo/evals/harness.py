@@ -1,9 +1,10 @@
 """Run an app's quality eval through an injected runner and record the result as JSON.
 
 `run_eval(app_name, runner, full=False)` -> dict with the metrics, the dataset, per-item
-details, date and machine. Each app's dataset and metric live in `vireo/evals/<app>_eval.py`,
-a module with `evaluate(runner, full, concurrency) -> {"dataset", "metrics", "items"}`; adding
-such a file is all it takes to give an app an eval.
+details, configuration, date and machine. Each app's dataset and metric live in
+`vireo/evals/<app>_eval.py`, a module with `evaluate(runner, full, concurrency) -> {"dataset",
+"metrics", "items"}` (and `judge_items(items)` when its outputs are open-ended); adding such a file
+is all it takes to give an app an eval.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
 from pathlib import Path
 
+from vireo.evals.configs import EvalConfig
 from vireo.evals.runners import Runner
 
 RESULTS = Path("benchmarks/results/quality")
@@ -56,37 +58,46 @@ def _read(path: str) -> str:
         return ""
 
 
-def run_eval(app_name: str, runner: Runner, full: bool = False, *, concurrency: int = 4,
-             model: str | None = None, backend: str | None = None) -> dict:
-    """Evaluate `app_name` on its dataset (the CI subset unless `full`) using `runner`."""
+def eval_module(app_name: str):
+    """The `vireo/evals/<app>_eval.py` module of an app."""
     if app_name not in available_evals():
         raise KeyError(f"no eval for app {app_name!r}; evals exist for: {', '.join(available_evals())}")
-    module = import_module(f"vireo.evals.{app_name}_eval")
+    return import_module(f"vireo.evals.{app_name}_eval")
+
+
+def is_open_ended(app_name: str) -> bool:
+    """Apps whose outputs the judge grades (their eval module says what the judge sees)."""
+    return hasattr(eval_module(app_name), "judge_items")
+
+
+def run_eval(app_name: str, runner: Runner, full: bool = False, *, concurrency: int = 4,
+             config: EvalConfig | None = None, limit: int | None = None) -> dict:
+    """Evaluate `app_name` on its dataset (the CI subset unless `full`; the first `limit` items
+    when given) using `runner`; `config` names what the runner serves."""
+    module = eval_module(app_name)
+    config = config or EvalConfig()
     machine = machine_info()
     started = time.monotonic()
-    result = module.evaluate(runner, full=full, concurrency=concurrency)
-    return {"app": app_name, "model": model, "backend": backend, **result,
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    result = module.evaluate(runner, full=full, concurrency=concurrency, **({"limit": limit} if limit else {}))
+    if limit:
+        result["dataset"]["subset"] = f"first {limit}"
+    return {"app": app_name, "model": config.model, "backend": config.backend, "config": config.as_dict(),
+            **result, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "duration_s": round(time.monotonic() - started, 1), "concurrency": concurrency, "machine": machine}
 
 
-def result_path(app_name: str, model: str | None, default_model: str = "smollm2-135m") -> Path:
-    """benchmarks/results/quality/<app>.json for the default model, <app>-<model>.json otherwise."""
-    suffix = "" if model in (None, default_model) else f"-{model}"
-    return RESULTS / f"{app_name}{suffix}.json"
+def result_path(app_name: str, config: EvalConfig, variant: EvalConfig | None = None) -> Path:
+    """<app>.json for the default configuration, <app>-<what differs>.json otherwise;
+    comparisons add -vs-<what the variant changes>."""
+    from vireo.evals.configs import label
+
+    name = "-".join(filter(None, [app_name, label(config)]))
+    if variant is not None:
+        name += f"-vs-{label(variant, config)}"
+    return RESULTS / f"{name}.json"
 
 
-def write_result(result: dict, path: Path | None = None) -> Path:
-    path = path or result_path(result["app"], result.get("model"))
+def write_result(result: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return path
-
-
-def run_cli_eval(app_name: str, model: str | None = None, backend: str | None = None, full: bool = False,
-                 vs: str | None = None, as_json: bool = False) -> None:
-    """`vireo eval`: through the running API when one answers and no backend is named, else
-    in-process on `backend` (default hf); `--vs m1,m2` adds more models side by side."""
-    from vireo.evals.cli_runs import evaluate_models
-
-    evaluate_models(app_name, model=model, backend=backend, full=full, vs=vs, as_json=as_json)

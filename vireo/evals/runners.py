@@ -1,7 +1,8 @@
 """Runners execute one app job for an eval: `runner(app_name, input_dict, options) -> output_dict`.
 
 `local_runner` runs apps in this process on a given engine (fast to iterate, no services);
-`rest_runner` goes through the real REST job path (submit, poll until terminal).
+`rest_runner` goes through the real REST job path (submit, poll until terminal);
+`open_runner(config, kind)` gives either one for an eval configuration.
 Both raise `JobFailed` with the platform's message when a job does not succeed.
 """
 
@@ -10,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 Runner = Callable[[str, dict, dict], dict]
 
@@ -35,32 +37,41 @@ def builtin_app(name: str):
         return getattr(import_module(f"vireo.apps.{name}"), builtin[name])()
 
 
-def local_runner(engine) -> Runner:
-    """Run apps in-process on `engine`; calls from many threads share one event loop, so the
+class LocalRunner:
+    """Runs apps in-process on `engine`; calls from many threads share one event loop, so the
     engine sees them as concurrent requests and can batch them."""
-    from vireo.apps.base import AppInputError, LocalContext
 
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, name="eval-loop", daemon=True).start()
-    asyncio.run_coroutine_threadsafe(engine.start(), loop).result()
+    def __init__(self, engine):
+        self.engine = engine
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="eval-loop", daemon=True).start()
+        asyncio.run_coroutine_threadsafe(engine.start(), self.loop).result()
 
-    def run(app_name: str, input_dict: dict, options: dict) -> dict:
+    def __call__(self, app_name: str, input_dict: dict, options: dict) -> dict:
+        from vireo.apps.base import AppInputError, LocalContext
+
         app = builtin_app(app_name)
         job_input = app.Input(**input_dict)
-        ctx = LocalContext(engine=engine, app_name=app_name, options=dict(options or {}),
+        ctx = LocalContext(engine=self.engine, app_name=app_name, options=dict(options or {}),
                            preferences=app.preferences)
 
         async def job():
-            app.validate_for_engine(job_input, engine.context_length, engine.count_tokens)
+            app.validate_for_engine(job_input, self.engine.context_length, self.engine.count_tokens)
             return await app.run(ctx, job_input)
 
         try:
-            output = asyncio.run_coroutine_threadsafe(job(), loop).result()
+            output = asyncio.run_coroutine_threadsafe(job(), self.loop).result()
         except AppInputError as exc:
             raise JobFailed(str(exc)) from exc
         return output.model_dump()
 
-    return run
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.engine.shutdown(), self.loop).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def local_runner(engine) -> LocalRunner:
+    return LocalRunner(engine)
 
 
 def rest_runner(base_url: str, api_key: str, poll_s: float = 0.5, timeout_s: float = 3600) -> Runner:
@@ -86,3 +97,28 @@ def rest_runner(base_url: str, api_key: str, poll_s: float = 0.5, timeout_s: flo
         raise JobFailed(f"job {job_id} did not finish within {timeout_s:.0f}s")
 
     return run
+
+
+RUNNER_KINDS = ("local", "rest")
+
+
+@contextmanager
+def open_runner(config, kind: str = "local") -> Iterator[Runner]:
+    """A runner serving `config` (an `EvalConfig`): `local` builds the engine in this process;
+    `rest` starts a private platform (Redis, API, worker) for it and goes through `POST /v1/jobs`."""
+    if kind not in RUNNER_KINDS:
+        raise ValueError(f"runner {kind!r}: choose one of {', '.join(RUNNER_KINDS)}")
+    if kind == "rest":
+        from vireo.evals.private_platform import PrivatePlatform
+
+        with PrivatePlatform(config) as platform:
+            yield rest_runner(platform.url, platform.api_key)
+        return
+    from vireo.evals.engine_settings import engine_config
+    from vireo.inference.factory import create_engine
+
+    runner = local_runner(create_engine(config.backend, engine_config(config)))
+    try:
+        yield runner
+    finally:
+        runner.close()

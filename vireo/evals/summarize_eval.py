@@ -12,11 +12,11 @@ CI_ITEMS = 4
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
 
-def evaluate(runner, full: bool, concurrency: int) -> dict:
+def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> dict:
     from rouge_score import rouge_scorer
 
     items = load(DATASET)["items"]
-    items = items if full else items[:CI_ITEMS]
+    items = items[:limit] if limit else items if full else items[:CI_ITEMS]
     outputs = run_jobs(runner, [("summarize", {"text": item["text"], "length": "short", "style": "paragraph"},
                                  {"temperature": 0.0}) for item in items], concurrency)
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
@@ -30,3 +30,10 @@ def evaluate(runner, full: bool, concurrency: int) -> dict:
     metrics["failed"] = sum(d["error"] is not None for d in details)
     metrics["mean_summary_words"] = round(mean(len(d["summary"].split()) for d in details), 1)
     return {"dataset": describe(DATASET, len(items), full), "metrics": metrics, "items": details}
+
+
+def judge_items(details: list[dict]) -> list[dict]:
+    """What the judge grades: the summary of each document, against the reference summary."""
+    texts = {item["id"]: item["text"] for item in load(DATASET)["items"]}
+    return [{"id": d["id"], "question": f"Summarize this text in a short paragraph.\n\n{texts[d['id']]}",
+             "answer": d["summary"], "reference": d["reference"]} for d in details]

@@ -127,36 +127,17 @@ def bench_engines(model: str = "smollm2-135m", backends: Optional[str] = None, r
                   concurrency: str = "1,8,32", new_tokens: int = 128, threads: Optional[int] = None,
                   random_weights: Optional[str] = None,
                   as_json: bool = typer.Option(False, "--json"), out: Optional[Path] = None) -> None:
-    """The same workload through every installed backend, side by side.
-
-    `--random-weights llama-8b|llama-1b` (GPU only): native engine vs HF generate (plain and static
-    cache) on a model of that shape with random bf16 weights made on the card."""
-    if random_weights:
-        _bench_random_weights(random_weights, concurrency, new_tokens, out)
-        return
+    """The same workload through every installed backend, side by side."""
     from vireo.inference.bench import run_engine_benchmark
 
     kwargs = dict(model=model, backends=backends.split(",") if backends else None, requests=requests,
                   concurrency=tuple(int(c) for c in concurrency.split(",")), new_tokens=new_tokens,
                   threads=threads)
+    if random_weights:
+        raise typer.BadParameter("--random-weights needs the native engine's CUDA path, which is not "
+                                 "built yet (issue 5); run it on a GPU machine once it is")
     result = run_engine_benchmark(**kwargs)
     _write_json(result, out if out else (None if as_json else RESULTS / "engines-cpu.json"))
-
-
-def _bench_random_weights(shape: str, concurrency: str, new_tokens: int, out: Optional[Path]) -> None:
-    import torch
-
-    from vireo.inference.bench_gpu import run_gpu_engine_benchmark, short_table
-    from vireo.inference.random_weights import SHAPES
-
-    if shape not in SHAPES:
-        raise typer.BadParameter(f"--random-weights takes one of {', '.join(SHAPES)}")
-    if not torch.cuda.is_available():
-        raise typer.BadParameter("--random-weights runs on a CUDA GPU; this machine has none")
-    report = run_gpu_engine_benchmark(shape, tuple(int(c) for c in concurrency.split(",")),
-                                      new_tokens=new_tokens)
-    _write_json(report, out or RESULTS / "gpu" / f"engines-{shape}.json")
-    typer.echo(short_table(report))
 
 
 @bench.command("prefix")
@@ -178,12 +159,31 @@ def bench_spec(out: Path = RESULTS / "spec.json") -> None:
 
 
 @app.command("eval")
-def eval_app(app_name: str, model: Optional[str] = None, backend: Optional[str] = None,
-             full: bool = False, vs: Optional[str] = None, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Measure an app's quality on its eval set, through the real job path."""
-    from vireo.evals.harness import run_cli_eval
+def eval_app(app_name: str = typer.Argument(..., help="An app with an eval, or 'all' for the results table."),
+             model: str = "smollm2-135m", backend: str = "native",
+             quant: str = typer.Option("none", help="none, int8, int4 (or int4-gptq, int4-rtn-g64, ...)"),
+             spec: str = typer.Option("off", help="Speculation: off or prompt_lookup."),
+             vs: Optional[str] = typer.Option(None, help="Compare with a variant: KEY=VALUE[,KEY=VALUE], keys "
+                                                         "model, backend, quant, spec."),
+             runner: str = typer.Option("local", help="local: in-process engine; rest: a private API + worker "
+                                                      "per configuration (the real job path)."),
+             full: bool = False, limit: Optional[int] = typer.Option(None, help="Only the first N items."),
+             write_readme: bool = typer.Option(False, help="all: also write the table into benchmarks/README.md."),
+             as_json: bool = typer.Option(False, "--json")) -> None:
+    """Measure an app's quality on its eval set, or compare two configurations side by side."""
+    if app_name == "all":
+        from vireo.evals.report import markdown, update_readme
 
-    run_cli_eval(app_name, model=model, backend=backend, full=full, vs=vs, as_json=as_json)
+        typer.echo(update_readme() if write_readme else markdown())
+        return
+    from vireo.evals.cli_runs import run_cli
+    from vireo.evals.configs import ConfigError, EvalConfig
+
+    try:
+        base = EvalConfig(model=model, backend=backend, quant=quant, spec=spec)
+        run_cli(app_name, base, vs, runner, full, limit, as_json)
+    except (ConfigError, KeyError) as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command("quantize")
