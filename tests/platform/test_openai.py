@@ -91,3 +91,32 @@ def test_a_non_streamed_request_the_client_abandons_cancels_its_job(api, api_ser
     assert newest["app"] == "chat"
     job = _wait_status(api, f"chatcmpl-{newest['id']}", "cancelled")
     assert job["status"] == "cancelled" and job["usage"]["completion_tokens"] > 0
+
+
+def test_response_format_json_schema_gives_valid_json(client):
+    import json
+
+    import jsonschema
+
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+              "required": ["city", "population"], "additionalProperties": False}
+    reply = client.chat.completions.create(
+        model="smollm2-135m", max_tokens=48, temperature=0,
+        messages=[{"role": "user", "content": "Give the largest city of France and its population as JSON."}],
+        response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema}})
+    jsonschema.validate(json.loads(reply.choices[0].message.content), schema)
+
+
+def test_structured_outputs_choice_answers_from_the_list(client):
+    reply = client.chat.completions.create(
+        model="smollm2-135m", max_tokens=8, temperature=0.9, seed=3,
+        messages=[{"role": "user", "content": "Is the sky green? Answer yes or no."}],
+        extra_body={"structured_outputs": {"choice": ["yes", "no"]}})
+    assert reply.choices[0].message.content in ("yes", "no")
+
+
+def test_an_invalid_regex_is_a_clear_400(client):
+    with pytest.raises(openai.BadRequestError, match="regex"):
+        client.chat.completions.create(model="smollm2-135m", max_tokens=8,
+                                       messages=[{"role": "user", "content": "Say a number."}],
+                                       extra_body={"structured_outputs": {"regex": "([0-9"}})

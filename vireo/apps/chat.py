@@ -14,7 +14,24 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from vireo.apps.base import App, AppContext, AppInputError, TechniquePreferences
-from vireo.inference.api import GenerationRequest
+from vireo.inference.api import Constraint, GenerationRequest
+
+
+class OutputConstraint(BaseModel):
+    """Restrict the reply to one of `choices`, a `regex`, or JSON matching `json_schema` (one of them)."""
+
+    choices: list[str] | None = Field(None, min_length=1, max_length=256)
+    regex: str | None = Field(None, min_length=1, max_length=2000)
+    json_schema: dict | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "OutputConstraint":
+        if sum(x is not None for x in (self.choices, self.regex, self.json_schema)) != 1:
+            raise ValueError("give exactly one of choices, regex or json_schema")
+        return self
+
+    def to_engine(self) -> Constraint:
+        return Constraint(choices=self.choices, regex=self.regex, json_schema=self.json_schema)
 
 
 class ChatMessage(BaseModel):
@@ -36,6 +53,8 @@ class ChatInput(BaseModel):
     stop: list[str] = Field(default_factory=list, max_length=8)
     seed: int | None = None
     logprobs: bool = False
+    constraint: OutputConstraint | None = Field(
+        None, description="Constrain the reply (native and vllm engines; the hf engine refuses).")
 
     @model_validator(mode="after")
     def _one_source(self) -> "ChatInput":
@@ -90,9 +109,11 @@ class ChatApp(App):
         sampling = ctx.sampling(max_tokens=input.max_tokens, temperature=input.temperature,
                                 top_p=input.top_p, stop=input.stop, seed=input.seed,
                                 logprobs=input.logprobs)
+        constraint = input.constraint.to_engine() if input.constraint else None
         if input.prompt is not None:
-            return GenerationRequest(prompt=input.prompt, sampling=sampling)
-        return GenerationRequest(messages=messages or self.conversation(input), sampling=sampling)
+            return GenerationRequest(prompt=input.prompt, sampling=sampling, constraint=constraint)
+        return GenerationRequest(messages=messages or self.conversation(input), sampling=sampling,
+                                 constraint=constraint)
 
     def validate_for_engine(self, input: ChatInput, engine_context_length: int, count_tokens) -> None:
         if input.prompt is not None:

@@ -23,6 +23,11 @@ class OpenAIMessage(BaseModel):
     content: str | list[dict[str, Any]] | None = None
 
 
+class ResponseFormat(BaseModel):
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    json_schema: dict[str, Any] | None = Field(None, description='{"name": ..., "schema": {...}}')
+
+
 class ChatCompletionRequest(BaseModel):
     model: str
     messages: list[OpenAIMessage] = Field(..., min_length=1)
@@ -35,6 +40,9 @@ class ChatCompletionRequest(BaseModel):
     stop: str | list[str] | None = None
     n: int = Field(1, ge=1, le=1)
     logprobs: bool | None = None
+    response_format: ResponseFormat | None = None
+    structured_outputs: dict[str, Any] | None = Field(
+        None, description="vLLM-style: {'choice': [...]} | {'regex': ...} | {'json': schema}")
 
 
 class CompletionRequest(BaseModel):
@@ -47,6 +55,8 @@ class CompletionRequest(BaseModel):
     seed: int | None = None
     stop: str | list[str] | None = None
     n: int = Field(1, ge=1, le=1)
+    structured_outputs: dict[str, Any] | None = Field(
+        None, description="vLLM-style: {'choice': [...]} | {'regex': ...} | {'json': schema}")
 
 
 def _served_model(request: Request, name: str) -> str:
@@ -79,6 +89,29 @@ def _image_url_of(messages: list[OpenAIMessage]) -> str | None:
     return None
 
 
+def _constraint(body) -> dict | None:
+    """The chat app's `constraint` from OpenAI `response_format` or vLLM-style `structured_outputs`."""
+    structured = body.structured_outputs or {}
+    known = {"choice": "choices", "regex": "regex", "json": "json_schema"}
+    if structured:
+        unknown = set(structured) - set(known)
+        if unknown or len(structured) != 1:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "structured_outputs takes exactly one of "
+                                "'choice', 'regex' or 'json'")
+        (key, value), = structured.items()
+        return {known[key]: value}
+    fmt = getattr(body, "response_format", None)
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return {"json_schema": {"type": "object"}}
+    schema = (fmt.json_schema or {}).get("schema")
+    if not isinstance(schema, dict):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                            "response_format json_schema needs {'json_schema': {'name': ..., 'schema': {...}}}")
+    return {"json_schema": schema}
+
+
 def _sampling(body, default_max: int) -> dict:
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     fields = {"max_tokens": getattr(body, "max_completion_tokens", None) or body.max_tokens or default_max,
@@ -87,6 +120,8 @@ def _sampling(body, default_max: int) -> dict:
         fields["temperature"] = body.temperature
     if body.top_p is not None:
         fields["top_p"] = body.top_p
+    if (constraint := _constraint(body)) is not None:
+        fields["constraint"] = constraint
     return fields
 
 
