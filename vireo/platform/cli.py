@@ -127,17 +127,36 @@ def bench_engines(model: str = "smollm2-135m", backends: Optional[str] = None, r
                   concurrency: str = "1,8,32", new_tokens: int = 128, threads: Optional[int] = None,
                   random_weights: Optional[str] = None,
                   as_json: bool = typer.Option(False, "--json"), out: Optional[Path] = None) -> None:
-    """The same workload through every installed backend, side by side."""
+    """The same workload through every installed backend, side by side.
+
+    `--random-weights llama-8b|llama-1b` (GPU only): native engine vs HF generate (plain and static
+    cache) on a model of that shape with random bf16 weights made on the card."""
+    if random_weights:
+        _bench_random_weights(random_weights, concurrency, new_tokens, out)
+        return
     from vireo.inference.bench import run_engine_benchmark
 
     kwargs = dict(model=model, backends=backends.split(",") if backends else None, requests=requests,
                   concurrency=tuple(int(c) for c in concurrency.split(",")), new_tokens=new_tokens,
                   threads=threads)
-    if random_weights:
-        raise typer.BadParameter("--random-weights needs the native engine's CUDA path, which is not "
-                                 "built yet (issue 5); run it on a GPU machine once it is")
     result = run_engine_benchmark(**kwargs)
     _write_json(result, out if out else (None if as_json else RESULTS / "engines-cpu.json"))
+
+
+def _bench_random_weights(shape: str, concurrency: str, new_tokens: int, out: Optional[Path]) -> None:
+    import torch
+
+    from vireo.inference.bench_gpu import run_gpu_engine_benchmark, short_table
+    from vireo.inference.random_weights import SHAPES
+
+    if shape not in SHAPES:
+        raise typer.BadParameter(f"--random-weights takes one of {', '.join(SHAPES)}")
+    if not torch.cuda.is_available():
+        raise typer.BadParameter("--random-weights runs on a CUDA GPU; this machine has none")
+    report = run_gpu_engine_benchmark(shape, tuple(int(c) for c in concurrency.split(",")),
+                                      new_tokens=new_tokens)
+    _write_json(report, out or RESULTS / "gpu" / f"engines-{shape}.json")
+    typer.echo(short_table(report))
 
 
 @bench.command("prefix")
