@@ -207,3 +207,26 @@ async def test_json_schema_constraint_output_validates(engine, sampling):
 async def test_hf_refuses_a_constraint_clearly(hf_reference):
     with pytest.raises(EngineError, match="cannot constrain output"):
         await hf_reference.complete(constrained("Sentiment:", Constraint(choices=SENTIMENTS)))
+
+
+@pytest.mark.parametrize("app, job_input", [
+    ("summarize", {"text": "The cat sat on the mat all day. It was warm there, and the cat liked the sun. "
+                           "In the evening it went inside to eat.", "length": "short"}),
+    ("chat", {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "temperature": 0}),
+], ids=["summarize", "chat"])
+async def test_a_platform_job_runs_on_this_backend(engine, redis_url, app, job_input):
+    """The worker's job path (store → app → engine → events) is the same on every backend."""
+    from vireo.platform.runtime import execute_job
+    from vireo.platform.store import JobStore
+
+    store = JobStore(redis_url)
+    try:
+        job_id = await store.create("contract", app, job_input, {"max_tokens": 16})
+        assert await execute_job(engine, store, job_id) == "succeeded", (await store.get(job_id)).get("error")
+        record = await store.get(job_id)
+        kinds = [kind for _id, kind, _data in await store.read_events(job_id, "0-0", block_ms=10)]
+    finally:
+        await store.close()
+    assert json.loads(record["result"])
+    assert int(record["completion_tokens"]) > 0
+    assert kinds[-1] == "end" and "token" in kinds and "result" in kinds
