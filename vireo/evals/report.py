@@ -15,6 +15,13 @@ from vireo.evals.harness import RESULTS
 README = Path("benchmarks/README.md")
 START, END = "<!-- eval-table:start -->", "<!-- eval-table:end -->"
 
+
+def _check_rates(metrics: dict) -> dict:
+    """Apps graded by text checks (`text_checks.py`): the share of items passing each check."""
+    return {**{f"passed {name}": rate for name, rate in metrics["check_pass_rate"].items()},
+            "failed": metrics["failed"]}
+
+
 HEADLINES = {  # which metrics make the table, per app
     "code": lambda m: {"pass@1": m["pass@1"], "passed": f"{m['passed']}/{m['problems']}"},
     "classify": lambda m: {k: f"acc {v['accuracy']}, F1 {v['macro_f1']}" for k, v in m.items()},
@@ -22,10 +29,12 @@ HEADLINES = {  # which metrics make the table, per app
     "summarize": lambda m: {k: m[k] for k in ("rouge1", "rouge2", "rougeL", "failed")},
     "rag": lambda m: {k: m[k] for k in ("retrieval_recall_at_3", "contains_answer", "token_f1")},
     "judge": lambda m: {f"{k} agreement": v["agreement"] for k, v in m.items() if isinstance(v, dict)},
+    "chat": _check_rates,
+    "generate": _check_rates,
 }
 # comparisons show the metrics whose change means something (the rest is in the JSON)
 COMPARED = ("rouge1", "rouge2", "rougeL", "mean_summary_words", "failed", "mean.accuracy", "mean.macro_f1",
-            "pass@1")
+            "pass@1", "check_pass_rate.all")
 
 
 def _results(folder: Path) -> list[tuple[Path, dict]]:
