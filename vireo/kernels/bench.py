@@ -77,13 +77,13 @@ def quant_inputs(dev, n: int, k: int) -> dict:
 KERNELS = {"w4a16": quant.w4a16_matmul, "w8a16": quant.w8a16_matmul}
 
 
-def bench_quant(dev) -> list[dict]:
+def bench_quant(dev, m_values=tuple(MS)) -> list[dict]:
     """W4A16 (g128) and W8A16 vs cuBLAS bf16 at each (M, N, K), the dispatcher's choices."""
     rows = []
     for n, k in SHAPES:
         inputs = quant_inputs(dev, n, k)
         dense = inputs["dense"]
-        for m in MS:
+        for m in m_values:
             x = torch.randn(m, k, device=dev, dtype=torch.bfloat16)
             base = timed_graph(lambda: torch.nn.functional.linear(x, dense()))
             row = {"M": m, "N": n, "K": k, "cublas_bf16_ms": base}
@@ -152,16 +152,13 @@ def sweep(fn, x, w, configs, base, deadline: float) -> list[dict]:
 def sweep_configs() -> dict:
     """Candidates: GEMV and tensor-core tiles at M = 1, tensor-core tiles at M = 4 and 16."""
     g, c = quant_gemv.GemvConfig, quant.MatmulConfig
-    w4_gemv = [g(bn, rows, sk, warps, st) for bn, warps in ((128, 1), (256, 2), (256, 4), (512, 4))
-               for rows in (4, 8) for sk in (16, 32, 64) for st in (1, 2)]
-    w8_gemv = [g(bn, rows, sk, warps, 1) for bn, warps in ((32, 1), (64, 2), (128, 4))
-               for rows in (8, 16) for sk in (16, 32, 64)]
-    w4_tc = [c(16, bn, bk, sk, 4, st, False, True) for bn, bk in ((128, 256), (64, 256), (64, 512))
-             for sk in (4, 8, 16) for st in (3, 4)]
-    w8_tc = [c(16, bn, 128, sk, 4, st) for bn in (64, 128, 256) for sk in (1, 4, 8, 16)
-             for st in (3, 4)]
+    w4_gemv = [quant_gemv.pick_gemv_config(1, 4096, 4096, 4), g(256, 8, 32, 4, 2), g(512, 8, 16, 4, 2)]
+    w4_tc = [c(16, bn, bk, sk, 4, st, swap, True) for bn, bk in ((128, 256), (64, 256))
+             for sk in (4, 8, 16) for st in (3, 4) for swap in (False, True)]
+    w8_tc = [c(16, bn, 128, sk, 4, st, swap) for bn in (64, 128) for sk in (2, 4, 8)
+             for st in (3, 4) for swap in (False, True)]
     return {"w4a16": {1: w4_gemv + w4_tc, 4: w4_tc, 16: w4_tc},
-            "w8a16": {1: w8_gemv + w8_tc, 4: w8_tc, 16: w8_tc}}
+            "w8a16": {1: w8_tc, 4: w8_tc, 16: w8_tc}}
 
 
 def bench_prefill(dev, configs=((128, 128, 8, 3),), b=4, h=32, s=4096, d=128) -> list[dict]:
@@ -261,22 +258,28 @@ def main() -> None:
     parser.add_argument("--json", required=True)
     parser.add_argument("--sweep", action="store_true", help="also time candidate tile shapes")
     parser.add_argument("--sweep-budget", type=float, default=200.0, help="seconds for the sweep")
+    parser.add_argument("--ms", default=",".join(map(str, MS)), help="M values of the quant table")
+    parser.add_argument("--skip", default="", help="comma-separated: prefill, decode, fused")
     args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
     dev = torch.device("cuda")
     report = {"card": torch.cuda.get_device_name(), "date": datetime.date.today().isoformat(),
               "commit": _commit(), "torch": torch.__version__, "triton": triton.__version__}
-    report["checks"] = bench_checks.run_all(dev)
+    report["checks"] = bench_checks.run_all(dev, CHECK_CONFIGS)
     bad = [c for c in report["checks"] if not c["ok"]]
     print(f"checks: {len(report['checks']) - len(bad)} ok, {len(bad)} failed", flush=True)
     for c in bad:
         print("FAILED", c, flush=True)
     report["ceilings"] = ceil = ceilings(dev)
     print(f"ceilings: {ceil}", flush=True)
-    report["quant"] = bench_quant(dev)
-    report["prefill"] = bench_prefill(dev, PREFILL_SWEEP if args.sweep else ((128, 128, 8, 3),))
-    report["decode"] = bench_decode(dev, ceil["copy_GBps"], DECODE_SWEEP if args.sweep else
-                                    ((64, 4, None),))
-    report["fused"] = bench_fused(dev)
+    report["quant"] = bench_quant(dev, [int(m) for m in args.ms.split(",")])
+    if "prefill" not in skip:
+        report["prefill"] = bench_prefill(dev, PREFILL_SWEEP if args.sweep else ((128, 128, 8, 3),))
+    if "decode" not in skip:
+        report["decode"] = bench_decode(dev, ceil["copy_GBps"], DECODE_SWEEP if args.sweep else
+                                        ((64, 4, None),))
+    if "fused" not in skip:
+        report["fused"] = bench_fused(dev)
     _write(args.json, report)
     if args.sweep:
         report["quant_sweep"] = sweep_quant(dev, args.sweep_budget)
@@ -289,7 +292,10 @@ def _write(path: str, report: dict) -> None:
         json.dump(report, f, indent=1)
 
 
-PREFILL_SWEEP = ((128, 128, 8, 3), (128, 64, 4, 3), (128, 128, 8, 4), (128, 128, 4, 3))
+# a non-default path the GPU checks cover too: swapped operands with split K
+CHECK_CONFIGS = (quant.MatmulConfig(16, 64, 256, 4, 4, 3, True, True),)
+PREFILL_SWEEP = ((128, 128, 8, 3), (128, 64, 4, 3), (128, 64, 4, 4), (128, 128, 8, 2),
+                 (128, 128, 8, 4), (128, 64, 8, 3), (256, 64, 8, 3), (64, 64, 4, 3))
 DECODE_SWEEP = ((64, 4, None), (128, 4, None), (64, 2, None))
 
 
@@ -315,14 +321,14 @@ def print_table(report: dict) -> None:
         if r["best"]:
             b = r["best"][0]
             print(f"sweep {r['kernel']} M{r['M']} N{r['N']} K{r['K']}: {b['speedup']:.2f}x {b['config']}")
-    for r in report["prefill"]:
+    for r in report.get("prefill", []):
         print(f"prefill kvh{r['kv_heads']} bs{r['block_size']} {r['config']}: {r['TFLOPs']:.0f} "
               f"TFLOP/s = {r['vs_sdpa']:.2f}x SDPA ({r['sdpa_TFLOPs']:.0f}), "
               f"{100*r['TFLOPs']/ceil['bf16_matmul_TFLOPs']:.0f}% of bf16 mm")
-    for r in report["decode"]:
+    for r in report.get("decode", []):
         print(f"decode 8k bs{r['block_size']} {r['config']}: {r['GBps']:.0f} GB/s = "
               f"{r['pct_of_copy']:.0f}% of copy")
-    for r in report["fused"]:
+    for r in report.get("fused", []):
         print(f"{r['kernel']}: {r['speedup']:.2f}x torch, {r['GBps']:.0f} GB/s = "
               f"{100*r['GBps']/ceil['copy_GBps']:.0f}% of copy")
 

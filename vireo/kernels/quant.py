@@ -16,8 +16,9 @@ import triton.language as tl
 
 from vireo.kernels.dispatch import dot_dtype, use_triton
 from vireo.kernels.qweight import Int4Weight, Int8Weight, dequantize
-from vireo.kernels.quant_gemv import (GemvConfig, gemv_supported, pick_gemv_config, split_k_target,
-                                      sum_splits, w4a16_gemv, w8a16_gemv)
+from vireo.kernels.quant_gemv import (GemvConfig, gemv_supported, pick_gemv_config, w4a16_gemv,
+                                      w8a16_gemv)
+from vireo.kernels.split_k import launch_split_k
 
 
 @dataclass(frozen=True)
@@ -223,16 +224,18 @@ def _flatten(x: torch.Tensor, out: torch.Tensor | None, n: int):
     return x2, out, out.view(-1, n)
 
 
-def _launch(kernel, x2, out2, cfg: MatmulConfig, extra_args: tuple, extra_meta: dict):
+def _launch(kernel, x2, out2, cfg: MatmulConfig, weight_args: tuple, weight_strides: tuple,
+            **meta) -> None:
     m, k = x2.shape
     n = out2.shape[1]
-    target = split_k_target(out2, cfg.split_k)
+
+    def args_for(target):
+        return (x2, *weight_args, target, m, n, k, x2.stride(0), *weight_strides, target.stride(0))
     grid = (triton.cdiv(m, cfg.block_m), triton.cdiv(n, cfg.block_n), cfg.split_k)
-    kernel[grid](x2, *extra_args, target, m, n, k, x2.stride(0), *extra_meta.pop("strides"),
-                 target.stride(0), BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k,
-                 SPLIT_K=cfg.split_k, SWAP_AB=cfg.swap_ab, DOT=dot_dtype(x2.dtype, x2.device),
-                 num_warps=cfg.num_warps, num_stages=cfg.num_stages, **extra_meta)
-    sum_splits(target, out2)
+    launch_split_k(kernel, grid, out2, cfg.split_k, args_for, BLOCK_M=cfg.block_m,
+                   BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, SPLIT_K=cfg.split_k,
+                   SWAP_AB=cfg.swap_ab, DOT=dot_dtype(x2.dtype, x2.device),
+                   num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta)
 
 
 def w8a16_matmul(x: torch.Tensor, w: Int8Weight, out: torch.Tensor | None = None,
@@ -252,8 +255,7 @@ def w8a16_matmul(x: torch.Tensor, w: Int8Weight, out: torch.Tensor | None = None
         w8a16_gemv(x2, w, out2, gemv)
         return out
     cfg = config or pick_config(x2.shape[0], n, k, bits=8)
-    _launch(_w8a16_kernel, x2, out2, cfg, (w.qweight, w.scales),
-            {"strides": (w.qweight.stride(0),)})
+    _launch(_w8a16_kernel, x2, out2, cfg, (w.qweight, w.scales), (w.qweight.stride(0),))
     return out
 
 
@@ -274,8 +276,8 @@ def w4a16_matmul(x: torch.Tensor, w: Int4Weight, out: torch.Tensor | None = None
         return out
     cfg = config or pick_config(x2.shape[0], n, k, bits=4)
     _launch(_w4a16_kernel, x2, out2, cfg, (w.qweight, w.scales, w.zeros),
-            {"strides": (w.qweight.stride(0), w.scales.stride(0)), "GROUP": w.group_size,
-             "DEQ16": cfg.deq16 and dot_dtype(x.dtype, x.device) != tl.float32})
+            (w.qweight.stride(0), w.scales.stride(0)), GROUP=w.group_size,
+            DEQ16=cfg.deq16 and dot_dtype(x.dtype, x.device) != tl.float32)
     return out
 
 

@@ -16,6 +16,7 @@ import triton
 import triton.language as tl
 
 from vireo.kernels.qweight import Int4Weight, Int8Weight
+from vireo.kernels.split_k import launch_split_k
 
 
 @dataclass(frozen=True)
@@ -162,22 +163,6 @@ def _store_row(out_row, result, cols, N, ATOMIC: tl.constexpr):
         tl.store(out_row + cols, result.to(out_row.dtype.element_ty), mask=cols < N)
 
 
-def split_k_target(out2: torch.Tensor, split_k: int) -> torch.Tensor:
-    """Where a launch writes: the output itself, or a zeroed fp32 buffer the splits add into.
-
-    (Measured on an H200: fp32 partials summed by a second kernel were slower than atomics.)
-    """
-    if split_k == 1:
-        return out2
-    return torch.zeros(out2.shape, dtype=torch.float32, device=out2.device)
-
-
-def sum_splits(target: torch.Tensor, out2: torch.Tensor) -> None:
-    """Bring a split-K fp32 result into the output (a no-op without a split)."""
-    if target is not out2:
-        out2.copy_(target)
-
-
 def gemv_supported(w: Int8Weight | Int4Weight, m: int, cfg: GemvConfig) -> bool:
     """Whether the GEMV kernels take this problem (else the tensor-core kernel does)."""
     if m > 4:
@@ -195,14 +180,16 @@ def pick_gemv_config(m: int, n: int, k: int, bits: int, group_size: int = 128) -
     return GemvConfig(block_n, rows, max(1, min(64, steps)), 4, 2)
 
 
-def _launch(kernel, x2, out2, cfg: GemvConfig, args: tuple, grid_n: int, **meta) -> None:
-    m = x2.shape[0]
-    target = split_k_target(out2, cfg.split_k)
-    kernel[(m, grid_n, cfg.split_k)](x2, *args, target, out2.shape[1], x2.shape[1], x2.stride(0),
-                                     *meta.pop("strides"), target.stride(0), cfg.split_k,
-                                     BLOCK_N=cfg.block_n, ROWS=cfg.rows, ATOMIC=cfg.split_k > 1,
-                                     num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta)
-    sum_splits(target, out2)
+def _launch(kernel, x2, out2, cfg: GemvConfig, args: tuple, grid_n: int, strides: tuple,
+            **meta) -> None:
+    m, k = x2.shape
+
+    def args_for(target):
+        return (x2, *args, target, out2.shape[1], k, x2.stride(0), *strides, target.stride(0),
+                cfg.split_k)
+    launch_split_k(kernel, (m, grid_n, cfg.split_k), out2, cfg.split_k, args_for,
+                   BLOCK_N=cfg.block_n, ROWS=cfg.rows, ATOMIC=cfg.split_k > 1,
+                   num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta)
 
 
 def w4a16_gemv(x2: torch.Tensor, w: Int4Weight, out2: torch.Tensor, cfg: GemvConfig) -> None:
