@@ -20,8 +20,10 @@ import torch
 import triton
 import triton.testing
 
-from vireo.kernels import attention, bench_checks, fused, quant, quant_gemv
+from vireo.kernels import attention, bench_checks, fused, gemv_kmajor, quant, quant_gemv
+from vireo.kernels.gemv_layout import with_kmajor
 from vireo.kernels.qweight import quantize_int4, quantize_int8
+from vireo.kernels.split_k import split_k_target
 
 SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336)]  # (N, K): Llama-8B's qkv/o, gate/up, down
 MS = [1, 4, 16, 128, 4096]
@@ -66,12 +68,13 @@ def ceilings(dev) -> dict:
 
 
 def quant_inputs(dev, n: int, k: int) -> dict:
-    """Rotating bf16 / int4 (g128) / int8 copies of one random weight [N, K]."""
+    """Rotating bf16 / int4 (g128) / int8 copies of one random weight [N, K], each quantized one
+    carrying its GEMV layout as the loader makes it (rotation counts the bytes of one layout)."""
     weight = torch.randn(n, k, device=dev) * 0.02
     return {"dense": rotating(lambda: weight.to(torch.bfloat16).clone(), n * k * 2),
-            "w4a16": rotating(lambda: quantize_int4(weight, 128).to(scale_dtype=torch.float16),
-                              n * k // 2),
-            "w8a16": rotating(lambda: quantize_int8(weight), n * k)}
+            "w4a16": rotating(lambda: with_kmajor(
+                quantize_int4(weight, 128).to(scale_dtype=torch.float16)), n * k // 2),
+            "w8a16": rotating(lambda: with_kmajor(quantize_int8(weight)), n * k)}
 
 
 KERNELS = {"w4a16": quant.w4a16_matmul, "w8a16": quant.w8a16_matmul}
@@ -110,15 +113,25 @@ def _alternatives(m: int, n: int, k: int, bits: int) -> list[tuple[str, object]]
     alts = [("tensorcore", quant.pick_config(m, n, k, bits))]
     if m <= 4:
         alts.append(("gemv", quant_gemv.pick_gemv_config(m, n, k, bits)))
+        alts.append(("kmajor", gemv_kmajor.pick_kmajor_config(n, k, bits)))
     return alts
 
 
-def sweep_quant(dev, budget_s: float) -> list[dict]:
-    """Time candidate configs at M in (1, 16) for each shape, within a time budget."""
+def split_k_overhead(dev, n: int = 4096) -> dict:
+    """What a split-K launch adds around its kernel: the zeroed fp32 row and the copy out (M = 1)."""
+    out = torch.empty(1, n, device=dev, dtype=torch.bfloat16)
+
+    def extras():
+        out.copy_(split_k_target(out, 2))
+    return {"N": n, "zero_and_copy_ms": timed_graph(extras)}
+
+
+def sweep_quant(dev, budget_s: float, m_values=(1, 4, 16)) -> list[dict]:
+    """Time candidate configs at each M for each shape, within a time budget."""
     start, rows = time.time(), []
     for n, k in SHAPES:
         inputs = quant_inputs(dev, n, k)
-        for m in (1, 4, 16):
+        for m in m_values:
             x = torch.randn(m, k, device=dev, dtype=torch.bfloat16)
             dense = inputs["dense"]
             base = timed_graph(lambda: torch.nn.functional.linear(x, dense()))
@@ -151,14 +164,21 @@ def sweep(fn, x, w, configs, base, deadline: float) -> list[dict]:
 
 def sweep_configs() -> dict:
     """Candidates: GEMV and tensor-core tiles at M = 1, tensor-core tiles at M = 4 and 16."""
-    g, c = quant_gemv.GemvConfig, quant.MatmulConfig
+    g, c, r = quant_gemv.GemvConfig, quant.MatmulConfig, gemv_kmajor.KMajorGemvConfig
+    w4_rows = [r(*c) for c in (
+        (64, 2, 4, 4, 2), (64, 2, 2, 4, 2), (64, 1, 4, 4, 2), (32, 2, 2, 4, 2), (32, 2, 1, 4, 2),
+        (64, 2, 1, 4, 2), (128, 1, 4, 8, 2), (64, 4, 1, 8, 2), (32, 1, 4, 4, 2),
+        (64, 2, 2, 8, 2))]
+    w8_rows = [r(*c) for c in (
+        (8, 4, 1, 4, 2), (4, 4, 1, 2, 2), (16, 8, 1, 8, 2), (32, 2, 1, 4, 2), (8, 8, 1, 4, 2),
+        (4, 8, 1, 2, 2), (16, 4, 1, 4, 2), (8, 2, 1, 2, 2), (16, 2, 1, 4, 2), (8, 4, 2, 4, 2))]
     w4_gemv = [quant_gemv.pick_gemv_config(1, 4096, 4096, 4), g(256, 8, 32, 4, 2), g(512, 8, 16, 4, 2)]
     w4_tc = [c(16, bn, bk, sk, 4, st, swap, True) for bn, bk in ((128, 256), (64, 256))
              for sk in (4, 8, 16) for st in (3, 4) for swap in (False, True)]
     w8_tc = [c(16, bn, 128, sk, 4, st, swap) for bn in (64, 128) for sk in (2, 4, 8)
              for st in (3, 4) for swap in (False, True)]
-    return {"w4a16": {1: w4_gemv + w4_tc, 4: w4_tc, 16: w4_tc},
-            "w8a16": {1: w8_tc, 4: w8_tc, 16: w8_tc}}
+    return {"w4a16": {1: w4_rows + w4_gemv, 4: w4_rows, 16: w4_tc},
+            "w8a16": {1: w8_rows, 4: w8_rows, 16: w8_tc}}
 
 
 def bench_prefill(dev, configs=((128, 128, 8, 3),), b=4, h=32, s=4096, d=128) -> list[dict]:
@@ -258,6 +278,7 @@ def main() -> None:
     parser.add_argument("--json", required=True)
     parser.add_argument("--sweep", action="store_true", help="also time candidate tile shapes")
     parser.add_argument("--sweep-budget", type=float, default=200.0, help="seconds for the sweep")
+    parser.add_argument("--sweep-ms", default="1,4,16", help="M values of the sweep")
     parser.add_argument("--ms", default=",".join(map(str, MS)), help="M values of the quant table")
     parser.add_argument("--skip", default="", help="comma-separated: prefill, decode, fused")
     args = parser.parse_args()
@@ -272,6 +293,7 @@ def main() -> None:
         print("FAILED", c, flush=True)
     report["ceilings"] = ceil = ceilings(dev)
     print(f"ceilings: {ceil}", flush=True)
+    report["split_k_overhead"] = split_k_overhead(dev)
     report["quant"] = bench_quant(dev, [int(m) for m in args.ms.split(",")])
     if "prefill" not in skip:
         report["prefill"] = bench_prefill(dev, PREFILL_SWEEP if args.sweep else ((128, 128, 8, 3),))
@@ -282,7 +304,8 @@ def main() -> None:
         report["fused"] = bench_fused(dev)
     _write(args.json, report)
     if args.sweep:
-        report["quant_sweep"] = sweep_quant(dev, args.sweep_budget)
+        report["quant_sweep"] = sweep_quant(dev, args.sweep_budget,
+                                            [int(m) for m in args.sweep_ms.split(",")])
         _write(args.json, report)
     print_table(report)
 
@@ -292,8 +315,10 @@ def _write(path: str, report: dict) -> None:
         json.dump(report, f, indent=1)
 
 
-# a non-default path the GPU checks cover too: swapped operands with split K
-CHECK_CONFIGS = (quant.MatmulConfig(16, 64, 256, 4, 4, 3, True, True),)
+# non-default paths the GPU checks cover too: swapped operands with split K, K-major GEMV shapes
+CHECK_CONFIGS = (quant.MatmulConfig(16, 64, 256, 4, 4, 3, True, True),
+                 *(gemv_kmajor.KMajorGemvConfig(*c) for c in ((32, 1, 4, 4, 3), (8, 4, 2, 2, 2),
+                                                              (16, 8, 1, 8, 2))))
 PREFILL_SWEEP = ((128, 128, 8, 3), (128, 64, 4, 3), (128, 64, 4, 4), (128, 128, 8, 2),
                  (128, 128, 8, 4), (128, 64, 8, 3), (256, 64, 8, 3), (64, 64, 4, 3))
 DECODE_SWEEP = ((64, 4, None), (128, 4, None), (64, 2, None))
@@ -314,9 +339,12 @@ def print_table(report: dict) -> None:
               f"{r['w8a16_ms']*1e3:>8.1f} {r['w8a16_speedup']:>6.2f}")
     for r in report["quant"]:
         alts = {k: r["cublas_bf16_ms"] / v for k, v in r.items() if k.endswith("_ms")
-                and k.count("_") == 2 and k.split("_")[1] in ("tensorcore", "gemv")}
+                and k.count("_") == 2 and k.split("_")[1] in ("tensorcore", "gemv", "kmajor")}
         print(f"M{r['M']} N{r['N']} K{r['K']} other paths: " +
               ", ".join(f"{k[:-3]} {v:.2f}x" for k, v in alts.items()))
+    if "split_k_overhead" in report:
+        print(f"split-K extras (zeroed fp32 row + copy out, N 4096): "
+              f"{report['split_k_overhead']['zero_and_copy_ms'] * 1e3:.1f} us")
     for r in report.get("quant_sweep", []):
         if r["best"]:
             b = r["best"][0]

@@ -11,6 +11,8 @@ import math
 import torch
 
 from vireo.kernels import attention, fused, quant
+from vireo.kernels.gemv_kmajor import KMajorGemvConfig
+from vireo.kernels.gemv_layout import with_kmajor
 from vireo.kernels.qweight import dequantize, quantize_int4, quantize_int8
 
 BOUND = {torch.bfloat16: 1e-2, torch.float16: 1e-2, torch.float32: 1e-5}
@@ -32,18 +34,27 @@ def _record(results: list, name: str, out, ref, dtype) -> None:
 def check_quant(results: list, device, dtype=torch.bfloat16, configs=()) -> None:
     """W8A16 / W4A16 against x @ dequantized(W) in float64, odd and benchmark shapes."""
     shapes = [(1, 4096, 4096, 128), (3, 1000, 576, 64), (7, 333, 200, 32), (16, 14336, 4096, 128),
-              (300, 1000, 576, 64)]
+              (300, 1000, 576, 64), (4, 14336, 4096, 128), (2, 333, 200, 32), (1, 4096, 14336, 64)]
     for m, n, k, group in shapes:
         weight = torch.randn(n, k, device=device)
         x = torch.randn(m, k, device=device, dtype=dtype)
         w4 = quantize_int4(weight, group).to(scale_dtype=torch.float16)
         w8 = quantize_int8(weight)
-        for name, fn, w in (("w4a16", quant.w4a16_matmul, w4), ("w8a16", quant.w8a16_matmul, w8)):
+        cases = [("w4a16", quant.w4a16_matmul, w4), ("w8a16", quant.w8a16_matmul, w8)]
+        if m <= 4:  # decode sizes: the weight as the loader keeps it, with its GEMV layout
+            cases += [("w4a16 kmajor", quant.w4a16_matmul, with_kmajor(w4)),
+                      ("w8a16 kmajor", quant.w8a16_matmul, with_kmajor(w8))]
+        for name, fn, w in cases:
             ref = x.double() @ dequantize(w).double().t()
-            for cfg in (None, *configs):
+            for cfg in (None, *[c for c in configs if _applies(c, w)]):
                 out = torch.full((m, n), math.nan, device=device, dtype=dtype)
                 fn(x, w, out=out, config=cfg)
                 _record(results, f"{name} M{m} N{n} K{k} g{group} {cfg or 'default'}", out, ref, dtype)
+
+
+def _applies(config, w) -> bool:
+    """K-major GEMV configs go with weights that carry that layout, other configs with the rest."""
+    return isinstance(config, KMajorGemvConfig) == (w.kmajor is not None)
 
 
 def _paged_case(device, dtype, batch, heads, kv_heads, dim, block_size, ctxs, q_lens):

@@ -15,6 +15,8 @@ import triton
 import triton.language as tl
 
 from vireo.kernels.dispatch import dot_dtype, use_triton
+from vireo.kernels.gemv_kmajor import (KMajorGemvConfig, pick_kmajor_config, w4a16_kmajor_gemv,
+                                       w8a16_kmajor_gemv)
 from vireo.kernels.qweight import Int4Weight, Int8Weight, dequantize
 from vireo.kernels.quant_gemv import (GemvConfig, gemv_supported, pick_gemv_config, w4a16_gemv,
                                       w8a16_gemv)
@@ -41,6 +43,11 @@ DEQUANT_GEMM_MIN_M = 17
 # M up to which the FMA GEMV kernels (vireo.kernels.quant_gemv) beat the tensor-core kernel,
 # per weight type (H200 sweep: the int8 GEMV lost to the tensor-core kernel even at M = 1).
 GEMV_MAX_M = {4: 1, 8: 0}
+# M up to which the K-major GEMV (vireo.kernels.gemv_kmajor) runs, for weights that carry its
+# layout (`gemv_layout.with_kmajor`, made at load). H200: int8 M = 1 1.31-1.60x cuBLAS against
+# 1.06-1.19x (tensor-core kernel); int4 1.06-1.21x against 1.36-1.41x (quant_gemv): not used.
+# At M = 4 (one program row per x row) it lost to the tensor-core kernel by ~2x.
+KMAJOR_GEMV_MAX_M = {4: 0, 8: 1}
 NUM_SMS_GUESS = 132
 
 
@@ -205,6 +212,17 @@ def _gemv_config(m: int, n: int, k: int, bits: int, w, config) -> GemvConfig | N
     return cfg if gemv_supported(w, m, cfg) else None
 
 
+def _kmajor_config(m: int, n: int, k: int, bits: int, w, config) -> KMajorGemvConfig | None:
+    """The K-major GEMV config to use, or None when the weight has no such layout or M is large."""
+    if isinstance(config, KMajorGemvConfig):
+        if w.kmajor is None:
+            raise ValueError("a KMajorGemvConfig needs a weight made by gemv_layout.with_kmajor")
+        return config
+    if config is not None or w.kmajor is None or m > KMAJOR_GEMV_MAX_M[bits]:
+        return None
+    return pick_kmajor_config(n, k, bits)
+
+
 def w8a16_reference(x: torch.Tensor, w: Int8Weight) -> torch.Tensor:
     """x @ W^T in float32 through the dequantized weight, cast back to x's dtype."""
     return (x.float() @ dequantize(w).t().to(x.device)).to(x.dtype)
@@ -239,7 +257,8 @@ def _launch(kernel, x2, out2, cfg: MatmulConfig, weight_args: tuple, weight_stri
 
 
 def w8a16_matmul(x: torch.Tensor, w: Int8Weight, out: torch.Tensor | None = None,
-                 config: MatmulConfig | GemvConfig | None = None) -> torch.Tensor:
+                 config: MatmulConfig | GemvConfig | KMajorGemvConfig | None = None
+                 ) -> torch.Tensor:
     """x [..., K] @ W^T -> [..., N] with an int8 weight; Triton on CUDA, torch on CPU."""
     n, k = w.shape
     if not use_triton(x):
@@ -249,6 +268,10 @@ def w8a16_matmul(x: torch.Tensor, w: Int8Weight, out: torch.Tensor | None = None
     if config is None and x2.shape[0] >= DEQUANT_GEMM_MIN_M and x.is_cuda:
         dense = w.qweight.to(x.dtype) * w.scales.to(x.dtype)  # int8 is exact in bf16/fp16
         torch.matmul(x2, dense, out=out2)
+        return out
+    kmajor = _kmajor_config(x2.shape[0], n, k, 8, w, config)
+    if kmajor is not None:
+        w8a16_kmajor_gemv(x2, w.kmajor, out2, kmajor)
         return out
     gemv = _gemv_config(x2.shape[0], n, k, 8, w, config)
     if gemv is not None:
@@ -260,7 +283,8 @@ def w8a16_matmul(x: torch.Tensor, w: Int8Weight, out: torch.Tensor | None = None
 
 
 def w4a16_matmul(x: torch.Tensor, w: Int4Weight, out: torch.Tensor | None = None,
-                 config: MatmulConfig | GemvConfig | None = None) -> torch.Tensor:
+                 config: MatmulConfig | GemvConfig | KMajorGemvConfig | None = None
+                 ) -> torch.Tensor:
     """x [..., K] @ W^T -> [..., N] with a packed int4 weight; Triton on CUDA, torch on CPU."""
     n, k = w.shape
     if not use_triton(x):
@@ -269,6 +293,10 @@ def w4a16_matmul(x: torch.Tensor, w: Int4Weight, out: torch.Tensor | None = None
     x2, out, out2 = _flatten(x, out, n)
     if config is None and x2.shape[0] >= DEQUANT_GEMM_MIN_M and x.is_cuda:
         torch.matmul(x2, w4_dequantize(w, x.dtype), out=out2)
+        return out
+    kmajor = _kmajor_config(x2.shape[0], n, k, 4, w, config)
+    if kmajor is not None:
+        w4a16_kmajor_gemv(x2, w.kmajor, out2, kmajor)
         return out
     gemv = _gemv_config(x2.shape[0], n, k, 4, w, config)
     if gemv is not None:

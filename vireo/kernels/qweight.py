@@ -12,6 +12,7 @@ Layouts (the kernels read them as they are; docs/quantization.md is the on-disk 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -25,6 +26,7 @@ class Int8Weight:
 
     qweight: torch.Tensor
     scales: torch.Tensor
+    kmajor: Any = None  # gemv_layout.KMajorInt8, made at load for the decode GEMV
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -32,7 +34,8 @@ class Int8Weight:
         return self.qweight.shape[1], self.qweight.shape[0]
 
     def to(self, device=None, scale_dtype=None) -> "Int8Weight":
-        return Int8Weight(self.qweight.to(device), self.scales.to(device, scale_dtype))
+        return Int8Weight(self.qweight.to(device), self.scales.to(device, scale_dtype),
+                          _layout_to(self.kmajor, device))
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Int4Weight:
     zeros: torch.Tensor
     group_size: int
     in_features: int
+    kmajor: Any = None  # gemv_layout.KMajorInt4, made at load for the decode GEMV
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -52,7 +56,16 @@ class Int4Weight:
 
     def to(self, device=None, scale_dtype=None) -> "Int4Weight":
         return Int4Weight(self.qweight.to(device), self.scales.to(device, scale_dtype),
-                          self.zeros.to(device), self.group_size, self.in_features)
+                          self.zeros.to(device), self.group_size, self.in_features,
+                          _layout_to(self.kmajor, device))
+
+
+def _layout_to(layout, device):
+    """A GEMV layout moved to `device` (its float tensors stay float32)."""
+    if layout is None:
+        return None
+    moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in vars(layout).items()}
+    return type(layout)(**moved)
 
 
 def _pad_rows(t: torch.Tensor, multiple: int) -> torch.Tensor:

@@ -1,0 +1,96 @@
+"""The decode (GEMV) layout of a quantized weight: K contiguous per output row, made at load time.
+
+The checkpoint layout (`qweight.py`, K rows of N columns) suits the tensor-core kernels; at M = 1
+a kernel wants to stream long contiguous runs of K for a block of output rows instead. Each row's
+K is cut into tiles; inside a tile of `words` int32 words, the 32-bit word c holds the inputs
+k = f * words + c (field f = byte 0..3 for int8, nibble 0..7 for int4), so the activations that
+field f of a run of words multiplies are themselves a contiguous run of x.
+
+- `KMajorInt8`: `words` int32 [N, K_pad / 4], tile = 4 * INT8_TILE_WORDS inputs, bytes signed;
+  `scales` float32 [N].
+- `KMajorInt4`: `words` int32 [N, K_pad / 8], tile = one quantization group (G / 8 words), nibbles
+  unsigned; `scales`, `zeros` float32 [N, groups] (row-major, so a row's groups are contiguous).
+Padding inputs (k >= K) are zero; the kernels mask their activations to zero as well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from vireo.kernels.qweight import Int4Weight, Int8Weight, unpack_int4
+
+INT8_TILE_WORDS = 64  # 256 inputs per int8 tile: 256 contiguous bytes of one row
+
+
+@dataclass
+class KMajorInt8:
+    """int8 weight re-packed for the GEMV: one row of K per output feature, tiles interleaved."""
+
+    words: torch.Tensor
+    scales: torch.Tensor
+    tile_words: int
+
+
+@dataclass
+class KMajorInt4:
+    """int4 weight re-packed for the GEMV: one group per tile, groups of a row contiguous."""
+
+    words: torch.Tensor
+    scales: torch.Tensor
+    zeros: torch.Tensor
+    tile_words: int
+
+
+def _interleave_fields(q: torch.Tensor, tile_words: int, fields: int) -> torch.Tensor:
+    """q [N, K_pad] small integers -> [N, K_pad / fields] words, field f of word c = input f*W + c.
+
+    Built as little-endian bytes and viewed as int32, so no arithmetic can overflow the sign bit.
+    """
+    n = q.shape[0]
+    tiles = q.view(n, -1, fields, tile_words).transpose(2, 3)  # [N, tiles, W, fields]
+    if fields == 8:  # two nibbles per byte: field 2p low, field 2p + 1 high
+        tiles = tiles[..., 0::2] | (tiles[..., 1::2] << 4)
+    return tiles.contiguous().view(n, -1, 4).view(torch.int32).view(n, -1)
+
+
+def _pad_columns(q: torch.Tensor, multiple: int) -> torch.Tensor:
+    extra = -q.shape[1] % multiple
+    return torch.nn.functional.pad(q, (0, extra)) if extra else q
+
+
+def kmajor_int8(w: Int8Weight) -> KMajorInt8:
+    """The GEMV layout of an int8 weight (its checkpoint layout is [K, N])."""
+    q = _pad_columns(w.qweight.t().contiguous().view(torch.uint8), 4 * INT8_TILE_WORDS)
+    return KMajorInt8(_interleave_fields(q, INT8_TILE_WORDS, 4), w.scales.float().contiguous(),
+                      INT8_TILE_WORDS)
+
+
+def kmajor_int4(w: Int4Weight) -> KMajorInt4:
+    """The GEMV layout of an int4 weight: nibbles regrouped per quantization group."""
+    tile_words = w.group_size // 8
+    if w.group_size % 8 or tile_words & (tile_words - 1):
+        raise ValueError(f"the int4 GEMV layout needs a group size of 8 * 2**i, not {w.group_size}")
+    groups = w.scales.shape[0]
+    q = unpack_int4(w.qweight, w.in_features).t()  # [N, K] uint8
+    q = torch.nn.functional.pad(q, (0, groups * w.group_size - q.shape[1])).contiguous()
+    return KMajorInt4(_interleave_fields(q, tile_words, 8), w.scales.t().float().contiguous(),
+                      w.zeros.t().float().contiguous(), tile_words)
+
+
+def with_kmajor(w: Int8Weight | Int4Weight) -> Int8Weight | Int4Weight:
+    """The same weight carrying its GEMV layout too (decode kernels use it when present)."""
+    layout = kmajor_int8(w) if isinstance(w, Int8Weight) else kmajor_int4(w)
+    return replace(w, kmajor=layout)
+
+
+def unpack_kmajor(layout: KMajorInt8 | KMajorInt4) -> torch.Tensor:
+    """The integer weight [N, K_pad] a layout holds (int8 signed, int4 unsigned); for tests."""
+    n = layout.words.shape[0]
+    fields = 4 if isinstance(layout, KMajorInt8) else 8
+    raw = layout.words.view(torch.uint8).view(n, -1, layout.tile_words, 4)
+    if fields == 8:
+        raw = torch.stack([raw & 0xF, raw >> 4], -1).view(n, -1, layout.tile_words, 8)
+    q = raw.transpose(2, 3).reshape(n, -1)
+    return q.view(torch.int8) if fields == 4 else q
