@@ -1,6 +1,8 @@
 """Triton kernels with torch references; CUDA tensors run Triton, CPU tensors the reference.
 
 - `quant`: `w8a16_matmul(x, Int8Weight)`, `w4a16_matmul(x, Int4Weight)` (formats in `qweight`)
+- `gemv_layout` / `gemv_kmajor`: a K-major re-packing of a quantized weight (made at load) and
+  the decode GEMV that reads it
 - `attention`: `prefill_attention`, `decode_attention` over a paged KV cache, `store_kv_cache`
 - `fused`: `rms_norm` (+ residual), `apply_rope` / `rope_cos_sin`, `silu_and_mul`
 - `dispatch`: `force_triton` / `triton_forced` (tests run Triton on CPU under TRITON_INTERPRET=1)
