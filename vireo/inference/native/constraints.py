@@ -11,14 +11,27 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-import llguidance
-import llguidance.hf
-import llguidance.torch
 import torch
 
 from vireo.inference.api import Constraint, EngineError, InvalidConstraintError
+
+if TYPE_CHECKING:
+    import llguidance
+
+
+def _llguidance():
+    """llguidance, imported on first use: only constrained requests need it (GPU images may lack it)."""
+    try:
+        import llguidance
+        import llguidance.hf
+        import llguidance.torch
+    except ImportError as exc:
+        raise EngineError("constrained decoding needs the llguidance package "
+                          "(pip install llguidance)") from exc
+    return llguidance
+
 
 COMPILED_CACHE_SIZE = 256
 # One space after ',' and ':' and no free whitespace: the json.dumps layout, and small models
@@ -37,11 +50,12 @@ def grammar_for(constraint: Constraint) -> str:
         if not constraint.choices:
             raise InvalidConstraintError("choices must list at least one option")
         options = " | ".join(json.dumps(str(c), ensure_ascii=False) for c in constraint.choices)
-        return llguidance.LLMatcher.grammar_from_lark(f"start: {options}")
+        return _llguidance().LLMatcher.grammar_from_lark(f"start: {options}")
     if constraint.regex is not None:
-        return llguidance.LLMatcher.grammar_from_regex(constraint.regex)
+        return _llguidance().LLMatcher.grammar_from_regex(constraint.regex)
     try:
-        return llguidance.LLMatcher.grammar_from_json_schema(constraint.json_schema, overrides=JSON_LAYOUT)
+        schema = constraint.json_schema
+        return _llguidance().LLMatcher.grammar_from_json_schema(schema, overrides=JSON_LAYOUT)
     except (TypeError, ValueError) as exc:
         raise InvalidConstraintError(f"invalid JSON schema: {exc}") from exc
 
@@ -90,7 +104,7 @@ class ConstrainedDecoding:
     @property
     def tokenizer(self) -> llguidance.LLTokenizer:
         if self._tokenizer is None:  # ~0.3 s, so only engines that see a constraint pay it
-            self._tokenizer = llguidance.hf.from_tokenizer(self.hf_tokenizer, n_vocab=self.vocab_size,
+            self._tokenizer = _llguidance().hf.from_tokenizer(self.hf_tokenizer, n_vocab=self.vocab_size,
                                                            eos_token=self.eos_token_ids)
         return self._tokenizer
 
@@ -103,10 +117,10 @@ class ConstrainedDecoding:
         choices, regex, json_schema = json.loads(key)
         constraint = Constraint(choices=choices, regex=regex, json_schema=json_schema)
         grammar = grammar_for(constraint)
-        error = llguidance.LLMatcher.validate_grammar(grammar, self.tokenizer)
+        error = _llguidance().LLMatcher.validate_grammar(grammar, self.tokenizer)
         if error:
             raise InvalidConstraintError(f"invalid {_kind(constraint)}: {error.strip()}")
-        return llguidance.LLMatcher(self.tokenizer, grammar, log_level=0)
+        return _llguidance().LLMatcher(self.tokenizer, grammar, log_level=0)
 
     def mask(self, logits: torch.Tensor, grammars: list[GrammarMatcher | None]) -> torch.Tensor:
         """`logits` [rows, vocab] with what each row's grammar forbids at -inf (rows without one kept).
@@ -116,9 +130,9 @@ class ConstrainedDecoding:
         rows = [row for row, grammar in enumerate(grammars) if grammar is not None]
         if not rows:
             return logits
-        bitmask = torch.full(llguidance.torch.get_bitmask_shape(len(rows), logits.shape[-1]), -1,
+        bitmask = torch.full(_llguidance().torch.get_bitmask_shape(len(rows), logits.shape[-1]), -1,
                              dtype=torch.int32)
-        llguidance.torch.fill_next_token_bitmask_par(
+        _llguidance().torch.fill_next_token_bitmask_par(
             self.executor, [(grammars[row].matcher, i) for i, row in enumerate(rows)], bitmask)
         allowed = unpack_bitmask(bitmask, logits.shape[-1]).to(logits.device)
         index = torch.tensor(rows, device=logits.device)
@@ -129,7 +143,7 @@ class ConstrainedDecoding:
     @property
     def executor(self) -> llguidance.LLExecutor:
         if self._executor is None:
-            self._executor = llguidance.LLExecutor()
+            self._executor = _llguidance().LLExecutor()
         return self._executor
 
 
