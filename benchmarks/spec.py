@@ -121,7 +121,7 @@ async def smollm2_rows(batch_sizes, max_tokens: int) -> dict:
     batches, names = {}, list(TASKS)
     for bs in (b for b in batch_sizes if b > 1):
         batches[bs] = await compare(engine, [names[i % len(names)] for i in range(bs)], "prompt_lookup",
-                                    max_tokens, repeats=1 if bs > 4 else REPEATS)
+                                    max_tokens)
         print("smollm2 bs", bs, batches[bs], flush=True)
     await engine.shutdown()
     return {"batch_1_by_task": per_task, "by_batch": batches}

@@ -107,12 +107,49 @@ def _decoding_batch(size):
 
 
 def test_small_batches_speculate_and_large_batches_do_not():
+    """Before any step was timed, the prior cost model (a row costs 15 % of a step) decides."""
     speculator, small = _decoding_batch(1)
     speculator.attach_drafts(small)
-    assert small.items[0].draft == [5, 6, 7, 8]
+    assert small.items[0].draft and small.items[0].draft == [5, 6, 7, 8][:len(small.items[0].draft)]
     speculator, large = _decoding_batch(16)
     speculator.attach_drafts(large)
     assert all(item.draft == [] for item in large.items)
+
+
+def test_a_machine_where_rows_are_free_speculates_deep_even_in_large_batches():
+    speculator, large = _decoding_batch(16)
+    for rows in (16, 32, 48, 64, 80) * 4:  # a GPU-like machine: the step costs the same for any rows
+        speculator.cost.observe(rows, 0.010)
+    for item in large.items:
+        item.seq.spec_rate = 0.8
+    speculator.attach_drafts(large)
+    assert all(item.draft == [5, 6, 7, 8] for item in large.items)
+
+
+def test_a_machine_where_rows_are_dear_does_not_speculate_even_alone():
+    speculator, small = _decoding_batch(1)
+    for rows in (1, 2, 3, 4, 5) * 4:  # every row costs as much as the whole one-row step
+        speculator.cost.observe(rows, 0.010 * rows)
+    speculator.attach_drafts(small)
+    assert small.items[0].draft == []
+
+
+def test_the_step_cost_fit_recovers_fixed_and_per_row_time():
+    from vireo.inference.native.spec_cost import StepCost
+
+    cost = StepCost()
+    for rows in range(1, 30):
+        cost.observe(rows, 0.027 + 0.0045 * rows)
+    fixed, per_row = cost.fit()
+    assert abs(fixed - 0.027) < 1e-9 and abs(per_row - 0.0045) < 1e-9
+
+
+def test_expected_tokens_is_the_geometric_run_plus_the_target_token():
+    from vireo.inference.native.spec_cost import expected_tokens
+
+    assert expected_tokens(0.0, 4) == 1.0
+    assert expected_tokens(0.5, 2) == 1.75
+    assert abs(expected_tokens(1.0, 4) - 5.0) < 0.05
 
 
 def test_poor_acceptance_pauses_speculation_for_that_sequence():

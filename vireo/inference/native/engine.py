@@ -189,6 +189,7 @@ class NativeEngine(LocalEngine):
         batch = self.scheduler.schedule()
         if not batch.items:
             return
+        started = time.perf_counter()
         self.speculator.attach_drafts(batch)
         self.runner.zero_new_blocks(self.blocks.high_water)
         self.runner.copy_blocks(self.blocks.take_pending_copies())
@@ -207,6 +208,8 @@ class NativeEngine(LocalEngine):
             self.blocks.commit(item.seq)
             if rows:
                 self._append(self._requests[item.seq.request_id], *new_tokens[id(item)])
+        if all(item.num_tokens == 1 for item in batch.items):  # decode steps teach the cost model
+            self.speculator.cost.observe(batch.num_tokens, time.perf_counter() - started)
 
     def _sample_plain(self, plain, logits, new_tokens) -> None:
         """One argmax over every non-speculative row (and a draw for each sampled one)."""

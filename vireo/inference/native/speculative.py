@@ -17,12 +17,12 @@ from vireo.inference.native.block_manager import BlockManager
 from vireo.inference.native.sampler import probabilities, token_logprobs
 from vireo.inference.native.scheduler import Batch, ScheduledSeq
 from vireo.inference.native.sequence import Sequence
+from vireo.inference.native.spec_cost import StepCost, best_depth
 
 MODES = ("off", "prompt_lookup", "draft")
-VERIFY_TOKEN_BUDGET = 24  # rows per step past which verifying costs more than it saves
-MIN_DEPTH = 2  # with one guess per sequence the doubled rows rarely pay for themselves
 COOLDOWN_STEPS = 16  # plain steps before a sequence with poor acceptance tries again
 POOR_ACCEPTANCE = 0.25
+ACCEPTANCE_MEMORY = 0.7  # weight of the past in a sequence's running acceptance rate
 
 
 class PromptLookupProposer:
@@ -85,6 +85,7 @@ class Speculator:
         self._draft = None
         self.proposed = self.accepted = self.steps = self.emitted = 0
         self._cooldown: dict[int, int] = {}
+        self.cost = StepCost()  # the engine reports its decode steps' durations here
 
     def mode_for(self, requested: str | None) -> str:
         """The request's own choice, else the engine default ('auto' = the request decides)."""
@@ -112,9 +113,13 @@ class Speculator:
         candidates = [i for i in decodes if i.seq.speculation != "off" and self._ready(i.seq)]
         if not candidates:
             return
-        depth = min(self.max_k, VERIFY_TOKEN_BUDGET // len(decodes))
-        if depth < MIN_DEPTH:
-            return  # a big batch is already compute-bound: more rows would cost more than they save
+        chosen = {id(i) for i in candidates}
+        others = [i for i in batch.items if id(i) not in chosen]
+        depth = best_depth(self.cost, [i.seq.spec_rate for i in candidates],
+                           other_rows=sum(i.num_tokens for i in others),
+                           other_tokens=sum(1 for i in others if i.samples), max_depth=self.max_k)
+        if depth == 0:
+            return  # on this machine and batch, guesses would cost more time than they save
         wants = {id(i): self._depth(i.seq, depth) for i in candidates}
         lookups = [i for i in candidates if i.seq.speculation == "prompt_lookup"]
         drafted = [i for i in candidates if i.seq.speculation == "draft"]
@@ -163,6 +168,11 @@ class Speculator:
         self.emitted += accepted + 1
         seq.spec_proposed += proposed
         seq.spec_accepted += accepted
+        if proposed:  # per-guess odds that a guess holds once the ones before it held (geometric MLE)
+            missed = 1 if accepted < proposed else 0
+            seq.spec_hits = ACCEPTANCE_MEMORY * seq.spec_hits + accepted
+            seq.spec_trials = ACCEPTANCE_MEMORY * seq.spec_trials + accepted + missed
+            seq.spec_rate = seq.spec_hits / seq.spec_trials
         # Depth follows the run length the target keeps; long guesses that fail waste rows.
         seq.spec_k = min(self.max_k, seq.spec_k + 1) if accepted == proposed else max(1, accepted + 1)
         if seq.spec_proposed >= 8 and seq.spec_accepted < POOR_ACCEPTANCE * seq.spec_proposed:
