@@ -14,6 +14,12 @@ import time
 import uuid
 from pathlib import Path
 
+# Triton decides between compiling and interpreting when `triton.language` is first imported, and
+# libraries import it early (llguidance's torch helpers do). Without a GPU the interpreter is the only
+# way Triton runs, so the whole test session uses it; the kernel tests need it.
+if not os.path.exists("/dev/nvidia0") and not os.path.exists("/dev/nvidiactl"):
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import httpx
 import pytest
 import pytest_asyncio
@@ -59,7 +65,7 @@ def redis_url() -> str:
 def platform_env(redis_url, tmp_path_factory) -> dict[str, str]:
     """Environment for the platform subprocesses (one queue per test session)."""
     return {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"},  # subprocesses run as in production
         "REDIS_URL": redis_url,
         "VIREO_API_KEY": API_KEY,
         "VIREO_API_KEYS": f"{OTHER_KEY}:tenant-b",

@@ -49,7 +49,8 @@ class VLLMServer:
 
     def launch(self) -> None:
         model_path = ModelRegistry().resolve(MODEL).path
-        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1",
+        inherited = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+        env = {**inherited, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1",
                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_path),
                 "--served-model-name", MODEL, "--enforce-eager", "--max-model-len", str(CONTEXT),
