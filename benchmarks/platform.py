@@ -95,8 +95,8 @@ def _submissions_wrk(url: str, seconds: int, connections: int, accepted_so_far) 
                               f"{url}/v1/jobs"], capture_output=True, text=True, check=True).stdout
     finally:
         script.unlink(missing_ok=True)
-    total = int(re.search(r"(\d+) requests in ([\d.]+)s", out).group(1))
-    elapsed = float(re.search(r"(\d+) requests in ([\d.]+)s", out).group(2))
+    summary = re.search(r"(\d+) requests in ([\d.]+)s", out)
+    total, elapsed = int(summary.group(1)), float(summary.group(2))
     rejected = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     stored = accepted_so_far() - before  # jobs that really reached Redis, not just 202s
     return {"client": "wrk (C, 2 threads)", "submitted": total, "accepted": total - rejected,

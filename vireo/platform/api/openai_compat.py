@@ -125,17 +125,22 @@ def _sampling(body, default_max: int) -> dict:
     return fields
 
 
-async def _follow(request: Request, job_id: str, block_ms: int = 5000):
-    """Yield (kind, data) from the job's events until it ends."""
+async def _follow(request: Request, job_id: str, watch_disconnect: bool = False):
+    """Yield (kind, data) from the job's events until it ends.
+
+    With `watch_disconnect`, reads wait at most 1 s and a client that went away raises ClientGone
+    (a streamed response learns it from sse-starlette instead).
+    """
     store = request.app.state.store
     after = "0-0"
     while True:
-        for event_id, kind, data in await store.read_events(job_id, after, block_ms=block_ms):
+        for event_id, kind, data in await store.read_events(job_id, after,
+                                                            block_ms=1000 if watch_disconnect else 5000):
             after = event_id
             yield kind, data
             if kind == "end":
                 return
-        if block_ms < 5000 and await request.is_disconnected():
+        if watch_disconnect and await request.is_disconnected():
             raise ClientGone
 
 
@@ -152,7 +157,7 @@ async def _cancel_quietly(request: Request, job_id: str) -> None:
 async def _final(request: Request, job_id: str) -> tuple[dict, dict]:
     """The finished job's result and its record; cancels the job if the client disconnects."""
     try:
-        async for _kind, _data in _follow(request, job_id, block_ms=1000):
+        async for _kind, _data in _follow(request, job_id, watch_disconnect=True):
             pass
     except ClientGone:
         await _cancel_quietly(request, job_id)
