@@ -121,7 +121,7 @@ def test_a_machine_where_rows_are_free_speculates_deep_even_in_large_batches():
     for rows in (16, 32, 48, 64, 80) * 4:  # a GPU-like machine: the step costs the same for any rows
         speculator.cost.observe(rows, 0.010)
     for item in large.items:
-        item.seq.spec_rate = 0.8
+        item.seq.spec_hits, item.seq.spec_trials = 8.0, 10.0  # guesses hold 80 % of the time
     speculator.attach_drafts(large)
     assert all(item.draft == [5, 6, 7, 8] for item in large.items)
 

@@ -50,9 +50,13 @@ class Sequence:
     spec_k: int = 0  # current speculation depth (adapts to acceptance)
     spec_proposed: int = 0
     spec_accepted: int = 0
-    spec_rate: float = 0.5  # odds a guess holds after the previous ones held (plans the depth)
     spec_hits: float = 1.0  # decayed counts behind spec_rate (a 1-in-2 prior)
     spec_trials: float = 2.0
+
+    @property
+    def spec_rate(self) -> float:
+        """Odds a guess holds once the guesses before it held (plans the speculation depth)."""
+        return self.spec_hits / self.spec_trials
 
     def __post_init__(self) -> None:
         self.num_prompt_tokens = len(self.token_ids)

@@ -59,10 +59,6 @@ class StepCost:
         fixed = mean_time / (1 + PRIOR_ROW_SHARE * (mean_rows - 1))
         return fixed, fixed * PRIOR_ROW_SHARE
 
-    def seconds(self, rows: int) -> float:
-        fixed, per_row = self.fit(around=rows)
-        return fixed + per_row * rows
-
 
 def best_depth(cost: StepCost, acceptances: list[float], other_rows: int, other_tokens: int,
                max_depth: int) -> int:

@@ -172,7 +172,6 @@ class Speculator:
             missed = 1 if accepted < proposed else 0
             seq.spec_hits = ACCEPTANCE_MEMORY * seq.spec_hits + accepted
             seq.spec_trials = ACCEPTANCE_MEMORY * seq.spec_trials + accepted + missed
-            seq.spec_rate = seq.spec_hits / seq.spec_trials
         # Depth follows the run length the target keeps; long guesses that fail waste rows.
         seq.spec_k = min(self.max_k, seq.spec_k + 1) if accepted == proposed else max(1, accepted + 1)
         if seq.spec_proposed >= 8 and seq.spec_accepted < POOR_ACCEPTANCE * seq.spec_proposed:
