@@ -1,12 +1,14 @@
 """Speculative decoding: identical greedy output for both proposers; exact sampling distribution."""
 
 import asyncio
+import random
 
 import pytest
 import torch
 
 from vireo.inference.api import GenerationRequest, SamplingParams
-from vireo.inference.native.speculative import PromptLookupProposer, accept_greedy, accept_sampled
+from vireo.inference.native.prompt_lookup import NgramIndex
+from vireo.inference.native.speculative import accept_greedy, accept_sampled
 
 from .conftest import PROMPTS
 
@@ -60,8 +62,28 @@ async def test_draft_model_keeps_greedy_output(engine_factory, plain_outputs):
 
 def test_prompt_lookup_proposes_the_continuation_of_the_latest_match():
     tokens = [1, 2, 3, 9, 9, 1, 2, 3, 7, 8, 5, 1, 2, 3]
-    assert PromptLookupProposer().propose(tokens, 2) == [7, 8]
-    assert PromptLookupProposer().propose([4, 5, 6], 2) == []
+    assert NgramIndex().propose(tokens, 2) == [7, 8]
+    assert NgramIndex().propose([4, 5, 6], 2) == []
+
+
+def _scan_proposal(tokens: list[int], k: int, max_ngram: int = 3) -> list[int]:
+    """The definition, by brute force: latest earlier match of the longest matching tail."""
+    for n in range(max_ngram, 0, -1):
+        if len(tokens) <= n:
+            continue
+        for start in range(len(tokens) - n - 1, -1, -1):
+            if tokens[start:start + n] == tokens[-n:]:
+                return tokens[start + n:start + n + k]
+    return []
+
+
+def test_prompt_lookup_index_grows_with_the_sequence_and_matches_a_full_scan():
+    rng = random.Random(7)
+    tokens, index = [rng.randrange(6) for _ in range(5)], NgramIndex()
+    for _ in range(300):  # small vocabulary: many repeated n-grams, ties and misses
+        k = rng.randrange(1, 6)
+        assert index.propose(tokens, k) == _scan_proposal(tokens, k)
+        tokens.extend(rng.randrange(6) for _ in range(rng.randrange(1, 4)))
 
 
 def test_greedy_acceptance_keeps_matching_run_then_corrects():
@@ -159,3 +181,26 @@ def test_poor_acceptance_pauses_speculation_for_that_sequence():
         speculator._learn(item.seq, proposed=4, accepted=0)
     speculator.attach_drafts(batch)
     assert item.draft == [] and item.seq.spec_k == 1
+
+
+def test_realized_rates_veto_speculation_where_it_delivered_fewer_tokens_per_second():
+    from vireo.inference.native.spec_cost import RealizedRates
+
+    rates = RealizedRates(explore_every=8)
+    for _ in range(10):
+        rates.record(16, speculated=False, tokens=16, seconds=0.100)  # 160 tok/s
+        rates.record(16, speculated=True, tokens=20, seconds=0.140)  # 143 tok/s
+        rates.record(2, speculated=False, tokens=2, seconds=0.040)  # 50 tok/s
+        rates.record(2, speculated=True, tokens=5, seconds=0.050)  # 100 tok/s
+    big = [rates.allow(16, 3) for _ in range(16)]
+    assert big.count(0) == 14 and big.count(3) == 2  # vetoed, re-tried every 8th decision
+    assert [rates.allow(20, 3) for _ in range(3)] == [0, 0, 0]  # 16..31 seqs share one bucket
+    assert all(rates.allow(2, 3) == 3 for _ in range(16))  # small batches: speculation paid
+    assert rates.allow(2, 0) == 0
+
+
+def test_realized_rates_learn_plain_steps_now_and_then_before_they_can_compare():
+    from vireo.inference.native.spec_cost import RealizedRates
+
+    rates = RealizedRates(explore_every=4)
+    assert [rates.allow(8, 2) for _ in range(8)] == [2, 2, 2, 0, 2, 2, 2, 0]

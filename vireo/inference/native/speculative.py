@@ -14,32 +14,16 @@ from pathlib import Path
 import torch
 
 from vireo.inference.native.block_manager import BlockManager
+from vireo.inference.native.prompt_lookup import PromptLookupProposer
 from vireo.inference.native.sampler import probabilities, token_logprobs
 from vireo.inference.native.scheduler import Batch, ScheduledSeq
 from vireo.inference.native.sequence import Sequence
-from vireo.inference.native.spec_cost import StepCost, best_depth
+from vireo.inference.native.spec_cost import RealizedRates, StepCost, best_depth
 
 MODES = ("off", "prompt_lookup", "draft")
 COOLDOWN_STEPS = 16  # plain steps before a sequence with poor acceptance tries again
 POOR_ACCEPTANCE = 0.25
 ACCEPTANCE_MEMORY = 0.7  # weight of the past in a sequence's running acceptance rate
-
-
-class PromptLookupProposer:
-    """Guess the continuation by finding the latest earlier occurrence of the last n tokens."""
-
-    def __init__(self, max_ngram: int = 3, min_ngram: int = 1):
-        self.max_ngram, self.min_ngram = max_ngram, min_ngram
-
-    def propose(self, tokens: list[int], k: int) -> list[int]:
-        for n in range(self.max_ngram, self.min_ngram - 1, -1):
-            if len(tokens) <= n:
-                continue
-            tail = tokens[-n:]
-            for start in range(len(tokens) - n - 1, -1, -1):  # latest match first
-                if tokens[start:start + n] == tail:
-                    return tokens[start + n:start + n + k]
-        return []
 
 
 def accept_greedy(draft: list[int], logits: torch.Tensor) -> list[int]:
@@ -86,6 +70,7 @@ class Speculator:
         self.proposed = self.accepted = self.steps = self.emitted = 0
         self._cooldown: dict[int, int] = {}
         self.cost = StepCost()  # the engine reports its decode steps' durations here
+        self.realized = RealizedRates()
 
     def mode_for(self, requested: str | None) -> str:
         """The request's own choice, else the engine default ('auto' = the request decides)."""
@@ -108,9 +93,17 @@ class Speculator:
 
     # --- proposing ----------------------------------------------------------------------------
     def attach_drafts(self, batch: Batch) -> None:
-        """Give speculating decodes of this batch their guesses (and KV room to verify them)."""
+        """Give speculating decodes of this batch their guesses (and KV room to verify them).
+
+        Prompt-lookup guesses are free, so they are made first and a sequence with nothing to guess
+        adds no rows; draft-model guesses cost a forward, so they are made once the depth is known.
+        """
         decodes = [i for i in batch.items if i.samples and i.num_tokens == 1]
-        candidates = [i for i in decodes if i.seq.speculation != "off" and self._ready(i.seq)]
+        ready = [i for i in decodes if i.seq.speculation != "off" and self._ready(i.seq)]
+        if not ready:
+            return
+        guesses = {id(i): self._lookup(i.seq) for i in ready if i.seq.speculation == "prompt_lookup"}
+        candidates = [i for i in ready if i.seq.speculation == "draft" or guesses.get(id(i))]
         if not candidates:
             return
         chosen = {id(i) for i in candidates}
@@ -118,20 +111,30 @@ class Speculator:
         depth = best_depth(self.cost, [i.seq.spec_rate for i in candidates],
                            other_rows=sum(i.num_tokens for i in others),
                            other_tokens=sum(1 for i in others if i.samples), max_depth=self.max_k)
+        if len(decodes) == len(batch.items):  # a pure decode step: what such steps delivered decides
+            depth = self.realized.allow(len(decodes), depth)
         if depth == 0:
             return  # on this machine and batch, guesses would cost more time than they save
-        wants = {id(i): self._depth(i.seq, depth) for i in candidates}
-        lookups = [i for i in candidates if i.seq.speculation == "prompt_lookup"]
         drafted = [i for i in candidates if i.seq.speculation == "draft"]
-        for item in lookups:
-            item.draft = self.prompt_lookup.propose(item.seq.token_ids, wants[id(item)])
+        for item in candidates:
+            if id(item) in guesses:
+                item.draft = guesses[id(item)][:self._depth(item.seq, depth)]
         if drafted:
-            guesses = self.draft.propose([i.seq for i in drafted], [wants[id(i)] for i in drafted])
-            for item, guess in zip(drafted, guesses):
+            wants = [self._depth(i.seq, depth) for i in drafted]
+            for item, guess in zip(drafted, self.draft.propose([i.seq for i in drafted], wants)):
                 item.draft = guess
         for item in candidates:
             if item.draft and not self.blocks.allocate(item.seq, len(item.seq) + len(item.draft)):
                 item.draft = []
+
+    def observe_step(self, batch: Batch, tokens: int, seconds: float) -> None:
+        """A decode-only step took `seconds` and emitted `tokens`: teach the cost model and the check."""
+        self.cost.observe(batch.num_tokens, seconds)
+        speculated = any(item.draft for item in batch.items)
+        self.realized.record(len(batch.items), speculated, tokens, seconds)
+
+    def _lookup(self, seq: Sequence) -> list[int]:
+        return self.prompt_lookup.propose(seq.seq_id, seq.token_ids, self._depth(seq, self.max_k))
 
     def _ready(self, seq: Sequence) -> bool:
         left = self._cooldown.get(seq.seq_id, 0)
@@ -180,5 +183,6 @@ class Speculator:
 
     def release(self, seq: Sequence) -> None:
         self._cooldown.pop(seq.seq_id, None)
+        self.prompt_lookup.release(seq.seq_id)
         if self._draft is not None:
             self._draft.release(seq)

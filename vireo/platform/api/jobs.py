@@ -61,13 +61,8 @@ async def job_events(request: Request, record: dict = Depends(owned_job),
     """Replay the job's events after `Last-Event-ID` (or from the start), then follow live ones."""
     store = store_of(request)
 
-    async def events():
-        after = last_event_id or "0-0"
-        while True:  # sse-starlette cancels this generator when the client goes away
-            for event_id, kind, data in await store.read_events(record["id"], after, block_ms=5000):
-                after = event_id
-                yield {"id": event_id, "event": kind, "data": json.dumps(data)}
-                if kind == "end":
-                    return
+    async def events():  # sse-starlette cancels this generator when the client goes away
+        async for event_id, kind, data in store.follow_events(record["id"], last_event_id or "0-0"):
+            yield {"id": event_id, "event": kind, "data": json.dumps(data)}
 
     return EventSourceResponse(events(), ping=15)

@@ -131,17 +131,15 @@ async def _follow(request: Request, job_id: str, watch_disconnect: bool = False)
     With `watch_disconnect`, reads wait at most 1 s and a client that went away raises ClientGone
     (a streamed response learns it from sse-starlette instead).
     """
-    store = request.app.state.store
-    after = "0-0"
-    while True:
-        for event_id, kind, data in await store.read_events(job_id, after,
-                                                            block_ms=1000 if watch_disconnect else 5000):
-            after = event_id
-            yield kind, data
-            if kind == "end":
-                return
-        if watch_disconnect and await request.is_disconnected():
+    async def client_still_there() -> None:
+        if await request.is_disconnected():
             raise ClientGone
+
+    events = request.app.state.store.follow_events(
+        job_id, block_ms=1000 if watch_disconnect else 5000,
+        between_reads=client_still_there if watch_disconnect else None)
+    async for _event_id, kind, data in events:
+        yield kind, data
 
 
 class ClientGone(Exception):
