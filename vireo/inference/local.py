@@ -29,7 +29,7 @@ class EngineConfig:
     prefix_caching: bool = True
     speculation: str = "auto"  # "auto" = per app preference, "off", "prompt_lookup", "draft"
     draft_model: str | None = None
-    num_speculative_tokens: int = 4
+    num_speculative_tokens: int = 8  # most guesses per step: native adapts below it, vLLM always uses it
     cuda_graphs: bool = True
     quantization: str | None = None
     # remote

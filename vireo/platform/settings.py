@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     prefix_caching: bool = True
     speculation: str = "auto"
     draft_model: str | None = None
-    num_speculative_tokens: int = 4
+    num_speculative_tokens: int = 8  # most guesses per step: native adapts below it, vLLM always uses it
     openai_base_url: str | None = None
     openai_api_key: str | None = None
     openai_model: str | None = None
