@@ -55,3 +55,17 @@ async def test_fully_cached_prompt_copies_its_last_block_and_matches(native):
     second, third = await asyncio.gather(native.complete(request()), native.complete(request()))
     assert second.usage.cached_tokens == third.usage.cached_tokens == 63
     assert first.text == second.text == third.text
+
+
+async def test_a_follow_up_reuses_blocks_filled_while_decoding(native):
+    """The next turn repeats the previous prompt and answer: the answer's KV is reused too."""
+    first_request = GenerationRequest(prompt=SYSTEM, sampling=SamplingParams(max_tokens=48, ignore_eos=True),
+                                      speculation="off")
+    first = await native.complete(first_request)
+    prompt_tokens = native.count_tokens(SYSTEM)
+    follow_up = GenerationRequest(prompt=SYSTEM + first.text + "\nAnd then?",
+                                  sampling=SamplingParams(max_tokens=4), speculation="off")
+    shared = len(native.encode(SYSTEM + first.text))  # (an upper bound on the tokens in common)
+    final = await native.complete(follow_up)
+    assert final.usage.cached_tokens > prompt_tokens + native.blocks.block_size  # decode-time blocks hit
+    assert final.usage.cached_tokens <= shared
