@@ -10,6 +10,7 @@ bandwidth, bf16 matmul), then times each kernel and its baseline side by side wi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import math
@@ -20,13 +21,13 @@ import torch
 import triton
 import triton.testing
 
-from vireo.kernels import attention, bench_checks, fused, gemv_kmajor, quant, quant_gemv
-from vireo.kernels.gemv_layout import with_kmajor
+from vireo.kernels import attention, bench_checks, fused, gemv_kmajor, quant, quant_gemv, quant_mma
+from vireo.kernels.gemv_layout import with_kmajor, with_mma
 from vireo.kernels.qweight import quantize_int4, quantize_int8
 from vireo.kernels.split_k import split_k_target
 
 SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336)]  # (N, K): Llama-8B's qkv/o, gate/up, down
-MS = [1, 4, 16, 128, 4096]
+MS = [1, 2, 4, 8, 16, 128, 4096]
 ROTATE_BYTES = 128 << 20
 
 
@@ -69,11 +70,12 @@ def ceilings(dev) -> dict:
 
 def quant_inputs(dev, n: int, k: int) -> dict:
     """Rotating bf16 / int4 (g128) / int8 copies of one random weight [N, K], each quantized one
-    carrying its GEMV layout as the loader makes it (rotation counts the bytes of one layout)."""
+    carrying its decode layouts as the loader makes them (int4: also the K-major one, timed as an
+    alternative); rotation counts the bytes of one layout."""
     weight = torch.randn(n, k, device=dev) * 0.02
     return {"dense": rotating(lambda: weight.to(torch.bfloat16).clone(), n * k * 2),
-            "w4a16": rotating(lambda: with_kmajor(
-                quantize_int4(weight, 128).to(scale_dtype=torch.float16)), n * k // 2),
+            "w4a16": rotating(lambda: with_mma(with_kmajor(
+                quantize_int4(weight, 128).to(scale_dtype=torch.float16))), n * k // 2),
             "w8a16": rotating(lambda: with_kmajor(quantize_int8(weight)), n * k)}
 
 
@@ -111,6 +113,9 @@ def bench_quant(dev, m_values=tuple(MS)) -> list[dict]:
 def _alternatives(m: int, n: int, k: int, bits: int) -> list[tuple[str, object]]:
     """The paths the dispatcher did not take, timed for the record."""
     alts = [("tensorcore", quant.pick_config(m, n, k, bits))]
+    if bits == 4 and m <= quant_mma.MAX_M:
+        mma = quant_mma.pick_mma_config(m, n, k, 128)
+        alts += [("mma", mma), ("mmatwo", dataclasses.replace(mma, two_groups=True))]
     if m <= 4:
         alts.append(("gemv", quant_gemv.pick_gemv_config(m, n, k, bits)))
         alts.append(("kmajor", gemv_kmajor.pick_kmajor_config(n, k, bits)))
@@ -163,22 +168,12 @@ def sweep(fn, x, w, configs, base, deadline: float) -> list[dict]:
 
 
 def sweep_configs() -> dict:
-    """Candidates: GEMV and tensor-core tiles at M = 1, tensor-core tiles at M = 4 and 16."""
-    g, c, r = quant_gemv.GemvConfig, quant.MatmulConfig, gemv_kmajor.KMajorGemvConfig
-    w4_rows = [r(*c) for c in (
-        (64, 2, 4, 4, 2), (64, 2, 2, 4, 2), (64, 1, 4, 4, 2), (32, 2, 2, 4, 2), (32, 2, 1, 4, 2),
-        (64, 2, 1, 4, 2), (128, 1, 4, 8, 2), (64, 4, 1, 8, 2), (32, 1, 4, 4, 2),
-        (64, 2, 2, 8, 2))]
-    w8_rows = [r(*c) for c in (
-        (8, 4, 1, 4, 2), (4, 4, 1, 2, 2), (16, 8, 1, 8, 2), (32, 2, 1, 4, 2), (8, 8, 1, 4, 2),
-        (4, 8, 1, 2, 2), (16, 4, 1, 4, 2), (8, 2, 1, 2, 2), (16, 2, 1, 4, 2), (8, 4, 2, 4, 2))]
-    w4_gemv = [quant_gemv.pick_gemv_config(1, 4096, 4096, 4), g(256, 8, 32, 4, 2), g(512, 8, 16, 4, 2)]
-    w4_tc = [c(16, bn, bk, sk, 4, st, swap, True) for bn, bk in ((128, 256), (64, 256))
-             for sk in (4, 8, 16) for st in (3, 4) for swap in (False, True)]
-    w8_tc = [c(16, bn, 128, sk, 4, st, swap) for bn in (64, 128) for sk in (2, 4, 8)
-             for st in (3, 4) for swap in (False, True)]
-    return {"w4a16": {1: w4_rows + w4_gemv, 4: w4_rows, 16: w4_tc},
-            "w8a16": {1: w8_rows, 4: w8_rows, 16: w8_tc}}
+    """Candidates of the int4 small-M tensor-core kernel (rows, split, warps, stages)."""
+    c = quant_mma.MmaConfig
+    w4 = [c(64, sk, 4, 1) for sk in (4, 8, 16)] + [c(64, sk, 4, 1, True) for sk in (2, 4, 8, 16)]
+    w4 += [c(128, 4, 4, 1), c(128, 8, 4, 1), c(128, 8, 8, 1), c(128, 4, 8, 1, True),
+           c(128, 8, 8, 1, True), c(256, 8, 8, 1)]
+    return {"w4a16": {m: w4 for m in (1, 2, 4, 8)}}
 
 
 def bench_prefill(dev, configs=((128, 128, 8, 3),), b=4, h=32, s=4096, d=128) -> list[dict]:
@@ -318,10 +313,16 @@ def _write(path: str, report: dict) -> None:
 # non-default paths the GPU checks cover too: swapped operands with split K, K-major GEMV shapes
 CHECK_CONFIGS = (quant.MatmulConfig(16, 64, 256, 4, 4, 3, True, True),
                  *(gemv_kmajor.KMajorGemvConfig(*c) for c in ((32, 1, 4, 4, 3), (8, 4, 2, 2, 2),
-                                                              (16, 8, 1, 8, 2))))
+                                                              (16, 8, 1, 8, 2))),
+                 *(quant_mma.MmaConfig(*c) for c in ((256, 8, 8, 1), (64, 16, 4, 2), (128, 4, 4, 3),
+                                                     (128, 1, 4, 1), (64, 3, 4, 1, True),
+                                                     (128, 8, 8, 1, True))))
 PREFILL_SWEEP = ((128, 128, 8, 3), (128, 64, 4, 3), (128, 64, 4, 4), (128, 128, 8, 2),
                  (128, 128, 8, 4), (128, 64, 8, 3), (256, 64, 8, 3), (64, 64, 4, 3))
 DECODE_SWEEP = ((64, 4, None), (128, 4, None), (64, 2, None))
+
+
+PATHS = ("tensorcore", "gemv", "kmajor", "mma", "mmatwo")  # the alternatives the table lists
 
 
 def print_table(report: dict) -> None:
@@ -339,7 +340,7 @@ def print_table(report: dict) -> None:
               f"{r['w8a16_ms']*1e3:>8.1f} {r['w8a16_speedup']:>6.2f}")
     for r in report["quant"]:
         alts = {k: r["cublas_bf16_ms"] / v for k, v in r.items() if k.endswith("_ms")
-                and k.count("_") == 2 and k.split("_")[1] in ("tensorcore", "gemv", "kmajor")}
+                and k.count("_") == 2 and k.split("_")[1] in PATHS}
         print(f"M{r['M']} N{r['N']} K{r['K']} other paths: " +
               ", ".join(f"{k[:-3]} {v:.2f}x" for k, v in alts.items()))
     if "split_k_overhead" in report:

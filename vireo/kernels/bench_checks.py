@@ -12,7 +12,8 @@ import torch
 
 from vireo.kernels import attention, fused, quant
 from vireo.kernels.gemv_kmajor import KMajorGemvConfig
-from vireo.kernels.gemv_layout import with_kmajor
+from vireo.kernels.gemv_layout import with_kmajor, with_mma
+from vireo.kernels.quant_mma import MmaConfig
 from vireo.kernels.qweight import dequantize, quantize_int4, quantize_int8
 
 BOUND = {torch.bfloat16: 1e-2, torch.float16: 1e-2, torch.float32: 1e-5}
@@ -44,6 +45,8 @@ def check_quant(results: list, device, dtype=torch.bfloat16, configs=()) -> None
         if m <= 4:  # decode sizes: the weight as the loader keeps it, with its GEMV layout
             cases += [("w4a16 kmajor", quant.w4a16_matmul, with_kmajor(w4)),
                       ("w8a16 kmajor", quant.w8a16_matmul, with_kmajor(w8))]
+        if m <= 8:  # int4 small M: the tensor-core layout
+            cases.append(("w4a16 mma", quant.w4a16_matmul, with_mma(w4)))
         for name, fn, w in cases:
             ref = x.double() @ dequantize(w).double().t()
             for cfg in (None, *[c for c in configs if _applies(c, w)]):
@@ -53,7 +56,10 @@ def check_quant(results: list, device, dtype=torch.bfloat16, configs=()) -> None
 
 
 def _applies(config, w) -> bool:
-    """K-major GEMV configs go with weights that carry that layout, other configs with the rest."""
+    """K-major GEMV and MMA configs go with weights that carry that layout, others with the rest."""
+    mma = getattr(w, "mma", None) is not None
+    if isinstance(config, MmaConfig) or mma:
+        return isinstance(config, MmaConfig) and mma
     return isinstance(config, KMajorGemvConfig) == (w.kmajor is not None)
 
 

@@ -18,6 +18,7 @@ from vireo.kernels.dispatch import dot_dtype, use_triton
 from vireo.kernels.gemv_kmajor import (KMajorGemvConfig, pick_kmajor_config, w4a16_kmajor_gemv,
                                        w8a16_kmajor_gemv)
 from vireo.kernels.qweight import Int4Weight, Int8Weight, dequantize
+from vireo.kernels.quant_mma import MmaConfig, mma_supported, pick_mma_config, w4a16_mma
 from vireo.kernels.quant_gemv import (GemvConfig, gemv_supported, pick_gemv_config, w4a16_gemv,
                                       w8a16_gemv)
 from vireo.kernels.split_k import launch_split_k
@@ -48,6 +49,13 @@ GEMV_MAX_M = {4: 1, 8: 0}
 # 1.06-1.19x (tensor-core kernel); int4 1.06-1.21x against 1.36-1.41x (quant_gemv): not used.
 # At M = 4 (one program row per x row) it lost to the tensor-core kernel by ~2x.
 KMAJOR_GEMV_MAX_M = {4: 0, 8: 1}
+# M range in which int4 weights that carry the tensor-core layout (`gemv_layout.with_mma`, made
+# at load) run the small-M tensor-core kernel (vireo.kernels.quant_mma), for N >= K only. H200
+# (run 14), M = 2 / 4 / 8: 4096^2 1.28 / 1.27 / 1.26x cuBLAS, 14336x4096 1.08 / 1.09 / 1.05x,
+# against 0.89 / 0.89 / 0.82x and 0.79 / 0.77 / 0.69x for the tensor-core kernel above; at
+# 4096x14336 it lost (0.88x against 0.98 / 0.96 / 0.88x). At M = 1 quant_gemv stays faster
+# (1.34 / 1.42 / 1.40x against 1.30 / 1.13 / 0.92x).
+MMA_M_RANGE = (2, 8)
 NUM_SMS_GUESS = 132
 
 
@@ -223,6 +231,18 @@ def _kmajor_config(m: int, n: int, k: int, bits: int, w, config) -> KMajorGemvCo
     return pick_kmajor_config(n, k, bits)
 
 
+def _mma_config(m: int, n: int, k: int, w: Int4Weight, config) -> MmaConfig | None:
+    """The tensor-core small-M config to use, or None when the weight has no such layout."""
+    if isinstance(config, MmaConfig):
+        if w.mma is None:
+            raise ValueError("an MmaConfig needs a weight made by gemv_layout.with_mma")
+        return config
+    low, high = MMA_M_RANGE
+    if config is not None or not low <= m <= high or n < k or not mma_supported(w.mma, m):
+        return None
+    return pick_mma_config(m, n, k, w.group_size)
+
+
 def w8a16_reference(x: torch.Tensor, w: Int8Weight) -> torch.Tensor:
     """x @ W^T in float32 through the dequantized weight, cast back to x's dtype."""
     return (x.float() @ dequantize(w).t().to(x.device)).to(x.dtype)
@@ -283,7 +303,7 @@ def w8a16_matmul(x: torch.Tensor, w: Int8Weight, out: torch.Tensor | None = None
 
 
 def w4a16_matmul(x: torch.Tensor, w: Int4Weight, out: torch.Tensor | None = None,
-                 config: MatmulConfig | GemvConfig | KMajorGemvConfig | None = None
+                 config: MatmulConfig | GemvConfig | KMajorGemvConfig | MmaConfig | None = None
                  ) -> torch.Tensor:
     """x [..., K] @ W^T -> [..., N] with a packed int4 weight; Triton on CUDA, torch on CPU."""
     n, k = w.shape
@@ -293,6 +313,10 @@ def w4a16_matmul(x: torch.Tensor, w: Int4Weight, out: torch.Tensor | None = None
     x2, out, out2 = _flatten(x, out, n)
     if config is None and x2.shape[0] >= DEQUANT_GEMM_MIN_M and x.is_cuda:
         torch.matmul(x2, w4_dequantize(w, x.dtype), out=out2)
+        return out
+    mma = _mma_config(x2.shape[0], n, k, w, config)
+    if mma is not None:
+        w4a16_mma(x2, w.mma, out2, mma)
         return out
     kmajor = _kmajor_config(x2.shape[0], n, k, 4, w, config)
     if kmajor is not None:

@@ -4,9 +4,9 @@ A Vireo quantized folder (`vireo quantize`) stores each decoder linear as qweigh
 `load_quantized_weights` returns them as `Int8Weight` / `Int4Weight` under the linear's
 `.weight` name, so the model fuses q/k/v and gate/up the same way for float and quantized
 checkpoints (`concat_out_features`). `QuantizedLinear` runs the Triton kernels of
-`vireo.kernels.quant` where dispatch says so (on the GPU an int8 weight is also kept re-packed
-for the decode GEMV, `vireo.kernels.gemv_layout`); elsewhere it dequantizes once and uses
-`F.linear`.
+`vireo.kernels.quant` where dispatch says so (on the GPU a weight is also kept re-packed for the
+decode kernels, `vireo.kernels.gemv_layout`: int8 for the GEMV, int4 for the tensor-core kernel);
+elsewhere it dequantizes once and uses `F.linear`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from vireo.kernels.dispatch import interpreting, use_triton
-from vireo.kernels.gemv_layout import with_kmajor
+from vireo.kernels.gemv_layout import with_kmajor, with_mma
 from vireo.kernels.qweight import Int4Weight, Int8Weight, dequantize
 
 QuantizedWeight = Int8Weight | Int4Weight
@@ -77,19 +77,22 @@ def concat_out_features(weights: list[QuantizedWeight]) -> QuantizedWeight:
                       torch.cat([w.zeros for w in weights], 1), first.group_size, first.in_features)
 
 
-def _decode_uses_kmajor(weight: QuantizedWeight) -> bool:
-    """Whether the kernels' dispatcher runs this weight type from the GEMV layout at decode."""
-    from vireo.kernels.quant import KMAJOR_GEMV_MAX_M
+def _with_decode_layout(weight: QuantizedWeight) -> QuantizedWeight:
+    """The weight plus the re-packed copy the kernels' dispatcher reads at decode sizes, if any:
+    int4 the tensor-core layout (M 2..8), int8 the K-major GEMV layout (M = 1)."""
+    from vireo.kernels.quant import KMAJOR_GEMV_MAX_M, MMA_M_RANGE
 
-    return KMAJOR_GEMV_MAX_M[4 if isinstance(weight, Int4Weight) else 8] > 0
+    if isinstance(weight, Int4Weight):
+        return with_mma(weight) if MMA_M_RANGE[1] > 0 else weight
+    return with_kmajor(weight) if KMAJOR_GEMV_MAX_M[8] > 0 else weight
 
 
 class QuantizedLinear:
     """y = x @ W.T + b with an int8 or int4 weight (Triton kernel, or a dense fallback)."""
 
     def __init__(self, weight: QuantizedWeight, bias: torch.Tensor | None = None):
-        if (weight.qweight.is_cuda or interpreting()) and _decode_uses_kmajor(weight):
-            weight = with_kmajor(weight)
+        if weight.qweight.is_cuda or interpreting():
+            weight = _with_decode_layout(weight)
         self.weight_q, self.bias = weight, bias
         self.out_features, self.in_features = weight.shape
         self._dense: torch.Tensor | None = None
