@@ -24,6 +24,9 @@ MODES = ("off", "prompt_lookup", "draft")
 COOLDOWN_STEPS = 16  # plain steps before a sequence with poor acceptance tries again
 POOR_ACCEPTANCE = 0.25
 ACCEPTANCE_MEMORY = 0.7  # weight of the past in a sequence's running acceptance rate
+# Each draft-model guess costs one more sequential draft forward, which the step-cost model (rows
+# of the target's forward) does not see; the draft pair was measured at this depth (spec.json).
+DRAFT_MAX_GUESSES = 4
 
 
 def accept_greedy(draft: list[int], logits: torch.Tensor) -> list[int]:
@@ -120,7 +123,7 @@ class Speculator:
             if id(item) in guesses:
                 item.draft = guesses[id(item)][:self._depth(item.seq, depth)]
         if drafted:
-            wants = [self._depth(i.seq, depth) for i in drafted]
+            wants = [min(self._depth(i.seq, depth), DRAFT_MAX_GUESSES) for i in drafted]
             for item, guess in zip(drafted, self.draft.propose([i.seq for i in drafted], wants)):
                 item.draft = guess
         for item in candidates:
