@@ -15,7 +15,7 @@ import torch  # noqa: E402
 
 _KERNEL_MODULES = ["vireo.kernels.quant_gemv", "vireo.kernels.gemv_kmajor", "vireo.kernels.quant_mma",
                    "vireo.kernels.quant",
-                   "vireo.kernels.attention", "vireo.kernels.fused"]
+                   "vireo.kernels.attention", "vireo.kernels.flash_prefill", "vireo.kernels.fused"]
 for _name in _KERNEL_MODULES:
     if _name in sys.modules:
         importlib.reload(sys.modules[_name])

@@ -55,3 +55,13 @@ def decode_attention_reference(q, k_cache, v_cache, block_tables, context_lens,
         v = gather_kv(v_cache, block_tables[b], ctx)
         out[b] = _attend(q[b : b + 1], k, v, scale)[0]
     return out
+
+
+def contiguous_prefill_reference(q, k, v, cu_seqlens, scale: float) -> torch.Tensor:
+    """Reference for `flash_prefill`: fresh prompts, q [T, H, D] over k, v [T, KVH, D] rows."""
+    out = torch.empty_like(q)
+    bounds = cu_seqlens.tolist()
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        if hi > lo:
+            out[lo:hi] = _attend(q[lo:hi], k[lo:hi], v[lo:hi], scale)
+    return out

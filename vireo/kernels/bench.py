@@ -21,7 +21,8 @@ import torch
 import triton
 import triton.testing
 
-from vireo.kernels import attention, bench_checks, fused, gemv_kmajor, quant, quant_gemv, quant_mma
+from vireo.kernels import (attention, bench_checks, flash_prefill, fused, gemv_kmajor, quant,
+                           quant_gemv, quant_mma)
 from vireo.kernels.gemv_layout import with_kmajor, with_mma
 from vireo.kernels.qweight import quantize_int4, quantize_int8
 from vireo.kernels.split_k import split_k_target
@@ -203,6 +204,47 @@ def bench_prefill(dev, configs=((128, 128, 8, 3),), b=4, h=32, s=4096, d=128) ->
     return rows
 
 
+def bench_flash_prefill(dev, configs, gqa_top: int = 3, b=4, h=32, s=4096, d=128) -> list[dict]:
+    """Causal prefill of fresh prompts (contiguous K/V, `flash_prefill`) vs SDPA, same shape as
+    `bench_prefill`; every config at MHA, the gqa_top fastest (and the default) at 8 KV heads."""
+    flops = 2 * b * h * s * s * d
+    q = torch.randn(b, h, s, d, device=dev, dtype=torch.bfloat16)
+    k = torch.randn_like(q)
+    v = torch.randn_like(q)
+    sdpa = timed(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True))
+    qp = q.transpose(1, 2).reshape(b * s, h, d).contiguous()
+    cu = torch.arange(0, b * s + 1, s, device=dev, dtype=torch.int32)
+    rows: list[dict] = []
+
+    def run(kv_heads: int, cfg, base: float, base_name: str) -> None:
+        kp = k[:, :kv_heads].transpose(1, 2).reshape(b * s, kv_heads, d).contiguous()
+        vp = v[:, :kv_heads].transpose(1, 2).reshape(b * s, kv_heads, d).contiguous()
+        try:
+            ms = timed(lambda: flash_prefill.flash_prefill(qp, kp, vp, cu, s, config=cfg))
+        except Exception as e:  # a config can exceed shared memory or registers: say why
+            rows.append({"kv_heads": kv_heads, "config": str(cfg), "error": repr(e)[:300]})
+            print(f"flash kvh{kv_heads} {cfg}: {type(e).__name__}", flush=True)
+            return
+        rows.append({"kv_heads": kv_heads, "config": str(cfg), "ms": ms,
+                     "TFLOPs": flops / ms / 1e9, "sdpa_ms": base, "sdpa": base_name,
+                     "sdpa_TFLOPs": flops / base / 1e9, "vs_sdpa": base / ms})
+        print(f"flash kvh{kv_heads} {cfg}: {flops / ms / 1e9:.0f} TFLOP/s = {base / ms:.2f}x "
+              f"{base_name} ({flops / base / 1e9:.0f})", flush=True)
+
+    for cfg in configs:
+        run(h, cfg, sdpa, "sdpa_mha")
+    timed_ok = sorted((r for r in rows if "ms" in r), key=lambda r: r["ms"])
+    best = [c for c in configs if str(c) in {r["config"] for r in timed_ok[:gqa_top]}]
+    kg = k[:, :h // 4]
+    vg = v[:, :h // 4]
+    sdpa_gqa = timed(lambda: torch.nn.functional.scaled_dot_product_attention(
+        q, kg, vg, is_causal=True, enable_gqa=True))
+    for cfg in dict.fromkeys([flash_prefill.FlashConfig(), *best]):
+        run(h // 4, cfg, sdpa, "sdpa_mha")
+        rows[-1]["sdpa_gqa_ms"] = sdpa_gqa
+    return rows
+
+
 def bench_decode(dev, copy_gbps: float, configs=((64, 4, None),), b=16, h=32, kvh=8, d=128,
                  ctx_len=8192) -> list[dict]:
     """Paged decode at 8k context, B16 H32 KVH8 D128: bandwidth vs the measured copy."""
@@ -272,24 +314,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", required=True)
     parser.add_argument("--sweep", action="store_true", help="also time candidate tile shapes")
+    parser.add_argument("--flash-sweep", action="store_true", help="time the contiguous prefill "
+                        "kernel's candidate configs (alone, without --sweep's other sweeps)")
     parser.add_argument("--sweep-budget", type=float, default=200.0, help="seconds for the sweep")
     parser.add_argument("--sweep-ms", default="1,4,16", help="M values of the sweep")
     parser.add_argument("--ms", default=",".join(map(str, MS)), help="M values of the quant table")
-    parser.add_argument("--skip", default="", help="comma-separated: prefill, decode, fused")
+    parser.add_argument("--skip", default="", help="comma-separated: quant, prefill, flash, decode, "
+                        "fused")
+    parser.add_argument("--checks", default="all", help="all, or attention (prefill/decode only)")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     dev = torch.device("cuda")
     report = {"card": torch.cuda.get_device_name(), "date": datetime.date.today().isoformat(),
               "commit": _commit(), "torch": torch.__version__, "triton": triton.__version__}
-    report["checks"] = bench_checks.run_all(dev, CHECK_CONFIGS)
+    report["checks"] = (bench_checks.run_attention(dev, FLASH_SWEEP) if args.checks == "attention"
+                        else bench_checks.run_all(dev, CHECK_CONFIGS, FLASH_SWEEP))
     bad = [c for c in report["checks"] if not c["ok"]]
     print(f"checks: {len(report['checks']) - len(bad)} ok, {len(bad)} failed", flush=True)
     for c in bad:
         print("FAILED", c, flush=True)
     report["ceilings"] = ceil = ceilings(dev)
     print(f"ceilings: {ceil}", flush=True)
-    report["split_k_overhead"] = split_k_overhead(dev)
-    report["quant"] = bench_quant(dev, [int(m) for m in args.ms.split(",")])
+    _write(args.json, report)
+    if "quant" not in skip:
+        report["split_k_overhead"] = split_k_overhead(dev)
+        report["quant"] = bench_quant(dev, [int(m) for m in args.ms.split(",")])
+    if "flash" not in skip:
+        report["flash_prefill"] = bench_flash_prefill(
+            dev, FLASH_SWEEP if args.sweep or args.flash_sweep else (flash_prefill.FlashConfig(),))
+        _write(args.json, report)
     if "prefill" not in skip:
         report["prefill"] = bench_prefill(dev, PREFILL_SWEEP if args.sweep else ((128, 128, 8, 3),))
     if "decode" not in skip:
@@ -298,7 +351,7 @@ def main() -> None:
     if "fused" not in skip:
         report["fused"] = bench_fused(dev)
     _write(args.json, report)
-    if args.sweep:
+    if args.sweep and "quant" not in skip:
         report["quant_sweep"] = sweep_quant(dev, args.sweep_budget,
                                             [int(m) for m in args.sweep_ms.split(",")])
         _write(args.json, report)
@@ -320,6 +373,11 @@ CHECK_CONFIGS = (quant.MatmulConfig(16, 64, 256, 4, 4, 3, True, True),
 PREFILL_SWEEP = ((128, 128, 8, 3), (128, 64, 4, 3), (128, 64, 4, 4), (128, 128, 8, 2),
                  (128, 128, 8, 4), (128, 64, 8, 3), (256, 64, 8, 3), (64, 64, 4, 3))
 DECODE_SWEEP = ((64, 4, None), (128, 4, None), (64, 2, None))
+# contiguous prefill candidates; runs 15-17 also timed qk-ahead, unroll-2 and warp_specialize
+# variants (since removed: no gain), see benchmarks/results/gpu/kernels-h200-notes.md
+FLASH_SWEEP = tuple(flash_prefill.FlashConfig(*c) for c in (
+    (128, 128, 8, 3), (128, 128, 8, 2), (128, 64, 8, 3), (128, 64, 8, 4), (256, 64, 16, 3),
+    (256, 64, 16, 4), (64, 64, 4, 3)))
 
 
 PATHS = ("tensorcore", "gemv", "kmajor", "mma", "mmatwo")  # the alternatives the table lists
@@ -333,12 +391,12 @@ def print_table(report: dict) -> None:
           f"checks {'all ok' if all(c['ok'] for c in report['checks']) else 'FAILED'}")
     print(f"{'M':>5} {'N':>6} {'K':>6} {'cublas us':>10} {'w4 us':>8} {'w4 x':>6} {'w4 %bw':>7} "
           f"{'w8 us':>8} {'w8 x':>6}")
-    for r in report["quant"]:
+    for r in report.get("quant", []):
         print(f"{r['M']:>5} {r['N']:>6} {r['K']:>6} {r['cublas_bf16_ms']*1e3:>10.1f} "
               f"{r['w4a16_ms']*1e3:>8.1f} {r['w4a16_speedup']:>6.2f} "
               f"{100*r['w4a16_GBps']/ceil['copy_GBps']:>6.0f}% "
               f"{r['w8a16_ms']*1e3:>8.1f} {r['w8a16_speedup']:>6.2f}")
-    for r in report["quant"]:
+    for r in report.get("quant", []):
         alts = {k: r["cublas_bf16_ms"] / v for k, v in r.items() if k.endswith("_ms")
                 and k.count("_") == 2 and k.split("_")[1] in PATHS}
         print(f"M{r['M']} N{r['N']} K{r['K']} other paths: " +
@@ -350,6 +408,11 @@ def print_table(report: dict) -> None:
         if r["best"]:
             b = r["best"][0]
             print(f"sweep {r['kernel']} M{r['M']} N{r['N']} K{r['K']}: {b['speedup']:.2f}x {b['config']}")
+    for r in report.get("flash_prefill", []):
+        if "ms" in r:
+            print(f"flash kvh{r['kv_heads']} {r['config']}: {r['TFLOPs']:.0f} TFLOP/s = "
+                  f"{r['vs_sdpa']:.2f}x SDPA ({r['sdpa_TFLOPs']:.0f}), "
+                  f"{100*r['TFLOPs']/ceil['bf16_matmul_TFLOPs']:.0f}% of bf16 mm")
     for r in report.get("prefill", []):
         print(f"prefill kvh{r['kv_heads']} bs{r['block_size']} {r['config']}: {r['TFLOPs']:.0f} "
               f"TFLOP/s = {r['vs_sdpa']:.2f}x SDPA ({r['sdpa_TFLOPs']:.0f}), "

@@ -10,7 +10,8 @@ import math
 
 import torch
 
-from vireo.kernels import attention, fused, quant
+from vireo.kernels import attention, flash_prefill, fused, quant
+from vireo.kernels.attention_ref import contiguous_prefill_reference
 from vireo.kernels.gemv_kmajor import KMajorGemvConfig
 from vireo.kernels.gemv_layout import with_kmajor, with_mma
 from vireo.kernels.quant_mma import MmaConfig
@@ -102,6 +103,32 @@ def check_attention(results: list, device, dtype=torch.bfloat16) -> None:
             _record(results, f"decode bs{block_size} splits={splits}", out.cpu(), refd, dtype)
 
 
+def check_flash_prefill(results: list, device, configs=()) -> None:
+    """Fresh-prompt prefill (contiguous K/V) against float64: odd lengths, GQA and MHA, K/V as
+    strided slices of one fused qkv row, bf16 and fp16, the default and every given config."""
+    lens = [1000, 1, 2049, 130, 17]
+    cu = torch.tensor([0, *torch.tensor(lens).cumsum(0).tolist()], dtype=torch.int32, device=device)
+    for dtype, heads, kv_heads in ((torch.bfloat16, 32, 8), (torch.float16, 32, 8),
+                                   (torch.bfloat16, 16, 16)):
+        qkv = torch.randn(int(cu[-1]), (heads + 2 * kv_heads) * 128, device=device, dtype=dtype)
+        q = qkv[:, :heads * 128].view(-1, heads, 128)
+        k = qkv[:, heads * 128:(heads + kv_heads) * 128].view(-1, kv_heads, 128)
+        v = qkv[:, (heads + kv_heads) * 128:].view(-1, kv_heads, 128)
+        ref = contiguous_prefill_reference(q.double(), k.double(), v.double(), cu,
+                                                     1 / math.sqrt(128))
+        cfgs = (None, *configs) if (dtype, kv_heads) == (torch.bfloat16, 8) else (None,)
+        for cfg in cfgs:
+            out = torch.full_like(q, math.nan)
+            try:
+                flash_prefill.flash_prefill(q, k, v, cu, max(lens), out=out, config=cfg)
+            except Exception as e:  # a config that cannot compile here is reported, not fatal
+                results.append({"check": f"flash {dtype} H{heads}/{kv_heads} {cfg}",
+                                "error": repr(e)[:300], "ok": False, "rel_error": math.inf})
+                continue
+            _record(results, f"flash {str(dtype)[6:]} H{heads}/{kv_heads} {cfg or 'default'}",
+                    out, ref, dtype)
+
+
 def check_fused(results: list, device, dtype=torch.bfloat16) -> None:
     """RMSNorm(+residual), rope and silu-and-mul against float64 references."""
     x = torch.randn(37, 4096, device=device, dtype=dtype)
@@ -125,12 +152,22 @@ def check_fused(results: list, device, dtype=torch.bfloat16) -> None:
     _record(results, "silu_and_mul", out, fused.silu_and_mul_reference(g.double()), dtype)
 
 
-def run_all(device, quant_configs=()) -> list[dict]:
+def run_all(device, quant_configs=(), flash_configs=()) -> list[dict]:
     """Every check; each entry has name, relative error, bound and ok."""
     results: list[dict] = []
     torch.manual_seed(1234)
     check_quant(results, device, configs=quant_configs)
     check_quant(results, device, dtype=torch.float16)
     check_attention(results, device)
+    check_flash_prefill(results, device, flash_configs)
     check_fused(results, device)
+    return results
+
+
+def run_attention(device, flash_configs=()) -> list[dict]:
+    """The attention checks alone (paged prefill/decode, contiguous prefill)."""
+    results: list[dict] = []
+    torch.manual_seed(1234)
+    check_attention(results, device)
+    check_flash_prefill(results, device, flash_configs)
     return results

@@ -4,7 +4,9 @@ Every query reads its keys and values from the paged cache through its block tab
 step's K/V were stored there, so prefix-cached blocks are read in place. A batch of one query per
 sequence runs flash-decoding; any other batch (prefill chunks, speculative verifications, or a
 mix with decodes) runs the varlen flash-prefill kernel, whose queries are the last tokens of each
-sequence's context.
+sequence's context. When no sequence of a prefill batch has a cached prefix (every context is
+exactly its query rows), the contiguous flash kernel reads this step's k, v in place instead
+(`vireo.kernels.flash_prefill`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class KernelAttention:
     max_context: int  # sizes the flash-decoding split (a bound is enough)
     cu_seqlens_q: torch.Tensor | None = None  # [seqs + 1] query row offsets; None: decode
     max_q_len: int = 1
+    fresh: bool = False  # every sequence's context is its query rows: attend over k, v directly
 
 
 def kernel_meta(rows_per_seq: list[int], ends: list[int], tables: list[list[int]], block_size: int,
@@ -39,7 +42,9 @@ def kernel_meta(rows_per_seq: list[int], ends: list[int], tables: list[list[int]
     offsets = [0]
     for rows in rows_per_seq:
         offsets.append(offsets[-1] + rows)
-    return KernelAttention(ints(padded), ints(ends), max(ends), ints(offsets), max(rows_per_seq))
+    fresh = all(rows == end for rows, end in zip(rows_per_seq, ends))
+    return KernelAttention(ints(padded), ints(ends), max(ends), ints(offsets), max(rows_per_seq),
+                           fresh)
 
 
 def kernel_paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -47,6 +52,7 @@ def kernel_paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                            slot_mapping: torch.Tensor | None, meta: KernelAttention) -> torch.Tensor:
     """Store k, v [tokens, kv_heads, dim] at their slots, attend q [tokens, heads, dim] -> [tokens, heads*dim]."""
     from vireo.kernels.attention import decode_attention, prefill_attention, store_kv_cache
+    from vireo.kernels.flash_prefill import flash_prefill
 
     if slot_mapping is not None:
         store_kv_cache(k, v, k_cache, v_cache, slot_mapping)
@@ -54,6 +60,8 @@ def kernel_paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     if meta.cu_seqlens_q is None:
         decode_attention(q, k_cache, v_cache, meta.block_tables, meta.context_lens,
                          meta.max_context, out=out)
+    elif meta.fresh and k.stride(-1) == 1 and v.stride(-1) == 1:
+        flash_prefill(q, k, v, meta.cu_seqlens_q, meta.max_q_len, out=out)
     else:
         prefill_attention(q, k_cache, v_cache, meta.block_tables, meta.cu_seqlens_q,
                           meta.context_lens, meta.max_q_len, out=out,
