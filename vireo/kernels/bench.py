@@ -329,8 +329,10 @@ def main() -> None:
               "commit": _commit(), "torch": torch.__version__, "triton": triton.__version__}
     report["checks"] = (bench_checks.run_attention(dev, FLASH_SWEEP) if args.checks == "attention"
                         else bench_checks.run_all(dev, CHECK_CONFIGS, FLASH_SWEEP))
-    bad = [c for c in report["checks"] if not c["ok"]]
-    print(f"checks: {len(report['checks']) - len(bad)} ok, {len(bad)} failed", flush=True)
+    bad = [c for c in report["checks"] if c["ok"] is False]
+    skipped = sum(1 for c in report["checks"] if c["ok"] is None)
+    print(f"checks: {len(report['checks']) - len(bad) - skipped} ok, {len(bad)} failed, "
+          f"{skipped} configs skipped (out of resources on this card)", flush=True)
     for c in bad:
         print("FAILED", c, flush=True)
     report["ceilings"] = ceil = ceilings(dev)
@@ -388,7 +390,7 @@ def print_table(report: dict) -> None:
     ceil = report["ceilings"]
     print(f"\n{report['card']}  copy {ceil['copy_GBps']:.0f} GB/s  "
           f"bf16 mm {ceil['bf16_matmul_TFLOPs']:.0f} TFLOP/s  "
-          f"checks {'all ok' if all(c['ok'] for c in report['checks']) else 'FAILED'}")
+          f"checks {'all ok' if all(c['ok'] is not False for c in report['checks']) else 'FAILED'}")
     print(f"{'M':>5} {'N':>6} {'K':>6} {'cublas us':>10} {'w4 us':>8} {'w4 x':>6} {'w4 %bw':>7} "
           f"{'w8 us':>8} {'w8 x':>6}")
     for r in report.get("quant", []):
