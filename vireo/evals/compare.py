@@ -38,16 +38,21 @@ def _side(result: dict) -> dict:
 
 
 def compare(app_name: str, base: EvalConfig, variant: EvalConfig, runner_kind: str = "local",
-            full: bool = False, limit: int | None = None, concurrency: int = 4) -> dict:
+            full: bool = False, limit: int | None = None, concurrency: int | None = None) -> dict:
     """Run `app_name`'s eval on `base` then `variant`; the judge (on `base`) compares open-ended outputs."""
     machine = machine_info()
     kwargs = dict(full=full, limit=limit, concurrency=concurrency)
-    with open_runner(base, runner_kind) as base_runner:
-        base_result = run_eval(app_name, base_runner, config=base, **kwargs)
+    if not is_open_ended(app_name):  # no judge: one engine in memory at a time (two 1.5B fp32 engines ~20 GB)
+        with open_runner(base, runner_kind) as base_runner:
+            base_result = run_eval(app_name, base_runner, config=base, **kwargs)
         with open_runner(variant, runner_kind) as variant_runner:
             variant_result = run_eval(app_name, variant_runner, config=variant, **kwargs)
         judge = None
-        if is_open_ended(app_name):
+    else:
+        with open_runner(base, runner_kind) as base_runner:
+            base_result = run_eval(app_name, base_runner, config=base, **kwargs)
+            with open_runner(variant, runner_kind) as variant_runner:
+                variant_result = run_eval(app_name, variant_runner, config=variant, **kwargs)
             view = eval_module(app_name).judge_items
             judge = pairwise(base_runner, view(base_result["items"]), view(variant_result["items"]), base)
     return {"app": app_name, "kind": "comparison", "runner": runner_kind, "varied": base.differences(variant),

@@ -55,7 +55,9 @@ class Quantization:
 
     def checkpoint_dir_name(self, model: str) -> str:
         """The folder `vireo quantize` writes by default, so both tools share checkpoints."""
-        return f"{model.rstrip('/').split('/')[-1]}-{self.method}-w{self.bits}g{self.group_size}"
+        from vireo.inference.quantize import checkpoint_dir
+
+        return checkpoint_dir(model, self.method, self.bits, self.group_size).name
 
 
 @dataclass(frozen=True)

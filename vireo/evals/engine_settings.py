@@ -13,12 +13,9 @@ from vireo.inference.local import EngineConfig
 
 def quantized_checkpoint(model: str, quantization: Quantization, home: Path) -> Path:
     """The folder of `model` quantized as asked, made now if it does not exist yet."""
-    from vireo.inference.quantize import WEIGHTS_FILE, quantize_checkpoint
+    from vireo.inference.quantize import ensure_checkpoint
 
-    folder = home / "models" / quantization.checkpoint_dir_name(model)
-    if not (folder / WEIGHTS_FILE).exists():
-        quantize_checkpoint(model, folder, quantization.method, quantization.bits, quantization.group_size)
-    return folder
+    return ensure_checkpoint(model, quantization.method, quantization.bits, quantization.group_size, home)
 
 
 def model_to_load(config: EvalConfig, home: Path) -> str:

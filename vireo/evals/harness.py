@@ -70,19 +70,24 @@ def is_open_ended(app_name: str) -> bool:
     return hasattr(eval_module(app_name), "judge_items")
 
 
-def run_eval(app_name: str, runner: Runner, full: bool = False, *, concurrency: int = 4,
+def run_eval(app_name: str, runner: Runner, full: bool = False, *, concurrency: int | None = None,
              config: EvalConfig | None = None, limit: int | None = None) -> dict:
     """Evaluate `app_name` on its dataset (the CI subset unless `full`; the first `limit` items
-    when given) using `runner`; `config` names what the runner serves."""
+    when given) using `runner`; `config` names what the runner serves. Jobs in flight: `concurrency`,
+    else the eval module's `CONCURRENCY`, else 4."""
     module = eval_module(app_name)
+    concurrency = concurrency or getattr(module, "CONCURRENCY", 4)
     config = config or EvalConfig()
     machine = machine_info()
     started = time.monotonic()
     result = module.evaluate(runner, full=full, concurrency=concurrency, **({"limit": limit} if limit else {}))
     if limit:
         result["dataset"]["subset"] = f"first {limit}"
+    from vireo.inference.quantize import weights_origin
+
     return {"app": app_name, "model": config.model, "backend": config.backend, "config": config.as_dict(),
-            **result, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "weights_origin": weights_origin(config.model), **result,
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "duration_s": round(time.monotonic() - started, 1), "concurrency": concurrency, "machine": machine}
 
 

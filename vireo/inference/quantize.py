@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import time
 from pathlib import Path
 
 import torch
@@ -217,11 +218,47 @@ def quantize_checkpoint(model: str, out_dir: Path, method: str = "gptq", bits: i
 
     from vireo.inference.registry import ModelRegistry
 
+    started = time.monotonic()
     source = ModelRegistry().resolve(model).path
     tokenizer = AutoTokenizer.from_pretrained(source)
     hf_model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval()
     quantize_model_(hf_model, method, bits, group_size, tokenizer, calib_samples, calib_seq_len)
-    return save_quantized(hf_model, out_dir, source, quantization_info(method, bits, group_size))
+    info = quantization_info(method, bits, group_size)
+    info.update(source_model=model, quantize_seconds=round(time.monotonic() - started, 1),
+                calibration=None if method == "rtn" else f"{calib_samples} x {calib_seq_len} tokens "
+                                                         f"of Python docs (first 80 %)")
+    return save_quantized(hf_model, out_dir, source, info)
+
+
+def checkpoint_dir(model: str, method: str, bits: int, group_size: int = 128,
+                   home: Path | None = None) -> Path:
+    """The folder `vireo quantize` writes by default; the evals read and write the same one."""
+    from vireo.inference.registry import default_home
+
+    name = f"{model.rstrip('/').split('/')[-1]}-{method}-w{bits}g{group_size}"
+    return (home or default_home()) / "models" / name
+
+
+def ensure_checkpoint(model: str, method: str, bits: int, group_size: int = 128,
+                      home: Path | None = None) -> Path:
+    """`model`'s checkpoint quantized as asked: made now (default calibration) unless it exists."""
+    folder = checkpoint_dir(model, method, bits, group_size, home)
+    if not (folder / WEIGHTS_FILE).exists():
+        quantize_checkpoint(model, folder, method, bits, group_size)
+    return folder
+
+
+def weights_origin(model: str) -> dict | None:
+    """Where a packaged model's weights come from: its packages and the GGUF file's pinned sha256."""
+    from vireo.inference.registry import PACKAGED
+
+    packaged = PACKAGED.get(model)
+    if packaged is None:
+        return None
+    return {"packages": list(packaged.packages), "gguf_sha256": packaged.sha256,
+            "converted_dtype": packaged.dtype,
+            "note": "the GGUF file (sha256 checked), de-quantized to float once at conversion: the "
+                    "'unquantized' model already carries that GGUF's own quantization error"}
 
 
 def main(argv: list[str] | None = None) -> None:

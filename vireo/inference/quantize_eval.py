@@ -1,10 +1,14 @@
-"""Quality of quantized checkpoints: perplexity on held-out text, CPU, side by side with fp32.
+"""Quality of quantized checkpoints: perplexity on held-out text, CPU, side by side with fp32,
+and the code app's HumanEval pass@1 of the same checkpoints.
 
-    python -m vireo.inference.quantize_eval --json benchmarks/results/quality/quantization.json
+    python -m vireo.inference.quantize_eval --model qwen2.5-coder-0.5b \
+        --variants fp32,bf16,int8-rtn,int4-g128-rtn --json benchmarks/results/quality/quantization-qwen2.5-coder-0.5b.json
 
 Texts: `benchmarks/data/heldout_text.txt` (prose written for the project) and the held-out
 20 % of the Python docs shipped with the standard library (calibration uses the other 80 %).
-HumanEval pass@1 needs the code app: `humaneval_pass_at_1` is the hook, pending.
+Quantized variants are the checkpoint folders `vireo quantize` and `vireo eval --quant` share
+(made here if missing). pass@1 is not run here: it is read from the result files of
+`vireo eval code --full` on the same model and weights (the single HumanEval runner).
 """
 
 from __future__ import annotations
@@ -13,18 +17,19 @@ import argparse
 import datetime
 import json
 import math
+import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from vireo.inference import quant_calibration as calib
-from vireo.inference.quantize import (load_quantized, quantization_info, quantize_model_,
-                                      save_quantized)
+from vireo.inference.quantize import ensure_checkpoint, load_quantized, weights_origin
 
-HELDOUT_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "heldout_text.txt"
+REPO = Path(__file__).resolve().parents[2]
+HELDOUT_FILE = REPO / "benchmarks" / "data" / "heldout_text.txt"
+QUALITY_RESULTS = REPO / "benchmarks" / "results" / "quality"
 
 
 def heldout_text() -> str:
@@ -50,23 +55,63 @@ def perplexity(model, tokenizer, text: str, window: int = 512, max_tokens: int |
     return math.exp(total / count)
 
 
-def humaneval_pass_at_1(model_dir: Path) -> float | None:
-    """Hook for the code app's HumanEval run on a quantized checkpoint: pending (None)."""
-    return None
+def _code_runs(path: Path) -> list[dict]:
+    """The runs one `vireo eval code` result file holds: one, or a comparison's two sides."""
+    result = json.loads(path.read_text())
+    if "experiment" in result:  # a one-off driver changed the app (e.g. its prompt): not the eval
+        return []
+    sides = [result["base"], result["variant"]] if result.get("kind") == "comparison" else [result]
+    for side in sides:  # files from before quant/spec existed ran the defaults
+        side.setdefault("config", {"model": result.get("model"), "backend": result.get("backend"),
+                                   "quant": "none", "spec": "off"})
+    return [{**side, "file": path.name, "date": result["date"], "subset": result["dataset"]["subset"],
+             "machine": result["machine"]} for side in sides]
 
 
-VARIANTS = [  # (name, method, bits, group size); None method = unquantized at that dtype
-    ("fp32", None, None, torch.float32), ("bf16", None, None, torch.bfloat16),
-    ("int8-rtn", "rtn", 8, 0), ("int4-g128-rtn", "rtn", 4, 128), ("int4-g128-awq", "awq", 4, 128),
-    ("int4-g128-gptq", "gptq", 4, 128), ("int4-g64-rtn", "rtn", 4, 64),
-    ("int4-g64-gptq", "gptq", 4, 64), ("int4-g32-rtn", "rtn", 4, 32),
-]
+def humaneval_pass_at_1(model: str, quant: str, results: Path = QUALITY_RESULTS) -> dict | None:
+    """pass@1 of `vireo eval code --full` (native engine, greedy) on `model` with weights `quant`
+    ('none', 'int8-rtn', 'int4-rtn-g128', ...), from the newest result file that has it."""
+    runs = [run for path in sorted(results.glob("code*.json")) for run in _code_runs(path)
+            if run["config"] == {"model": model, "backend": "native", "quant": quant, "spec": "off"}
+            and run["subset"] == "full"]
+    if not runs:
+        return None
+    run = max(runs, key=lambda r: r["date"])
+    return {**{k: run["metrics"][k] for k in ("pass@1", "passed", "problems")}, "file": run["file"],
+            "date": run["date"], "duration_s": run["duration_s"],
+            "load_average_at_start": run["machine"].get("load_average_at_start")}
 
 
-def evaluate(model_name: str = "smollm2-135m", variants=VARIANTS, calib_samples: int = 16,
+VARIANTS = {  # name: (method, bits, group size); None method = unquantized at that dtype
+    "fp32": (None, None, torch.float32), "bf16": (None, None, torch.bfloat16),
+    "int8-rtn": ("rtn", 8, 128), "int4-g128-rtn": ("rtn", 4, 128), "int4-g128-awq": ("awq", 4, 128),
+    "int4-g128-gptq": ("gptq", 4, 128), "int4-g64-rtn": ("rtn", 4, 64),
+    "int4-g64-gptq": ("gptq", 4, 64), "int4-g32-rtn": ("rtn", 4, 32),
+}
+
+
+def quant_name(method: str | None, bits: int | None, group_size) -> str:
+    """The `--quant` name the evals record for these weights ('none' for fp32, the engine's dtype)."""
+    if method is None:
+        return "none" if group_size == torch.float32 else "none-" + str(group_size).removeprefix("torch.")
+    return f"int{bits}-{method}" + (f"-g{group_size}" if bits == 4 else "")
+
+
+def _load(model_name: str, source: Path, method, bits, extra):
+    """The HF model of one variant and, for quantized ones, its checkpoint's quantization.json."""
+    from transformers import AutoModelForCausalLM
+
+    if method is None:
+        return AutoModelForCausalLM.from_pretrained(source, dtype=extra).eval(), None
+    folder = ensure_checkpoint(model_name, method, bits, extra)
+    return load_quantized(folder), {**json.loads((folder / "quantization.json").read_text()),
+                                    "checkpoint": folder.name}
+
+
+def evaluate(model_name: str = "smollm2-135m", variants: list[str] | None = None,
              docs_tokens: int = 4096) -> dict:
-    """Quantize, save, reload and score each variant; one JSON-ready report."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Load (quantizing if needed) and score each variant; one JSON-ready report."""
+    from transformers import AutoTokenizer
 
     from vireo.inference.registry import ModelRegistry
 
@@ -75,47 +120,52 @@ def evaluate(model_name: str = "smollm2-135m", variants=VARIANTS, calib_samples:
     texts = {"heldout_prose": (heldout_text(), None),
              "python_docs_heldout": (calib.heldout_docs_text(), docs_tokens)}
     rows = []
-    for name, method, bits, extra in variants:
+    for name in variants or list(VARIANTS):
+        method, bits, extra = VARIANTS[name]
         started = time.time()
-        model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=extra if method is None else torch.float32).eval()
-        if method is not None:
-            quantize_model_(model, method, bits, extra or 128, tokenizer, calib_samples)
-            with tempfile.TemporaryDirectory() as tmp:  # score what a reload gives back
-                save_quantized(model, Path(tmp), source, quantization_info(method, bits, extra))
-                model = load_quantized(Path(tmp))
-        quant_s = time.time() - started
+        model, info = _load(model_name, source, method, bits, extra)
         row = {"variant": name, "method": method or "none", "bits": bits or 16,
-               "group_size": extra if method and bits == 4 else None,
-               "quantize_seconds": round(quant_s, 1)}
+               "group_size": extra if method and bits == 4 else None, "load_seconds": round(time.time() - started, 1),
+               "checkpoint": info}
         for text_name, (text, limit) in texts.items():
             row[f"ppl_{text_name}"] = round(perplexity(model, tokenizer, text, max_tokens=limit), 4)
+        row["humaneval"] = humaneval_pass_at_1(model_name, quant_name(method, bits, extra))
         rows.append(row)
+        del model
         print(json.dumps(row), flush=True)
     base = {k: v for k, v in rows[0].items() if k.startswith("ppl_")}
     for row in rows:
         for key, ref in base.items():
-            row[key.replace("ppl_", "ppl_vs_fp32_")] = round(row[key] / ref, 4)
-    return {"model": model_name, "date": datetime.date.today().isoformat(),
-            "machine": f"{platform.machine()} CPU, torch {torch.__version__}",
-            "calibration": f"{calib_samples} windows x 512 tokens of Python docs (first 80 %)",
+            row[key.replace("ppl_", f"ppl_vs_{rows[0]['variant']}_")] = round(row[key] / ref, 4)
+    return {"model": model_name, "date": datetime.date.today().isoformat(), "machine": _machine(),
+            "weights_origin": weights_origin(model_name),
             "texts": {"heldout_prose": str(HELDOUT_FILE.name),
                       "python_docs_heldout": f"last 20 % of pydoc_data.topics, first {docs_tokens} tokens"},
-            "humaneval_pass_at_1": "pending: needs the code app (hook humaneval_pass_at_1)",
+            "humaneval": "pass@1 of `vireo eval code --full` on the same weights, read from its result file "
+                         "(humaneval_pass_at_1); null where no such run exists",
             "results": rows}
+
+
+def _machine() -> dict:
+    """Where the numbers were measured (the load matters on a shared machine)."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"host": platform.node(), "cpu": f"{cpu} ({platform.machine()})", "cores": os.cpu_count(),
+            "torch": torch.__version__, "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", required=True, type=Path)
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--calib-samples", type=int, default=16)
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated, the first is the reference: {', '.join(VARIANTS)}")
     parser.add_argument("--docs-tokens", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    report = evaluate(args.model, calib_samples=args.calib_samples, docs_tokens=args.docs_tokens)
+    report = evaluate(args.model, args.variants.split(","), docs_tokens=args.docs_tokens)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1))
 
