@@ -102,7 +102,8 @@ class Speculator:
         adds no rows; draft-model guesses cost a forward, so they are made once the depth is known.
         """
         decodes = [i for i in batch.items if i.samples and i.num_tokens == 1]
-        ready = [i for i in decodes if i.seq.speculation != "off" and self._ready(i.seq)]
+        ready = [i for i in decodes if i.seq.speculation != "off" and self._reproducible(i.seq)
+                 and self._ready(i.seq)]
         if not ready:
             return
         guesses = {id(i): self._lookup(i.seq) for i in ready if i.seq.speculation == "prompt_lookup"}
@@ -135,6 +136,12 @@ class Speculator:
         self.cost.observe(batch.num_tokens, seconds)
         speculated = any(item.draft for item in batch.items)
         self.realized.record(len(batch.items), speculated, tokens, seconds)
+
+    @staticmethod
+    def _reproducible(seq: Sequence) -> bool:
+        """A seeded sampled request does not speculate: its draws must not depend on the batch
+        (rejection sampling draws more or fewer numbers depending on the depth the batch got)."""
+        return seq.sampling.greedy or seq.sampling.seed is None
 
     def _lookup(self, seq: Sequence) -> list[int]:
         return self.prompt_lookup.propose(seq.seq_id, seq.token_ids, self._depth(seq, self.max_k))
