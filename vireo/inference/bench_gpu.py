@@ -74,12 +74,14 @@ def matching_prefix(a: list[int], b: list[int]) -> int:
 
 
 # --- engines ---------------------------------------------------------------------------------
-def make_engine(folder: Path, model, device: str, max_batch: int, context: int, graphs: bool = True):
+def make_engine(folder: Path, model, device: str, max_batch: int, context: int, graphs: bool = True,
+                overlap: bool | None = None):
     from vireo.inference.native.engine import NativeEngine
 
     config = EngineConfig(device=device, dtype=str(model.dtype).removeprefix("torch."),
                           max_batch=max_batch, max_model_len=context, speculation="off",
-                          kv_cache_tokens=max_batch * context, cuda_graphs=graphs)
+                          kv_cache_tokens=max_batch * context, cuda_graphs=graphs,
+                          overlap_decode=overlap)
     return NativeEngine(config, folder, "random", model=model)
 
 
@@ -187,7 +189,7 @@ def weight_bytes(model) -> int:
 def run_gpu_engine_benchmark(shape: str = "llama-8b", batch_sizes: tuple[int, ...] = (1, 8, 32),
                              prompt_tokens: int = 128, new_tokens: int = 128,
                              static_batch_sizes: tuple[int, ...] = (1, 32), int4: bool = True,
-                             check: bool = True) -> dict:
+                             check: bool = True, profile: bool = False) -> dict:
     """The report: machine, checks, and per engine and batch size tok/s, ms/step and ratios."""
     report = {"benchmark": "engines-gpu", "machine": gpu_info(), "shape": shape, "dtype": "bfloat16",
               "workload": {"prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
@@ -205,29 +207,37 @@ def run_gpu_engine_benchmark(shape: str = "llama-8b", batch_sizes: tuple[int, ..
     context = prompt_tokens + new_tokens + 16
     hf = random_hf_model(config, torch.bfloat16, "cuda")
     engines = {}
+    bs1 = {b: p for b, p in workload.items() if b == min(batch_sizes)}
     with torch.inference_mode():
         engines["native"] = _native_levels(hf, folder / shape, workload, new_tokens, context, None,
-                                           report)
+                                           report, profile=profile)
+        # the same engine with every decode step waiting for its tokens before the next launch
+        engines["native_serial"] = _native_levels(hf, folder / shape, bs1, new_tokens, context,
+                                                  None, report, overlap=False)
         engines["hf"] = time_hf(hf, workload, new_tokens, static=False)
         print(json.dumps({"hf": engines["hf"]}), flush=True)
         static_load = {b: p for b, p in workload.items() if b in static_batch_sizes}
         engines["hf_static"] = _guarded(lambda: time_hf(hf, static_load, new_tokens, static=True))
         if int4:
-            bs1 = {b: p for b, p in workload.items() if b == min(batch_sizes)}
             engines["native_int4"] = _guarded(lambda: _native_levels(
-                hf, folder / shape, bs1, new_tokens, context, 4, report))
+                hf, folder / shape, bs1, new_tokens, context, 4, report, profile=profile))
+            engines["native_int4_serial"] = _guarded(lambda: _native_levels(
+                hf, folder / shape, bs1, new_tokens, context, 4, report, overlap=False))
     report["engines"] = engines
     report["ratios"] = ratios(engines)
     return report
 
 
-def _native_levels(hf, folder, workload, new_tokens, context, bits, report) -> dict:
+def _native_levels(hf, folder, workload, new_tokens, context, bits, report, overlap=None,
+                   profile=False) -> dict:
     model = native_model(hf, torch.bfloat16, max(workload), quantize_bits=bits)
-    key = "native_int4" if bits else "native"
+    key = ("native_int4" if bits else "native") + ("_serial" if overlap is False else "")
     report.setdefault("weight_bytes_per_step", {})[key] = weight_bytes(model)
-    engine = make_engine(folder, model, "cuda", max(workload), context)
+    engine = make_engine(folder, model, "cuda", max(workload), context, overlap=overlap)
     try:
-        levels = asyncio.run(_time_and_stop(engine, workload, new_tokens))
+        levels = asyncio.run(_time_and_stop(engine, workload, new_tokens, profile))
+        if profile:
+            report.setdefault("profiles", {})[key] = levels.pop("profile")
     finally:
         del engine, model
         gc.collect()
@@ -240,11 +250,40 @@ def _native_levels(hf, folder, workload, new_tokens, context, bits, report) -> d
     return levels
 
 
-async def _time_and_stop(engine, workload, new_tokens):
+async def _time_and_stop(engine, workload, new_tokens, profile=False):
     try:
-        return await time_native(engine, workload, new_tokens)
+        levels = await time_native(engine, workload, new_tokens)
+        if profile:
+            levels["profile"] = await profile_decode(engine, next(iter(workload.values()))[:1])
+        return levels
     finally:
         await engine.shutdown()
+
+
+async def profile_decode(engine, prompts: list[list[int]], new_tokens: int = 32) -> dict:
+    """Where a batch-1 request's time goes on the GPU (torch profiler, CUPTI kernel records):
+    the GPU-busy share of the wall time and the kernels that take most of it."""
+    from torch.profiler import ProfilerActivity, profile
+
+    try:
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            began = time.perf_counter()
+            await native_greedy(engine, prompts, new_tokens)
+            wall = time.perf_counter() - began
+        kernels: dict[str, list[float]] = {}
+        for event in prof.events():
+            if event.device_type == torch.autograd.DeviceType.CUDA:
+                entry = kernels.setdefault(event.name[:90], [0, 0.0])
+                entry[0] += 1
+                entry[1] += event.device_time / 1e6  # us -> s
+        busy = sum(total for _, total in kernels.values())
+        top = sorted(kernels.items(), key=lambda kv: -kv[1][1])[:15]
+        return {"new_tokens": new_tokens, "wall_s": round(wall, 4), "gpu_kernel_s": round(busy, 4),
+                "gpu_busy_share": round(busy / wall, 3),
+                "top_kernels": [{"name": name, "calls": calls, "total_ms": round(1000 * total, 3)}
+                                for name, (calls, total) in top]}
+    except Exception as exc:  # noqa: BLE001 - a profiler that does not work here is reported
+        return {"failed": f"{type(exc).__name__}: {exc}"[:300]}
 
 
 def _guarded(run):
@@ -258,7 +297,13 @@ def _guarded(run):
 def ratios(engines: dict) -> dict:
     """ours / baseline tok/s per batch size, for every (native variant, HF variant) pair."""
     out = {}
-    for ours in ("native", "native_int4"):
+    for ours, serial in (("native", "native_serial"), ("native_int4", "native_int4_serial")):
+        for batch in engines.get(serial, {}):
+            a, b = engines.get(ours, {}).get(batch), engines[serial][batch]
+            if isinstance(a, dict) and isinstance(b, dict) and "output_tokens_per_s" in b:
+                out[f"{ours}/{serial} bs{batch}"] = round(
+                    a["output_tokens_per_s"] / b["output_tokens_per_s"], 2)
+    for ours in ("native", "native_int4", "native_serial", "native_int4_serial"):
         for base in ("hf", "hf_static"):
             a, b = engines.get(ours, {}), engines.get(base, {})
             for batch in a:
@@ -292,12 +337,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--no-int4", action="store_true")
     parser.add_argument("--no-check", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile a batch-1 request of the native engines (torch profiler)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     report = run_gpu_engine_benchmark(
         args.shape, tuple(int(b) for b in args.batch_sizes.split(",")), args.prompt_tokens,
         args.new_tokens, tuple(int(b) for b in args.static_batch_sizes.split(",") if b),
-        not args.no_int4, not args.no_check)
+        not args.no_int4, not args.no_check, args.profile)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -31,6 +31,7 @@ class EngineConfig:
     draft_model: str | None = None
     num_speculative_tokens: int = 8  # most guesses per step: native adapts below it, vLLM always uses it
     cuda_graphs: bool = True
+    overlap_decode: bool | None = None  # launch decode step n+1 before n's tokens land; None: on CUDA
     quantization: str | None = None
     # remote
     base_url: str | None = None

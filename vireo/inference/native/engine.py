@@ -26,6 +26,8 @@ from vireo.inference.native.block_manager import BlockManager
 from vireo.inference.native.constraints import ConstrainedDecoding, GrammarMatcher
 from vireo.inference.native.model_runner import ModelRunner
 from vireo.inference.native.models.llama import LlamaModel
+from vireo.inference.native.overlap import (Flight, ahead_input_ids, ahead_items, launch,
+                                            may_overlap)
 from vireo.inference.native.prefix_cache import PrefixCache
 from vireo.inference.native.sampler import sample_rows, token_logprobs
 from vireo.inference.native.scheduler import Scheduler
@@ -70,6 +72,10 @@ class NativeEngine(LocalEngine):
         self.speculator = Speculator(config, self.blocks, self._draft_path(), (model_path, self.model))
         self.constraints = ConstrainedDecoding(self.tokenizer, self.model.shape.vocab, self.eos_token_ids)
         self._requests: dict[str, _Request] = {}
+        self._flight: Flight | None = None  # a decode step launched, its tokens not yet landed
+        self.steps_run_ahead = 0  # decode steps queued before the previous one's tokens landed
+        overlap = config.overlap_decode
+        self._overlap = self.runner.device.type == "cuda" if overlap is None else overlap
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -163,7 +169,7 @@ class NativeEngine(LocalEngine):
         with torch.inference_mode():
             while not self._stop.is_set():
                 self._drain_inbox()
-                if not self.scheduler.has_work:
+                if not self.scheduler.has_work and self._flight is None:
                     self._wake.wait(0.05)
                     self._wake.clear()
                     continue
@@ -186,13 +192,19 @@ class NativeEngine(LocalEngine):
                 self._finish(req, "abort")
 
     def _step(self) -> None:
+        if self._flight is not None:
+            self._advance_flight()
+            return
         batch = self.scheduler.schedule()
         if not batch.items:
             return
+        if self._overlaps(batch):
+            self._prepare_cache()
+            self._flight = launch(self.runner, batch.items)
+            return
         started = time.perf_counter()
         self.speculator.attach_drafts(batch)
-        self.runner.zero_new_blocks(self.blocks.high_water)
-        self.runner.copy_blocks(self.blocks.take_pending_copies())
+        self._prepare_cache()
         inputs, logits = self.runner.run(batch.items)
         plain = [(item, rows) for item, rows in zip(inputs.order, inputs.logit_rows) if rows]
         offset, new_tokens = 0, {}
@@ -211,6 +223,39 @@ class NativeEngine(LocalEngine):
         if all(item.num_tokens == 1 for item in batch.items):  # decode steps teach the speculator
             emitted = sum(len(new_tokens[id(item)][0]) for item in batch.items if id(item) in new_tokens)
             self.speculator.observe_step(batch, emitted, time.perf_counter() - started)
+
+    def _prepare_cache(self) -> None:
+        """Zero blocks handed out for the first time; run pending copy-on-write copies."""
+        self.runner.zero_new_blocks(self.blocks.high_water)
+        self.runner.copy_blocks(self.blocks.take_pending_copies())
+
+    # --- overlapped decoding (overlap.py) -----------------------------------------------------
+    def _overlaps(self, batch) -> bool:
+        """A pure decode batch whose tokens can all be picked on the device."""
+        return self._overlap and all(item.num_tokens == 1 and item.samples and may_overlap(item.seq)
+                                     for item in batch.items)
+
+    def _advance_flight(self) -> None:
+        """Queue the next decode step behind the one in flight (when nothing else needs the
+        scheduler), then land the one in flight while the GPU computes."""
+        flight, self._flight = self._flight, None
+        if not self.scheduler.waiting:
+            items = ahead_items(flight, self.context_length)
+            if items and all(self.blocks.allocate(i.seq, len(i.seq) + 1) for i in items):
+                self._prepare_cache()
+                self._flight = launch(self.runner, items, ahead_input_ids(flight, items))
+                self.steps_run_ahead += 1
+        self._land(flight)
+
+    def _land(self, flight: Flight) -> None:
+        """Append a finished flight's tokens to the sequences it did not outlive."""
+        for item, token in zip(flight.items, flight.wait()):
+            seq = item.seq
+            if seq.is_finished:  # finished or aborted after the launch: the token is dropped
+                continue
+            seq.num_computed_tokens += item.num_tokens
+            self.blocks.commit(seq)
+            self._append(self._requests[seq.request_id], [token], None)
 
     def _sample_plain(self, plain, logits, new_tokens) -> None:
         """One argmax over every non-speculative row (and a draw for each sampled one)."""
@@ -287,5 +332,6 @@ class NativeEngine(LocalEngine):
         req.send(Finished(seq.request_id, reason, req.stream.text, usage, error=error))
 
     def _fail_all(self, error: str) -> None:
+        self._flight = None
         for req in list(self._requests.values()):
             self._finish(req, "error", error)

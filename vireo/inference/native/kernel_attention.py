@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from vireo.inference.native.transfer import to_device
+
 
 @dataclass
 class KernelAttention:
@@ -35,7 +37,7 @@ def kernel_meta(rows_per_seq: list[int], ends: list[int], tables: list[list[int]
     padded = [table[:width] + [0] * (width - min(width, len(table))) for table in tables]
 
     def ints(values) -> torch.Tensor:
-        return torch.tensor(values, dtype=torch.int32, device=device)
+        return to_device(values, torch.int32, torch.device(device))
 
     if max(rows_per_seq) == 1:
         return KernelAttention(ints(padded), ints(ends), max(ends))

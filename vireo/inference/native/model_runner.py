@@ -20,6 +20,7 @@ from vireo.inference.native.cuda_graphs import DecodeGraphs
 from vireo.inference.native.kernel_attention import kernel_meta
 from vireo.inference.native.models.llama import LlamaModel
 from vireo.inference.native.scheduler import ScheduledSeq
+from vireo.inference.native.transfer import to_device
 from vireo.kernels.dispatch import use_triton
 
 
@@ -62,13 +63,16 @@ class ModelRunner:
         return use_triton(self.kv_caches[0][0])
 
     # --- building the step's tensors ----------------------------------------------------------
-    def prepare(self, items: list[ScheduledSeq]) -> StepInputs:
+    def prepare(self, items: list[ScheduledSeq], input_ids: torch.Tensor | None = None) -> StepInputs:
+        """The step's tensors; `input_ids` (device, one per item of a decode batch, in `items`
+        order) stands in for tokens the host does not know yet (`overlap.py`)."""
         short = [i for i in items if is_short_query(i)]
         long = [i for i in items if not is_short_query(i)]
         ids, positions, slots, logit_rows = [], [], [], []
         for item in short + long:
             start, n = item.start, item.num_tokens + len(item.draft)
-            ids += item.seq.token_ids[start:start + item.num_tokens] + item.draft
+            if input_ids is None:
+                ids += item.seq.token_ids[start:start + item.num_tokens] + item.draft
             positions += range(start, start + n)
             table, bs = item.seq.block_table, self.block_size
             slots += [table[p // bs] * bs + p % bs for p in range(start, start + n)]
@@ -80,10 +84,14 @@ class ModelRunner:
         else:
             meta = AttentionMetadata(self._tensor(slots), self._short_group(short),
                                      self._chunks(long, sum(i.num_tokens + len(i.draft) for i in short)))
-        return StepInputs(self._tensor(ids), self._tensor(positions), meta, short + long, logit_rows)
+        if input_ids is None:
+            input_ids = self._tensor(ids)
+        elif long:
+            raise ValueError("device input ids are for decode batches only")
+        return StepInputs(input_ids, self._tensor(positions), meta, short + long, logit_rows)
 
     def _tensor(self, values: list[int]) -> torch.Tensor:
-        return torch.tensor(values, dtype=torch.long, device=self.device)
+        return to_device(values, torch.long, self.device)
 
     def _kernel_meta(self, items: list[ScheduledSeq]):
         rows = [i.num_tokens + len(i.draft) for i in items]
@@ -149,9 +157,10 @@ class ModelRunner:
             k_cache.index_copy_(0, dst, k_cache.index_select(0, src))
             v_cache.index_copy_(0, dst, v_cache.index_select(0, src))
 
-    def run(self, items: list[ScheduledSeq]) -> tuple[StepInputs, torch.Tensor | None]:
+    def run(self, items: list[ScheduledSeq], input_ids: torch.Tensor | None = None
+            ) -> tuple[StepInputs, torch.Tensor | None]:
         """Forward the batch; returns its inputs and float32 logits of every needed row, in order."""
-        inputs = self.prepare(items)
+        inputs = self.prepare(items, input_ids)
         hidden = self._forward(inputs)
         rows = [r for item_rows in inputs.logit_rows for r in item_rows]
         if not rows:
