@@ -73,6 +73,8 @@ def test_cpu_dispatch_uses_reference_without_forcing():
     (1, 72, 256, 128, GemvConfig(32, 16, 1)),
     (3, 40, 200, 64, GemvConfig(16, 8, 2)),    # ragged K, split over two programs
     (4, 36, 264, 32, None),                     # the dispatcher's own choice
+    (1, 72, 256, 128, GemvConfig(32, 16, 1, high=True)),   # nibbles high in the mantissa
+    (2, 40, 200, 64, GemvConfig(16, 8, 2, high=True)),     # ... ragged K, split
 ])
 def test_w4a16_gemv_for_decode_sizes(triton_on, dtype, m, n, k, group, config):
     w = quantize_int4(torch.randn(n, k), group).to(scale_dtype=torch.float16)
@@ -91,3 +93,17 @@ def test_w8a16_gemv_for_decode_sizes(triton_on, dtype, m, n, k, config):
     out = _poisoned(m, n, dtype)
     quant.w8a16_matmul(x, w, out=out, config=config)
     assert rel_error(out, x.double() @ dequantize(w).double().t()) <= BOUND[dtype]
+
+
+def test_split_k_buffer_is_left_zeroed_for_the_next_call(triton_on):
+    from vireo.kernels import split_k
+
+    w = quantize_int4(torch.randn(48, 256), 32).to(scale_dtype=torch.float16)
+    config = GemvConfig(block_n=16, rows=4, split_k=4, num_warps=4, num_stages=1)
+    for _ in range(3):  # each call must start from a zeroed accumulator
+        x = torch.randn(2, 256)
+        out = _poisoned(2, 48, torch.float32)
+        quant.w4a16_matmul(x, w, out=out, config=config)
+        assert rel_error(out, x.double() @ dequantize(w).double().t()) <= BOUND[torch.float32]
+    kept = [b for key, b in split_k._KEPT.items() if key[2] == (2, 48)]
+    assert kept and all(torch.count_nonzero(b) == 0 for b in kept)

@@ -121,13 +121,16 @@ def _prefill_kernel(q_ptr, k_ptr, v_ptr, out_ptr, bt_ptr, cu_q_ptr, ctx_ptr, qk_
 
 @triton.jit
 def _decode_kernel(q_ptr, k_ptr, v_ptr, out_ptr, part_o_ptr, part_lse_ptr, bt_ptr, ctx_ptr,
-                   qk_scale, chunk, stride_qb, stride_qh, stride_ob, stride_oh, stride_kb,
+                   qk_scale, stride_qb, stride_qh, stride_ob, stride_oh, stride_kb,
                    stride_kt, stride_kh, stride_vb, stride_vt, stride_vh, stride_bt,
                    GROUPS: tl.constexpr, D: tl.constexpr, BLOCK_SIZE: tl.constexpr,
                    BLOCK_G: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
                    TILE_IN_BLOCK: tl.constexpr, SPLITS: tl.constexpr, DOT: tl.constexpr):
     b, kvh, split = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     ctx = tl.load(ctx_ptr + b)
+    # the splits share this sequence's own context, not the bound the launch was sized for: a
+    # short context inside a CUDA graph captured for a long one still spreads over the programs
+    chunk = tl.cdiv(tl.cdiv(ctx, SPLITS), BLOCK_N) * BLOCK_N
     start = split * chunk
     end = tl.maximum(tl.minimum(start + chunk, ctx), start)  # an empty split stays empty
     offs_g = tl.arange(0, BLOCK_G)
@@ -222,10 +225,11 @@ def prefill_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Ten
 
 
 def decode_splits(batch: int, kv_heads: int, max_context: int, block_n: int) -> int:
-    """How many programs share one sequence's keys: enough to fill ~2 waves of 132 SMs."""
+    """How many programs share one sequence's keys: enough to fill ~2 waves of 132 SMs, at most
+    one per key tile of the longest context (each sequence divides its own keys among them)."""
     programs = batch * kv_heads
     tiles = triton.cdiv(max_context, block_n)
-    return max(1, min(triton.cdiv(264, programs), triton.cdiv(tiles, 4), 64))
+    return max(1, min(triton.cdiv(264, programs), tiles, 64))
 
 
 def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
@@ -246,14 +250,13 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     batch, heads, head_dim = q.shape
     kv_heads, block_size = k_cache.shape[2], k_cache.shape[1]
     splits = splits or decode_splits(batch, kv_heads, max_context, block_n)
-    chunk = triton.cdiv(triton.cdiv(max_context, splits), block_n) * block_n
     block_d = triton.next_power_of_2(head_dim)
     part_o = torch.empty(batch, heads, splits, block_d, dtype=torch.float32, device=q.device)
     part_lse = torch.empty(batch, heads, splits, dtype=torch.float32, device=q.device)
     groups = heads // kv_heads
     _decode_kernel[(batch, kv_heads, splits)](
         q, k_cache, v_cache, out, part_o, part_lse, block_tables, context_lens, scale * LOG2E,
-        chunk, q.stride(0), q.stride(1), out.stride(0), out.stride(1), *_cache_strides(k_cache),
+        q.stride(0), q.stride(1), out.stride(0), out.stride(1), *_cache_strides(k_cache),
         *_cache_strides(v_cache), block_tables.stride(0), GROUPS=groups, D=head_dim,
         BLOCK_SIZE=block_size, BLOCK_G=max(16, triton.next_power_of_2(groups)), BLOCK_N=block_n,
         BLOCK_D=block_d, TILE_IN_BLOCK=_tile_in_block(block_size, block_n), SPLITS=splits,

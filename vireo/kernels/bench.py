@@ -25,7 +25,7 @@ from vireo.kernels import (attention, bench_checks, flash_prefill, fused, gemv_k
                            quant_gemv, quant_mma)
 from vireo.kernels.gemv_layout import with_kmajor, with_mma
 from vireo.kernels.qweight import quantize_int4, quantize_int8
-from vireo.kernels.split_k import split_k_target
+from vireo.kernels.split_k import copy_out_and_clear, split_k_target
 
 SHAPES = [(4096, 4096), (14336, 4096), (4096, 14336)]  # (N, K): Llama-8B's qkv/o, gate/up, down
 MS = [1, 2, 4, 8, 16, 128, 4096]
@@ -118,18 +118,24 @@ def _alternatives(m: int, n: int, k: int, bits: int) -> list[tuple[str, object]]
         mma = quant_mma.pick_mma_config(m, n, k, 128)
         alts += [("mma", mma), ("mmatwo", dataclasses.replace(mma, two_groups=True))]
     if m <= 4:
-        alts.append(("gemv", quant_gemv.pick_gemv_config(m, n, k, bits)))
+        gemv = quant_gemv.pick_gemv_config(m, n, k, bits)
+        alts.append(("gemv", gemv))
+        if bits == 4:
+            alts.append(("gemvexact", dataclasses.replace(gemv, high=False)))
         alts.append(("kmajor", gemv_kmajor.pick_kmajor_config(n, k, bits)))
     return alts
 
 
 def split_k_overhead(dev, n: int = 4096) -> dict:
-    """What a split-K launch adds around its kernel: the zeroed fp32 row and the copy out (M = 1)."""
+    """What a split-K launch adds around its kernel (M = 1): now one kernel that copies the kept
+    fp32 row out and clears it; before, a fill of a fresh row and a cast-copy (timed beside it)."""
     out = torch.empty(1, n, device=dev, dtype=torch.bfloat16)
+    acc = split_k_target(out, 2)
 
-    def extras():
-        out.copy_(split_k_target(out, 2))
-    return {"N": n, "zero_and_copy_ms": timed_graph(extras)}
+    def fill_and_copy():
+        out.copy_(torch.zeros(out.shape, dtype=torch.float32, device=dev))
+    return {"N": n, "copy_out_and_clear_ms": timed_graph(lambda: copy_out_and_clear(acc, out)),
+            "zero_and_copy_ms": timed_graph(fill_and_copy)}
 
 
 def sweep_quant(dev, budget_s: float, m_values=(1, 4, 16)) -> list[dict]:
@@ -169,12 +175,16 @@ def sweep(fn, x, w, configs, base, deadline: float) -> list[dict]:
 
 
 def sweep_configs() -> dict:
-    """Candidates of the int4 small-M tensor-core kernel (rows, split, warps, stages)."""
+    """Candidates: the int4 FMA GEMV at M = 1 (columns, rows per step, split, warps, exact or
+    high-mantissa nibbles), then the small-M tensor-core kernel (rows, split, warps, stages)."""
+    g = quant_gemv.GemvConfig
+    gemv = [g(bn, rows, sk, warps, 2, True) for bn in (512, 1024, 256) for rows in (8, 4)
+            for warps in (2, 4) for sk in (64, 32)] + [g(256, 8, 64, 4, 2, False)]
     c = quant_mma.MmaConfig
     w4 = [c(64, sk, 4, 1) for sk in (4, 8, 16)] + [c(64, sk, 4, 1, True) for sk in (2, 4, 8, 16)]
     w4 += [c(128, 4, 4, 1), c(128, 8, 4, 1), c(128, 8, 8, 1), c(128, 4, 8, 1, True),
            c(128, 8, 8, 1, True), c(256, 8, 8, 1)]
-    return {"w4a16": {m: w4 for m in (1, 2, 4, 8)}}
+    return {"w4a16": {1: gemv + w4, 2: w4, 4: w4, 8: w4}}
 
 
 def bench_prefill(dev, configs=((128, 128, 8, 3),), b=4, h=32, s=4096, d=128) -> list[dict]:
@@ -367,6 +377,9 @@ def _write(path: str, report: dict) -> None:
 
 # non-default paths the GPU checks cover too: swapped operands with split K, K-major GEMV shapes
 CHECK_CONFIGS = (quant.MatmulConfig(16, 64, 256, 4, 4, 3, True, True),
+                 quant_gemv.GemvConfig(256, 8, 16, 4, 2, True),
+                 quant_gemv.GemvConfig(512, 16, 8, 8, 2, True),
+                 quant_gemv.GemvConfig(256, 8, 64, 4, 2, False),
                  *(gemv_kmajor.KMajorGemvConfig(*c) for c in ((32, 1, 4, 4, 3), (8, 4, 2, 2, 2),
                                                               (16, 8, 1, 8, 2))),
                  *(quant_mma.MmaConfig(*c) for c in ((256, 8, 8, 1), (64, 16, 4, 2), (128, 4, 4, 3),
@@ -404,8 +417,9 @@ def print_table(report: dict) -> None:
         print(f"M{r['M']} N{r['N']} K{r['K']} other paths: " +
               ", ".join(f"{k[:-3]} {v:.2f}x" for k, v in alts.items()))
     if "split_k_overhead" in report:
-        print(f"split-K extras (zeroed fp32 row + copy out, N 4096): "
-              f"{report['split_k_overhead']['zero_and_copy_ms'] * 1e3:.1f} us")
+        extras = report["split_k_overhead"]
+        print(f"split-K extras, N 4096: copy-out-and-clear {extras['copy_out_and_clear_ms'] * 1e3:.1f} us"
+              f" (fill + copy: {extras['zero_and_copy_ms'] * 1e3:.1f} us)")
     for r in report.get("quant_sweep", []):
         if r["best"]:
             b = r["best"][0]

@@ -15,6 +15,7 @@ from vireo.kernels import attention, flash_prefill, fused, quant
 from vireo.kernels.attention_ref import contiguous_prefill_reference
 from vireo.kernels.gemv_kmajor import KMajorGemvConfig
 from vireo.kernels.gemv_layout import with_kmajor, with_mma
+from vireo.kernels.quant_gemv import GemvConfig, gemv_supported
 from vireo.kernels.quant_mma import MmaConfig
 from vireo.kernels.qweight import dequantize, quantize_int4, quantize_int8
 
@@ -51,14 +52,17 @@ def check_quant(results: list, device, dtype=torch.bfloat16, configs=()) -> None
             cases.append(("w4a16 mma", quant.w4a16_matmul, with_mma(w4)))
         for name, fn, w in cases:
             ref = x.double() @ dequantize(w).double().t()
-            for cfg in (None, *[c for c in configs if _applies(c, w)]):
+            for cfg in (None, *[c for c in configs if _applies(c, w, m)]):
                 out = torch.full((m, n), math.nan, device=device, dtype=dtype)
                 fn(x, w, out=out, config=cfg)
                 _record(results, f"{name} M{m} N{n} K{k} g{group} {cfg or 'default'}", out, ref, dtype)
 
 
-def _applies(config, w) -> bool:
-    """K-major GEMV and MMA configs go with weights that carry that layout, others with the rest."""
+def _applies(config, w, m: int) -> bool:
+    """K-major GEMV and MMA configs go with weights that carry that layout, others with the rest;
+    FMA GEMV configs only where that kernel takes the problem."""
+    if isinstance(config, GemvConfig):
+        return w.kmajor is None and getattr(w, "mma", None) is None and gemv_supported(w, m, config)
     mma = getattr(w, "mma", None) is not None
     if isinstance(config, MmaConfig) or mma:
         return isinstance(config, MmaConfig) and mma

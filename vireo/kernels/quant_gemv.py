@@ -21,13 +21,15 @@ from vireo.kernels.split_k import launch_split_k
 
 @dataclass(frozen=True)
 class GemvConfig:
-    """Columns per program, packed rows per loop step, K split, launch settings."""
+    """Columns per program, packed rows per loop step, K split, launch settings; `high`: the
+    int4 kernel's one-instruction-less nibble arithmetic (`_high_fields_dot`, 16-bit activations)."""
 
     block_n: int = 128
     rows: int = 16
     split_k: int = 1
     num_warps: int = 4
     num_stages: int = 3
+    high: bool = False
 
 
 @triton.jit
@@ -55,7 +57,8 @@ def _nibble_times_x(packed, high, x, j: tl.constexpr):
 @triton.jit
 def _w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, z_ptr, out_ptr, N, K, stride_xm, stride_qk,
                        stride_sg, stride_om, SPLIT_K, GROUP: tl.constexpr, BLOCK_N: tl.constexpr,
-                       ROWS: tl.constexpr, ATOMIC: tl.constexpr, EVEN: tl.constexpr):
+                       ROWS: tl.constexpr, ATOMIC: tl.constexpr, EVEN: tl.constexpr,
+                       HIGH: tl.constexpr):
     # rows of x are the fastest grid axis: programs sharing a weight tile run together (L2 hits)
     m, pid_n, pid_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -74,15 +77,10 @@ def _w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, z_ptr, out_ptr, N, K, stride_xm, st
             packed = tl.load(ptrs)
         else:
             packed = tl.load(ptrs, mask=(rows[:, None] < rows_total) & n_mask[None, :], other=0)
-        # nibbles 4..7 into bits 0..15 (logical shift), so every nibble sits in the mantissa
-        high = (packed.to(tl.uint32, bitcast=True) >> 16).to(tl.int32, bitcast=True)
-        x = _x_column(x_row, rows, 0, K, EVEN)
-        x_sum = x
-        q_sum = _nibble_times_x(packed, high, x, 0)
-        for j in tl.static_range(1, 8):
-            x = _x_column(x_row, rows, j, K, EVEN)
-            x_sum += x
-            q_sum += _nibble_times_x(packed, high, x, j)
+        if HIGH:
+            q_part, x_sum = _high_fields_dot(packed, x_row, rows, K, EVEN)
+        else:
+            q_part, x_sum = _exact_fields_dot(packed, x_row, rows, K, EVEN)
         # one step lies inside one group (GROUP % (8 * ROWS) == 0): one scale per column
         group = step * ROWS * 8 // GROUP
         if EVEN:
@@ -91,9 +89,73 @@ def _w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, z_ptr, out_ptr, N, K, stride_xm, st
         else:
             scale = tl.load(s_ptr + group * stride_sg + offs_n, mask=n_mask, other=0.0).to(tl.float32)
             zero = tl.load(z_ptr + group * stride_sg + offs_n, mask=n_mask, other=0).to(tl.float32)
-        acc += tl.sum(q_sum, 0) * scale  # rows live in one thread: an in-register sum
-        zero_acc += tl.sum(x_sum, 0) * scale * zero
+        acc += q_part * scale
+        zero_acc += x_sum * scale * zero
     _store_row(out_ptr + m * stride_om, acc - zero_acc, offs_n, N, ATOMIC)
+
+
+@triton.jit
+def _exact_fields_dot(packed, x_row, rows, K, EVEN: tl.constexpr):
+    """sum_k q_k x_k per column [N] and sum_k x_k, each nibble made exact (LOP3, FADD, FFMA)."""
+    # nibbles 4..7 into bits 0..15 (logical shift), so every nibble sits in the mantissa
+    high = (packed.to(tl.uint32, bitcast=True) >> 16).to(tl.int32, bitcast=True)
+    x = _x_column(x_row, rows, 0, K, EVEN)
+    x_sum = x
+    q_sum = _nibble_times_x(packed, high, x, 0)
+    for j in tl.static_range(1, 8):
+        x = _x_column(x_row, rows, j, K, EVEN)
+        x_sum += x
+        q_sum += _nibble_times_x(packed, high, x, j)
+    return tl.sum(q_sum, 0), tl.sum(x_sum, 0)  # rows live in one thread: an in-register sum
+
+
+@triton.jit
+def _high_fields_dot(packed, x_row, rows, K, EVEN: tl.constexpr):
+    """The same sums with one instruction less per weight: each nibble is shifted (four shifts
+    per word serve all eight) to mantissa bits 12..15 or 16..19 of 1.0, and m * x' (x' = x
+    scaled so that m * x' = x' + q x) is accumulated as it is; sum x' comes off once per step.
+    The 1.0 carried along costs 7 (bits 16..19) or 11 (bits 12..15) of fp32's 24 bits on the
+    partial sums of one step: ~1e-4 relative, far under 16-bit activations' own rounding."""
+    words = packed.to(tl.uint32, bitcast=True)
+    right8 = (words >> 8).to(tl.int32, bitcast=True)
+    right16 = (words >> 16).to(tl.int32, bitcast=True)
+    left8 = packed << 8
+    left16 = packed << 16
+    x_sum = tl.zeros(rows.shape, tl.float32)
+    x_scaled_sum = tl.zeros(rows.shape, tl.float32)
+    q_sum = tl.zeros(packed.shape, tl.float32)
+    for j in tl.static_range(8):
+        if j == 0:
+            src = left16
+        elif j < 3:
+            src = left8
+        elif j < 5:
+            src = packed
+        elif j < 7:
+            src = right8
+        else:
+            src = right16
+        x = _x_column(x_row, rows, j, K, EVEN)
+        x_scaled = _scaled_for_field(x, j)
+        x_sum += x
+        x_scaled_sum += x_scaled
+        q_sum += x_scaled[:, None] * _high_field(src, j)
+    return tl.sum(q_sum, 0) - tl.sum(x_scaled_sum, 0), tl.sum(x_sum, 0)
+
+
+@triton.jit
+def _high_field(src, j: tl.constexpr):
+    """1 + q * 2**(AT - 23) for nibble j, which `src` holds at bit AT (16 for even j, 12 odd)."""
+    AT: tl.constexpr = 16 if j % 2 == 0 else 12
+    return ((src & (0xF << AT)) | 0x3F800000).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _scaled_for_field(x, j: tl.constexpr):
+    """x * 2**(23 - AT): times `_high_field` it gives x * 2**(23 - AT) + q x."""
+    AT: tl.constexpr = 16 if j % 2 == 0 else 12
+    SCALE: tl.constexpr = 8388608.0 / (1 << AT)
+    return x * SCALE
 
 
 @triton.jit
@@ -174,10 +236,15 @@ def gemv_supported(w: Int8Weight | Int4Weight, m: int, cfg: GemvConfig) -> bool:
 
 def pick_gemv_config(m: int, n: int, k: int, bits: int, group_size: int = 128) -> GemvConfig:
     """Many small programs, so that most of the weight is in flight at once (a GEMV of a few MB
-    is latency-bound otherwise); tuned on an H200 by `vireo.kernels.bench --sweep`."""
-    block_n, rows = (256, min(8, group_size // 8)) if bits == 4 else (128, 16)
-    steps = triton.cdiv(triton.cdiv(k, 8) if bits == 4 else k, rows)
-    return GemvConfig(block_n, rows, max(1, min(64, steps)), 4, 2)
+    is latency-bound otherwise). int4 (H200 sweep, kernels-h200-run19): 256 columns on 2 warps
+    (4 columns a thread, so one activation load and scaling serves 4 weights; the FMA GEMV is
+    issue-bound, ncu: SM 62 %, DRAM 32 %), the high-mantissa nibbles, 8 packed rows a step up to
+    32M weights and 4 above; int8: tuned on an H200 by `vireo.kernels.bench --sweep`."""
+    if bits == 4:
+        rows = min(8 if n * k <= 1 << 25 else 4, group_size // 8)
+        steps = triton.cdiv(triton.cdiv(k, 8), rows)
+        return GemvConfig(256, rows, max(1, min(64, steps)), 2, 2, high=True)
+    return GemvConfig(128, 16, max(1, min(64, triton.cdiv(k, 16))), 4, 2)
 
 
 def _launch(kernel, x2, out2, cfg: GemvConfig, args: tuple, grid_n: int, strides: tuple,
@@ -198,7 +265,7 @@ def w4a16_gemv(x2: torch.Tensor, w: Int4Weight, out2: torch.Tensor, cfg: GemvCon
     even = k % (8 * cfg.rows) == 0 and n % cfg.block_n == 0
     _launch(_w4a16_gemv_kernel, x2, out2, cfg, (w.qweight, w.scales, w.zeros),
             triton.cdiv(n, cfg.block_n), strides=(w.qweight.stride(0), w.scales.stride(0)),
-            GROUP=w.group_size, EVEN=even)
+            GROUP=w.group_size, EVEN=even, HIGH=cfg.high and x2.dtype != torch.float32)
 
 
 def w8a16_gemv(x2: torch.Tensor, w: Int8Weight, out2: torch.Tensor, cfg: GemvConfig) -> None:
