@@ -189,7 +189,8 @@ def weight_bytes(model) -> int:
 def run_gpu_engine_benchmark(shape: str = "llama-8b", batch_sizes: tuple[int, ...] = (1, 8, 32),
                              prompt_tokens: int = 128, new_tokens: int = 128,
                              static_batch_sizes: tuple[int, ...] = (1, 32), int4: bool = True,
-                             check: bool = True, profile: bool = False) -> dict:
+                             check: bool = True, profile: bool = False,
+                             int4_batch_sizes: tuple[int, ...] = (1,)) -> dict:
     """The report: machine, checks, and per engine and batch size tok/s, ms/step and ratios."""
     report = {"benchmark": "engines-gpu", "machine": gpu_info(), "shape": shape, "dtype": "bfloat16",
               "workload": {"prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
@@ -219,8 +220,9 @@ def run_gpu_engine_benchmark(shape: str = "llama-8b", batch_sizes: tuple[int, ..
         static_load = {b: p for b, p in workload.items() if b in static_batch_sizes}
         engines["hf_static"] = _guarded(lambda: time_hf(hf, static_load, new_tokens, static=True))
         if int4:
+            int4_load = {b: p for b, p in workload.items() if b in int4_batch_sizes}
             engines["native_int4"] = _guarded(lambda: _native_levels(
-                hf, folder / shape, bs1, new_tokens, context, 4, report, profile=profile))
+                hf, folder / shape, int4_load, new_tokens, context, 4, report, profile=profile))
             engines["native_int4_serial"] = _guarded(lambda: _native_levels(
                 hf, folder / shape, bs1, new_tokens, context, 4, report, overlap=False))
     report["engines"] = engines
@@ -336,6 +338,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prompt-tokens", type=int, default=128)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--no-int4", action="store_true")
+    parser.add_argument("--int4-batch-sizes", default="1", help="batch sizes of the int4 engine")
     parser.add_argument("--no-check", action="store_true")
     parser.add_argument("--profile", action="store_true",
                         help="also profile a batch-1 request of the native engines (torch profiler)")
@@ -344,7 +347,8 @@ def main(argv: list[str] | None = None) -> None:
     report = run_gpu_engine_benchmark(
         args.shape, tuple(int(b) for b in args.batch_sizes.split(",")), args.prompt_tokens,
         args.new_tokens, tuple(int(b) for b in args.static_batch_sizes.split(",") if b),
-        not args.no_int4, not args.no_check, args.profile)
+        not args.no_int4, not args.no_check, args.profile,
+        tuple(int(b) for b in args.int4_batch_sizes.split(",")))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
