@@ -1,7 +1,8 @@
 """Kernel tests run Triton on CPU tensors through its interpreter.
 
 `TRITON_INTERPRET=1` must be set before a kernel module is imported, because `triton.jit`
-decides then between compiling and interpreting; modules imported earlier are reloaded.
+decides then between compiling and interpreting; modules imported earlier are reloaded (those
+that others import from first).
 """
 
 import importlib
@@ -13,7 +14,7 @@ os.environ["TRITON_INTERPRET"] = "1"
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-_KERNEL_MODULES = ["vireo.kernels.quant_gemv", "vireo.kernels.gemv_kmajor", "vireo.kernels.quant_mma",
+_KERNEL_MODULES = ["vireo.kernels.split_k", "vireo.kernels.dense_gemv", "vireo.kernels.quant_gemv", "vireo.kernels.gemv_kmajor", "vireo.kernels.quant_mma",
                    "vireo.kernels.quant",
                    "vireo.kernels.attention", "vireo.kernels.flash_prefill", "vireo.kernels.fused"]
 for _name in _KERNEL_MODULES:

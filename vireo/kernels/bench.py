@@ -21,8 +21,8 @@ import torch
 import triton
 import triton.testing
 
-from vireo.kernels import (attention, bench_checks, flash_prefill, fused, gemv_kmajor, quant,
-                           quant_gemv, quant_mma)
+from vireo.kernels import (attention, bench_checks, dense_gemv, flash_prefill, fused, gemv_kmajor,
+                           quant, quant_gemv, quant_mma)
 from vireo.kernels.gemv_layout import with_kmajor, with_mma
 from vireo.kernels.qweight import quantize_int4, quantize_int8
 from vireo.kernels.split_k import copy_out_and_clear, split_k_target
@@ -187,6 +187,38 @@ def sweep_configs() -> dict:
     return {"w4a16": {1: gemv + w4, 2: w4, 4: w4, 8: w4}}
 
 
+DENSE_SHAPES = [(4096, 4096), (6144, 4096), (28672, 4096), (4096, 14336), (128256, 4096)]
+DENSE_SWEEP = tuple(dense_gemv.DenseGemvConfig(*c) for c in (
+    (8, 512, 1, 4, 3), (4, 1024, 1, 4, 3), (16, 256, 1, 4, 3), (4, 512, 1, 2, 3), (2, 1024, 1, 4, 3),
+    (8, 512, 2, 4, 3), (8, 512, 4, 4, 3), (4, 512, 4, 2, 2), (16, 512, 1, 8, 3), (8, 256, 1, 2, 4)))
+
+
+def bench_dense(dev, configs=DENSE_SWEEP, m: int = 1) -> list[dict]:
+    """bf16 decode GEMV (`dense_gemv`) vs cuBLAS (`F.linear`) at Llama-8B's decode shapes (qkv,
+    o, gate/up fused, down, LM head): every config, checked against float64 first."""
+    rows = []
+    for n, k in DENSE_SHAPES:
+        w0 = torch.randn(n, k, device=dev, dtype=torch.bfloat16)
+        weights = rotating(lambda: w0.clone(), n * k * 2)
+        x = torch.randn(m, k, device=dev, dtype=torch.bfloat16)
+        ref = x.double() @ w0.double().t()
+        base = timed_graph(lambda: torch.nn.functional.linear(x, weights()))
+        row = {"M": m, "N": n, "K": k, "cublas_bf16_ms": base, "cublas_GBps": n * k * 2 / base / 1e6,
+               "configs": []}
+        for cfg in configs:
+            out = torch.full((m, n), math.nan, device=dev, dtype=torch.bfloat16)
+            dense_gemv.dense_gemv(x, w0, out=out, config=cfg)
+            err = bench_checks.rel_error(out, ref)
+            ms = timed_graph(lambda: dense_gemv.dense_gemv(x, weights(), config=cfg))
+            row["configs"].append({"config": str(cfg), "rel_error": err, "ok": err <= 1e-2,
+                                   "ms": ms, "speedup": base / ms, "GBps": n * k * 2 / ms / 1e6})
+        best = min((c for c in row["configs"] if c["ok"]), key=lambda c: c["ms"])
+        print(f"dense M={m} N={n} K={k}: cublas {base*1e3:.1f}us ({row['cublas_GBps']:.0f} GB/s), "
+              f"best {best['ms']*1e3:.1f}us = {best['speedup']:.2f}x {best['config']}", flush=True)
+        rows.append(row)
+    return rows
+
+
 def bench_prefill(dev, configs=((128, 128, 8, 3),), b=4, h=32, s=4096, d=128) -> list[dict]:
     """Causal prefill B4 H32 S4096 D128 from the paged cache vs SDPA (MHA, contiguous)."""
     flops = 2 * b * h * s * s * d  # two matmuls, half of the square under the causal mask
@@ -329,8 +361,8 @@ def main() -> None:
     parser.add_argument("--sweep-budget", type=float, default=200.0, help="seconds for the sweep")
     parser.add_argument("--sweep-ms", default="1,4,16", help="M values of the sweep")
     parser.add_argument("--ms", default=",".join(map(str, MS)), help="M values of the quant table")
-    parser.add_argument("--skip", default="", help="comma-separated: quant, prefill, flash, decode, "
-                        "fused")
+    parser.add_argument("--skip", default="", help="comma-separated: dense, quant, prefill, flash, "
+                        "decode, fused")
     parser.add_argument("--checks", default="all", help="all, or attention (prefill/decode only)")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -348,6 +380,9 @@ def main() -> None:
     report["ceilings"] = ceil = ceilings(dev)
     print(f"ceilings: {ceil}", flush=True)
     _write(args.json, report)
+    if "dense" not in skip:
+        report["dense_gemv"] = bench_dense(dev)
+        _write(args.json, report)
     if "quant" not in skip:
         report["split_k_overhead"] = split_k_overhead(dev)
         report["quant"] = bench_quant(dev, [int(m) for m in args.ms.split(",")])

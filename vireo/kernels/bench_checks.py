@@ -11,7 +11,7 @@ import math
 import torch
 from triton.runtime.errors import OutOfResources
 
-from vireo.kernels import attention, flash_prefill, fused, quant
+from vireo.kernels import attention, dense_gemv, flash_prefill, fused, quant
 from vireo.kernels.attention_ref import contiguous_prefill_reference
 from vireo.kernels.gemv_kmajor import KMajorGemvConfig
 from vireo.kernels.gemv_layout import with_kmajor, with_mma
@@ -56,6 +56,20 @@ def check_quant(results: list, device, dtype=torch.bfloat16, configs=()) -> None
                 out = torch.full((m, n), math.nan, device=device, dtype=dtype)
                 fn(x, w, out=out, config=cfg)
                 _record(results, f"{name} M{m} N{n} K{k} g{group} {cfg or 'default'}", out, ref, dtype)
+
+
+def check_dense(results: list, device) -> None:
+    """The decode-size dense GEMV (bf16, fp16; with and without bias) against float64."""
+    for m, n, k in [(1, 4096, 4096), (3, 1000, 576), (4, 6144, 4096), (1, 333, 14336)]:
+        for dtype in (torch.bfloat16, torch.float16):
+            w = torch.randn(n, k, device=device, dtype=dtype)
+            x = torch.randn(m, k, device=device, dtype=dtype)
+            for bias in (None, torch.randn(n, device=device, dtype=dtype)):
+                out = torch.full((m, n), math.nan, device=device, dtype=dtype)
+                dense_gemv.dense_gemv(x, w, bias, out=out)
+                ref = x.double() @ w.double().t() + (0 if bias is None else bias.double())
+                _record(results, f"dense gemv M{m} N{n} K{k} {dtype} bias={bias is not None}",
+                        out, ref, dtype)
 
 
 def _applies(config, w, m: int) -> bool:
@@ -167,6 +181,7 @@ def run_all(device, quant_configs=(), flash_configs=()) -> list[dict]:
     torch.manual_seed(1234)
     check_quant(results, device, configs=quant_configs)
     check_quant(results, device, dtype=torch.float16)
+    check_dense(results, device)
     check_attention(results, device)
     check_flash_prefill(results, device, flash_configs)
     check_fused(results, device)

@@ -4,10 +4,15 @@ On CPU in float32, linear weights are pre-packed once for oneDNN (the blocked la
 wants), which on this class of machine runs the skinny decode matmuls about 1.5-2x faster than
 `F.linear`'s MKL path; anything else (CUDA, bf16 on CPUs without AVX-512) uses `F.linear`.
 Where `vireo.kernels.dispatch.use_triton` says so (CUDA tensors, or forced under the Triton
-interpreter), norms, SiLU-and-mul and RoPE run the fused Triton kernels of `vireo.kernels.fused`.
+interpreter), norms, SiLU-and-mul and RoPE run the fused Triton kernels of `vireo.kernels.fused`,
+and decode-size linears (at most `dense_gemv.MAX_M` rows, 16-bit weights) the one-launch
+GEMV of `vireo.kernels.dense_gemv` instead of cuBLAS (`VIREO_DENSE_GEMV=0` turns that off, for
+side-by-side timing).
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +46,18 @@ class Linear:
             return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
         if self.weight is None:
             raise RuntimeError("this Linear was packed for CPU only")
+        if self._takes_dense_gemv(x):
+            from vireo.kernels.dense_gemv import dense_gemv
+
+            return dense_gemv(x, self.weight, self.bias)
         return F.linear(x, self.weight, self.bias)
+
+    def _takes_dense_gemv(self, x: torch.Tensor) -> bool:
+        from vireo.kernels.dense_gemv import MAX_M
+
+        return (x.shape[0] <= MAX_M and x.dtype == self.weight.dtype
+                and x.dtype in (torch.bfloat16, torch.float16) and use_triton(x)
+                and os.environ.get("VIREO_DENSE_GEMV", "1") != "0")
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
