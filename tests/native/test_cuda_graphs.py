@@ -46,3 +46,16 @@ def test_graph_replay_matches_eager_greedy_tokens(tmp_path):
             await engine.shutdown()
 
     assert asyncio.run(greedy(True)) == asyncio.run(greedy(False))
+
+
+def test_engine_report_ratios_pair_each_native_variant_with_its_baselines():
+    from vireo.inference.bench_gpu import ratios
+
+    engines = {"native": {1: {"output_tokens_per_s": 200.0}, 8: {"output_tokens_per_s": 1500.0}},
+               "native_serial": {1: {"output_tokens_per_s": 160.0}},
+               "hf_static": {1: {"output_tokens_per_s": 125.0}},
+               "native_int4": {"failed": "RuntimeError: no kernel"}}
+    got = ratios(engines)
+    assert got["native/native_serial bs1"] == 1.25
+    assert got["native/hf_static bs1"] == 1.6 and got["native_serial/hf_static bs1"] == 1.28
+    assert not any(key.startswith("native_int4") for key in got)  # a failed variant has no ratio
