@@ -30,13 +30,26 @@ def expected(q, k, v, cu, scale):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("config", [FlashConfig(32, 16, 4, 2), FlashConfig(16, 16, 4, 1)])
+@pytest.mark.parametrize("config", [FlashConfig(32, 16, 4, 2), FlashConfig(16, 16, 4, 1),
+                                    FlashConfig(32, 16, 4, 2, tma=True),
+                                    FlashConfig(16, 16, 4, 1, tma=True, warp_specialize=True)])
 def test_fresh_prompts_varlen_gqa(triton_on, dtype, config):
     # odd lengths: a one-token prompt, a tile-aligned one, one ending mid-tile past 2 blocks
     q, k, v, cu = packed_case(4, 2, 32, [37, 1, 70, 16], dtype)
     out = torch.full_like(q, math.nan)
     flash_prefill(q, k, v, cu, max_len=70, out=out, config=config)
     assert rel_error(out, expected(q, k, v, cu, 1 / math.sqrt(32))) <= BOUND[dtype]
+
+
+def test_descriptor_variant_declines_what_it_cannot_load(triton_on):
+    from vireo.kernels.flash_prefill import tma_supported
+
+    assert tma_supported(*packed_case(4, 2, 32, [5], torch.float16)[:3])
+    assert not tma_supported(*packed_case(3, 3, 40, [5], torch.float16)[:3])  # D not a power of 2
+    q, k, v, cu = packed_case(3, 3, 40, [50, 19], torch.float32)  # falls back to pointer loads
+    out = torch.full_like(q, math.nan)
+    flash_prefill(q, k, v, cu, max_len=50, out=out, config=FlashConfig(32, 32, 4, 2, tma=True))
+    assert rel_error(out, expected(q, k, v, cu, 1 / math.sqrt(40))) <= BOUND[torch.float32]
 
 
 def test_padded_head_dim_and_mha(triton_on):

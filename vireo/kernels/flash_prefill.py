@@ -30,12 +30,16 @@ OFFSET32_LIMIT = 2**31  # row offsets inside a sequence switch to int64 from her
 
 @dataclass(frozen=True)
 class FlashConfig:
-    """Tile of the contiguous prefill kernel. block_m must be a multiple of block_n."""
+    """Tile of the contiguous prefill kernel. block_m must be a multiple of block_n. `tma`: load
+    Q, K, V through tensor descriptors (the Hopper bulk-copy engine; head_dim a power of two);
+    `warp_specialize`: let Triton split the unmasked loop into loading and computing warps."""
 
     block_m: int = 128
     block_n: int = 128
     num_warps: int = 8
     num_stages: int = 3
+    tma: bool = False
+    warp_specialize: bool = False
 
 
 def pick_flash_config(max_q_len: int, head_dim: int) -> FlashConfig:
@@ -46,7 +50,7 @@ def pick_flash_config(max_q_len: int, head_dim: int) -> FlashConfig:
         return FlashConfig(64, 64, 4, 3)
     if head_dim > 128:
         return FlashConfig(128, 64, 8, 2)
-    return FlashConfig()
+    return FlashConfig(tma=True)  # H200 run 23: 457 TFLOP/s against 406 for pointer loads
 
 
 @triton.jit
@@ -143,6 +147,78 @@ def _flash_prefill_kernel(q_ptr, k_ptr, v_ptr, out_ptr, cu_ptr, qk_scale,
                  mask=(offs_m[:, None] < seq_len) & (offs_d[None, :] < D))
 
 
+@triton.jit
+def _flash_prefill_tma_kernel(desc_q, desc_k, desc_v, out_ptr, cu_ptr, qk_scale, stride_ot,
+                              stride_oh, GROUPS: tl.constexpr, D: tl.constexpr,
+                              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, WS: tl.constexpr,
+                              DOT: tl.constexpr):
+    """The same attention with every tile loaded by a tensor descriptor over the packed rows.
+
+    A tile may run past its sequence into the next one (or past the last row, which reads as
+    zeros): such keys sit after every valid query and fall under the causal mask, and such
+    query rows are never stored.
+    """
+    m_block = tl.num_programs(0) - 1 - tl.program_id(0)  # heavy (late) query blocks first
+    h, b = tl.program_id(1), tl.program_id(2)
+    seq_start = tl.load(cu_ptr + b)
+    seq_len = tl.load(cu_ptr + b + 1) - seq_start
+    if m_block * BLOCK_M < seq_len:
+        kv_col = (h // GROUPS) * D
+        offs_m = m_block * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = tl.arange(0, BLOCK_N)
+        q = desc_q.load([seq_start + m_block * BLOCK_M, h * D])
+        q = (q.to(tl.float32) * qk_scale).to(DOT)  # softmax scale and log2 e folded in once
+        m_i = tl.full((BLOCK_M,), float("-inf"), tl.float32)
+        l_i = tl.zeros((BLOCK_M,), tl.float32)
+        acc = tl.zeros((BLOCK_M, D), tl.float32)
+        diag = m_block * BLOCK_M  # keys before it are visible to every row of the block
+        for start_n in tl.range(0, diag, BLOCK_N, warp_specialize=WS):
+            k = desc_k.load([seq_start + start_n, kv_col])
+            s = tl.dot(q, tl.trans(k.to(DOT)))
+            v = desc_v.load([seq_start + start_n, kv_col])
+            acc, m_i, l_i = _softmax_step(acc, m_i, l_i, s, v.to(DOT), offs_m, start_n, offs_n,
+                                          False, DOT)
+        for start_n in range(diag, tl.minimum(diag + BLOCK_M, seq_len), BLOCK_N):
+            k = desc_k.load([seq_start + start_n, kv_col])
+            s = tl.dot(q, tl.trans(k.to(DOT)))
+            v = desc_v.load([seq_start + start_n, kv_col])
+            acc, m_i, l_i = _softmax_step(acc, m_i, l_i, s, v.to(DOT), offs_m, start_n, offs_n,
+                                          True, DOT)
+        out = acc / l_i[:, None]
+        rows = seq_start.to(tl.int64) + offs_m
+        o_ptrs = out_ptr + rows[:, None] * stride_ot + h * stride_oh + tl.arange(0, D)[None, :]
+        tl.store(o_ptrs, out.to(out_ptr.dtype.element_ty), mask=offs_m[:, None] < seq_len)
+
+
+def tma_supported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
+    """Whether the descriptor variant can take these tensors (alignment, head_dim)."""
+    head_dim = q.shape[-1]
+    if head_dim < 16 or head_dim & (head_dim - 1):
+        return False
+    try:
+        from triton.tools.tensor_descriptor import TensorDescriptor  # noqa: F401
+    except ImportError:
+        return False
+    size = q.element_size()
+    return all(t.data_ptr() % 16 == 0 and (t.stride(0) * size) % 16 == 0 and t.stride(1) == head_dim
+               for t in (q, k, v))
+
+
+def _launch_tma(q, k, v, cu_seqlens, out, grid, scale, cfg: FlashConfig, block_n: int) -> None:
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    head_dim = q.shape[-1]
+
+    def rows(t, block):  # [T, heads, D] (heads contiguous in a row) as [T, heads * D]
+        return TensorDescriptor(t, [t.shape[0], t.shape[1] * head_dim], [t.stride(0), 1],
+                                [block, head_dim])
+    _flash_prefill_tma_kernel[grid](
+        rows(q, cfg.block_m), rows(k, block_n), rows(v, block_n), out, cu_seqlens, scale * LOG2E,
+        out.stride(0), out.stride(1), GROUPS=q.shape[1] // k.shape[1], D=head_dim,
+        BLOCK_M=cfg.block_m, BLOCK_N=block_n, WS=cfg.warp_specialize,
+        DOT=dot_dtype(q.dtype, q.device), num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+
+
 def flash_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.Tensor,
                   max_len: int, scale: float | None = None, out: torch.Tensor | None = None,
                   config: FlashConfig | None = None) -> torch.Tensor:
@@ -165,6 +241,9 @@ def flash_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens:
     if cfg.block_m % block_n:
         raise ValueError(f"block_m {cfg.block_m} must be a multiple of block_n {block_n}")
     grid = (triton.cdiv(max_len, cfg.block_m), heads, cu_seqlens.numel() - 1)
+    if cfg.tma and tma_supported(q, k, v):
+        _launch_tma(q, k, v, cu_seqlens, out, grid, scale, cfg, block_n)
+        return out
     # in-sequence offsets stay 32-bit unless a row offset could pass 2^31 elements
     off64 = (max_len + cfg.block_m) * max(q.stride(0), k.stride(0), v.stride(0), out.stride(0)) \
         >= OFFSET32_LIMIT
