@@ -148,6 +148,16 @@ def _flash_prefill_kernel(q_ptr, k_ptr, v_ptr, out_ptr, cu_ptr, qk_scale,
 
 
 @triton.jit
+def _tma_tile(acc, m_i, l_i, q, desc_k, desc_v, seq_start, kv_col, start_n, offs_m, offs_n,
+              MASKED: tl.constexpr, DOT: tl.constexpr):
+    """One key tile, K and V fetched by their descriptors; MASKED on the diagonal."""
+    k = desc_k.load([seq_start + start_n, kv_col])
+    s = tl.dot(q, tl.trans(k.to(DOT)))
+    v = desc_v.load([seq_start + start_n, kv_col])
+    return _softmax_step(acc, m_i, l_i, s, v.to(DOT), offs_m, start_n, offs_n, MASKED, DOT)
+
+
+@triton.jit
 def _flash_prefill_tma_kernel(desc_q, desc_k, desc_v, out_ptr, cu_ptr, qk_scale, stride_ot,
                               stride_oh, GROUPS: tl.constexpr, D: tl.constexpr,
                               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, WS: tl.constexpr,
@@ -173,17 +183,11 @@ def _flash_prefill_tma_kernel(desc_q, desc_k, desc_v, out_ptr, cu_ptr, qk_scale,
         acc = tl.zeros((BLOCK_M, D), tl.float32)
         diag = m_block * BLOCK_M  # keys before it are visible to every row of the block
         for start_n in tl.range(0, diag, BLOCK_N, warp_specialize=WS):
-            k = desc_k.load([seq_start + start_n, kv_col])
-            s = tl.dot(q, tl.trans(k.to(DOT)))
-            v = desc_v.load([seq_start + start_n, kv_col])
-            acc, m_i, l_i = _softmax_step(acc, m_i, l_i, s, v.to(DOT), offs_m, start_n, offs_n,
-                                          False, DOT)
+            acc, m_i, l_i = _tma_tile(acc, m_i, l_i, q, desc_k, desc_v, seq_start, kv_col, start_n,
+                                      offs_m, offs_n, False, DOT)
         for start_n in range(diag, tl.minimum(diag + BLOCK_M, seq_len), BLOCK_N):
-            k = desc_k.load([seq_start + start_n, kv_col])
-            s = tl.dot(q, tl.trans(k.to(DOT)))
-            v = desc_v.load([seq_start + start_n, kv_col])
-            acc, m_i, l_i = _softmax_step(acc, m_i, l_i, s, v.to(DOT), offs_m, start_n, offs_n,
-                                          True, DOT)
+            acc, m_i, l_i = _tma_tile(acc, m_i, l_i, q, desc_k, desc_v, seq_start, kv_col, start_n,
+                                      offs_m, offs_n, True, DOT)
         out = acc / l_i[:, None]
         rows = seq_start.to(tl.int64) + offs_m
         o_ptrs = out_ptr + rows[:, None] * stride_ot + h * stride_oh + tl.arange(0, D)[None, :]
