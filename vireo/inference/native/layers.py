@@ -19,6 +19,9 @@ import torch.nn.functional as F
 
 from vireo.kernels.dispatch import use_triton
 
+_DENSE_GEMV = os.environ.get("VIREO_DENSE_GEMV", "1") != "0"  # read once, at import
+_HALF = (torch.bfloat16, torch.float16)
+
 
 def _pack_for_onednn(weight: torch.Tensor, batch_hint: int) -> torch.Tensor | None:
     if weight.device.type != "cpu" or weight.dtype != torch.float32:
@@ -53,11 +56,12 @@ class Linear:
         return F.linear(x, self.weight, self.bias)
 
     def _takes_dense_gemv(self, x: torch.Tensor) -> bool:
-        from vireo.kernels.dense_gemv import MAX_M
+        """16-bit decode-size input on the Triton path (the cheap checks first: this is per call)."""
+        if not _DENSE_GEMV or x.dtype not in _HALF or x.dtype != self.weight.dtype:
+            return False
+        from vireo.kernels.dense_gemv import MAX_M  # triton loads only where 16-bit linears run
 
-        return (x.shape[0] <= MAX_M and x.dtype == self.weight.dtype
-                and x.dtype in (torch.bfloat16, torch.float16) and use_triton(x)
-                and os.environ.get("VIREO_DENSE_GEMV", "1") != "0")
+        return x.shape[0] <= MAX_M and use_triton(x)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
