@@ -1,0 +1,183 @@
+"""A private Vireo stack for a drill: its own redis-server, API and workers, each killable.
+
+Everything binds to 127.0.0.1 on free ports; Redis keeps its AOF in the stack's own temp folder,
+so a drill can kill and restart any part (`kill -9` a worker, stop Redis) and see what survives.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_KEY = "drill-admin-key"
+USER_KEY = "drill-user-key-a"
+OTHER_KEY = "drill-user-key-b"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, timeout: float, what: str, interval: float = 0.2) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(interval)
+    raise RuntimeError(f"{what} did not happen within {timeout:.0f}s")
+
+
+class Stack:
+    """`with Stack(env={...}) as s:` → s.url, s.client(key), s.kill_worker(i), s.stop_redis() ..."""
+
+    def __init__(self, env: dict[str, str] | None = None, workers: int = 1, engine: str = "native",
+                 model: str = "smollm2-135m", worker_concurrency: int = 8):
+        self.dir = Path(tempfile.mkdtemp(prefix="vireo-drill-"))
+        self.redis_port = free_port()
+        self.api_port = free_port()
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.url = f"http://127.0.0.1:{self.api_port}"
+        self.n_workers = workers
+        self.env = {
+            **{k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"},
+            "REDIS_URL": self.redis_url,
+            "VIREO_API_KEY": ADMIN_KEY,
+            "VIREO_API_KEYS": f"{USER_KEY}:tenant-a,{OTHER_KEY}:tenant-b",
+            "VIREO_ENGINE": engine,
+            "VIREO_MODEL": model,
+            "VIREO_QUEUE": f"drill-{uuid.uuid4().hex[:8]}",
+            "VIREO_WORKER_CONCURRENCY": str(worker_concurrency),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "PYTHONPATH": str(ROOT),
+            **(env or {}),
+        }
+        self.redis_proc: subprocess.Popen | None = None
+        self.api_proc: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen | None] = []
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> "Stack":
+        try:
+            self.start_redis()
+            self.start_api()
+            for _ in range(self.n_workers):
+                self.start_worker()
+            self.wait_workers_ready()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for proc in [*self.workers, self.api_proc]:
+            _terminate(proc)
+        _terminate(self.redis_proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log(self, name: str) -> str:
+        path = self.dir / f"{name}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    # --- Redis -------------------------------------------------------------------------------
+    def start_redis(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        data = self.dir / "redis"
+        data.mkdir(exist_ok=True)
+        self.redis_proc = subprocess.Popen(
+            [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data)],
+            stdout=open(self.dir / "redis.log", "a"), stderr=subprocess.STDOUT)
+        wait_for(lambda: self.redis().ping(), 10, "redis-server")
+
+    def stop_redis(self, hard: bool = False) -> None:
+        if self.redis_proc is not None:
+            if hard:
+                self.redis_proc.kill()
+                self.redis_proc.wait(10)
+            else:
+                _terminate(self.redis_proc)
+            self.redis_proc = None
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url, decode_responses=True, socket_connect_timeout=2)
+
+    # --- API ---------------------------------------------------------------------------------
+    def start_api(self, timeout: float = 180) -> None:
+        self.api_proc = self._spawn(["serve", "api", "--port", str(self.api_port)], "api")
+        proc = self.api_proc
+        wait_for(lambda: proc.poll() is None and httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200,
+                 timeout, f"the API (log: {self.log('api')[-1500:]})")
+
+    def client(self, key: str = USER_KEY, timeout: float = 60) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=timeout)
+
+    # --- workers -----------------------------------------------------------------------------
+    def start_worker(self, extra_args: list[str] | None = None) -> int:
+        """Start one more worker; returns its index (for kill_worker/restart_worker)."""
+        index = len(self.workers)
+        self.workers.append(self._spawn(["serve", "worker", "--loglevel", "info", *(extra_args or [])],
+                                        f"worker{index}"))
+        return index
+
+    def restart_worker(self, index: int) -> None:
+        _terminate(self.workers[index])
+        self.workers[index] = self._spawn(["serve", "worker", "--loglevel", "info"], f"worker{index}")
+
+    def kill_worker(self, index: int = 0, sig: int = signal.SIGKILL) -> None:
+        """Signal the worker's whole process group (kill -9 by default), as a crash or OOM would."""
+        proc = self.workers[index]
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            if sig == signal.SIGKILL:
+                proc.wait(10)
+
+    def wait_workers_ready(self, timeout: float = 240) -> None:
+        """Ready once the engine published its stats (the worker loaded its model)."""
+        wait_for(lambda: self.redis().exists("vireo:engine:stats"), timeout,
+                 f"a worker (log: {self.log('worker0')[-1500:]})", interval=0.3)
+
+    # --- helpers -----------------------------------------------------------------------------
+    def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "vireo.platform.cli", *args], env=self.env, cwd=ROOT,
+                                stdout=open(self.dir / f"{name}.log", "a"), stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def _terminate(proc: subprocess.Popen | None, timeout: float = 15) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
