@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install run test test-fast bench constraints clean-venv
+.PHONY: install run test test-fast bench drills constraints clean-venv
 
 install: $(STAMP)
 
@@ -37,6 +37,11 @@ test: install
 
 bench: install
 	$(PY) -m vireo.platform.cli bench platform
+
+# every reliability and security drill at full size (benchmarks/drills): writes benchmarks/results/reliability.json
+drills: install
+	$(PY) -m vireo.platform.cli models pull smollm2-135m >/dev/null
+	$(PY) -m benchmarks.drills
 
 constraints:
 	$(PIP) freeze --exclude-editable | grep -v -E '^(torch|vireo)==' | \
