@@ -113,6 +113,13 @@ class ModelRegistry:
     def known(self) -> list[str]:
         return list(PACKAGED)
 
+    def converted_local(self) -> list[dict]:
+        """The manifests of GGUF files converted from outside the registry (`name`, `gguf`, `sha256`)."""
+        if not self.models_dir.is_dir():
+            return []
+        manifests = (json.loads(m.read_text()) for m in sorted(self.models_dir.glob("*/vireo-model.json")))
+        return [m for m in manifests if m.get("name") not in PACKAGED]
+
     def installed(self, name: str) -> bool:
         model = PACKAGED[name]
         return all(_package_dir(p) is not None for p in model.packages)
@@ -226,16 +233,28 @@ class ModelRegistry:
         return target
 
     def info(self, name: str) -> dict:
-        """What a person wants to know about a model before or after pulling it."""
+        """What a person wants to know about a model (a registry name, .gguf file or folder)."""
         model = PACKAGED.get(name)
-        out: dict = {"name": name, "installed": model is not None and self.installed(name),
-                     "converted": self.converted_dir(name).exists()}
-        if model:
-            out.update(description=model.description, sha256=model.sha256, extra=model.extra,
-                       packages=list(model.packages), spec_partner=model.spec_partner)
+        path = Path(name).expanduser()
+        if model is not None:
+            folder = self.converted_dir(name)
+            out: dict = {"name": name, "installed": self.installed(name),
+                         "converted": _converted_from(folder) == model.sha256, "description": model.description,
+                         "sha256": model.sha256, "extra": model.extra, "packages": list(model.packages),
+                         "spec_partner": model.spec_partner}
+        elif path.is_file() and path.suffix == ".gguf":
+            digest = self._local_sha256(path)
+            folder = self.converted_dir(local_model_id(path, digest))
+            out = {"name": local_model_id(path, digest), "gguf": str(path.resolve()), "sha256": digest,
+                   "converted": _converted_from(folder) == digest}
+        elif path.is_dir() and (path / "config.json").exists():
+            folder = path
+            out = {"name": path.name, "folder": str(path.resolve()), "converted": True}
+        else:
+            raise UnknownModelError(name, self.known())
         if out["converted"]:
-            config = json.loads((self.converted_dir(name) / "config.json").read_text())
-            out.update(architecture=config.get("architectures", ["?"])[0],
+            config = json.loads((folder / "config.json").read_text())
+            out.update(path=str(folder), architecture=config.get("architectures", ["?"])[0],
                        context_length=config.get("max_position_embeddings"),
                        vocab_size=config.get("vocab_size"), layers=config.get("num_hidden_layers"))
         return out

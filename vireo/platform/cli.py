@@ -109,6 +109,8 @@ def models_list() -> None:
         info = registry.info(name)
         typer.echo(f"{name:22} installed={info['installed']!s:5} converted={info['converted']!s:5} "
                    f"{info.get('description', '')}")
+    for local in registry.converted_local():
+        typer.echo(f"{local['name']:22} converted=True  from {local.get('gguf', '?')}")
 
 
 @models.command("pull")
@@ -120,7 +122,7 @@ def models_pull(name: str) -> None:
 
 
 @models.command("info")
-def models_info(name: str) -> None:
+def models_info(name: str = typer.Argument(..., help="A registry name, a .gguf file or a model folder.")) -> None:
     from vireo.inference.registry import ModelRegistry
 
     typer.echo(json.dumps(ModelRegistry(_settings().home).info(name), indent=2))
@@ -221,8 +223,8 @@ def eval_app(app_name: str = typer.Argument(..., help="An app with an eval, or '
 
 
 @app.command("quantize")
-def quantize(model: str = "smollm2-135m", method: str = "gptq", bits: int = 4, group_size: int = 128,
-             out: Optional[Path] = None) -> None:
+def quantize(model: str = typer.Argument("smollm2-135m", help="A registry name, .gguf file or model folder."),
+             method: str = "gptq", bits: int = 4, group_size: int = 128, out: Optional[Path] = None) -> None:
     """Write an int8/int4 checkpoint (RTN, AWQ or GPTQ) in Vireo's safetensors layout."""
     from vireo.inference.quantize import main as quantize_main
 
@@ -232,7 +234,15 @@ def quantize(model: str = "smollm2-135m", method: str = "gptq", bits: int = 4, g
 
 
 def main() -> None:
-    app()
+    """Known failures end in one line saying what to do, not a traceback."""
+    from vireo.inference.api import EngineError
+    from vireo.inference.registry import ModelIntegrityError
+
+    try:
+        app()
+    except (EngineError, ModelIntegrityError, FileNotFoundError, NotADirectoryError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
