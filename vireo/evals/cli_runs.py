@@ -1,9 +1,11 @@
 """What `vireo eval` does: evaluate one configuration, or compare it with a `--vs` variant; write
-the JSON under benchmarks/results/quality/ and print it (or a short summary)."""
+the JSON (to the user's results folder, `--out`, or with `--record` the committed tables) and print
+it (or a short summary)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from vireo.evals.compare import compare
 from vireo.evals.configs import EvalConfig, variant_of
@@ -24,15 +26,14 @@ def evaluate_one(app_name: str, config: EvalConfig, runner_kind: str = "local", 
 
 
 def run_cli(app_name: str, base: EvalConfig, vs: str | None, runner_kind: str, full: bool,
-            limit: int | None, as_json: bool) -> dict:
-    """Run, write the JSON, print; returns the result."""
-    if vs:
-        variant = variant_of(base, vs)
+            limit: int | None, as_json: bool, out: Path) -> dict:
+    """Run, write the JSON into `out` (a folder, or a file ending in .json), print; returns the result."""
+    variant = variant_of(base, vs) if vs else None
+    path = out if out.suffix == ".json" else result_path(out, app_name, base, variant)
+    if variant is not None:
         result = compare(app_name, base, variant, runner_kind, full=full, limit=limit)
-        path = result_path(app_name, base, variant)
     else:
         result = evaluate_one(app_name, base, runner_kind, full=full, limit=limit)
-        path = result_path(app_name, base)
     result["written_to"] = str(write_result(result, path))
     print(json.dumps(result, indent=2, ensure_ascii=False) if as_json else summary_lines(result))
     return result

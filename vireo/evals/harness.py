@@ -21,7 +21,13 @@ from pathlib import Path
 from vireo.evals.configs import EvalConfig
 from vireo.evals.runners import Runner
 
-RESULTS = Path("benchmarks/results/quality")
+# the committed tables, in the source checkout beside the package (absent in an installed wheel)
+COMMITTED_RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "quality"
+
+
+def user_results_dir(home: Path) -> Path:
+    """Where `vireo eval` writes unless told otherwise: the user's Vireo home, never the checkout."""
+    return home / "eval-results"
 
 
 def available_evals() -> list[str]:
@@ -91,7 +97,7 @@ def run_eval(app_name: str, runner: Runner, full: bool = False, *, concurrency: 
             "duration_s": round(time.monotonic() - started, 1), "concurrency": concurrency, "machine": machine}
 
 
-def result_path(app_name: str, config: EvalConfig, variant: EvalConfig | None = None) -> Path:
+def result_path(folder: Path, app_name: str, config: EvalConfig, variant: EvalConfig | None = None) -> Path:
     """<app>.json for the default configuration, <app>-<what differs>.json otherwise;
     comparisons add -vs-<what the variant changes>."""
     from vireo.evals.configs import label
@@ -99,7 +105,7 @@ def result_path(app_name: str, config: EvalConfig, variant: EvalConfig | None = 
     name = "-".join(filter(None, [app_name, label(config)]))
     if variant is not None:
         name += f"-vs-{label(variant, config)}"
-    return RESULTS / f"{name}.json"
+    return folder / f"{name}.json"
 
 
 def write_result(result: dict, path: Path) -> Path:

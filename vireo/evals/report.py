@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vireo.evals.harness import RESULTS
+from vireo.evals.harness import COMMITTED_RESULTS as RESULTS
 
-README = Path("benchmarks/README.md")
+README = RESULTS.parents[1] / "README.md"
 START, END = "<!-- eval-table:start -->", "<!-- eval-table:end -->"
 
 

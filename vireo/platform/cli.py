@@ -204,22 +204,46 @@ def eval_app(app_name: str = typer.Argument(..., help="An app with an eval, or '
              runner: str = typer.Option("local", help="local: in-process engine; rest: a private API + worker "
                                                       "per configuration (the real job path)."),
              full: bool = False, limit: Optional[int] = typer.Option(None, help="Only the first N items."),
+             out: Optional[Path] = typer.Option(None, help="Folder (or .json file) for the result; default: "
+                                                           "<VIREO_HOME>/eval-results."),
+             record: bool = typer.Option(False, help="Write into the checkout's committed tables "
+                                                     "(benchmarks/results/quality); not with --limit."),
              write_readme: bool = typer.Option(False, help="all: also write the table into benchmarks/README.md."),
              as_json: bool = typer.Option(False, "--json")) -> None:
     """Measure an app's quality on its eval set, or compare two configurations side by side."""
-    if app_name == "all":
-        from vireo.evals.report import markdown, update_readme
+    from vireo.evals.harness import COMMITTED_RESULTS, user_results_dir
 
-        typer.echo(update_readme() if write_readme else markdown())
+    if app_name == "all":
+        _eval_table(out or (COMMITTED_RESULTS if record or COMMITTED_RESULTS.is_dir() else None), write_readme)
         return
+    if record and limit is not None:
+        raise typer.BadParameter("--record writes the committed tables; a --limit run is a partial result: "
+                                 "drop --limit, or use --out")
+    if record and not COMMITTED_RESULTS.parent.is_dir():
+        raise typer.BadParameter(f"--record needs the source checkout ({COMMITTED_RESULTS} is not there)")
     from vireo.evals.cli_runs import run_cli
     from vireo.evals.configs import ConfigError, EvalConfig
 
     try:
         base = EvalConfig(model=model, backend=backend, quant=quant, spec=spec)
-        run_cli(app_name, base, vs, runner, full, limit, as_json)
+        run_cli(app_name, base, vs, runner, full, limit, as_json,
+                COMMITTED_RESULTS if record else out or user_results_dir(_settings().home))
     except (ConfigError, KeyError) as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+def _eval_table(folder: Optional[Path], write_readme: bool) -> None:
+    """`vireo eval all`: the committed tables in a checkout, else the user's own results; says which."""
+    from vireo.evals.harness import user_results_dir
+    from vireo.evals.report import markdown, update_readme
+
+    folder = folder or user_results_dir(_settings().home)
+    if not folder.is_dir() or not any(folder.glob("*.json")):
+        typer.echo(f"error: no eval results in {folder}: run `vireo eval <app>` first (or pass --out FOLDER)",
+                   err=True)
+        raise typer.Exit(1)
+    typer.echo(f"results from {folder}", err=True)
+    typer.echo(update_readme(folder=folder) if write_readme else markdown(folder))
 
 
 @app.command("quantize")
