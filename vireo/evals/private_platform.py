@@ -48,7 +48,7 @@ class PrivatePlatform:
         self._stop()
 
     def _start(self) -> None:
-        redis_url, redis_proc = start_embedded_redis()
+        redis_url, redis_proc = start_embedded_redis(self.logs / "redis")
         self._procs.append(redis_proc)
         port = free_port()
         env = {**os.environ, **worker_environment(self.config), "REDIS_URL": redis_url,

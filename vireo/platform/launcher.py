@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
@@ -9,9 +10,10 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import redis
@@ -32,31 +34,124 @@ def redis_answers(url: str) -> bool:
         return False
 
 
-def start_embedded_redis() -> tuple[str, subprocess.Popen]:
-    """A private redis-server on a free port that keeps nothing on disk."""
+def redis_keeps(url: str) -> str:
+    """What a Redis keeps across a restart: "aof", "snapshots", "nothing", or "unknown" (CONFIG refused)."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, decode_responses=True)
+    try:
+        appendonly = client.config_get("appendonly").get("appendonly")
+        save = client.config_get("save").get("save")
+    except redis.RedisError:
+        return "unknown"
+    if appendonly == "yes":
+        return "aof"
+    return "snapshots" if save else "nothing"
+
+
+def embedded_redis_command(binary: str, port: int, data_dir: Path) -> list[str]:
+    """redis-server on 127.0.0.1 appending every write to its AOF in `data_dir`, fsynced every second."""
+    return [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+            "--pidfile", str(data_dir / "redis.pid"), "--logfile", str(data_dir / "redis.log")]
+
+
+def _lock_data_dir(data_dir: Path) -> int:
+    """An exclusive lock on the data folder, inherited by redis-server: two servers on one AOF corrupt it."""
+    fd = os.open(data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        sys.exit(f"another redis-server already uses {data_dir} (its pid is in {data_dir / 'redis.pid'}): "
+                 "stop it, or point REDIS_URL at it")
+    return fd
+
+
+def start_embedded_redis(data_dir: Path, port: int | None = None,
+                         timeout_s: float = 120) -> tuple[str, subprocess.Popen]:
+    """A private redis-server whose data survives restarts: AOF in `data_dir` (readable by this user only)."""
     binary = shutil.which("redis-server")
     if binary is None:
-        sys.exit("no Redis answers on 127.0.0.1:6379 and redis-server is not installed: "
+        sys.exit("no usable Redis on 127.0.0.1:6379 and redis-server is not installed: "
                  "install it (apt-get install redis-server) or set REDIS_URL")
-    port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", tempfile.gettempdir()],
-                            stdout=subprocess.DEVNULL)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # the AOF holds every tenant's jobs
+    lock = _lock_data_dir(data_dir)
+    port = port or free_port()
+    try:
+        # its own session: Ctrl-C reaches the API and worker, and Redis stays up while the worker drains
+        proc = subprocess.Popen(embedded_redis_command(binary, port, data_dir), stdout=subprocess.DEVNULL,
+                                pass_fds=(lock,), start_new_session=True)
+    finally:
+        os.close(lock)  # redis-server holds its inherited copy of the lock for as long as it runs
     url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(50):
+    deadline = time.monotonic() + timeout_s  # a long AOF takes a while to load; PING fails until it has
+    while time.monotonic() < deadline and proc.poll() is None:
         if redis_answers(url):
             return url, proc
         time.sleep(0.1)
-    proc.terminate()
-    sys.exit("the embedded redis-server did not start")
+    if proc.poll() is None:
+        proc.terminate()
+    log = data_dir / "redis.log"
+    tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+    sys.exit(f"the embedded redis-server did not start (log {log}):\n{tail}")
 
 
-def choose_redis(settings: Settings) -> tuple[str, subprocess.Popen | None]:
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class RedisChoice:
+    url: str
+    proc: subprocess.Popen | None  # the redis-server make run started, if it started one
+    notes: list[str]               # what the banner must say about durability
+
+
+def choose_redis(settings: Settings, local_url: str = "redis://127.0.0.1:6379/0") -> RedisChoice:
+    """REDIS_URL if set; else the Redis at `local_url` unless it keeps nothing; else our own durable one.
+
+    A Redis that keeps nothing (no AOF, no snapshots) loses every queued job when it restarts, so make
+    run starts its own rather than use it. Our own listens on `local_url`'s port when that is free, so
+    `vireo` commands with the default REDIS_URL reach it.
+    """
+    data_dir = settings.home / "redis"
     if os.environ.get("REDIS_URL") or os.environ.get("VIREO_REDIS_URL"):
-        return settings.redis_url, None
-    if redis_answers("redis://127.0.0.1:6379/0"):
-        return "redis://127.0.0.1:6379/0", None
-    return start_embedded_redis()
+        return RedisChoice(settings.redis_url, None, durability_notes(settings.redis_url))
+    if redis_answers(local_url):
+        if redis_keeps(local_url) != "nothing":
+            return RedisChoice(local_url, None, durability_notes(local_url))
+        url, proc = start_embedded_redis(data_dir)
+        return RedisChoice(url, proc, [
+            f"the Redis at {local_url} keeps nothing (no AOF, no snapshots), so it is not used: jobs "
+            f"would not survive its restart. Vireo started its own durable Redis (AOF in {data_dir}).",
+            f"for `vireo` commands (e.g. `vireo keys`) against this Redis: export REDIS_URL={url}",
+            f"to use {local_url} instead, make it durable (redis-cli CONFIG SET appendonly yes && "
+            "redis-cli CONFIG REWRITE, or appendonly yes in its redis.conf) or set REDIS_URL to it"])
+    port = urlparse(local_url).port or 6379
+    url, proc = start_embedded_redis(data_dir, port if port_is_free(port) else None)
+    return RedisChoice(url, proc, [])
+
+
+def durability_notes(url: str) -> list[str]:
+    """Plain warnings for a Redis we were told to use that may lose jobs when it restarts."""
+    fix = (f"to fix it: redis-cli -u {url} CONFIG SET appendonly yes && redis-cli -u {url} CONFIG REWRITE "
+           "(or appendonly yes + appendfsync everysec in its redis.conf)")
+    keeps = redis_keeps(url)
+    if keeps == "nothing":
+        return [f"WARNING: the Redis at {url} keeps nothing (no AOF, no snapshots): queued and running "
+                "jobs will NOT survive a Redis restart.", fix]
+    if keeps == "snapshots":
+        return [f"note: the Redis at {url} keeps snapshots only (no AOF): jobs since its last snapshot are "
+                "lost if it crashes.", fix]
+    if keeps == "unknown":
+        return [f"note: could not check whether the Redis at {url} keeps its data (CONFIG GET refused); "
+                "jobs survive a Redis restart only if it runs with appendonly yes"]
+    return []
 
 
 def api_key(settings: Settings) -> str:
@@ -91,12 +186,12 @@ def run_all(settings: Settings) -> None:
     print(f"preparing model {settings.model} ...", flush=True)
     if settings.engine != "openai":
         ModelRegistry(settings.home).resolve(settings.model)
-    redis_url, redis_proc = choose_redis(settings)
+    redis_choice = choose_redis(settings)
     key = api_key(settings)
-    env = {**os.environ, "REDIS_URL": redis_url, "VIREO_API_KEY": key,
+    env = {**os.environ, "REDIS_URL": redis_choice.url, "VIREO_API_KEY": key,
            "VIREO_API_URL": f"http://{settings.api_host}:{settings.api_port}"}
     vireo = [sys.executable, "-m", "vireo.platform.cli"]
-    procs = [p for p in [redis_proc] if p]
+    procs: list[subprocess.Popen] = []
     try:
         api = subprocess.Popen(vireo + ["serve", "api", "--host", settings.api_host,
                                         "--port", str(settings.api_port)], env=env)
@@ -104,7 +199,7 @@ def run_all(settings: Settings) -> None:
         procs.append(subprocess.Popen(vireo + ["serve", "worker"], env=env))
         procs.append(subprocess.Popen(vireo + ["serve", "ui", "--port", str(settings.ui_port)], env=env))
         wait_healthy(f"http://{settings.api_host}:{settings.api_port}/healthz", api, 120)
-        print(_banner(settings, redis_url, key), flush=True)
+        print(_banner(settings, redis_choice, key), flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         print("a process stopped; shutting down the rest", flush=True)
@@ -112,14 +207,17 @@ def run_all(settings: Settings) -> None:
         print("\nstopping ...", flush=True)
     finally:
         _stop(procs)
+        _stop([redis_choice.proc] if redis_choice.proc else [])  # last: a draining worker still needs it
 
 
-def _banner(settings: Settings, redis_url: str, key: str) -> str:
+def _banner(settings: Settings, redis_choice: RedisChoice, key: str) -> str:
     api = f"http://{settings.api_host}:{settings.api_port}"
+    kept = f"   (AOF in {settings.home / 'redis'})" if redis_choice.proc else ""
+    notes = "".join(f"  ! {note}\n" for note in redis_choice.notes)
     return (f"\nVireo is running ({settings.engine} engine, model {settings.model})\n"
             f"  UI        http://127.0.0.1:{settings.ui_port}\n"
             f"  API       {api}   (docs: {api}/docs)\n"
-            f"  Redis     {redis_url}\n"
+            f"  Redis     {redis_choice.url}{kept}\n{notes}"
             f"  API key   {key}\n"
             f"  try:      curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
             f"-d '{{\"app\":\"summarize\",\"input\":{{\"text\":\"...\"}}}}' {api}/v1/jobs\n"
