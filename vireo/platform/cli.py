@@ -1,4 +1,4 @@
-"""The `vireo` command line: serve, run, models, bench, eval, quantize."""
+"""The `vireo` command line: serve, run, models, bench, eval, quantize, keys."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Optional
 
 import typer
 
+from vireo.platform.keys_cli import keys
+
 app = typer.Typer(help="Vireo: LLM task apps on a fast inference layer.", no_args_is_help=True)
 serve = typer.Typer(help="Start one service.", no_args_is_help=True)
 models = typer.Typer(help="The model registry.", no_args_is_help=True)
@@ -17,6 +19,7 @@ bench = typer.Typer(help="Benchmarks (JSON under benchmarks/results/).", no_args
 app.add_typer(serve, name="serve")
 app.add_typer(models, name="models")
 app.add_typer(bench, name="bench")
+app.add_typer(keys, name="keys")
 
 RESULTS = Path("benchmarks/results")
 CHECKOUT = Path(__file__).resolve().parents[2]

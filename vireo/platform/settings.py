@@ -18,8 +18,14 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=default_home)
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "VIREO_REDIS_URL"))
     api_key: str = "vireo-dev-key"
-    # extra keys as "key:tenant,key2:tenant2"; the main api_key belongs to tenant "default"
+    # api_key: the bootstrap admin key (tenant "default"); api_keys: user keys as "key:tenant,key2:tenant2"
     api_keys: str = ""
+    # limits (0 = unlimited; a key made by `vireo keys create` may override each): requests per minute
+    # per key (job submissions, OpenAI completions, collection writes), queued + running jobs per tenant,
+    # prompt + completion tokens per tenant per UTC day
+    rate_limit_rpm: int = Field(600, ge=0)
+    max_concurrent_jobs: int = Field(64, ge=0)
+    tokens_per_day: int = Field(0, ge=0)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     ui_port: int = 8501
@@ -33,6 +39,15 @@ class Settings(BaseSettings):
     queue: str = "vireo"
     worker_concurrency: int = 32
     cancel_poll_s: float = 0.1
+    # jobs outlive workers (docs/SECURITY.md): a worker is gone once its heartbeat key is worker_ttl_s old;
+    # the reaper re-queues its jobs within worker_ttl_s + reaper_interval_s, up to max_attempts runs;
+    # a broker message delivered but never claimed (worker died first) is redelivered after redelivery_s
+    worker_heartbeat_s: float = 2.0
+    worker_ttl_s: float = 10.0
+    reaper_interval_s: float = 5.0
+    max_attempts: int = 3
+    redelivery_s: int = 20
+    drain_timeout_s: float = 20.0  # on SIGTERM, running jobs get this long to finish before going back
 
     # engine (the worker builds it from these)
     engine: str = "native"

@@ -15,6 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -26,11 +30,15 @@ for i = 1, tonumber(ARGV[1]) do
     local n = 1 + tonumber(ARGV[1]) + 1
     redis.call('HSET', KEYS[1], 'status', ARGV[n])
     for j = n + 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[j], ARGV[j + 1]) end
+    if %(terminal)s then  -- a job that ended no longer counts against its tenant's concurrency limit
+      local job = redis.call('HMGET', KEYS[1], 'id', 'tenant')
+      redis.call('ZREM', 'vireo:tenant:' .. job[2] .. ':active', job[1])  -- active_key(tenant)
+    end
     return 1
   end
 end
 return 0
-"""
+""" % {"terminal": " or ".join(f"ARGV[n] == '{s}'" for s in TERMINAL)}
 
 
 def job_key(job_id: str) -> str:
@@ -45,6 +53,20 @@ def tenant_key(tenant: str) -> str:
     return f"vireo:tenant:{tenant}:jobs"
 
 
+def active_key(tenant: str) -> str:
+    """The tenant's queued-or-running job ids (a sorted set by admit time), for the concurrency limit."""
+    return f"vireo:tenant:{tenant}:active"
+
+
+def tokens_key(tenant: str, day: str) -> str:
+    """Prompt + completion tokens the tenant used on a UTC day, for the daily token budget."""
+    return f"vireo:tenant:{tenant}:tokens:{day}"
+
+
+def utc_day(at: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(at))
+
+
 STATS_KEY = "vireo:engine:stats"
 
 
@@ -52,9 +74,13 @@ class JobStore:
     """Async access to job records and events; one instance per process and event loop."""
 
     def __init__(self, redis_url: str, ttl_s: int = 7 * 24 * 3600, events_maxlen: int = 10_000):
-        # XREAD blocks up to 5 s at a time, so reads may take longer than redis-py 8's default 5 s timeout
+        # XREAD blocks up to 5 s at a time, so reads may take longer than redis-py 8's default 5 s timeout.
+        # A pooled connection that went stale (Redis restarted) is retried once on a fresh one; an
+        # unreachable Redis fails fast (ConnectionError → the API's 503) instead of 10 backed-off retries.
         self.redis = aioredis.from_url(redis_url, decode_responses=True, socket_timeout=30,
-                                       socket_connect_timeout=5)
+                                       socket_connect_timeout=5, health_check_interval=15,
+                                       retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
+                                       retry_on_error=[RedisConnectionError, RedisTimeoutError])
         self.ttl_s = ttl_s
         self.events_maxlen = events_maxlen
         self._transition = self.redis.register_script(_TRANSITION)
@@ -62,17 +88,21 @@ class JobStore:
     async def close(self) -> None:
         await self.redis.aclose()
 
-    async def create(self, tenant: str, app: str, input: dict, options: dict) -> str:
-        job_id = uuid.uuid4().hex
-        now = time.time()
+    async def create(self, tenant: str, app: str, input: dict, options: dict, job_id: str | None = None,
+                     now: float | None = None) -> str:
+        """Store a queued job (`job_id`: one the limiter admitted) and count it as the tenant's active job."""
+        job_id = job_id or uuid.uuid4().hex
+        now = now or time.time()
         record = {"id": job_id, "tenant": tenant, "app": app, "status": "queued",
                   "input": json.dumps(input), "options": json.dumps(options), "queued_at": now,
-                  "progress_fraction": 0.0, "progress_message": ""}
+                  "progress_fraction": 0.0, "progress_message": "", "attempt": 1}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(job_key(job_id), mapping=record)
             pipe.expire(job_key(job_id), self.ttl_s)
             pipe.zadd(tenant_key(tenant), {job_id: now})
             pipe.expire(tenant_key(tenant), self.ttl_s)
+            pipe.zadd(active_key(tenant), {job_id: now})
+            pipe.expire(active_key(tenant), self.ttl_s)
             pipe.xadd(events_key(job_id), {"event": "status", "data": json.dumps({"status": "queued"})})
             pipe.expire(events_key(job_id), self.ttl_s)
             await pipe.execute()
@@ -97,7 +127,14 @@ class JobStore:
             pipe.hincrby(job_key(job_id), "prompt_tokens", prompt)
             pipe.hincrby(job_key(job_id), "completion_tokens", completion)
             pipe.hincrby(job_key(job_id), "cached_tokens", cached)
-            await pipe.execute()
+            pipe.hget(job_key(job_id), "tenant")
+            *_, tenant = await pipe.execute()
+        if tenant:  # the tenant's daily token budget counts prompt + completion tokens
+            day = tokens_key(tenant, utc_day(time.time()))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.incrby(day, prompt + completion)
+                pipe.expire(day, 2 * 24 * 3600)
+                await pipe.execute()
 
     async def request_cancel(self, job_id: str) -> str:
         """Cancel: a queued job becomes cancelled at once; a running one is flagged for the worker."""
