@@ -1,9 +1,11 @@
 """Per-tenant document collections in ChromaDB, embedded with the packaged MiniLM.
 
-Chroma collection names are `<tenant key>.<name>`; user names may not contain dots, so one tenant
-can never address another's collection. Each collection also records its tenant in its metadata
-and every access checks it. Vectors always come from our embedder (Chroma's default one downloads
-a model and fails offline), so collections are created without a Chroma embedding function.
+Each tenant's collections live in a Chroma store of its own (`tenant_stores.py`: a folder per tenant,
+or a Chroma tenant per tenant on a server). Inside it, names are still `<tenant key>.<name>` with the
+tenant in the metadata, checked on every access: user names may not contain dots, so even a store
+handed the wrong tenant could not address another's collection. Vectors always come from our
+embedder (Chroma's default one downloads a model and fails offline), so collections are created
+without a Chroma embedding function.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlparse
 
 from vireo.apps.base import AppInputError
+from vireo.apps.rag.shared_store_migration import migrate_shared_store
+from vireo.apps.rag.tenant_stores import TenantStores
 from vireo.inference.embedder import minilm_path
 from vireo.inference.registry import default_home
 
@@ -81,34 +84,32 @@ def check_name(name: str) -> str:
     return name
 
 
+def legacy_tenant(collection) -> str | None:
+    """The tenant of a collection from the shared store, if it is a Vireo collection named for it."""
+    tenant = (collection.metadata or {}).get(TENANT_KEY)
+    if isinstance(tenant, str) and collection.name.startswith(tenant_key(tenant) + "."):
+        return tenant
+    return None
+
+
 class CollectionStore:
-    """Create, list, delete, fill and search collections; a local folder or a Chroma server."""
+    """Create, list, delete, fill and search collections, each tenant's in its own local folder or
+    Chroma tenant (`path`: the folder holding the per-tenant folders; `url`: a Chroma server)."""
 
     def __init__(self, path: str | Path | None = None, url: str | None = None):
         self.path = Path(path) if path else default_home() / "chroma"
         self.url = url
-        self._client = None
+        self.tenants = TenantStores(self.path, url)
+        self._migrated = False
         self._lock = threading.Lock()
 
-    @property
-    def client(self):
+    def client(self, tenant: str):
+        """The tenant's own Chroma client; the first call moves any shared store's collections out."""
         with self._lock:
-            if self._client is None:
-                self._client = self._connect()
-        return self._client
-
-    def _connect(self):
-        import chromadb
-        from chromadb.config import Settings
-
-        settings = Settings(anonymized_telemetry=False, allow_reset=False)
-        if self.url:
-            parsed = urlparse(self.url)
-            return chromadb.HttpClient(host=parsed.hostname or "localhost",
-                                       port=parsed.port or (443 if parsed.scheme == "https" else 8000),
-                                       ssl=parsed.scheme == "https", settings=settings)
-        self.path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(self.path), settings=settings)
+            if not self._migrated:
+                migrate_shared_store(self.tenants, legacy_tenant)
+                self._migrated = True
+        return self.tenants.client(tenant)
 
     # --- collections ---------------------------------------------------------------------------
     def chroma_name(self, tenant: str, name: str) -> str:
@@ -118,14 +119,14 @@ class CollectionStore:
         chroma_name = self.chroma_name(tenant, name)
         if self._find(tenant, name) is not None:
             raise CollectionExists(name)
-        self.client.create_collection(chroma_name, embedding_function=None,
-                                      metadata={"hnsw:space": "cosine", TENANT_KEY: tenant, NAME_KEY: name})
+        metadata = {"hnsw:space": "cosine", TENANT_KEY: tenant, NAME_KEY: name}
+        self.client(tenant).create_collection(chroma_name, embedding_function=None, metadata=metadata)
         return CollectionInfo(name, 0, 0)
 
     def list(self, tenant: str) -> list[CollectionInfo]:
         prefix = tenant_key(tenant) + "."
         infos = []
-        for collection in self.client.list_collections():
+        for collection in self.client(tenant).list_collections():
             meta = collection.metadata or {}
             if collection.name.startswith(prefix) and meta.get(TENANT_KEY) == tenant:
                 infos.append(self._info(collection))
@@ -133,7 +134,7 @@ class CollectionStore:
 
     def delete(self, tenant: str, name: str) -> None:
         self._get(tenant, name)
-        self.client.delete_collection(self.chroma_name(tenant, name))
+        self.client(tenant).delete_collection(self.chroma_name(tenant, name))
 
     def info(self, tenant: str, name: str) -> CollectionInfo:
         return self._info(self._get(tenant, name))
@@ -143,7 +144,8 @@ class CollectionStore:
 
     def _find(self, tenant: str, name: str):
         try:
-            collection = self.client.get_collection(self.chroma_name(tenant, name), embedding_function=None)
+            collection = self.client(tenant).get_collection(self.chroma_name(tenant, name),
+                                                            embedding_function=None)
         except Exception as exc:  # chroma raises NotFoundError (1.x) or ValueError (0.x)
             if "not exist" in str(exc).lower() or "not found" in str(exc).lower():
                 return None
@@ -168,7 +170,7 @@ class CollectionStore:
         from langchain_chroma import Chroma
 
         self._get(tenant, name)
-        return Chroma(client=self.client, collection_name=self.chroma_name(tenant, name),
+        return Chroma(client=self.client(tenant), collection_name=self.chroma_name(tenant, name),
                       embedding_function=rag_embeddings())
 
     def replace_document(self, tenant: str, name: str, doc_id: str, chunks: list[Chunk]) -> int:
