@@ -109,7 +109,8 @@ class Stack:
         self.redis_proc = subprocess.Popen(
             [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data)],
-            stdout=open(self.dir / "redis.log", "a"), stderr=subprocess.STDOUT)
+            stdout=open(self.dir / "redis.log", "a"), stderr=subprocess.STDOUT,
+            start_new_session=True)  # its own process group, which stop_redis signals
         wait_for(lambda: self.redis().ping(), 10, "redis-server")
 
     def stop_redis(self, hard: bool = False) -> None:
