@@ -3,77 +3,50 @@
 from __future__ import annotations
 
 import logging
-import threading
-from functools import cached_property
+import time
 
 from fastapi import HTTPException, status
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from vireo.apps.base import AppInputError
 from vireo.apps.registry import UnknownAppError, get_app, load_apps
 from vireo.platform.celery_app import celery_app
+from vireo.platform.input_limits import ModelLimits, unrepresentable_number
+from vireo.platform.keys import Principal
+from vireo.platform.limits import Limiter
 from vireo.platform.metrics import JOBS_SUBMITTED
-from vireo.platform.queue import TaskPublisher
+from vireo.platform.queue import BrokerUnavailable, TaskPublisher, broker_priority
 from vireo.platform.settings import Settings
 from vireo.platform.store import JobStore
 
 log = logging.getLogger(__name__)
 
 
-class ModelLimits:
-    """The served model's tokenizer and context length, so too-long input fails at submit time."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self._lock = threading.Lock()
-
-    @cached_property
-    def _loaded(self) -> tuple[object, int] | None:
-        try:
-            import json
-
-            from transformers import AutoTokenizer
-
-            from vireo.inference.registry import ModelRegistry
-
-            path = ModelRegistry(self.settings.home).resolve(self.settings.model).path
-            context = json.loads((path / "config.json").read_text()).get("max_position_embeddings", 2048)
-            if self.settings.max_model_len:
-                context = min(context, self.settings.max_model_len)
-            return AutoTokenizer.from_pretrained(path), context
-        except Exception:  # a remote-only model: the worker checks length instead
-            log.warning("no local tokenizer for %s; input length is checked by the worker", self.settings.model)
-            return None
-
-    def check(self, app, input) -> None:
-        with self._lock:
-            loaded = self._loaded
-        if loaded is None:
-            return
-        tokenizer, context = loaded
-        app.validate_for_engine(input, context,
-                                lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]))
-
-
 class JobService:
-    def __init__(self, store: JobStore, settings: Settings):
+    def __init__(self, store: JobStore, settings: Settings, limiter: Limiter):
         self.store = store
         self.settings = settings
+        self.limiter = limiter
         self.limits = ModelLimits(settings)
         self.publisher = TaskPublisher(celery_app, settings.queue)
 
     def warm_up(self) -> None:
         """Load the app plugins and the model's tokenizer now rather than on the first request."""
         load_apps()
-        with self.limits._lock:
-            _ = self.limits._loaded
+        self.limits.load()
 
-    async def submit(self, tenant: str, app_name: str, input: dict, options: dict) -> str:
-        """Create and enqueue a job; raises HTTPException with a clear message on bad input."""
+    async def submit(self, principal: Principal, app_name: str, input: dict, options: dict) -> str:
+        """Create and enqueue a job for the principal's tenant; raises HTTPException with a clear
+        message on bad input, LimitExceeded when the tenant is at its concurrency or token limit."""
         try:
             app = get_app(app_name)
         except UnknownAppError as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        if (bad := unrepresentable_number(input)) is not None:
+            path, why = bad
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [
+                {"loc": ["body", "input", *path], "msg": f"Value {why}", "type": "number_range"}])
         try:
             parsed = app.Input.model_validate(input)
         except ValidationError as exc:
@@ -81,10 +54,25 @@ class JobService:
                                 [{"loc": ["body", "input", *e["loc"]], "msg": e["msg"], "type": e["type"]}
                                  for e in exc.errors(include_url=False, include_context=False)]) from exc
         try:
-            self.limits.check(app, parsed)
+            await self.limits.check(app, parsed)
         except AppInputError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-        job_id = await self.store.create(tenant, app.name, parsed.model_dump(mode="json"), options)
-        self.publisher.publish(job_id, priority=max(0, min(9, (options.get("priority") or 0) + 5)))
+        now = time.time()
+        job_id = await self.limiter.admit_job(principal, now)
+        await self.store.create(principal.tenant, app.name, parsed.model_dump(mode="json"), options, job_id, now)
+        try:
+            self.publisher.publish(job_id, priority=broker_priority(options))
+        except BrokerUnavailable:
+            await self._fail_unqueued(job_id)
+            raise
         JOBS_SUBMITTED.labels(app=app.name).inc()
         return job_id
+
+    async def _fail_unqueued(self, job_id: str) -> None:
+        """A job stored but never queued must not wait forever as `queued` (best effort: Redis may be down)."""
+        try:
+            if await self.store.transition(job_id, ("queued",), "failed", finished_at=time.time(),
+                                           error="the job queue (Redis) was unreachable; submit the job again"):
+                await self.store.emit(job_id, "end", {"status": "failed"})
+        except RedisError:
+            log.warning("job %s was stored but not queued, and could not be marked failed", job_id)

@@ -6,13 +6,16 @@ import asyncio
 import importlib
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, HTTPException, Request, status
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, HTTPException, status
 from fastapi.responses import JSONResponse
 
-from vireo.platform.api import jobs, openai_compat, system
+from vireo.platform.api import admin, jobs, limits, openai_compat, system
+from vireo.platform.api.error_docs import document_errors
+from vireo.platform.api.errors import install_error_handlers, openai_error_body
+from vireo.platform.api.auth import configure_auth
 from vireo.platform.jobs import JobService
+from vireo.platform.limits import LimitExceeded
+from vireo.platform.reaper import Reaper
 from vireo.platform.services import configure_app_services
 from vireo.platform.settings import Settings, get_settings
 from vireo.platform.store import JobStore
@@ -27,45 +30,43 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         configure_app_services(settings)
         app.state.store = JobStore(settings.redis_url, settings.job_ttl_s, settings.events_maxlen)
-        app.state.jobs = JobService(app.state.store, settings)
+        configure_auth(app.state, settings, app.state.store.redis)
+        app.state.jobs = JobService(app.state.store, settings, app.state.limiter)
         await asyncio.to_thread(app.state.jobs.warm_up)  # heavy imports before the first request
+        reaper = asyncio.create_task(Reaper(app.state.store, app.state.jobs.publisher, settings).run())
         yield
+        reaper.cancel()
+        await asyncio.gather(reaper, return_exceptions=True)
         await app.state.store.close()
 
     app = FastAPI(title="Vireo", version="0.1.0", lifespan=lifespan,
                   description="LLM task apps on a fast inference layer. Authenticate with "
                               "`Authorization: Bearer <key>`.")
     app.state.settings = settings
-    app.state.tenants_by_key = settings.tenants_by_key()
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    for router in (system.router, jobs.router, openai_compat.router):
+    install_error_handlers(app)
+    app.add_exception_handler(LimitExceeded, limits.too_many_requests)
+    for router in (system.router, jobs.router, openai_compat.router, limits.router, admin.router):
         app.include_router(router)
     for module_name in OPTIONAL_ROUTERS:
         try:
             app.include_router(importlib.import_module(module_name).router)
         except ModuleNotFoundError:
             pass
+    document_errors(app)
     return app
 
 
-async def _http_error(request: Request, exc: HTTPException):
-    body = openai_compat.openai_error_body(request.url.path, exc.status_code, exc.detail)
-    if body is None:
-        return await http_exception_handler(request, exc)
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-
-async def _validation_error(request: Request, exc: RequestValidationError):
-    body = openai_compat.openai_error_body(request.url.path, 422, exc.errors())
-    if body is None:
-        return await request_validation_exception_handler(request, exc)
-    return JSONResponse(body, status_code=422)
+class BodyTooLarge(HTTPException):
+    def __init__(self, size: str, max_bytes: int):  # closing the connection is what stops the upload
+        super().__init__(status.HTTP_413_CONTENT_TOO_LARGE,
+                         f"request body is {size} bytes; the limit is {max_bytes} bytes (VIREO_MAX_BODY_BYTES)",
+                         headers={"Connection": "close"})
 
 
 class BodyLimit:
-    """Refuse oversized requests with 413 before reading them.
+    """Refuse oversized requests with 413: at once from `Content-Length`, or, for a chunked body
+    that declares none, as soon as the bytes read so far pass the limit (the rest is never read).
 
     A plain ASGI middleware: Starlette's `@app.middleware("http")` wraps every request in extra
     tasks and streams, which cost more than the whole job submission.
@@ -76,12 +77,23 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length", b"")
-            if length.isdigit() and int(length) > self.max_bytes:
-                response = JSONResponse(
-                    {"detail": f"request body is {int(length)} bytes; the limit is {self.max_bytes} "
-                               "bytes (VIREO_MAX_BODY_BYTES)"},
-                    status_code=status.HTTP_413_CONTENT_TOO_LARGE)
-                return await response(scope, receive, send)
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            exc = BodyTooLarge(length.decode(), self.max_bytes)
+            body = openai_error_body(scope["path"], exc.status_code, exc.detail) or {"detail": exc.detail}
+            response = JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+            return await response(scope, receive, send)
+        received = 0
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:  # raised inside the route: its handler answers 413
+                    raise BodyTooLarge(f"more than {self.max_bytes}", self.max_bytes)
+            return message
+
+        await self.app(scope, counted_receive, send)

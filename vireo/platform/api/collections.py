@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 
 from vireo.apps.rag.store import (CollectionExists, CollectionInfo, CollectionNotFound, CollectionStore,
                                   InvalidCollectionName)
-from vireo.platform.api.auth import current_tenant
+from vireo.platform.api.auth import current_tenant, rate_limited
+from vireo.platform.api.error_docs import error_responses
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 
@@ -53,7 +54,9 @@ def _not_found(exc: CollectionNotFound) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=CollectionOut)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CollectionOut,
+             responses=error_responses(409),
+             dependencies=[Depends(rate_limited)])
 def create_collection(body: CreateCollection, tenant: str = Depends(current_tenant),
                       store: CollectionStore = Depends(collection_store)) -> CollectionOut:
     try:
@@ -70,7 +73,7 @@ def list_collections(tenant: str = Depends(current_tenant),
     return CollectionList(collections=[_out(info) for info in store.list(tenant)])
 
 
-@router.get("/{name}", response_model=CollectionOut)
+@router.get("/{name}", response_model=CollectionOut, responses=error_responses(404))
 def get_collection(name: str, tenant: str = Depends(current_tenant),
                    store: CollectionStore = Depends(collection_store)) -> CollectionOut:
     try:
@@ -79,7 +82,8 @@ def get_collection(name: str, tenant: str = Depends(current_tenant),
         raise _not_found(CollectionNotFound(name)) from None
 
 
-@router.delete("/{name}", response_model=Deleted)
+@router.delete("/{name}", response_model=Deleted, responses=error_responses(404),
+                dependencies=[Depends(rate_limited)])
 def delete_collection(name: str, tenant: str = Depends(current_tenant),
                       store: CollectionStore = Depends(collection_store)) -> Deleted:
     try:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from sse_starlette.sse import EventSourceResponse
 
-from vireo.platform.api.auth import current_tenant
+from vireo.platform.api.auth import current_tenant, rate_limited
+from vireo.platform.api.error_docs import error_responses, streamed
 from vireo.platform.api.schemas import CancelReply, JobAccepted, JobCreate, JobList, JobView
+from vireo.platform.keys import Principal
 from vireo.platform.store import JobStore
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+STREAM_ID = r"^\d{1,19}(-\d{1,19})?$"  # a Redis stream id, as the `id:` of an event
 
 
 def store_of(request: Request) -> JobStore:
@@ -26,38 +30,44 @@ async def owned_job(job_id: str, request: Request, tenant: str = Depends(current
     return record
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
-async def submit_job(body: JobCreate, request: Request, tenant: str = Depends(current_tenant)) -> JobAccepted:
-    job_id = await request.app.state.jobs.submit(tenant, body.app, body.input,
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted,
+             responses=error_responses(404))
+async def submit_job(body: JobCreate, request: Request,
+                     principal: Principal = Depends(rate_limited)) -> JobAccepted:
+    job_id = await request.app.state.jobs.submit(principal, body.app, body.input,
                                                  body.options.model_dump(exclude_none=True))
     return JobAccepted(id=job_id, status="queued")
 
 
-@router.get("", response_model=JobList)
+@router.get("", response_model=JobList, responses=error_responses(400))
 async def list_jobs(request: Request, tenant: str = Depends(current_tenant),
                     limit: int = Query(20, ge=1, le=100), cursor: str | None = None) -> JobList:
     try:
         before = float(cursor) if cursor else None
     except ValueError:
+        before = math.nan
+    if before is not None and not math.isfinite(before):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "cursor must be the next_cursor of a previous page")
     records = await store_of(request).list_jobs(tenant, limit, before)
     next_cursor = records[-1]["queued_at"] if len(records) == limit else None
     return JobList(jobs=[JobView.from_record(r) for r in records], next_cursor=next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobView)
+@router.get("/{job_id}", response_model=JobView, responses=error_responses(404))
 async def get_job(record: dict = Depends(owned_job)) -> JobView:
     return JobView.from_record(record)
 
 
-@router.delete("/{job_id}", response_model=CancelReply)
+@router.delete("/{job_id}", response_model=CancelReply, responses=error_responses(404))
 async def cancel_job(request: Request, record: dict = Depends(owned_job)) -> CancelReply:
     return CancelReply(id=record["id"], status=await store_of(request).request_cancel(record["id"]))
 
 
-@router.get("/{job_id}/events")
+@router.get("/{job_id}/events", response_class=EventSourceResponse,
+            responses=error_responses(404) | streamed("The job's events (status, progress, token, result, end)."))
 async def job_events(request: Request, record: dict = Depends(owned_job),
-                     last_event_id: str | None = Header(None, alias="Last-Event-ID")) -> EventSourceResponse:
+                     last_event_id: str | None = Header(None, alias="Last-Event-ID", pattern=STREAM_ID)
+                     ) -> EventSourceResponse:
     """Replay the job's events after `Last-Event-ID` (or from the start), then follow live ones."""
     store = store_of(request)
 

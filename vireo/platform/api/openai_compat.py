@@ -11,11 +11,15 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
-from vireo.platform.api.auth import current_tenant
+from vireo.platform.api.auth import current_tenant, rate_limited
+from vireo.platform.api.error_docs import error_responses, streamed
+from vireo.platform.api.schemas import SEED_MAX
+from vireo.platform.keys import Principal
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 FINISH = {"stop": "stop", "length": "length", "abort": "stop", "error": "stop"}
+STREAMED = streamed("The completion; with `stream: true`, OpenAI chunks as server-sent events, then [DONE].")
 
 
 class OpenAIMessage(BaseModel):
@@ -29,6 +33,7 @@ class ResponseFormat(BaseModel):
 
 
 class ChatCompletionRequest(BaseModel):
+    model_config = {"allow_inf_nan": False}
     model: str
     messages: list[OpenAIMessage] = Field(..., min_length=1)
     stream: bool = False
@@ -36,7 +41,7 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
     stop: str | list[str] | None = None
     n: int = Field(1, ge=1, le=1)
     logprobs: bool | None = None
@@ -46,13 +51,14 @@ class ChatCompletionRequest(BaseModel):
 
 
 class CompletionRequest(BaseModel):
+    model_config = {"allow_inf_nan": False}
     model: str
     prompt: str
     stream: bool = False
     max_tokens: int | None = Field(16, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
     stop: str | list[str] | None = None
     n: int = Field(1, ge=1, le=1)
     structured_outputs: dict[str, Any] | None = Field(
@@ -69,7 +75,8 @@ def _served_model(request: Request, name: str) -> str:
 
 def _text_of(message: OpenAIMessage) -> str:
     if isinstance(message.content, list):
-        return "\n".join(p.get("text", "") for p in message.content if p.get("type") == "text")
+        return "\n".join(part["text"] for part in message.content
+                         if part.get("type") == "text" and isinstance(part.get("text"), str))
     return message.content or ""
 
 
@@ -171,13 +178,58 @@ def _answer_text(result: dict) -> str:
     return result["text"] if "text" in result else result.get("caption", "")
 
 
+class RestartSplice:
+    """Keeps a streamed reply to one attempt's text when its job starts over (the worker died).
+
+    Sent text cannot be taken back, so a new attempt's tokens are held until they either reproduce
+    what was sent, and only what goes beyond it is sent (greedy or seeded requests continue
+    seamlessly), or differ from it, and the stream ends with an error chunk. (A reply that is not
+    streamed is the finished job's result: the last attempt's text alone.)"""
+
+    def __init__(self) -> None:
+        self.sent = ""
+        self.replay: str | None = None  # the new attempt's text while it has not passed `sent`
+
+    def restart(self) -> None:
+        self.replay = "" if self.sent else None
+
+    def feed(self, text: str) -> str | None:
+        """What of `text` to send now ("" to hold it back); None once the new attempt diverged."""
+        if self.replay is None:
+            self.sent += text
+            return text
+        self.replay += text
+        if self.sent.startswith(self.replay):
+            return ""
+        if not self.replay.startswith(self.sent):
+            return None
+        extra, self.sent, self.replay = self.replay[len(self.sent):], self.replay, None
+        return extra
+
+    def diverged_at_end(self) -> bool:
+        return self.replay is not None and self.replay != self.sent
+
+
+RESTART_DIVERGED = ("the worker generating this reply stopped, and the restarted generation differs from the "
+                    "text already sent, so the reply ends here; send the request again (temperature 0 or a "
+                    "seed gives a reply that survives a restart)")
+
+
 def _stream(request: Request, job_id: str, model: str, chunk) -> EventSourceResponse:
     async def events():
-        first, ended = True, False
+        first, ended, splice = True, False, RestartSplice()
         try:
             async for kind, data in _follow(request, job_id):
-                if kind == "token":
-                    yield json.dumps(chunk(data["text"], None, first))
+                text = splice.feed(data["text"]) if kind == "token" else ""
+                if text is None or (kind == "result" and splice.diverged_at_end()):
+                    # the restarted attempt diverged: cut the reply and stop the job nobody will read
+                    yield json.dumps({"error": {"message": RESTART_DIVERGED, "type": "server_error", "code": 503}})
+                    await _cancel_quietly(request, job_id)
+                    break
+                if kind == "attempt":
+                    splice.restart()
+                elif kind == "token" and text:
+                    yield json.dumps(chunk(text, None, first))
                     first = False
                 elif kind == "result":  # apps that stream no tokens (caption) send their answer here
                     result = data["result"]
@@ -200,10 +252,11 @@ async def list_models(request: Request, _tenant: str = Depends(current_tenant)) 
                                         "created": 0, "owned_by": "vireo"}]}
 
 
-@router.post("/chat/completions")
-async def chat_completions(body: ChatCompletionRequest, request: Request, tenant: str = Depends(current_tenant)):
+@router.post("/chat/completions", responses=error_responses(400, 404, openai=True) | STREAMED)
+async def chat_completions(body: ChatCompletionRequest, request: Request,
+                           principal: Principal = Depends(rate_limited)):
     model = _served_model(request, body.model)
-    job_id = await _submit_chat(request, tenant, body)
+    job_id = await _submit_chat(request, principal, body)
     created, cid = int(time.time()), f"chatcmpl-{job_id}"
 
     def chunk(text: str, finish: str | None, first: bool) -> dict:
@@ -221,25 +274,25 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, tenant
             "usage": _usage(record)}
 
 
-async def _submit_chat(request: Request, tenant: str, body: ChatCompletionRequest) -> str:
+async def _submit_chat(request: Request, principal: Principal, body: ChatCompletionRequest) -> str:
     """A chat job, or a caption job when the last user turn carries an image."""
     image_url = _image_url_of(body.messages)
     if image_url is not None:
         style = _text_of(next(m for m in reversed(body.messages) if m.role == "user")).strip()
         job_input = {"image_base64": image_url, "style": style[:200] or None,
                      "max_tokens": min(300, max(8, body.max_completion_tokens or body.max_tokens or 60))}
-        return await request.app.state.jobs.submit(tenant, "caption", job_input, {"priority": -1})
+        return await request.app.state.jobs.submit(principal, "caption", job_input, {"priority": -1})
     messages = [{"role": "system" if m.role == "developer" else m.role, "content": _text_of(m)}
                 for m in body.messages if m.role != "tool"]
     job_input = {"messages": messages, **_sampling(body, 256)}
-    return await request.app.state.jobs.submit(tenant, "chat", job_input, {"priority": -1})
+    return await request.app.state.jobs.submit(principal, "chat", job_input, {"priority": -1})
 
 
-@router.post("/completions")
-async def completions(body: CompletionRequest, request: Request, tenant: str = Depends(current_tenant)):
+@router.post("/completions", responses=error_responses(400, 404, openai=True) | STREAMED)
+async def completions(body: CompletionRequest, request: Request, principal: Principal = Depends(rate_limited)):
     model = _served_model(request, body.model)
     job_input = {"prompt": body.prompt, **_sampling(body, 16)}
-    job_id = await request.app.state.jobs.submit(tenant, "chat", job_input, {"priority": -1})
+    job_id = await request.app.state.jobs.submit(principal, "chat", job_input, {"priority": -1})
     created, cid = int(time.time()), f"cmpl-{job_id}"
 
     def chunk(text: str, finish: str | None, first: bool) -> dict:
@@ -260,15 +313,3 @@ def _usage(record: dict) -> dict:
     prompt, completion = int(record.get("prompt_tokens") or 0), int(record.get("completion_tokens") or 0)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
-
-OPENAI_PATHS = ("/v1/chat/", "/v1/completions", "/v1/models")
-
-
-def openai_error_body(path: str, status_code: int, detail) -> dict | None:
-    """OpenAI clients read errors as {"error": {...}}; other routes keep FastAPI's {"detail"}."""
-    if not path.startswith(OPENAI_PATHS):
-        return None
-    message = detail if isinstance(detail, str) else "; ".join(
-        f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}" for e in detail)
-    kind = {401: "authentication_error", 404: "not_found_error"}.get(status_code, "invalid_request_error")
-    return {"error": {"message": message, "type": kind, "code": status_code}}

@@ -8,17 +8,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+SEED_MAX = 2**63 - 1  # what torch.Generator.manual_seed and every engine take
 
 
 class JobOptions(BaseModel):
     """Generation overrides applied on top of the app's defaults."""
 
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "allow_inf_nan": False}
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    top_k: int | None = Field(None, ge=0)
+    top_k: int | None = Field(None, ge=0, le=2**31 - 1, description="0 = off")
     max_tokens: int | None = Field(None, ge=1, le=8192)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
     priority: int = Field(0, ge=-10, le=10, description="lower runs first")
 
 
@@ -60,6 +61,8 @@ class JobView(BaseModel):
     error: str | None = None
     timings: Timings
     usage: TokenUsage
+    attempts: int = Field(1, description="runs of this job so far: more than 1 when a worker stopped "
+                                         "mid-job and the job started over (timings and usage are the last run's)")
 
     @classmethod
     def from_record(cls, r: dict[str, str]) -> "JobView":
@@ -77,6 +80,7 @@ class JobView(BaseModel):
             usage=TokenUsage(prompt_tokens=int(r.get("prompt_tokens") or 0),
                              completion_tokens=int(r.get("completion_tokens") or 0),
                              cached_tokens=int(r.get("cached_tokens") or 0)),
+            attempts=int(r.get("attempt") or 1),
         )
 
 
