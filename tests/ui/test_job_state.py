@@ -45,3 +45,13 @@ def test_field_errors_read_as_path_and_message():
     detail = [{"loc": ["body", "input", "length"], "msg": "Input should be 'short'"},
               {"loc": ["body"], "msg": "bad body"}]
     assert describe_detail(detail) == "input.length: Input should be 'short'; bad body"
+
+
+def test_an_attempt_event_starts_the_text_over():
+    state = fold(("status", {"status": "running"}), ("token", {"text": "dead worker's words"}),
+                 ("progress", {"fraction": 0.4, "message": "half"}),
+                 ("attempt", {"attempt": 2, "reason": "worker w1 stopped"}),
+                 ("status", {"status": "running"}), ("token", {"text": "Hello"}),
+                 ("result", {"result": {"text": "Hello"}}), ("end", {"status": "succeeded"}))
+    assert (state.text, state.tokens, state.fraction, state.message) == ("Hello", 1, 0.0, "")
+    assert (state.attempt, state.restart_reason, state.status) == (2, "worker w1 stopped", "succeeded")

@@ -12,11 +12,20 @@ def make_celery() -> Celery:
     app = Celery("vireo", broker=settings.redis_url, backend=settings.redis_url,
                  include=["vireo.platform.tasks"])
     app.conf.update(
-        task_acks_late=True,  # a job is acknowledged only once it ran, so a lost worker's job is redelivered
+        # a message is acked once its job is claimed, not before (tasks.py says why): a worker that dies
+        # before its claim leaves the message to kombu, which redelivers it after `redelivery_s`
+        task_acks_late=True,
         task_reject_on_worker_lost=True,
+        task_ignore_result=True,  # job state lives in the job record; nothing reads Celery's results
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": settings.max_job_s * 2,
+        worker_disable_prefetch=True,  # take a message only for a free thread: none waits unclaimed in a worker
+        broker_transport_options={"visibility_timeout": settings.redelivery_s,
+                                  "unacked_restore_interval": max(1, settings.redelivery_s // 4),
+                                  "unacked_restore_throttle": 1,
+                                  # a worker killed inside a restore sweep must not block the next ones long
+                                  "unacked_mutex_expire": settings.redelivery_s,
                                   "queue_order_strategy": "priority"},
+        broker_connection_max_retries=None,  # a worker waits for Redis to come back, however long it takes
         result_expires=settings.job_ttl_s,
         task_default_queue=settings.queue,
         task_serializer="json",

@@ -9,17 +9,23 @@ from dataclasses import dataclass, field
 
 from vireo.apps.base import AppContext, AppInputError, FinishedJob, TechniquePreferences
 from vireo.inference.api import Engine
+from vireo.platform.attempts import Attempts
 from vireo.platform.store import JobStore
 
 
 @dataclass
 class JobContext(AppContext):
-    """Buffers events in a queue drained by one writer task, so their order is kept."""
+    """Buffers events in a queue drained by one writer task, so their order is kept.
+
+    Events are written fenced by the job's attempt: once the job is handed to a newer attempt, this
+    one's late tokens are dropped rather than mixed into the new attempt's stream."""
 
     engine: Engine
     store: JobStore
+    attempts: Attempts
     job_id: str
     app_name: str
+    attempt: int = 1
     tenant: str = "default"
     options: dict = field(default_factory=dict)
     preferences: TechniquePreferences | None = None
@@ -53,7 +59,7 @@ class JobContext(AppContext):
             return
         for kind, payload in items:
             if kind == "event":
-                await self.store.emit(self.job_id, *payload)
+                await self.attempts.emit(self.job_id, self.attempt, *payload)
             elif kind == "fields":
                 await self.store.update(self.job_id, **payload)
             elif kind == "usage":

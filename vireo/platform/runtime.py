@@ -1,7 +1,9 @@
 """A worker process's runtime: one engine, loaded once, on one event loop in a background thread.
 
 Celery's thread pool runs many tasks at once; each hands its job to this loop, where every job's
-app shares the engine (so continuous batching sees them together) and waits for the result.
+app shares the engine (so continuous batching sees them together) and waits for the result. A job
+runs as one attempt (attempts.py): claimed, heartbeated while this worker holds it, finished or,
+on SIGTERM, handed back as a new attempt after a drain timeout.
 """
 
 from __future__ import annotations
@@ -9,24 +11,38 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import asdict
 
+from redis.exceptions import RedisError
+
 from vireo.apps.base import AppInputError, JobCancelled
-from vireo.apps.registry import get_app
+from vireo.apps.registry import UnknownAppError, get_app
 from vireo.inference.api import Engine, EngineError
 from vireo.inference.factory import create_engine
+from vireo.platform.attempts import Attempts
 from vireo.platform.context import JobContext
+from vireo.platform.heartbeat import Heartbeat
+from vireo.platform.queue import TaskPublisher, republish_handed_back
 from vireo.platform.services import configure_app_services
 from vireo.platform.settings import Settings
-from vireo.platform.store import TERMINAL, JobStore
+from vireo.platform.store import JobStore
 
 log = logging.getLogger(__name__)
 
 
+class WorkerDraining(Exception):
+    """The worker got SIGTERM: it claims no new job."""
+
+
 class WorkerRuntime:
-    """Owns the event loop thread, the job store on that loop, and the engine."""
+    """Owns the event loop thread, the job store on that loop, the engine and the heartbeat."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -35,8 +51,16 @@ class WorkerRuntime:
         self.thread = threading.Thread(target=self.loop.run_forever, name="vireo-engine-loop", daemon=True)
         self.thread.start()
         self.store: JobStore = self.call(self._make_store())
+        self.attempts = Attempts(self.store)
         self.engine: Engine = self.call(self._make_engine())
         self.call(self._start_stats())
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.draining = False
+        self._held: Counter[tuple[str, int]] = Counter()  # a duplicate message may hold a job twice
+        self._held_lock = threading.Lock()
+        self.heartbeat = Heartbeat(settings.redis_url, self.worker_id, settings.worker_heartbeat_s,
+                                   settings.worker_ttl_s, self.held, settings.queue)
+        self.heartbeat.start()
 
     def call(self, coro, timeout: float | None = None):
         """Run a coroutine on the runtime's loop from any thread and wait for its result."""
@@ -64,43 +88,86 @@ class WorkerRuntime:
 
         self._stats_task = asyncio.create_task(publish())
 
-    def run_job(self, job_id: str) -> str:
-        """Execute one job to its end (from a Celery thread); returns the final status."""
-        return self.call(execute_job(self.engine, self.store, job_id, self.settings.cancel_poll_s))
+    def held(self) -> dict[str, int]:
+        """The jobs this worker holds (job id → attempt), as the heartbeat announces them."""
+        with self._held_lock:
+            return {job_id: attempt for job_id, attempt in self._held}
 
-    def shutdown(self) -> None:
-        self.call(self.engine.shutdown())
-        self.loop.call_soon_threadsafe(self.loop.stop)
+    @contextmanager
+    def holding(self, job_id: str, attempt: int):
+        """Hold the job from before its claim until its task ends, so every heartbeat after the claim lists it."""
+        with self._held_lock:
+            self._held[(job_id, attempt)] += 1
+        try:
+            yield
+        finally:
+            with self._held_lock:
+                self._held[(job_id, attempt)] -= 1
+                if self._held[(job_id, attempt)] <= 0:
+                    del self._held[(job_id, attempt)]
+
+    def claim(self, job_id: str, attempt: int) -> str:
+        """'claimed' if this worker now runs the attempt; otherwise the reason the message is ignored."""
+        if self.draining:
+            raise WorkerDraining(f"worker {self.worker_id} is shutting down")
+        return self.call(self.attempts.claim(job_id, attempt, self.worker_id))
+
+    def run_claimed(self, job_id: str, attempt: int) -> str:
+        """Run a claimed attempt to its end (from a Celery thread); returns the job's status."""
+        return self.call(run_attempt(self.engine, self.attempts, job_id, attempt, self.settings.cancel_poll_s))
+
+    def drain(self, publisher: TaskPublisher) -> None:
+        """On SIGTERM: claim nothing new, give running jobs `drain_timeout_s` to finish, then hand the
+        rest back as new attempts, published at once, so that the worker can exit without stranding them."""
+        self.draining = True
+        deadline = time.monotonic() + self.settings.drain_timeout_s
+        while self.held() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        reason = f"worker {self.worker_id} shut down before the job finished"
+        handed = {job_id for job_id, attempt in self.held().items()
+                  if self.call(self.attempts.hand_back(job_id, attempt, self.worker_id, reason)) == "requeued"}
+        if handed:
+            self.call(republish_handed_back(self.attempts, publisher, handed))
+        log.warning("worker %s drained; %d running job(s) handed back", self.worker_id, len(handed))
 
 
-async def execute_job(engine: Engine, store: JobStore, job_id: str, cancel_poll_s: float = 0.1) -> str:
-    """Run a queued job's app; safe to call twice (a finished or cancelled job is not run again)."""
+async def execute_job(engine: Engine, store: JobStore, job_id: str, attempt: int = 1, worker_id: str = "",
+                      cancel_poll_s: float = 0.1) -> str:
+    """Claim and run one attempt of a job. A job that is finished, cancelled, running elsewhere or at
+    another attempt is left alone, so a redelivered or stale message never runs a job twice."""
+    attempts = Attempts(store)
+    claimed = await attempts.claim(job_id, attempt, worker_id)
+    if claimed != "claimed":
+        return claimed
+    return await run_attempt(engine, attempts, job_id, attempt, cancel_poll_s)
+
+
+async def run_attempt(engine: Engine, attempts: Attempts, job_id: str, attempt: int,
+                      cancel_poll_s: float = 0.1) -> str:
+    """Run a claimed attempt's app and finish the job, unless the job was handed to a newer attempt."""
+    store = attempts.store
     record = await store.get(job_id)
-    if record is None:
-        return "missing"
-    if record["status"] in TERMINAL:
-        return record["status"]
-    if not await store.transition(job_id, ("queued", "running"), "running", started_at=time.time()):
-        return (await store.get(job_id) or {}).get("status", "missing")
-    await store.emit(job_id, "status", {"status": "running"})
-    app = get_app(record["app"])
-    ctx = JobContext(engine=engine, store=store, job_id=job_id, app_name=app.name,
-                     tenant=record["tenant"], options=json.loads(record.get("options") or "{}"),
-                     preferences=app.preferences)
-    ctx.start()
-    status, fields, event = await _run_app(app, ctx, record, cancel_poll_s)
-    await ctx.close()
+    try:
+        app = get_app(record["app"])
+    except UnknownAppError as exc:  # an app this worker lacks: no other attempt would do better
+        status, fields, event = "failed", {"error": str(exc)}, ("error", {"error": str(exc)})
+    else:
+        ctx = JobContext(engine=engine, store=store, attempts=attempts, job_id=job_id, attempt=attempt,
+                         app_name=app.name, tenant=record["tenant"],
+                         options=json.loads(record.get("options") or "{}"), preferences=app.preferences)
+        ctx.start()
+        status, fields, event = await _run_app(app, ctx, record, cancel_poll_s)
+        await ctx.close()
     fields["finished_at"] = time.time()
-    if await store.transition(job_id, ("running",), status, **fields):
-        await store.emit(job_id, *event)
-    final = (await store.get(job_id) or {}).get("status", status)
-    await store.emit(job_id, "end", {"status": final})
-    return final
+    if await attempts.finish(job_id, attempt, record["tenant"], status, fields, event):
+        return status
+    log.info("job %s moved on without attempt %d; its outcome (%s) is dropped", job_id, attempt, status)
+    return (await store.get(job_id) or {}).get("status", "missing")
 
 
 async def _run_app(app, ctx: JobContext, record: dict, cancel_poll_s: float) -> tuple[str, dict, tuple]:
     task = asyncio.create_task(app.run(ctx, app.Input.model_validate_json(record["input"])))
-    watcher = asyncio.create_task(_watch_cancel(ctx, task, cancel_poll_s))
+    watcher = asyncio.create_task(_watch(ctx, task, cancel_poll_s))
     try:
         output = await task
         result = app.Output.model_validate(output).model_dump(mode="json")
@@ -117,11 +184,18 @@ async def _run_app(app, ctx: JobContext, record: dict, cancel_poll_s: float) -> 
         watcher.cancel()
 
 
-async def _watch_cancel(ctx: JobContext, task: asyncio.Task, poll_s: float) -> None:
-    """Poll the job's cancel flag; on cancel, flag the context and cancel the app's task."""
+async def _watch(ctx: JobContext, task: asyncio.Task, poll_s: float) -> None:
+    """Stop the app when its job is cancelled, or handed to a newer attempt (the reaper or a drain did).
+
+    Cancelling the app's task raises CancelledError in `ctx.stream`, whose finally aborts in the engine.
+    """
     while not task.done():
-        if await ctx.store.cancel_requested(ctx.job_id):
-            ctx.cancel_flag = True
-            task.cancel()  # CancelledError reaches ctx.stream, whose finally aborts in the engine
+        try:
+            state = await ctx.attempts.state(ctx.job_id, ctx.attempt)
+        except RedisError:  # Redis away for a moment: keep generating; the fenced writes stay safe
+            state = "running"
+        if state != "running":
+            ctx.cancel_flag = state == "cancel"
+            task.cancel()
             return
         await asyncio.sleep(poll_s)

@@ -23,6 +23,8 @@ class JobState:
     tokens: int = 0
     last_event_id: str | None = None
     ended: bool = False
+    attempt: int = 1
+    restart_reason: str | None = None
 
     def apply(self, event: ServerEvent) -> None:
         """Fold one event into the state."""
@@ -40,6 +42,11 @@ class JobState:
             self.result = data.get("result")
         elif event.kind == "error":
             self.error = data.get("error")
+        elif event.kind == "attempt":  # the job started over (its worker stopped): the old text is void
+            self.text, self.tokens, self.fraction, self.message = "", 0, 0.0, ""
+            self.status, self.result, self.error = "queued", None, None
+            self.attempt = int(data.get("attempt", self.attempt + 1))
+            self.restart_reason = data.get("reason")
         elif event.kind == "end":
             self.status = data.get("status", self.status)
             self.ended = True

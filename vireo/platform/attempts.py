@@ -1,0 +1,183 @@
+"""Job attempts: which worker runs which attempt of a job, so that a job outlives the worker running it.
+
+A job record carries `attempt` (1 at submit) and, while it runs, the `worker` that claimed it. Every
+broker message names the attempt it was published for, and a worker runs a job only by claiming it:
+an atomic move `queued@attempt → running` (Lua), so a stale or duplicate message finds nothing to
+claim and a finished job is never run again. The events of a running attempt are fenced by its
+number: once the job is handed back (the reaper saw its worker die, or the worker drained on
+SIGTERM) as attempt n + 1, the old attempt's late writes are dropped instead of mixed into the new
+attempt's stream, and its result can no longer finish the job.
+
+Keys: `vireo:jobs:running` indexes running jobs (the reaper never scans the keyspace);
+`vireo:jobs:republish` is an outbox of handed-back jobs whose new message is not published yet, so a
+crash between hand-back and publish is repaired by the next sweep; `vireo:worker:<id>` is a worker's
+heartbeat (heartbeat.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from vireo.platform.store import JobStore, active_key, events_key, job_key
+
+RUNNING_KEY = "vireo:jobs:running"
+REPUBLISH_KEY = "vireo:jobs:republish"
+
+
+def worker_key(worker_id: str) -> str:
+    return f"vireo:worker:{worker_id}"
+
+
+_CLAIM = """
+-- KEYS: job, events, running index. ARGV: job id, attempt, worker, now, events maxlen
+local cur = redis.call('HMGET', KEYS[1], 'status', 'attempt')
+if not cur[1] then return 'missing' end
+if cur[1] ~= 'queued' then return cur[1] end
+if (cur[2] or '1') ~= ARGV[2] then return 'stale' end
+redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', ARGV[2], 'worker', ARGV[3], 'started_at', ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'event', 'status', 'data', '{"status": "running"}')
+return 'claimed'
+"""
+
+_FENCED_XADD = """
+-- KEYS: job, events. ARGV: attempt, events maxlen, event, data
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return false end
+return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[3], 'data', ARGV[4])
+"""
+
+_FINISH = """
+-- KEYS: job, events, running index, tenant's active set.
+-- ARGV: job id, attempt, final status, events maxlen, event, event data, then field/value pairs
+local cur = redis.call('HMGET', KEYS[1], 'status', 'attempt')
+if cur[1] ~= 'running' or cur[2] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[3])
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[5], 'data', ARGV[6])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'event', 'end', 'data', cjson.encode({status = ARGV[3]}))
+return 1
+"""
+
+_HAND_BACK = """
+-- KEYS: job, events, running index, republish outbox, tenant's active set.
+-- ARGV: job id, attempt, worker ('' = whichever), max attempts (0 = no cap), reason, failure message,
+--       now, events maxlen
+local cur = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'worker', 'cancel_requested')
+if cur[1] ~= 'running' or cur[2] ~= ARGV[2] or (ARGV[3] ~= '' and cur[3] ~= ARGV[3]) then return 'moved' end
+redis.call('SREM', KEYS[3], ARGV[1])
+local function event(kind, data)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 'event', kind, 'data', cjson.encode(data))
+end
+local attempt = tonumber(ARGV[2])
+local final
+if cur[4] == '1' then
+  final = 'cancelled'
+  event('status', {status = final})
+elseif tonumber(ARGV[4]) > 0 and attempt >= tonumber(ARGV[4]) then
+  final = 'failed'
+  redis.call('HSET', KEYS[1], 'error', ARGV[6])
+  event('error', {error = ARGV[6]})
+end
+if final then
+  redis.call('HSET', KEYS[1], 'status', final, 'finished_at', ARGV[7])
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  event('end', {status = final})
+  return final
+end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'attempt', attempt + 1, 'worker', '', 'progress_fraction', 0,
+           'progress_message', '', 'prompt_tokens', 0, 'completion_tokens', 0, 'cached_tokens', 0)
+redis.call('HDEL', KEYS[1], 'started_at', 'first_token_at')
+event('attempt', {attempt = attempt + 1, reason = ARGV[5]})
+redis.call('SADD', KEYS[4], ARGV[1])
+return 'requeued'
+"""
+
+
+class Attempts:
+    """Claim, fenced writes, finish and hand-back of job attempts, each one atomic script."""
+
+    def __init__(self, store: JobStore):
+        self.store = store
+        self.redis = store.redis
+        self._claim = self.redis.register_script(_CLAIM)
+        self._xadd = self.redis.register_script(_FENCED_XADD)
+        self._finish = self.redis.register_script(_FINISH)
+        self._hand_back = self.redis.register_script(_HAND_BACK)
+
+    async def claim(self, job_id: str, attempt: int, worker_id: str) -> str:
+        """'claimed' if this attempt is now running on `worker_id`; else why not: the job's status,
+        'stale' (the job is at another attempt) or 'missing'."""
+        return await self._claim(keys=[job_key(job_id), events_key(job_id), RUNNING_KEY],
+                                 args=[job_id, attempt, worker_id, time.time(), self.store.events_maxlen])
+
+    async def emit(self, job_id: str, attempt: int, event: str, data: dict) -> str | None:
+        """Append an event while `attempt` is still the job's attempt; None (dropped) once it is not."""
+        return await self._xadd(keys=[job_key(job_id), events_key(job_id)],
+                                args=[attempt, self.store.events_maxlen, event, json.dumps(data)])
+
+    async def state(self, job_id: str, attempt: int) -> str:
+        """'running' while the attempt should go on; 'cancel' when the user cancelled it; 'superseded'
+        when the job moved on without it (handed back, or gone)."""
+        status, current, cancel = await self.redis.hmget(job_key(job_id), "status", "attempt", "cancel_requested")
+        if status != "running" or current != str(attempt):
+            return "superseded"
+        return "cancel" if cancel == "1" else "running"
+
+    async def finish(self, job_id: str, attempt: int, tenant: str, status: str, fields: dict[str, Any],
+                     event: tuple[str, dict]) -> bool:
+        """End the attempt with its final status, fields and event, then `end`; False if it no longer
+        owns the job (nothing is written)."""
+        args: list[Any] = [job_id, attempt, status, self.store.events_maxlen, event[0], json.dumps(event[1])]
+        for name, value in fields.items():
+            args += [name, json.dumps(value) if isinstance(value, (dict, list)) else value]
+        keys = [job_key(job_id), events_key(job_id), RUNNING_KEY, active_key(tenant)]
+        return await self._finish(keys=keys, args=args) == 1
+
+    async def hand_back(self, job_id: str, attempt: int, worker_id: str, reason: str,
+                        max_attempts: int = 0) -> str:
+        """Take a running attempt away from its worker: 'requeued' as attempt + 1 (an `attempt` event
+        tells clients to reset; the job joins the republish outbox), 'failed' once `max_attempts` ran
+        (0: no cap), 'cancelled' if the user asked; 'moved' if it was no longer that attempt's."""
+        failure = f"{reason}; gave up after {attempt} attempts (VIREO_MAX_ATTEMPTS={max_attempts})"
+        tenant = await self.redis.hget(job_key(job_id), "tenant") or ""
+        keys = [job_key(job_id), events_key(job_id), RUNNING_KEY, REPUBLISH_KEY, active_key(tenant)]
+        return await self._hand_back(keys=keys, args=[job_id, attempt, worker_id, max_attempts, reason, failure,
+                                                      time.time(), self.store.events_maxlen])
+
+    async def running(self) -> list[dict[str, str]]:
+        """Running jobs as {id, attempt, worker, started_at}; index entries of jobs that ended
+        or expired are dropped on the way (a queued entry could be claimed again, so it stays)."""
+        ids = sorted(await self.redis.smembers(RUNNING_KEY))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hmget(job_key(job_id), "status", "attempt", "worker", "started_at")
+            rows = await pipe.execute()
+        jobs, gone = [], []
+        for job_id, (status, attempt, worker, started_at) in zip(ids, rows):
+            if status == "running":
+                jobs.append({"id": job_id, "attempt": attempt, "worker": worker or "", "started_at": started_at})
+            elif status is None or status in ("succeeded", "failed", "cancelled"):
+                gone.append(job_id)
+        if gone:
+            await self.redis.srem(RUNNING_KEY, *gone)
+        return jobs
+
+    async def handed_back(self, only: set[str] | None = None) -> list[tuple[str, int, dict]]:
+        """(job id, attempt, options) of outbox jobs that still wait for their message; jobs that no
+        longer wait (cancelled, claimed through a duplicate) leave the outbox here."""
+        ids = [j for j in await self.redis.smembers(REPUBLISH_KEY) if only is None or j in only]
+        waiting = []
+        for job_id in ids:
+            status, attempt, options = await self.redis.hmget(job_key(job_id), "status", "attempt", "options")
+            if status == "queued":
+                waiting.append((job_id, int(attempt), json.loads(options or "{}")))
+            else:
+                await self.published(job_id)
+        return waiting
+
+    async def published(self, job_id: str) -> None:
+        await self.redis.srem(REPUBLISH_KEY, job_id)
