@@ -148,7 +148,9 @@ def run_platform_benchmark(requests: int = 400, concurrency: int = 32, overhead_
     redis_url = os.environ.get("VIREO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
     redis.Redis.from_url(redis_url).flushdb()
     env = {**os.environ, "REDIS_URL": redis_url, "VIREO_API_KEY": KEY, "VIREO_QUEUE": f"bench-{uuid.uuid4().hex[:6]}",
-           "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+           "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
+           # this measures the platform's own overhead: no per-key or per-tenant limits in the way
+           "VIREO_RATE_LIMIT_RPM": "0", "VIREO_MAX_CONCURRENT_JOBS": "0"}
     if engine:
         env["VIREO_ENGINE"] = engine
     api = _spawn(["serve", "api", "--port", str(port)], env)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from vireo.platform.api import collections
+from vireo.platform.api.auth import configure_auth
 from vireo.platform.settings import Settings
 
 ACME = {"Authorization": "Bearer key-acme"}
@@ -14,12 +16,13 @@ GLOBEX = {"Authorization": "Bearer key-globex"}
 
 
 @pytest.fixture
-def client(tmp_path) -> TestClient:
+def client(tmp_path, redis_url) -> TestClient:
     app = FastAPI()
-    app.state.settings = Settings(home=tmp_path, chroma_url=None)
-    app.state.tenants_by_key = {"key-acme": "acme", "key-globex": "globex"}
+    app.state.settings = Settings(home=tmp_path, chroma_url=None, api_keys="key-acme:acme,key-globex:globex")
+    configure_auth(app.state, app.state.settings, aioredis.from_url(redis_url, decode_responses=True))
     app.include_router(collections.router)
-    return TestClient(app)
+    with TestClient(app) as client:  # one event loop for every request: the Redis client is bound to it
+        yield client
 
 
 def test_create_list_get_delete(client):

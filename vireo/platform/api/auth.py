@@ -1,18 +1,24 @@
-"""Bearer-key authentication: every key maps to a tenant; jobs belong to their key's tenant."""
+"""Bearer-key authentication: a key resolves to a principal (tenant, role, key id) and its limits.
+
+Jobs and collections belong to the key's tenant. Admin keys may also manage keys and read operator
+endpoints; a user key gets 403 there. Routes that create work count against the key's requests per
+minute (`rate_limited`), answered 429 with `Retry-After` once over.
+"""
 
 from __future__ import annotations
 
-import hmac
-
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from vireo.platform.keys import KeyRing, KeyStore, Principal
+from vireo.platform.limits import Limiter
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 
 
-async def current_tenant(request: Request,
-                   credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> str:
-    """The tenant of the request's API key; 401 with a clear message otherwise.
+async def current_principal(request: Request,
+                            credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+    """Who the request's API key belongs to; 401 with a clear message otherwise.
 
     Async on purpose: a plain `def` dependency would hop to the thread pool on every request.
     """
@@ -20,9 +26,36 @@ async def current_tenant(request: Request,
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                             "missing API key: send the header 'Authorization: Bearer <key>'",
                             headers={"WWW-Authenticate": "Bearer"})
-    keys: dict[str, str] = request.app.state.tenants_by_key
-    for key, tenant in keys.items():
-        if hmac.compare_digest(key.encode(), credentials.credentials.encode()):
-            return tenant
-    raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid API key",
-                        headers={"WWW-Authenticate": "Bearer"})
+    keys: KeyRing = request.app.state.keys
+    principal = await keys.resolve(credentials.credentials)
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid API key",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+async def current_tenant(principal: Principal = Depends(current_principal)) -> str:
+    return principal.tenant
+
+
+async def require_admin(principal: Principal = Depends(current_principal)) -> Principal:
+    if not principal.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"this endpoint needs an admin key; key {principal.key_id} is a user key of tenant "
+                            f"{principal.tenant} (an admin creates admin keys with `vireo keys create --admin`)")
+    return principal
+
+
+async def rate_limited(request: Request, response: Response,
+                       principal: Principal = Depends(current_principal)) -> Principal:
+    """Count this request against the key's per-minute limit; the reply carries X-RateLimit-* headers."""
+    state = await request.app.state.limiter.hit(principal)
+    if state is not None:
+        response.headers.update(state.headers())
+    return principal
+
+
+def configure_auth(state, settings, redis) -> None:
+    """The key ring and the limiter on an app's `state` (the app's lifespan calls this; so may a test)."""
+    state.keys = KeyRing.from_settings(KeyStore(redis), settings)
+    state.limiter = Limiter(redis, settings)
