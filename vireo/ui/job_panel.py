@@ -16,6 +16,7 @@ import streamlit as st
 from vireo.ui import session
 from vireo.ui.client import ApiError
 from vireo.ui.job_state import FINAL, JobState, timing_summary
+from vireo.ui.safe_markdown import escape_text, safe_markdown
 
 REDRAW_EVERY_S = 0.05  # redraw streamed text at most this often (a replay can hold thousands of tokens)
 # Material icons render from Streamlit's own font, so badges look the same without an emoji font
@@ -72,12 +73,16 @@ def follow_live(slot: str, job_id: str) -> JobState | None:
 
     def draw(final: bool = False) -> None:
         waited = time.monotonic() - started
+        restarted = (f" · attempt {state.attempt} (restarted: {escape_text(state.restart_reason or '?')})"
+                     if state.attempt > 1 else "")
         status_line.markdown(f"**{BADGES.get(state.status, state.status)}** · {state.tokens} tokens · "
-                             f"{waited:.0f} s")
+                             f"{waited:.0f} s{restarted}")
         if state.fraction or state.message:
-            progress_bar.progress(min(max(state.fraction, 0.0), 1.0), text=state.message or None)
+            progress_bar.progress(min(max(state.fraction, 0.0), 1.0),
+                                  text=escape_text(state.message) if state.message else None)
         with text_box.container(border=True):
-            st.markdown(state.text + ("" if final else " ▌") if state.text else "_waiting for output…_")
+            st.markdown(safe_markdown(state.text + ("" if final else " ▌")) if state.text
+                        else "_waiting for output…_")
 
     events = session.client().events(job_id, idle_s=session.settings().idle_refresh_s)
     try:
@@ -115,9 +120,9 @@ def show_final(state: JobState, view: dict, main_field: str | None) -> None:
         text = state.text  # cancelled or failed: show what had streamed
     if text:
         with st.container(border=True):
-            st.markdown(text)
+            st.markdown(safe_markdown(str(text)))
     if status == "failed":
-        st.error(error or "the job failed")
+        st.error(escape_text(error) if error else "the job failed")
     elif status == "cancelled":
         st.warning("Cancelled." + (" The text above is what had been generated." if state.text else ""))
     show_numbers(view)

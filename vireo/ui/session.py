@@ -9,6 +9,7 @@ import streamlit as st
 
 from vireo.ui.client import ApiError, ApiUnavailable, EndpointMissing, VireoClient
 from vireo.ui.config import UISettings
+from vireo.ui.safe_markdown import escape_text
 
 APPS_TTL_S = 30.0
 
@@ -44,15 +45,15 @@ def client() -> VireoClient:
 
 def show_error(exc: ApiError, what: str = "") -> None:
     """Say what went wrong in words: unreachable API, a feature this server lacks, or its error."""
-    prefix = f"{what}: " if what else ""
+    prefix, detail = f"{what}: " if what else "", escape_text(str(exc.detail))  # details echo input
     if isinstance(exc, ApiUnavailable):
-        st.error(f"{prefix}{exc.detail}. Is `vireo serve api` running, and is the URL in the sidebar right?")
+        st.error(f"{prefix}{detail}. Is `vireo serve api` running, and is the URL in the sidebar right?")
     elif isinstance(exc, EndpointMissing):
-        st.info(f"{prefix}not available on this server yet ({exc.detail}).")
+        st.info(f"{prefix}not available on this server yet ({detail}).")
     elif exc.status in (401, 403):
-        st.error(f"{prefix}the API refused the key ({exc.detail}). Set it in the sidebar.")
+        st.error(f"{prefix}the API refused the key ({detail}). Set it in the sidebar.")
     else:
-        st.error(f"{prefix}{exc}")
+        st.error(f"{prefix}{escape_text(str(exc))}")
 
 
 def call(fn: Callable[[], Any], what: str = "") -> Any:

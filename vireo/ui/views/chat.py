@@ -6,6 +6,7 @@ import streamlit as st
 
 from vireo.ui import session
 from vireo.ui.job_panel import current_job, follow_live, start_job
+from vireo.ui.safe_markdown import escape_text, safe_markdown
 
 SLOT = "chat"
 
@@ -50,16 +51,16 @@ def render() -> None:
     settings = _settings_row()
     for message in _history():
         with st.chat_message(message["role"]):
-            st.markdown(message["content"])
+            st.markdown(safe_markdown(message["content"]))
             if message.get("note"):
                 st.caption(message["note"])
     if error := st.session_state.pop("chat.error", None):
-        st.error(error)
+        st.error(escape_text(error))
     prompt = st.chat_input("Message Vireo")
     if prompt:
         _history().append({"role": "user", "content": prompt})
         with st.chat_message("user"):
-            st.markdown(prompt)
+            st.markdown(safe_markdown(prompt))
         messages = [{"role": m["role"], "content": m["content"]} for m in _history()]
         if not start_job(SLOT, "chat", {"messages": messages, **settings}):
             _history().pop()

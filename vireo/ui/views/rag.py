@@ -11,6 +11,7 @@ from vireo.ui.client import ApiError, EndpointMissing
 from vireo.ui.form_widgets import form_values
 from vireo.ui.forms import FormError, build_input, form_fields
 from vireo.ui.job_panel import job_panel, start_job
+from vireo.ui.safe_markdown import escape_text, safe_markdown
 
 FILE_TYPES = ["txt", "md", "markdown", "pdf", "html", "htm"]
 QUESTION_NAMES = ("question", "query", "q")
@@ -91,13 +92,13 @@ def _citations(result: dict) -> None:
     st.markdown("**Citations**")
     for number, cite in enumerate(cited, 1):
         if not isinstance(cite, dict):
-            st.markdown(f"[{number}] {cite}")
+            st.markdown(escape_text(f"[{number}] {cite}"))
             continue
         where = cite.get("source") or cite.get("filename") or cite.get("doc_id") or cite.get("id") or "source"
         page = f", page {cite['page']}" if cite.get("page") not in (None, "") else ""
         score = f" · similarity {cite['similarity']:.2f}" if isinstance(cite.get("similarity"), float) else ""
-        with st.expander(f"[{cite.get('number', number)}] {where}{page}{score}"):
-            st.markdown(cite.get("text") or cite.get("snippet") or cite.get("content") or "")
+        with st.expander(escape_text(f"[{cite.get('number', number)}] {where}{page}{score}")):
+            st.markdown(safe_markdown(str(cite.get("text") or cite.get("snippet") or cite.get("content") or "")))
 
 
 def _ask(names: list[str] | None) -> None:
@@ -126,7 +127,8 @@ def _ask(names: list[str] | None) -> None:
     state = job_panel("rag.ask", main_field="answer")
     if state is not None and state.result:
         if state.result.get("abstained"):
-            st.info(f"No answer from these documents: {state.result.get('abstain_reason') or 'not supported'}.")
+            reason = escape_text(str(state.result.get("abstain_reason") or "not supported"))
+            st.info(f"No answer from these documents: {reason}.")
         _citations(state.result)
 
 
