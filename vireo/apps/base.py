@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, ClassVar
+from typing import Any, AsyncIterator, Callable, ClassVar
 
 from pydantic import BaseModel
 
@@ -69,8 +69,15 @@ class AppContext(abc.ABC):
         """Report progress in [0, 1] with a short human message."""
 
     @abc.abstractmethod
-    def emit(self, text: str) -> None:
-        """Stream a piece of output text to the client."""
+    def emit(self, text: str, index: int = 0) -> None:
+        """Stream a piece of output text to the client; `index` names the choice when a job
+        samples several answers to one input (token events carry it when it is not 0)."""
+
+    def emit_tool_call(self, index: int, call: int, *, id: str | None = None, name: str | None = None,
+                       arguments: str = "") -> None:
+        """Stream part of a tool call: its `id` and `name` first, then pieces of its JSON `arguments`.
+
+        `call` numbers the calls of choice `index`. Contexts without a client may ignore it."""
 
     @abc.abstractmethod
     def cancelled(self) -> bool:
@@ -91,15 +98,20 @@ class AppContext(abc.ABC):
     def first_token(self) -> None:
         """Called once when the first generated token arrives (for TTFT timings)."""
 
-    async def stream(self, request: GenerationRequest, emit: bool = True) -> Finished:
-        """Generate, streaming deltas to the client; aborts in the engine on cancel."""
+    async def stream(self, request: GenerationRequest, emit: bool = True, index: int = 0,
+                     on_text: Callable[[str], bool | None] | None = None) -> Finished:
+        """Generate, streaming deltas to the client (as choice `index`); aborts in the engine on cancel.
+
+        `on_text`, when given, receives the text instead of the client; it returns True to stop the
+        generation there (the engine aborts it and its Finished event says "abort").
+        """
         request.app = request.app or self.app_name
         if request.speculation is None and self.preferences is not None:
             request.speculation = self.preferences.speculation
         if request.prefix_cache is None and self.preferences is not None:
             request.prefix_cache = self.preferences.prefix_cache
         final: Finished | None = None
-        generated = 0
+        generated, stopping = 0, False
         events: AsyncIterator[EngineEvent] = self.engine.generate(request)
         try:
             async for event in events:
@@ -110,8 +122,14 @@ class AppContext(abc.ABC):
                     if not generated:
                         self.first_token()
                     generated += max(1, len(event.token_ids))
-                    if emit and event.text:
-                        self.emit(event.text)
+                    if not event.text or stopping:  # after a stop: the engine winding down
+                        continue
+                    if on_text is None:
+                        if emit:
+                            self.emit(event.text, index)
+                    elif on_text(event.text):
+                        stopping = True
+                        await self.engine.abort(request.request_id)
                 else:
                     final = event
         finally:
@@ -174,7 +192,9 @@ class LocalContext(AppContext):
     options: dict = field(default_factory=dict)
     preferences: TechniquePreferences | None = None
     tenant: str = "default"
-    emitted: list[str] = field(default_factory=list)
+    emitted: list[str] = field(default_factory=list)  # choice 0's text
+    emitted_choices: dict[int, list[str]] = field(default_factory=dict)  # the other choices' text
+    tool_call_deltas: list[dict] = field(default_factory=list)
     progress_log: list[tuple[float, str]] = field(default_factory=list)
     cancel_event: asyncio.Event | None = None
     usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0,
@@ -183,8 +203,13 @@ class LocalContext(AppContext):
     def progress(self, fraction: float, message: str = "") -> None:
         self.progress_log.append((fraction, message))
 
-    def emit(self, text: str) -> None:
-        self.emitted.append(text)
+    def emit(self, text: str, index: int = 0) -> None:
+        (self.emitted if index == 0 else self.emitted_choices.setdefault(index, [])).append(text)
+
+    def emit_tool_call(self, index: int, call: int, *, id: str | None = None, name: str | None = None,
+                       arguments: str = "") -> None:
+        self.tool_call_deltas.append({"index": index, "call": call, "id": id, "name": name,
+                                      "arguments": arguments})
 
     def cancelled(self) -> bool:
         return self.cancel_event is not None and self.cancel_event.is_set()

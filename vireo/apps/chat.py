@@ -4,16 +4,20 @@ The server keeps no conversation state: the client sends the previous messages (
 `session_id` to tie turns together) with each turn and gets the updated history back. Re-sent
 history is cheap because the engine's prefix cache recognises it. When a conversation outgrows
 the context, the oldest turns are dropped (the system prompt and the latest message stay).
+`n` answers are sampled at once (the engine batches them); `tools` may be called (tool_calling.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from vireo.apps.base import App, AppContext, AppInputError, TechniquePreferences
+from vireo.apps.chat_tools import NamedToolChoice, Tool, ToolCall, ToolChoice, has_tool_history, tool_request
+from vireo.apps.tool_calling import Reply, ToolCallingReply
 from vireo.inference.api import Constraint, GenerationRequest
 
 
@@ -35,8 +39,20 @@ class OutputConstraint(BaseModel):
 
 
 class ChatMessage(BaseModel):
-    role: Literal["system", "user", "assistant"]
-    content: str
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[ToolCall] | None = Field(None, description="An assistant turn's calls of tools.")
+    tool_call_id: str | None = Field(None, description="A tool turn: the id of the call it answers.")
+
+    @model_validator(mode="after")
+    def _content_or_calls(self) -> "ChatMessage":
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        if self.content is None and not self.tool_calls:
+            raise ValueError(f"a {self.role} message needs content")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs the tool_call_id of the call it answers")
+        return self
 
 
 class ChatInput(BaseModel):
@@ -55,6 +71,11 @@ class ChatInput(BaseModel):
     logprobs: bool = False
     constraint: OutputConstraint | None = Field(
         None, description="Constrain the reply (native and vllm engines; the hf engine refuses).")
+    n: int = Field(1, ge=1, le=8, description="How many answers to sample (each with seed + i when seeded).")
+    tools: list[Tool] | None = Field(None, max_length=128, description="Functions the model may call.")
+    tool_choice: ToolChoice | None = Field(
+        None, description="none, auto (the default with tools), required, or {'function': {'name': ...}}.")
+    parallel_tool_calls: bool = Field(True, description="Allow several calls in one reply.")
 
     @model_validator(mode="after")
     def _one_source(self) -> "ChatInput":
@@ -64,12 +85,44 @@ class ChatInput(BaseModel):
             raise ValueError("messages is empty: send at least one message")
         return self
 
+    @model_validator(mode="after")
+    def _tools_fit(self) -> "ChatInput":
+        names = [t.function.name for t in self.tools or []]
+        if len(set(names)) != len(names):
+            raise ValueError("tool names must be unique")
+        if self.tool_choice not in (None, "none", "auto") and not names:
+            raise ValueError("tool_choice asks for a tool call but no tools were given")
+        if isinstance(self.tool_choice, NamedToolChoice) and self.tool_choice.function.name not in names:
+            raise ValueError(f"tool_choice names {self.tool_choice.function.name!r}, which is not among the "
+                             f"tools ({', '.join(names)})")
+        if self.calls_offered and self.prompt is not None:
+            raise ValueError("tools need messages, not a raw prompt")
+        if self.calls_offered and self.constraint is not None:
+            raise ValueError("give tools or a constraint (response_format), not both")
+        return self
+
+    @property
+    def calls_offered(self) -> bool:
+        return bool(self.tools) and self.tool_choice != "none"
+
+
+class ChatChoice(BaseModel):
+    """One of the `n` sampled answers."""
+
+    index: int
+    text: str
+    finish_reason: str = Field(..., description="stop, length, or tool_calls when the reply calls tools.")
+    tool_calls: list[ToolCall] | None = None
+
 
 class ChatOutput(BaseModel):
     text: str
     finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
+    tool_calls: list[ToolCall] | None = Field(None, description="The tools the reply calls (first answer).")
+    choices: list[ChatChoice] = Field(default_factory=list, description="All n answers; the first is also "
+                                      "text, finish_reason and tool_calls.")
+    prompt_tokens: int = Field(..., description="The conversation's tokens.")
+    completion_tokens: int = Field(..., description="Tokens generated, for all answers.")
     session_id: str | None = Field(None, description="The conversation's id (new when none was sent).")
     messages: list[ChatMessage] | None = Field(
         None, description="The history to send with the next turn: the kept messages plus this reply.")
@@ -87,7 +140,7 @@ class ChatApp(App):
     @staticmethod
     def conversation(input: ChatInput) -> list[dict]:
         """The messages as the model sees them, with `system` replacing any system message."""
-        messages = [m.model_dump() for m in input.messages or []]
+        messages = [m.model_dump(exclude_none=True) for m in input.messages or []]
         if input.system:
             messages = [{"role": "system", "content": input.system}] + \
                 [m for m in messages if m["role"] != "system"]
@@ -97,7 +150,7 @@ class ChatApp(App):
     def fit(messages: list[dict], budget: int, count_tokens) -> tuple[list[dict], int]:
         """Drop the oldest non-system messages until the rest fit `budget` tokens."""
         kept, dropped = list(messages), 0
-        while sum(count_tokens(m["content"]) + 8 for m in kept) > budget:
+        while sum(count_tokens(m.get("content") or "") + 8 for m in kept) > budget:
             oldest = next((i for i, m in enumerate(kept[:-1]) if m["role"] != "system"), None)
             if oldest is None:
                 break
@@ -120,9 +173,9 @@ class ChatApp(App):
             texts = [input.prompt]
         elif input.overflow == "drop_oldest":  # only the system prompt and the last message must fit
             texts = [m["content"] for m in self.conversation(input) if m["role"] == "system"] + \
-                [input.messages[-1].content]
+                [input.messages[-1].content or ""]
         else:
-            texts = [m["content"] for m in self.conversation(input)]
+            texts = [m.get("content") or "" for m in self.conversation(input)]
         tokens = sum(count_tokens(t) for t in texts)
         if tokens >= engine_context_length:
             raise AppInputError(f"the conversation is {tokens} tokens; the model's context holds "
@@ -135,11 +188,32 @@ class ChatApp(App):
             messages, dropped = self.conversation(input), 0
             if input.overflow == "drop_oldest":
                 messages, dropped = self.fit(messages, budget, ctx.engine.count_tokens)
-        final = await ctx.stream(self.build_request(ctx, input, messages))
+        replies = await asyncio.gather(*(self.reply(ctx, input, messages, i) for i in range(input.n)))
+        first = replies[0]
         history = None
         if messages is not None:
-            history = [ChatMessage(**m) for m in messages] + [ChatMessage(role="assistant", content=final.text)]
-        return ChatOutput(text=final.text, finish_reason=final.finish_reason,
-                          prompt_tokens=final.usage.prompt_tokens, completion_tokens=final.usage.completion_tokens,
+            history = [ChatMessage(**m) for m in messages] + [
+                ChatMessage(role="assistant", content=first.text if first.text or not first.tool_calls else None,
+                            tool_calls=first.tool_calls or None)]
+        return ChatOutput(text=first.text, finish_reason=first.finish_reason, tool_calls=first.tool_calls or None,
+                          choices=[ChatChoice(index=i, text=r.text, finish_reason=r.finish_reason,
+                                              tool_calls=r.tool_calls or None) for i, r in enumerate(replies)],
+                          prompt_tokens=first.prompt_tokens, completion_tokens=sum(r.completion_tokens for r in replies),
                           session_id=input.session_id or uuid.uuid4().hex, messages=history,
                           dropped_messages=dropped)
+
+    async def reply(self, ctx: AppContext, input: ChatInput, messages: list[dict] | None, index: int) -> Reply:
+        """Answer `index` of n: its own seed (seed + index), streamed as choice `index`."""
+        request = self.build_request(ctx, input, messages)
+        if index and request.sampling.seed is not None:
+            request.sampling.seed += index
+        if messages is not None and (input.tools or has_tool_history(messages)):
+            shown = tool_request(ctx.engine, messages, input.tools if input.calls_offered else None)
+            request.messages, request.tools = shown.messages, shown.tools
+            if input.calls_offered:
+                writer = ToolCallingReply(ctx, ctx.engine.render(request), request.sampling, input.tools,
+                                          input.tool_choice or "auto", input.parallel_tool_calls, index)
+                return await writer.run()
+        final = await ctx.stream(request, index=index)
+        return Reply(final.text, final.finish_reason, prompt_tokens=final.usage.prompt_tokens,
+                     completion_tokens=final.usage.completion_tokens)

@@ -86,6 +86,7 @@ class GenerationRequest:
 
     prompt: str | None = None
     messages: list[dict] | None = None
+    tools: list[dict] | None = None  # OpenAI-style function tools, shown by chat templates that take them
     sampling: SamplingParams = field(default_factory=SamplingParams)
     constraint: Constraint | None = None
     priority: int = 0  # lower runs first

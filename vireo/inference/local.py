@@ -74,7 +74,7 @@ class LocalEngine(Engine):
 
     def render(self, request: GenerationRequest) -> str:
         if request.messages is not None:
-            return self.tokenizer.apply_chat_template(request.messages, tokenize=False,
+            return self.tokenizer.apply_chat_template(request.messages, tools=request.tools, tokenize=False,
                                                       add_generation_prompt=True)
         return request.prompt or ""
 

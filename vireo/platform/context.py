@@ -70,8 +70,13 @@ class JobContext(AppContext):
         self._queue.put_nowait(("fields", {"progress_fraction": fraction, "progress_message": message}))
         self._queue.put_nowait(("event", ("progress", {"fraction": fraction, "message": message})))
 
-    def emit(self, text: str) -> None:
-        self._queue.put_nowait(("event", ("token", {"text": text})))
+    def emit(self, text: str, index: int = 0) -> None:
+        self._queue.put_nowait(("event", ("token", {"text": text} | ({"index": index} if index else {}))))
+
+    def emit_tool_call(self, index: int, call: int, *, id: str | None = None, name: str | None = None,
+                       arguments: str = "") -> None:
+        piece = {"id": id, "name": name} if name is not None else {"arguments": arguments}
+        self._queue.put_nowait(("event", ("tool_call", {"index": index, "call": call} | piece)))
 
     def first_token(self) -> None:
         if not self._first_token_seen:

@@ -30,7 +30,7 @@ class JobState:
         """Fold one event into the state."""
         self.last_event_id = event.id or self.last_event_id
         data = event.data
-        if event.kind == "token":
+        if event.kind == "token" and not data.get("index"):  # the first choice (jobs may sample n)
             self.text += data.get("text", "")
             self.tokens += 1
         elif event.kind == "progress":

@@ -93,7 +93,7 @@ class OpenAIEngine(Engine):
         if request.messages is None:
             return request.prompt or ""
         if self.tokenizer is not None:
-            return self.tokenizer.apply_chat_template(request.messages, tokenize=False,
+            return self.tokenizer.apply_chat_template(request.messages, tools=request.tools, tokenize=False,
                                                       add_generation_prompt=True)
         # Approximation: the server applies its own template; this only sizes and shows the prompt.
         return "".join(f"{m['role']}: {m['content']}\n" for m in request.messages) + "assistant: "

@@ -11,20 +11,34 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
+from vireo.apps.chat_tools import Tool, ToolChoice
 from vireo.platform.api.auth import current_tenant, rate_limited
 from vireo.platform.api.error_docs import error_responses, streamed
+from vireo.platform.api.openai_fields import refuse_unsupported
+from vireo.platform.api.openai_stream import RESTART_DIVERGED, Chunks, CompletionChunks, RestartDiverged
+from vireo.platform.api.openai_tools import chat_choice, chat_message, choices_of, completion_choice, tool_fields
 from vireo.platform.api.schemas import SEED_MAX
 from vireo.platform.keys import Principal
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
-FINISH = {"stop": "stop", "length": "length", "abort": "stop", "error": "stop"}
+# Fields not declared here reach `refuse_unsupported`: a 400 naming them unless ignorable (openai_fields.py).
+OPEN = {"allow_inf_nan": False, "extra": "allow"}
 STREAMED = streamed("The completion; with `stream: true`, OpenAI chunks as server-sent events, then [DONE].")
 
 
 class OpenAIMessage(BaseModel):
+    model_config = OPEN
     role: Literal["system", "user", "assistant", "developer", "tool"]
     content: str | list[dict[str, Any]] | None = None
+    name: str | None = Field(None, description="Accepted and ignored.")
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = OPEN
+    include_usage: bool = False
 
 
 class ResponseFormat(BaseModel):
@@ -33,7 +47,7 @@ class ResponseFormat(BaseModel):
 
 
 class ChatCompletionRequest(BaseModel):
-    model_config = {"allow_inf_nan": False}
+    model_config = OPEN
     model: str
     messages: list[OpenAIMessage] = Field(..., min_length=1)
     stream: bool = False
@@ -43,15 +57,18 @@ class ChatCompletionRequest(BaseModel):
     top_p: float | None = Field(None, gt=0, le=1)
     seed: int | None = Field(None, ge=0, le=SEED_MAX)
     stop: str | list[str] | None = None
-    n: int = Field(1, ge=1, le=1)
-    logprobs: bool | None = None
+    n: int = Field(1, ge=1, le=8)
+    stream_options: StreamOptions | None = None
     response_format: ResponseFormat | None = None
     structured_outputs: dict[str, Any] | None = Field(
         None, description="vLLM-style: {'choice': [...]} | {'regex': ...} | {'json': schema}")
+    tools: list[Tool] | None = Field(None, max_length=128)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
 
 
 class CompletionRequest(BaseModel):
-    model_config = {"allow_inf_nan": False}
+    model_config = OPEN
     model: str
     prompt: str
     stream: bool = False
@@ -60,7 +77,8 @@ class CompletionRequest(BaseModel):
     top_p: float | None = Field(None, gt=0, le=1)
     seed: int | None = Field(None, ge=0, le=SEED_MAX)
     stop: str | list[str] | None = None
-    n: int = Field(1, ge=1, le=1)
+    n: int = Field(1, ge=1, le=8)
+    stream_options: StreamOptions | None = None
     structured_outputs: dict[str, Any] | None = Field(
         None, description="vLLM-style: {'choice': [...]} | {'regex': ...} | {'json': schema}")
 
@@ -174,69 +192,23 @@ async def _final(request: Request, job_id: str) -> tuple[dict, dict]:
     return json.loads(record["result"]), record
 
 
-def _answer_text(result: dict) -> str:
-    return result["text"] if "text" in result else result.get("caption", "")
-
-
-class RestartSplice:
-    """Keeps a streamed reply to one attempt's text when its job starts over (the worker died).
-
-    Sent text cannot be taken back, so a new attempt's tokens are held until they either reproduce
-    what was sent, and only what goes beyond it is sent (greedy or seeded requests continue
-    seamlessly), or differ from it, and the stream ends with an error chunk. (A reply that is not
-    streamed is the finished job's result: the last attempt's text alone.)"""
-
-    def __init__(self) -> None:
-        self.sent = ""
-        self.replay: str | None = None  # the new attempt's text while it has not passed `sent`
-
-    def restart(self) -> None:
-        self.replay = "" if self.sent else None
-
-    def feed(self, text: str) -> str | None:
-        """What of `text` to send now ("" to hold it back); None once the new attempt diverged."""
-        if self.replay is None:
-            self.sent += text
-            return text
-        self.replay += text
-        if self.sent.startswith(self.replay):
-            return ""
-        if not self.replay.startswith(self.sent):
-            return None
-        extra, self.sent, self.replay = self.replay[len(self.sent):], self.replay, None
-        return extra
-
-    def diverged_at_end(self) -> bool:
-        return self.replay is not None and self.replay != self.sent
-
-
-RESTART_DIVERGED = ("the worker generating this reply stopped, and the restarted generation differs from the "
-                    "text already sent, so the reply ends here; send the request again (temperature 0 or a "
-                    "seed gives a reply that survives a restart)")
-
-
-def _stream(request: Request, job_id: str, model: str, chunk) -> EventSourceResponse:
+def _stream(request: Request, job_id: str, chunks: Chunks) -> EventSourceResponse:
     async def events():
-        first, ended, splice = True, False, RestartSplice()
+        ended = False
         try:
             async for kind, data in _follow(request, job_id):
-                text = splice.feed(data["text"]) if kind == "token" else ""
-                if text is None or (kind == "result" and splice.diverged_at_end()):
+                try:
+                    payloads = chunks.on_event(kind, data)
+                except RestartDiverged:
                     # the restarted attempt diverged: cut the reply and stop the job nobody will read
                     yield json.dumps({"error": {"message": RESTART_DIVERGED, "type": "server_error", "code": 503}})
                     await _cancel_quietly(request, job_id)
                     break
-                if kind == "attempt":
-                    splice.restart()
-                elif kind == "token" and text:
-                    yield json.dumps(chunk(text, None, first))
-                    first = False
-                elif kind == "result":  # apps that stream no tokens (caption) send their answer here
-                    result = data["result"]
-                    text = _answer_text(result) if first else ""
-                    yield json.dumps(chunk(text, FINISH.get(result.get("finish_reason", "stop"), "stop"), first))
-                elif kind == "error":
-                    yield json.dumps({"error": {"message": data["error"], "type": "invalid_request_error"}})
+                for payload in payloads:
+                    yield json.dumps(payload)
+            else:
+                if (usage := chunks.usage_chunk(_usage(await request.app.state.store.get(job_id)))) is not None:
+                    yield json.dumps(usage)
             ended = True
             yield "[DONE]"
         finally:  # sse-starlette cancels this generator when the client disconnects
@@ -256,56 +228,48 @@ async def list_models(request: Request, _tenant: str = Depends(current_tenant)) 
 async def chat_completions(body: ChatCompletionRequest, request: Request,
                            principal: Principal = Depends(rate_limited)):
     model = _served_model(request, body.model)
+    refuse_unsupported(body)
     job_id = await _submit_chat(request, principal, body)
     created, cid = int(time.time()), f"chatcmpl-{job_id}"
-
-    def chunk(text: str, finish: str | None, first: bool) -> dict:
-        delta = ({"role": "assistant"} if first else {}) | ({"content": text} if text or first else {})
-        return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-
     if body.stream:
-        return _stream(request, job_id, model, chunk)
+        return _stream(request, job_id, Chunks(cid, created, model, _include_usage(body)))
     result, record = await _final(request, job_id)
     return {"id": cid, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": _answer_text(result)},
-                         "finish_reason": FINISH.get(result.get("finish_reason", "stop"), "stop"),
-                         "logprobs": None}],
-            "usage": _usage(record)}
+            "choices": [chat_choice(c) for c in choices_of(result)], "usage": _usage(record)}
+
+
+def _include_usage(body) -> bool:
+    return body.stream_options is not None and body.stream_options.include_usage
 
 
 async def _submit_chat(request: Request, principal: Principal, body: ChatCompletionRequest) -> str:
     """A chat job, or a caption job when the last user turn carries an image."""
     image_url = _image_url_of(body.messages)
     if image_url is not None:
+        if body.n > 1 or body.tools:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "a message with an image is captioned: "
+                                "n > 1 and tools are not supported with image input")
         style = _text_of(next(m for m in reversed(body.messages) if m.role == "user")).strip()
         job_input = {"image_base64": image_url, "style": style[:200] or None,
                      "max_tokens": min(300, max(8, body.max_completion_tokens or body.max_tokens or 60))}
         return await request.app.state.jobs.submit(principal, "caption", job_input, {"priority": -1})
-    messages = [{"role": "system" if m.role == "developer" else m.role, "content": _text_of(m)}
-                for m in body.messages if m.role != "tool"]
-    job_input = {"messages": messages, **_sampling(body, 256)}
+    messages = [chat_message(m.role, _text_of(m), m.tool_calls, m.tool_call_id) for m in body.messages]
+    job_input = {"messages": messages, "n": body.n, **_sampling(body, 256), **tool_fields(body)}
     return await request.app.state.jobs.submit(principal, "chat", job_input, {"priority": -1})
 
 
 @router.post("/completions", responses=error_responses(400, 404, openai=True) | STREAMED)
 async def completions(body: CompletionRequest, request: Request, principal: Principal = Depends(rate_limited)):
     model = _served_model(request, body.model)
-    job_input = {"prompt": body.prompt, **_sampling(body, 16)}
+    refuse_unsupported(body)
+    job_input = {"prompt": body.prompt, "n": body.n, **_sampling(body, 16)}
     job_id = await request.app.state.jobs.submit(principal, "chat", job_input, {"priority": -1})
     created, cid = int(time.time()), f"cmpl-{job_id}"
-
-    def chunk(text: str, finish: str | None, first: bool) -> dict:
-        return {"id": cid, "object": "text_completion", "created": created, "model": model,
-                "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}]}
-
     if body.stream:
-        return _stream(request, job_id, model, chunk)
+        return _stream(request, job_id, CompletionChunks(cid, created, model, _include_usage(body)))
     result, record = await _final(request, job_id)
     return {"id": cid, "object": "text_completion", "created": created, "model": model,
-            "choices": [{"index": 0, "text": result["text"], "logprobs": None,
-                         "finish_reason": FINISH.get(result["finish_reason"], "stop")}],
-            "usage": _usage(record)}
+            "choices": [completion_choice(c) for c in choices_of(result)], "usage": _usage(record)}
 
 
 def _usage(record: dict) -> dict:
