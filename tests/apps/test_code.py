@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from vireo.apps.base import AppInputError
 from vireo.apps.code import CodeApp
 from vireo.apps.code_extract import extract_code
+from vireo.apps.sandbox import configure_sandbox
 
 APP = CodeApp()
 
@@ -19,6 +21,16 @@ async def test_generated_code_is_run_against_the_given_tests(run_app):
     assert out.execution is not None and out.execution.exit_code is not None
     assert out.execution.passed == ("tests ran" in out.execution.stdout)
     assert "".join(ctx.emitted).startswith("```python")
+
+
+async def test_without_a_sandbox_the_job_fails_saying_how_to_fix_it(run_app):
+    configure_sandbox("auto", bwrap="/nonexistent/bwrap")
+    try:
+        with pytest.raises(AppInputError, match="install bubblewrap .*VIREO_SANDBOX=remote"):
+            await run_app(APP, {"task": "complete", "code": "def one():\n", "tests": "assert one() == 1",
+                                "execute": True}, max_tokens=16)
+    finally:
+        configure_sandbox()
 
 
 def test_the_block_defining_the_entry_point_is_preferred():

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, model_validator
 from vireo.apps.base import App, AppContext, AppInputError
 from vireo.apps.code_extract import extract_code
 from vireo.apps.code_prompts import build_prompt
-from vireo.apps.sandbox import SandboxLimits, run_python
+from vireo.apps.sandbox import SandboxLimits, SandboxUnavailable, run_python
 from vireo.inference.api import GenerationRequest
 
 NEEDS_CODE = {"complete", "explain", "refactor", "fix", "translate", "docstring", "tests"}
@@ -62,7 +62,10 @@ class Execution(BaseModel):
     stderr: str
     timed_out: bool
     duration_s: float
-    network_isolated: bool = Field(description="The run had its own empty network namespace.")
+    isolation: str = Field(description="What walled the run off: bwrap (namespaces, seccomp and rlimits on "
+                                       "the worker), remote:bwrap or remote:rlimits (the sandbox service's "
+                                       "container), unsafe-local (an operator's opt-in: no sandbox).")
+    output_limited: bool = Field(False, description="The program wrote more output than allowed and was stopped.")
 
 
 class CodeOutput(BaseModel):
@@ -131,5 +134,8 @@ class CodeApp(App):
             program = given + code + (f"\n\n{input.tests}\n" if input.tests else "\n")
             if input.tests and input.entry_point and "def check(" in input.tests:
                 program += f"\ncheck({input.entry_point})\n"
-        result = await run_python(program, SandboxLimits(timeout_s=input.timeout_s))
+        try:
+            result = await run_python(program, SandboxLimits(timeout_s=input.timeout_s))
+        except SandboxUnavailable as exc:  # the job fails with the reason and the fix
+            raise AppInputError(str(exc)) from exc
         return Execution(**result.to_dict())

@@ -94,6 +94,24 @@ def serve_ui(host: str = "127.0.0.1", port: int = 8501) -> None:
                               "--browser.gatherUsageStats", "false"])
 
 
+@serve.command("sandbox")
+def serve_sandbox(socket: Path = typer.Option(..., help="The Unix socket to listen on (a volume shared with "
+                                                      "the worker)."),
+                  isolation: str = typer.Option("auto", help="auto: bubblewrap where it works, else rlimits "
+                                                             "inside this (locked-down) container; bwrap; rlimits."),
+                  concurrency: int = typer.Option(4, min=1, help="Programs run at once.")) -> None:
+    """The code sandbox service: runs programs for workers with VIREO_SANDBOX=remote."""
+    import asyncio
+    import logging
+
+    from vireo.apps.sandbox.service import serve as serve_programs
+
+    if isolation not in ("auto", "bwrap", "rlimits"):
+        raise typer.BadParameter("--isolation is auto, bwrap or rlimits")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    asyncio.run(serve_programs(socket, isolation, concurrency))
+
+
 @app.command("run")
 def run() -> None:
     """Redis (found or started), the API, a worker and the UI; prints URLs and the API key."""
@@ -253,7 +271,7 @@ def _eval_table(folder: Optional[Path], write_readme: bool) -> None:
 def quantize(model: str = typer.Argument("smollm2-135m", help="A registry name, .gguf file or model folder."),
              method: str = "gptq", bits: int = 4, group_size: int = 128, out: Optional[Path] = None) -> None:
     """Write an int8/int4 checkpoint (RTN, AWQ or GPTQ) in Vireo's safetensors layout."""
-    from vireo.inference.quantize import main as quantize_main
+    from vireo.inference.quant.quantize import main as quantize_main
 
     out = out or _settings().home / "models" / f"{Path(model).name}-{method}-w{bits}g{group_size}"
     quantize_main([model, "--method", method, "--bits", str(bits), "--group-size", str(group_size),

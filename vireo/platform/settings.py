@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -66,6 +67,12 @@ class Settings(BaseSettings):
     openai_api_key: str | None = None
     openai_model: str | None = None
     chroma_url: str | None = None
+
+    # the code sandbox (vireo/apps/sandbox): auto = bubblewrap where it works, else the sandbox service
+    # at sandbox_socket, else code is not run; unsafe-local runs code with rlimits only (trusted code)
+    sandbox: Literal["auto", "bwrap", "remote", "unsafe-local"] = "auto"
+    sandbox_socket: Path | None = None  # the sandbox service's Unix socket (vireo serve sandbox)
+    sandbox_python: str | None = None   # the interpreter programs run with (default: found, readable by the sandbox)
 
     def tenants_by_key(self) -> dict[str, str]:
         keys = {self.api_key: "default"}
