@@ -1,4 +1,4 @@
-# One image for the api, the worker and the ui (docker-compose.yml picks the command).
+# One image for the api, the worker, the code sandbox and the ui (docker-compose.yml picks the command).
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
@@ -11,6 +11,14 @@ ENV PYTHONUNBUFFERED=1 \
     TOKENIZERS_PARALLELISM=false
 
 WORKDIR /app
+
+# The code sandbox: bubblewrap and libseccomp (where user namespaces are allowed, programs run under
+# bwrap), and the folder of the sandbox service's socket, owned by its unprivileged user (compose's
+# `sandbox` service, uid 10001), so the shared volume starts out writable for it alone.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bubblewrap libseccomp2 \
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /run/vireo-sandbox && chown 10001:10001 /run/vireo-sandbox && chmod 0750 /run/vireo-sandbox
 
 # Dependencies first, from pyproject + constraints only, so code edits do not reinstall them.
 # torch comes from PyTorch's CPU index: the PyPI wheel of the same version drags in CUDA.

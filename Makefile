@@ -12,9 +12,20 @@ export TRANSFORMERS_OFFLINE ?= 1
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install run test test-fast bench drills constraints clean-venv
+.PHONY: install bubblewrap run test test-fast bench drills constraints clean-venv
 
-install: $(STAMP)
+install: bubblewrap $(STAMP)
+
+# The code app runs programs under bubblewrap (Debian package; libseccomp2 for its seccomp filter);
+# without it the app refuses to run code (docs/SECURITY.md).
+bubblewrap:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap libseccomp2 >/dev/null) \
+	      || echo "could not install bubblewrap: the code app will refuse to run code"; \
+	  else \
+	    echo "bubblewrap is missing: run 'sudo apt-get install bubblewrap' (without it the code app refuses to run code)"; \
+	  fi; }
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)

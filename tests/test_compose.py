@@ -142,3 +142,50 @@ def test_the_ui_reads_the_api_address_from_the_compose_environment(monkeypatch):
     for name, value in SERVICES["ui"]["environment"].items():
         monkeypatch.setenv(name, str(value))
     assert UISettings(_env_file=None).api_url == "http://api:8000"
+
+
+SANDBOX = SERVICES["sandbox"]
+
+
+def test_the_sandbox_service_command_resolves_in_the_cli():
+    assert resolve_cli(SANDBOX["command"]).info_name == "vireo serve sandbox"
+
+
+def test_the_sandbox_container_is_locked_down():
+    assert SANDBOX["network_mode"] == "none"
+    assert SANDBOX["read_only"] is True
+    assert SANDBOX["cap_drop"] == ["ALL"] and not SANDBOX.get("cap_add") and not SANDBOX.get("privileged")
+    assert "no-new-privileges:true" in SANDBOX["security_opt"]
+    user = str(SANDBOX["user"]).split(":")
+    assert user[0] not in ("", "0", "root") and user[-1] not in ("", "0", "root")
+    assert 0 < int(SANDBOX["pids_limit"]) <= 1024
+    assert SANDBOX["mem_limit"]
+    assert "/tmp" in [entry.split(":")[0] for entry in SANDBOX["tmpfs"]]
+
+
+def test_the_sandbox_holds_nothing_worth_stealing():
+    assert not SANDBOX.get("environment"), "no keys, no Redis address in the sandbox"
+    assert not SANDBOX.get("ports") and "<<" not in SANDBOX
+    socket_dir = str(Path(resolve_cli(SANDBOX["command"]).params["socket"]).parent)
+    assert [m.split(":")[1] for m in SANDBOX["volumes"]] == [socket_dir], "only the socket's volume is mounted"
+
+
+def test_the_worker_runs_code_in_the_sandbox_through_a_shared_socket(monkeypatch):
+    socket = Path(resolve_cli(SANDBOX["command"]).params["socket"])
+    worker = SERVICES["worker"]
+    for name, value in worker["environment"].items():
+        monkeypatch.setenv(name, str(value))
+    settings = Settings(_env_file=None)
+    assert settings.sandbox == "remote" and settings.sandbox_socket == socket
+    volume = {target: name for name, target in (m.split(":", 1) for m in SANDBOX["volumes"])}[str(socket.parent)]
+    assert f"{volume}:{socket.parent}" in worker["volumes"] and volume in COMPOSE["volumes"]
+    assert worker["depends_on"]["sandbox"] == {"condition": "service_healthy"}
+    assert str(socket) in " ".join(SANDBOX["healthcheck"]["test"])
+
+
+def test_the_image_has_bubblewrap_and_the_socket_folder_belongs_to_the_sandbox_user():
+    runs = dockerfile_instructions("RUN")
+    assert any("apt-get install" in run and "bubblewrap" in run for run in runs)
+    socket_dir = str(Path(resolve_cli(SANDBOX["command"]).params["socket"]).parent)
+    owner = str(SANDBOX["user"])
+    assert any(f"chown {owner} {socket_dir}" in run for run in runs)

@@ -36,6 +36,7 @@ for _obj in gc.get_objects():
 TARGET = json.loads({target!r})
 def escaped(what):
     print('ESCAPED:', what, flush=True)
+print('ATTACK-STARTED', flush=True)
 """
 
 @dataclass
@@ -92,6 +93,8 @@ class Attack:
     def failure(self, result: SandboxResult, target: Target) -> str | None:
         """Why the attack got through, or None when the sandbox held."""
         output = result.stdout + result.stderr
+        if "ATTACK-STARTED" not in result.stdout:  # a program that never ran proves nothing
+            return f"the attack never started (exit {result.exit_code}: {result.stderr[-300:]!r})"
         if "ESCAPED:" in output:
             return "; ".join(line for line in output.splitlines() if line.startswith("ESCAPED:"))[:500]
         if target.secret in output:
@@ -257,10 +260,10 @@ os.kill(-1, signal.SIGKILL)
     Attack("fork_bomb", "fork without end (every process carries a marker looked for afterwards)", """
 bomb = 'import os\\nwhile True:\\n    try:\\n        os.fork()\\n    except OSError:\\n        pass\\n'
 os.execv(sys.executable, [sys.executable, '-c', bomb, TARGET['marker']])
-""", limits=PROCESS_LIMITS, host_check=_ended_in_time, hazardous=True),
+""", limits=PROCESS_LIMITS, host_check=_ended_in_time, hazardous=True, short=False),
     Attack("setsid_survivor", "a setsid double-forked child that sleeps past the deadline while the program "
            "waits for it", "import time\nif os.fork() == 0:\n" + SURVIVOR + "time.sleep(60)\n",
-           limits=PROCESS_LIMITS, host_check=_ended_in_time),
+           limits=PROCESS_LIMITS, host_check=_ended_in_time, short=False),
     Attack("orphan_after_exit", "a setsid double-forked child left behind by a program that exits at once",
            "if os.fork() == 0:\n" + SURVIVOR + "print('leaving')\n",
            limits=PROCESS_LIMITS, host_check=_ended_in_time),
@@ -268,7 +271,7 @@ os.execv(sys.executable, [sys.executable, '-c', bomb, TARGET['marker']])
 chunk = 'x' * (1 << 20)
 for _ in range(1024):
     sys.stdout.write(chunk)
-""", host_check=lambda result, target: _output_capped(result, target)),
+""", host_check=_output_capped),
     Attack("network", "connect to Redis's port and the port of the worker's host on 127.0.0.1", """
 import socket
 for port in (TARGET['port'], 6379, 8000):
@@ -304,7 +307,7 @@ try:
 except OSError as exc:
     print('stopped', type(exc).__name__)
 print('WROTE_MB', total)
-""", host_check=_tmpfs_bounded, hazardous=True),
+""", host_check=_tmpfs_bounded, hazardous=True, short=False),
     Attack("ptrace", "ptrace: attach to pid 1 and the parent, TRACEME, process_vm_readv", """
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
@@ -394,7 +397,7 @@ except MemoryError:
     print('stopped at', len(chunks) * 64, 'MB')
     if len(chunks) * 64 > SANDBOX_MB:
         escaped(f'held {len(chunks) * 64} MB')
-""".replace("SANDBOX_MB", str(SandboxLimits().memory_mb)), host_check=_bystander_alive),
+""".replace("SANDBOX_MB", str(SandboxLimits().memory_mb)), host_check=_bystander_alive, short=False),
 ]
 SHORT = [a for a in ATTACKS if a.short]
 
