@@ -94,3 +94,31 @@ def test_completions_refuse_echo_and_best_of(client):
     for field, value in (("echo", True), ("best_of", 3), ("suffix", "end")):
         with pytest.raises(openai.BadRequestError, match=field):
             client.completions.create(model=MODEL, prompt="Hi", max_tokens=2, extra_body={field: value})
+
+
+def test_a_tiny_top_p_samples_the_greedy_reply(client):
+    greedy = client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=12, temperature=0)
+    nucleus = client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=12, temperature=1.5,
+                                             top_p=1e-6, seed=5)
+    assert nucleus.choices[0].message.content == greedy.choices[0].message.content
+
+
+def test_chat_stop_ends_the_reply_before_the_stop_string(client):
+    reply = client.chat.completions.create(model=MODEL, max_tokens=30, temperature=0, stop=["5"],
+                                           messages=[{"role": "user", "content": "Count from 1 to 10."}])
+    assert "5" not in reply.choices[0].message.content and reply.choices[0].finish_reason == "stop"
+
+
+def test_response_format_json_object_gives_a_json_object(client):
+    import json
+
+    reply = client.chat.completions.create(model=MODEL, max_tokens=60, temperature=0,
+                                           response_format={"type": "json_object"},
+                                           messages=[{"role": "user", "content": "What is the capital of France? Answer in JSON."}])
+    assert isinstance(json.loads(reply.choices[0].message.content), dict)
+
+
+def test_completions_take_structured_outputs(client):
+    reply = client.completions.create(model=MODEL, prompt="The sky is", max_tokens=4, temperature=1.0, seed=2,
+                                      extra_body={"structured_outputs": {"choice": ["blue", "green"]}})
+    assert reply.choices[0].text in ("blue", "green")

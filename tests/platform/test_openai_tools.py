@@ -127,3 +127,10 @@ def test_tool_choice_naming_an_unknown_tool_is_refused(client):
     with pytest.raises(openai.UnprocessableEntityError, match="not among the tools"):
         client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=TOOLS, max_tokens=8,
                                        tool_choice={"type": "function", "function": {"name": "nope"}})
+
+
+def test_parallel_tool_calls_false_gives_one_call(client):
+    reply = client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=TOOLS, tool_choice="required",
+                                           parallel_tool_calls=False, max_tokens=64, temperature=0.9, seed=2)
+    assert len(reply.choices[0].message.tool_calls) == 1
+    _assert_valid_call(reply.choices[0].message.tool_calls[0])
