@@ -122,3 +122,33 @@ def test_completions_take_structured_outputs(client):
     reply = client.completions.create(model=MODEL, prompt="The sky is", max_tokens=4, temperature=1.0, seed=2,
                                       extra_body={"structured_outputs": {"choice": ["blue", "green"]}})
     assert reply.choices[0].text in ("blue", "green")
+
+
+def test_developer_role_is_a_system_message(client):
+    def reply(role: str) -> str:
+        return client.chat.completions.create(model=MODEL, max_tokens=12, temperature=0, messages=[
+            {"role": role, "content": "You are a pirate. Talk like one."},
+            {"role": "user", "content": "Hi"}]).choices[0].message.content
+
+    assert reply("developer") == reply("system") != reply("user")
+
+
+def test_an_unsupported_message_part_is_a_400(client):
+    with pytest.raises(openai.BadRequestError, match="input_audio"):
+        client.chat.completions.create(model=MODEL, max_tokens=2, messages=[{"role": "user", "content": [
+            {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}])
+
+
+def test_every_test_the_openai_table_names_exists():
+    """docs/OPENAI.md names a test for each supported row; each must be a real test."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "OPENAI.md").read_text()
+    named = re.findall(r"`([\w/]+\.py)::(test_\w+)`", doc)
+    assert len(named) > 20
+    for file_name, test in named:
+        path = next(iter(sorted(root.glob(f"tests/**/{file_name}"))), None)
+        assert path is not None, f"docs/OPENAI.md names {file_name}, which is not under tests/"
+        assert f"def {test}(" in path.read_text(), f"docs/OPENAI.md names {file_name}::{test}, which does not exist"
