@@ -8,6 +8,7 @@ The echo app returns its input unchanged, so the job's output is exactly the pay
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import time
@@ -34,8 +35,9 @@ def payloads(beacon: str) -> dict[str, str]:
         "css import": f'<style>@import url("{beacon}/style.css");</style>styled',
         "link": f"[Click here to continue]({beacon}/link?session=secret)",
         "data uri image": f"![pixel]({SVG_DATA})",
-        "image after a fence a list item closes": f"- step\n  ```\n![x]({beacon}/fence.png)\n```",
         "image after a math block": f"$$\n```\n$$\n![x]({beacon}/math.png)\n```",
+        # last: its final fence stays open, so in one combined output it would swallow what follows
+        "image after a fence a list item closes": f"- step\n  ```\n![x]({beacon}/fence.png)\n```",
     }
 
 
@@ -97,7 +99,7 @@ def show_in_ui(page, ui_url: str, payload: str, timeout_ms: int = 120_000) -> No
     page.goto(f"{ui_url}/app-echo")
     page.get_by_label("Text").fill(payload)
     page.get_by_role("button", name="Run").click()
-    page.get_by_text("succeeded").first.wait_for(timeout=timeout_ms)
+    page.get_by_text("succeeded").filter(visible=True).first.wait_for(timeout=timeout_ms)
     page.locator("[data-testid='stMarkdownContainer']").last.wait_for()
     page.wait_for_timeout(1500)  # time for any image, frame or stylesheet to be requested
 
@@ -105,7 +107,16 @@ def show_in_ui(page, ui_url: str, payload: str, timeout_ms: int = 120_000) -> No
 def what_leaked(page, beacon: Beacon, payload: str, hits_before: int) -> list[str]:
     """Everything that did not hold for this payload: requests, active elements, script, missing text."""
     problems = [f"the browser requested {path}" for path in beacon.hits[hits_before:]]
-    output = page.locator("[data-testid='stMain'] [data-testid='stMarkdownContainer']")
+    problems += page_problems(page, beacon)
+    if shown_as(payload, beacon) not in output_text(page):
+        problems.append(f"the payload is not shown as text (no {shown_as(payload, beacon)!r} in the output)")
+    return problems
+
+
+def page_problems(page, beacon: Beacon) -> list[str]:
+    """Active elements or links to the beacon in the page's output, or a script that ran."""
+    problems = []
+    output = _output(page)
     active = sum(output.nth(i).locator(ACTIVE).count() for i in range(output.count()))
     if active:
         problems.append(f"{active} active element(s) (img/script/iframe/...) rendered in the output")
@@ -114,8 +125,25 @@ def what_leaked(page, beacon: Beacon, payload: str, hits_before: int) -> list[st
         problems.append(f"{links} link(s) to the remote host rendered")
     if page.evaluate("window.__vireo_xss") is not None:
         problems.append("a script from the output ran")
-    shown = " ".join(output.nth(i).inner_text() for i in range(output.count()))
-    expected = beacon.url if beacon.url in payload else SVG_DATA[:40]
-    if expected not in shown:
-        problems.append(f"the payload is not shown as text (no {expected!r} in the output)")
     return problems
+
+
+def beacon_path(payload: str, beacon: Beacon) -> str | None:
+    """The path on the beacon this payload points at (each payload has its own), if any."""
+    found = re.search(re.escape(beacon.url) + r"(/[\w.-]+)", payload)
+    return found.group(1) if found else None
+
+
+def shown_as(payload: str, beacon: Beacon) -> str:
+    """Text the page must show for this payload: its beacon URL, or the start of its data: URI."""
+    path = beacon_path(payload, beacon)
+    return beacon.url + path if path else SVG_DATA[:40]
+
+
+def output_text(page) -> str:
+    output = _output(page)
+    return " ".join(output.nth(i).inner_text() for i in range(output.count()))
+
+
+def _output(page):
+    return page.locator("[data-testid='stMain'] [data-testid='stMarkdownContainer']")

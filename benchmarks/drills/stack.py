@@ -72,6 +72,7 @@ class Stack:
         self.redis_proc: subprocess.Popen | None = None
         self.api_proc: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen | None] = []
+        self.ui_proc: subprocess.Popen | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> "Stack":
@@ -80,7 +81,8 @@ class Stack:
             self.start_api()
             for _ in range(self.n_workers):
                 self.start_worker()
-            self.wait_workers_ready()
+            if self.n_workers:  # workers=0: jobs queue up until the drill starts one
+                self.wait_workers_ready()
         except BaseException:
             self.close()
             raise
@@ -90,7 +92,7 @@ class Stack:
         self.close()
 
     def close(self) -> None:
-        for proc in [*self.workers, self.api_proc]:
+        for proc in [self.ui_proc, *self.workers, self.api_proc]:
             _terminate(proc)
         _terminate(self.redis_proc)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -162,6 +164,21 @@ class Stack:
         """Ready once the engine published its stats (the worker loaded its model)."""
         wait_for(lambda: self.redis().exists("vireo:engine:stats"), timeout,
                  f"a worker (log: {self.log('worker0')[-1500:]})", interval=0.3)
+
+    # --- UI ----------------------------------------------------------------------------------
+    def start_ui(self, key: str = USER_KEY, timeout: float = 90) -> str:
+        """The Streamlit UI on a free port, talking to this stack's API with `key`; returns its URL."""
+        port = free_port()
+        env = {**self.env, "VIREO_API_URL": self.url, "VIREO_API_KEY": key,
+               "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+        self.ui_proc = subprocess.Popen([sys.executable, "-m", "vireo.platform.cli", "serve", "ui", "--port",
+                                         str(port)], env=env, cwd=ROOT, stdout=open(self.dir / "ui.log", "a"),
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        proc = self.ui_proc
+        wait_for(lambda: proc.poll() is None and httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200,
+                 timeout, f"the UI (log: {self.log('ui')[-1500:]})")
+        return url
 
     # --- helpers -----------------------------------------------------------------------------
     def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
