@@ -134,3 +134,15 @@ def test_parallel_tool_calls_false_gives_one_call(client):
                                            parallel_tool_calls=False, max_tokens=64, temperature=0.9, seed=2)
     assert len(reply.choices[0].message.tool_calls) == 1
     _assert_valid_call(reply.choices[0].message.tool_calls[0])
+
+
+def test_a_stop_string_never_cuts_a_calls_arguments(client):
+    reply = client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=TOOLS, tool_choice="required",
+                                           stop=["}", '"'], max_tokens=64, temperature=0)
+    _assert_valid_call(reply.choices[0].message.tool_calls[0])
+
+
+def test_a_call_cut_by_max_tokens_ends_with_length(client):
+    reply = client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=TOOLS, tool_choice="required",
+                                           max_tokens=3, temperature=0)
+    assert reply.choices[0].finish_reason == "length" and reply.usage.completion_tokens <= 3

@@ -67,8 +67,8 @@ class ToolCallingReply:
         prefix = self.prompt + text + CALL_OPEN + "\n"
         while True:
             call, finish = await self._call(prefix, len(calls))
-            calls.append(call)
-            if finish != "stop":
+            calls += [call] if call is not None else []
+            if finish != "stop":  # out of tokens (or aborted) inside the call
                 return text, finish, calls
             prefix += call_text(call.function.name, call.function.arguments) + "\n" + CALL_CLOSE
             if isinstance(self.choice, NamedToolChoice) or not self.parallel or len(calls) >= MAX_CALLS:
@@ -78,13 +78,15 @@ class ToolCallingReply:
             prefix += "\n" + CALL_OPEN + "\n"
         return text, "tool_calls", calls
 
-    def _sampling(self, most: int | None = None) -> SamplingParams:
-        """The reply's sampling with what is left of its token budget (at most `most`)."""
+    def _sampling(self, most: int | None = None, free_text: bool = False) -> SamplingParams:
+        """The reply's sampling with what is left of its token budget (at most `most`); the client's
+        stop strings apply to free text only, never inside a call."""
         left = max(1, self.sampling.max_tokens - self.used)
-        return replace(self.sampling, max_tokens=min(left, most) if most else left)
+        return replace(self.sampling, max_tokens=min(left, most) if most else left,
+                       stop=self.sampling.stop if free_text else [])
 
-    async def _run(self, request: GenerationRequest, emit: bool = False, on_text=None):
-        final = await self.ctx.stream(request, emit=emit, index=self.index, on_text=on_text)
+    async def _run(self, request: GenerationRequest, on_text=None):
+        final = await self.ctx.stream(request, emit=False, index=self.index, on_text=on_text)
         self.used += final.usage.completion_tokens
         self.prompt_tokens = self.prompt_tokens or final.usage.prompt_tokens
         return final
@@ -98,15 +100,20 @@ class ToolCallingReply:
                 self.ctx.emit(shown, self.index)
             return watch.stopped
 
-        final = await self._run(GenerationRequest(prompt=self.prompt, sampling=self._sampling()), on_text=on_text)
+        final = await self._run(GenerationRequest(prompt=self.prompt, sampling=self._sampling(free_text=True)),
+                                on_text=on_text)
         if not watch.stopped and (tail := watch.flush()):
             self.ctx.emit(tail, self.index)
         return watch.emitted, watch.stopped, final.finish_reason
 
-    async def _call(self, prefix: str, number: int) -> tuple[ToolCall, str]:
-        """One call after `prefix` (which ends in the opening tag): name, then schema-bound arguments."""
+    async def _call(self, prefix: str, number: int) -> tuple[ToolCall | None, str]:
+        """One call after `prefix` (which ends in the opening tag): name, then schema-bound arguments.
+
+        None when the token budget ran out before the name was whole."""
         prefix += '{"name": '
         tool = await self._pick_tool(prefix)
+        if tool is None or self.used >= self.sampling.max_tokens:
+            return None, "length"
         call_id = f"call_{uuid.uuid4().hex[:24]}"
         self.ctx.emit_tool_call(self.index, number, id=call_id, name=tool.function.name)
         prefix += json.dumps(tool.function.name) + ', "arguments": '
@@ -120,7 +127,7 @@ class ToolCallingReply:
         call = ToolCall(id=call_id, function=ToolCallFunction(name=tool.function.name, arguments=final.text))
         return call, final.finish_reason
 
-    async def _pick_tool(self, prefix: str) -> Tool:
+    async def _pick_tool(self, prefix: str) -> Tool | None:
         """The named tool, the only tool, or the one whose name the model writes (constrained)."""
         if isinstance(self.choice, NamedToolChoice):
             return next(t for t in self.tools if t.function.name == self.choice.function.name)
@@ -129,7 +136,7 @@ class ToolCallingReply:
         by_name = {json.dumps(t.function.name): t for t in self.tools}
         final = await self._run(GenerationRequest(prompt=prefix, sampling=self._sampling(),
                                                   constraint=Constraint(choices=list(by_name))))
-        return by_name[final.text]
+        return by_name.get(final.text)
 
     async def _opens_another(self, prefix: str) -> bool:
         """After a closed call, does the model open another? (a few free tokens, not shown)"""

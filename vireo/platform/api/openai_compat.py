@@ -207,8 +207,8 @@ def _stream(request: Request, job_id: str, chunks: Chunks) -> EventSourceRespons
                 for payload in payloads:
                     yield json.dumps(payload)
             else:
-                if (usage := chunks.usage_chunk(_usage(await request.app.state.store.get(job_id)))) is not None:
-                    yield json.dumps(usage)
+                if chunks.include_usage:
+                    yield json.dumps(chunks.usage_chunk(_usage(await request.app.state.store.get(job_id))))
             ended = True
             yield "[DONE]"
         finally:  # sse-starlette cancels this generator when the client disconnects

@@ -81,10 +81,8 @@ class Chunks:
             return [{"error": {"message": data["error"], "type": "invalid_request_error"}}]
         return []
 
-    def usage_chunk(self, usage: dict) -> dict | None:
+    def usage_chunk(self, usage: dict) -> dict:
         """The last chunk before [DONE] when the client asked for usage: no choices, the job's tokens."""
-        if not self.include_usage:
-            return None
         return self._envelope([]) | {"usage": usage}
 
     def _spliced(self, channel: tuple, text: str) -> str:
