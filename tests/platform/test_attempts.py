@@ -1,0 +1,96 @@
+"""Job attempts and the reaper against a real Redis, without workers: the Lua steps a crash relies on."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest_asyncio
+import redis as sync_redis
+from celery import Celery
+
+from vireo.platform.attempts import REPUBLISH_KEY, Attempts, worker_key
+from vireo.platform.queue import TaskPublisher
+from vireo.platform.reaper import Reaper
+from vireo.platform.settings import Settings
+from vireo.platform.store import JobStore
+
+REDIS_URL = "redis://127.0.0.1:6379/9"  # this file's own database
+QUEUE = "attempts-test"
+
+
+@pytest_asyncio.fixture()
+async def attempts():
+    store = JobStore(REDIS_URL)
+    await store.redis.flushdb()
+    yield Attempts(store)
+    await store.close()
+
+
+async def running_job(attempts: Attempts, worker: str) -> str:
+    job_id = await attempts.store.create("tenant-a", "echo", {"text": "hi"}, {"priority": 3})
+    assert await attempts.claim(job_id, 1, worker) == "claimed"
+    return job_id
+
+
+async def kinds(attempts: Attempts, job_id: str) -> list[tuple[str, dict]]:
+    return [(kind, data) for _id, kind, data in await attempts.store.read_events(job_id, block_ms=10)]
+
+
+async def test_a_handed_back_attempt_can_no_longer_write_or_finish(attempts):
+    job_id = await running_job(attempts, "w1")
+    assert await attempts.hand_back(job_id, 1, "w1", "worker w1 stopped", max_attempts=3) == "requeued"
+    assert await attempts.emit(job_id, 1, "token", {"text": "late"}) is None
+    assert not await attempts.finish(job_id, 1, "tenant-a", "succeeded", {"result": {"text": "x"}},
+                                     ("result", {"result": {"text": "x"}}))
+    assert await attempts.claim(job_id, 1, "w2") == "stale"
+    assert await attempts.claim(job_id, 2, "w2") == "claimed"
+    assert await attempts.claim(job_id, 2, "w3") == "running"
+    assert (await kinds(attempts, job_id))[2:] == [("attempt", {"attempt": 2, "reason": "worker w1 stopped"}),
+                                                  ("status", {"status": "running"})]
+
+
+async def test_a_job_fails_clearly_after_max_attempts(attempts):
+    job_id = await running_job(attempts, "w1")
+    for attempt in (1, 2, 3):
+        if attempt > 1:
+            assert await attempts.claim(job_id, attempt, "w1") == "claimed"
+        outcome = await attempts.hand_back(job_id, attempt, "w1", "worker w1 stopped", max_attempts=3)
+    record = await attempts.store.get(job_id)
+    assert outcome == "failed" and record["status"] == "failed"
+    assert record["error"] == "worker w1 stopped; gave up after 3 attempts (VIREO_MAX_ATTEMPTS=3)"
+    assert (await kinds(attempts, job_id))[-2:] == [("error", {"error": record["error"]}),
+                                                   ("end", {"status": "failed"})]
+    assert not await attempts.redis.zscore("vireo:tenant:tenant-a:active", job_id)
+
+
+async def test_a_cancelled_job_whose_worker_died_is_cancelled_not_rerun(attempts):
+    job_id = await running_job(attempts, "w1")
+    await attempts.store.request_cancel(job_id)
+    assert await attempts.hand_back(job_id, 1, "w1", "worker w1 stopped", max_attempts=3) == "cancelled"
+    assert (await kinds(attempts, job_id))[-1] == ("end", {"status": "cancelled"})
+
+
+async def test_the_reaper_hands_back_jobs_of_dead_workers_and_jobs_a_live_worker_dropped(attempts):
+    held, dropped = await running_job(attempts, "alive"), await running_job(attempts, "alive")
+    beat = {"jobs": {held: 1}, "at": time.time()}  # written after both claims: `dropped` should be listed
+    await attempts.redis.set(worker_key("alive"), json.dumps(beat), px=60_000)
+    claimed_since_beat = await running_job(attempts, "alive")  # the next beat will list it: not an orphan
+    dead = await running_job(attempts, "gone")  # no heartbeat key at all
+
+    settings = Settings(redis_url=REDIS_URL, queue=QUEUE, worker_ttl_s=1, worker_heartbeat_s=0.5, max_attempts=3)
+    publisher = TaskPublisher(Celery(broker=REDIS_URL), QUEUE)
+    reaper = Reaper(attempts.store, publisher, settings)
+    found = {job["id"]: reason for job, reason in await reaper.orphans()}
+    assert found == {dropped: "worker alive no longer runs it", dead: "worker gone stopped (no heartbeat for 1s)"}
+
+    assert await reaper.sweep() == {"requeued": 2, "published": 2}
+    publisher.close()
+    client = sync_redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    bodies = [json.loads(message)["body"] for key in client.scan_iter(f"{QUEUE}*")
+              for message in client.lrange(key, 0, -1)]
+    assert sorted(json.loads(base64.b64decode(body))[0] for body in bodies) == sorted([[dropped, 2], [dead, 2]])
+    assert not client.smembers(REPUBLISH_KEY)
+    assert {j: (await attempts.store.get(j))["status"] for j in (held, claimed_since_beat)} == {
+        held: "running", claimed_since_beat: "running"}
