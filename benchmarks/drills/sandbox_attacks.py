@@ -166,7 +166,8 @@ def _tmpfs_bounded(result: SandboxResult, target: Target) -> str | None:
 
 SURVIVOR = ("    os.setsid()\n"
             "    if os.fork() == 0:\n"
-            "        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(120)', TARGET['marker']])\n"
+            "        sleeper = [sys.executable, '-c', 'import time; time.sleep(120)', TARGET['marker']]\n"
+            "        os.execv(sys.executable, sleeper)\n"
             "    os._exit(0)\n")
 
 ATTACKS = [

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from benchmarks.drills.sandbox_attacks import ATTACKS, SHORT, LocalTarget, Targe
 from benchmarks.drills.stack import ADMIN_KEY, USER_KEY, Stack
 from vireo.apps.sandbox import SandboxResult, configure_sandbox, current_sandbox, run_python
 
-REST_SHORT = ("audit_hook_off", "environ_peek", "read_secret_files", "signal_the_worker", "orphan_after_exit")
+REST_SHORT = ("environ_peek", "read_secret_files", "signal_the_worker")
 # given code whose greedy completion (the model's part of the program) must parse for the attack after
 # it to run at all; the drill uses the first that does
 TEMPLATES = ("def add(a, b):\n    \"\"\"Return a + b.\"\"\"\n", "def one():\n    \"\"\"Return 1.\"\"\"\n",
@@ -63,18 +62,18 @@ async def _in_process(result: DrillResult, short: bool) -> None:
 
 
 async def _startup_cost(runs: int) -> dict:
-    """Wall and CPU time (bwrap, namespaces, interpreter) of `pass` in the sandbox, and of the same
-    interpreter started bare (`python -I -S -c pass`)."""
+    """Wall time of `pass` in the sandbox (bwrap, namespaces, filter, interpreter) and of the same
+    interpreter started bare (`python -I -S -c pass`), medians. (CPU time is not given: what runs
+    inside the PID namespace is not all counted in this process's children's usage.)"""
     sandbox = await current_sandbox()
-    async def measure(action) -> tuple[float, float]:
-        walls, cpus = [], []
+
+    async def median_ms(action) -> float:
+        walls = []
         for _ in range(runs):
-            before, began = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+            began = time.perf_counter()
             await action()
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
             walls.append(time.perf_counter() - began)
-            cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-        return round(statistics.median(walls) * 1000, 1), round(statistics.median(cpus) * 1000, 1)
+        return round(statistics.median(walls) * 1000, 1)
 
     async def sandboxed():
         outcome = await run_python("pass")
@@ -85,9 +84,8 @@ async def _startup_cost(runs: int) -> dict:
         await proc.wait()
 
     await sandboxed()  # the one-time probe is not part of the per-run cost
-    (wall, cpu), (bare_wall, bare_cpu) = await measure(sandboxed), await measure(bare)
-    return {"runs": runs, "sandbox_wall_ms_median": wall, "sandbox_cpu_ms_median": cpu,
-            "bare_python_wall_ms_median": bare_wall, "bare_python_cpu_ms_median": bare_cpu}
+    return {"runs": runs, "sandbox_wall_ms_median": await median_ms(sandboxed),
+            "bare_python_wall_ms_median": await median_ms(bare), "load_average": os.getloadavg()[0]}
 
 
 def _through_rest(result: DrillResult, short: bool) -> None:
@@ -138,7 +136,7 @@ def _working_template(client: httpx.Client) -> tuple[str | None, str | None]:
 def _code_job(client: httpx.Client, code: str, tests: str, timeout_s: float) -> dict | str:
     """Submit a code job whose `tests` is `tests`; its execution, or why there is none."""
     body = {"app": "code", "input": {"task": "complete", "code": code, "tests": tests, "execute": True,
-                                     "timeout_s": timeout_s, "max_tokens": 24}}
+                                     "timeout_s": timeout_s, "max_tokens": 16}}
     reply = client.post("/v1/jobs", json=body)
     if reply.status_code != 202:
         return f"{reply.status_code} {reply.text[:300]}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vireo.apps.sandbox import SandboxLimits, SandboxUnavailable, configure_sandbox, current_sandbox, run_python
+from vireo.apps.sandbox import SandboxLimits, SandboxUnavailable, configure_sandbox, run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,7 +133,8 @@ async def test_the_service_kills_at_the_deadline_even_a_setsid_child(service):
 
 async def test_the_service_stops_a_program_whose_client_went_away(service):
     marker = f"vireo-test-cancelled-{os.getpid()}"
-    program = f"import os, sys\nos.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', {marker!r}])"
+    program = ("import os, sys\n"
+               f"os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', {marker!r}])")
     run = asyncio.create_task(run_python(program, SandboxLimits(timeout_s=30)))
     for _ in range(100):
         if _processes_with(marker):

@@ -46,7 +46,8 @@ async def test_the_attack_fails(attack, target, bwrap_mode):
 async def test_huge_output_does_not_grow_the_worker(bwrap_mode):
     Path("/proc/self/clear_refs").write_text("5")  # reset this process's peak RSS (VmHWM)
     before = _status_kb("VmRSS")
-    result = await run_python("import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(1024):\n    sys.stdout.write(chunk)\n")
+    result = await run_python("import sys\nchunk = 'x' * (1 << 20)\n"
+                              "for _ in range(1024):\n    sys.stdout.write(chunk)\n")
     assert result.output_limited and len(result.stdout) < 10_000
     assert _status_kb("VmHWM") - before < 64 * 1024, "reading the output raised the worker's peak memory by 64 MB"
 

@@ -13,11 +13,13 @@ import asyncio
 import ctypes
 import os
 import signal
+import subprocess
 import tempfile
 from pathlib import Path
 
 from vireo.apps.sandbox.bwrap import base_python
-from vireo.apps.sandbox.process import PROGRAM, SandboxLimits, SandboxResult, kill_group, python_command, start, supervise
+from vireo.apps.sandbox.process import (PROGRAM, SandboxLimits, SandboxResult, kill_group, python_command, start,
+                                        supervise)
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -53,7 +55,7 @@ class RlimitSandbox:
                 if self.adopt_orphans:
                     await self._sweep()
 
-    def _kill(self, proc: asyncio.subprocess.Process) -> None:
+    def _kill(self, proc: subprocess.Popen) -> None:
         kill_group(proc.pid)
         if self.adopt_orphans:
             kill_orphans(keep=self._running)

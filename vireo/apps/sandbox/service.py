@@ -114,9 +114,12 @@ async def serve(socket_path: Path, isolation: str = "auto", concurrency: int = 4
         writer.close()
 
     socket_path.parent.mkdir(parents=True, exist_ok=True)
-    socket_path.unlink(missing_ok=True)
-    server = await asyncio.start_unix_server(handle, path=str(socket_path), limit=MAX_REQUEST_BYTES)
-    os.chmod(socket_path, 0o660)  # the worker shares the volume, nobody else
+    # bound and listening under another name first: once the socket's path exists, it accepts
+    staging = socket_path.with_name(socket_path.name + ".starting")
+    staging.unlink(missing_ok=True)
+    server = await asyncio.start_unix_server(handle, path=str(staging), limit=MAX_REQUEST_BYTES)
+    os.chmod(staging, 0o660)  # the worker shares the volume, nobody else
+    os.replace(staging, socket_path)
     log.warning("sandbox service on %s (isolation: %s, %d at once)", socket_path, sandbox.isolation, concurrency)
     async with server:
         await server.serve_forever()
