@@ -136,3 +136,23 @@ def test_unrepresentable_numbers_are_found_at_any_depth():
     for _ in range(5000):
         deep = [deep]
     assert unrepresentable_number(deep) is not None
+
+
+def test_the_schema_documents_every_error_status_and_the_event_streams(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert set(paths["/v1/jobs"]["post"]["responses"]) >= {"202", "400", "401", "404", "413", "422", "429", "503"}
+    assert set(paths["/v1/jobs"]["get"]["responses"]) >= {"200", "400", "401", "422", "503"}
+    assert "text/event-stream" in paths["/v1/jobs/{job_id}/events"]["get"]["responses"]["200"]["content"]
+    chat = paths["/v1/chat/completions"]["post"]["responses"]
+    assert {"application/json", "text/event-stream"} <= set(chat["200"]["content"])
+    assert chat["503"]["content"]["application/json"]["schema"]["$ref"].endswith("/OpenAIErrorReply")
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            for code, answer in operation["responses"].items():
+                if code in ("429", "503"):
+                    assert "Retry-After" in answer.get("headers", {}), (method, path, code)
+
+
+def test_a_method_the_path_does_not_serve_is_405_listing_every_method_it_does(client):
+    reply = client.request("PATCH", "/v1/jobs")
+    assert reply.status_code == 405 and reply.headers["Allow"] == "GET, POST"

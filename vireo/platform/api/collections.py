@@ -9,8 +9,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
-from vireo.apps.rag.store import (CollectionExists, CollectionInfo, CollectionNotFound, CollectionStore,
-                                  InvalidCollectionName)
+from vireo.apps.rag.store import (COLLECTION_NAME, CollectionExists, CollectionInfo, CollectionNotFound,
+                                  CollectionStore, InvalidCollectionName)
 from vireo.platform.api.auth import current_tenant, rate_limited
 from vireo.platform.api.error_docs import error_responses
 
@@ -18,7 +18,9 @@ router = APIRouter(prefix="/v1/collections", tags=["collections"])
 
 
 class CreateCollection(BaseModel):
-    name: str = Field(..., min_length=1, max_length=64, description="Letters, digits, '-' or '_'.")
+    # the pattern is documented, not enforced here: the store's own check answers with a clearer message
+    name: str = Field(..., min_length=1, max_length=64, description="Letters, digits, '-' or '_'.",
+                      json_schema_extra={"pattern": COLLECTION_NAME.pattern})
 
 
 class CollectionOut(BaseModel):

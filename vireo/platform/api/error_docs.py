@@ -57,7 +57,11 @@ WHY = {
 }
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "required": True,
                                "schema": {"type": "integer"}}}
-SSE = {"text/event-stream": {"schema": {"type": "string", "description": "Server-sent events."}}}
+
+def _sse(data: dict) -> dict:
+    """A server-sent event stream, described one event at a time."""
+    return {"text/event-stream": {"schema": {"type": "object", "properties": {
+        "event": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"}, "data": data}}}}
 
 
 def error_responses(*codes: int, openai: bool = False) -> dict[int | str, dict[str, Any]]:
@@ -66,9 +70,11 @@ def error_responses(*codes: int, openai: bool = False) -> dict[int | str, dict[s
     return {code: {"model": model, "description": WHY[code], **_headers(code)} for code in codes}
 
 
-def streamed(description: str) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for a 200 that is (or may be) a server-sent event stream."""
-    return {200: {"description": description, "content": SSE}}
+def streamed(description: str, json_events: bool = True) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a 200 that is (or may be) a server-sent event stream; each event's data is JSON,
+    or (json_events False) JSON or a plain marker such as OpenAI's [DONE]."""
+    data = {"type": "string", **({"contentMediaType": "application/json"} if json_events else {})}
+    return {200: {"description": description, "content": _sse(data)}}
 
 
 def document_errors(app: FastAPI) -> None:

@@ -19,6 +19,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Route
 
 from vireo.platform.queue import BrokerUnavailable
 
@@ -58,7 +59,16 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     body = openai_error_body(request.url.path, exc.status_code, exc.detail) or {"detail": exc.detail}
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:  # Starlette names one route's methods only
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (each method is a route of its own)."""
+    return sorted({method for route in request.app.routes if isinstance(route, Route)
+                   and route.matches(request.scope)[0] != Match.NONE for method in route.methods or ()})
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

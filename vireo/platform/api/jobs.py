@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import math
+import re
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from sse_starlette.sse import EventSourceResponse
@@ -15,7 +15,8 @@ from vireo.platform.keys import Principal
 from vireo.platform.store import JobStore
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-STREAM_ID = r"^\d{1,19}(-\d{1,19})?$"  # a Redis stream id, as the `id:` of an event
+STREAM_ID = r"^[0-9]{1,19}(-[0-9]{1,19})?$"  # a Redis stream id, as the `id:` of an event
+CURSOR = r"^([0-9]{1,12}(\.[0-9]{1,12})?)?$"  # a submit time, checked in list_jobs
 
 
 def store_of(request: Request) -> JobStore:
@@ -41,13 +42,13 @@ async def submit_job(body: JobCreate, request: Request,
 
 @router.get("", response_model=JobList, responses=error_responses(400))
 async def list_jobs(request: Request, tenant: str = Depends(current_tenant),
-                    limit: int = Query(20, ge=1, le=100), cursor: str | None = None) -> JobList:
-    try:
-        before = float(cursor) if cursor else None
-    except ValueError:
-        before = math.nan
-    if before is not None and not math.isfinite(before):
+                    limit: int = Query(20, ge=1, le=100),
+                    cursor: str | None = Query(None, description="next_cursor of the previous page",
+                                               json_schema_extra={"pattern": CURSOR}),
+                    ) -> JobList:
+    if not re.fullmatch(CURSOR, cursor or ""):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "cursor must be the next_cursor of a previous page")
+    before = float(cursor) if cursor else None
     records = await store_of(request).list_jobs(tenant, limit, before)
     next_cursor = records[-1]["queued_at"] if len(records) == limit else None
     return JobList(jobs=[JobView.from_record(r) for r in records], next_cursor=next_cursor)
@@ -66,13 +67,14 @@ async def cancel_job(request: Request, record: dict = Depends(owned_job)) -> Can
 @router.get("/{job_id}/events", response_class=EventSourceResponse,
             responses=error_responses(404) | streamed("The job's events (status, progress, token, result, end)."))
 async def job_events(request: Request, record: dict = Depends(owned_job),
-                     last_event_id: str | None = Header(None, alias="Last-Event-ID", pattern=STREAM_ID)
+                     last_event_id: str = Header("0-0", alias="Last-Event-ID", pattern=STREAM_ID,
+                                                 description="replay the events after this one")
                      ) -> EventSourceResponse:
     """Replay the job's events after `Last-Event-ID` (or from the start), then follow live ones."""
     store = store_of(request)
 
     async def events():  # sse-starlette cancels this generator when the client goes away
-        async for event_id, kind, data in store.follow_events(record["id"], last_event_id or "0-0"):
+        async for event_id, kind, data in store.follow_events(record["id"], last_event_id):
             yield {"id": event_id, "event": kind, "data": json.dumps(data)}
 
     return EventSourceResponse(events(), ping=15)

@@ -17,14 +17,15 @@ from vireo.platform.api.error_docs import error_responses, streamed
 from vireo.platform.api.openai_fields import refuse_unsupported
 from vireo.platform.api.openai_stream import RESTART_DIVERGED, Chunks, CompletionChunks, RestartDiverged
 from vireo.platform.api.openai_tools import chat_choice, chat_message, choices_of, completion_choice, tool_fields
-from vireo.platform.api.schemas import SEED_MAX
+from vireo.platform.api.schemas import SEED_LIMIT
 from vireo.platform.keys import Principal
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 # Fields not declared here reach `refuse_unsupported`: a 400 naming them unless ignorable (openai_fields.py).
 OPEN = {"allow_inf_nan": False, "extra": "allow"}
-STREAMED = streamed("The completion; with `stream: true`, OpenAI chunks as server-sent events, then [DONE].")
+STREAMED = streamed("The completion; with `stream: true`, OpenAI chunks as server-sent events, then [DONE].",
+                    json_events=False)
 
 
 class OpenAIMessage(BaseModel):
@@ -55,7 +56,7 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = Field(None, ge=0, le=SEED_MAX)
+    seed: int | None = Field(None, ge=0, lt=SEED_LIMIT)
     stop: str | list[str] | None = None
     n: int = Field(1, ge=1, le=8)
     stream_options: StreamOptions | None = None
@@ -75,7 +76,7 @@ class CompletionRequest(BaseModel):
     max_tokens: int | None = Field(16, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = Field(None, ge=0, le=SEED_MAX)
+    seed: int | None = Field(None, ge=0, lt=SEED_LIMIT)
     stop: str | list[str] | None = None
     n: int = Field(1, ge=1, le=8)
     stream_options: StreamOptions | None = None

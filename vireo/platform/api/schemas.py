@@ -8,18 +8,20 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-SEED_MAX = 2**63 - 1  # what torch.Generator.manual_seed and every engine take
+# seeds are below it: every engine takes them (torch.Generator.manual_seed up to 2**64), and every JSON
+# reader keeps them exact (JavaScript numbers and JSON Schema tools hold integers as doubles)
+SEED_LIMIT = 2**53
 
 
 class JobOptions(BaseModel):
     """Generation overrides applied on top of the app's defaults."""
 
-    model_config = {"extra": "forbid", "allow_inf_nan": False}
+    model_config = {"extra": "forbid", "allow_inf_nan": False, "strict": True}  # no `false` for a number
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=0, le=2**31 - 1, description="0 = off")
     max_tokens: int | None = Field(None, ge=1, le=8192)
-    seed: int | None = Field(None, ge=0, le=SEED_MAX)
+    seed: int | None = Field(None, ge=0, lt=SEED_LIMIT)
     priority: int = Field(0, ge=-10, le=10, description="lower runs first")
 
 
