@@ -16,12 +16,13 @@ export TOKENIZERS_PARALLELISM ?= false
 
 install: bubblewrap $(STAMP)
 
-# The code app runs programs under bubblewrap (Debian package; libseccomp2 for its seccomp filter);
-# without it the app refuses to run code (docs/SECURITY.md).
+# The code app runs programs under bubblewrap (Debian package; libseccomp2 for its seccomp filter;
+# Debian's python3 for a root worker whose own interpreter is under /root); without it the app
+# refuses to run code (docs/SECURITY.md).
 bubblewrap:
 	@command -v bwrap >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap libseccomp2 >/dev/null) \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap libseccomp2 python3 >/dev/null) \
 	      || echo "could not install bubblewrap: the code app will refuse to run code"; \
 	  else \
 	    echo "bubblewrap is missing: run 'sudo apt-get install bubblewrap' (without it the code app refuses to run code)"; \
