@@ -146,3 +146,9 @@ def test_a_call_cut_by_max_tokens_ends_with_length(client):
     reply = client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools=TOOLS, tool_choice="required",
                                            max_tokens=3, temperature=0)
     assert reply.choices[0].finish_reason == "length" and reply.usage.completion_tokens <= 3
+
+
+def test_a_malformed_tool_call_in_the_history_is_refused(client):
+    with pytest.raises(openai.UnprocessableEntityError, match="tool_calls"):
+        client.chat.completions.create(model=MODEL, max_tokens=4, messages=ASK_WEATHER + [
+            {"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function", "function": "oops"}]}])

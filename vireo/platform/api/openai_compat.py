@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
-from vireo.apps.chat_tools import Tool, ToolChoice
+from vireo.apps.chat_tools import Tool, ToolCall, ToolChoice
 from vireo.platform.api.auth import current_tenant, rate_limited
 from vireo.platform.api.error_docs import error_responses, streamed
 from vireo.platform.api.openai_fields import refuse_unsupported
@@ -33,7 +33,7 @@ class OpenAIMessage(BaseModel):
     role: Literal["system", "user", "assistant", "developer", "tool"]
     content: str | list[dict[str, Any]] | None = None
     name: str | None = Field(None, description="Accepted and ignored.")
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
 
 

@@ -6,18 +6,17 @@ The chat app owns tool calling (vireo/apps/tool_calling.py); this module only re
 
 from __future__ import annotations
 
+from vireo.apps.chat_tools import ToolCall
+
 FINISH = {"stop": "stop", "length": "length", "abort": "stop", "error": "stop", "tool_calls": "tool_calls"}
 
 
-def chat_message(role: str, text: str, tool_calls: list[dict] | None, tool_call_id: str | None) -> dict:
+def chat_message(role: str, text: str, tool_calls: list[ToolCall] | None, tool_call_id: str | None) -> dict:
     """One OpenAI message as the chat app takes it (`developer` is a system message to us)."""
     message: dict = {"role": "system" if role == "developer" else role,
                      "content": None if tool_calls and not text else text}
     if tool_calls:
-        message["tool_calls"] = [{"id": c.get("id"), "type": "function",
-                                  "function": {"name": (c.get("function") or {}).get("name"),
-                                               "arguments": (c.get("function") or {}).get("arguments") or "{}"}}
-                                 for c in tool_calls]
+        message["tool_calls"] = [c.model_dump() for c in tool_calls]
     if tool_call_id is not None:
         message["tool_call_id"] = tool_call_id
     return message
