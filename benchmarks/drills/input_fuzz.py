@@ -32,7 +32,7 @@ def run(short: bool) -> DrillResult:
     result = DrillResult(name="input_fuzz")
     # the coverage phase alone makes ~500 cases (it does not scale with --max-examples); the full run
     # adds fuzzing and stateful cases up to well past 1,000
-    examples, minimum, budget_s = (1, 300, 240) if short else (150, 1000, 1800)
+    examples, minimum, budget_s = (1, 300, 240) if short else (500, 1000, 1800)
     with Stack(env=NO_LIMITS) as stack, tempfile.TemporaryDirectory(prefix="vireo-fuzz-") as folder:
         report_path = Path(folder) / "report.json"
         finished = _schemathesis(stack, examples, report_path, Path(folder) / "st.log", budget_s)
