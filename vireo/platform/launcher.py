@@ -187,6 +187,7 @@ def run_all(settings: Settings) -> None:
     if settings.engine != "openai":
         ModelRegistry(settings.home).resolve(settings.model)
     redis_choice = choose_redis(settings)
+    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     key = api_key(settings)
     env = {**os.environ, "REDIS_URL": redis_choice.url, "VIREO_API_KEY": key,
            "VIREO_API_URL": f"http://{settings.api_host}:{settings.api_port}"}
@@ -222,6 +223,11 @@ def _banner(settings: Settings, redis_choice: RedisChoice, key: str) -> str:
             f"  try:      curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
             f"-d '{{\"app\":\"summarize\",\"input\":{{\"text\":\"...\"}}}}' {api}/v1/jobs\n"
             "Press Ctrl-C to stop everything.\n")
+
+
+def _stop_like_ctrl_c(signum, frame) -> None:
+    """SIGTERM (kill, systemd, a container stop) takes Ctrl-C's path: everything started is stopped."""
+    raise KeyboardInterrupt
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
