@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from vireo.kernels import quant, quant_gemv, quant_mma, gemv_kmajor
+from vireo.kernels import quant, quant_gemv, quant_mma
 from vireo.kernels.gemv_layout import with_kmajor, with_mma
 from vireo.kernels.qweight import quantize_int4, quantize_int8
 
@@ -22,13 +22,13 @@ SHAPES = [(4096, 4096), (14336, 4096)]
 
 def paths(n: int, k: int):
     w = torch.randn(n, k, device="cuda") * 0.02
-    int4 = with_mma(with_kmajor(quantize_int4(w, 128).to(scale_dtype=torch.float16)))
+    int4 = with_mma(quantize_int4(w, 128).to(scale_dtype=torch.float16))
     int8 = with_kmajor(quantize_int8(w))
     dense = w.to(torch.bfloat16)
+    dev = w.device
     yield "cublas", lambda x: torch.nn.functional.linear(x, dense)
-    yield "w4_gemv", lambda x: quant.w4a16_matmul(x, int4, config=quant_gemv.pick_gemv_config(1, n, k, 4))
-    yield "w4_mma", lambda x: quant.w4a16_matmul(x, int4, config=quant_mma.pick_mma_config(1, n, k, 128))
-    yield "w4_kmajor", lambda x: quant.w4a16_matmul(x, int4, config=gemv_kmajor.pick_kmajor_config(n, k, 4))
+    yield "w4_gemv", lambda x: quant.w4a16_matmul(x, int4, config=quant_gemv.pick_gemv_config(n, k, 128, dev))
+    yield "w4_mma", lambda x: quant.w4a16_matmul(x, int4, config=quant_mma.pick_mma_config(n, k, 128, dev))
     yield "w8_default", lambda x: quant.w8a16_matmul(x, int8)
 
 

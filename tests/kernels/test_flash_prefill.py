@@ -7,7 +7,7 @@ import torch
 
 from tests.kernels.numerics import BOUND, rel_error
 from tests.kernels.test_attention_kernels import attention_f64
-from vireo.inference.native.kernel_attention import kernel_meta
+from vireo.inference.native.models.kernel_attention import kernel_meta
 from vireo.kernels import attention_ref
 from vireo.kernels.flash_prefill import FlashConfig, flash_prefill, pick_flash_config
 
@@ -32,7 +32,7 @@ def expected(q, k, v, cu, scale):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("config", [FlashConfig(32, 16, 4, 2), FlashConfig(16, 16, 4, 1),
                                     FlashConfig(32, 16, 4, 2, tma=True),
-                                    FlashConfig(16, 16, 4, 1, tma=True, warp_specialize=True)])
+                                    FlashConfig(16, 16, 4, 1, tma=True)])
 def test_fresh_prompts_varlen_gqa(triton_on, dtype, config):
     # odd lengths: a one-token prompt, a tile-aligned one, one ending mid-tile past 2 blocks
     q, k, v, cu = packed_case(4, 2, 32, [37, 1, 70, 16], dtype)
@@ -79,7 +79,7 @@ def test_reference_matches_explicit_softmax():
 def test_config_table_keeps_block_m_a_multiple_of_block_n():
     for length in (1, 16, 17, 64, 65, 4096):
         for dim in (64, 128, 256):
-            cfg = pick_flash_config(length, dim)
+            cfg = pick_flash_config(length, dim, torch.device("cpu"))
             assert cfg.block_m % min(cfg.block_n, cfg.block_m) == 0
 
 

@@ -1,4 +1,4 @@
-"""The K-major GEMV layout (made at load from the checkpoint layout) and its decode kernels."""
+"""The int8 K-major GEMV layout (made at load from the checkpoint layout) and its decode kernel."""
 
 import math
 
@@ -7,9 +7,9 @@ import torch
 
 from tests.kernels.numerics import BOUND, rel_error
 from vireo.kernels import quant
-from vireo.kernels.gemv_kmajor import KMajorGemvConfig, pick_kmajor_config
+from vireo.kernels.gemv_kmajor import KMajorGemvConfig
 from vireo.kernels.gemv_layout import unpack_kmajor, with_kmajor
-from vireo.kernels.qweight import dequantize, quantize_int4, quantize_int8, unpack_int4
+from vireo.kernels.qweight import dequantize, quantize_int8
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
@@ -25,16 +25,6 @@ def test_int8_layout_holds_the_checkpoint_integers():
     assert not q[:, 300:].any()
 
 
-@pytest.mark.parametrize("group", [128, 64, 32])
-def test_int4_layout_holds_the_checkpoint_nibbles(group):
-    w = quantize_int4(torch.randn(21, 200), group)
-    layout = with_kmajor(w).kmajor
-    q = unpack_kmajor(layout)
-    assert torch.equal(q[:, :200], unpack_int4(w.qweight, 200).t())
-    assert torch.equal(layout.scales, w.scales.t().float())
-    assert torch.equal(layout.zeros, w.zeros.t().float())
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n,k,config", [
     (1, 32, 512, KMajorGemvConfig(16, 2, 1)),        # no masks: K a whole number of steps
@@ -47,22 +37,6 @@ def test_w8a16_kmajor_matches_dequantized_reference(triton_on, dtype, m, n, k, c
     x = torch.randn(m, k).to(dtype)
     out = _poisoned(m, n, dtype)
     quant.w8a16_matmul(x, w, out=out, config=config)
-    assert rel_error(out, x.double() @ dequantize(w).double().t()) <= BOUND[dtype]
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,n,k,group,config", [
-    (1, 32, 512, 128, KMajorGemvConfig(16, 2, 1)),   # no masks
-    (3, 40, 200, 64, KMajorGemvConfig(8, 2, 2)),     # ragged K and groups, split over two programs
-    (4, 36, 264, 32, pick_kmajor_config(36, 264, 4)),  # the config it would pick
-    (2, 19, 136, 128, KMajorGemvConfig(16, 4, 3)),   # fewer groups than one step, empty splits
-    (1, 32, 1024, 64, KMajorGemvConfig(64, 1, 1)),   # one group per step
-])
-def test_w4a16_kmajor_matches_dequantized_reference(triton_on, dtype, m, n, k, group, config):
-    w = with_kmajor(quantize_int4(torch.randn(n, k), group).to(scale_dtype=torch.float16))
-    x = torch.randn(m, k).to(dtype)
-    out = _poisoned(m, n, dtype)
-    quant.w4a16_matmul(x, w, out=out, config=config)
     assert rel_error(out, x.double() @ dequantize(w).double().t()) <= BOUND[dtype]
 
 

@@ -16,6 +16,7 @@ import triton.language as tl
 
 from vireo.kernels.attention_ref import decode_attention_reference, prefill_attention_reference
 from vireo.kernels.dispatch import dot_dtype, use_triton
+from vireo.kernels.tuning import kernel_table
 
 LOG2E = 1.4426950408889634
 
@@ -209,6 +210,16 @@ def prefill_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Ten
         result = prefill_attention_reference(q, k_cache, v_cache, block_tables, cu_seqlens_q,
                                              context_lens, scale)
         return result if out is None else out.copy_(result)
+    return launch_prefill_attention(q, k_cache, v_cache, block_tables, cu_seqlens_q, context_lens,
+                                    max_q_len, scale, out, block_m, block_n, num_warps, num_stages)
+
+
+def launch_prefill_attention(q, k_cache, v_cache, block_tables, cu_seqlens_q, context_lens,
+                             max_q_len: int, scale: float | None = None, out=None,
+                             block_m: int = 128, block_n: int = 128, num_warps: int = 8,
+                             num_stages: int = 3) -> torch.Tensor:
+    """The Triton path of `prefill_attention`, for callers that already chose it."""
+    scale = scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])
     out = torch.empty_like(q) if out is None else out
     _, heads, head_dim = q.shape
     batch = block_tables.shape[0]
@@ -224,12 +235,15 @@ def prefill_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Ten
     return out
 
 
-def decode_splits(batch: int, kv_heads: int, max_context: int, block_n: int) -> int:
-    """How many programs share one sequence's keys: enough to fill ~2 waves of 132 SMs, at most
-    one per key tile of the longest context (each sequence divides its own keys among them)."""
+def decode_splits(batch: int, kv_heads: int, max_context: int, block_n: int,
+                  device: torch.device) -> int:
+    """How many programs share one sequence's keys: enough for the device's target (about two
+    waves of its SMs), at most one per key tile of the longest context (each sequence divides
+    its own keys among them)."""
+    t = kernel_table(device)["decode_attention"]
     programs = batch * kv_heads
     tiles = triton.cdiv(max_context, block_n)
-    return max(1, min(triton.cdiv(264, programs), tiles, 64))
+    return max(1, min(triton.cdiv(t["split_target_programs"], programs), tiles, t["split_max"]))
 
 
 def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
@@ -246,10 +260,20 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     if not use_triton(q):
         result = decode_attention_reference(q, k_cache, v_cache, block_tables, context_lens, scale)
         return result if out is None else out.copy_(result)
+    return launch_decode_attention(q, k_cache, v_cache, block_tables, context_lens, max_context,
+                                   scale, out, splits, block_n, num_warps, num_stages)
+
+
+def launch_decode_attention(q, k_cache, v_cache, block_tables, context_lens, max_context: int,
+                            scale: float | None = None, out=None, splits: int | None = None,
+                            block_n: int = 64, num_warps: int = 4, num_stages: int = 3
+                            ) -> torch.Tensor:
+    """The Triton path of `decode_attention`, for callers that already chose it."""
+    scale = scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])
     out = torch.empty_like(q) if out is None else out
     batch, heads, head_dim = q.shape
     kv_heads, block_size = k_cache.shape[2], k_cache.shape[1]
-    splits = splits or decode_splits(batch, kv_heads, max_context, block_n)
+    splits = splits or decode_splits(batch, kv_heads, max_context, block_n, q.device)
     block_d = triton.next_power_of_2(head_dim)
     part_o = torch.empty(batch, heads, splits, block_d, dtype=torch.float32, device=q.device)
     part_lse = torch.empty(batch, heads, splits, dtype=torch.float32, device=q.device)
@@ -296,6 +320,11 @@ def store_kv_cache(k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor, v_ca
         k_cache.view(-1, *k_cache.shape[2:])[slots] = k[keep].to(k_cache.dtype)
         v_cache.view(-1, *v_cache.shape[2:])[slots] = v[keep].to(v_cache.dtype)
         return
+    launch_store_kv_cache(k, v, k_cache, v_cache, slot_mapping)
+
+
+def launch_store_kv_cache(k, v, k_cache, v_cache, slot_mapping) -> None:
+    """The Triton path of `store_kv_cache`, for callers that already chose it."""
     tokens = k.shape[0]
     row = k.shape[1] * k.shape[2]
     block = min(triton.next_power_of_2(row), 2048)

@@ -71,12 +71,11 @@ def ceilings(dev) -> dict:
 
 def quant_inputs(dev, n: int, k: int) -> dict:
     """Rotating bf16 / int4 (g128) / int8 copies of one random weight [N, K], each quantized one
-    carrying its decode layouts as the loader makes them (int4: also the K-major one, timed as an
-    alternative); rotation counts the bytes of one layout."""
+    carrying its decode layout as the loader makes it; rotation counts the bytes of one layout."""
     weight = torch.randn(n, k, device=dev) * 0.02
     return {"dense": rotating(lambda: weight.to(torch.bfloat16).clone(), n * k * 2),
-            "w4a16": rotating(lambda: with_mma(with_kmajor(
-                quantize_int4(weight, 128).to(scale_dtype=torch.float16))), n * k // 2),
+            "w4a16": rotating(lambda: with_mma(
+                quantize_int4(weight, 128).to(scale_dtype=torch.float16)), n * k // 2),
             "w8a16": rotating(lambda: with_kmajor(quantize_int8(weight)), n * k)}
 
 
@@ -113,16 +112,15 @@ def bench_quant(dev, m_values=tuple(MS)) -> list[dict]:
 
 def _alternatives(m: int, n: int, k: int, bits: int) -> list[tuple[str, object]]:
     """The paths the dispatcher did not take, timed for the record."""
-    alts = [("tensorcore", quant.pick_config(m, n, k, bits))]
+    dev = torch.device("cuda")
+    alts = [("tensorcore", quant.pick_config(n, k, bits, dev))]
     if bits == 4 and m <= quant_mma.MAX_M:
-        mma = quant_mma.pick_mma_config(m, n, k, 128)
-        alts += [("mma", mma), ("mmatwo", dataclasses.replace(mma, two_groups=True))]
-    if m <= 4:
-        gemv = quant_gemv.pick_gemv_config(m, n, k, bits)
-        alts.append(("gemv", gemv))
-        if bits == 4:
-            alts.append(("gemvexact", dataclasses.replace(gemv, high=False)))
-        alts.append(("kmajor", gemv_kmajor.pick_kmajor_config(n, k, bits)))
+        alts.append(("mma", quant_mma.pick_mma_config(n, k, 128, dev)))
+    if bits == 4 and m <= quant_gemv.MAX_M:
+        gemv = quant_gemv.pick_gemv_config(n, k, 128, dev)
+        alts += [("gemv", gemv), ("gemvexact", dataclasses.replace(gemv, high=False))]
+    if bits == 8 and m <= 4:
+        alts.append(("kmajor", gemv_kmajor.pick_kmajor_config(n, k, dev)))
     return alts
 
 
@@ -181,16 +179,15 @@ def sweep_configs() -> dict:
     gemv = [g(bn, rows, sk, warps, 2, True) for bn in (512, 1024, 256) for rows in (8, 4)
             for warps in (2, 4) for sk in (64, 32)] + [g(256, 8, 64, 4, 2, False)]
     c = quant_mma.MmaConfig
-    w4 = [c(64, sk, 4, 1) for sk in (4, 8, 16)] + [c(64, sk, 4, 1, True) for sk in (2, 4, 8, 16)]
-    w4 += [c(128, 4, 4, 1), c(128, 8, 4, 1), c(128, 8, 8, 1), c(128, 4, 8, 1, True),
-           c(128, 8, 8, 1, True), c(256, 8, 8, 1)]
+    w4 = [c(64, sk, 4, 1) for sk in (4, 8, 16)]
+    w4 += [c(128, 4, 4, 1), c(128, 8, 4, 1), c(128, 8, 8, 1), c(256, 8, 8, 1)]
     return {"w4a16": {1: gemv + w4, 2: w4, 4: w4, 8: w4}}
 
 
 DENSE_SHAPES = [(4096, 4096), (6144, 4096), (28672, 4096), (4096, 14336), (128256, 4096)]
 DENSE_SWEEP = tuple(dense_gemv.DenseGemvConfig(*c) for c in (
-    (8, 512, 1, 4, 3), (4, 1024, 1, 4, 3), (16, 256, 1, 4, 3), (4, 512, 1, 2, 3), (2, 1024, 1, 4, 3),
-    (8, 512, 2, 4, 3), (8, 512, 4, 4, 3), (4, 512, 4, 2, 2), (16, 512, 1, 8, 3), (8, 256, 1, 2, 4)))
+    (8, 512, 4, 3), (4, 1024, 4, 3), (16, 256, 4, 3), (4, 512, 2, 3), (2, 1024, 4, 3),
+    (16, 512, 8, 3), (8, 256, 2, 4)))
 
 
 def bench_dense(dev, configs=DENSE_SWEEP, m: int = 1) -> list[dict]:
@@ -410,31 +407,28 @@ def _write(path: str, report: dict) -> None:
         json.dump(report, f, indent=1)
 
 
-# non-default paths the GPU checks cover too: swapped operands with split K, K-major GEMV shapes
-CHECK_CONFIGS = (quant.MatmulConfig(16, 64, 256, 4, 4, 3, True, True),
+# non-default paths the GPU checks cover too: split K with 16-bit dequantization, K-major GEMV shapes
+CHECK_CONFIGS = (quant.MatmulConfig(16, 64, 256, 4, 4, 3, True),
                  quant_gemv.GemvConfig(256, 8, 16, 4, 2, True),
                  quant_gemv.GemvConfig(512, 16, 8, 8, 2, True),
                  quant_gemv.GemvConfig(256, 8, 64, 4, 2, False),
                  *(gemv_kmajor.KMajorGemvConfig(*c) for c in ((32, 1, 4, 4, 3), (8, 4, 2, 2, 2),
                                                               (16, 8, 1, 8, 2))),
                  *(quant_mma.MmaConfig(*c) for c in ((256, 8, 8, 1), (64, 16, 4, 2), (128, 4, 4, 3),
-                                                     (128, 1, 4, 1), (64, 3, 4, 1, True),
-                                                     (128, 8, 8, 1, True))))
+                                                     (128, 1, 4, 1))))
 PREFILL_SWEEP = ((128, 128, 8, 3), (128, 64, 4, 3), (128, 64, 4, 4), (128, 128, 8, 2),
                  (128, 128, 8, 4), (128, 64, 8, 3), (256, 64, 8, 3), (64, 64, 4, 3))
 DECODE_SWEEP = ((64, 4, None), (128, 4, None), (64, 2, None))
-# contiguous prefill candidates; runs 15-17 also timed qk-ahead, unroll-2 and warp_specialize
-# variants (since removed: no gain), see benchmarks/results/gpu/kernels-h200-notes.md
+# contiguous prefill candidates, pointer loads then tensor-descriptor (TMA) loads; what earlier
+# sweeps timed and dropped: benchmarks/results/gpu/kernels-h200-notes.md
 FLASH_SWEEP = tuple(flash_prefill.FlashConfig(*c) for c in (
     (128, 128, 8, 3), (256, 64, 16, 3), (64, 64, 4, 3),
-    # tensor-descriptor (TMA) loads (run 23: 128 x 128 x 8 warps 457 TFLOP/s against 406 for
-    # pointer loads; Triton's warp specialization no faster, and with 4 warps it fails to compile)
-    (128, 128, 8, 3, True), (128, 128, 8, 3, True, True), (128, 64, 8, 3, True),
+    (128, 128, 8, 3, True), (128, 64, 8, 3, True),
     (256, 64, 16, 3, True), (256, 128, 16, 2, True), (256, 64, 8, 3, True), (64, 64, 4, 4, True),
     (128, 32, 4, 4, True), (256, 128, 8, 2, True)))
 
 
-PATHS = ("tensorcore", "gemv", "kmajor", "mma", "mmatwo")  # the alternatives the table lists
+PATHS = ("tensorcore", "gemv", "kmajor", "mma")  # the alternatives the table lists
 
 
 def print_table(report: dict) -> None:

@@ -17,7 +17,7 @@ from vireo.kernels.gemv_kmajor import KMajorGemvConfig
 from vireo.kernels.gemv_layout import with_kmajor, with_mma
 from vireo.kernels.quant_gemv import GemvConfig, gemv_supported
 from vireo.kernels.quant_mma import MmaConfig
-from vireo.kernels.qweight import dequantize, quantize_int4, quantize_int8
+from vireo.kernels.qweight import Int4Weight, dequantize, quantize_int4, quantize_int8
 
 BOUND = {torch.bfloat16: 1e-2, torch.float16: 1e-2, torch.float32: 1e-5}
 
@@ -45,9 +45,8 @@ def check_quant(results: list, device, dtype=torch.bfloat16, configs=()) -> None
         w4 = quantize_int4(weight, group).to(scale_dtype=torch.float16)
         w8 = quantize_int8(weight)
         cases = [("w4a16", quant.w4a16_matmul, w4), ("w8a16", quant.w8a16_matmul, w8)]
-        if m <= 4:  # decode sizes: the weight as the loader keeps it, with its GEMV layout
-            cases += [("w4a16 kmajor", quant.w4a16_matmul, with_kmajor(w4)),
-                      ("w8a16 kmajor", quant.w8a16_matmul, with_kmajor(w8))]
+        if m <= 4:  # decode sizes: the int8 weight as the loader keeps it, with its GEMV layout
+            cases.append(("w8a16 kmajor", quant.w8a16_matmul, with_kmajor(w8)))
         if m <= 8:  # int4 small M: the tensor-core layout
             cases.append(("w4a16 mma", quant.w4a16_matmul, with_mma(w4)))
         for name, fn, w in cases:
@@ -74,13 +73,14 @@ def check_dense(results: list, device) -> None:
 
 def _applies(config, w, m: int) -> bool:
     """K-major GEMV and MMA configs go with weights that carry that layout, others with the rest;
-    FMA GEMV configs only where that kernel takes the problem."""
-    if isinstance(config, GemvConfig):
-        return w.kmajor is None and getattr(w, "mma", None) is None and gemv_supported(w, m, config)
+    FMA GEMV configs only with int4 weights that kernel takes."""
     mma = getattr(w, "mma", None) is not None
+    kmajor = getattr(w, "kmajor", None) is not None
+    if isinstance(config, GemvConfig):
+        return isinstance(w, Int4Weight) and not mma and gemv_supported(w, m, config)
     if isinstance(config, MmaConfig) or mma:
         return isinstance(config, MmaConfig) and mma
-    return isinstance(config, KMajorGemvConfig) == (w.kmajor is not None)
+    return isinstance(config, KMajorGemvConfig) == kmajor
 
 
 def _paged_case(device, dtype, batch, heads, kv_heads, dim, block_size, ctxs, q_lens):

@@ -23,6 +23,7 @@ import triton.language as tl
 
 from vireo.kernels.attention_ref import contiguous_prefill_reference
 from vireo.kernels.dispatch import dot_dtype, use_triton
+from vireo.kernels.tuning import kernel_table, pick
 
 LOG2E = 1.4426950408889634
 OFFSET32_LIMIT = 2**31  # row offsets inside a sequence switch to int64 from here
@@ -31,26 +32,20 @@ OFFSET32_LIMIT = 2**31  # row offsets inside a sequence switch to int64 from her
 @dataclass(frozen=True)
 class FlashConfig:
     """Tile of the contiguous prefill kernel. block_m must be a multiple of block_n. `tma`: load
-    Q, K, V through tensor descriptors (the Hopper bulk-copy engine; head_dim a power of two);
-    `warp_specialize`: let Triton split the unmasked loop into loading and computing warps."""
+    Q, K, V through tensor descriptors (the Hopper bulk-copy engine; head_dim a power of two)."""
 
     block_m: int = 128
     block_n: int = 128
     num_warps: int = 8
     num_stages: int = 3
     tma: bool = False
-    warp_specialize: bool = False
 
 
-def pick_flash_config(max_q_len: int, head_dim: int) -> FlashConfig:
-    """Shape-keyed defaults: short runs waste less of a small tile; large D needs smaller tiles."""
-    if max_q_len <= 16:
-        return FlashConfig(16, 16, 4, 2)
-    if max_q_len <= 64:
-        return FlashConfig(64, 64, 4, 3)
-    if head_dim > 128:
-        return FlashConfig(128, 64, 8, 2)
-    return FlashConfig(tma=True)  # H200 run 23: 457 TFLOP/s against 406 for pointer loads
+def pick_flash_config(max_q_len: int, head_dim: int, device: torch.device) -> FlashConfig:
+    """Tiles by query length and head size from the device's tuned table: short runs waste less
+    of a small tile; large head dims need smaller tiles."""
+    return FlashConfig(**pick(kernel_table(device)["flash_prefill"], q_len=max_q_len,
+                              head_dim=head_dim))
 
 
 @triton.jit
@@ -73,8 +68,8 @@ def _load_kv(base, start_n, offs_n, offs_d, stride_t, seq_len, D: tl.constexpr,
     """Rows start_n + offs_n of one head's keys (or values); `base` points at the sequence's row 0.
 
     The pointers are rebuilt from the loop index each tile: carrying a [BLOCK_N, BLOCK_D] pointer
-    tensor across iterations keeps 64-bit addresses for every element in registers (run 15:
-    spills, 20-150 TFLOP/s, and an extra shared-memory stage).
+    tensor across iterations keeps 64-bit addresses for every element in registers, which spill
+    (measured: `benchmarks/results/gpu/kernels-h200-notes.md`).
     """
     pos = start_n + offs_n
     if OFF64:
@@ -160,7 +155,7 @@ def _tma_tile(acc, m_i, l_i, q, desc_k, desc_v, seq_start, kv_col, start_n, offs
 @triton.jit
 def _flash_prefill_tma_kernel(desc_q, desc_k, desc_v, out_ptr, cu_ptr, qk_scale, stride_ot,
                               stride_oh, GROUPS: tl.constexpr, D: tl.constexpr,
-                              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, WS: tl.constexpr,
+                              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                               DOT: tl.constexpr):
     """The same attention with every tile loaded by a tensor descriptor over the packed rows.
 
@@ -182,7 +177,7 @@ def _flash_prefill_tma_kernel(desc_q, desc_k, desc_v, out_ptr, cu_ptr, qk_scale,
         l_i = tl.zeros((BLOCK_M,), tl.float32)
         acc = tl.zeros((BLOCK_M, D), tl.float32)
         diag = m_block * BLOCK_M  # keys before it are visible to every row of the block
-        for start_n in tl.range(0, diag, BLOCK_N, warp_specialize=WS):
+        for start_n in tl.range(0, diag, BLOCK_N):
             acc, m_i, l_i = _tma_tile(acc, m_i, l_i, q, desc_k, desc_v, seq_start, kv_col, start_n,
                                       offs_m, offs_n, False, DOT)
         for start_n in range(diag, tl.minimum(diag + BLOCK_M, seq_len), BLOCK_N):
@@ -219,7 +214,7 @@ def _launch_tma(q, k, v, cu_seqlens, out, grid, scale, cfg: FlashConfig, block_n
     _flash_prefill_tma_kernel[grid](
         rows(q, cfg.block_m), rows(k, block_n), rows(v, block_n), out, cu_seqlens, scale * LOG2E,
         out.stride(0), out.stride(1), GROUPS=q.shape[1] // k.shape[1], D=head_dim,
-        BLOCK_M=cfg.block_m, BLOCK_N=block_n, WS=cfg.warp_specialize,
+        BLOCK_M=cfg.block_m, BLOCK_N=block_n,
         DOT=dot_dtype(q.dtype, q.device), num_warps=cfg.num_warps, num_stages=cfg.num_stages)
 
 
@@ -235,12 +230,20 @@ def flash_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens:
     if not use_triton(q):
         result = contiguous_prefill_reference(q, k, v, cu_seqlens, scale)
         return result if out is None else out.copy_(result)
+    return launch_flash_prefill(q, k, v, cu_seqlens, max_len, scale, out, config)
+
+
+def launch_flash_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.Tensor,
+                         max_len: int, scale: float | None = None, out: torch.Tensor | None = None,
+                         config: FlashConfig | None = None) -> torch.Tensor:
+    """The Triton path of `flash_prefill`, for callers that already chose it."""
+    scale = scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])
     for t in (q, k, v):
         if t.stride(-1) != 1:
             raise ValueError("flash_prefill needs head_dim contiguous")
     out = torch.empty_like(q) if out is None else out
     _, heads, head_dim = q.shape
-    cfg = config or pick_flash_config(max_len, head_dim)
+    cfg = config or pick_flash_config(max_len, head_dim, q.device)
     block_n = min(cfg.block_n, cfg.block_m)
     if cfg.block_m % block_n:
         raise ValueError(f"block_m {cfg.block_m} must be a multiple of block_n {block_n}")

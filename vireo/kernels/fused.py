@@ -52,6 +52,13 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float,
         normed, summed = result
         out = normed if out is None else out.copy_(normed)
         return out, (summed if residual_out is None else residual_out.copy_(summed))
+    return launch_rms_norm(x, weight, eps, residual, out, residual_out)
+
+
+def launch_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float,
+                    residual: torch.Tensor | None = None, out: torch.Tensor | None = None,
+                    residual_out: torch.Tensor | None = None):
+    """The Triton path of `rms_norm`, for callers that already chose it."""
     n_cols = x.shape[-1]
     x2 = x.reshape(-1, n_cols)
     out = torch.empty_like(x) if out is None else out
@@ -115,6 +122,12 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor, cos_sin: torch.Tensor,
     if not use_triton(x):
         result = rope_reference(x, positions, cos_sin)
         return result if out is None else out.copy_(result)
+    return launch_rope(x, positions, cos_sin, out)
+
+
+def launch_rope(x: torch.Tensor, positions: torch.Tensor, cos_sin: torch.Tensor,
+                out: torch.Tensor | None = None) -> torch.Tensor:
+    """The Triton path of `apply_rope`, for callers that already chose it."""
     out = torch.empty_like(x) if out is None else out
     tokens, heads, head_dim = x.shape
     half = head_dim // 2
@@ -147,6 +160,11 @@ def silu_and_mul(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tens
     if not use_triton(x):
         result = silu_and_mul_reference(x)
         return result if out is None else out.copy_(result)
+    return launch_silu_and_mul(x, out)
+
+
+def launch_silu_and_mul(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The Triton path of `silu_and_mul`, for callers that already chose it."""
     n_cols = x.shape[-1] // 2
     x2 = x.reshape(-1, 2 * n_cols)
     out = torch.empty(*x.shape[:-1], n_cols, dtype=x.dtype, device=x.device) if out is None else out

@@ -1,12 +1,12 @@
-"""Decode GEMV (M = 1 by default) over the K-major layout of `gemv_layout`: streaming rows of K.
+"""int8 decode GEMV (M = 1) over the K-major layout of `gemv_layout`: streaming rows of K.
 
 A program owns BLOCK_N output rows and walks K in steps of TILES layout tiles; each step loads a
 [BLOCK_N, TILES, W] block of int32 words (each row's run of K is contiguous: 16-byte loads) and,
 per field, the contiguous run of activations it multiplies, which every row of the block shares.
 Each M row is its own program row (the weight is re-read from L2 for M > 1).
-Per weight: one LOP3 puts the field into the mantissa of 1.0, one FADD takes away 1.0 plus the
-zero point (int4) or the +128 bias (int8), exactly, one FFMA accumulates into a 2-D fp32 tile
-that is reduced (tl.sum) once at the end. Scales apply once per group (int4) or row (int8).
+Per weight: one LOP3 puts the byte into the mantissa of 1.0, one FADD takes away 1.0 plus the
++128 bias, exactly, one FFMA accumulates into a 2-D fp32 tile that is reduced (tl.sum) once at
+the end. The scale applies once per row.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import torch
 import triton
 import triton.language as tl
 
-from vireo.kernels.gemv_layout import KMajorInt4, KMajorInt8
-from vireo.kernels.split_k import launch_split_k
+from vireo.kernels.gemv_layout import KMajorInt8
+from vireo.kernels.split_k import launch_split_k, store_row
+from vireo.kernels.tuning import kernel_table
 
 
 @dataclass(frozen=True)
@@ -92,32 +93,7 @@ def _w8a16_kmajor_kernel(x_ptr, qw_ptr, s_ptr, out_ptr, N, K, TILE_COUNT, stride
         for b in tl.static_range(4):
             acc += _byte_times_x(low, high, b, x_row, tiles, cols, W, K, EVEN)
     scale = tl.load(s_ptr + rows, mask=rows < N, other=0.0)
-    _store_rows(out_ptr + m * stride_om, tl.sum(tl.sum(acc, 2), 1) * scale, rows, N, ATOMIC)
-
-
-@triton.jit
-def _w4a16_kmajor_kernel(x_ptr, qw_ptr, s_ptr, z_ptr, out_ptr, N, K, TILE_COUNT, stride_xm,
-                         stride_qn, stride_sn, stride_om, SPLIT_K, W: tl.constexpr,
-                         BLOCK_N: tl.constexpr, TILES: tl.constexpr, ATOMIC: tl.constexpr,
-                         EVEN: tl.constexpr):
-    """A layout tile is one group of 8 * W inputs: one scale and zero point per (row, tile)."""
-    m, pid_n, pid_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    cols = tl.arange(0, W)
-    x_row = x_ptr + m * stride_xm
-    steps = tl.cdiv(TILE_COUNT, TILES)
-    per_split = tl.cdiv(steps, SPLIT_K)
-    acc = tl.zeros((BLOCK_N, TILES, W), tl.float32)
-    for step in range(pid_k * per_split, tl.minimum((pid_k + 1) * per_split, steps)):
-        tiles = step * TILES + tl.arange(0, TILES)
-        packed = _load_words(qw_ptr, rows, tiles, cols, stride_qn, N, TILE_COUNT, W, EVEN)
-        high = packed >> 16  # nibbles 4..7 into bits 0..15 (the sign bits above are masked)
-        scale, zero = _group_scale_zero(s_ptr, z_ptr, rows, tiles, stride_sn, N, TILE_COUNT, EVEN)
-        part = tl.zeros((BLOCK_N, TILES, W), tl.float32)
-        for j in tl.static_range(8):
-            part += _nibble_times_x(packed, high, zero, j, x_row, tiles, cols, W, K, EVEN)
-        acc += part * scale
-    _store_rows(out_ptr + m * stride_om, tl.sum(tl.sum(acc, 2), 1), rows, N, ATOMIC)
+    store_row(out_ptr + m * stride_om, tl.sum(tl.sum(acc, 2), 1) * scale, rows, N, ATOMIC)
 
 
 @triton.jit
@@ -132,43 +108,6 @@ def _byte_times_x(low, high, b: tl.constexpr, x_row, tiles, cols, W: tl.constexp
     else:
         q = _field_minus(high, SHIFT, 8, 1.0 + 128.0 / UNDO)
     return x * q
-
-
-@triton.jit
-def _nibble_times_x(packed, high, zero, j: tl.constexpr, x_row, tiles, cols, W: tl.constexpr, K,
-                    EVEN: tl.constexpr):
-    """x times (nibble j - zero point) of each word: [BLOCK_N, TILES, W]."""
-    SHIFT: tl.constexpr = (j % 4) * 4
-    UNDO: tl.constexpr = 8388608.0 / (1 << SHIFT)
-    x = _x_run(x_row, tiles, cols, j * W, 8 * W, K, UNDO, packed.shape[0], EVEN)
-    if j < 4:
-        q = _field_minus(packed, SHIFT, 4, 1.0 + zero / UNDO)
-    else:
-        q = _field_minus(high, SHIFT, 4, 1.0 + zero / UNDO)
-    return x * q
-
-
-@triton.jit
-def _group_scale_zero(s_ptr, z_ptr, rows, tiles, stride_sn, N, TILE_COUNT, EVEN: tl.constexpr):
-    """Scale and zero point [BLOCK_N, TILES, 1] of each (row, group)."""
-    offs = rows[:, None] * stride_sn + tiles[None, :]
-    if EVEN:
-        scale = tl.load(s_ptr + offs)
-        zero = tl.load(z_ptr + offs)
-    else:
-        mask = (rows[:, None] < N) & (tiles[None, :] < TILE_COUNT)
-        scale = tl.load(s_ptr + offs, mask=mask, other=0.0)
-        zero = tl.load(z_ptr + offs, mask=mask, other=0.0)
-    return scale[:, :, None], zero[:, :, None]
-
-
-@triton.jit
-def _store_rows(out_row, result, rows, N, ATOMIC: tl.constexpr):
-    """Write the output row, or with K split, add this split's part to an fp32 row."""
-    if ATOMIC:
-        tl.atomic_add(out_row + rows, result, mask=rows < N)
-    else:
-        tl.store(out_row + rows, result.to(out_row.dtype.element_ty), mask=rows < N)
 
 
 def _launch(kernel, x2, out2, layout, cfg: KMajorGemvConfig, tile_k: int, weight_args: tuple,
@@ -194,18 +133,11 @@ def w8a16_kmajor_gemv(x2: torch.Tensor, layout: KMajorInt8, out2: torch.Tensor,
             (layout.words, layout.scales), (layout.words.stride(0),))
 
 
-def w4a16_kmajor_gemv(x2: torch.Tensor, layout: KMajorInt4, out2: torch.Tensor,
-                      cfg: KMajorGemvConfig) -> None:
-    """out2 [M, N] = x2 [M, K] @ W^T for small M, from the int4 GEMV layout."""
-    _launch(_w4a16_kmajor_kernel, x2, out2, layout, cfg, 8 * layout.tile_words,
-            (layout.words, layout.scales, layout.zeros),
-            (layout.words.stride(0), layout.scales.stride(0)))
-
-
-def pick_kmajor_config(n: int, k: int, bits: int) -> KMajorGemvConfig:
-    """Enough programs for 132 SMs: split K only when N / BLOCK_N leaves the GPU half empty."""
-    block_n, tiles = (8, 4) if bits == 8 else (64, 2)
+def pick_kmajor_config(n: int, k: int, device: torch.device) -> KMajorGemvConfig:
+    """Tuned tiles; K split only while N / BLOCK_N leaves the GPU's programs short of the target."""
+    t = kernel_table(device)["int8_kmajor_gemv"]
     split = 1
-    while triton.cdiv(n, block_n) * split < 264 and split < 8 and k // (split * 2) >= 1024:
+    while (triton.cdiv(n, t["block_n"]) * split < t["split_k_target_programs"]
+           and split < t["split_k_max"] and k // (split * 2) >= t["min_k_per_split"]):
         split *= 2
-    return KMajorGemvConfig(block_n, tiles, split, 4, 2)
+    return KMajorGemvConfig(t["block_n"], t["tiles"], split, t["num_warps"], t["num_stages"])

@@ -8,8 +8,6 @@ field f of a run of words multiplies are themselves a contiguous run of x.
 
 - `KMajorInt8`: `words` int32 [N, K_pad / 4], tile = 4 * INT8_TILE_WORDS inputs, bytes signed;
   `scales` float32 [N].
-- `KMajorInt4`: `words` int32 [N, K_pad / 8], tile = one quantization group (G / 8 words), nibbles
-  unsigned; `scales`, `zeros` float32 [N, groups] (row-major, so a row's groups are contiguous).
 - `MmaInt4` (the small-M tensor-core kernel, `quant_mma.py`): rows in tiles of MMA_ROWS; `words`
   int32 [N_pad / MMA_ROWS, groups, MMA_ROWS, G / 8], so one group of one row tile is one
   contiguous block; word c of a row holds inputs 8c..8c+7 of its group, placed so that one shift
@@ -36,16 +34,6 @@ class KMajorInt8:
 
     words: torch.Tensor
     scales: torch.Tensor
-    tile_words: int
-
-
-@dataclass
-class KMajorInt4:
-    """int4 weight re-packed for the GEMV: one group per tile, groups of a row contiguous."""
-
-    words: torch.Tensor
-    scales: torch.Tensor
-    zeros: torch.Tensor
     tile_words: int
 
 
@@ -94,18 +82,6 @@ def kmajor_int8(w: Int8Weight) -> KMajorInt8:
                       INT8_TILE_WORDS)
 
 
-def kmajor_int4(w: Int4Weight) -> KMajorInt4:
-    """The GEMV layout of an int4 weight: nibbles regrouped per quantization group."""
-    tile_words = w.group_size // 8
-    if w.group_size % 8 or tile_words & (tile_words - 1):
-        raise ValueError(f"the int4 GEMV layout needs a group size of 8 * 2**i, not {w.group_size}")
-    groups = w.scales.shape[0]
-    q = unpack_int4(w.qweight, w.in_features).t()  # [N, K] uint8
-    q = torch.nn.functional.pad(q, (0, groups * w.group_size - q.shape[1])).contiguous()
-    return KMajorInt4(_interleave_fields(q, tile_words, 8), w.scales.t().float().contiguous(),
-                      w.zeros.t().float().contiguous(), tile_words)
-
-
 def mma_int4(w: Int4Weight) -> MmaInt4:
     """The small-M tensor-core layout of an int4 weight (group size a power of two >= 16)."""
     g = w.group_size
@@ -145,18 +121,13 @@ def unpack_mma(layout: MmaInt4) -> torch.Tensor:
     return q.flatten(1).to(torch.uint8)
 
 
-def with_kmajor(w: Int8Weight | Int4Weight) -> Int8Weight | Int4Weight:
-    """The same weight carrying its GEMV layout too (decode kernels use it when present)."""
-    layout = kmajor_int8(w) if isinstance(w, Int8Weight) else kmajor_int4(w)
-    return replace(w, kmajor=layout)
+def with_kmajor(w: Int8Weight) -> Int8Weight:
+    """The same int8 weight carrying its GEMV layout too (the decode GEMV uses it when present)."""
+    return replace(w, kmajor=kmajor_int8(w))
 
 
-def unpack_kmajor(layout: KMajorInt8 | KMajorInt4) -> torch.Tensor:
-    """The integer weight [N, K_pad] a layout holds (int8 signed, int4 unsigned); for tests."""
+def unpack_kmajor(layout: KMajorInt8) -> torch.Tensor:
+    """The signed int8 weight [N, K_pad] a layout holds; for tests."""
     n = layout.words.shape[0]
-    fields = 4 if isinstance(layout, KMajorInt8) else 8
     raw = layout.words.view(torch.uint8).view(n, -1, layout.tile_words, 4)
-    if fields == 8:
-        raw = torch.stack([raw & 0xF, raw >> 4], -1).view(n, -1, layout.tile_words, 8)
-    q = raw.transpose(2, 3).reshape(n, -1)
-    return q.view(torch.int8) if fields == 4 else q
+    return raw.transpose(2, 3).reshape(n, -1).view(torch.int8)

@@ -1,10 +1,10 @@
-"""Decode-size (M <= 4) weight-only matmuls without tensor cores: FMA GEMV kernels.
+"""Decode-size (M <= 4) int4 weight-only matmul without tensor cores: an FMA GEMV.
 
 At M = 1 a matmul is a stream over the weight; what limits a dequantizing kernel is then the
 ALU work per weight, not the multiply. Each weight here costs ~3 instructions: one LOP3 puts
-the nibble (or byte) into the mantissa of 1.0, one FADD takes the 1.0 away (exact), one FFMA
-accumulates with a power-of-two-rescaled activation. Scales and zero points are applied once
-per group (int4) or once at the end (int8), outside the inner loop.
+the nibble into the mantissa of 1.0, one FADD takes the 1.0 away (exact), one FFMA accumulates
+with a power-of-two-rescaled activation. Scales and zero points are applied once per group,
+outside the inner loop.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ import torch
 import triton
 import triton.language as tl
 
-from vireo.kernels.qweight import Int4Weight, Int8Weight
-from vireo.kernels.split_k import launch_split_k
+from vireo.kernels.qweight import Int4Weight
+from vireo.kernels.split_k import launch_split_k, store_row
+from vireo.kernels.tuning import kernel_table, pick
+
+MAX_M = 4
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def _w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, z_ptr, out_ptr, N, K, stride_xm, st
             zero = tl.load(z_ptr + group * stride_sg + offs_n, mask=n_mask, other=0).to(tl.float32)
         acc += q_part * scale
         zero_acc += x_sum * scale * zero
-    _store_row(out_ptr + m * stride_om, acc - zero_acc, offs_n, N, ATOMIC)
+    store_row(out_ptr + m * stride_om, acc - zero_acc, offs_n, N, ATOMIC)
 
 
 @triton.jit
@@ -169,108 +172,31 @@ def _x_column(x_row, rows, j: tl.constexpr, K, EVEN: tl.constexpr):
     return x.to(tl.float32)
 
 
-@triton.jit
-def _w8a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, out_ptr, N, K, stride_xm, stride_qk, stride_om,
-                       SPLIT_K, BLOCK_N: tl.constexpr, ROWS: tl.constexpr, ATOMIC: tl.constexpr):
-    """qw_ptr views the int8 [K, N] weight as int32 [K, N/4]: byte b of word c is column 4c+b."""
-    m, pid_n, pid_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    words = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # BLOCK_N words = 4 * BLOCK_N columns
-    offs_r = tl.arange(0, ROWS)
-    w_mask = words < N // 4
-    x_row = x_ptr + m * stride_xm
-    steps = tl.cdiv(K, ROWS)
-    per_split = tl.cdiv(steps, SPLIT_K)
-    acc0 = tl.zeros((ROWS, BLOCK_N), tl.float32)
-    acc1 = tl.zeros((ROWS, BLOCK_N), tl.float32)
-    acc2 = tl.zeros((ROWS, BLOCK_N), tl.float32)
-    acc3 = tl.zeros((ROWS, BLOCK_N), tl.float32)
-    x_sum = tl.zeros((ROWS,), tl.float32)
-    for step in range(pid_k * per_split, tl.minimum((pid_k + 1) * per_split, steps)):
-        ks = step * ROWS + offs_r
-        word = tl.load(qw_ptr + ks[:, None] * stride_qk + words[None, :],
-                       mask=(ks[:, None] < K) & w_mask[None, :], other=0)
-        x = tl.load(x_row + ks, mask=ks < K, other=0.0).to(tl.float32)
-        x_sum += x
-        # bias each signed byte to q + 128 in 0..255, then bytes 2, 3 into bits 0..15
-        low = word ^ -2139062144  # 0x80808080 as int32
-        high = low >> 16
-        x_lo = (x * 8388608.0)[:, None]  # 2**23 undoes the field at bit 0
-        x_hi = (x * 32768.0)[:, None]  # 2**15 undoes the field at bit 8
-        acc0 += x_lo * _mantissa_field(low, 0, 8)
-        acc1 += x_hi * _mantissa_field(low, 8, 8)
-        acc2 += x_lo * _mantissa_field(high, 0, 8)
-        acc3 += x_hi * _mantissa_field(high, 8, 8)
-    bias = 128.0 * tl.sum(x_sum, 0)  # sum_k x_k (q_k + 128) - 128 sum_k x_k
-    out_row = out_ptr + m * stride_om
-    for b in tl.static_range(4):
-        if b == 0:
-            part = acc0
-        elif b == 1:
-            part = acc1
-        elif b == 2:
-            part = acc2
-        else:
-            part = acc3
-        cols = words * 4 + b
-        scale = tl.load(s_ptr + cols, mask=w_mask, other=0.0).to(tl.float32)
-        _store_row(out_row, (tl.sum(part, 0) - bias) * scale, cols, N, ATOMIC)
+def gemv_supported(w: Int4Weight, m: int, cfg: GemvConfig) -> bool:
+    """Whether the GEMV takes this problem (else the tensor-core kernel does)."""
+    return m <= MAX_M and w.group_size % (8 * cfg.rows) == 0
 
 
-@triton.jit
-def _store_row(out_row, result, cols, N, ATOMIC: tl.constexpr):
-    """Write the output row, or with K split, add this split's part to an fp32 row."""
-    if ATOMIC:
-        tl.atomic_add(out_row + cols, result, mask=cols < N)
-    else:
-        tl.store(out_row + cols, result.to(out_row.dtype.element_ty), mask=cols < N)
-
-
-def gemv_supported(w: Int8Weight | Int4Weight, m: int, cfg: GemvConfig) -> bool:
-    """Whether the GEMV kernels take this problem (else the tensor-core kernel does)."""
-    if m > 4:
-        return False
-    if isinstance(w, Int4Weight):
-        return w.group_size % (8 * cfg.rows) == 0
-    return w.shape[0] % 4 == 0 and w.qweight.stride(0) % 4 == 0
-
-
-def pick_gemv_config(m: int, n: int, k: int, bits: int, group_size: int = 128) -> GemvConfig:
-    """Many small programs, so that most of the weight is in flight at once (a GEMV of a few MB
-    is latency-bound otherwise). int4 (H200 sweep, kernels-h200-run19): 256 columns on 2 warps
-    (4 columns a thread, so one activation load and scaling serves 4 weights; the FMA GEMV is
-    issue-bound, ncu: SM 62 %, DRAM 32 %), the high-mantissa nibbles, 8 packed rows a step up to
-    32M weights and 4 above; int8: tuned on an H200 by `vireo.kernels.bench --sweep`."""
-    if bits == 4:
-        rows = min(8 if n * k <= 1 << 25 else 4, group_size // 8)
-        steps = triton.cdiv(triton.cdiv(k, 8), rows)
-        return GemvConfig(256, rows, max(1, min(64, steps)), 2, 2, high=True)
-    return GemvConfig(128, 16, max(1, min(64, triton.cdiv(k, 16))), 4, 2)
-
-
-def _launch(kernel, x2, out2, cfg: GemvConfig, args: tuple, grid_n: int, strides: tuple,
-            **meta) -> None:
-    m, k = x2.shape
-
-    def args_for(target):
-        return (x2, *args, target, out2.shape[1], k, x2.stride(0), *strides, target.stride(0),
-                cfg.split_k)
-    launch_split_k(kernel, (m, grid_n, cfg.split_k), out2, cfg.split_k, args_for,
-                   BLOCK_N=cfg.block_n, ROWS=cfg.rows, ATOMIC=cfg.split_k > 1,
-                   num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta)
+def pick_gemv_config(n: int, k: int, group_size: int, device: torch.device) -> GemvConfig:
+    """Many small programs, so that most of the weight is in flight at once (a GEMV of a few MB is
+    latency-bound otherwise); K split up to one program per loop step (tuned table)."""
+    t = kernel_table(device)["int4_gemv"]
+    rows = min(pick(t["rows"], weights=n * k), group_size // 8)
+    steps = triton.cdiv(triton.cdiv(k, 8), rows)
+    return GemvConfig(t["block_n"], rows, max(1, min(t["split_k_max"], steps)), t["num_warps"],
+                      t["num_stages"], t["high"])
 
 
 def w4a16_gemv(x2: torch.Tensor, w: Int4Weight, out2: torch.Tensor, cfg: GemvConfig) -> None:
     """out2 [M, N] = x2 [M, K] @ W^T for M <= 4, int4 weight."""
-    n, k = w.shape
-    even = k % (8 * cfg.rows) == 0 and n % cfg.block_n == 0
-    _launch(_w4a16_gemv_kernel, x2, out2, cfg, (w.qweight, w.scales, w.zeros),
-            triton.cdiv(n, cfg.block_n), strides=(w.qweight.stride(0), w.scales.stride(0)),
-            GROUP=w.group_size, EVEN=even, HIGH=cfg.high and x2.dtype != torch.float32)
-
-
-def w8a16_gemv(x2: torch.Tensor, w: Int8Weight, out2: torch.Tensor, cfg: GemvConfig) -> None:
-    """out2 [M, N] = x2 [M, K] @ W^T for M <= 4, int8 weight (N a multiple of 4)."""
+    m, k = x2.shape
     n = w.shape[0]
-    words = w.qweight.view(torch.int32)
-    _launch(_w8a16_gemv_kernel, x2, out2, cfg, (words, w.scales),
-            triton.cdiv(n // 4, cfg.block_n), strides=(words.stride(0),))
+    even = k % (8 * cfg.rows) == 0 and n % cfg.block_n == 0
+
+    def args_for(target):
+        return (x2, w.qweight, w.scales, w.zeros, target, n, k, x2.stride(0), w.qweight.stride(0),
+                w.scales.stride(0), target.stride(0), cfg.split_k)
+    launch_split_k(_w4a16_gemv_kernel, (m, triton.cdiv(n, cfg.block_n), cfg.split_k), out2,
+                   cfg.split_k, args_for, GROUP=w.group_size, BLOCK_N=cfg.block_n, ROWS=cfg.rows,
+                   ATOMIC=cfg.split_k > 1, EVEN=even, HIGH=cfg.high and x2.dtype != torch.float32,
+                   num_warps=cfg.num_warps, num_stages=cfg.num_stages)

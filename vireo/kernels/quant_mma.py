@@ -24,6 +24,7 @@ import triton
 import triton.language as tl
 
 from vireo.kernels.gemv_layout import MMA_ROWS, MmaInt4
+from vireo.kernels.tuning import kernel_table, pick
 
 MAX_SPLIT_GROUPS = 16  # per program: the zero-point terms are summed in one [groups, G, M] tile
 MAX_M = 8  # the activations' side of the MMA: M is padded to 8
@@ -37,7 +38,6 @@ class MmaConfig:
     split_k: int = 8
     num_warps: int = 4
     num_stages: int = 1
-    two_groups: bool = False  # two groups per loop step (twice the loads in flight)
 
 
 @triton.jit
@@ -78,7 +78,7 @@ def _w4a16_mma_kernel(x_ptr, qw_ptr, s_ptr, zs_ptr, out_ptr, ws_ptr, lock_ptr, M
                       ROWS: tl.constexpr,
                       BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, SPLIT_K: tl.constexpr,
                       SPLIT_GROUPS: tl.constexpr, FIELD: tl.constexpr, MAGIC: tl.constexpr,
-                      HALF: tl.constexpr, DOT: tl.constexpr, TWO: tl.constexpr):
+                      HALF: tl.constexpr, DOT: tl.constexpr):
     pid_n, pid_k = tl.program_id(0), tl.program_id(1)
     rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     # row r of group g: tile r // ROWS, then g, then r % ROWS (one contiguous block per tile)
@@ -89,22 +89,13 @@ def _w4a16_mma_kernel(x_ptr, qw_ptr, s_ptr, zs_ptr, out_ptr, ws_ptr, lock_ptr, M
     first = pid_k * PER_SPLIT
     end = tl.minimum(first + PER_SPLIT, GROUPS)
     s_at = s_ptr + tile_row
-    # the next step's words, activations and scales are loaded while this step computes; two
-    # groups a step (TWO) keep twice the bytes in flight per program
+    # the next group's words, activations and scales are loaded while this one computes
     words, x, scale = _group_inputs(words_at, x_at, s_at, first, first < end, rows, M, N, K,
                                     offs_m, W, ROWS)
-    if TWO:
-        words2, x2, scale2 = _group_inputs(words_at, x_at, s_at, first + 1, first + 1 < end,
-                                           rows, M, N, K, offs_m, W, ROWS)
     acc = tl.zeros((BLOCK_N, BLOCK_M), tl.float32)
-    for g in range(first, end, 1 + TWO):
-        nxt = _group_inputs(words_at, x_at, s_at, g + 1 + TWO, g + 1 + TWO < end, rows, M, N, K,
-                            offs_m, W, ROWS)
-        if TWO:
-            nxt2 = _group_inputs(words_at, x_at, s_at, g + 3, g + 3 < end, rows, M, N, K, offs_m,
-                                 W, ROWS)
-            acc = _group_step(acc, words2, x2, scale2, fmask, FIELD, MAGIC, HALF, DOT)
-            words2, x2, scale2 = nxt2
+    for g in range(first, end):
+        nxt = _group_inputs(words_at, x_at, s_at, g + 1, g + 1 < end, rows, M, N, K, offs_m, W,
+                            ROWS)
         acc = _group_step(acc, words, x, scale, fmask, FIELD, MAGIC, HALF, DOT)
         words, x, scale = nxt
     acc -= _zero_terms(x_ptr, zs_ptr, rows, first, end, M, N, K, stride_xm, stride_zn, offs_m,
@@ -187,11 +178,12 @@ def _locks(device: torch.device, count: int) -> torch.Tensor:
     return locks
 
 
-def pick_mma_config(m: int, n: int, k: int, group_size: int) -> MmaConfig:
-    """H200 sweeps (kernels-h200-run13, run14, M = 1..8): split 8 won on the Llama-8B shapes, with
-    64-row programs at N = 4096 and 128-row ones at N = 14336; at least two groups per split."""
+def pick_mma_config(n: int, k: int, group_size: int, device: torch.device) -> MmaConfig:
+    """Rows per program by N and K split over programs, at least a few groups each (tuned table)."""
+    t = kernel_table(device)["int4_mma"]
     groups = triton.cdiv(k, group_size)
-    return MmaConfig(128 if n >= 8192 else 64, max(1, min(8, groups // 2)))
+    split = max(1, min(t["split_k_max"], groups // t["min_groups_per_split"]))
+    return MmaConfig(pick(t["block_n"], n=n), split, t["num_warps"], t["num_stages"])
 
 
 def mma_supported(layout: MmaInt4 | None, m: int) -> bool:
@@ -233,6 +225,5 @@ def w4a16_mma(x2: torch.Tensor, layout: MmaInt4, out2: torch.Tensor, cfg: MmaCon
         split_groups, x2.stride(0), layout.zero_scales.stride(0), out2.stride(0), fmask,
         W=layout.group_size // 8, ROWS=MMA_ROWS, BLOCK_N=cfg.block_n, BLOCK_M=MAX_M,
         SPLIT_K=split, SPLIT_GROUPS=triton.next_power_of_2(split_groups), FIELD=field,
-        MAGIC=magic, HALF=half, DOT=dot_dtype(x2.dtype, x2.device), TWO=int(cfg.two_groups),
-        num_warps=cfg.num_warps,
-        num_stages=cfg.num_stages)
+        MAGIC=magic, HALF=half, DOT=dot_dtype(x2.dtype, x2.device),
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages)

@@ -47,7 +47,6 @@ class Int4Weight:
     zeros: torch.Tensor
     group_size: int
     in_features: int
-    kmajor: Any = None  # gemv_layout.KMajorInt4, made at load for the decode GEMV
     mma: Any = None  # gemv_layout.MmaInt4, made at load for the small-M tensor-core kernel
 
     @property
@@ -58,7 +57,7 @@ class Int4Weight:
     def to(self, device=None, scale_dtype=None) -> "Int4Weight":
         return Int4Weight(self.qweight.to(device), self.scales.to(device, scale_dtype),
                           self.zeros.to(device), self.group_size, self.in_features,
-                          _layout_to(self.kmajor, device), _layout_to(self.mma, device))
+                          _layout_to(self.mma, device))
 
 
 def _layout_to(layout, device):

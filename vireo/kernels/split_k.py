@@ -63,3 +63,12 @@ def _copy_out_and_clear(acc_ptr, out_ptr, N, stride_am, stride_om, BLOCK: tl.con
     acc = tl.load(acc_ptr + m * stride_am + cols, mask=mask)
     tl.store(out_ptr + m * stride_om + cols, acc.to(out_ptr.dtype.element_ty), mask=mask)
     tl.store(acc_ptr + m * stride_am + cols, tl.zeros_like(acc), mask=mask)
+
+
+@triton.jit
+def store_row(out_row, result, cols, N, ATOMIC: tl.constexpr):
+    """Write one output row, or with K split, add this split's part to an fp32 row."""
+    if ATOMIC:
+        tl.atomic_add(out_row + cols, result, mask=cols < N)
+    else:
+        tl.store(out_row + cols, result.to(out_row.dtype.element_ty), mask=cols < N)
