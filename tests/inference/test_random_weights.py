@@ -3,8 +3,8 @@
 import torch
 from transformers import AutoTokenizer
 
-from vireo.inference.native.model_runner import ModelRunner
-from vireo.inference.native.quant_linear import QuantizedLinear
+from vireo.inference.native.worker.model_runner import ModelRunner
+from vireo.inference.quant.linear import QuantizedLinear
 from vireo.inference.random_weights import (SHAPES, llama_config, native_model, prompt_text,
                                             random_hf_model, random_prompts, write_model_folder)
 from vireo.kernels.qweight import Int4Weight
@@ -54,8 +54,9 @@ def test_synthetic_tokenizer_encodes_prompt_text_back_to_its_ids(tmp_path):
 
 def test_native_model_loads_a_vireo_quantized_folder(tmp_path):
     from vireo.inference.native.models.llama import LlamaModel
-    from vireo.inference.quantize import (load_quantized, quantization_info, quantize_model_,
-                                          save_quantized)
+    from vireo.inference.quant.format import quantization_info
+    from vireo.inference.quant.hf_model import load_quantized, save_quantized
+    from vireo.inference.quant.quantize import quantize_model_
 
     source = write_model_folder(llama_config(TINY, max_positions=128), tmp_path / "source")
     for bits in (8, 4):

@@ -65,4 +65,4 @@ def engine_factory(model_path, shared_model):
 
     yield build
     for engine in made:
-        engine._stop.set()
+        engine.loop.stop()

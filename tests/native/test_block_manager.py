@@ -1,9 +1,9 @@
 """Paged KV blocks: allocation, freeing, prefix sharing, LRU eviction and copy-on-write."""
 
 from vireo.inference.api import SamplingParams
-from vireo.inference.native.block_manager import BlockManager
-from vireo.inference.native.prefix_cache import PrefixCache
-from vireo.inference.native.sequence import Sequence
+from vireo.inference.native.scheduling.block_manager import BlockManager
+from vireo.inference.native.scheduling.prefix_cache import PrefixCache
+from vireo.inference.native.scheduling.sequence import Sequence
 
 
 def seq(tokens, **kw) -> Sequence:

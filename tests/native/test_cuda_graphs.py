@@ -6,7 +6,7 @@ import asyncio
 import pytest
 import torch
 
-from vireo.inference.native.cuda_graphs import graph_batch_sizes, padded_batch_size
+from vireo.inference.native.worker.cuda_graphs import graph_batch_sizes, padded_batch_size
 
 
 def test_sizes_are_powers_of_two_up_to_the_max_batch():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vireo.inference.native.model_runner import ModelRunner
+from vireo.inference.native.worker.model_runner import ModelRunner
 from vireo.inference.native.models.llama import LlamaModel
 
 

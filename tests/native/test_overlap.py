@@ -39,14 +39,14 @@ async def test_run_ahead_gives_the_plain_paths_tokens_and_stops(pair):
     prompts, lengths = PROMPTS[:6], [7, 40, 16, 64, 3, 25]
     got = await staggered(ahead, prompts, lengths)
     want = await staggered(plain, prompts, lengths)
-    assert ahead.steps_run_ahead > 20 and plain.steps_run_ahead == 0
+    assert ahead.overlap.steps_run_ahead > 20 and plain.overlap.steps_run_ahead == 0
     assert [f.text for f in got] == [f.text for f in want]
     assert [f.finish_reason for f in got] == [f.finish_reason for f in want]
     assert [f.usage.completion_tokens for f in got] == [f.usage.completion_tokens for f in want]
     assert {f.finish_reason for f in want} >= {"length"}
     for engine in (ahead, plain):
         stats = await wait_idle(engine)
-        assert stats.kv_blocks_used == 0 or engine.blocks.cache is not None
+        assert stats.kv_blocks_used == 0 or engine.config.prefix_caching
         assert stats.running == 0 and stats.generated_tokens == sum(f.usage.completion_tokens for f in got)
 
 
@@ -63,7 +63,7 @@ async def test_a_sequence_that_ends_on_eos_drops_the_token_computed_past_it(pair
     assert (got.text, got.finish_reason, got.usage.completion_tokens) == (
         want.text, want.finish_reason, want.usage.completion_tokens)
     stats = await wait_idle(ahead)
-    assert stats.kv_blocks_used == 0 and ahead.steps_run_ahead > 0
+    assert stats.kv_blocks_used == 0 and ahead.overlap.steps_run_ahead > 0
 
 
 async def test_stop_strings_and_streamed_deltas_match(pair):
@@ -95,10 +95,10 @@ async def test_abort_while_a_step_is_in_flight_frees_everything(pair):
             assert event.finish_reason == "abort" and event.usage.completion_tokens < 400
     stats = await wait_idle(ahead)
     for _ in range(100):  # the step thread lands the dropped flight right after the abort
-        if ahead._flight is None:
+        if ahead.overlap.flight is None:
             break
         await asyncio.sleep(0.02)
-    assert stats.kv_blocks_used == 0 and stats.running == 0 and ahead._flight is None
+    assert stats.kv_blocks_used == 0 and stats.running == 0 and ahead.overlap.flight is None
 
 
 async def test_preemption_still_keeps_greedy_output(pair):
@@ -116,7 +116,7 @@ async def test_run_ahead_steps_name_their_full_blocks_in_the_prefix_cache(pair):
     for engine in (ahead, plain):
         first = await engine.complete(request(PROMPTS[7], 48))
         await wait_idle(engine)
-        cached.append(len(engine.blocks.cache.evictable))
+        cached.append(engine.blocks.cache.num_evictable)
         follow = await engine.complete(request(PROMPTS[7] + first.text + " Also,", 4))
         hits.append(follow.usage.cached_tokens)
     assert cached[0] == cached[1] == (6 + 48 - 1) // 16  # every full computed block, decoded ones too
@@ -129,7 +129,7 @@ async def test_sampled_and_greedy_rows_share_run_ahead_steps(pair):
         ahead.complete(request(PROMPTS[0], 20, temperature=0.8, top_p=0.9)),
         ahead.complete(request(PROMPTS[1], 20)),
         ahead.complete(request(PROMPTS[2], 20, temperature=1.2, top_k=20, ignore_eos=True)))
-    assert ahead.steps_run_ahead > 0
+    assert ahead.overlap.steps_run_ahead > 0
     assert mixed[2].usage.completion_tokens == 20
     assert all(f.finish_reason in ("length", "stop") for f in mixed)
 
@@ -139,5 +139,5 @@ async def test_requests_that_need_the_host_between_steps_do_not_run_ahead(pair):
     seeded = await ahead.complete(request(PROMPTS[2], 12, temperature=0.9, seed=5))
     again = await plain.complete(request(PROMPTS[2], 12, temperature=0.9, seed=5))
     logprobs = await ahead.complete(request(PROMPTS[0], 12, logprobs=True))
-    assert ahead.steps_run_ahead == 0
+    assert ahead.overlap.steps_run_ahead == 0
     assert seeded.text == again.text and logprobs.usage.completion_tokens == 12

@@ -1,24 +1,20 @@
 """Scheduling: token budget, chunked prefill, priorities, preemption."""
 
 from vireo.inference.api import SamplingParams
-from vireo.inference.native.block_manager import BlockManager
-from vireo.inference.native.prefix_cache import PrefixCache
-from vireo.inference.native.scheduler import Scheduler
-from vireo.inference.native.sequence import Sequence
+from vireo.inference.native.scheduling.batch import SampledTokens
+from vireo.inference.native.scheduling.block_manager import BlockManager
+from vireo.inference.native.scheduling.prefix_cache import PrefixCache
+from vireo.inference.native.scheduling.scheduler import Scheduler
+from vireo.inference.native.scheduling.sequence import Sequence
 
 
 def seq(n, priority=0, start=0) -> Sequence:
     return Sequence(f"r{start}", list(range(start, start + n)), SamplingParams(), priority)
 
 
-def run_step(batch, blocks=None) -> None:
-    """What the engine does after a forward: advance computed tokens, append a sampled one."""
-    for item in batch.items:
-        item.seq.num_computed_tokens += item.num_tokens
-        if blocks is not None:
-            blocks.commit(item.seq)
-        if item.samples:
-            item.seq.token_ids.append(1)
+def run_step(scheduler, batch) -> None:
+    """What the engine does after a forward: the scheduler applies one sampled token per item."""
+    scheduler.update(batch.items, {item: SampledTokens([1]) for item in batch.items if item.samples})
 
 
 def test_long_prompt_is_chunked_by_token_budget():
@@ -29,7 +25,7 @@ def test_long_prompt_is_chunked_by_token_budget():
     for _ in range(3):
         batch = s.schedule()
         sizes.append([i.num_tokens for i in batch.items])
-        run_step(batch)
+        run_step(s, batch)
     assert sizes == [[8], [8], [4]]
 
 
@@ -37,7 +33,7 @@ def test_decodes_and_prefill_share_a_step():
     s = Scheduler(BlockManager(64, 4), max_tokens_per_step=8)
     first = seq(4)
     s.add(first)
-    run_step(s.schedule())
+    run_step(s, s.schedule())
     s.add(seq(20, start=100))
     batch = s.schedule()
     assert [(i.seq is first, i.num_tokens) for i in batch.items] == [(True, 1), (False, 7)]
@@ -56,7 +52,7 @@ def test_longest_cached_prefix_first_within_priority():
     s = Scheduler(blocks, max_batch=1)
     warm = seq(12)
     s.add(warm)
-    run_step(s.schedule(), blocks)
+    run_step(s, s.schedule())
     s.finish(warm, "stop")
     cold, hit = seq(12, start=500), seq(12)
     s.add(cold)
@@ -71,9 +67,9 @@ def test_preemption_frees_the_least_important_sequence():
     important, other = seq(4, priority=0), seq(4, priority=1, start=10)
     s.add(important)
     s.add(other)
-    run_step(s.schedule())  # 2 blocks used
+    run_step(s, s.schedule())  # 2 blocks used
     for _ in range(4):
-        run_step(s.schedule())  # both grow to 8 tokens: 4 blocks
+        run_step(s, s.schedule())  # both grow to 8 tokens: 4 blocks
     batch = s.schedule()  # both need a third block: only one can have it
     assert batch.preempted == [other]
     assert other in s.waiting and other.block_table == [] and other.num_computed_tokens == 0
@@ -85,6 +81,6 @@ def test_finished_sequence_releases_blocks():
     s = Scheduler(blocks)
     a = seq(6)
     s.add(a)
-    run_step(s.schedule())
+    run_step(s, s.schedule())
     s.finish(a, "stop")
     assert blocks.num_free == 8 and not s.has_work

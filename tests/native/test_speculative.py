@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from vireo.inference.api import GenerationRequest, SamplingParams
-from vireo.inference.native.prompt_lookup import NgramIndex
-from vireo.inference.native.speculative import accept_greedy, accept_sampled
+from vireo.inference.native.spec_decode.prompt_lookup import NgramIndex
+from vireo.inference.native.spec_decode.speculative import accept_greedy, accept_sampled
 
 from .conftest import PROMPTS
 
@@ -112,10 +112,10 @@ def test_rejection_sampling_reproduces_the_target_distribution():
 
 def _decoding_batch(size):
     from vireo.inference.local import EngineConfig
-    from vireo.inference.native.block_manager import BlockManager
-    from vireo.inference.native.scheduler import Batch, ScheduledSeq
-    from vireo.inference.native.sequence import Sequence
-    from vireo.inference.native.speculative import Speculator
+    from vireo.inference.native.scheduling.block_manager import BlockManager
+    from vireo.inference.native.scheduling.batch import Batch, ScheduledSeq
+    from vireo.inference.native.scheduling.sequence import Sequence
+    from vireo.inference.native.spec_decode.speculative import Speculator
 
     blocks = BlockManager(512, 16)
     speculator = Speculator(EngineConfig(speculation="prompt_lookup"), blocks)
@@ -143,7 +143,8 @@ def test_a_machine_where_rows_are_free_speculates_deep_even_in_large_batches():
     for rows in (16, 32, 48, 64, 80) * 4:  # a GPU-like machine: the step costs the same for any rows
         speculator.cost.observe(rows, 0.010)
     for item in large.items:
-        item.seq.spec_hits, item.seq.spec_trials = 8.0, 10.0  # guesses hold 80 % of the time
+        state = speculator.state(item.seq)
+        state.hits, state.trials = 8.0, 10.0  # guesses hold 80 % of the time
     speculator.attach_drafts(large)
     assert all(item.draft == [5, 6, 7, 8] for item in large.items)
 
@@ -157,7 +158,7 @@ def test_a_machine_where_rows_are_dear_does_not_speculate_even_alone():
 
 
 def test_the_step_cost_fit_recovers_fixed_and_per_row_time():
-    from vireo.inference.native.spec_cost import StepCost
+    from vireo.inference.native.spec_decode.spec_cost import StepCost
 
     cost = StepCost()
     for rows in range(1, 30):
@@ -167,7 +168,7 @@ def test_the_step_cost_fit_recovers_fixed_and_per_row_time():
 
 
 def test_expected_tokens_is_the_geometric_run_plus_the_target_token():
-    from vireo.inference.native.spec_cost import expected_tokens
+    from vireo.inference.native.spec_decode.spec_cost import expected_tokens
 
     assert expected_tokens(0.0, 4) == 1.0
     assert expected_tokens(0.5, 2) == 1.75
@@ -180,11 +181,11 @@ def test_poor_acceptance_pauses_speculation_for_that_sequence():
     for _ in range(3):
         speculator._learn(item.seq, proposed=4, accepted=0)
     speculator.attach_drafts(batch)
-    assert item.draft == [] and item.seq.spec_k == 1
+    assert item.draft == [] and speculator.state(item.seq).k == 1
 
 
 def test_realized_rates_veto_speculation_where_it_delivered_fewer_tokens_per_second():
-    from vireo.inference.native.spec_cost import RealizedRates
+    from vireo.inference.native.spec_decode.spec_cost import RealizedRates
 
     rates = RealizedRates(explore_every=8)
     for _ in range(10):
@@ -200,7 +201,7 @@ def test_realized_rates_veto_speculation_where_it_delivered_fewer_tokens_per_sec
 
 
 def test_realized_rates_learn_plain_steps_now_and_then_before_they_can_compare():
-    from vireo.inference.native.spec_cost import RealizedRates
+    from vireo.inference.native.spec_decode.spec_cost import RealizedRates
 
     rates = RealizedRates(explore_every=4)
     assert [rates.allow(8, 2) for _ in range(8)] == [2, 2, 2, 0, 2, 2, 2, 0]

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from vireo.inference.awq import fake_quantize, search_scale
-from vireo.inference.gptq import HessianAccumulator, gptq_quantize
+from vireo.inference.quant.awq import fake_quantize, search_scale
+from vireo.inference.quant.gptq import HessianAccumulator, gptq_quantize
 from vireo.kernels.qweight import dequantize, quantize_int4, quantize_int8
 
 

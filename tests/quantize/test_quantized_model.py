@@ -4,9 +4,11 @@ import copy
 
 import torch
 
-from vireo.inference import quant_calibration as calib
-from vireo.inference.quantize import (QuantLinear, _gptq_layer, _rtn_layer, load_quantized,
-                                      quantization_info, quantize_model_, save_quantized)
+from vireo.inference.quant import calibration as calib
+from vireo.inference.quant.format import quantization_info
+from vireo.inference.quant.hf_model import load_quantized, save_quantized
+from vireo.inference.quant.linear import QuantizedLinear
+from vireo.inference.quant.quantize import _gptq_layer, _rtn_layer, quantize_model_
 from vireo.inference.quantize_eval import heldout_text, perplexity
 
 
@@ -17,7 +19,7 @@ def test_int8_checkpoint_round_trip_keeps_perplexity_and_generates(fp32_model, t
     quantize_model_(fp32_model, "rtn", bits=8)
     save_quantized(fp32_model, tmp_path, smollm2_path, quantization_info("rtn", 8, 0))
     model = load_quantized(tmp_path)
-    assert isinstance(model.model.layers[0].self_attn.q_proj, QuantLinear)
+    assert isinstance(model.model.layers[0].self_attn.q_proj, QuantizedLinear)
     assert perplexity(model, tokenizer, text, max_tokens=512) < 1.05 * base
     ids = tokenizer("The capital of France is", return_tensors="pt").input_ids
     out = model.generate(ids, max_new_tokens=8, do_sample=False)

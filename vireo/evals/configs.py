@@ -55,7 +55,7 @@ class Quantization:
 
     def checkpoint_dir_name(self, model: str) -> str:
         """The folder `vireo quantize` writes by default, so both tools share checkpoints."""
-        from vireo.inference.quantize import checkpoint_dir
+        from vireo.inference.quant.quantize import checkpoint_dir
 
         return checkpoint_dir(model, self.method, self.bits, self.group_size).name
 

@@ -13,7 +13,7 @@ from vireo.inference.local import EngineConfig
 
 def quantized_checkpoint(model: str, quantization: Quantization, home: Path) -> Path:
     """The folder of `model` quantized as asked, made now if it does not exist yet."""
-    from vireo.inference.quantize import ensure_checkpoint
+    from vireo.inference.quant.quantize import ensure_checkpoint
 
     return ensure_checkpoint(model, quantization.method, quantization.bits, quantization.group_size, home)
 

@@ -89,7 +89,7 @@ def run_eval(app_name: str, runner: Runner, full: bool = False, *, concurrency: 
     result = module.evaluate(runner, full=full, concurrency=concurrency, **({"limit": limit} if limit else {}))
     if limit:
         result["dataset"]["subset"] = f"first {limit}"
-    from vireo.inference.quantize import weights_origin
+    from vireo.inference.quant.quantize import weights_origin
 
     return {"app": app_name, "model": config.model, "backend": config.backend, "config": config.as_dict(),
             "weights_origin": weights_origin(config.model), **result,

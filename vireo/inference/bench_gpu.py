@@ -117,7 +117,7 @@ def check_tiny_model(folder: Path, new_tokens: int = 24) -> dict:
         ids = torch.tensor(prompts, device="cuda")
         ref_logits = hf(ids).logits.float()
         ours = native_model(hf, torch.float32, 4)
-        from vireo.inference.native.model_runner import ModelRunner
+        from vireo.inference.native.worker.model_runner import ModelRunner
 
         our_logits = ModelRunner(ours, 64, 16, "cuda").forward_logits(ids)
     rel = ((our_logits - ref_logits).norm() / ref_logits.norm()).item()
@@ -171,7 +171,7 @@ def time_hf(hf, workload: dict[int, list[list[int]]], new_tokens: int, static: b
 
 def weight_bytes(model) -> int:
     """Bytes a decode step reads: every decoder linear, norms and the LM head (not the embedding)."""
-    from vireo.inference.native.quant_linear import QuantizedLinear
+    from vireo.inference.quant.linear import QuantizedLinear
 
     dense = torch.empty(0, dtype=model.dtype).element_size()
     total = model.lm_head.out_features * model.lm_head.in_features * dense

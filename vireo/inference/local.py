@@ -6,10 +6,11 @@ import asyncio
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import AsyncIterator
 
 import torch
 
-from vireo.inference.api import Engine, GenerationRequest, PromptTooLongError
+from vireo.inference.api import Engine, EngineEvent, Finished, GenerationRequest, PromptTooLongError
 from vireo.inference.embedder import Embedder, shared_embedder
 
 
@@ -42,6 +43,15 @@ class EngineConfig:
 
 def torch_dtype(name: str) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+async def events_until_finished(events: asyncio.Queue) -> AsyncIterator[EngineEvent]:
+    """A request's events as the engine's own thread queues them, through its `Finished`."""
+    while True:
+        event = await events.get()
+        yield event
+        if isinstance(event, Finished):
+            return
 
 
 class LocalEngine(Engine):

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import torch
 
-from vireo.inference import quant_calibration as calib
-from vireo.inference.quantize import ensure_checkpoint, load_quantized, weights_origin
+from vireo.inference.quant import calibration as calib
+from vireo.inference.quant.hf_model import load_quantized
+from vireo.inference.quant.quantize import ensure_checkpoint, weights_origin
 
 REPO = Path(__file__).resolve().parents[2]
 HELDOUT_FILE = REPO / "benchmarks" / "data" / "heldout_text.txt"

@@ -57,7 +57,7 @@ def native_model(hf_model, dtype: torch.dtype, batch_hint: int = 32, quantize_bi
 
 def quantize_linears(weights: dict, bits: int, group_size: int = 128) -> dict:
     """The decoder linears as Int8Weight / Int4Weight (RTN, `vireo quantize --method rtn`)."""
-    from vireo.inference.quantize import quantize_weight
+    from vireo.inference.quant.rtn import quantize_weight
 
     linear = (".self_attn.q_proj.weight", ".self_attn.k_proj.weight", ".self_attn.v_proj.weight",
               ".self_attn.o_proj.weight", ".mlp.gate_proj.weight", ".mlp.up_proj.weight",

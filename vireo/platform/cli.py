@@ -270,7 +270,7 @@ def _eval_table(folder: Optional[Path], write_readme: bool) -> None:
 @app.command("quantize")
 def quantize(model: str = typer.Argument("smollm2-135m", help="A registry name, .gguf file or model folder."),
              method: str = "gptq", bits: int = 4, group_size: int = 128, out: Optional[Path] = None) -> None:
-    """Write an int8/int4 checkpoint (RTN, AWQ or GPTQ) in Vireo's safetensors layout."""
+    """Write an int8/int4 checkpoint (RTN, AWQ or GPTQ) that the native engine and vLLM both load."""
     from vireo.inference.quant.quantize import main as quantize_main
 
     out = out or _settings().home / "models" / f"{Path(model).name}-{method}-w{bits}g{group_size}"

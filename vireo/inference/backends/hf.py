@@ -18,7 +18,7 @@ import torch
 
 from vireo.inference.api import (EngineError, EngineEvent, EngineStats, Finished, GenerationRequest, TokenDelta,
                                  Usage)
-from vireo.inference.local import EngineConfig, LocalEngine, torch_dtype
+from vireo.inference.local import EngineConfig, LocalEngine, events_until_finished, torch_dtype
 from vireo.inference.textstream import OutputStream
 
 
@@ -68,11 +68,8 @@ class HFEngine(LocalEngine):
         self._jobs[request.request_id] = job
         self._pending.put(job)
         try:
-            while True:
-                event = await job.events.get()
+            async for event in events_until_finished(job.events):
                 yield event
-                if isinstance(event, Finished):
-                    return
         finally:
             job.aborted = True  # closing the stream early aborts the request
             self._jobs.pop(request.request_id, None)

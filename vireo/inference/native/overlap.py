@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from vireo.inference.native.model_runner import ModelRunner
-from vireo.inference.native.sampler import probabilities
-from vireo.inference.native.scheduler import ScheduledSeq
-from vireo.inference.native.sequence import Sequence
-from vireo.inference.native.transfer import to_device
+from vireo.inference.native.sampling.sampler import probabilities
+from vireo.inference.native.scheduling.batch import Batch, SampledTokens, ScheduledSeq
+from vireo.inference.native.scheduling.block_manager import BlockManager
+from vireo.inference.native.scheduling.sequence import Sequence
+from vireo.inference.native.worker.model_runner import ModelRunner
+from vireo.inference.native.worker.transfer import to_device
 
 
 class AheadSeq(ScheduledSeq):
@@ -111,3 +112,36 @@ def ahead_input_ids(flight: Flight, items: list[AheadSeq]) -> torch.Tensor:
     if rows == list(range(len(flight.items))):
         return flight.tokens
     return flight.tokens[to_device(rows, torch.long, flight.tokens.device)]
+
+
+class OverlappedDecoding:
+    """The step in flight, if any: started from a pure decode batch, kept going while nothing else
+    needs the scheduler, landed one step behind (`StepLoop` applies what lands)."""
+
+    def __init__(self, runner: ModelRunner, blocks: BlockManager, enabled: bool, context_length: int):
+        self.runner, self.blocks = runner, blocks
+        self.enabled, self.context_length = enabled, context_length
+        self.flight: Flight | None = None  # a decode step launched, its tokens not yet landed
+        self.steps_run_ahead = 0  # decode steps queued before the previous one's tokens landed
+
+    def takes(self, batch: Batch) -> bool:
+        """A pure decode batch whose tokens can all be picked on the device."""
+        return self.enabled and all(item.num_tokens == 1 and item.samples and may_overlap(item.seq)
+                                    for item in batch.items)
+
+    def start(self, items: list[ScheduledSeq]) -> None:
+        self.runner.prepare_cache(self.blocks)
+        self.flight = launch(self.runner, items)
+
+    def advance(self, admitting: bool) -> tuple[list[ScheduledSeq], dict[ScheduledSeq, SampledTokens]]:
+        """Queue the next decode step behind the one in flight (unless a request waits for
+        admission), then land the one in flight while the GPU computes: its items and tokens."""
+        flight, self.flight = self.flight, None
+        if not admitting:
+            items = ahead_items(flight, self.context_length)
+            if items and all(self.blocks.allocate(i.seq, len(i.seq) + 1) for i in items):
+                self.runner.prepare_cache(self.blocks)
+                self.flight = launch(self.runner, items, ahead_input_ids(flight, items))
+                self.steps_run_ahead += 1
+        tokens = flight.wait()
+        return flight.items, {item: SampledTokens([token]) for item, token in zip(flight.items, tokens)}

@@ -1,83 +1,25 @@
-"""Weight-only int8 / int4 quantization of an HF causal LM: RTN, AWQ or GPTQ, saved in Vireo's
-safetensors layout (docs/quantization.md) and loaded back as `QuantLinear` modules.
+"""`vireo quantize`: int8 / int4 weight-only quantization of an HF causal LM by RTN, AWQ or GPTQ,
+written as a checkpoint folder the native engine and vLLM both load (`format.py`).
 
     vireo quantize smollm2-135m --method gptq --bits 4 --group-size 128 --out DIR
-
-`QuantLinear` calls `vireo.kernels.quant`: the torch reference on CPU, Triton on CUDA.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from vireo.inference import awq, quant_calibration as calib
-from vireo.inference.gptq import HessianAccumulator, gptq_quantize
-from vireo.kernels.dispatch import use_triton
-from vireo.kernels.qweight import Int4Weight, Int8Weight, dequantize, quantize_int4, quantize_int8
-from vireo.kernels.quant import w4a16_matmul, w8a16_matmul
+from vireo.inference.quant import awq, calibration as calib
+from vireo.inference.quant.format import WEIGHTS_FILE, is_quantized_folder, quantization_info, read_info
+from vireo.inference.quant.gptq import HessianAccumulator, gptq_quantize
+from vireo.inference.quant.hf_model import replace_linear, save_quantized
+from vireo.inference.quant.rtn import quantize_weight
+from vireo.kernels.qweight import Int4Weight, Int8Weight
 
-WEIGHTS_FILE = "vireo-quantized.safetensors"
-FORMAT_VERSION = 1
 METHODS = ("rtn", "awq", "gptq")
-
-
-class QuantLinear(torch.nn.Module):
-    """A linear layer with an int8 (per-channel) or int4 (grouped) weight."""
-
-    def __init__(self, weight: Int8Weight | Int4Weight, bias: torch.Tensor | None = None):
-        super().__init__()
-        self.bits = 4 if isinstance(weight, Int4Weight) else 8
-        self.out_features, self.in_features = weight.shape
-        self.group_size = weight.group_size if self.bits == 4 else 0
-        self.register_buffer("qweight", weight.qweight)
-        self.register_buffer("scales", weight.scales)
-        if self.bits == 4:
-            self.register_buffer("zeros", weight.zeros)
-        self.bias = torch.nn.Parameter(bias, requires_grad=False) if bias is not None else None
-        self._dense: torch.Tensor | None = None  # CPU only: the dequantized weight, made once
-
-    @property
-    def weight_q(self) -> Int8Weight | Int4Weight:
-        if self.bits == 4:
-            return Int4Weight(self.qweight, self.scales, self.zeros, self.group_size,
-                              self.in_features)
-        return Int8Weight(self.qweight, self.scales)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.qweight.is_cuda or use_triton(x):
-            fn = w4a16_matmul if self.bits == 4 else w8a16_matmul
-            out = fn(x, self.weight_q)
-        else:  # CPU has no fast dequantizing kernel: dequantize once, keep the float weight
-            if self._dense is None:
-                self._dense = dequantize(self.weight_q)
-            out = torch.nn.functional.linear(x.float(), self._dense).to(x.dtype)
-        return out if self.bias is None else out + self.bias
-
-    def extra_repr(self) -> str:
-        return f"in={self.in_features}, out={self.out_features}, bits={self.bits}, " \
-               f"group_size={self.group_size}"
-
-
-def quantize_weight(weight: torch.Tensor, bits: int, group_size: int) -> Int8Weight | Int4Weight:
-    """RTN: int8 symmetric per output channel, or int4 asymmetric per group; fp16 int4 scales."""
-    if bits == 8:
-        return quantize_int8(weight)
-    return quantize_int4(weight, group_size).to(scale_dtype=torch.float16)
-
-
-def _replace(layer, name: str, quantized: Int8Weight | Int4Weight) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = layer.get_submodule(parent_name) if parent_name else layer
-    old = getattr(parent, child)
-    bias = old.bias.detach().clone() if old.bias is not None else None
-    setattr(parent, child, QuantLinear(quantized, bias))
 
 
 # Linears that read the same input share one Hessian: GPTQ runs once on their stacked rows.
@@ -116,7 +58,7 @@ def _gptq_layer(layer, inputs: calib.LayerInputs, bits: int, group_size: int) ->
         q = gptq_quantize(stacked, hessians[group[0]].hessian, bits, group_size)
         q = q.to(scale_dtype=torch.float16) if bits == 4 else q
         for name, part in zip(group, _split_columns(q, [linears[n].out_features for n in group])):
-            _replace(layer, name, part)
+            replace_linear(layer, name, part)
 
 
 def _awq_layer(layer, inputs: calib.LayerInputs, bits: int, group_size: int) -> None:
@@ -131,13 +73,13 @@ def _awq_layer(layer, inputs: calib.LayerInputs, bits: int, group_size: int) -> 
 
 def _rtn_layer(layer, bits: int, group_size: int) -> None:
     for name, linear in calib.layer_linears(layer).items():
-        _replace(layer, name, quantize_weight(linear.weight.detach(), bits, group_size))
+        replace_linear(layer, name, quantize_weight(linear.weight.detach(), bits, group_size))
 
 
 @torch.no_grad()
 def quantize_model_(model, method: str, bits: int, group_size: int = 128, tokenizer=None,
                     calib_samples: int = 32, calib_seq_len: int = 512, batch_size: int = 4) -> None:
-    """Replace every decoder-layer linear of an HF causal LM by a QuantLinear, in place.
+    """Replace every decoder-layer linear of an HF causal LM by a QuantizedLinear, in place.
 
     AWQ and GPTQ go layer by layer on calibration activations; each layer's output (after it is
     quantized, for GPTQ) feeds the next, as in the papers' sequential procedures.
@@ -155,59 +97,6 @@ def quantize_model_(model, method: str, bits: int, group_size: int = 128, tokeni
     for layer in layers:
         step(layer, inputs, bits, group_size)
         inputs = calib.LayerInputs(calib.run_layer(layer, inputs), inputs.kwargs)
-
-
-def quantization_info(method: str, bits: int, group_size: int) -> dict:
-    """The description stored beside the weights (and in the safetensors metadata)."""
-    return {"format": "vireo-wq", "format_version": FORMAT_VERSION, "method": method,
-            "bits": bits, "group_size": group_size if bits == 4 else None,
-            "int4_packing": "int32 [ceil(K/8), N], nibble j of row i = input channel 8i+j",
-            "quantized_modules": "model.layers.*.{self_attn,mlp}.*_proj"}
-
-
-def save_quantized(model, out_dir: Path, source_dir: Path, info: dict) -> Path:
-    """Write the quantized weights, config, tokenizer files and quantization.json."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    if getattr(model.config, "tie_word_embeddings", False):
-        state.pop("lm_head.weight", None)  # tied to the embedding, saved once
-    save_file(state, out_dir / WEIGHTS_FILE, metadata={"vireo_quantization": json.dumps(info)})
-    for f in Path(source_dir).iterdir():
-        if f.is_file() and not f.name.endswith((".safetensors", ".bin", ".gguf")) \
-                and not f.name.startswith("model.safetensors"):
-            shutil.copy2(f, out_dir / f.name)
-    (out_dir / "quantization.json").write_text(json.dumps(info, indent=2))
-    return out_dir
-
-
-def load_quantized(path: Path, dtype: torch.dtype = torch.float32, device="cpu"):
-    """An HF causal LM whose decoder linears are QuantLinear modules, from a quantized folder."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    path = Path(path)
-    info = json.loads((path / "quantization.json").read_text())
-    state = load_file(path / WEIGHTS_FILE, device=str(device))
-    config = AutoConfig.from_pretrained(path)
-    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    for layer_idx, layer in enumerate(calib.decoder_layers(model)):
-        for name in calib.layer_linears(layer):
-            prefix = f"model.layers.{layer_idx}.{name}."
-            weight = _weight_from_state(state, prefix, info, layer.get_submodule(name).in_features)
-            _replace(layer, name, weight)
-    model.load_state_dict(state, strict=False)
-    missing = set(model.state_dict()) - set(state) - {"lm_head.weight"}
-    if missing:
-        raise ValueError(f"quantized checkpoint lacks {sorted(missing)[:5]}")
-    model.tie_weights()
-    return model.to(device).eval()
-
-
-def _weight_from_state(state: dict, prefix: str, info: dict, in_features: int):
-    if info["bits"] == 8:
-        return Int8Weight(state[prefix + "qweight"], state[prefix + "scales"])
-    return Int4Weight(state[prefix + "qweight"], state[prefix + "scales"], state[prefix + "zeros"],
-                      info["group_size"], in_features)
 
 
 def quantize_checkpoint(model: str, out_dir: Path, method: str = "gptq", bits: int = 4,
@@ -243,9 +132,20 @@ def ensure_checkpoint(model: str, method: str, bits: int, group_size: int = 128,
                       home: Path | None = None) -> Path:
     """`model`'s checkpoint quantized as asked: made now (default calibration) unless it exists."""
     folder = checkpoint_dir(model, method, bits, group_size, home)
-    if not (folder / WEIGHTS_FILE).exists():
+    if not _current(folder):
         quantize_checkpoint(model, folder, method, bits, group_size)
     return folder
+
+
+def _current(folder: Path) -> bool:
+    """A complete checkpoint in this Vireo's format (older formats are made again)."""
+    if not (folder / WEIGHTS_FILE).exists() or not is_quantized_folder(folder):
+        return False
+    try:
+        read_info(folder)
+    except ValueError:
+        return False
+    return True
 
 
 def weights_origin(model: str) -> dict | None:

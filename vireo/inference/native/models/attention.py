@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from vireo.inference.native.kernel_attention import KernelAttention, kernel_paged_attention
+from vireo.inference.native.models.kernel_attention import KernelAttention, kernel_paged_attention
 
 
 @dataclass

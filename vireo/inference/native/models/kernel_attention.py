@@ -1,4 +1,5 @@
-"""Paged attention through the Triton kernels (`vireo.kernels.attention`) for the GPU path.
+"""Paged attention through the Triton kernels (`vireo.kernels.attention`) for the GPU path (the
+runner chose it once for the step: the kernels' launchers are called without asking again).
 
 Every query reads its keys and values from the paged cache through its block table, after this
 step's K/V were stored there, so prefix-cached blocks are read in place. A batch of one query per
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vireo.inference.native.transfer import to_device
+from vireo.inference.native.worker.transfer import to_device
 
 
 @dataclass
@@ -53,24 +54,27 @@ def kernel_paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                            k_cache: torch.Tensor, v_cache: torch.Tensor,
                            slot_mapping: torch.Tensor | None, meta: KernelAttention) -> torch.Tensor:
     """Store k, v [tokens, kv_heads, dim] at their slots, attend q [tokens, heads, dim] -> [tokens, heads*dim]."""
-    from vireo.kernels.attention import decode_attention, prefill_attention, store_kv_cache
-    from vireo.kernels.flash_prefill import flash_prefill
+    from vireo.kernels.attention import (launch_decode_attention, launch_prefill_attention,
+                                         launch_store_kv_cache)
+    from vireo.kernels.flash_prefill import launch_flash_prefill
 
     if slot_mapping is not None:
-        store_kv_cache(k, v, k_cache, v_cache, slot_mapping)
+        launch_store_kv_cache(k, v, k_cache, v_cache, slot_mapping)
     out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
     if meta.cu_seqlens_q is None:
-        decode_attention(q, k_cache, v_cache, meta.block_tables, meta.context_lens,
-                         meta.max_context, out=out)
+        launch_decode_attention(q, k_cache, v_cache, meta.block_tables, meta.context_lens,
+                                meta.max_context, out=out)
     elif meta.fresh and k.stride(-1) == 1 and v.stride(-1) == 1:
-        flash_prefill(q, k, v, meta.cu_seqlens_q, meta.max_q_len, out=out)
+        launch_flash_prefill(q, k, v, meta.cu_seqlens_q, meta.max_q_len, out=out)
     else:
-        prefill_attention(q, k_cache, v_cache, meta.block_tables, meta.cu_seqlens_q,
-                          meta.context_lens, meta.max_q_len, out=out,
-                          block_m=_prefill_block_m(meta.max_q_len))
+        launch_prefill_attention(q, k_cache, v_cache, meta.block_tables, meta.cu_seqlens_q,
+                                 meta.context_lens, meta.max_q_len, out=out,
+                                 block_m=_prefill_block_m(meta.max_q_len, q.device))
     return out.view(q.shape[0], -1)
 
 
-def _prefill_block_m(max_q_len: int) -> int:
+def _prefill_block_m(max_q_len: int, device: torch.device) -> int:
     """Short query runs (verifications, small chunks) waste less of a 16-row tile than of 128."""
-    return 16 if max_q_len <= 16 else (64 if max_q_len <= 64 else 128)
+    from vireo.kernels.tuning import kernel_table, pick
+
+    return pick(kernel_table(device)["paged_prefill_block_m"], q_len=max_q_len)

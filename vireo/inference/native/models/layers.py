@@ -68,7 +68,7 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     if use_triton(x):
         from vireo.kernels import fused
 
-        return fused.rms_norm(x, weight, eps)
+        return fused.launch_rms_norm(x, weight, eps)
     return F.rms_norm(x, (x.shape[-1],), weight, eps)
 
 
@@ -78,7 +78,7 @@ def add_rms_norm(x: torch.Tensor, residual: torch.Tensor | None, weight: torch.T
     if residual is not None and use_triton(x):
         from vireo.kernels import fused
 
-        return fused.rms_norm(x, weight, eps, residual=residual, residual_out=residual)
+        return fused.launch_rms_norm(x, weight, eps, residual=residual, residual_out=residual)
     residual = x if residual is None else residual.add_(x)
     return rms_norm(residual, weight, eps), residual
 
@@ -87,7 +87,7 @@ def silu_and_mul(gate_up: torch.Tensor) -> torch.Tensor:
     if use_triton(gate_up):
         from vireo.kernels import fused
 
-        return fused.silu_and_mul(gate_up)
+        return fused.launch_silu_and_mul(gate_up)
     half = gate_up.shape[-1] // 2
     return F.silu(gate_up[:, :half]) * gate_up[:, half:]
 
@@ -107,10 +107,11 @@ def rotary_cos_sin(inv_freq: torch.Tensor, max_positions: int, scaling: float) -
 
 
 def rotate_in_place(x: torch.Tensor, positions: torch.Tensor, cos_sin: torch.Tensor) -> torch.Tensor:
-    """Kernel RoPE on x [tokens, heads, head_dim] (a view into the qkv output), in place."""
+    """Kernel RoPE on x [tokens, heads, head_dim] (a view into the qkv output), in place; the
+    model chose the kernel path once for the forward (`RopeInputs`)."""
     from vireo.kernels import fused
 
-    return fused.apply_rope(x, positions, cos_sin, out=x)
+    return fused.launch_rope(x, positions, cos_sin, out=x)
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 
-from vireo.inference.native.attention import AttentionMetadata, paged_attention
-from vireo.inference.native.layers import (Linear, add_rms_norm, apply_rotary, rms_norm,
+from vireo.inference.native.models.attention import AttentionMetadata, paged_attention
+from vireo.inference.native.models.layers import (Linear, add_rms_norm, apply_rotary, rms_norm,
                                             rotary_cos_sin, rotary_tables, rotate_in_place,
                                             silu_and_mul)
-from vireo.inference.native.quant_linear import (QuantizedLinear, concat_out_features,
-                                                 is_quantized_folder, load_quantized_weights)
+from vireo.inference.quant.format import is_quantized_folder, load_quantized_weights
+from vireo.inference.quant.linear import QuantizedLinear, concat_out_features
 from vireo.kernels.dispatch import use_triton
 
 SUPPORTED = ("LlamaForCausalLM", "Qwen2ForCausalLM")
@@ -56,7 +56,7 @@ def fused_linear(parts: list, bias: torch.Tensor | None, batch_hint: int):
     """One linear whose output features are those of `parts` (float tensors or quantized)."""
     if isinstance(parts[0], torch.Tensor):
         return Linear(torch.cat(parts) if len(parts) > 1 else parts[0], bias, batch_hint)
-    return QuantizedLinear(concat_out_features(parts) if len(parts) > 1 else parts[0], bias)
+    return QuantizedLinear(concat_out_features(parts), bias)
 
 
 @dataclass
@@ -154,7 +154,7 @@ class LlamaModel:
 
         hf_config = AutoConfig.from_pretrained(folder)
         if is_quantized_folder(folder):
-            weights = load_quantized_weights(folder, dtype, hf_config)
+            weights = load_quantized_weights(folder, dtype)
         else:
             weights = load_safetensors(folder, dtype)
         return cls(hf_config, weights, dtype, batch_hint, device)

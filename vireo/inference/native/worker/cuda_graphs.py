@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from vireo.inference.native.attention import AttentionMetadata
-from vireo.inference.native.kernel_attention import KernelAttention
+from vireo.inference.native.models.attention import AttentionMetadata
+from vireo.inference.native.models.kernel_attention import KernelAttention
 
 GRAPH_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 

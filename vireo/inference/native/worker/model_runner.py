@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import torch
 
-from vireo.inference.native.attention import AttentionMetadata, PrefillChunk, ShortQueries
-from vireo.inference.native.cuda_graphs import DecodeGraphs
-from vireo.inference.native.kernel_attention import kernel_meta
+from vireo.inference.native.models.attention import AttentionMetadata, PrefillChunk, ShortQueries
+from vireo.inference.native.worker.cuda_graphs import DecodeGraphs
+from vireo.inference.native.models.kernel_attention import kernel_meta
 from vireo.inference.native.models.llama import LlamaModel
-from vireo.inference.native.scheduler import ScheduledSeq
-from vireo.inference.native.transfer import to_device
+from vireo.inference.native.scheduling.batch import ScheduledSeq
+from vireo.inference.native.scheduling.block_manager import BlockManager
+from vireo.inference.native.worker.transfer import to_device
 from vireo.kernels.dispatch import use_triton
 
 
@@ -146,6 +147,11 @@ class ModelRunner:
                 k_cache[self.zeroed_blocks:high_water].zero_()
                 v_cache[self.zeroed_blocks:high_water].zero_()
             self.zeroed_blocks = high_water
+
+    def prepare_cache(self, blocks: BlockManager) -> None:
+        """Before a forward: zero blocks handed out for the first time, run pending copy-on-write."""
+        self.zero_new_blocks(blocks.high_water)
+        self.copy_blocks(blocks.take_pending_copies())
 
     def copy_blocks(self, copies: list[tuple[int, int]]) -> None:
         """Copy-on-write: duplicate block contents in every layer."""

@@ -1,0 +1,1 @@
+"""From logits to next tokens: per-request sampling, grammar masks, and the step's sampling."""

@@ -1,0 +1,15 @@
+"""Round to nearest: int8 symmetric per output channel, int4 asymmetric per group (the kernels'
+reference quantizers, `vireo.kernels.qweight`), with int4 scales stored as float16."""
+
+from __future__ import annotations
+
+import torch
+
+from vireo.kernels.qweight import Int4Weight, Int8Weight, quantize_int4, quantize_int8
+
+
+def quantize_weight(weight: torch.Tensor, bits: int, group_size: int) -> Int8Weight | Int4Weight:
+    """RTN of an nn.Linear weight [N, K]."""
+    if bits == 8:
+        return quantize_int8(weight)
+    return quantize_int4(weight, group_size).to(scale_dtype=torch.float16)
