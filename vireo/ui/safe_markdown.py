@@ -10,8 +10,9 @@ canonically: headings, paragraphs, lists, quotes, tables and code keep their sha
 text is backslash-escaped, so nothing can start in it (no link, image, HTML, math, directive);
 links, images and HTML come back as their literal source text; code keeps its content inside a
 fence longer than any run of backticks in it. URLs and e-mail addresses go in code spans: Streamlit
-(GFM) turns any bare URL in text into a link, escaped or not, and no link from model output is wanted. A last parse of the result checks that no image, link
-or HTML survived; if one did, the whole text is shown as one code block.
+(GFM) turns any bare URL in text into a link, escaped or not, and no link from model output is
+wanted. A last parse of the result checks that no image, link or HTML survived; if one did, the
+whole text is shown as one code block.
 """
 
 from __future__ import annotations
