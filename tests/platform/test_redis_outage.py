@@ -112,3 +112,18 @@ def test_a_restart_between_requests_does_not_fail_the_next_one(outage_stack):
     submitted = client.post("/v1/jobs", json=NEEDS_REDIS[0][2])
     assert submitted.status_code == 202, submitted.text
     assert client.get(f"/v1/jobs/{submitted.json()['id']}").status_code == 200
+
+
+def test_an_event_stream_open_when_redis_goes_away_ends_cleanly(outage_stack):
+    """The client sees the stream end (and reconnects with Last-Event-ID), not a broken connection."""
+    server, client = outage_stack
+    job_id = client.post("/v1/jobs", json=NEEDS_REDIS[0][2]).json()["id"]  # no worker here: it stays queued
+    with client.stream("GET", f"/v1/jobs/{job_id}/events") as reply:
+        lines = reply.iter_lines()
+        first = next(line for line in lines if line.startswith("event:"))
+        server.stop()
+        try:
+            rest = list(lines)  # raises if the server drops the connection mid-response
+        finally:
+            server.start()
+    assert first == "event: status" and not any(line.startswith("event:") for line in rest)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
@@ -10,10 +11,12 @@ from sse_starlette.sse import EventSourceResponse
 
 from vireo.platform.api.auth import current_tenant, rate_limited
 from vireo.platform.api.error_docs import error_responses, streamed
+from vireo.platform.api.errors import STORE_DOWN
 from vireo.platform.api.schemas import CancelReply, JobAccepted, JobCreate, JobList, JobView
 from vireo.platform.keys import Principal
 from vireo.platform.store import JobStore
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 STREAM_ID = r"^[0-9]{1,19}(-[0-9]{1,19})?$"  # a Redis stream id, as the `id:` of an event
 CURSOR = r"^([0-9]{1,12}(\.[0-9]{1,12})?)?$"  # a submit time, checked in list_jobs
@@ -65,7 +68,7 @@ async def cancel_job(request: Request, record: dict = Depends(owned_job)) -> Can
 
 
 @router.get("/{job_id}/events", response_class=EventSourceResponse,
-            responses=error_responses(404) | streamed("The job's events (status, progress, token, result, end)."))
+            responses=error_responses(404) | streamed("The job's events: status, progress, token, result, end."))
 async def job_events(request: Request, record: dict = Depends(owned_job),
                      last_event_id: str = Header("0-0", alias="Last-Event-ID", pattern=STREAM_ID,
                                                  description="replay the events after this one")
@@ -74,7 +77,10 @@ async def job_events(request: Request, record: dict = Depends(owned_job),
     store = store_of(request)
 
     async def events():  # sse-starlette cancels this generator when the client goes away
-        async for event_id, kind, data in store.follow_events(record["id"], last_event_id):
-            yield {"id": event_id, "event": kind, "data": json.dumps(data)}
+        try:
+            async for event_id, kind, data in store.follow_events(record["id"], last_event_id):
+                yield {"id": event_id, "event": kind, "data": json.dumps(data)}
+        except STORE_DOWN:  # the stream ends; the client reconnects with Last-Event-ID
+            log.warning("job %s: Redis went away mid-stream; the event stream ends here", record["id"])
 
     return EventSourceResponse(events(), ping=15)
