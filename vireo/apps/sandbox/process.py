@@ -1,6 +1,6 @@
-"""One sandboxed program as a child process: rlimits set before its code runs, stdin fed, output
-read up to a cap, and a kill at the deadline. Every isolation (bwrap, the rlimits-only runner of
-the sandbox service) runs its command through `run_process`."""
+"""One sandboxed program as a child process: rlimits set before its code runs, stdin from a file,
+output read up to a cap, and a kill at the deadline. Every isolation (bwrap, the rlimits runner of
+the sandbox service) runs its command through `start` and `supervise`."""
 
 from __future__ import annotations
 
