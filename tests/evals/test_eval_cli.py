@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
 
-from vireo.evals.harness import COMMITTED_RESULTS
+import pytest
+
+from vireo.evals.harness import COMMITTED_RESULTS, available_evals, eval_module
 
 
 def vireo(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -33,3 +36,9 @@ def test_the_table_outside_a_checkout_says_where_it_looked(tmp_path):
     done = vireo("eval", "all", "--out", str(tmp_path), cwd=tmp_path)
     assert done.returncode == 1
     assert f"no eval results in {tmp_path}" in done.stderr
+
+
+@pytest.mark.parametrize("name", available_evals())
+def test_every_eval_takes_a_limit(name):
+    """`vireo eval <app> --limit N` passes `limit` to every app's eval."""
+    assert "limit" in inspect.signature(eval_module(name).evaluate).parameters

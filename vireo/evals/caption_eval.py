@@ -66,9 +66,9 @@ def summarize(details: list[dict]) -> dict:
     }
 
 
-def evaluate(runner, full: bool, concurrency: int) -> dict:
+def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> dict:
     truth = load(DATASET)["images"]
-    names = list(truth)[: None if full else CI_IMAGES]
+    names = list(truth)[: None if full else CI_IMAGES][:limit]
     outputs = run_jobs(runner, [("caption", {"image_base64": photo_base64(n)}, {"temperature": 0.0})
                                 for n in names], concurrency)
     details = [score_image(n, truth[n], out) for n, out in zip(names, outputs)]

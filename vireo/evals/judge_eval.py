@@ -24,9 +24,9 @@ def agreement(items: list[dict], verdicts: list[dict]) -> dict:
             "verdicts": dict(Counter(v["verdict"] for v in verdicts))}
 
 
-def evaluate(runner, full: bool, concurrency: int) -> dict:
+def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> dict:
     items = load(DATASET)["items"]
-    items = items if full else items[:CI_ITEMS]
+    items = (items if full else items[:CI_ITEMS])[:limit]
     judge_items = [{"id": str(n), "question": i["question"], "answer_a": i["answer_a"], "answer_b": i["answer_b"]}
                    for n, i in enumerate(items)]
     jobs = [("judge", {"mode": "pairwise", "method": method, "items": judge_items, "rationale": False},

@@ -31,9 +31,9 @@ def _scores(hypotheses: list[str], references: list[str], target: str) -> dict:
                                         / len(hypotheses), 3)}
 
 
-def evaluate(runner, full: bool, concurrency: int) -> dict:
+def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> dict:
     pairs = load(DATASET)["pairs"]
-    pairs = pairs if full else pairs[:CI_ITEMS]
+    pairs = (pairs if full else pairs[:CI_ITEMS])[:limit]
     plan = [(engine, src, tgt, pair) for engine in ENGINES for src, tgt in DIRECTIONS for pair in pairs]
     outputs = run_jobs(runner, [("translate", {"text": pair[src], "source": src, "target": tgt, "engine": engine},
                                  {"temperature": 0.0}) for engine, src, tgt, pair in plan], concurrency)
