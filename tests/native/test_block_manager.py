@@ -107,3 +107,11 @@ def test_prefix_cache_off_per_sequence():
     m = BlockManager(16, 4, PrefixCache())
     computed(m, seq(range(8)))
     assert m.match_prefix(seq(range(8), use_prefix_cache=False)) == 0
+
+
+def test_without_a_prefix_cache_nothing_is_found_or_kept():
+    m = BlockManager(4, 4)
+    s = computed(m, seq(range(8)))
+    m.free(s)
+    assert m.num_free == 4 and m.cache.num_evictable == 0
+    assert m.cached_prefix_tokens(seq(range(8))) == 0 and m.match_prefix(seq(range(8))) == 0

@@ -84,3 +84,42 @@ def test_finished_sequence_releases_blocks():
     run_step(s, s.schedule())
     s.finish(a, "stop")
     assert blocks.num_free == 8 and not s.has_work
+
+
+def test_update_finishes_on_eos_without_showing_it():
+    blocks = BlockManager(8, 4)
+    s = Scheduler(blocks, eos_token_ids=frozenset({2}))
+    a = seq(6)
+    s.add(a)
+    batch = s.schedule()
+    [update] = s.update(batch.items, {batch.items[0]: SampledTokens([2])})
+    assert (update.shown, update.appended, update.finish_reason) == ([], 1, "stop")
+    assert a.is_finished and a.token_ids[-1] == 2 and blocks.num_free == 8 and not s.has_work
+
+
+def test_update_finishes_at_max_tokens():
+    s = Scheduler(BlockManager(8, 4))
+    a = Sequence("r", [1, 2, 3], SamplingParams(max_tokens=2))
+    s.add(a)
+    reasons = []
+    for token in (7, 8):
+        batch = s.schedule()
+        reasons += [u.finish_reason for u in s.update(batch.items, {batch.items[0]: SampledTokens([token])})]
+    assert reasons == [None, "length"] and a.num_completion_tokens == 2
+
+
+def test_update_keeps_verified_guesses_up_to_a_stop_string_and_releases_their_blocks():
+    blocks = BlockManager(16, 4)
+    s = Scheduler(blocks)
+    a = seq(4)
+    s.add(a)
+    run_step(s, s.schedule())  # prefill: 5 tokens, 4 computed
+    batch = s.schedule()
+    item = batch.items[0]
+    item.draft = [9, 10, 11, 12, 13]
+    blocks.allocate(a, len(a) + len(item.draft))  # room to verify: 10 positions, 3 blocks
+    updates = s.update(batch.items, {item: SampledTokens([9, 10, 11, 99])},
+                       stop_strings=lambda seq, token: token == 10)
+    assert updates[0].shown == [9, 10] and updates[0].finish_reason == "stop"
+    assert a.token_ids[4:] == [1, 9, 10] and a.num_computed_tokens == 8
+    assert blocks.num_free == 16  # finished: every block back
