@@ -85,7 +85,7 @@ async def test_the_reaper_hands_back_jobs_of_dead_workers_and_jobs_a_live_worker
     found = {job["id"]: reason for job, reason in await reaper.orphans()}
     assert found == {dropped: "worker alive no longer runs it", dead: "worker gone stopped (no heartbeat for 1s)"}
 
-    assert await reaper.sweep() == {"requeued": 2, "published": 2}
+    assert await reaper.sweep() == {"requeued": 2, "published": 2, "lost_republished": 0}
     publisher.close()
     client = sync_redis.Redis.from_url(REDIS_URL, decode_responses=True)
     bodies = [json.loads(message)["body"] for key in client.scan_iter(f"{QUEUE}*")
@@ -94,3 +94,19 @@ async def test_the_reaper_hands_back_jobs_of_dead_workers_and_jobs_a_live_worker
     assert not client.smembers(REPUBLISH_KEY)
     assert {j: (await attempts.store.get(j))["status"] for j in (held, claimed_since_beat)} == {
         held: "running", claimed_since_beat: "running"}
+
+
+async def test_the_reaper_republishes_a_queued_job_whose_message_the_broker_lost(attempts):
+    # `lost` is never published, as if a worker killed right after popping its message took it along
+    lost = await attempts.store.create("tenant-a", "echo", {"text": "hi"}, {})
+    waiting = await attempts.store.create("tenant-a", "echo", {"text": "hi"}, {})
+    publisher = TaskPublisher(Celery(broker=REDIS_URL), QUEUE)
+    publisher.publish(waiting)
+    long_ago = time.time() - 60
+    await attempts.redis.zadd("vireo:jobs:queued", {lost: long_ago, waiting: long_ago})
+
+    settings = Settings(redis_url=REDIS_URL, queue=QUEUE, worker_ttl_s=1, worker_heartbeat_s=0.5)
+    assert (await Reaper(attempts.store, publisher, settings).sweep())["lost_republished"] == 1
+    assert publisher.task_ids_in_broker() == {lost, waiting}
+    publisher.close()
+    assert await attempts.redis.zscore("vireo:jobs:queued", lost) > long_ago + 30

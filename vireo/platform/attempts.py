@@ -9,9 +9,11 @@ SIGTERM) as attempt n + 1, the old attempt's late writes are dropped instead of 
 attempt's stream, and its result can no longer finish the job.
 
 Keys: `vireo:jobs:running` indexes running jobs (the reaper never scans the keyspace);
-`vireo:jobs:republish` is an outbox of handed-back jobs whose new message is not published yet, so a
-crash between hand-back and publish is repaired by the next sweep; `vireo:worker:<id>` is a worker's
-heartbeat (heartbeat.py).
+`vireo:jobs:queued` holds queued jobs by the time their message was published, so the reaper can
+republish a message the broker lost (kombu pops a message with BRPOP before it records it as
+unacked: a worker killed in between takes it along); `vireo:jobs:republish` is an outbox of
+handed-back jobs whose new message is not published yet, so a crash between hand-back and publish
+is repaired by the next sweep; `vireo:worker:<id>` is a worker's heartbeat (heartbeat.py).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import json
 import time
 from typing import Any
 
-from vireo.platform.store import JobStore, active_key, events_key, job_key
+from vireo.platform.store import QUEUED_KEY, JobStore, active_key, events_key, job_key
 
 RUNNING_KEY = "vireo:jobs:running"
 REPUBLISH_KEY = "vireo:jobs:republish"
@@ -31,13 +33,14 @@ def worker_key(worker_id: str) -> str:
 
 
 _CLAIM = """
--- KEYS: job, events, running index. ARGV: job id, attempt, worker, now, events maxlen
+-- KEYS: job, events, running index, queued index. ARGV: job id, attempt, worker, now, events maxlen
 local cur = redis.call('HMGET', KEYS[1], 'status', 'attempt')
 if not cur[1] then return 'missing' end
 if cur[1] ~= 'queued' then return cur[1] end
 if (cur[2] or '1') ~= ARGV[2] then return 'stale' end
 redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', ARGV[2], 'worker', ARGV[3], 'started_at', ARGV[4])
 redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'event', 'status', 'data', '{"status": "running"}')
 return 'claimed'
 """
@@ -111,7 +114,7 @@ class Attempts:
     async def claim(self, job_id: str, attempt: int, worker_id: str) -> str:
         """'claimed' if this attempt is now running on `worker_id`; else why not: the job's status,
         'stale' (the job is at another attempt) or 'missing'."""
-        return await self._claim(keys=[job_key(job_id), events_key(job_id), RUNNING_KEY],
+        return await self._claim(keys=[job_key(job_id), events_key(job_id), RUNNING_KEY, QUEUED_KEY],
                                  args=[job_id, attempt, worker_id, time.time(), self.store.events_maxlen])
 
     async def emit(self, job_id: str, attempt: int, event: str, data: dict) -> str | None:
@@ -166,18 +169,35 @@ class Attempts:
             await self.redis.srem(RUNNING_KEY, *gone)
         return jobs
 
-    async def handed_back(self, only: set[str] | None = None) -> list[tuple[str, int, dict]]:
-        """(job id, attempt, options) of outbox jobs that still wait for their message; jobs that no
-        longer wait (cancelled, claimed through a duplicate) leave the outbox here."""
+    async def handed_back(self, only: set[str] | None = None) -> list[tuple[str, int]]:
+        """(job id, attempt) of outbox jobs that still wait for their message."""
         ids = [j for j in await self.redis.smembers(REPUBLISH_KEY) if only is None or j in only]
-        waiting = []
-        for job_id in ids:
-            status, attempt, options = await self.redis.hmget(job_key(job_id), "status", "attempt", "options")
-            if status == "queued":
-                waiting.append((job_id, int(attempt), json.loads(options or "{}")))
-            else:
-                await self.published(job_id)
+        waiting = await self._still_queued(ids)
+        gone = set(ids) - {job_id for job_id, _ in waiting}  # cancelled, or claimed through a duplicate
+        if gone:
+            await self.redis.srem(REPUBLISH_KEY, *gone)
         return waiting
 
+    async def queued_since(self, before: float, limit: int = 1000) -> list[tuple[str, int]]:
+        """(job id, attempt) of jobs still queued on a message published before `before`."""
+        ids = await self.redis.zrangebyscore(QUEUED_KEY, "-inf", before, start=0, num=limit)
+        waiting = await self._still_queued(ids)
+        gone = set(ids) - {job_id for job_id, _ in waiting}  # claimed, cancelled or expired
+        if gone:
+            await self.redis.zrem(QUEUED_KEY, *gone)
+        return waiting
+
+    async def _still_queued(self, ids: list[str]) -> list[tuple[str, int]]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hmget(job_key(job_id), "status", "attempt")
+            rows = await pipe.execute()
+        return [(job_id, int(attempt)) for job_id, (status, attempt) in zip(ids, rows) if status == "queued"]
+
     async def published(self, job_id: str) -> None:
-        await self.redis.srem(REPUBLISH_KEY, job_id)
+        """The job's current attempt has a message again (republished): out of the outbox, its
+        queued time restarts."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.srem(REPUBLISH_KEY, job_id)
+            pipe.zadd(QUEUED_KEY, {job_id: time.time()})
+            await pipe.execute()

@@ -8,6 +8,7 @@ When the broker is unreachable, `publish` raises `BrokerUnavailable` (the API an
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import TYPE_CHECKING
 
@@ -45,7 +46,7 @@ class TaskPublisher:
         """Send the task for the job's `attempt` (a worker runs the job only while it is at that attempt);
         a stale pooled connection is retried once on a fresh one."""
         amqp = self.celery_app.amqp
-        message = amqp.create_task_message(job_id, RUN_JOB, [job_id, attempt], {})
+        message = amqp.create_task_message(job_id, RUN_JOB, [job_id, attempt], {}, ignore_result=True)
         for try_number in (1, 2):
             try:
                 amqp.send_task_message(self._get_producer(), RUN_JOB, message, queue=self.queue,
@@ -56,6 +57,24 @@ class TaskPublisher:
                 if try_number == 2:
                     raise BrokerUnavailable(f"the job queue (Redis) did not take job {job_id}: {exc}") from exc
                 log.warning("publishing job %s failed; retrying on a fresh connection", job_id, exc_info=True)
+
+    def task_ids_in_broker(self) -> set[str]:
+        """Ids of the tasks (job ids) the broker holds for this queue: waiting at any priority, or
+        delivered and not acked yet (kombu's `unacked` hash, which every queue of the database shares)."""
+        try:
+            channel = self._get_producer().channel
+            keys = [channel._q_for_pri(self.queue, priority) for priority in channel.priority_steps]
+            with channel.conn_or_acquire() as client, client.pipeline(transaction=True) as pipe:
+                for key in keys:
+                    pipe.lrange(key, 0, -1)
+                pipe.hvals(channel.unacked_key)
+                *waiting, unacked = pipe.execute()
+        except Exception as exc:
+            self.close()
+            raise BrokerUnavailable(f"could not read the job queue (Redis): {exc}") from exc
+        found = [json.loads(message) for messages in waiting for message in messages]
+        found += [json.loads(entry)[0] for entry in unacked]
+        return {message.get("headers", {}).get("id") for message in found}
 
     def close(self) -> None:
         if self._producer is not None:
@@ -71,11 +90,31 @@ def broker_priority(options: dict) -> int:
     return max(0, min(9, (options.get("priority") or 0) + 5))
 
 
+# A job that runs again has waited its turn already: its new message goes first in line.
+RERUN_PRIORITY = 0
+
+
 async def republish_handed_back(attempts: Attempts, publisher: TaskPublisher, only: set[str] | None = None) -> int:
     """Publish the message of every handed-back job still waiting for one (the outbox of attempts.py)."""
-    sent = 0
-    for job_id, attempt, options in await attempts.handed_back(only):
-        publisher.publish(job_id, broker_priority(options), attempt)
+    waiting = await attempts.handed_back(only)
+    for job_id, attempt in waiting:
+        publisher.publish(job_id, RERUN_PRIORITY, attempt)
         await attempts.published(job_id)
-        sent += 1
-    return sent
+    return len(waiting)
+
+
+async def republish_lost(attempts: Attempts, publisher: TaskPublisher, published_before: float) -> int:
+    """Publish again the message of every job queued since before `published_before` whose message the
+    broker no longer holds: kombu pops a message (BRPOP) before recording it as unacked, so a worker
+    killed in between takes it along. A duplicate of a message still in flight somewhere is harmless:
+    only one of them can claim the job."""
+    suspects = await attempts.queued_since(published_before)
+    if not suspects:
+        return 0
+    present = publisher.task_ids_in_broker()
+    lost = [(job_id, attempt) for job_id, attempt in suspects if job_id not in present]
+    for job_id, attempt in lost:
+        log.warning("job %s attempt %d: its message is gone from the broker; publishing it again", job_id, attempt)
+        publisher.publish(job_id, RERUN_PRIORITY, attempt)
+        await attempts.published(job_id)
+    return len(lost)

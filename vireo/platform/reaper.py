@@ -4,7 +4,8 @@
 A job is orphaned when its worker's heartbeat key has expired (killed, OOM, machine lost), or when
 the worker is alive but its heartbeat, written after the job started, no longer lists the job (an
 error after the claim left it behind). Hand-backs are compare-and-set on (status, attempt, worker),
-so two reapers, or a reaper and a job finishing at that moment, never both act.
+so two reapers, or a reaper and a job finishing at that moment, never both act. Every
+`redelivery_s` the reaper also republishes queued jobs whose message the broker lost.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 
 from redis.exceptions import RedisError
 
 from vireo.platform.attempts import Attempts, worker_key
-from vireo.platform.queue import BrokerUnavailable, TaskPublisher, republish_handed_back
+from vireo.platform.queue import BrokerUnavailable, TaskPublisher, republish_handed_back, republish_lost
 from vireo.platform.settings import Settings
 from vireo.platform.store import JobStore
 
@@ -46,6 +48,7 @@ class Reaper:
         self.lease_ms = int(settings.reaper_interval_s * 3000)  # a dead replica's lease passes on after 3 sweeps
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
+        self._next_lost_check = 0.0
 
     async def run(self) -> None:
         """Sweep until cancelled; a failed sweep (Redis away) is logged and tried again next time."""
@@ -72,7 +75,9 @@ class Reaper:
         return await self._renew(keys=[LEASE_KEY], args=[self.token, self.lease_ms]) == 1
 
     async def sweep(self) -> dict[str, int]:
-        """Hand back every orphaned job, then publish whatever waits in the republish outbox."""
+        """Hand back every orphaned job, publish whatever waits in the republish outbox and, every
+        `redelivery_s`, any message lost with a worker (a job queued `worker_ttl_s` ago and absent
+        from the broker)."""
         outcomes: dict[str, int] = {}
         if not await self._redis_restarted_recently():
             for job, reason in await self.orphans():
@@ -82,6 +87,10 @@ class Reaper:
                 if outcome != "moved":
                     log.warning("job %s attempt %s: %s → %s", job["id"], job["attempt"], reason, outcome)
         outcomes["published"] = await republish_handed_back(self.attempts, self.publisher)
+        if time.monotonic() >= self._next_lost_check:
+            self._next_lost_check = time.monotonic() + self.settings.redelivery_s
+            outcomes["lost_republished"] = await republish_lost(self.attempts, self.publisher,
+                                                                time.time() - self.settings.worker_ttl_s)
         return outcomes
 
     async def orphans(self) -> list[tuple[dict, str]]:

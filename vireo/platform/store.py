@@ -68,6 +68,9 @@ def utc_day(at: float) -> str:
 
 
 STATS_KEY = "vireo:engine:stats"
+# queued jobs by the time their message was published: the reaper republishes one whose message the
+# broker lost (attempts.py)
+QUEUED_KEY = "vireo:jobs:queued"
 
 
 class JobStore:
@@ -103,6 +106,7 @@ class JobStore:
             pipe.expire(tenant_key(tenant), self.ttl_s)
             pipe.zadd(active_key(tenant), {job_id: now})
             pipe.expire(active_key(tenant), self.ttl_s)
+            pipe.zadd(QUEUED_KEY, {job_id: now})
             pipe.xadd(events_key(job_id), {"event": "status", "data": json.dumps({"status": "queued"})})
             pipe.expire(events_key(job_id), self.ttl_s)
             await pipe.execute()

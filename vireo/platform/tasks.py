@@ -78,7 +78,7 @@ def _acknowledge_delivery() -> None:
         request.acknowledge()
 
 
-@celery_app.task(name=RUN_JOB, acks_late=True, ignore_result=True, Request=JobDelivery)
+@celery_app.task(name=RUN_JOB, acks_late=True, Request=JobDelivery)
 def run_job(job_id: str, attempt: int = 1) -> str:
     runtime = get_runtime()
     with runtime.holding(job_id, attempt):
