@@ -22,7 +22,7 @@ import json
 import time
 from typing import Any
 
-from vireo.platform.store import QUEUED_KEY, JobStore, active_key, events_key, job_key
+from vireo.platform.store import QUEUED_KEY, TERMINAL, JobStore, active_key, events_key, job_key
 
 RUNNING_KEY = "vireo:jobs:running"
 REPUBLISH_KEY = "vireo:jobs:republish"
@@ -163,7 +163,7 @@ class Attempts:
         for job_id, (status, attempt, worker, started_at) in zip(ids, rows):
             if status == "running":
                 jobs.append({"id": job_id, "attempt": attempt, "worker": worker or "", "started_at": started_at})
-            elif status is None or status in ("succeeded", "failed", "cancelled"):
+            elif status is None or status in TERMINAL:
                 gone.append(job_id)
         if gone:
             await self.redis.srem(RUNNING_KEY, *gone)

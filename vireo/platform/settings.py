@@ -36,7 +36,6 @@ class Settings(BaseSettings):
     job_ttl_s: int = 7 * 24 * 3600
     events_maxlen: int = 10_000
     max_body_bytes: int = 8 * 1024 * 1024
-    max_job_s: int = 3600
     queue: str = "vireo"
     worker_concurrency: int = 32
     cancel_poll_s: float = 0.1

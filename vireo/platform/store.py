@@ -150,9 +150,6 @@ class JobStore:
         record = await self.get(job_id)
         return record["status"] if record else "unknown"
 
-    async def cancel_requested(self, job_id: str) -> bool:
-        return await self.redis.hget(job_key(job_id), "cancel_requested") == "1"
-
     async def emit(self, job_id: str, event: str, data: dict) -> str:
         return await self.redis.xadd(events_key(job_id), {"event": event, "data": json.dumps(data)},
                                      maxlen=self.events_maxlen, approximate=True)
