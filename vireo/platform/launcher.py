@@ -207,7 +207,8 @@ def run_all(settings: Settings) -> None:
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:
-        _stop(procs)
+        # the worker hands unfinished jobs back after its drain timeout: give it that long, and more
+        _stop(procs, grace_s=settings.drain_timeout_s + 10)
         _stop([redis_choice.proc] if redis_choice.proc else [])  # last: a draining worker still needs it
 
 
@@ -230,11 +231,11 @@ def _stop_like_ctrl_c(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _stop(procs: list[subprocess.Popen]) -> None:
+def _stop(procs: list[subprocess.Popen], grace_s: float = 10) -> None:
     for proc in reversed(procs):
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-    deadline = time.time() + 10
+    deadline = time.time() + grace_s
     for proc in procs:
         try:
             proc.wait(max(0.1, deadline - time.time()))
