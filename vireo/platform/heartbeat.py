@@ -26,11 +26,12 @@ class Heartbeat:
     a live worker look dead (its jobs would be re-run elsewhere)."""
 
     def __init__(self, redis_url: str, worker_id: str, every_s: float, ttl_s: float,
-                 held_jobs: Callable[[], dict[str, int]], queue: str):
+                 held_jobs: Callable[[], dict[str, int]], queue: str, alive: Callable[[], bool] = lambda: True):
         self.worker_id = worker_id
         self.every_s = every_s
         self.ttl_ms = int(ttl_s * 1000)
         self.held_jobs = held_jobs
+        self.alive = alive  # False while the worker is hung: then it does not beat, and its key expires
         self.info = {"host": socket.gethostname(), "pid": os.getpid(), "queue": queue}
         self.redis = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
         self._stop = threading.Event()
@@ -42,6 +43,12 @@ class Heartbeat:
         self._thread.start()
 
     def beat(self) -> None:
+        if not self.alive():
+            if not self._failing:
+                log.error("worker %s is hung (its engine loop stopped turning); it stops announcing itself so "
+                          "its jobs are re-run elsewhere", self.worker_id)
+            self._failing = True
+            return
         at = time.time()  # read before the jobs: a job claimed before `at` is in the list (the reaper relies on it)
         value = json.dumps({**self.info, "at": at, "jobs": self.held_jobs()})
         try:

@@ -58,9 +58,21 @@ class WorkerRuntime:
         self.draining = False
         self._held: Counter[tuple[str, int]] = Counter()  # a duplicate message may hold a job twice
         self._held_lock = threading.Lock()
+        self.loop_seen = time.monotonic()
+        self.loop.call_soon_threadsafe(self._mark_loop_alive)
         self.heartbeat = Heartbeat(settings.redis_url, self.worker_id, settings.worker_heartbeat_s,
-                                   settings.worker_ttl_s, self.held, settings.queue)
+                                   settings.worker_ttl_s, self.held, settings.queue, alive=self.loop_answers)
         self.heartbeat.start()
+
+    def _mark_loop_alive(self) -> None:
+        """Stamped by the event loop itself every second: the heartbeat's proof that the loop still turns."""
+        self.loop_seen = time.monotonic()
+        self.loop.call_later(1.0, self._mark_loop_alive)
+
+    def loop_answers(self) -> bool:
+        """False once the engine's loop has not turned for `worker_stall_s`: a hung worker stops announcing
+        itself, so the reaper re-runs its jobs elsewhere (a long engine step stays well inside the bound)."""
+        return time.monotonic() - self.loop_seen < self.settings.worker_stall_s
 
     def call(self, coro, timeout: float | None = None):
         """Run a coroutine on the runtime's loop from any thread and wait for its result."""
@@ -114,7 +126,8 @@ class WorkerRuntime:
 
     def run_claimed(self, job_id: str, attempt: int) -> str:
         """Run a claimed attempt to its end (from a Celery thread); returns the job's status."""
-        return self.call(run_attempt(self.engine, self.attempts, job_id, attempt, self.settings.cancel_poll_s))
+        return self.call(run_attempt(self.engine, self.attempts, job_id, attempt, self.settings.cancel_poll_s,
+                                     self.settings.max_job_s))
 
     def drain(self, publisher: TaskPublisher) -> None:
         """On SIGTERM: claim nothing new, give running jobs `drain_timeout_s` to finish, then hand the
@@ -143,7 +156,7 @@ async def execute_job(engine: Engine, store: JobStore, job_id: str, attempt: int
 
 
 async def run_attempt(engine: Engine, attempts: Attempts, job_id: str, attempt: int,
-                      cancel_poll_s: float = 0.1) -> str:
+                      cancel_poll_s: float = 0.1, max_job_s: float | None = None) -> str:
     """Run a claimed attempt's app and finish the job, unless the job was handed to a newer attempt."""
     store = attempts.store
     record = await store.get(job_id)
@@ -156,7 +169,7 @@ async def run_attempt(engine: Engine, attempts: Attempts, job_id: str, attempt: 
                          app_name=app.name, tenant=record["tenant"],
                          options=json.loads(record.get("options") or "{}"), preferences=app.preferences)
         ctx.start()
-        status, fields, event = await _run_app(app, ctx, record, cancel_poll_s)
+        status, fields, event = await _run_app(app, ctx, record, cancel_poll_s, max_job_s)
         await ctx.close()
     fields["finished_at"] = time.time()
     if await attempts.finish(job_id, attempt, record["tenant"], status, fields, event):
@@ -165,14 +178,19 @@ async def run_attempt(engine: Engine, attempts: Attempts, job_id: str, attempt: 
     return (await store.get(job_id) or {}).get("status", "missing")
 
 
-async def _run_app(app, ctx: JobContext, record: dict, cancel_poll_s: float) -> tuple[str, dict, tuple]:
+async def _run_app(app, ctx: JobContext, record: dict, cancel_poll_s: float,
+                   max_job_s: float | None = None) -> tuple[str, dict, tuple]:
     task = asyncio.create_task(app.run(ctx, app.Input.model_validate_json(record["input"])))
-    watcher = asyncio.create_task(_watch(ctx, task, cancel_poll_s))
+    watcher = asyncio.create_task(_watch(ctx, task, cancel_poll_s, max_job_s))
     try:
         output = await task
         result = app.Output.model_validate(output).model_dump(mode="json")
         return "succeeded", {"result": result}, ("result", {"result": result})
     except (JobCancelled, asyncio.CancelledError):
+        if watcher.done() and not watcher.cancelled() and watcher.result() == "time limit":
+            message = (f"the job ran longer than its time limit ({max_job_s:g} s, VIREO_MAX_JOB_S) and was "
+                       "stopped; send less work per job or raise the limit")
+            return "failed", {"error": message}, ("error", {"error": message})
         return "cancelled", {}, ("status", {"status": "cancelled"})
     except (AppInputError, EngineError, ValueError) as exc:
         return "failed", {"error": str(exc)}, ("error", {"error": str(exc)})
@@ -184,12 +202,17 @@ async def _run_app(app, ctx: JobContext, record: dict, cancel_poll_s: float) -> 
         watcher.cancel()
 
 
-async def _watch(ctx: JobContext, task: asyncio.Task, poll_s: float) -> None:
-    """Stop the app when its job is cancelled, or handed to a newer attempt (the reaper or a drain did).
+async def _watch(ctx: JobContext, task: asyncio.Task, poll_s: float, max_job_s: float | None = None) -> str:
+    """Stop the app when its job is cancelled, handed to a newer attempt (the reaper or a drain did), or
+    past its time limit; returns why ("time limit" for the last).
 
     Cancelling the app's task raises CancelledError in `ctx.stream`, whose finally aborts in the engine.
     """
+    deadline = time.monotonic() + max_job_s if max_job_s else None
     while not task.done():
+        if deadline is not None and time.monotonic() > deadline:
+            task.cancel()
+            return "time limit"
         try:
             state = await ctx.attempts.state(ctx.job_id, ctx.attempt)
         except RedisError:  # Redis away for a moment: keep generating; the fenced writes stay safe
@@ -197,5 +220,6 @@ async def _watch(ctx: JobContext, task: asyncio.Task, poll_s: float) -> None:
         if state != "running":
             ctx.cancel_flag = state == "cancel"
             task.cancel()
-            return
+            return state
         await asyncio.sleep(poll_s)
+    return "done"

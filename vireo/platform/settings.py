@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     # a broker message delivered but never claimed (worker died first) is redelivered after redelivery_s
     worker_heartbeat_s: float = 2.0
     worker_ttl_s: float = 10.0
+    worker_stall_s: float = 120.0  # a worker whose engine loop has not turned this long counts as hung
+    max_job_s: float = 3600.0  # a job running longer is stopped and failed with a message saying so
     reaper_interval_s: float = 5.0
     max_attempts: int = 3
     redelivery_s: int = 20
