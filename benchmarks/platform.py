@@ -27,6 +27,8 @@ from pathlib import Path
 import httpx
 import redis
 
+from benchmarks.drills.stack import wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-key"
 
@@ -44,18 +46,6 @@ def _percentile(values: list[float], q: float) -> float:
 def _spawn(args: list[str], env: dict) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "vireo.platform.cli", *args], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _wait_for(check, timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if check():
-                return
-        except Exception:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{what} did not come up in {timeout:.0f}s")
 
 
 async def _submissions_per_s(url: str, total: int, concurrency: int) -> dict:
@@ -156,8 +146,8 @@ def run_platform_benchmark(requests: int = 400, concurrency: int = 32, overhead_
     api = _spawn(["serve", "api", "--port", str(port)], env)
     worker = _spawn(["serve", "worker"], env)
     try:
-        _wait_for(lambda: httpx.get(f"{url}/healthz").status_code == 200, 300, "API")
-        _wait_for(lambda: redis.Redis.from_url(redis_url).exists("vireo:engine:stats"), 300, "worker")
+        wait_for(lambda: httpx.get(f"{url}/healthz").status_code == 200, 300, "API")
+        wait_for(lambda: redis.Redis.from_url(redis_url).exists("vireo:engine:stats"), 300, "worker")
         stats = json.loads(redis.Redis.from_url(redis_url).get("vireo:engine:stats"))
         result = {
             "benchmark": "platform", "date": time.strftime("%Y-%m-%d"), "machine": _machine(),
