@@ -18,7 +18,9 @@ def navigation() -> st.navigation:
     generic = [app_form.page_for(app) for name, app in session.apps().items() if name not in DEDICATED]
     system = [st.Page(jobs.render, title="Jobs", icon=":material/list_alt:", url_path="jobs"),
               st.Page(engine.render, title="Engine", icon=":material/memory:", url_path="engine")]
-    sections = {"Tasks": tasks, **({"More apps": generic} if generic else {}), "System": system}
+    # the fixed sections first: Streamlit shows ten entries of a long menu (and "View more"), so pages that
+    # plugins add go last, where they cannot push Jobs and Engine out of sight
+    sections = {"Tasks": tasks, "System": system, **({"More apps": generic} if generic else {})}
     return st.navigation(sections)
 
 

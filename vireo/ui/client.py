@@ -82,6 +82,10 @@ class VireoClient:
     def engine_stats(self) -> dict:
         return self._request("GET", "/v1/engine/stats")
 
+    def limits(self) -> dict:
+        """This key's limits, and the largest request body the API takes (`request_body_bytes`)."""
+        return self._request("GET", "/v1/limits")
+
     # -- jobs ---------------------------------------------------------------------------------
     def submit(self, app: str, input: dict, options: dict | None = None, timeout_s: float | None = None) -> str:
         body = {"app": app, "input": input, "options": options or {}}

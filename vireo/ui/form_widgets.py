@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from vireo.ui import session, upload_limit
 from vireo.ui.forms import FormField, initial_text
 
 
@@ -35,8 +36,12 @@ IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
 
 def _files(field: FormField, key: str, many: bool) -> Any:
     types = IMAGE_TYPES if "image" in field.name.lower() else None
+    body_limit = session.request_body_limit()
+    cap_mb = upload_limit.uploader_cap_mb(body_limit) if body_limit else None
     uploaded = st.file_uploader(field.label, type=types, accept_multiple_files=many, help=field.help or None,
-                                key=key)
+                                key=key, max_upload_size=cap_mb)
+    if body_limit:
+        st.caption(upload_limit.note(body_limit))
     if not uploaded:
         return None
     encode = lambda f: base64.b64encode(f.getvalue()).decode("ascii")  # noqa: E731

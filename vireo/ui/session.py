@@ -79,6 +79,21 @@ def apps() -> dict[str, dict]:
     return catalogue
 
 
+def request_body_limit() -> int | None:
+    """The largest request the API takes (VIREO_MAX_BODY_BYTES), read once per API address; None when it
+    cannot be read (an API from before `/v1/limits` said so, or no key yet)."""
+    api = client()
+    cached = st.session_state.get("body_limit")
+    if cached and cached[0] == api.base_url:
+        return cached[1]
+    try:
+        limit = api.limits().get("request_body_bytes")
+    except ApiError:
+        return None
+    st.session_state.body_limit = (api.base_url, limit)
+    return limit
+
+
 def require_app(name: str) -> dict | None:
     """The app's description, or a clear message (and None) when this server lacks it."""
     catalogue = apps()

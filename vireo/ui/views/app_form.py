@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from vireo.ui import session
+from vireo.ui import session, upload_limit
 from vireo.ui.form_widgets import form_values
 from vireo.ui.forms import FormError, build_input, form_fields, main_text_field
 from vireo.ui.job_panel import job_panel, options_expander, start_job
@@ -25,7 +25,11 @@ def render_app(name: str) -> None:
         submitted = st.form_submit_button("Run", type="primary")
     if submitted:
         try:
-            start_job(slot, name, build_input(fields, raw), options)
+            job_input = build_input(fields, raw)
+            body_limit = session.request_body_limit()
+            if body_limit and (too_large := upload_limit.too_large(name, job_input, body_limit)):
+                raise FormError(too_large)
+            start_job(slot, name, job_input, options)
         except FormError as exc:
             st.warning(str(exc))
     job_panel(slot, main_field=main_text_field(app.get("output_schema") or {}))

@@ -6,7 +6,7 @@ import base64
 
 import streamlit as st
 
-from vireo.ui import session
+from vireo.ui import session, upload_limit
 from vireo.ui.client import ApiError, EndpointMissing
 from vireo.ui.form_widgets import form_values
 from vireo.ui.forms import FormError, build_input, form_fields
@@ -59,6 +59,28 @@ def _collection_picker(names: list[str] | None, key: str) -> str:
     return st.text_input("Collection", key=key).strip()
 
 
+def _target_picker(names: list[str] | None) -> str:
+    """Where documents go: an existing collection, or a new name typed in the same box."""
+    if names is None:
+        return st.text_input("Collection", key="rag.ingest.collection").strip()
+    return (st.selectbox("Collection", names, index=None, key="rag.ingest.collection", accept_new_options=True,
+                         placeholder="Choose one, or type a new name") or "").strip()
+
+
+def _created_if_new(collection: str, names: list[str] | None) -> bool:
+    """Create a collection typed as a new name, so a bad name is refused before any upload; False if refused."""
+    if names is None or collection in names:
+        return True
+    try:
+        session.client().create_collection(collection)
+    except ApiError as exc:
+        if exc.status != 409:  # created meanwhile (another tab): add to it
+            session.show_error(exc, f"creating collection {collection}")
+            return False
+    st.toast(f"Created collection {collection}")
+    return True
+
+
 def _documents(files, pasted: str) -> list[dict]:
     docs = [{"filename": f.name, "content_base64": base64.b64encode(f.getvalue()).decode("ascii")}
             for f in files or []]
@@ -71,17 +93,24 @@ def _ingest(names: list[str] | None) -> None:
     st.subheader("Add documents")
     if session.require_app("rag_ingest") is None:
         return
+    body_limit = session.request_body_limit()
     with st.form("rag.ingest"):
-        collection = _collection_picker(names, "rag.ingest.collection")
-        files = st.file_uploader("Files", type=FILE_TYPES, accept_multiple_files=True)
+        collection = _target_picker(names)
+        files = st.file_uploader("Files", type=FILE_TYPES, accept_multiple_files=True,
+                                 max_upload_size=upload_limit.uploader_cap_mb(body_limit) if body_limit else None)
+        if body_limit:
+            st.caption(upload_limit.note(body_limit))
         pasted = st.text_area("…or paste text", height=100)
         submitted = st.form_submit_button("Add to collection")
     if submitted:
-        docs = _documents(files, pasted)
-        if not collection or not docs:
-            st.warning("Choose a collection and give at least one file or some text.")
-        else:
-            start_job("rag.ingest", "rag_ingest", {"collection": collection, "documents": docs})
+        job_input = {"collection": collection, "documents": _documents(files, pasted)}
+        too_large = body_limit and upload_limit.too_large("rag_ingest", job_input, body_limit)
+        if not collection or not job_input["documents"]:
+            st.warning("Choose a collection (or type a new name) and give at least one file or some text.")
+        elif too_large:
+            st.warning(too_large)
+        elif _created_if_new(collection, names):
+            start_job("rag.ingest", "rag_ingest", job_input)
     job_panel("rag.ingest")
 
 
