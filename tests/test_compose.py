@@ -1,5 +1,7 @@
 """docker-compose.yml and the Dockerfile, checked without Docker: every command they run exists in the
-`vireo` CLI, every file they copy exists, services wait for healthy dependencies, the home is a volume."""
+`vireo` CLI, every file they copy exists, services wait for healthy dependencies, the home is a volume,
+the defaults are safe (the API key required, readiness that needs a worker, a worker healthcheck, no
+root). This machine has no Docker engine: these are checks of the files as compose and Docker read them."""
 
 from __future__ import annotations
 
@@ -37,6 +39,24 @@ def resolve_cli(argv: list[str]) -> typer.Context:
         assert sub is not None, f"`{' '.join(names)}` has no subcommand {args[0]!r}"
         command, names, args = sub, names + [args[0]], args[1:]
     return command.make_context(" ".join(names), list(args))  # raises on unknown options or bad values
+
+
+def interpolated(value, env: dict[str, str]) -> str:
+    """A compose value with `${VAR}`, `${VAR:-default}` and `${VAR:?error}` resolved as `docker compose`
+    resolves them from `env` (the error is raised, as compose refuses to start)."""
+    def resolve(match: re.Match) -> str:
+        name, operator, argument = match.groups()
+        if env.get(name):
+            return env[name]
+        if operator == ":?":
+            raise ValueError(f"{name}: {argument}")
+        return argument or ""
+
+    return re.sub(r"\$\{(\w+)(?:(:[-?])([^}]*))?\}", resolve, str(value))
+
+
+def compose_environment(service: str, env: dict[str, str]) -> dict[str, str]:
+    return {name: interpolated(value, env) for name, value in SERVICES[service]["environment"].items()}
 
 
 def dockerfile_instructions(name: str) -> list[str]:
@@ -106,7 +126,6 @@ def test_infrastructure_services_have_healthchecks():
     assert SERVICES["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
     assert SERVICES["chroma"]["image"].startswith("chromadb/chroma")
     assert "heartbeat" in " ".join(SERVICES["chroma"]["healthcheck"]["test"])
-    assert "/healthz" in " ".join(SERVICES["api"]["healthcheck"]["test"])
 
 
 @pytest.mark.parametrize("service", VIREO_SERVICES)
@@ -129,19 +148,75 @@ def test_the_vireo_home_is_a_named_volume(service):
 
 @pytest.mark.parametrize("service", ("api", "worker"))
 def test_platform_settings_read_the_compose_environment(service, monkeypatch):
-    for name, value in SERVICES[service]["environment"].items():
-        monkeypatch.setenv(name, str(value))
+    for name, value in compose_environment(service, {"VIREO_API_KEY": "a-long-random-secret"}).items():
+        monkeypatch.setenv(name, value)
     settings = Settings(_env_file=None)
     assert settings.redis_url == "redis://redis:6379/0"
     assert settings.chroma_url == "http://chroma:8000"
     assert str(settings.home) == "/data/vireo"
-    assert settings.api_key
+    assert settings.api_key == "a-long-random-secret"
+    assert settings.log_format == "json" and settings.log_level == "info"
 
 
 def test_the_ui_reads_the_api_address_from_the_compose_environment(monkeypatch):
-    for name, value in SERVICES["ui"]["environment"].items():
-        monkeypatch.setenv(name, str(value))
+    for name, value in compose_environment("ui", {}).items():
+        monkeypatch.setenv(name, value)
     assert UISettings(_env_file=None).api_url == "http://api:8000"
+
+
+@pytest.mark.parametrize("service", ("api", "worker"))
+def test_compose_refuses_to_start_without_an_api_key(service):
+    raw = SERVICES[service]["environment"]["VIREO_API_KEY"]
+    assert re.fullmatch(r"\$\{VIREO_API_KEY:\?[^}]+\}", raw), f"VIREO_API_KEY falls back to something: {raw}"
+    with pytest.raises(ValueError, match="VIREO_API_KEY"):
+        compose_environment(service, {})
+    assert "change-me" not in (ROOT / "docker-compose.yml").read_text()
+
+
+def test_the_published_ui_does_not_hand_out_the_admin_key():
+    assert compose_environment("ui", {"VIREO_API_KEY": "the-admin-key"})["VIREO_API_KEY"] == ""
+
+
+def test_the_api_is_healthy_only_when_a_worker_serves_its_model():
+    from vireo.platform.api.app import create_app
+
+    probe = " ".join(SERVICES["api"]["healthcheck"]["test"])
+    assert "/readyz" in probe and "raise_for_status" in probe
+    assert "/readyz" in {route.path for route in create_app(Settings(_env_file=None)).routes}
+    assert SERVICES["ui"]["depends_on"]["api"] == {"condition": "service_healthy"}
+
+
+def test_the_worker_has_a_healthcheck_of_its_own_heartbeat():
+    check = SERVICES["worker"]["healthcheck"]
+    assert check["test"][0] == "CMD"
+    assert resolve_cli(check["test"][1:]).info_name == "vireo worker-health"
+    assert check["start_period"], "the worker loads its model before its first heartbeat"
+
+
+def test_every_vireo_process_logs_json_lines():
+    for service in (*VIREO_SERVICES, "sandbox"):
+        assert SERVICES[service]["environment"]["VIREO_LOG_FORMAT"] == "json", service
+        assert interpolated(SERVICES[service]["environment"]["VIREO_LOG_LEVEL"], {}) == "info"
+
+
+def test_no_container_runs_as_root():
+    users = [user.strip() for user in dockerfile_instructions("USER")]
+    assert users and users[-1] == "vireo", "the image's last USER is its unprivileged user"
+    runs = " ".join(dockerfile_instructions("RUN"))
+    created = re.search(r"useradd --uid (\d+) [^&]*\bvireo\b", runs)
+    assert created and int(created.group(1)) != 0
+    for service in (*VIREO_SERVICES, "sandbox"):
+        user = str(SERVICES[service].get("user", "vireo")).split(":")[0]
+        assert user not in ("", "0", "root"), f"{service} runs as root"
+
+
+def test_the_vireo_user_owns_the_home_and_may_reach_the_sandbox_socket_only():
+    runs = dockerfile_instructions("RUN")
+    assert any("chown vireo:vireo /data/vireo" in run for run in runs)
+    text = re.sub(r"\\\n", " ", DOCKERFILE)
+    assert text.index("USER vireo") < text.index("vireo models pull"), "the model is pulled as vireo"
+    sandbox_gid = str(SANDBOX["user"]).split(":")[1]
+    assert any(f"groupadd --gid {sandbox_gid} sandbox" in run and "--groups sandbox" in run for run in runs)
 
 
 SANDBOX = SERVICES["sandbox"]
@@ -164,7 +239,8 @@ def test_the_sandbox_container_is_locked_down():
 
 
 def test_the_sandbox_holds_nothing_worth_stealing():
-    assert not SANDBOX.get("environment"), "no keys, no Redis address in the sandbox"
+    assert set(SANDBOX.get("environment") or {}) <= {"VIREO_LOG_FORMAT", "VIREO_LOG_LEVEL"}, \
+        "no keys, no Redis address in the sandbox: only how to log"
     assert not SANDBOX.get("ports") and "<<" not in SANDBOX
     socket_dir = str(Path(resolve_cli(SANDBOX["command"]).params["socket"]).parent)
     assert [m.split(":")[1] for m in SANDBOX["volumes"]] == [socket_dir], "only the socket's volume is mounted"
@@ -173,8 +249,8 @@ def test_the_sandbox_holds_nothing_worth_stealing():
 def test_the_worker_runs_code_in_the_sandbox_through_a_shared_socket(monkeypatch):
     socket = Path(resolve_cli(SANDBOX["command"]).params["socket"])
     worker = SERVICES["worker"]
-    for name, value in worker["environment"].items():
-        monkeypatch.setenv(name, str(value))
+    for name, value in compose_environment("worker", {"VIREO_API_KEY": "a-long-random-secret"}).items():
+        monkeypatch.setenv(name, value)
     settings = Settings(_env_file=None)
     assert settings.sandbox == "remote" and settings.sandbox_socket == socket
     volume = {target: name for name, target in (m.split(":", 1) for m in SANDBOX["volumes"])}[str(socket.parent)]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import setup_logging
 
+from vireo.platform.logs import configure_logging
 from vireo.platform.settings import get_settings
 
 
@@ -37,3 +39,11 @@ def make_celery() -> Celery:
 
 
 celery_app = make_celery()
+
+
+@setup_logging.connect
+def _log_like_every_vireo_process(loglevel=None, **_kwargs) -> None:
+    """With a receiver for this signal Celery configures no logging of its own: the worker's lines, Celery's
+    included, come out in VIREO_LOG_FORMAT at `--loglevel` (default VIREO_LOG_LEVEL)."""
+    settings = get_settings()
+    configure_logging(loglevel or settings.log_level, settings.log_format)

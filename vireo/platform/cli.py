@@ -1,4 +1,4 @@
-"""The `vireo` command line: serve, run, models, bench, eval, quantize, keys."""
+"""The `vireo` command line: serve, run, worker-health, models, bench, eval, quantize, keys."""
 
 from __future__ import annotations
 
@@ -69,18 +69,24 @@ def serve_api(host: str = "127.0.0.1", port: int = 8000) -> None:
     import uvicorn
 
     from vireo.platform.api.app import create_app
+    from vireo.platform.logs import configure_logging
 
-    uvicorn.run(create_app(_settings()), host=host, port=port, log_level="warning")
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+    # uvicorn's own logging off: its lines go through ours, and the API logs each request itself
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
 
 
 @serve.command("worker")
-def serve_worker(concurrency: Optional[int] = None, loglevel: str = "warning") -> None:
+def serve_worker(concurrency: Optional[int] = None,
+                 loglevel: Optional[str] = typer.Option(None, help="Default: VIREO_LOG_LEVEL.")) -> None:
     """One Celery worker holding one engine (threads pool: many jobs share the engine)."""
     from vireo.platform.tasks import celery_app
 
     settings = _settings()
-    celery_app.worker_main(["worker", "-P", "threads", "-c", str(concurrency or settings.worker_concurrency),
-                            "-Q", settings.queue, "--loglevel", loglevel, "--without-gossip",
+    quiet = ["--quiet"] if settings.log_format == "json" else []  # no banner on stdout: every line is JSON
+    celery_app.worker_main([*quiet, "worker", "-P", "threads", "-c", str(concurrency or settings.worker_concurrency),
+                            "-Q", settings.queue, "--loglevel", loglevel or settings.log_level, "--without-gossip",
                             "--without-mingle", "--without-heartbeat"])
 
 
@@ -88,10 +94,13 @@ def serve_worker(concurrency: Optional[int] = None, loglevel: str = "warning") -
 def serve_ui(host: str = "127.0.0.1", port: int = 8501) -> None:
     """The Streamlit UI (it talks to the REST API only)."""
     ui = Path(__file__).resolve().parent.parent / "ui" / "app.py"
+    # Streamlit refuses larger uploads outright (its default: 200 MB); the pages tell each uploader the
+    # finer limit the API reports (vireo/ui/upload_limit.py)
+    upload_mb = -(-_settings().max_body_bytes // 2**20)
     # exec, not a child process: SIGTERM (docker stop, a test's teardown) must reach Streamlit itself
     os.execv(sys.executable, [sys.executable, "-m", "streamlit", "run", str(ui), "--server.port", str(port),
                               "--server.address", host, "--server.headless", "true",
-                              "--browser.gatherUsageStats", "false"])
+                              "--server.maxUploadSize", str(upload_mb), "--browser.gatherUsageStats", "false"])
 
 
 @serve.command("sandbox")
@@ -102,14 +111,48 @@ def serve_sandbox(socket: Path = typer.Option(..., help="The Unix socket to list
                   concurrency: int = typer.Option(4, min=1, help="Programs run at once.")) -> None:
     """The code sandbox service: runs programs for workers with VIREO_SANDBOX=remote."""
     import asyncio
-    import logging
 
     from vireo.apps.sandbox.service import serve as serve_programs
+    from vireo.platform.logs import configure_logging
 
     if isolation not in ("auto", "bwrap", "rlimits"):
         raise typer.BadParameter("--isolation is auto, bwrap or rlimits")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(serve_programs(socket, isolation, concurrency))
+
+
+@app.command("worker-health")
+def worker_health() -> None:
+    """Exit 0 while a worker on this host beats on VIREO_QUEUE; else 1 with the reason (a container healthcheck)."""
+    import asyncio
+    import socket
+
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    from vireo.platform.fleet import live_workers
+
+    settings, host = _settings(), socket.gethostname()
+
+    async def beating() -> list:
+        client = aioredis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=3,
+                                  socket_timeout=3)
+        try:
+            return await live_workers(client)
+        finally:
+            await client.aclose()
+
+    try:
+        workers = asyncio.run(beating())
+    except (RedisError, OSError) as exc:
+        typer.echo(f"unhealthy: Redis at {settings.redis_url} does not answer ({exc})", err=True)
+        raise typer.Exit(1)
+    if not any(w.host == host and w.queue == settings.queue for w in workers):
+        typer.echo(f"unhealthy: no worker on host {host} beats on queue {settings.queue} (still loading its "
+                   f"model, hung, or stopped; {len(workers)} live elsewhere)", err=True)
+        raise typer.Exit(1)
+    typer.echo("ok")
 
 
 @app.command("run")

@@ -2,6 +2,8 @@
 
 The value names the jobs the worker holds (`{"jobs": {job_id: attempt}, "at": ...}`), so the reaper
 can tell a dead worker (the key expired) from a live one that lost a job (an error after its claim).
+Each beat also adds the worker's id to `vireo:workers`, so readiness and `/metrics` find live workers
+(fleet.py) without scanning the keyspace; ids whose key has expired are pruned by the reader.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import redis
 
 from vireo.platform.attempts import worker_key
 
+WORKERS_KEY = "vireo:workers"
+
 log = logging.getLogger(__name__)
 
 
@@ -26,13 +30,14 @@ class Heartbeat:
     a live worker look dead (its jobs would be re-run elsewhere)."""
 
     def __init__(self, redis_url: str, worker_id: str, every_s: float, ttl_s: float,
-                 held_jobs: Callable[[], dict[str, int]], queue: str, alive: Callable[[], bool] = lambda: True):
+                 held_jobs: Callable[[], dict[str, int]], queue: str, alive: Callable[[], bool] = lambda: True,
+                 model: str = ""):
         self.worker_id = worker_id
         self.every_s = every_s
         self.ttl_ms = int(ttl_s * 1000)
         self.held_jobs = held_jobs
         self.alive = alive  # False while the worker is hung: then it does not beat, and its key expires
-        self.info = {"host": socket.gethostname(), "pid": os.getpid(), "queue": queue}
+        self.info = {"host": socket.gethostname(), "pid": os.getpid(), "queue": queue, "model": model}
         self.redis = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vireo-heartbeat", daemon=True)
@@ -52,7 +57,10 @@ class Heartbeat:
         at = time.time()  # read before the jobs: a job claimed before `at` is in the list (the reaper relies on it)
         value = json.dumps({**self.info, "at": at, "jobs": self.held_jobs()})
         try:
-            self.redis.set(worker_key(self.worker_id), value, px=self.ttl_ms)
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(worker_key(self.worker_id), value, px=self.ttl_ms)
+                pipe.sadd(WORKERS_KEY, self.worker_id)
+                pipe.execute()
         except redis.RedisError as exc:
             if not self._failing:
                 log.warning("heartbeat of worker %s failed (%s); retrying every %.1fs", self.worker_id, exc,
@@ -71,6 +79,9 @@ class Heartbeat:
         """Stop beating and remove the key, so the reaper need not wait for it to expire."""
         self._stop.set()
         try:
-            self.redis.delete(worker_key(self.worker_id))
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.delete(worker_key(self.worker_id))
+                pipe.srem(WORKERS_KEY, self.worker_id)
+                pipe.execute()
         except redis.RedisError:
             pass

@@ -13,6 +13,7 @@ from vireo.apps.base import AppInputError
 from vireo.apps.registry import UnknownAppError, get_app, load_apps
 from vireo.platform.celery_app import celery_app
 from vireo.platform.input_limits import ModelLimits, unrepresentable_number
+from vireo.platform.job_outcome import report_from_store
 from vireo.platform.keys import Principal
 from vireo.platform.limits import Limiter
 from vireo.platform.metrics import JOBS_SUBMITTED
@@ -68,11 +69,19 @@ class JobService:
         JOBS_SUBMITTED.labels(app=app.name).inc()
         return job_id
 
+    async def cancel(self, job_id: str) -> str:
+        """Cancel a job (store.request_cancel); one still queued ends here, so it is logged and counted here."""
+        if await self.store.cancel_queued(job_id):
+            await report_from_store(self.store, job_id, self.settings.model, {"id": job_id}, "cancelled")
+            return "cancelled"
+        return await self.store.request_cancel(job_id)
+
     async def _fail_unqueued(self, job_id: str) -> None:
         """A job stored but never queued must not wait forever as `queued` (best effort: Redis may be down)."""
         try:
             if await self.store.transition(job_id, ("queued",), "failed", finished_at=time.time(),
                                            error="the job queue (Redis) was unreachable; submit the job again"):
                 await self.store.emit(job_id, "end", {"status": "failed"})
+                await report_from_store(self.store, job_id, self.settings.model, {"id": job_id}, "failed")
         except RedisError:
             log.warning("job %s was stored but not queued, and could not be marked failed", job_id)

@@ -1,8 +1,11 @@
-"""Prometheus metrics: job counters here, engine gauges refreshed from the worker's stats."""
+"""Prometheus metrics of the API process: its own counters, engine gauges refreshed from the worker's
+stats; what the workers record lives in Redis (job_metrics.py, fleet.py) and is added at each scrape."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 
 JOBS_SUBMITTED = Counter("vireo_jobs_submitted_total", "Jobs accepted by the API", ["app"])
 REQUESTS_LIMITED = Counter("vireo_requests_limited_total", "Requests refused with 429, by limit (rpm, "
@@ -33,3 +36,13 @@ def refresh_engine_gauges(stats: dict | None) -> None:
             gauge.set(value)
     for app, rate in (stats.get("prefix_hit_rate_by_app") or {}).items():
         PREFIX_HIT_RATE_BY_APP.labels(app=app).set(rate)
+
+
+class Snapshot(Collector):
+    """Metric families read for one scrape, as a collector a registry can render."""
+
+    def __init__(self, families: list[Metric]):
+        self.families = families
+
+    def collect(self):
+        return iter(self.families)

@@ -19,6 +19,7 @@ import uuid
 from redis.exceptions import RedisError
 
 from vireo.platform.attempts import Attempts, worker_key
+from vireo.platform.job_outcome import report_from_store
 from vireo.platform.queue import BrokerUnavailable, TaskPublisher, republish_handed_back, republish_lost
 from vireo.platform.settings import Settings
 from vireo.platform.store import JobStore
@@ -86,6 +87,8 @@ class Reaper:
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
                 if outcome != "moved":
                     log.warning("job %s attempt %s: %s → %s", job["id"], job["attempt"], reason, outcome)
+                if outcome in ("failed", "cancelled"):  # the job ends here, not on a worker
+                    await report_from_store(self.attempts.store, job["id"], self.settings.model, job, outcome)
         outcomes["published"] = await republish_handed_back(self.attempts, self.publisher)
         if time.monotonic() >= self._next_lost_check:
             self._next_lost_check = time.monotonic() + self.settings.redelivery_s

@@ -29,6 +29,7 @@ from vireo.inference.factory import create_engine
 from vireo.platform.attempts import Attempts
 from vireo.platform.context import JobContext
 from vireo.platform.heartbeat import Heartbeat
+from vireo.platform.job_outcome import report_from_store
 from vireo.platform.queue import TaskPublisher, republish_handed_back
 from vireo.platform.services import configure_app_services
 from vireo.platform.settings import Settings
@@ -61,7 +62,8 @@ class WorkerRuntime:
         self.loop_seen = time.monotonic()
         self.loop.call_soon_threadsafe(self._mark_loop_alive)
         self.heartbeat = Heartbeat(settings.redis_url, self.worker_id, settings.worker_heartbeat_s,
-                                   settings.worker_ttl_s, self.held, settings.queue, alive=self.loop_answers)
+                                   settings.worker_ttl_s, self.held, settings.queue, alive=self.loop_answers,
+                                   model=settings.model)
         self.heartbeat.start()
 
     def _mark_loop_alive(self) -> None:
@@ -127,7 +129,7 @@ class WorkerRuntime:
     def run_claimed(self, job_id: str, attempt: int) -> str:
         """Run a claimed attempt to its end (from a Celery thread); returns the job's status."""
         return self.call(run_attempt(self.engine, self.attempts, job_id, attempt, self.settings.cancel_poll_s,
-                                     self.settings.max_job_s))
+                                     self.settings.max_job_s, model=self.settings.model))
 
     def drain(self, publisher: TaskPublisher) -> None:
         """On SIGTERM: claim nothing new, give running jobs `drain_timeout_s` to finish, then hand the
@@ -156,8 +158,9 @@ async def execute_job(engine: Engine, store: JobStore, job_id: str, attempt: int
 
 
 async def run_attempt(engine: Engine, attempts: Attempts, job_id: str, attempt: int,
-                      cancel_poll_s: float = 0.1, max_job_s: float | None = None) -> str:
-    """Run a claimed attempt's app and finish the job, unless the job was handed to a newer attempt."""
+                      cancel_poll_s: float = 0.1, max_job_s: float | None = None, model: str | None = None) -> str:
+    """Run a claimed attempt's app and finish the job, unless the job was handed to a newer attempt; the
+    end is logged and counted under `model` (VIREO_MODEL; default: the engine's)."""
     store = attempts.store
     record = await store.get(job_id)
     try:
@@ -173,6 +176,7 @@ async def run_attempt(engine: Engine, attempts: Attempts, job_id: str, attempt: 
         await ctx.close()
     fields["finished_at"] = time.time()
     if await attempts.finish(job_id, attempt, record["tenant"], status, fields, event):
+        await report_from_store(store, job_id, model or engine.model_name, record | fields, status)
         return status
     log.info("job %s moved on without attempt %d; its outcome (%s) is dropped", job_id, attempt, status)
     return (await store.get(job_id) or {}).get("status", "missing")

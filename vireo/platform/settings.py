@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from vireo.inference.local import EngineConfig
 from vireo.inference.registry import default_home
+
+if TYPE_CHECKING:  # imported when used: torch is too heavy for `vireo worker-health` and the sandbox service
+    from vireo.inference.local import EngineConfig
 
 
 class Settings(BaseSettings):
@@ -31,6 +33,11 @@ class Settings(BaseSettings):
     api_port: int = 8000
     ui_port: int = 8501
     api_url: str = "http://127.0.0.1:8000"
+    # logs and metrics (docs/OPERATIONS.md): json = one JSON object per line, text = for a terminal;
+    # metrics_token: a bearer token that may read /metrics and nothing else (admin keys always may)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "text"
+    metrics_token: str = ""
 
     # jobs
     job_ttl_s: int = 7 * 24 * 3600
@@ -75,6 +82,11 @@ class Settings(BaseSettings):
     sandbox_socket: Path | None = None  # the sandbox service's Unix socket (vireo serve sandbox)
     sandbox_python: str | None = None   # the interpreter programs run with (default: found, readable by the sandbox)
 
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value):
+        return value.lower() if isinstance(value, str) else value
+
     def tenants_by_key(self) -> dict[str, str]:
         keys = {self.api_key: "default"}
         for pair in filter(None, (p.strip() for p in self.api_keys.split(","))):
@@ -83,6 +95,8 @@ class Settings(BaseSettings):
         return keys
 
     def engine_config(self) -> EngineConfig:
+        from vireo.inference.local import EngineConfig
+
         return EngineConfig(
             model=self.model, dtype=self.dtype, max_batch=self.max_batch, max_model_len=self.max_model_len,
             threads=self.threads, block_size=self.block_size, kv_cache_tokens=self.kv_cache_tokens,

@@ -140,11 +140,17 @@ class JobStore:
                 pipe.expire(day, 2 * 24 * 3600)
                 await pipe.execute()
 
+    async def cancel_queued(self, job_id: str) -> bool:
+        """Cancel the job if it is still queued (it ends here); False if it is not."""
+        if await self.transition(job_id, ("queued",), "cancelled", finished_at=time.time(), cancel_requested=1):
+            await self.emit(job_id, "end", {"status": "cancelled"})
+            await self.redis.zrem(QUEUED_KEY, job_id)  # no longer waits (its message, if any, runs nothing)
+            return True
+        return False
+
     async def request_cancel(self, job_id: str) -> str:
         """Cancel: a queued job becomes cancelled at once; a running one is flagged for the worker."""
-        now = time.time()
-        if await self.transition(job_id, ("queued",), "cancelled", finished_at=now, cancel_requested=1):
-            await self.emit(job_id, "end", {"status": "cancelled"})
+        if await self.cancel_queued(job_id):
             return "cancelled"
         await self.redis.hset(job_key(job_id), "cancel_requested", 1)
         record = await self.get(job_id)

@@ -13,6 +13,7 @@ from vireo.platform.api import admin, jobs, limits, openai_compat, system
 from vireo.platform.api.error_docs import document_errors
 from vireo.platform.api.errors import install_error_handlers, openai_error_body
 from vireo.platform.api.auth import configure_auth
+from vireo.platform.api.request_log import RequestLog
 from vireo.platform.jobs import JobService
 from vireo.platform.limits import LimitExceeded
 from vireo.platform.reaper import Reaper
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "`Authorization: Bearer <key>`.")
     app.state.settings = settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLog)  # added last: outermost, so it logs BodyLimit's 413s too
     install_error_handlers(app)
     app.add_exception_handler(LimitExceeded, limits.too_many_requests)
     for router in (system.router, jobs.router, openai_compat.router, limits.router, admin.router):

@@ -7,6 +7,8 @@ minute (`rate_limited`), answered 429 with `Retry-After` once over.
 
 from __future__ import annotations
 
+import hmac
+
 from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -31,6 +33,7 @@ async def current_principal(request: Request,
     if principal is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid API key",
                             headers={"WWW-Authenticate": "Bearer"})
+    request.state.principal = principal  # for the request's log line (request_log.py)
     return principal
 
 
@@ -44,6 +47,16 @@ async def require_admin(principal: Principal = Depends(current_principal)) -> Pr
                             f"this endpoint needs an admin key; key {principal.key_id} is a user key of tenant "
                             f"{principal.tenant} (an admin creates admin keys with `vireo keys create --admin`)")
     return principal
+
+
+async def metrics_reader(request: Request,
+                         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+    """`/metrics` opens to an admin key, or to `VIREO_METRICS_TOKEN`, which opens nothing else: a Prometheus
+    scrape config then holds no key that could manage keys or read tenants' jobs (docs/OPERATIONS.md)."""
+    token = request.app.state.settings.metrics_token
+    if token and credentials and hmac.compare_digest(credentials.credentials.encode(), token.encode()):
+        return
+    await require_admin(await current_principal(request, credentials))
 
 
 async def rate_limited(request: Request, response: Response,

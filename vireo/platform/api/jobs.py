@@ -64,7 +64,7 @@ async def get_job(record: dict = Depends(owned_job)) -> JobView:
 
 @router.delete("/{job_id}", response_model=CancelReply, responses=error_responses(404))
 async def cancel_job(request: Request, record: dict = Depends(owned_job)) -> CancelReply:
-    return CancelReply(id=record["id"], status=await store_of(request).request_cancel(record["id"]))
+    return CancelReply(id=record["id"], status=await request.app.state.jobs.cancel(record["id"]))
 
 
 @router.get("/{job_id}/events", response_class=EventSourceResponse,

@@ -175,7 +175,7 @@ class ClientGone(Exception):
 async def _cancel_quietly(request: Request, job_id: str) -> None:
     """Cancel the job of a client that left, even from inside a cancelled task."""
     with anyio.CancelScope(shield=True):
-        await request.app.state.store.request_cancel(job_id)
+        await request.app.state.jobs.cancel(job_id)
 
 
 async def _final(request: Request, job_id: str) -> tuple[dict, dict]:

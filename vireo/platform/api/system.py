@@ -1,4 +1,4 @@
-"""Health, the app catalogue, engine statistics and Prometheus metrics."""
+"""Health and readiness, the app catalogue, engine statistics and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel
 
 from vireo.apps.registry import load_apps
-from vireo.platform.api.auth import current_tenant, require_admin
-from vireo.platform.api.error_docs import RETRY_AFTER
+from vireo.platform import fleet, job_metrics
+from vireo.platform.api.auth import current_tenant, metrics_reader
+from vireo.platform.api.error_docs import RETRY_AFTER, error_responses
 from vireo.platform.api.errors import RETRY_AFTER_S, STORE_DOWN, unreachable_message
-from vireo.platform.metrics import refresh_engine_gauges
+from vireo.platform.metrics import Snapshot, refresh_engine_gauges
 
 router = APIRouter(tags=["system"])
 
@@ -34,6 +35,38 @@ async def healthz(request: Request):
     return Health(status="ok")
 
 
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready", "degraded"]
+    workers: int = 0  # live workers on this API's queue serving its model
+    detail: str | None = None
+
+
+@router.get("/readyz", response_model=Readiness, response_model_exclude_none=True, responses={
+    503: {"model": Readiness, "description": "Not ready: no live worker serves this API's model on its queue, "
+                                             "or Redis is unreachable.", "headers": RETRY_AFTER}})
+async def readyz(request: Request):
+    """Ready when Redis answers and a live worker (a current heartbeat) serves this API's model on its
+    queue: submitted jobs will run. `/healthz` only says that the API process and Redis answer."""
+    settings = request.app.state.settings
+    try:
+        workers = await fleet.live_workers(request.app.state.store.redis)
+    except STORE_DOWN as exc:
+        return _not_ready(Readiness(status="degraded", detail=unreachable_message(exc)))
+    serving = [w for w in workers if w.queue == settings.queue and w.model == settings.model]
+    if serving:
+        return Readiness(status="ready", workers=len(serving))
+    others = sorted({f"{w.model} on queue {w.queue}" for w in workers})
+    return _not_ready(Readiness(status="not ready", detail=(
+        f"no live worker serves model {settings.model} on queue {settings.queue}"
+        + (f" (live workers serve {', '.join(others)})" if others else "")
+        + "; start one with `vireo serve worker` and the same VIREO_MODEL and VIREO_QUEUE")))
+
+
+def _not_ready(reply: Readiness) -> JSONResponse:
+    return JSONResponse(reply.model_dump(exclude_none=True), status_code=503,
+                        headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 @router.get("/v1/apps")
 async def list_apps(_tenant: str = Depends(current_tenant)) -> dict:
     return {"apps": [app.describe() for app in load_apps().values()]}
@@ -45,8 +78,13 @@ async def engine_stats(request: Request, _tenant: str = Depends(current_tenant))
     return stats or {"status": "no worker has reported yet"}
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(request: Request, _admin=Depends(require_admin)) -> Response:
-    """Prometheus metrics for the operator (admin keys only): counts over every tenant."""
+@router.get("/metrics", response_class=PlainTextResponse, responses=error_responses(401, 403, 503))
+async def metrics(request: Request, _reader=Depends(metrics_reader)) -> Response:
+    """Prometheus metrics for the operator (an admin key or VIREO_METRICS_TOKEN): this API process's own
+    counters, then what every worker recorded in Redis (job_metrics.py) and the fleet's gauges."""
+    redis, settings = request.app.state.store.redis, request.app.state.settings
     refresh_engine_gauges(await request.app.state.store.engine_stats())
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    shared = CollectorRegistry(auto_describe=False)
+    shared.register(Snapshot(await job_metrics.read_families(redis)
+                             + await fleet.read_families(redis, settings.queue, settings.model)))
+    return Response(generate_latest() + generate_latest(shared), media_type=CONTENT_TYPE_LATEST)
