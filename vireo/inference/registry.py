@@ -127,6 +127,16 @@ class ModelRegistry:
     def converted_dir(self, name: str) -> Path:
         return self.models_dir / name
 
+    def model_id(self, name: str) -> str:
+        """The id `resolve(name)` serves `name` under, without converting anything: a registry name as
+        is, a folder by its name, a GGUF file as `<stem>-<sha8>` of its bytes, a hub id as given."""
+        path = Path(name).expanduser()
+        if name in PACKAGED or not path.exists():
+            return name
+        if path.is_file() and path.suffix == ".gguf":
+            return local_model_id(path, self._local_sha256(path))
+        return path.resolve().name
+
     def resolve(self, name: str) -> ResolvedModel:
         """A loadable folder for `name`: a registry name, a local folder, a .gguf file or hub id."""
         if name in PACKAGED:

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import httpx
 import redis
 
+from vireo.platform.served_model import served_model
 from vireo.platform.settings import Settings
 
 
@@ -216,7 +217,9 @@ def _banner(settings: Settings, redis_choice: RedisChoice, key: str) -> str:
     api = f"http://{settings.api_host}:{settings.api_port}"
     kept = f"   (AOF in {settings.home / 'redis'})" if redis_choice.proc else ""
     notes = "".join(f"  ! {note}\n" for note in redis_choice.notes)
-    return (f"\nVireo is running ({settings.engine} engine, model {settings.model})\n"
+    served = served_model(settings)
+    source = f" from {settings.model}" if served.configured != served.name else ""
+    return (f"\nVireo is running ({settings.engine} engine, model {served.name}{source})\n"
             f"  UI        http://127.0.0.1:{settings.ui_port}\n"
             f"  API       {api}   (docs: {api}/docs)\n"
             f"  Redis     {redis_choice.url}{kept}\n{notes}"

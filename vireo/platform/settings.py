@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     # engine (the worker builds it from these)
     engine: str = "native"
     model: str = "smollm2-135m"
+    model_alias: str | None = None  # the name clients use instead of the model id (vireo/platform/served_model.py)
     dtype: str = "float32"
     max_batch: int = 32
     max_model_len: int | None = 8192

@@ -19,6 +19,7 @@ from vireo.platform.api.openai_stream import RESTART_DIVERGED, Chunks, Completio
 from vireo.platform.api.openai_tools import chat_choice, chat_message, choices_of, completion_choice, tool_fields
 from vireo.platform.api.schemas import SEED_LIMIT
 from vireo.platform.keys import Principal
+from vireo.platform.served_model import served_model
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -85,11 +86,11 @@ class CompletionRequest(BaseModel):
 
 
 def _served_model(request: Request, name: str) -> str:
-    served = request.app.state.settings.model
-    if name not in (served, "default"):
+    served = served_model(request.app.state.settings)
+    if not served.answers_to(name):
         raise HTTPException(status.HTTP_404_NOT_FOUND,
-                            f"model {name!r} is not served here; this server serves {served!r}")
-    return served
+                            f"model {name!r} is not served here; this server serves {served.name!r}")
+    return served.name
 
 
 def _text_of(message: OpenAIMessage) -> str:
@@ -221,7 +222,7 @@ def _stream(request: Request, job_id: str, chunks: Chunks) -> EventSourceRespons
 
 @router.get("/models")
 async def list_models(request: Request, _tenant: str = Depends(current_tenant)) -> dict:
-    return {"object": "list", "data": [{"id": request.app.state.settings.model, "object": "model",
+    return {"object": "list", "data": [{"id": served_model(request.app.state.settings).name, "object": "model",
                                         "created": 0, "owned_by": "vireo"}]}
 
 
