@@ -6,6 +6,8 @@ import re
 import time
 import uuid
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
 from tests.conftest import free_port
 
 ARTICLE = (
@@ -164,14 +166,33 @@ def pick(page, scope, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+def created_by_the_page(page, api_client, name: str, limit_s: float = 60) -> None:
+    """Wait until the API lists collection `name`; if it never does, fail with what the page shows."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if any(c["name"] == name for c in api_client.collections()):
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"collection {name} was not created within {limit_s} s; the page shows:\n"
+                         + visible_tab(page).inner_text())
+
+
 def test_rag_collection_documents_and_a_cited_answer(page, ui_url, api_client):
     name = f"ui-{uuid.uuid4().hex[:8]}"
     open_page(page, ui_url, "rag")
     page.get_by_role("tab", name="Collections").click()
-    visible_tab(page).get_by_label("New collection").fill(name)
+    typed = visible_tab(page).get_by_label("New collection")
+    typed.fill(name)
+    typed.press("Tab")  # commit the value before the click, so a slow rerun cannot drop it
     visible_tab(page).get_by_role("button", name="Create").click()
+    created_by_the_page(page, api_client, name)
     page.get_by_role("tab", name="Collections").click()
-    page.locator("[data-testid='stDataFrame']").get_by_text(name).wait_for(state="attached")  # listed by the API
+    listed = page.locator("[data-testid='stDataFrame']").get_by_text(name)
+    try:
+        listed.wait_for(state="attached")  # the table shows what the API lists
+    except PlaywrightTimeout:
+        raise AssertionError(f"collection {name} is not in the table; the page shows:\n"
+                             + visible_tab(page).inner_text()) from None
 
     page.get_by_role("tab", name="Add documents").click()
     pick(page, visible_tab(page), "Collection", name)
