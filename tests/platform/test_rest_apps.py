@@ -8,7 +8,7 @@ import uuid
 import openai
 import pytest
 
-from tests.caption.conftest import photo_png
+from tests.apps.caption.conftest import photo_png
 from tests.conftest import API_KEY
 from tests.platform.test_jobs import submit, wait_done
 
