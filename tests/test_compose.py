@@ -16,7 +16,7 @@ import typer
 import yaml
 from typer.core import TyperGroup
 
-from vireo.platform.cli import app as cli_app
+from vireo.cli import app as cli_app
 from vireo.platform.settings import Settings
 from vireo.ui.config import UISettings
 
@@ -66,7 +66,7 @@ def dockerfile_instructions(name: str) -> list[str]:
 
 
 def test_the_console_script_is_the_typer_app():
-    assert PYPROJECT["project"]["scripts"]["vireo"] == "vireo.platform.cli:main"
+    assert PYPROJECT["project"]["scripts"]["vireo"] == "vireo.cli:main"
 
 
 @pytest.mark.parametrize("service", VIREO_SERVICES)

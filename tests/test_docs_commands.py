@@ -11,7 +11,7 @@ import click
 import pytest
 import typer.main
 
-from vireo.platform.cli import app
+from vireo.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", ROOT / "benchmarks" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

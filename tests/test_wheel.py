@@ -18,4 +18,4 @@ def test_the_wheel_holds_every_package_file(tmp_path):
     expected = {str(p.relative_to(ROOT)) for p in (ROOT / "vireo").rglob("*")
                 if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
     assert expected - packed == set(), f"left out of the wheel: {sorted(expected - packed)[:20]}"
-    assert any(name.startswith("vireo/evals/data/") and name.endswith(".json") for name in packed)
+    assert any(name.startswith("vireo/tools/evals/data/") and name.endswith(".json") for name in packed)

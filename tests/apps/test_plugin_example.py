@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.drills.stack import ROOT, USER_KEY, Stack
+from vireo.tools.drills.stack import ROOT, USER_KEY, Stack
 
 EXAMPLE = ROOT / "examples" / "vireo-plugin-headline"
 

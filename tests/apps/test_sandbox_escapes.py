@@ -1,6 +1,6 @@
 """Escape attempts on the code sandbox: every attack in the catalogue must fail.
 
-The catalogue (benchmarks/drills/sandbox_attacks.py) is shared with the `sandbox_escapes` drill. Each
+The catalogue (vireo/tools/drills/sandbox_attacks.py) is shared with the `sandbox_escapes` drill. Each
 attack is a real program run through `run_python` with bubblewrap, aimed at a secret planted outside
 (files standing in for Redis's AOF and the API key file, a bystander process's environment, this
 process's environment), at this process and a bystander (signals), and at the host (survivors,
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.drills.sandbox_attacks import ATTACKS, Attack, LocalTarget, attempt
+from vireo.tools.drills.sandbox_attacks import ATTACKS, Attack, LocalTarget, attempt
 from vireo.apps.sandbox import configure_sandbox, run_python
 
 ROOT = Path(__file__).resolve().parents[2]

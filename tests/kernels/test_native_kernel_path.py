@@ -11,7 +11,7 @@ from vireo.inference.local import EngineConfig
 from vireo.inference.native.models.attention import AttentionMetadata
 from vireo.inference.native.models.kernel_attention import kernel_meta
 from vireo.inference.native.worker.model_runner import ModelRunner
-from vireo.inference.random_weights import (llama_config, native_model, prompt_text, random_hf_model,
+from vireo.tools.bench.random_weights import (llama_config, native_model, prompt_text, random_hf_model,
                                             random_prompts, write_model_folder)
 from vireo.kernels.dispatch import triton_forced
 

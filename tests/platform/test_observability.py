@@ -19,7 +19,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.drills.stack import ADMIN_KEY, ROOT, USER_KEY, Stack, wait_for
+from vireo.platform.processes import wait_until
+from vireo.tools.drills.stack import ADMIN_KEY, ROOT, USER_KEY, Stack
 
 METRICS_TOKEN = "scrape-only-token"
 DASHBOARD = ROOT / "docs" / "grafana-dashboard.json"
@@ -50,14 +51,14 @@ def log_lines(stack: Stack, name: str) -> list[dict]:
 
 def wait_for_line(stack: Stack, name: str, match, timeout: float = 30) -> dict:
     found: list[dict] = []
-    wait_for(lambda: found.extend(l for l in log_lines(stack, name) if match(l)) or found, timeout,
-             f"a matching line in {name}.log")
+    wait_until(lambda: found.extend(l for l in log_lines(stack, name) if match(l)) or found, timeout,
+               f"a matching line in {name}.log")
     return found[0]
 
 
 def finished(client: httpx.Client, job_id: str, timeout: float = 120) -> dict:
-    wait_for(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] in ("succeeded", "failed", "cancelled"),
-             timeout, f"job {job_id} to end")
+    wait_until(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] in ("succeeded", "failed", "cancelled"),
+               timeout, f"job {job_id} to end")
     return client.get(f"/v1/jobs/{job_id}").json()
 
 
@@ -145,7 +146,7 @@ def test_a_refused_key_and_a_413_are_logged_too(stack):
 
 # --- with a worker ------------------------------------------------------------------------------------
 def test_readyz_is_200_once_a_worker_serves_the_model(with_worker):
-    wait_for(lambda: httpx.get(f"{with_worker.url}/readyz").status_code == 200, 30, "readiness")
+    wait_until(lambda: httpx.get(f"{with_worker.url}/readyz").status_code == 200, 30, "readiness")
     assert httpx.get(f"{with_worker.url}/readyz").json() == {"status": "ready", "workers": 1}
 
 

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from celery import Celery
 
-from benchmarks.drills.stack import Stack, wait_for
+from vireo.platform.processes import wait_until
+from vireo.tools.drills.stack import Stack
 from tests.platform.sse import read_events
 from tests.platform.test_jobs import wait_done
 from vireo.platform.queue import TaskPublisher
@@ -49,8 +50,8 @@ def workers_up(stack: Stack, count: int) -> None:
     dead = [i for i, proc in enumerate(stack.workers) if proc is None or proc.poll() is not None]
     for index in dead[:max(0, count - (len(stack.workers) - len(dead)))]:
         stack.restart_worker(index)
-    wait_for(lambda: len(beating_pids(stack) & {p.pid for p in stack.workers if p.poll() is None}) >= count,
-             240, f"{count} workers heartbeating")
+    wait_until(lambda: len(beating_pids(stack) & {p.pid for p in stack.workers if p.poll() is None}) >= count,
+               240, f"{count} workers heartbeating")
 
 
 def beating_pids(stack: Stack) -> set[int]:
@@ -89,8 +90,8 @@ def test_stale_and_duplicate_messages_run_nothing(stack, api):
     publisher.publish(finished, attempt=0)  # an attempt older than the job's
     publisher.publish(running, attempt=1)   # a duplicate of the attempt running now
     queue = stack.redis()
-    wait_for(lambda: queue.llen(stack.env["VIREO_QUEUE"]) == 0 and queue.hlen("unacked") == 0, 30,
-             "the workers took and acked every message")
+    wait_until(lambda: queue.llen(stack.env["VIREO_QUEUE"]) == 0 and queue.hlen("unacked") == 0, 30,
+               "the workers took and acked every message")
 
     publisher.close()
     assert wait_done(api, running)["status"] == "succeeded"
@@ -116,7 +117,7 @@ def test_workers_reconnect_after_redis_restarts(stack, api):
             submitted.append(reply.json()["id"])
         return bool(submitted)
 
-    wait_for(accepted, 30, "the API accepting jobs again")
+    wait_until(accepted, 30, "the API accepting jobs again")
     assert wait_done(api, submitted[0], timeout=90)["status"] == "succeeded"
     assert [proc.pid for proc in stack.workers] == pids and all(p.poll() is None for p in stack.workers)
 

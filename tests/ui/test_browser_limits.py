@@ -10,7 +10,8 @@ import uuid
 
 import pytest
 
-from benchmarks.drills.stack import ROOT, Stack, wait_for
+from vireo.platform.processes import wait_until
+from vireo.tools.drills.stack import ROOT, Stack
 from vireo.platform.store import job_key
 
 EXAMPLE = ROOT / "examples" / "vireo-plugin-headline"
@@ -103,8 +104,8 @@ def test_a_new_collection_typed_where_documents_are_added_is_created_then_filled
             box.press("Enter")
             panel.get_by_label("…or paste text").fill("The lighthouse on Gull Island was built in 1887.")
             panel.get_by_role("button", name="Add to collection").click()
-            wait_for(lambda: client.get(f"/v1/collections/{name}").status_code == 200, 30, "the new collection")
-            wait_for(lambda: ingest_jobs_into(stack, name), 30, "the ingest job into it")
+            wait_until(lambda: client.get(f"/v1/collections/{name}").status_code == 200, 30, "the new collection")
+            wait_until(lambda: ingest_jobs_into(stack, name), 30, "the ingest job into it")
         finally:
             client.delete(f"/v1/collections/{name}")
             client.delete(f"/v1/collections/{existing}")

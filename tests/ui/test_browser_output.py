@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.drills.remote_content import Beacon, browser_reaches, payloads, show_in_ui, what_leaked
+from vireo.tools.drills.remote_content import Beacon, browser_reaches, payloads, show_in_ui, what_leaked
 
 
 @pytest.fixture(scope="module")

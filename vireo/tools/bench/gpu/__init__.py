@@ -1,0 +1,1 @@
+"""Nsight Compute targets for the GPU kernels."""
