@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_S = 5  # Redis restarts (and replays its AOF) in a few seconds
 STORE_DOWN = (RedisConnectionError, RedisTimeoutError)
 QUEUE_DOWN = (BrokerUnavailable, BrokerError)
-OPENAI_PATHS = ("/v1/chat/", "/v1/completions", "/v1/models")
+OPENAI_PATHS = ("/v1/chat/", "/v1/completions", "/v1/models", "/v1/files", "/v1/batches")
 OPENAI_TYPES = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error",
                 503: "server_error"}
 
