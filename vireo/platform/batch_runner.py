@@ -113,7 +113,8 @@ class BatchRunner:
             requests, errors = [], [{"code": "file_not_found", "message": "the input file was deleted",
                                      "param": "input_file_id", "line": None}]
         else:
-            requests, errors = parse_requests(content, raw["endpoint"], self.lines)
+            # a file of up to VIREO_MAX_BODY_BYTES: parsed off the event loop, which serves every request
+            requests, errors = await asyncio.to_thread(parse_requests, content, raw["endpoint"], self.lines)
         now = int(time.time())
         if errors:
             await self.batches.move(raw["id"], ("validating",), "failed", failed_at=now, errors=json.dumps(errors))
@@ -125,7 +126,8 @@ class BatchRunner:
     async def _requests_of(self, raw: dict) -> list[tuple[str, dict]]:
         if raw["id"] not in self._requests:  # after a restart: the file was valid when the batch started
             content = await self.files.content(raw["tenant"], raw["input_file_id"]) or b""
-            self._requests[raw["id"]] = parse_requests(content, raw["endpoint"], self.lines)[0]
+            parsed = await asyncio.to_thread(parse_requests, content, raw["endpoint"], self.lines)
+            self._requests[raw["id"]] = parsed[0]
         return self._requests[raw["id"]]
 
     async def _submit_more(self, raw: dict, requests: list[tuple[str, dict]]) -> None:
