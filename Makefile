@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install bubblewrap run test test-fast bench drills constraints clean-venv
+.PHONY: install bubblewrap run test test-fast lint bench drills constraints clean-venv
 
 install: bubblewrap $(STAMP)
 
@@ -46,6 +46,16 @@ run: install
 test: install
 	$(PY) -m vireo.cli models pull smollm2-135m >/dev/null
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# the unit tests alone: no model-loading engines, no API/worker/Redis processes, no browser (markers in
+# pyproject.toml; tests/conftest.py marks a test by the fixtures it uses)
+test-fast: install
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not stack and not browser" $(PYTEST_ARGS)
+
+# lint (pyflakes, pycodestyle, import order) and types; configured in pyproject.toml
+lint: install
+	$(PY) -m ruff check vireo tests
+	$(PY) -m mypy vireo
 
 bench: install
 	$(PY) -m vireo.cli bench platform

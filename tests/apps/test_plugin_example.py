@@ -11,6 +11,8 @@ import pytest
 
 from vireo.tools.drills.stack import ROOT, USER_KEY, Stack
 
+pytestmark = pytest.mark.stack  # installs the plugin with pip and runs its job through the platform
+
 EXAMPLE = ROOT / "examples" / "vireo-plugin-headline"
 
 

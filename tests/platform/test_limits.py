@@ -18,6 +18,8 @@ from tests.conftest import API_KEY, _stop, start_api
 from vireo.platform.limits import seconds_to_utc_midnight
 from vireo.platform.store import JobStore
 
+pytestmark = pytest.mark.stack  # starts an API process of its own
+
 LIMITS_REDIS_URL = "redis://127.0.0.1:6379/13"
 ECHO = {"app": "echo", "input": {"text": "hello"}}
 

@@ -14,6 +14,8 @@ import redis
 
 from tests.conftest import API_KEY, OTHER_KEY, _stop, start_api
 
+pytestmark = pytest.mark.stack  # starts API processes of its own
+
 MODEL = "smollm2-135m"
 ENDED = ("completed", "failed", "cancelled", "expired")
 

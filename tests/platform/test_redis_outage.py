@@ -15,6 +15,8 @@ import redis
 
 from tests.conftest import API_KEY, _stop, free_port, start_api
 
+pytestmark = pytest.mark.stack  # a private redis-server and an API process
+
 ADMIN_KEY = "outage-admin-key"
 # every route that reads or writes Redis, with a request it accepts when Redis is up
 NEEDS_REDIS = [
@@ -55,7 +57,7 @@ class PrivateRedis:
 @pytest.fixture(scope="module")
 def outage_stack(platform_env, tmp_path_factory):
     if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
+        pytest.fail("redis-server is not installed (.ci/run installs it)")
     server = PrivateRedis(tmp_path_factory.mktemp("redis"))
     server.start()
     env = {**platform_env, "REDIS_URL": server.url, "VIREO_API_KEY": ADMIN_KEY,

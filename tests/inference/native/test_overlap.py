@@ -26,27 +26,40 @@ def pair(engine_factory):
     return build
 
 
+async def streamed(engine, req):
+    """The token ids `req` streams, in order, and its Finished event."""
+    token_ids, final = [], None
+    async for event in engine.generate(req):
+        if isinstance(event, TokenDelta):
+            token_ids.extend(event.token_ids)
+        elif isinstance(event, Finished):
+            final = event
+    return token_ids, final
+
+
 async def staggered(engine, prompts, lengths):
     """Requests that arrive while others decode, with different lengths (some end on EOS)."""
     async def one(i, prompt):
         await asyncio.sleep(0.15 * i)
-        return await engine.complete(request(prompt, lengths[i % len(lengths)]))
+        return await streamed(engine, request(prompt, lengths[i % len(lengths)]))
     return await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts)))
 
 
 async def test_run_ahead_gives_the_plain_paths_tokens_and_stops(pair):
     ahead, plain = pair()
     prompts, lengths = PROMPTS[:6], [7, 40, 16, 64, 3, 25]
-    got = await staggered(ahead, prompts, lengths)
-    want = await staggered(plain, prompts, lengths)
+    got_runs = await staggered(ahead, prompts, lengths)
+    want_runs = await staggered(plain, prompts, lengths)
     assert ahead.overlap.steps_run_ahead > 20 and plain.overlap.steps_run_ahead == 0
+    assert [ids for ids, _ in got_runs] == [ids for ids, _ in want_runs]  # token by token
+    got, want = [f for _, f in got_runs], [f for _, f in want_runs]
     assert [f.text for f in got] == [f.text for f in want]
     assert [f.finish_reason for f in got] == [f.finish_reason for f in want]
     assert [f.usage.completion_tokens for f in got] == [f.usage.completion_tokens for f in want]
     assert {f.finish_reason for f in want} >= {"length"}
     for engine in (ahead, plain):
         stats = await wait_idle(engine)
-        assert stats.kv_blocks_used == 0 or engine.config.prefix_caching
+        assert stats.kv_blocks_used == 0  # cached blocks are evictable, so free: none may leak either way
         assert stats.running == 0 and stats.generated_tokens == sum(f.usage.completion_tokens for f in got)
 
 
@@ -85,14 +98,15 @@ async def test_stop_strings_and_streamed_deltas_match(pair):
 async def test_abort_while_a_step_is_in_flight_frees_everything(pair):
     ahead, _ = pair(prefix_caching=False)
     req = request(PROMPTS[1], 400)
-    seen = 0
+    seen, final = 0, None
     async for event in ahead.generate(req):
         if isinstance(event, TokenDelta):
             seen += 1
             if seen == 5:
                 await ahead.abort(req.request_id)
         if isinstance(event, Finished):
-            assert event.finish_reason == "abort" and event.usage.completion_tokens < 400
+            final = event
+    assert final is not None and final.finish_reason == "abort" and final.usage.completion_tokens < 400
     stats = await wait_idle(ahead)
     for _ in range(100):  # the step thread lands the dropped flight right after the abort
         if ahead.overlap.flight is None:

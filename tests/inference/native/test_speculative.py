@@ -94,6 +94,7 @@ def test_greedy_acceptance_keeps_matching_run_then_corrects():
     assert accept_greedy([3, 4, 6], logits) == [3, 4, 6, 2]
 
 
+@pytest.mark.slow  # many thousand samples
 def test_rejection_sampling_reproduces_the_target_distribution():
     gen = torch.Generator().manual_seed(0)
     target = torch.tensor([[0.1, 0.5, 0.2, 0.15, 0.05], [0.3, 0.3, 0.1, 0.2, 0.1],
@@ -112,8 +113,8 @@ def test_rejection_sampling_reproduces_the_target_distribution():
 
 def _decoding_batch(size):
     from vireo.inference.local import EngineConfig
-    from vireo.inference.native.scheduling.block_manager import BlockManager
     from vireo.inference.native.scheduling.batch import Batch, ScheduledSeq
+    from vireo.inference.native.scheduling.block_manager import BlockManager
     from vireo.inference.native.scheduling.sequence import Sequence
     from vireo.inference.native.spec_decode.speculative import Speculator
 

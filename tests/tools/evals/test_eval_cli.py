@@ -11,6 +11,8 @@ import pytest
 
 from vireo.tools.evals.harness import COMMITTED_RESULTS, available_evals, eval_module
 
+pytestmark = pytest.mark.slow  # runs the vireo CLI as a subprocess
+
 
 def vireo(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "vireo.cli", *args], capture_output=True, text=True,
