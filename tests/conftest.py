@@ -7,10 +7,7 @@ gets its own Redis database and queue name so runs never see each other's jobs.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -24,10 +21,11 @@ import httpx
 import pytest
 import pytest_asyncio
 import redis
-import torch
 
 from vireo.inference.factory import create_engine
 from vireo.inference.local import EngineConfig
+from vireo.platform.processes import (NotHealthy, free_port, start, stop, vireo_command, wait_http_ok,
+                                      wait_worker_ready)
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-tenant-a"
@@ -42,12 +40,6 @@ async def hf_engine():
     await engine.start()
     yield engine
     await engine.shutdown()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -80,16 +72,11 @@ def platform_env(redis_url, tmp_path_factory) -> dict[str, str]:
 
 
 def _spawn(args: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "vireo.platform.cli", *args], env=env, cwd=ROOT,
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    return start(vireo_command(*args), env, log, ROOT)
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop([proc])
 
 
 @pytest.fixture(scope="session")
@@ -99,29 +86,23 @@ def celery_worker(platform_env, redis_url, tmp_path_factory):
     client = redis.Redis.from_url(redis_url)
     client.delete("vireo:engine:stats")
     proc = _spawn(["serve", "worker", "--loglevel", "info"], platform_env, log)
-    deadline = time.time() + 240
-    while not client.exists("vireo:engine:stats"):
-        if proc.poll() is not None or time.time() > deadline:
-            _stop(proc)
-            pytest.fail(f"worker did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.3)
+    try:
+        wait_worker_ready(redis_url, 240, proc, log)
+    except NotHealthy as exc:
+        _stop(proc)
+        pytest.fail(f"worker did not start: {exc}")
     yield proc
     _stop(proc)
 
 
 def wait_until_healthy(proc: subprocess.Popen, health_url: str, log: Path, what: str, timeout: float,
                        stop=None) -> None:
-    """Poll `health_url` until it answers 200 "ok"-ish; stop the process and fail with its log if not."""
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(health_url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    (stop or _stop)(proc)
-    pytest.fail(f"{what} did not start:\n{log.read_text()[-3000:]}")
+    """Poll `health_url` until it answers 200; stop the process and fail with its log if not."""
+    try:
+        wait_http_ok(health_url, timeout, what, proc, log)
+    except NotHealthy as exc:
+        (stop or _stop)(proc)
+        pytest.fail(f"{what} did not start: {exc}")
 
 
 def start_api(env: dict, log: Path) -> tuple[subprocess.Popen, str]:
@@ -151,31 +132,3 @@ def api(api_server, celery_worker) -> httpx.Client:
 def other_tenant(api_server) -> httpx.Client:
     with httpx.Client(base_url=api_server, headers={"Authorization": f"Bearer {OTHER_KEY}"}, timeout=60) as c:
         yield c
-
-
-# Test tiers. pyproject.toml registers the markers; `make test-fast` deselects slow, stack and browser.
-# A test's tier follows from the fixtures it uses (directly or through other fixtures), so a new test
-# lands in its tier by itself; tests that start processes without these fixtures say so in `pytestmark`.
-TIER_OF_FIXTURE = {
-    "api_server": "stack", "celery_worker": "stack",  # the API and a worker as subprocesses
-    "stack": "stack",  # the drills' Stack (redis-server, API, workers), used by platform tests too
-    "browser": "browser",  # headless Chromium
-    # the packaged SmolLM2 (or a vision model) loaded into an engine: seconds to load, slow to run on CPU
-    "hf_engine": "slow", "engine": "slow", "hf_reference": "slow", "shared_model": "slow", "hf": "slow",
-    "fp32_model": "slow", "vision": "slow", "hermes_engine": "slow",
-    "triton_on": "slow",  # Triton kernels through its interpreter: seconds a case
-}
-VLLM_BACKENDS = ("vllm", "openai")
-
-
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
-def pytest_collection_modifyitems(config, items) -> None:
-    for item in items:
-        for fixture in item.fixturenames:
-            if tier := TIER_OF_FIXTURE.get(fixture):
-                item.add_marker(tier)
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("engine") in VLLM_BACKENDS:
-            item.add_marker("vllm")
-        if item.get_closest_marker("gpu") and not torch.cuda.is_available():
-            item.add_marker(pytest.mark.skip(reason="needs CUDA (no GPU on this machine)"))

@@ -4,8 +4,6 @@ and a Redis that keeps nothing is not used silently. Real redis-server processes
 from __future__ import annotations
 
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import redis
 import yaml
 
 from tests.conftest import ROOT, free_port
+from vireo.platform.processes import start, stop, wait_until
 from vireo.platform.launcher import (choose_redis, durability_notes, embedded_redis_command, redis_keeps,
                                      start_embedded_redis)
 from vireo.platform.settings import Settings
@@ -22,26 +21,15 @@ REDIS_SERVER = shutil.which("redis-server") or "redis-server"
 needs_redis_server = pytest.mark.stack
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    proc.wait(15)
-
-
 @pytest.fixture
 def forgetful_redis(tmp_path):
     """A redis-server configured like a cache: no AOF, no snapshots (as CI's and many dev Redis are)."""
     port = free_port()
-    proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
+    proc = start([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                  "--appendonly", "no", "--dir", str(tmp_path)], quiet=True)
+    wait_until(redis.Redis(port=port).ping, 10, "the forgetful redis-server", proc)
     yield f"redis://127.0.0.1:{port}/0"
-    stop(proc)
+    stop([proc])
 
 
 def test_the_embedded_command_appends_every_write_under_the_given_folder(tmp_path):
@@ -68,13 +56,13 @@ def test_a_key_written_before_a_restart_is_there_after_it(tmp_path):
         client.set("vireo:test:kept", "yes")
         assert redis_keeps(url) == "aof"
     finally:
-        stop(proc)  # SIGTERM: redis-server flushes its AOF and exits
+        stop([proc])  # SIGTERM: redis-server flushes its AOF and exits
     assert any(data.joinpath("appendonlydir").iterdir()), "no AOF was written"
     url, proc = start_embedded_redis(data)
     try:
         assert redis.Redis.from_url(url).get("vireo:test:kept") == b"yes"
     finally:
-        stop(proc)
+        stop([proc])
     assert oct(data.stat().st_mode & 0o777) == oct(0o700)
 
 
@@ -85,7 +73,7 @@ def test_a_second_server_on_the_same_folder_is_refused(tmp_path):
         with pytest.raises(SystemExit, match="already uses"):
             start_embedded_redis(tmp_path / "redis")
     finally:
-        stop(proc)
+        stop([proc])
 
 
 @needs_redis_server
@@ -107,7 +95,7 @@ def test_make_run_prefers_its_own_durable_redis_to_one_that_keeps_nothing(forget
         assert "keeps nothing" in choice.notes[0] and any(choice.url in note for note in choice.notes)
         assert Path(redis.Redis.from_url(choice.url).config_get("dir")["dir"]) == tmp_path / "redis"
     finally:
-        stop(choice.proc)
+        stop([choice.proc])
 
 
 @needs_redis_server
@@ -120,7 +108,7 @@ def test_with_nothing_on_the_usual_port_its_own_redis_takes_that_port(tmp_path, 
         assert choice.url == f"redis://127.0.0.1:{port}/0" and choice.notes == []
         assert redis_keeps(choice.url) == "aof"
     finally:
-        stop(choice.proc)
+        stop([choice.proc])
 
 
 @needs_redis_server

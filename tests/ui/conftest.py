@@ -5,15 +5,13 @@ Chromium comes from Debian (`apt-get install chromium`); Playwright drives it th
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from vireo.platform.processes import start, stop, vireo_command
 from tests.conftest import API_KEY, ROOT, free_port, wait_until_healthy
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -23,11 +21,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 def _stop(proc: subprocess.Popen) -> None:
     """Stop the UI and anything it started (its own process group)."""
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    stop([proc], group=True)
 
 
 @pytest.fixture(scope="session")
@@ -37,9 +31,7 @@ def ui_url(api_server, celery_worker, platform_env, tmp_path_factory) -> str:
     log = tmp_path_factory.mktemp("ui") / "ui.log"
     env = {**platform_env, "VIREO_API_URL": api_server, "VIREO_API_KEY": API_KEY,
            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_CLIENT_TOOLBAR_MODE": "minimal"}
-    proc = subprocess.Popen([sys.executable, "-m", "vireo.platform.cli", "serve", "ui", "--port", str(port)],
-                            env=env, cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = start(vireo_command("serve", "ui", "--port", str(port)), env, log, ROOT, own_group=True)
     url = f"http://127.0.0.1:{port}"
     wait_until_healthy(proc, f"{url}/_stcore/health", log, "the UI", 90, stop=_stop)
     yield url

@@ -15,17 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
 import redis
 
+from vireo.platform.processes import NotHealthy, free_port, start, stop, vireo_command, wait_http_ok, wait_until
 from vireo.platform.served_model import served_model
 from vireo.platform.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def redis_answers(url: str) -> bool:
@@ -85,16 +79,13 @@ def start_embedded_redis(data_dir: Path, port: int | None = None,
     finally:
         os.close(lock)  # redis-server holds its inherited copy of the lock for as long as it runs
     url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + timeout_s  # a long AOF takes a while to load; PING fails until it has
-    while time.monotonic() < deadline and proc.poll() is None:
-        if redis_answers(url):
-            return url, proc
-        time.sleep(0.1)
-    if proc.poll() is None:
-        proc.terminate()
     log = data_dir / "redis.log"
-    tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
-    sys.exit(f"the embedded redis-server did not start (log {log}):\n{tail}")
+    try:  # a long AOF takes a while to load; PING fails until it has
+        wait_until(lambda: redis_answers(url), timeout_s, "the embedded redis-server", proc, log, interval=0.1)
+    except NotHealthy as exc:
+        stop([proc])
+        sys.exit(f"the embedded redis-server did not start (log {log}): {exc}")
+    return url, proc
 
 
 def port_is_free(port: int) -> bool:
@@ -167,20 +158,6 @@ def api_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"a process exited early (code {proc.returncode}); see its output above")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"{url} did not become healthy in {timeout:.0f}s")
-
-
 def run_all(settings: Settings) -> None:
     from vireo.inference.registry import ModelRegistry
 
@@ -192,15 +169,17 @@ def run_all(settings: Settings) -> None:
     key = api_key(settings)
     env = {**os.environ, "REDIS_URL": redis_choice.url, "VIREO_API_KEY": key,
            "VIREO_API_URL": f"http://{settings.api_host}:{settings.api_port}"}
-    vireo = [sys.executable, "-m", "vireo.platform.cli"]
     procs: list[subprocess.Popen] = []
     try:
-        api = subprocess.Popen(vireo + ["serve", "api", "--host", settings.api_host,
-                                        "--port", str(settings.api_port)], env=env)
+        api = start(vireo_command("serve", "api", "--host", settings.api_host, "--port", str(settings.api_port)),
+                    env)
         procs.append(api)
-        procs.append(subprocess.Popen(vireo + ["serve", "worker"], env=env))
-        procs.append(subprocess.Popen(vireo + ["serve", "ui", "--port", str(settings.ui_port)], env=env))
-        wait_healthy(f"http://{settings.api_host}:{settings.api_port}/healthz", api, 120)
+        procs.append(start(vireo_command("serve", "worker"), env))
+        procs.append(start(vireo_command("serve", "ui", "--port", str(settings.ui_port)), env))
+        try:
+            wait_http_ok(f"http://{settings.api_host}:{settings.api_port}/healthz", 120, "the API", api)
+        except NotHealthy as exc:
+            raise SystemExit(f"{exc}; see its output above") from None
         print(_banner(settings, redis_choice, key), flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
@@ -209,8 +188,8 @@ def run_all(settings: Settings) -> None:
         print("\nstopping ...", flush=True)
     finally:
         # the worker hands unfinished jobs back after its drain timeout: give it that long, and more
-        _stop(procs, grace_s=settings.drain_timeout_s + 10)
-        _stop([redis_choice.proc] if redis_choice.proc else [])  # last: a draining worker still needs it
+        stop(procs, grace_s=settings.drain_timeout_s + 10)
+        stop([redis_choice.proc], grace_s=10)  # last: a draining worker still needs it
 
 
 def _banner(settings: Settings, redis_choice: RedisChoice, key: str) -> str:
@@ -232,15 +211,3 @@ def _banner(settings: Settings, redis_choice: RedisChoice, key: str) -> str:
 def _stop_like_ctrl_c(signum, frame) -> None:
     """SIGTERM (kill, systemd, a container stop) takes Ctrl-C's path: everything started is stopped."""
     raise KeyboardInterrupt
-
-
-def _stop(procs: list[subprocess.Popen], grace_s: float = 10) -> None:
-    for proc in reversed(procs):
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.time() + grace_s
-    for proc in procs:
-        try:
-            proc.wait(max(0.1, deadline - time.time()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
