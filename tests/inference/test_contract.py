@@ -13,8 +13,15 @@ import re
 import jsonschema
 import pytest
 
-from vireo.inference.api import (Constraint, EngineError, Finished, GenerationRequest, PromptTooLongError,
-                                 SamplingParams, TokenDelta)
+from vireo.inference.api import (
+    Constraint,
+    EngineError,
+    Finished,
+    GenerationRequest,
+    PromptTooLongError,
+    SamplingParams,
+    TokenDelta,
+)
 
 COUNTING = "Count from 1 to 20: 1, 2, 3,"
 GREEDY_PROMPTS = [

@@ -11,9 +11,15 @@ from vireo.inference.local import EngineConfig
 from vireo.inference.native.models.attention import AttentionMetadata
 from vireo.inference.native.models.kernel_attention import kernel_meta
 from vireo.inference.native.worker.model_runner import ModelRunner
-from vireo.tools.bench.random_weights import (llama_config, native_model, prompt_text, random_hf_model,
-                                            random_prompts, write_model_folder)
 from vireo.kernels.dispatch import triton_forced
+from vireo.tools.bench.random_weights import (
+    llama_config,
+    native_model,
+    prompt_text,
+    random_hf_model,
+    random_prompts,
+    write_model_folder,
+)
 
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
             intermediate_size=128, vocab_size=256, tie_word_embeddings=True)

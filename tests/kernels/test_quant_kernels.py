@@ -7,8 +7,8 @@ import torch
 
 from tests.kernels.numerics import BOUND, rel_error
 from vireo.kernels import quant
-from vireo.kernels.qweight import dequantize, quantize_int4, quantize_int8
 from vireo.kernels.quant_gemv import GemvConfig
+from vireo.kernels.qweight import dequantize, quantize_int4, quantize_int8
 
 C = quant.MatmulConfig
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]

@@ -168,7 +168,8 @@ def test_cli_creates_lists_and_revokes_keys(cli):
     line = next(row for row in listed.stdout.splitlines() if row.startswith(key_id))
     assert "cli-tenant" in line and "active" in line and token not in listed.stdout
     assert cli.invoke(cli_app, ["keys", "revoke", key_id]).exit_code == 0
-    assert "revoked" in next(r for r in cli.invoke(cli_app, ["keys", "list"]).stdout.splitlines() if r.startswith(key_id))
+    listed = cli.invoke(cli_app, ["keys", "list"]).stdout.splitlines()
+    assert "revoked" in next(r for r in listed if r.startswith(key_id))
 
 
 def test_cli_explains_bad_input(cli):

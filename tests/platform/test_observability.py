@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -51,7 +50,7 @@ def log_lines(stack: Stack, name: str) -> list[dict]:
 
 def wait_for_line(stack: Stack, name: str, match, timeout: float = 30) -> dict:
     found: list[dict] = []
-    wait_until(lambda: found.extend(l for l in log_lines(stack, name) if match(l)) or found, timeout,
+    wait_until(lambda: found.extend(rec for rec in log_lines(stack, name) if match(rec)) or found, timeout,
                f"a matching line in {name}.log")
     return found[0]
 
@@ -91,14 +90,15 @@ def test_readyz_is_503_while_no_worker_serves_the_model(stack):
     assert httpx.get(f"{stack.url}/healthz").status_code == 200  # alive, Redis answers
     reply = httpx.get(f"{stack.url}/readyz")
     assert reply.status_code == 503 and reply.headers["Retry-After"]
-    assert reply.json()["status"] == "not ready" and "no live worker serves model smollm2-135m" in reply.json()["detail"]
+    assert reply.json()["status"] == "not ready"
+    assert "no live worker serves model smollm2-135m" in reply.json()["detail"]
 
 
 def test_a_job_cancelled_while_queued_is_logged_and_counted_by_the_api(stack):
     with stack.client() as client:
         job_id = client.post("/v1/jobs", json={"app": "echo", "input": {"text": "never runs"}}).json()["id"]
         assert client.delete(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
-    line = wait_for_line(stack, "api", lambda l: l.get("logger") == "vireo.jobs" and l.get("job_id") == job_id)
+    line = wait_for_line(stack, "api", lambda rec: rec.get("logger") == "vireo.jobs" and rec.get("job_id") == job_id)
     assert line["status"] == "cancelled" and line["app"] == "echo" and line["tenant"] == "tenant-a"
     assert line["queue_wait_s"] is None  # it never started
     assert value(scrape(stack), "vireo_jobs_finished_total", app="echo", status="cancelled") >= 1
@@ -126,21 +126,21 @@ def test_each_request_logs_one_json_line_with_its_request_id(stack):
         generated = client.get("/v1/jobs", headers={"X-Request-ID": "not a plain token"})
     assert reply.status_code == 404 and reply.headers["x-request-id"] == "trace-42"
     assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["x-request-id"])
-    line = wait_for_line(stack, "api", lambda l: l.get("request_id") == "trace-42")
+    line = wait_for_line(stack, "api", lambda rec: rec.get("request_id") == "trace-42")
     assert line["logger"] == "vireo.access" and line["level"] == "INFO" and line["time"]
     assert (line["method"], line["path"], line["status"]) == ("GET", "/v1/jobs/{job_id}", 404)
     assert line["tenant"] == "tenant-a" and line["key_id"] and line["duration_ms"] >= 0
     assert line["error"] == "job no-such-job not found"
-    assert [l.get("request_id") for l in log_lines(stack, "api")].count("trace-42") == 1
+    assert [rec.get("request_id") for rec in log_lines(stack, "api")].count("trace-42") == 1
 
 
 def test_a_refused_key_and_a_413_are_logged_too(stack):
     httpx.post(f"{stack.url}/v1/jobs", headers={"Authorization": "Bearer wrong", "X-Request-ID": "bad-key"}, json={})
     httpx.post(f"{stack.url}/v1/jobs", headers={"Authorization": f"Bearer {USER_KEY}", "X-Request-ID": "too-big",
                                               "Content-Type": "application/json"}, content=b" " * (9 * 2**20))
-    refused = wait_for_line(stack, "api", lambda l: l.get("request_id") == "bad-key")
+    refused = wait_for_line(stack, "api", lambda rec: rec.get("request_id") == "bad-key")
     assert refused["status"] == 401 and refused["tenant"] is None and refused["error"] == "invalid API key"
-    too_big = wait_for_line(stack, "api", lambda l: l.get("request_id") == "too-big")
+    too_big = wait_for_line(stack, "api", lambda rec: rec.get("request_id") == "too-big")
     assert too_big["status"] == 413 and "VIREO_MAX_BODY_BYTES" in too_big["error"]
 
 
@@ -156,7 +156,8 @@ def test_a_job_end_logs_one_json_line_with_its_timings_and_tokens(with_worker):
         job_id = client.post("/v1/jobs", json={"app": "chat", "input": chat}).json()["id"]
         job = finished(client, job_id)
     assert job["status"] == "succeeded"
-    line = wait_for_line(with_worker, "worker0", lambda l: l.get("logger") == "vireo.jobs" and l.get("job_id") == job_id)
+    line = wait_for_line(with_worker, "worker0",
+                         lambda rec: rec.get("logger") == "vireo.jobs" and rec.get("job_id") == job_id)
     assert line["level"] == "INFO" and line["status"] == "succeeded" and line["attempt"] == 1
     assert (line["app"], line["tenant"], line["model"]) == ("chat", "tenant-a", "smollm2-135m")
     assert line["completion_tokens"] == job["usage"]["completion_tokens"] > 1
@@ -170,13 +171,14 @@ def test_a_failed_job_logs_its_error(with_worker):
     with with_worker.client() as client:
         job_id = client.post("/v1/jobs", json={"app": "judge", "input": {"job_ids": ["no-such-job"]}}).json()["id"]
         assert finished(client, job_id)["status"] == "failed"
-    line = wait_for_line(with_worker, "worker0", lambda l: l.get("logger") == "vireo.jobs" and l.get("job_id") == job_id)
+    line = wait_for_line(with_worker, "worker0",
+                         lambda rec: rec.get("logger") == "vireo.jobs" and rec.get("job_id") == job_id)
     assert line["level"] == "WARNING" and line["status"] == "failed" and line["app"] == "judge"
     assert "no-such-job not found" in line["error"]
 
 
 def test_celery_logs_through_the_same_json_lines(with_worker):
-    ready = wait_for_line(with_worker, "worker0", lambda l: l.get("logger") == "celery.apps.worker")
+    ready = wait_for_line(with_worker, "worker0", lambda rec: rec.get("logger") == "celery.apps.worker")
     assert ready["level"] == "INFO" and "ready" in ready["message"]
     log = (with_worker.dir / "worker0.log").read_text()
     assert "-------------- celery@" not in log, "the banner is not printed when lines are JSON"
@@ -186,7 +188,7 @@ def test_metrics_after_jobs_have_histograms_counters_queue_depth_and_workers(wit
     with with_worker.client() as client:
         job_id = client.post("/v1/jobs", json={"app": "echo", "input": {"text": "counted"}}).json()["id"]
         assert finished(client, job_id)["status"] == "succeeded"
-    wait_for_line(with_worker, "worker0", lambda l: l.get("job_id") == job_id)
+    wait_for_line(with_worker, "worker0", lambda rec: rec.get("job_id") == job_id)
     samples = scrape(with_worker)
     model = {"model": "smollm2-135m"}
     assert value(samples, "vireo_jobs_finished_total", app="echo", status="succeeded", **model) >= 1
@@ -256,7 +258,8 @@ def first_json_line(args: list[str], env: dict, match, timeout: float = 60) -> d
 
 def test_the_worker_log_level_comes_from_settings(stack):
     env = {**stack.env, "VIREO_LOG_LEVEL": "debug", "VIREO_QUEUE": "log-level-probe"}
-    line = first_json_line(["serve", "worker"], env, lambda l: l["level"] == "DEBUG" and l["logger"].startswith("celery"))
+    line = first_json_line(["serve", "worker"], env,
+                           lambda rec: rec["level"] == "DEBUG" and rec["logger"].startswith("celery"))
     assert line["message"]
 
 
@@ -264,5 +267,5 @@ def test_the_sandbox_service_logs_json_lines(tmp_path):
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "VIREO_LOG_FORMAT": "json",
            "HOME": str(tmp_path)}
     line = first_json_line(["serve", "sandbox", "--socket", str(tmp_path / "sandbox.sock")], env,
-                           lambda l: "sandbox service on" in l["message"])
+                           lambda rec: "sandbox service on" in rec["message"])
     assert line["logger"] == "vireo.apps.sandbox.service" and line["time"]

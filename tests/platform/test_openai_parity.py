@@ -114,7 +114,8 @@ def test_response_format_json_object_gives_a_json_object(client):
 
     reply = client.chat.completions.create(model=MODEL, max_tokens=60, temperature=0,
                                            response_format={"type": "json_object"},
-                                           messages=[{"role": "user", "content": "What is the capital of France? Answer in JSON."}])
+                                           messages=[{"role": "user",
+                                                      "content": "What is the capital of France? Answer in JSON."}])
     assert isinstance(json.loads(reply.choices[0].message.content), dict)
 
 

@@ -15,11 +15,11 @@ import httpx
 import pytest
 from celery import Celery
 
-from vireo.platform.processes import wait_until
-from vireo.tools.drills.stack import Stack
 from tests.platform.sse import read_events
 from tests.platform.test_jobs import wait_done
+from vireo.platform.processes import wait_until
 from vireo.platform.queue import TaskPublisher
+from vireo.tools.drills.stack import Stack
 
 FAST_RECOVERY = {"VIREO_WORKER_HEARTBEAT_S": "0.5", "VIREO_WORKER_TTL_S": "2", "VIREO_REAPER_INTERVAL_S": "0.5",
                  "VIREO_REDELIVERY_S": "4", "VIREO_DRAIN_TIMEOUT_S": "3"}

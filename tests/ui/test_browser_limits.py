@@ -11,8 +11,8 @@ import uuid
 import pytest
 
 from vireo.platform.processes import wait_until
-from vireo.tools.drills.stack import ROOT, Stack
 from vireo.platform.store import job_key
+from vireo.tools.drills.stack import ROOT, Stack
 
 EXAMPLE = ROOT / "examples" / "vireo-plugin-headline"
 BODY_LIMIT = 2**20

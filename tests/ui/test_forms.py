@@ -100,8 +100,8 @@ def test_json_is_parsed_and_bad_json_names_the_field():
 
 
 def test_built_input_validates_against_the_model_and_leaves_empty_optionals_out():
-    raw = {"title": "T", "rubric": "", "document": "Some text.", "mode": "careful", "style": None, "count": 4, "ratio": 0.25,
-           "strict": True, "tags": "a\nb", "sizes": "", "image_base64": None, "attachments_base64": None,
+    raw = {"title": "T", "rubric": "", "document": "Some text.", "mode": "careful", "style": None, "count": 4,
+           "ratio": 0.25, "strict": True, "tags": "a\nb", "sizes": "", "image_base64": None, "attachments_base64": None,
            "parts": '[{"name": "p", "weight": 2}]', "extra": ""}
     built = build_input(list(KITCHEN.values()), raw)
     assert "style" not in built and "sizes" not in built and "extra" not in built

@@ -198,7 +198,8 @@ class ChatApp(App):
         return ChatOutput(text=first.text, finish_reason=first.finish_reason, tool_calls=first.tool_calls or None,
                           choices=[ChatChoice(index=i, text=r.text, finish_reason=r.finish_reason,
                                               tool_calls=r.tool_calls or None) for i, r in enumerate(replies)],
-                          prompt_tokens=first.prompt_tokens, completion_tokens=sum(r.completion_tokens for r in replies),
+                          prompt_tokens=first.prompt_tokens,
+                          completion_tokens=sum(r.completion_tokens for r in replies),
                           session_id=input.session_id or uuid.uuid4().hex, messages=history,
                           dropped_messages=dropped)
 

@@ -28,7 +28,8 @@ def extract_code(text: str, language: str, must_contain: str | None = None) -> s
     if not blocks:
         return text.strip("\n")
     if must_contain:
-        defining = [body for _, body in blocks if re.search(rf"\b(?:def|class|function|fn)\s+{re.escape(must_contain)}\b", body)]
+        definition = rf"\b(?:def|class|function|fn)\s+{re.escape(must_contain)}\b"
+        defining = [body for _, body in blocks if re.search(definition, body)]
         if defining:
             return defining[0]
     for wanted in (lambda tag: _matches(tag, language), lambda tag: not tag):

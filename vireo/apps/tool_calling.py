@@ -20,8 +20,16 @@ import uuid
 from dataclasses import dataclass, field, replace
 
 from vireo.apps.base import AppContext
-from vireo.apps.chat_tools import (CALL_CLOSE, CALL_OPEN, NamedToolChoice, Tool, ToolCall, ToolCallFunction,
-                                   ToolChoice, call_text)
+from vireo.apps.chat_tools import (
+    CALL_CLOSE,
+    CALL_OPEN,
+    NamedToolChoice,
+    Tool,
+    ToolCall,
+    ToolCallFunction,
+    ToolChoice,
+    call_text,
+)
 from vireo.inference.api import Constraint, GenerationRequest, SamplingParams
 from vireo.inference.textstream import StopMatcher
 

@@ -14,8 +14,7 @@ from vireo.apps.base import App, AppContext, AppInputError
 from vireo.apps.languages import detect_language, language_name, normalize_code
 from vireo.apps.ordered import map_in_order
 from vireo.apps.textsplit import Line, fit_pieces, split_lines
-from vireo.apps.translators import (FAST_PAIRS, FastTranslate, LLMTranslator, missing_glossary_terms,
-                                    same_language)
+from vireo.apps.translators import FAST_PAIRS, FastTranslate, LLMTranslator, missing_glossary_terms, same_language
 
 PIECE_TOKENS = 200  # longer lines are translated sentence group by sentence group
 IN_FLIGHT = 4

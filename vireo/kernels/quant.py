@@ -16,9 +16,9 @@ import triton.language as tl
 
 from vireo.kernels.dispatch import dot_dtype, use_triton
 from vireo.kernels.gemv_kmajor import KMajorGemvConfig, pick_kmajor_config, w8a16_kmajor_gemv
-from vireo.kernels.qweight import Int4Weight, Int8Weight, dequantize
-from vireo.kernels.quant_mma import MmaConfig, mma_supported, pick_mma_config, w4a16_mma
 from vireo.kernels.quant_gemv import GemvConfig, gemv_supported, pick_gemv_config, w4a16_gemv
+from vireo.kernels.quant_mma import MmaConfig, mma_supported, pick_mma_config, w4a16_mma
+from vireo.kernels.qweight import Int4Weight, Int8Weight, dequantize
 from vireo.kernels.split_k import launch_split_k
 from vireo.kernels.tuning import kernel_table
 

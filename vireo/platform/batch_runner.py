@@ -18,8 +18,17 @@ import uuid
 
 from redis.exceptions import RedisError
 
-from vireo.platform.batches import (ACTIVE_KEY, LEASE_KEY, SWEEP_S, BatchService, LineError, Lines, batch_key,
-                                    parse_requests, principal_of)
+from vireo.platform.batches import (
+    ACTIVE_KEY,
+    LEASE_KEY,
+    SWEEP_S,
+    BatchService,
+    LineError,
+    Lines,
+    batch_key,
+    parse_requests,
+    principal_of,
+)
 from vireo.platform.files import FileStore
 from vireo.platform.jobs import JobService
 from vireo.platform.limits import LimitExceeded

@@ -38,11 +38,12 @@ def _with_store(operation):
 def create(tenant: str = typer.Option(..., help="Whose jobs and collections the key sees."),
            admin: bool = typer.Option(False, "--admin", help="May manage keys and read /metrics."),
            name: str = typer.Option("", help="A note: who or what uses the key."),
-           rpm: Optional[int] = typer.Option(None, help="Requests per minute (default VIREO_RATE_LIMIT_RPM; 0 = no limit)."),
+           rpm: Optional[int] = typer.Option(None, help="Requests per minute "
+                                                         "(default VIREO_RATE_LIMIT_RPM; 0 = no limit)."),
            concurrent: Optional[int] = typer.Option(None, help="Queued + running jobs of the tenant "
                                                                "(default VIREO_MAX_CONCURRENT_JOBS; 0 = no limit)."),
-           tokens_per_day: Optional[int] = typer.Option(None, help="Tokens per UTC day for the tenant "
-                                                                   "(default VIREO_TOKENS_PER_DAY; 0 = no limit).")) -> None:
+           tokens_per_day: Optional[int] = typer.Option(
+               None, help="Tokens per UTC day for the tenant (default VIREO_TOKENS_PER_DAY; 0 = no limit).")) -> None:
     """Create a key and print it once (only its hash is stored)."""
     limits = KeyLimits(rpm=rpm, concurrent=concurrent, tokens_per_day=tokens_per_day)
     try:

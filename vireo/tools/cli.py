@@ -98,7 +98,6 @@ def _bench_random_weights(shape: str, concurrency: str, new_tokens: int, out: Op
 @bench.command("prefix")
 def bench_prefix(out: Path = RESULTS / "prefix.json") -> None:
     """Prefix caching: TTFT with vs without cache on multi-turn chat, cost at 0 % hit rate."""
-    _benchmarks_importable()
     from vireo.tools.bench.prefix import run as run_prefix
 
     _write_json(run_prefix(), out)
@@ -108,7 +107,6 @@ def bench_prefix(out: Path = RESULTS / "prefix.json") -> None:
 @bench.command("spec")
 def bench_spec(out: Path = RESULTS / "spec.json") -> None:
     """Speculative decoding: speed-up, acceptance and tokens per step per task and batch size."""
-    _benchmarks_importable()
     from vireo.tools.bench.spec import run as run_spec
 
     _write_json(run_spec(), out)

@@ -12,7 +12,8 @@ DEDICATED = {"summarize", "chat", "rag", "rag_ingest"}
 
 
 def navigation() -> st.navigation:
-    tasks = [st.Page(summarize.render, title="Summarize", icon=":material/summarize:", url_path="summarize", default=True),
+    tasks = [st.Page(summarize.render, title="Summarize", icon=":material/summarize:", url_path="summarize",
+                     default=True),
              st.Page(chat.render, title="Chat", icon=":material/chat:", url_path="chat"),
              st.Page(rag.render, title="Ask your documents", icon=":material/library_books:", url_path="rag")]
     generic = [app_form.page_for(app) for name, app in session.apps().items() if name not in DEDICATED]

@@ -16,8 +16,10 @@ PARIS = {"question": "What is the capital of France?",
 
 async def test_likelihood_judge_prefers_the_correct_answer_in_either_position(judge_engine):
     app = JudgeApp()
-    items = [{"id": "right-first", "question": PARIS["question"], "answer_a": PARIS["right"], "answer_b": PARIS["wrong"]},
-             {"id": "right-second", "question": PARIS["question"], "answer_a": PARIS["wrong"], "answer_b": PARIS["right"]}]
+    items = [{"id": "right-first", "question": PARIS["question"],
+              "answer_a": PARIS["right"], "answer_b": PARIS["wrong"]},
+             {"id": "right-second", "question": PARIS["question"],
+              "answer_a": PARIS["wrong"], "answer_b": PARIS["right"]}]
     out = await app.run(LocalContext(judge_engine),
                         app.Input(mode="pairwise", method="likelihood", items=items, rationale=False))
     assert [v.verdict for v in out.verdicts] == ["A", "B"]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import b64, simple_pdf
 from vireo.apps.base import AppInputError, LocalContext
 from vireo.apps.rag import RagIngestApp
 from vireo.apps.rag.documents import DocumentInput, chunk_document, parse_document
+
+from .conftest import b64, simple_pdf
 
 
 def test_pdf_text_is_read_page_by_page():
@@ -19,7 +20,8 @@ def test_pdf_text_is_read_page_by_page():
 
 
 def test_html_loses_markup_and_scripts():
-    html = "<html><head><title>Fern</title><script>alert('x')</script></head><body><p>Fronds turn red.</p></body></html>"
+    html = ("<html><head><title>Fern</title><script>alert('x')</script></head>"
+            "<body><p>Fronds turn red.</p></body></html>")
     text = parse_document(DocumentInput(filename="fern.html", text=html)).sections[0].text
     assert "Fronds turn red." in text and "alert" not in text and "<p>" not in text
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from vireo.inference.native.worker.model_runner import ModelRunner
 from vireo.inference.native.models.llama import LlamaModel
+from vireo.inference.native.worker.model_runner import ModelRunner
 
 
 def tiny_checkpoint(folder, family: str):

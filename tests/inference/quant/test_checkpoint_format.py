@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from vireo.inference.quant import vllm_layout
-from vireo.inference.quant.format import (load_quantized_weights, quantization_info, read_info,
-                                          save_checkpoint)
+from vireo.inference.quant.format import load_quantized_weights, quantization_info, read_info, save_checkpoint
 from vireo.inference.quant.rtn import quantize_weight
 
 

@@ -43,6 +43,6 @@ def test_gptq_layer_output_closer_than_rtn_on_real_activations(fp32_model, token
     rtn, gptq = copy.deepcopy(layer), copy.deepcopy(layer)
     _rtn_layer(rtn, 4, 64)
     _gptq_layer(gptq, inputs, 4, 64)
-    err = {name: (calib.run_layer(l, inputs)[0] - reference).norm().item()
-           for name, l in (("rtn", rtn), ("gptq", gptq))}
+    err = {name: (calib.run_layer(layer, inputs)[0] - reference).norm().item()
+           for name, layer in (("rtn", rtn), ("gptq", gptq))}
     assert err["gptq"] < err["rtn"]

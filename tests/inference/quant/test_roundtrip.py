@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from vireo.kernels.qweight import (dequantize, pack_int4, quantize_int4, quantize_int8,
-                                   unpack_int4)
+from vireo.kernels.qweight import dequantize, pack_int4, quantize_int4, quantize_int8, unpack_int4
 
 
 def test_pack_unpack_int4_is_exact_for_odd_k():

@@ -5,9 +5,16 @@ from transformers import AutoTokenizer
 
 from vireo.inference.native.worker.model_runner import ModelRunner
 from vireo.inference.quant.linear import QuantizedLinear
-from vireo.tools.bench.random_weights import (SHAPES, llama_config, native_model, prompt_text,
-                                            random_hf_model, random_prompts, write_model_folder)
 from vireo.kernels.qweight import Int4Weight
+from vireo.tools.bench.random_weights import (
+    SHAPES,
+    llama_config,
+    native_model,
+    prompt_text,
+    random_hf_model,
+    random_prompts,
+    write_model_folder,
+)
 
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
             intermediate_size=128, vocab_size=256, tie_word_embeddings=True)

@@ -1,7 +1,15 @@
 """The checkable properties of open-ended text, on hand-made replies."""
 
-from vireo.tools.evals.text_checks import json_keys, list_items, max_words, mentions, pass_rates, run_checks, \
-    starts_with_any, word_band
+from vireo.tools.evals.text_checks import (
+    json_keys,
+    list_items,
+    max_words,
+    mentions,
+    pass_rates,
+    run_checks,
+    starts_with_any,
+    word_band,
+)
 
 
 def test_mentions_needs_every_term_as_whole_words_in_any_case():

@@ -76,7 +76,9 @@ def template_caption(facts: ImageFacts) -> str:
 
 
 def _article(label: str) -> str:
-    return label if label[:1].isupper() and " " not in label else ("an " if label[0].lower() in "aeiou" else "a ") + label
+    if label[:1].isupper() and " " not in label:
+        return label
+    return ("an " if label[0].lower() in "aeiou" else "a ") + label
 
 
 def clean_caption(text: str) -> str:

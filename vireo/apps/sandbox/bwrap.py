@@ -25,8 +25,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from vireo.apps.sandbox.process import (PROGRAM, SandboxLimits, SandboxResult, kill_group, python_command, start,
-                                        supervise)
+from vireo.apps.sandbox.process import (
+    PROGRAM,
+    SandboxLimits,
+    SandboxResult,
+    kill_group,
+    python_command,
+    start,
+    supervise,
+)
 from vireo.apps.sandbox.seccomp import SeccompUnavailable, filter_program
 
 NOBODY = 65534

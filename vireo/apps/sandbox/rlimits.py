@@ -18,8 +18,15 @@ import tempfile
 from pathlib import Path
 
 from vireo.apps.sandbox.bwrap import base_python
-from vireo.apps.sandbox.process import (PROGRAM, SandboxLimits, SandboxResult, kill_group, python_command, start,
-                                        supervise)
+from vireo.apps.sandbox.process import (
+    PROGRAM,
+    SandboxLimits,
+    SandboxResult,
+    kill_group,
+    python_command,
+    start,
+    supervise,
+)
 
 PR_SET_CHILD_SUBREAPER = 36
 

@@ -17,8 +17,15 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from vireo.inference.api import (
-    Constraint, EngineError, EngineEvent, EngineStats, Finished, GenerationRequest, PromptTooLongError,
-    TokenDelta, Usage,
+    Constraint,
+    EngineError,
+    EngineEvent,
+    EngineStats,
+    Finished,
+    GenerationRequest,
+    PromptTooLongError,
+    TokenDelta,
+    Usage,
 )
 from vireo.inference.backends.counters import TokenCounters
 from vireo.inference.local import EngineConfig, LocalEngine

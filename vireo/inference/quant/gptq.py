@@ -12,8 +12,7 @@ import contextlib
 
 import torch
 
-from vireo.kernels.qweight import (INT8_MAX, Int4Weight, Int8Weight, int4_round, int4_scale_zero,
-                                   pack_int4_weight)
+from vireo.kernels.qweight import INT8_MAX, Int4Weight, Int8Weight, int4_round, int4_scale_zero, pack_int4_weight
 
 
 class HessianAccumulator:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from vireo.inference.quant import awq, calibration as calib
+from vireo.inference.quant import awq
+from vireo.inference.quant import calibration as calib
 from vireo.inference.quant.format import WEIGHTS_FILE, is_quantized_folder, quantization_info, read_info
 from vireo.inference.quant.gptq import HessianAccumulator, gptq_quantize
 from vireo.inference.quant.hf_model import replace_linear, save_quantized

@@ -10,9 +10,9 @@ from fastapi import FastAPI, HTTPException, status
 from fastapi.responses import JSONResponse
 
 from vireo.platform.api import admin, jobs, limits, openai_batches, openai_compat, system
+from vireo.platform.api.auth import configure_auth
 from vireo.platform.api.error_docs import document_errors
 from vireo.platform.api.errors import install_error_handlers, openai_error_body
-from vireo.platform.api.auth import configure_auth
 from vireo.platform.api.request_log import RequestLog
 from vireo.platform.jobs import JobService
 from vireo.platform.limits import LimitExceeded
@@ -48,7 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLog)  # added last: outermost, so it logs BodyLimit's 413s too
     install_error_handlers(app)
     app.add_exception_handler(LimitExceeded, limits.too_many_requests)
-    for router in (system.router, jobs.router, openai_compat.router, openai_batches.router, limits.router, admin.router):
+    for router in (system.router, jobs.router, openai_compat.router, openai_batches.router, limits.router,
+                   admin.router):
         app.include_router(router)
     for module_name in OPTIONAL_ROUTERS:
         try:

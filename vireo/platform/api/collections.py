@@ -9,8 +9,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
-from vireo.apps.rag.store import (COLLECTION_NAME, CollectionExists, CollectionInfo, CollectionNotFound,
-                                  CollectionStore, InvalidCollectionName)
+from vireo.apps.rag.store import (
+    COLLECTION_NAME,
+    CollectionExists,
+    CollectionInfo,
+    CollectionNotFound,
+    CollectionStore,
+    InvalidCollectionName,
+)
 from vireo.platform.api.auth import current_tenant, rate_limited
 from vireo.platform.api.error_docs import error_responses
 

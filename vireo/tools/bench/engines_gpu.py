@@ -29,8 +29,14 @@ import torch
 from vireo.inference.api import GenerationRequest, SamplingParams
 from vireo.inference.local import EngineConfig
 from vireo.tools.bench.engines import run_level
-from vireo.tools.bench.random_weights import (llama_config, native_model, prompt_text, random_hf_model,
-                                              random_prompts, write_model_folder)
+from vireo.tools.bench.random_weights import (
+    llama_config,
+    native_model,
+    prompt_text,
+    random_hf_model,
+    random_prompts,
+    write_model_folder,
+)
 from vireo.tools.machine import machine_info, source_commit
 
 TINY = dict(hidden_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -119,7 +125,8 @@ def check_tiny_model(folder: Path, new_tokens: int = 24) -> dict:
             for name, toks in results.items()}
     return {"prompts": len(prompts), "new_tokens": new_tokens,
             "greedy_identical_to_cpu_reference": same,
-            "greedy_identical_cpu_reference_vs_hf": sum(a == b for a, b in zip(results["cpu_reference"], results["hf"])),
+            "greedy_identical_cpu_reference_vs_hf": sum(a == b for a, b in
+                                                         zip(results["cpu_reference"], results["hf"])),
             "prefill_logits_rel_error_vs_hf": rel}
 
 

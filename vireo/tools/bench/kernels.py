@@ -20,8 +20,7 @@ import torch
 import triton
 import triton.testing
 
-from vireo.kernels import (attention, dense_gemv, flash_prefill, fused, gemv_kmajor,
-                           quant, quant_gemv, quant_mma)
+from vireo.kernels import attention, dense_gemv, flash_prefill, fused, gemv_kmajor, quant, quant_gemv, quant_mma
 from vireo.kernels.gemv_layout import with_kmajor, with_mma
 from vireo.kernels.qweight import quantize_int4, quantize_int8
 from vireo.kernels.split_k import copy_out_and_clear, split_k_target

@@ -13,7 +13,6 @@ from vireo.inference.registry import ModelRegistry
 from vireo.tools.paths import RESULTS
 
 
-
 def model_path(name: str = "smollm2-135m") -> Path:
     return ModelRegistry().resolve(name).path
 

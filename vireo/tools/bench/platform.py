@@ -53,7 +53,8 @@ async def _submissions_per_s(url: str, total: int, concurrency: int) -> dict:
         start = time.perf_counter()
         await asyncio.gather(*[worker(total // concurrency) for _ in range(concurrency)])
         elapsed = time.perf_counter() - start
-    return {"client": "httpx (Python, same 2 cores)", "submitted": total // concurrency * concurrency, "accepted": accepted,
+    return {"client": "httpx (Python, same 2 cores)", "submitted": total // concurrency * concurrency,
+            "accepted": accepted,
             "seconds": round(elapsed, 3), "submissions_per_s": round(accepted / elapsed, 1),
             "concurrency": concurrency}
 
@@ -146,7 +147,8 @@ def run_platform_benchmark(requests: int = 400, concurrency: int = 32, overhead_
             "submissions_python_client": asyncio.run(_submissions_per_s(url, requests, concurrency)),
         }
         if shutil.which("wrk"):  # apt install wrk
-            jobs_of_bench_tenant = lambda: redis.Redis.from_url(redis_url).zcard("vireo:tenant:default:jobs")
+            def jobs_of_bench_tenant():
+                return redis.Redis.from_url(redis_url).zcard("vireo:tenant:default:jobs")
             result["submissions"] = _submissions_wrk(url, 5, concurrency, jobs_of_bench_tenant)
         else:
             result["submissions"] = result["submissions_python_client"]

@@ -15,7 +15,6 @@ import statistics
 import time
 
 from vireo.inference.api import GenerationRequest, SamplingParams
-
 from vireo.tools.bench.native_common import native_engine, request, throughput, timed, write
 from vireo.tools.machine import machine_info
 from vireo.tools.paths import DATA

@@ -19,7 +19,6 @@ import statistics
 import time
 
 from vireo.inference.api import GenerationRequest, SamplingParams
-
 from vireo.tools.bench.native_common import native_engine, timed, write
 from vireo.tools.machine import machine_info
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 import redis
 
+from vireo.platform.launcher import embedded_redis_command, start_embedded_redis
 from vireo.tools.drills.result import DrillResult
 from vireo.tools.drills.stack import USER_KEY, Stack
-from vireo.platform.launcher import embedded_redis_command, start_embedded_redis
 
 FSYNC_WAIT_S = 1.5  # appendfsync everysec: a write older than a second is on disk
 NO_LIMITS = {"VIREO_MAX_CONCURRENT_JOBS": "0", "VIREO_RATE_LIMIT_RPM": "0"}  # N queued jobs is the point

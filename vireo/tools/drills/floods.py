@@ -27,10 +27,10 @@ import uuid
 import httpx
 import redis
 
-from vireo.tools.drills.result import DrillResult
-from vireo.tools.drills.stack import ADMIN_KEY, OTHER_KEY, USER_KEY, Stack
 from vireo.platform.keys import digest
 from vireo.platform.limits import seconds_to_utc_midnight
+from vireo.tools.drills.result import DrillResult
+from vireo.tools.drills.stack import ADMIN_KEY, OTHER_KEY, USER_KEY, Stack
 
 RPM = 100
 ECHO = {"app": "echo", "input": {"text": "flood"}}

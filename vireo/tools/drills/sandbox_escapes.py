@@ -22,10 +22,10 @@ from pathlib import Path
 
 import httpx
 
+from vireo.apps.sandbox import SandboxResult, configure_sandbox, current_sandbox, run_python
 from vireo.tools.drills.result import DrillResult
 from vireo.tools.drills.sandbox_attacks import ATTACKS, SHORT, LocalTarget, Target, attempt
 from vireo.tools.drills.stack import ADMIN_KEY, USER_KEY, Stack
-from vireo.apps.sandbox import SandboxResult, configure_sandbox, current_sandbox, run_python
 
 REST_SHORT = ("environ_peek", "read_secret_files", "signal_the_worker")
 # given code whose greedy completion (the model's part of the program) must parse for the attack after

@@ -17,8 +17,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from vireo.platform.processes import free_port, start, stop, vireo_command, wait_http_ok, wait_until, \
-    wait_worker_ready
+from vireo.platform.processes import free_port, start, stop, vireo_command, wait_http_ok, wait_until, wait_worker_ready
 from vireo.tools.paths import CHECKOUT as ROOT
 
 ADMIN_KEY = "drill-admin-key"

@@ -14,9 +14,20 @@ drill fails, saying so: it never passes untried.
 
 from __future__ import annotations
 
-from vireo.tools.drills.remote_content import (CHROMIUM, CHROMIUM_ARGS, Beacon, beacon_path, browser_reaches,
-                                              chromium_missing, output_text, page_problems, payloads, show_in_ui,
-                                              shown_as, what_leaked)
+from vireo.tools.drills.remote_content import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Beacon,
+    beacon_path,
+    browser_reaches,
+    chromium_missing,
+    output_text,
+    page_problems,
+    payloads,
+    show_in_ui,
+    shown_as,
+    what_leaked,
+)
 from vireo.tools.drills.result import DrillResult
 from vireo.tools.drills.stack import USER_KEY, Stack
 

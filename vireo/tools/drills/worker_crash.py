@@ -22,8 +22,8 @@ import threading
 import time
 from collections import Counter
 
-from vireo.tools.drills.result import DrillResult
 from vireo.platform.processes import wait_until
+from vireo.tools.drills.result import DrillResult
 from vireo.tools.drills.stack import Stack
 
 STUCK_S = 60

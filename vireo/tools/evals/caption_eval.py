@@ -39,11 +39,13 @@ def score_image(name: str, truth: dict, out: dict) -> dict:
     true_words = set(truth["objects"]) | {w for phrase in truth["scene_words"] for w in [phrase, phrase.split()[-1]]}
     true_words |= PERSON_WORDS if "person" in truth["objects"] else set()
     named = mentioned_objects(out["caption"])
-    return {"image": name, "caption": out["caption"], "path": out["path"], "rejected_caption": out.get("rejected_caption"),
+    return {"image": name, "caption": out["caption"], "path": out["path"],
+            "rejected_caption": out.get("rejected_caption"),
             "objects_right": [o for o in detected if o in truth["objects"]],
             "objects_wrong": [o for o in detected if o not in truth["objects"]],
             "objects_missed": [o for o in truth["objects"] if o not in detected],
-            "scene": scene.label if scene else None, "scene_confidence": facts.scene.confidence if facts.scene else None,
+            "scene": scene.label if scene else None,
+            "scene_confidence": facts.scene.confidence if facts.scene else None,
             "scene_right": scene_right, "text_found": facts.text, "text_right": bool(facts.text) == truth["has_text"],
             "invented_vs_facts": invented_objects(out["caption"], facts),
             "named_not_in_picture": sorted(w for w in named if w not in true_words and w.split()[-1] not in true_words)}

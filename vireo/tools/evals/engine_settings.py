@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from vireo.tools.evals.configs import EvalConfig, Quantization
 from vireo.inference.local import EngineConfig
+from vireo.tools.evals.configs import EvalConfig, Quantization
 
 
 def quantized_checkpoint(model: str, quantization: Quantization, home: Path) -> Path:

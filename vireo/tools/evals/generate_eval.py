@@ -44,7 +44,8 @@ def score_output(item: dict, output: dict) -> dict:
     checks["n_returned"] = error is None and len(texts) == VARIANTS
     checks["distinct"] = error is None and len({t.strip() for t in texts}) == len(texts) > 1
     return {"id": item["id"], "brief": output.get("brief", ""), "variants": texts,
-            "word_counts": [len(words(t)) for t in texts], "word_band": word_band_for(item["length"]), "checks": checks, "error": error}
+            "word_counts": [len(words(t)) for t in texts], "word_band": word_band_for(item["length"]),
+            "checks": checks, "error": error}
 
 
 def metrics_of(details: list[dict]) -> dict:

@@ -2,7 +2,8 @@
 and the code app's HumanEval pass@1 of the same checkpoints.
 
     python -m vireo.tools.evals.quantization --model qwen2.5-coder-0.5b \
-        --variants fp32,bf16,int8-rtn,int4-g128-rtn --json benchmarks/results/quality/quantization-qwen2.5-coder-0.5b.json
+        --variants fp32,bf16,int8-rtn,int4-g128-rtn \
+        --json benchmarks/results/quality/quantization-qwen2.5-coder-0.5b.json
 
 Texts: `benchmarks/data/heldout_text.txt` (prose written for the project) and the held-out
 20 % of the Python docs shipped with the standard library (calibration uses the other 80 %).

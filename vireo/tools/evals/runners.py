@@ -114,8 +114,8 @@ def open_runner(config, kind: str = "local") -> Iterator[Runner]:
         with PrivatePlatform(config) as platform:
             yield rest_runner(platform.url, platform.api_key)
         return
-    from vireo.tools.evals.engine_settings import engine_config
     from vireo.inference.factory import create_engine
+    from vireo.tools.evals.engine_settings import engine_config
 
     runner = local_runner(create_engine(config.backend, engine_config(config)))
     try:

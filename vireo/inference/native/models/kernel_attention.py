@@ -54,8 +54,7 @@ def kernel_paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                            k_cache: torch.Tensor, v_cache: torch.Tensor,
                            slot_mapping: torch.Tensor | None, meta: KernelAttention) -> torch.Tensor:
     """Store k, v [tokens, kv_heads, dim] at their slots, attend q [tokens, heads, dim] -> [tokens, heads*dim]."""
-    from vireo.kernels.attention import (launch_decode_attention, launch_prefill_attention,
-                                         launch_store_kv_cache)
+    from vireo.kernels.attention import launch_decode_attention, launch_prefill_attention, launch_store_kv_cache
     from vireo.kernels.flash_prefill import launch_flash_prefill
 
     if slot_mapping is not None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from vireo.inference.native.scheduling.prefix_cache import (BasePrefixCache, MatchResult,
-                                                         NoPrefixCache)
+from vireo.inference.native.scheduling.prefix_cache import BasePrefixCache, MatchResult, NoPrefixCache
 from vireo.inference.native.scheduling.sequence import Sequence
 
 NO_PREFIX_CACHE = NoPrefixCache()

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import torch
 
 from vireo.inference.native.models.attention import AttentionMetadata, PrefillChunk, ShortQueries
-from vireo.inference.native.worker.cuda_graphs import DecodeGraphs
 from vireo.inference.native.models.kernel_attention import kernel_meta
 from vireo.inference.native.models.llama import LlamaModel
 from vireo.inference.native.scheduling.batch import ScheduledSeq
 from vireo.inference.native.scheduling.block_manager import BlockManager
+from vireo.inference.native.worker.cuda_graphs import DecodeGraphs
 from vireo.inference.native.worker.transfer import to_device
 from vireo.kernels.dispatch import use_triton
 
