@@ -21,6 +21,7 @@ import httpx
 import pytest
 import pytest_asyncio
 import redis
+import torch
 
 from vireo.inference.factory import create_engine
 from vireo.inference.local import EngineConfig
@@ -132,3 +133,31 @@ def api(api_server, celery_worker) -> httpx.Client:
 def other_tenant(api_server) -> httpx.Client:
     with httpx.Client(base_url=api_server, headers={"Authorization": f"Bearer {OTHER_KEY}"}, timeout=60) as c:
         yield c
+
+
+# Test tiers. pyproject.toml registers the markers; `make test-fast` deselects slow, stack and browser.
+# A test's tier follows from the fixtures it uses (directly or through other fixtures), so a new test
+# lands in its tier by itself; tests that start processes without these fixtures say so in `pytestmark`.
+TIER_OF_FIXTURE = {
+    "api_server": "stack", "celery_worker": "stack",  # the API and a worker as subprocesses
+    "stack": "stack",  # the drills' Stack (redis-server, API, workers), used by platform tests too
+    "browser": "browser",  # headless Chromium
+    # the packaged SmolLM2 (or a vision model) loaded into an engine: seconds to load, slow to run on CPU
+    "hf_engine": "slow", "engine": "slow", "hf_reference": "slow", "shared_model": "slow", "hf": "slow",
+    "fp32_model": "slow", "vision": "slow", "hermes_engine": "slow",
+    "triton_on": "slow",  # Triton kernels through its interpreter: seconds a case
+}
+VLLM_BACKENDS = ("vllm", "openai")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        for fixture in item.fixturenames:
+            if tier := TIER_OF_FIXTURE.get(fixture):
+                item.add_marker(tier)
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("engine") in VLLM_BACKENDS:
+            item.add_marker("vllm")
+        if item.get_closest_marker("gpu") and not torch.cuda.is_available():
+            item.add_marker(pytest.mark.skip(reason="needs CUDA (no GPU on this machine)"))
