@@ -11,9 +11,14 @@ import redis
 import yaml
 
 from tests.conftest import ROOT, free_port
+from vireo.platform.launcher import (
+    choose_redis,
+    durability_notes,
+    embedded_redis_command,
+    redis_keeps,
+    start_embedded_redis,
+)
 from vireo.platform.processes import start, stop, wait_until
-from vireo.platform.launcher import (choose_redis, durability_notes, embedded_redis_command, redis_keeps,
-                                     start_embedded_redis)
 from vireo.platform.settings import Settings
 
 REDIS_SERVER = shutil.which("redis-server") or "redis-server"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from vireo.platform.processes import start, stop, vireo_command
 from tests.conftest import API_KEY, ROOT, free_port, wait_until_healthy
+from vireo.platform.processes import start, stop, vireo_command
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

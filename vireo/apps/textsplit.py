@@ -28,7 +28,8 @@ def split_sentences(text: str) -> list[str]:
 
 
 def _split_words(text: str, max_tokens: int, count: TokenCounter) -> list[str]:
-    pieces, current = [], []
+    pieces: list[str] = []
+    current: list[str] = []
     for word in text.split():
         if current and count(" ".join(current + [word])) > max_tokens:
             pieces.append(" ".join(current))
@@ -83,7 +84,9 @@ def split_lines(text: str) -> list[Line]:
     """Lines with their markup split off; hard-wrapped paragraph lines are joined into one."""
     lines: list[Line] = []
     for raw in text.splitlines():
-        prefix, body, _ = _LINE_MARKUP.match(raw).groups()
+        match = _LINE_MARKUP.match(raw)
+        assert match is not None  # every part of the pattern is optional: every line matches
+        prefix, body, _ = match.groups()
         if not body:
             lines.append(Line(raw, ""))
         elif _continues(lines, prefix):

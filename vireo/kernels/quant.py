@@ -114,8 +114,9 @@ def _dequant_nibbles(packed, j: tl.constexpr, zero, scale, DEQ16: tl.constexpr, 
             magic_bits: tl.constexpr = 0x6400
             magic: tl.constexpr = 1024.0
         else:
-            magic_bits: tl.constexpr = 0x4300
-            magic: tl.constexpr = 128.0
+            # one name per branch: Triton folds the branch at compile time, mypy sees a redefinition
+            magic_bits: tl.constexpr = 0x4300  # type: ignore[no-redef]
+            magic: tl.constexpr = 128.0  # type: ignore[no-redef]
         as16 = (nib | magic_bits).to(tl.int16).to(DOT, bitcast=True)
         w = (as16 - (zero + magic).to(DOT)) * scale.to(DOT)
     else:

@@ -12,6 +12,8 @@ import pytest
 
 from vireo.tools.drills.__main__ import DRILLS
 
+pytestmark = pytest.mark.stack  # each drill starts its own stack (redis-server, API, workers)
+
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("name", DRILLS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, ContextManager, Mapping
 
 import torch
 
@@ -93,8 +93,8 @@ def run_layer(layer, inputs: LayerInputs) -> list[torch.Tensor]:
     return outs
 
 
-def record_inputs(modules: dict[str, torch.nn.Module],
-                  sink: Callable[[str, torch.Tensor], None]) -> Iterator[None]:
+def record_inputs(modules: Mapping[str, torch.nn.Module],
+                  sink: Callable[[str, torch.Tensor], None]) -> ContextManager[None]:
     """Context manager: call sink(name, input as [tokens, features]) on every forward."""
     import contextlib
 

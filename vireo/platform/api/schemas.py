@@ -72,7 +72,7 @@ class JobView(BaseModel):
             return float(r[name]) if r.get(name) not in (None, "") else None
 
         return cls(
-            id=r["id"], app=r["app"], status=r["status"],  # type: ignore[arg-type]
+            id=r["id"], app=r["app"], status=r["status"],
             progress=Progress(fraction=float(r.get("progress_fraction") or 0),
                               message=r.get("progress_message", "")),
             result=json.loads(r["result"]) if r.get("result") else None,

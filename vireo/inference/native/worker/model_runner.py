@@ -69,7 +69,10 @@ class ModelRunner:
         order) stands in for tokens the host does not know yet (`overlap.py`)."""
         short = [i for i in items if is_short_query(i)]
         long = [i for i in items if not is_short_query(i)]
-        ids, positions, slots, logit_rows = [], [], [], []
+        ids: list[int] = []
+        positions: list[int] = []
+        slots: list[int] = []
+        logit_rows: list[list[int]] = []
         for item in short + long:
             start, n = item.start, item.num_tokens + len(item.draft)
             if input_ids is None:
