@@ -12,7 +12,7 @@ import pytest_asyncio
 from vireo.apps.base import LocalContext
 from vireo.apps.rag import CollectionStore, RagApp, RagIngestApp
 
-DATA = Path(__file__).resolve().parents[3] / "vireo" / "evals" / "data" / "rag_qa.json"
+DATA = Path(__file__).resolve().parents[3] / "vireo" / "tools" / "evals" / "data" / "rag_qa.json"
 
 
 def simple_pdf(lines: list[str]) -> bytes:
