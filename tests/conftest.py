@@ -25,8 +25,7 @@ import torch
 
 from vireo.inference.factory import create_engine
 from vireo.inference.local import EngineConfig
-from vireo.platform.processes import (NotHealthy, free_port, start, stop, vireo_command, wait_http_ok,
-                                      wait_worker_ready)
+from vireo.platform.processes import NotHealthy, free_port, start, stop, vireo_command, wait_http_ok, wait_worker_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-tenant-a"
