@@ -145,6 +145,7 @@ TIER_OF_FIXTURE = {
     "hf_engine": "slow", "engine": "slow", "hf_reference": "slow", "shared_model": "slow", "hf": "slow",
     "fp32_model": "slow", "vision": "slow", "hermes_engine": "slow",
     "triton_on": "slow",  # Triton kernels through its interpreter: seconds a case
+    "gguf": "slow",  # a GGUF file converted in the test: tens of seconds
 }
 VLLM_BACKENDS = ("vllm", "openai")
 

@@ -1,6 +1,8 @@
 """Evals through the real job path: REST API + Celery worker (the `api` fixture), and the private
 platform `vireo eval --runner rest` starts for a configuration."""
 
+import pytest
+
 from tests.conftest import API_KEY
 from vireo.tools.evals.configs import EvalConfig
 from vireo.tools.evals.harness import run_eval
@@ -18,6 +20,7 @@ def test_summarize_eval_runs_through_rest_and_gets_judge_scores(api, api_server)
     assert 1 <= scores["mean_score"] <= 10
 
 
+@pytest.mark.stack  # starts a private platform (Redis database, API, worker) of its own
 def test_rest_runner_kind_serves_the_configuration_on_a_private_platform():
     with open_runner(EvalConfig(), "rest") as runner:
         result = run_eval("classify", runner, limit=1)
