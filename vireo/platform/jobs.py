@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import time
 
-from fastapi import HTTPException, status
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from vireo.apps.base import AppInputError
 from vireo.apps.registry import UnknownAppError, get_app, load_apps
 from vireo.platform.celery_app import celery_app
+from vireo.platform.errors import InvalidInput, UnknownApp
 from vireo.platform.input_limits import ModelLimits, unrepresentable_number
 from vireo.platform.job_outcome import report_from_store
 from vireo.platform.keys import Principal
@@ -38,26 +38,26 @@ class JobService:
         self.limits.load()
 
     async def submit(self, principal: Principal, app_name: str, input: dict, options: dict) -> str:
-        """Create and enqueue a job for the principal's tenant; raises HTTPException with a clear
-        message on bad input, LimitExceeded when the tenant is at its concurrency or token limit."""
+        """Create and enqueue a job for the principal's tenant; raises UnknownApp or InvalidInput
+        (vireo.platform.errors) with a clear message on bad input, LimitExceeded when the tenant is at
+        its concurrency or token limit."""
         try:
             app = get_app(app_name)
         except UnknownAppError as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+            raise UnknownApp(str(exc)) from exc
         if (bad := unrepresentable_number(input)) is not None:
             path, why = bad
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [
+            raise InvalidInput([
                 {"loc": ["body", "input", *path], "msg": f"Value {why}", "type": "number_range"}])
         try:
             parsed = app.Input.model_validate(input)
         except ValidationError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                                [{"loc": ["body", "input", *e["loc"]], "msg": e["msg"], "type": e["type"]}
-                                 for e in exc.errors(include_url=False, include_context=False)]) from exc
+            raise InvalidInput([{"loc": ["body", "input", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                                for e in exc.errors(include_url=False, include_context=False)]) from exc
         try:
             await self.limits.check(app, parsed)
         except AppInputError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+            raise InvalidInput(str(exc)) from exc
         now = time.time()
         job_id = await self.limiter.admit_job(principal, now)
         await self.store.create(principal.tenant, app.name, parsed.model_dump(mode="json"), options, job_id, now)

@@ -4,6 +4,7 @@
 - A validation error is a 422 that names the field and the rule; it never echoes the value back
   (that value may be megabytes, NaN, or nested past any limit, and JSON cannot carry NaN).
 - OpenAI-compatible routes answer errors in OpenAI's shape (`openai_error_body`).
+- A service's domain error (`vireo.platform.errors`) answers with the status `STATUS_OF_ERROR` gives it.
 `error_docs.py` shows these answers in the OpenAPI schema.
 """
 
@@ -21,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match, Route
 
+from vireo.platform.errors import InvalidInput, ServiceError, UnknownApp
 from vireo.platform.queue import BrokerUnavailable
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,15 @@ QUEUE_DOWN = (BrokerUnavailable, BrokerError)
 OPENAI_PATHS = ("/v1/chat/", "/v1/completions", "/v1/models", "/v1/files", "/v1/batches")
 OPENAI_TYPES = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error",
                 503: "server_error"}
+STATUS_OF_ERROR: dict[type[ServiceError], int] = {
+    UnknownApp: status.HTTP_404_NOT_FOUND,
+    InvalidInput: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
+
+
+def status_of(exc: ServiceError) -> int:
+    """The HTTP status a domain error answers with (the nearest mapped class it derives from)."""
+    return next(code for cls, code in STATUS_OF_ERROR.items() if isinstance(exc, cls))
 
 
 def openai_error_body(path: str, status_code: int, detail) -> dict | None:
@@ -65,6 +76,12 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
+async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+    code = status_of(exc)
+    body = openai_error_body(request.url.path, code, exc.detail) or {"detail": exc.detail}
+    return JSONResponse(body, status_code=code)
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path (each method is a route of its own)."""
     return sorted({method for route in request.app.routes if isinstance(route, Route)
@@ -93,5 +110,6 @@ def _plain(value) -> bool:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ServiceError, _service_error)
     for exc_class in (*STORE_DOWN, *QUEUE_DOWN):
         app.add_exception_handler(exc_class, _unavailable)

@@ -22,11 +22,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from vireo.platform.api import openai_compat
 from vireo.platform.api.auth import current_tenant, rate_limited
 from vireo.platform.api.error_docs import error_responses
-from vireo.platform.api.errors import openai_error_body
+from vireo.platform.api.errors import openai_error_body, status_of
 from vireo.platform.api.openai_fields import refuse_unsupported
 from vireo.platform.api.openai_tools import chat_choice, choices_of, completion_choice
 from vireo.platform.batch_runner import MAX_INFLIGHT_PER_BATCH, BatchRunner
 from vireo.platform.batches import BatchRequestError, BatchService, InputFileNotFound, LineError
+from vireo.platform.errors import ServiceError
 from vireo.platform.files import FileStore
 from vireo.platform.keys import Principal
 from vireo.platform.served_model import served_model
@@ -73,6 +74,8 @@ class OpenAILines:
             raise LineError(400, openai_error_body(endpoint, 400, errors)) from exc
         except StarletteHTTPException as exc:
             raise LineError(exc.status_code, openai_error_body(endpoint, exc.status_code, exc.detail)) from exc
+        except ServiceError as exc:
+            raise LineError(status_of(exc), openai_error_body(endpoint, status_of(exc), exc.detail)) from exc
 
     def _check(self, body) -> None:
         openai_compat._served_model(self.request, body.model)
@@ -99,8 +102,11 @@ async def run_batches(app: FastAPI):
                          MAX_INFLIGHT_PER_BATCH)
     task = asyncio.create_task(runner.run())
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    runner.stop()  # the sweep ends after its current line; cancelled only if Redis hangs it
+    try:
+        await asyncio.wait_for(task, timeout=10)
+    except (TimeoutError, asyncio.CancelledError):
+        pass
 
 
 router = APIRouter(prefix="/v1", tags=["openai"], lifespan=run_batches)
