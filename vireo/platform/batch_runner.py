@@ -62,10 +62,15 @@ class BatchRunner:
         self.token = uuid.uuid4().hex
         self._renew = self.redis.register_script(_RENEW)
         self._requests: dict[str, list[tuple[str, dict]]] = {}  # parsed input files, re-read after a restart
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Stop after the line being submitted is recorded (a cancel there would submit it twice)."""
+        self._stopping.set()
 
     async def run(self) -> None:
-        """Sweep until cancelled; a failed sweep (Redis away) is logged and tried again."""
-        while True:
+        """Sweep until stopped; a failed sweep (Redis away) is logged and tried again."""
+        while not self._stopping.is_set():
             try:
                 if await self._hold_lease():
                     await self.sweep()
@@ -73,7 +78,10 @@ class BatchRunner:
                 log.warning("batch sweep failed (%s); trying again", exc)
             except Exception:
                 log.exception("batch sweep failed")
-            await asyncio.sleep(SWEEP_S)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), SWEEP_S)
+            except TimeoutError:
+                pass
 
     async def _hold_lease(self) -> bool:
         lease_ms = int(SWEEP_S * 10_000)
@@ -83,6 +91,8 @@ class BatchRunner:
 
     async def sweep(self) -> None:
         for batch_id in sorted(await self.redis.smembers(ACTIVE_KEY)):
+            if self._stopping.is_set():
+                return
             raw = await self.redis.hgetall(batch_key(batch_id))
             if not raw:
                 await self.redis.srem(ACTIVE_KEY, batch_id)
@@ -142,7 +152,8 @@ class BatchRunner:
     async def _submit_more(self, raw: dict, requests: list[tuple[str, dict]]) -> None:
         batch_id, principal = raw["id"], principal_of(raw)
         cursor = int(await self.redis.hget(batch_key(batch_id), "cursor") or 0)
-        while cursor < len(requests) and await self.redis.hlen(inflight_key(batch_id)) < self.max_inflight:
+        while (not self._stopping.is_set() and cursor < len(requests)
+               and await self.redis.hlen(inflight_key(batch_id)) < self.max_inflight):
             custom_id, body = requests[cursor]
             try:
                 job_id = await self.lines.submit(principal, raw["endpoint"], body)
