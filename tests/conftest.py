@@ -36,7 +36,7 @@ TEST_ENGINE = os.environ.get("VIREO_TEST_ENGINE", "native")
 @pytest_asyncio.fixture(scope="session")
 async def hf_engine():
     """One SmolLM2 engine on the hf backend, shared by every in-process app test."""
-    engine = create_engine("hf", EngineConfig(model="smollm2-135m"))
+    engine = create_engine(EngineConfig(backend="hf", model="smollm2-135m"))
     await engine.start()
     yield engine
     await engine.shutdown()

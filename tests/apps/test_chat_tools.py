@@ -71,7 +71,7 @@ def test_without_tools_on_offer_the_history_still_shows_calls_and_results(hf_eng
 @pytest.fixture(scope="module")
 async def hermes_engine():
     """The native engine on SmolLM2's weights with a tool-aware template in place of its own."""
-    engine = create_engine("native", EngineConfig(model="smollm2-135m", kv_cache_tokens=4096))
+    engine = create_engine(EngineConfig(backend="native", model="smollm2-135m", kv_cache_tokens=4096))
     engine.tokenizer.chat_template = HERMES
     await engine.start()
     yield engine

@@ -109,8 +109,8 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 
 def engine_config(backend: str) -> EngineConfig:
     if backend == "openai":
-        return EngineConfig(model=MODEL, base_url=_server.wait_ready(), remote_model=MODEL)
-    return EngineConfig(model=MODEL, dtype="float32", max_model_len=CONTEXT, max_batch=16,
+        return EngineConfig(backend="openai", model=MODEL, openai_base_url=_server.wait_ready(), openai_model=MODEL)
+    return EngineConfig(backend=backend, model=MODEL, dtype="float32", max_model_len=CONTEXT, max_batch=16,
                         threads=TORCH_THREADS)
 
 
@@ -122,7 +122,7 @@ async def engine(request):
         pytest.skip("vllm is not installed (pip install 'vireo[vllm]')")
     if backend == "openai" and _server is None:
         pytest.fail("the vLLM server was not launched at collection")
-    eng = create_engine(backend, engine_config(backend))
+    eng = create_engine(engine_config(backend))
     await eng.start()
     yield eng
     await eng.shutdown()
@@ -133,8 +133,8 @@ async def engine(request):
 @pytest.fixture(scope="session")
 async def hf_reference():
     """A float32 hf engine for reference outputs, separate from the parametrized one."""
-    eng = create_engine("hf", EngineConfig(model=MODEL, dtype="float32", max_model_len=CONTEXT,
-                                           threads=TORCH_THREADS))
+    eng = create_engine(EngineConfig(backend="hf", model=MODEL, dtype="float32", max_model_len=CONTEXT,
+                                      threads=TORCH_THREADS))
     await eng.start()
     yield eng
     await eng.shutdown()

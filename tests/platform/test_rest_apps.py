@@ -93,7 +93,8 @@ async def test_vlm_path_against_vireo_itself(api_server, celery_worker):
     from vireo.inference.backends.openai import OpenAIEngine
     from vireo.inference.local import EngineConfig
 
-    engine = OpenAIEngine(EngineConfig(base_url=f"{api_server}/v1", api_key=API_KEY, remote_model="smollm2-135m"))
+    engine = OpenAIEngine(EngineConfig(backend="openai", openai_base_url=f"{api_server}/v1", openai_api_key=API_KEY,
+                                       openai_model="smollm2-135m"))
     try:
         out = await caption_image_bytes(engine, photo_png("chelsea"), vision_model="smollm2-135m")
     finally:

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from vireo.inference import registry as reg
+from vireo.inference.engine_config import EngineConfig
 from vireo.inference.registry import ModelRegistry
 from vireo.platform.api.app import create_app
 from vireo.platform.served_model import served_model
@@ -26,7 +27,7 @@ def gguf(tmp_path):
 
 
 def settings_for(home, model: str, alias: str | None = None) -> Settings:
-    return Settings(_env_file=None, home=home, model=model, model_alias=alias, api_key="served-model-key",
+    return Settings(_env_file=None, home=home, engine=EngineConfig(model=model), model_alias=alias, api_key="served-model-key",
                     redis_url="redis://127.0.0.1:6379/5")
 
 

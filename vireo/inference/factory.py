@@ -1,14 +1,15 @@
-"""Build an engine by backend name: `native`, `vllm`, `hf` or `openai`."""
+"""Build an engine from its configuration: backend `native`, `vllm`, `hf` or `openai`."""
 
 from __future__ import annotations
 
 import importlib.util
+from typing import get_args
 
 from vireo.inference.api import Engine, EngineError
-from vireo.inference.local import EngineConfig
+from vireo.inference.engine_config import Backend, EngineConfig
 from vireo.inference.registry import ModelRegistry
 
-BACKENDS = ("native", "vllm", "hf", "openai")
+BACKENDS: tuple[str, ...] = get_args(Backend)
 
 
 def backend_available(name: str) -> bool:
@@ -18,16 +19,17 @@ def backend_available(name: str) -> bool:
     return name in BACKENDS
 
 
-def create_engine(backend: str, config: EngineConfig) -> Engine:
-    """Resolve the model and construct the backend (not yet started: call `await start()`)."""
-    if backend not in BACKENDS:
-        raise EngineError(f"unknown engine backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+def create_engine(config: EngineConfig) -> Engine:
+    """Resolve the model and construct `config.backend` (not yet started: call `await start()`).
+    A setting this machine cannot honour (CUDA without a GPU) is an EngineError here, before any load."""
+    backend = config.backend
     if backend == "openai":
         from vireo.inference.backends.openai import OpenAIEngine
 
         return OpenAIEngine(config)
     if not backend_available(backend):
         raise EngineError(f"backend {backend!r} is not installed here (pip install 'vireo[{backend}]')")
+    config = config.resolved()
     resolved = ModelRegistry(config.home).resolve(config.model)
     if backend == "hf":
         from vireo.inference.backends.hf import HFEngine

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -12,33 +11,9 @@ import torch
 
 from vireo.inference.api import Engine, EngineEvent, Finished, GenerationRequest, PromptTooLongError
 from vireo.inference.embedder import Embedder, shared_embedder
+from vireo.inference.engine_config import EngineConfig
 
-
-@dataclass
-class EngineConfig:
-    """Settings a backend is built from (the platform maps its settings onto this)."""
-
-    model: str = "smollm2-135m"
-    dtype: str = "float32"
-    device: str = "cpu"
-    max_batch: int = 32
-    max_model_len: int | None = None
-    threads: int | None = None
-    # native engine
-    block_size: int = 16
-    kv_cache_tokens: int = 65536
-    prefix_caching: bool = True
-    speculation: str = "auto"  # "auto" = per app preference, "off", "prompt_lookup", "draft"
-    draft_model: str | None = None
-    num_speculative_tokens: int = 8  # most guesses per step: native adapts below it, vLLM always uses it
-    cuda_graphs: bool = True
-    overlap_decode: bool | None = None  # launch decode step n+1 before n's tokens land; None: on CUDA
-    quantization: str | None = None
-    # remote
-    base_url: str | None = None
-    api_key: str | None = None
-    remote_model: str | None = None
-    home: Path | None = None
+__all__ = ["EngineConfig", "LocalEngine", "events_until_finished", "torch_dtype"]
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -61,12 +36,12 @@ class LocalEngine(Engine):
                  embedder: Embedder | None = None):
         from transformers import AutoConfig, AutoTokenizer
 
-        self.config = config
+        self.config = config = config.resolved()
         self.model_path = model_path
         self.model_name = model_name
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         hf_config = AutoConfig.from_pretrained(model_path)
-        self.context_length = config.max_model_len or hf_config.max_position_embeddings
+        self.context_length = config.context_length(getattr(hf_config, "max_position_embeddings", None))
         self.eos_token_ids = self._eos_ids(hf_config)
         self._embedder = embedder or shared_embedder()
         self._score_lock = threading.Lock()

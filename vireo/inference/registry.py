@@ -22,8 +22,9 @@ from vireo.inference.api import UnknownModelError
 
 
 def default_home() -> Path:
-    """Vireo's cache directory (models, converted weights); `VIREO_HOME` overrides it."""
-    return Path(os.environ.get("VIREO_HOME", Path.home() / ".cache" / "vireo")).expanduser()
+    """Vireo's cache directory (models, converted weights) when none is given; the platform's is
+    `Settings.home` (`VIREO_HOME`), which it passes to every registry it opens."""
+    return Path.home() / ".cache" / "vireo"
 
 
 @dataclass(frozen=True)

@@ -82,11 +82,11 @@ class ModelLimits:
 
             from vireo.inference.registry import ModelRegistry
 
-            path = ModelRegistry(self.settings.home).resolve(self.settings.model).path
-            context = json.loads((path / "config.json").read_text()).get("max_position_embeddings", 2048)
-            if self.settings.max_model_len:
-                context = min(context, self.settings.max_model_len)
-            return TokenModel(AutoTokenizer.from_pretrained(path), context)
+            engine = self.settings.engine
+            path = ModelRegistry(engine.home).resolve(engine.model).path
+            # the worker's engine computes its limit with the same call on the same settings
+            positions = json.loads((path / "config.json").read_text()).get("max_position_embeddings")
+            return TokenModel(AutoTokenizer.from_pretrained(path), engine.context_length(positions))
         except Exception:  # a remote-only model: the worker checks length instead
             log.warning("no local tokenizer for %s; input length is checked by the worker", self.settings.model)
             return None

@@ -112,7 +112,7 @@ def choose_redis(settings: Settings, local_url: str = "redis://127.0.0.1:6379/0"
     `vireo` commands with the default REDIS_URL reach it.
     """
     data_dir = settings.home / "redis"
-    if os.environ.get("REDIS_URL") or os.environ.get("VIREO_REDIS_URL"):
+    if "redis_url" in settings.model_fields_set:  # REDIS_URL / VIREO_REDIS_URL named one
         return RedisChoice(settings.redis_url, None, durability_notes(settings.redis_url))
     if redis_answers(local_url):
         if redis_keeps(local_url) != "nothing":
@@ -148,8 +148,8 @@ def durability_notes(url: str) -> list[str]:
 
 def api_key(settings: Settings) -> str:
     """VIREO_API_KEY if set, else a random key kept in the Vireo home so it survives restarts."""
-    if os.environ.get("VIREO_API_KEY"):
-        return os.environ["VIREO_API_KEY"]
+    if "api_key" in settings.model_fields_set and settings.api_key:
+        return settings.api_key
     path = settings.home / "api-key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -162,7 +162,7 @@ def run_all(settings: Settings) -> None:
     from vireo.inference.registry import ModelRegistry
 
     print(f"preparing model {settings.model} ...", flush=True)
-    if settings.engine != "openai":
+    if settings.engine.backend != "openai":
         ModelRegistry(settings.home).resolve(settings.model)
     redis_choice = choose_redis(settings)
     signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
@@ -198,7 +198,7 @@ def _banner(settings: Settings, redis_choice: RedisChoice, key: str) -> str:
     notes = "".join(f"  ! {note}\n" for note in redis_choice.notes)
     served = served_model(settings)
     source = f" from {settings.model}" if served.configured != served.name else ""
-    return (f"\nVireo is running ({settings.engine} engine, model {served.name}{source})\n"
+    return (f"\nVireo is running ({settings.engine.backend} engine, model {served.name}{source})\n"
             f"  UI        http://127.0.0.1:{settings.ui_port}\n"
             f"  API       {api}   (docs: {api}/docs)\n"
             f"  Redis     {redis_choice.url}{kept}\n{notes}"

@@ -86,9 +86,11 @@ class WorkerRuntime:
 
     async def _make_engine(self) -> Engine:
         started = time.perf_counter()
-        engine = await asyncio.to_thread(create_engine, self.settings.engine, self.settings.engine_config())
+        engine = await asyncio.to_thread(create_engine, self.settings.engine)
         await engine.start()
-        log.info("engine %s/%s ready in %.1fs", engine.backend, engine.model_name, time.perf_counter() - started)
+        config = getattr(engine, "config", self.settings.engine)  # local engines hold it resolved for this machine
+        log.info("engine %s/%s ready on %s (%s) in %.1fs", engine.backend, engine.model_name, config.device,
+                 config.dtype, time.perf_counter() - started)
         return engine
 
     async def _start_stats(self) -> None:

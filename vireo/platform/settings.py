@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vireo.inference.engine_config import EngineConfig  # no torch at import: worker-health and the sandbox stay light
 from vireo.inference.registry import default_home
-
-if TYPE_CHECKING:  # imported when used: torch is too heavy for `vireo worker-health` and the sandbox service
-    from vireo.inference.local import EngineConfig
+from vireo.platform.engine_env import with_engine_variables
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VIREO_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="VIREO_", env_file=".env", extra="ignore",
+                                      env_nested_delimiter="__")
 
     home: Path = Field(default_factory=default_home)
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "VIREO_REDIS_URL"))
@@ -58,23 +58,10 @@ class Settings(BaseSettings):
     redelivery_s: int = 20
     drain_timeout_s: float = 20.0  # on SIGTERM, running jobs get this long to finish before going back
 
-    # engine (the worker builds it from these)
-    engine: str = "native"
-    model: str = "smollm2-135m"
+    # the engine the worker builds (vireo/inference/engine_config.py): flat VIREO_<FIELD> variables
+    # (VIREO_ENGINE names the backend) or VIREO_ENGINE__<FIELD>; engine.home follows `home`
+    engine: EngineConfig = Field(default_factory=EngineConfig)
     model_alias: str | None = None  # the name clients use instead of the model id (vireo/platform/served_model.py)
-    dtype: str = "float32"
-    max_batch: int = 32
-    max_model_len: int | None = 8192
-    threads: int | None = None
-    kv_cache_tokens: int = 65536
-    block_size: int = 16
-    prefix_caching: bool = True
-    speculation: str = "auto"
-    draft_model: str | None = None
-    num_speculative_tokens: int = 8  # most guesses per step: native adapts below it, vLLM always uses it
-    openai_base_url: str | None = None
-    openai_api_key: str | None = None
-    openai_model: str | None = None
     chroma_url: str | None = None
 
     # the code sandbox (vireo/apps/sandbox): auto = bubblewrap where it works, else the sandbox service
@@ -95,15 +82,21 @@ class Settings(BaseSettings):
             keys[key.strip()] = tenant.strip() or "default"
         return keys
 
-    def engine_config(self) -> EngineConfig:
-        from vireo.inference.local import EngineConfig
+    @model_validator(mode="after")
+    def _engine_home(self) -> Settings:
+        if self.engine.home is None:
+            self.engine = self.engine.model_copy(update={"home": self.home})
+        return self
 
-        return EngineConfig(
-            model=self.model, dtype=self.dtype, max_batch=self.max_batch, max_model_len=self.max_model_len,
-            threads=self.threads, block_size=self.block_size, kv_cache_tokens=self.kv_cache_tokens,
-            prefix_caching=self.prefix_caching, speculation=self.speculation, draft_model=self.draft_model,
-            num_speculative_tokens=self.num_speculative_tokens, base_url=self.openai_base_url,
-            api_key=self.openai_api_key, remote_model=self.openai_model, home=self.home)
+    @property
+    def model(self) -> str:
+        """The served model's registry name (the engine's)."""
+        return self.engine.model
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return (init_settings, *with_engine_variables(settings_cls, dotenv_settings), file_secret_settings)
 
 
 @lru_cache(maxsize=1)

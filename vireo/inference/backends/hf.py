@@ -16,8 +16,7 @@ from typing import AsyncIterator
 
 import torch
 
-from vireo.inference.api import (EngineError, EngineEvent, EngineStats, Finished, GenerationRequest, TokenDelta,
-                                 Usage)
+from vireo.inference.api import EngineError, EngineEvent, EngineStats, Finished, GenerationRequest, TokenDelta, Usage
 from vireo.inference.local import EngineConfig, LocalEngine, events_until_finished, torch_dtype
 from vireo.inference.textstream import OutputStream
 
@@ -44,7 +43,7 @@ class HFEngine(LocalEngine):
         super().__init__(config, model_path, model_name, **kw)
         from transformers import AutoModelForCausalLM
 
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype(config.dtype))
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype(self.config.dtype))
         self.model.eval()
         self.tokenizer.padding_side = "left"
         self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None \

@@ -15,8 +15,16 @@ from dataclasses import dataclass
 from typing import AsyncIterator
 
 from vireo.inference.api import (
-    Constraint, Engine, EngineError, EngineEvent, EngineStats, Finished, GenerationRequest,
-    PromptTooLongError, TokenDelta, Usage,
+    Constraint,
+    Engine,
+    EngineError,
+    EngineEvent,
+    EngineStats,
+    Finished,
+    GenerationRequest,
+    PromptTooLongError,
+    TokenDelta,
+    Usage,
 )
 from vireo.inference.backends.counters import TokenCounters
 from vireo.inference.embedder import Embedder, shared_embedder
@@ -40,12 +48,12 @@ class OpenAIEngine(Engine):
     backend = "openai"
 
     def __init__(self, config: EngineConfig, embedder: Embedder | None = None):
-        if not config.base_url:
-            raise EngineError("the openai backend needs a server URL (EngineConfig.base_url, "
+        if not config.openai_base_url:
+            raise EngineError("the openai backend needs a server URL (VIREO_OPENAI_BASE_URL, "
                               "e.g. http://127.0.0.1:8000/v1)")
         self.config = config
-        self.base_url = _with_v1(config.base_url)
-        self.model_name = config.remote_model or config.model
+        self.base_url = _with_v1(config.openai_base_url)
+        self.model_name = config.openai_model or config.model
         self.context_length = config.max_model_len or 0
         self.tokenizer = _local_tokenizer(config)
         self.exact_tokens = self.tokenizer is not None
@@ -61,7 +69,7 @@ class OpenAIEngine(Engine):
         from openai import AsyncOpenAI
 
         # No retries: a retried generation would run twice on the server.
-        self._client = AsyncOpenAI(base_url=self.base_url, api_key=self.config.api_key or "EMPTY",
+        self._client = AsyncOpenAI(base_url=self.base_url, api_key=self.config.openai_api_key or "EMPTY",
                                    max_retries=0, timeout=600.0)
         await self._read_model_card()
 
@@ -75,7 +83,7 @@ class OpenAIEngine(Engine):
             raise EngineError(f"cannot list models at {self.base_url}: {exc}") from exc
         by_id = {m.id: m for m in served}
         if self.model_name not in by_id:
-            if self.config.remote_model or len(served) != 1:
+            if self.config.openai_model or len(served) != 1:
                 raise EngineError(f"model {self.model_name!r} is not served at {self.base_url}; "
                                   f"it serves: {', '.join(by_id) or 'nothing'}")
             self.model_name = served[0].id  # a single-model server: use what it serves
@@ -255,8 +263,8 @@ def _local_tokenizer(config: EngineConfig):
     """The served model's tokenizer when its name resolves in the local registry, else None."""
     from vireo.inference.registry import ModelRegistry
 
-    names = [config.remote_model or config.model]
-    if config.remote_model and config.model not in names:
+    names = [config.openai_model or config.model]
+    if config.openai_model and config.model not in names:
         names.append(config.model)  # an explicit pairing: remote name -> local registry name
     for name in names:
         try:

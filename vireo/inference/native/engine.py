@@ -17,6 +17,7 @@ import torch
 
 from vireo.inference.api import EngineError, EngineEvent, EngineStats, GenerationRequest
 from vireo.inference.local import EngineConfig, LocalEngine, events_until_finished, torch_dtype
+from vireo.inference.native.kv_budget import kv_cache_slots
 from vireo.inference.native.models.llama import LlamaModel
 from vireo.inference.native.outputs import RequestChannel, RequestOutputs
 from vireo.inference.native.overlap import OverlappedDecoding
@@ -42,11 +43,16 @@ class NativeEngine(LocalEngine):
 
     def __init__(self, config: EngineConfig, model_path: Path, model_name: str,
                  model: LlamaModel | None = None, **kw):
+        if model is not None:  # engines sharing one set of weights (tests, tools) run where the weights are
+            config = config.model_copy(update={"device": model.device.type,
+                                               "dtype": str(model.dtype).removeprefix("torch.")})
         super().__init__(config, model_path, model_name, **kw)
-        # `model` lets engines with different settings share one set of weights (tests, tools).
-        self.model = model or LlamaModel.from_pretrained(model_path, torch_dtype(config.dtype),
-                                                         config.max_batch, config.device)
-        num_blocks = max(1, config.kv_cache_tokens // config.block_size)
+        config = self.config  # resolved: a concrete device, dtype and overlap choice
+        self.model = model or LlamaModel.from_pretrained(
+            model_path, torch_dtype(config.dtype), config.max_batch, config.device,
+            quantization=config.quantization, dense_gemv=config.dense_gemv)
+        slots = kv_cache_slots(config, self.model.shape, self.model.dtype, self.model.device)
+        num_blocks = max(1, slots // config.block_size)
         self.blocks = BlockManager(num_blocks, config.block_size,
                                    PrefixCache() if config.prefix_caching else NoPrefixCache())
         self.runner = ModelRunner(self.model, num_blocks, config.block_size, config.device,
@@ -55,10 +61,7 @@ class NativeEngine(LocalEngine):
                                    frozenset(self.eos_token_ids), self.context_length)
         self.speculator = Speculator(config, self.blocks, self._draft_path(), (model_path, self.model))
         self.constraints = ConstrainedDecoding(self.tokenizer, self.model.shape.vocab, self.eos_token_ids)
-        overlap = config.overlap_decode
-        self.overlap = OverlappedDecoding(
-            self.runner, self.blocks, self.runner.device.type == "cuda" if overlap is None else overlap,
-            self.context_length)
+        self.overlap = OverlappedDecoding(self.runner, self.blocks, config.overlap_decode, self.context_length)
         self.outputs = RequestOutputs()
         self.counters = EngineCounters()
         self.loop = StepLoop(self.scheduler, self.runner, self.speculator,

@@ -170,7 +170,7 @@ async def run_backend(backend: str, config: EngineConfig, workload: dict[int, li
     with monitor:
         try:
             began = time.perf_counter()
-            engine = create_engine(backend, config)
+            engine = create_engine(config)
             await engine.start()
             startup = time.perf_counter() - began
             await engine.complete(GenerationRequest(prompt="Warm up.", sampling=SamplingParams(max_tokens=4)))
@@ -247,9 +247,9 @@ async def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concu
               "results": [], "failures": {}}
     texts = {}
     for backend in backends:
-        config = EngineConfig(model=model, dtype=dtype, max_model_len=context, max_batch=max(concurrency),
-                              threads=threads, base_url=openai_url,
-                              remote_model=model if backend == "openai" else None)
+        config = EngineConfig(backend=backend, model=model, dtype=dtype, max_model_len=context,
+                              max_batch=max(concurrency), threads=threads, openai_base_url=openai_url,
+                              openai_model=model if backend == "openai" else None)
         try:
             result, texts[backend] = await run_backend(backend, config, workload, new_tokens)
             report["results"].append(result)

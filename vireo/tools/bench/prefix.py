@@ -100,7 +100,7 @@ async def vllm_ttft(histories) -> list[dict] | str:
 
     if not backend_available("vllm"):
         return "vLLM is not installed (pip install 'vireo[vllm]')"
-    engine = create_engine("vllm", EngineConfig(prefix_caching=True, speculation="off", max_batch=8))
+    engine = create_engine(EngineConfig(backend="vllm", prefix_caching=True, speculation="off", max_batch=8))
     await engine.start()
     rows = []
     for topic, size in enumerate(histories):

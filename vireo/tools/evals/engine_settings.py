@@ -4,7 +4,6 @@ variables for a platform worker. A quantized configuration's checkpoint is writt
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from vireo.inference.local import EngineConfig
@@ -25,11 +24,13 @@ def model_to_load(config: EvalConfig, home: Path) -> str:
 
 
 def engine_config(config: EvalConfig) -> EngineConfig:
-    """The platform's engine settings with this configuration's model, weights and speculation."""
+    """The platform's engine settings (`Settings.engine`) with this configuration's backend, model,
+    weights and speculation, checked like the settings themselves."""
     from vireo.platform.settings import get_settings
 
     settings = get_settings()
-    return replace(settings.engine_config(), model=model_to_load(config, settings.home), speculation=config.spec)
+    return EngineConfig.model_validate({**settings.engine.model_dump(), "backend": config.backend,
+                                        "model": model_to_load(config, settings.home), "speculation": config.spec})
 
 
 def worker_environment(config: EvalConfig) -> dict[str, str]:

@@ -117,7 +117,7 @@ def open_runner(config, kind: str = "local") -> Iterator[Runner]:
     from vireo.inference.factory import create_engine
     from vireo.tools.evals.engine_settings import engine_config
 
-    runner = local_runner(create_engine(config.backend, engine_config(config)))
+    runner = local_runner(create_engine(engine_config(config)))
     try:
         yield runner
     finally:

@@ -6,20 +6,17 @@ wants), which on this class of machine runs the skinny decode matmuls about 1.5-
 Where `vireo.kernels.dispatch.use_triton` says so (CUDA tensors, or forced under the Triton
 interpreter), norms, SiLU-and-mul and RoPE run the fused Triton kernels of `vireo.kernels.fused`,
 and decode-size linears (at most `dense_gemv.MAX_M` rows, 16-bit weights) the one-launch
-GEMV of `vireo.kernels.dense_gemv` instead of cuBLAS (`VIREO_DENSE_GEMV=0` turns that off, for
-side-by-side timing).
+GEMV of `vireo.kernels.dense_gemv` instead of cuBLAS (the engine setting `dense_gemv`,
+`VIREO_DENSE_GEMV=0`, turns that off, for side-by-side timing).
 """
 
 from __future__ import annotations
-
-import os
 
 import torch
 import torch.nn.functional as F
 
 from vireo.kernels.dispatch import use_triton
 
-_DENSE_GEMV = os.environ.get("VIREO_DENSE_GEMV", "1") != "0"  # read once, at import
 _HALF = (torch.bfloat16, torch.float16)
 
 
@@ -38,9 +35,10 @@ class Linear:
     """y = x @ W.T + b over a 2-D input; dispatches to the fastest path for the weight's device."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, batch_hint: int = 32,
-                 keep_weight: bool = False):
+                 keep_weight: bool = False, dense_gemv: bool = True):
         self.out_features, self.in_features = weight.shape
         self.bias = bias
+        self.dense_gemv = dense_gemv
         self.packed = _pack_for_onednn(weight, batch_hint)
         self.weight = weight if (self.packed is None or keep_weight) else None
 
@@ -57,7 +55,7 @@ class Linear:
 
     def _takes_dense_gemv(self, x: torch.Tensor) -> bool:
         """16-bit decode-size input on the Triton path (the cheap checks first: this is per call)."""
-        if not _DENSE_GEMV or x.dtype not in _HALF or x.dtype != self.weight.dtype:
+        if not self.dense_gemv or x.dtype not in _HALF or x.dtype != self.weight.dtype:
             return False
         from vireo.kernels.dense_gemv import MAX_M  # triton loads only where 16-bit linears run
 

@@ -17,11 +17,19 @@ import torch.nn.functional as F
 from safetensors import safe_open
 
 from vireo.inference.native.models.attention import AttentionMetadata, paged_attention
-from vireo.inference.native.models.layers import (Linear, add_rms_norm, apply_rotary, rms_norm,
-                                            rotary_cos_sin, rotary_tables, rotate_in_place,
-                                            silu_and_mul)
+from vireo.inference.native.models.layers import (
+    Linear,
+    add_rms_norm,
+    apply_rotary,
+    rms_norm,
+    rotary_cos_sin,
+    rotary_tables,
+    rotate_in_place,
+    silu_and_mul,
+)
 from vireo.inference.quant.format import is_quantized_folder, load_quantized_weights
 from vireo.inference.quant.linear import QuantizedLinear, concat_out_features
+from vireo.inference.quant.rtn import quantize_linears
 from vireo.kernels.dispatch import use_triton
 
 SUPPORTED = ("LlamaForCausalLM", "Qwen2ForCausalLM")
@@ -52,10 +60,11 @@ def inverse_frequencies(hf_config, head_dim: int) -> tuple[torch.Tensor, float]:
     return 1.0 / (theta ** exponents), 1.0
 
 
-def fused_linear(parts: list, bias: torch.Tensor | None, batch_hint: int):
+def fused_linear(parts: list, bias: torch.Tensor | None, batch_hint: int, dense_gemv: bool = True):
     """One linear whose output features are those of `parts` (float tensors or quantized)."""
     if isinstance(parts[0], torch.Tensor):
-        return Linear(torch.cat(parts) if len(parts) > 1 else parts[0], bias, batch_hint)
+        return Linear(torch.cat(parts) if len(parts) > 1 else parts[0], bias, batch_hint,
+                      dense_gemv=dense_gemv)
     return QuantizedLinear(concat_out_features(parts), bias)
 
 
@@ -77,18 +86,18 @@ class RopeInputs:
 class DecoderLayer:
     """Pre-norm attention + SwiGLU MLP; the residual stream is carried between layers."""
 
-    def __init__(self, w: dict[str, torch.Tensor], prefix: str, cfg, batch_hint: int):
+    def __init__(self, w: dict[str, torch.Tensor], prefix: str, cfg, batch_hint: int, dense_gemv: bool = True):
         a, m = prefix + "self_attn.", prefix + "mlp."
         self.heads, self.kv_heads, self.head_dim = cfg.heads, cfg.kv_heads, cfg.head_dim
         self.eps = cfg.eps
         bias = None
         if a + "q_proj.bias" in w:
             bias = torch.cat([w[a + n + "_proj.bias"] for n in "qkv"])
-        self.qkv = fused_linear([w[a + n + "_proj.weight"] for n in "qkv"], bias, batch_hint)
-        self.o = fused_linear([w[a + "o_proj.weight"]], None, batch_hint)
+        self.qkv = fused_linear([w[a + n + "_proj.weight"] for n in "qkv"], bias, batch_hint, dense_gemv)
+        self.o = fused_linear([w[a + "o_proj.weight"]], None, batch_hint, dense_gemv)
         self.gate_up = fused_linear([w[m + "gate_proj.weight"], w[m + "up_proj.weight"]], None,
-                                    batch_hint)
-        self.down = fused_linear([w[m + "down_proj.weight"]], None, batch_hint)
+                                    batch_hint, dense_gemv)
+        self.down = fused_linear([w[m + "down_proj.weight"]], None, batch_hint, dense_gemv)
         self.input_norm = w[prefix + "input_layernorm.weight"]
         self.post_norm = w[prefix + "post_attention_layernorm.weight"]
 
@@ -121,7 +130,7 @@ class LlamaModel:
     """The whole decoder: token ids + positions + attention metadata -> hidden states."""
 
     def __init__(self, hf_config, weights: dict, dtype: torch.dtype, batch_hint: int = 32,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", dense_gemv: bool = True):
         arch = (getattr(hf_config, "architectures", None) or ["LlamaForCausalLM"])[0]
         if arch not in SUPPORTED:
             raise ValueError(f"native engine supports {', '.join(SUPPORTED)}, not {arch}")
@@ -129,10 +138,10 @@ class LlamaModel:
         self.dtype, self.device = dtype, torch.device(device)
         weights = {name: w.to(self.device) for name, w in weights.items()}
         self.embed = weights["model.embed_tokens.weight"]
-        self.layers = [DecoderLayer(weights, f"model.layers.{i}.", cfg, batch_hint)
+        self.layers = [DecoderLayer(weights, f"model.layers.{i}.", cfg, batch_hint, dense_gemv)
                        for i in range(cfg.layers)]
         self.norm = weights["model.norm.weight"]
-        self.lm_head = Linear(weights.get("lm_head.weight", self.embed), None, batch_hint)
+        self.lm_head = Linear(weights.get("lm_head.weight", self.embed), None, batch_hint, dense_gemv=dense_gemv)
         inv_freq, scaling = inverse_frequencies(hf_config, cfg.head_dim)
         self.cos, self.sin = (t.to(self.device) for t in
                               rotary_tables(inv_freq, cfg.max_positions, scaling, dtype))
@@ -148,8 +157,11 @@ class LlamaModel:
         return self._cos_sin
 
     @classmethod
-    def from_pretrained(cls, folder: Path, dtype: torch.dtype = torch.float32,
-                        batch_hint: int = 32, device: str | torch.device = "cpu") -> "LlamaModel":
+    def from_pretrained(cls, folder: Path, dtype: torch.dtype = torch.float32, batch_hint: int = 32,
+                        device: str | torch.device = "cpu", quantization: str = "none",
+                        dense_gemv: bool = True) -> "LlamaModel":
+        """A HF folder's model; a `vireo quantize` folder as it was quantized, a plain one with its
+        linears rounded to nearest at load when `quantization` is int8 or int4."""
         from transformers import AutoConfig
 
         hf_config = AutoConfig.from_pretrained(folder)
@@ -157,7 +169,9 @@ class LlamaModel:
             weights = load_quantized_weights(folder, dtype)
         else:
             weights = load_safetensors(folder, dtype)
-        return cls(hf_config, weights, dtype, batch_hint, device)
+            if quantization != "none":
+                weights = quantize_linears(weights, bits=8 if quantization == "int8" else 4)
+        return cls(hf_config, weights, dtype, batch_hint, device, dense_gemv)
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, meta: AttentionMetadata,
                 kv_caches: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:

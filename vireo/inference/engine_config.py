@@ -1,0 +1,84 @@
+"""The one engine configuration: what every backend is built from, typed and checked once.
+
+The platform's `Settings.engine` is this object (read from `VIREO_*` variables by
+`vireo/platform/settings.py`); `vireo bench` and `vireo eval` build theirs the same way. `auto`
+values are made concrete for the machine by `resolved()`, which every local engine calls first, so
+a `cuda` setting on a machine without CUDA fails at startup with a message, not deep inside torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from vireo.inference.api import EngineError
+
+Backend = Literal["native", "vllm", "hf", "openai"]
+Device = Literal["auto", "cpu", "cuda"]
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+Quantization = Literal["none", "int8", "int4"]
+Speculation = Literal["auto", "off", "prompt_lookup", "draft"]
+
+DEFAULT_CONTEXT = 2048  # a model config that names no max_position_embeddings
+
+
+class EngineConfig(BaseModel):
+    """An engine's settings: backend, model, where and how it runs, its limits and speculation."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    backend: Backend = "native"
+    model: str = "smollm2-135m"
+    device: Device = "auto"  # auto: CUDA when torch sees a GPU, else CPU
+    dtype: DType = "auto"  # auto: bfloat16 on CUDA, float32 on CPU
+    # none: the weights as they are (a `vireo quantize` folder is served quantized whatever this says);
+    # int8 / int4: a plain model's linears rounded to nearest (RTN) at load
+    quantization: Quantization = "none"
+    cuda_graphs: bool = True  # decode steps replayed as CUDA graphs (CUDA only)
+    overlap_decode: bool | None = None  # queue decode step n+1 before n's tokens land; None: on CUDA
+    dense_gemv: bool = True  # 16-bit decode linears through the one-launch Triton GEMV (CUDA only)
+    max_batch: int = Field(32, ge=1)
+    max_model_len: int | None = Field(8192, ge=1)  # None: the model's own context
+    threads: int | None = Field(None, ge=1)  # torch CPU threads; None: torch's choice
+    # native engine: KV cache of kv_cache_tokens slots, or (CUDA) this share of free GPU memory
+    block_size: int = Field(16, ge=1)
+    kv_cache_tokens: int = Field(65536, ge=1)
+    kv_cache_memory_fraction: float | None = Field(None, gt=0, le=1)
+    prefix_caching: bool = True
+    speculation: Speculation = "auto"  # auto: per app preference
+    draft_model: str | None = None
+    num_speculative_tokens: int = Field(8, ge=1)  # most guesses per step: native adapts below it, vLLM uses it
+    # the openai backend: any OpenAI-compatible server
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    openai_model: str | None = None  # the server's name for the model (default: `model`)
+    home: Path | None = None  # the model registry's folder (None: the default home)
+
+    @model_validator(mode="after")
+    def _draft_needs_a_model(self) -> EngineConfig:
+        if self.speculation == "draft" and not self.draft_model:
+            raise ValueError("speculation 'draft' needs a draft model (VIREO_DRAFT_MODEL, a registry name)")
+        return self
+
+    def resolved(self) -> EngineConfig:
+        """This config with `auto` device, dtype and overlap made concrete for this machine;
+        EngineError if it asks for CUDA where torch sees none."""
+        import torch  # here, not at import: the settings module must stay light
+
+        has_cuda = torch.cuda.is_available()
+        device = self.device if self.device != "auto" else ("cuda" if has_cuda else "cpu")
+        if device == "cuda" and not has_cuda:
+            raise EngineError("the engine is set to run on CUDA (VIREO_DEVICE=cuda) but torch sees no CUDA "
+                              f"device here (torch {torch.__version__}, CUDA build: {torch.version.cuda}); "
+                              "set VIREO_DEVICE=auto or cpu, or install a CUDA build of torch")
+        dtype = self.dtype if self.dtype != "auto" else ("bfloat16" if device == "cuda" else "float32")
+        overlap = self.overlap_decode if self.overlap_decode is not None else device == "cuda"
+        return self.model_copy(update={"device": device, "dtype": dtype, "overlap_decode": overlap})
+
+    def context_length(self, model_max_positions: int | None) -> int:
+        """The longest prompt + completion this engine takes: `max_model_len`, never past the model's
+        own context (its position tables end there). The submit-time check uses the same number."""
+        model_max = model_max_positions or DEFAULT_CONTEXT
+        return min(self.max_model_len, model_max) if self.max_model_len else model_max
