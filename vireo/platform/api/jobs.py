@@ -6,15 +6,13 @@ import json
 import logging
 import re
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, status
 from sse_starlette.sse import EventSourceResponse
 
-from vireo.platform.api.auth import current_tenant, rate_limited
+from vireo.platform.api.deps import JobsDep, PrincipalDep, StoreDep, TenantDep
 from vireo.platform.api.error_docs import error_responses, streamed
 from vireo.platform.api.errors import STORE_DOWN
 from vireo.platform.api.schemas import CancelReply, JobAccepted, JobCreate, JobList, JobView
-from vireo.platform.keys import Principal
-from vireo.platform.store import JobStore
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -22,13 +20,9 @@ STREAM_ID = r"^[0-9]{1,19}(-[0-9]{1,19})?$"  # a Redis stream id, as the `id:` o
 CURSOR = r"^([0-9]{1,12}(\.[0-9]{1,12})?)?$"  # a submit time, checked in list_jobs
 
 
-def store_of(request: Request) -> JobStore:
-    return request.app.state.store
-
-
-async def owned_job(job_id: str, request: Request, tenant: str = Depends(current_tenant)) -> dict:
+async def owned_job(job_id: str, store: StoreDep, tenant: TenantDep) -> dict:
     """The job record if it belongs to the caller's tenant; 404 otherwise (no existence leak)."""
-    record = await store_of(request).get(job_id)
+    record = await store.get(job_id)
     if record is None or record.get("tenant") != tenant:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} not found")
     return record
@@ -36,15 +30,13 @@ async def owned_job(job_id: str, request: Request, tenant: str = Depends(current
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted,
              responses=error_responses(404))
-async def submit_job(body: JobCreate, request: Request,
-                     principal: Principal = Depends(rate_limited)) -> JobAccepted:
-    job_id = await request.app.state.jobs.submit(principal, body.app, body.input,
-                                                 body.options.model_dump(exclude_none=True))
+async def submit_job(body: JobCreate, principal: PrincipalDep, jobs: JobsDep) -> JobAccepted:
+    job_id = await jobs.submit(principal, body.app, body.input, body.options.model_dump(exclude_none=True))
     return JobAccepted(id=job_id, status="queued")
 
 
 @router.get("", response_model=JobList, responses=error_responses(400))
-async def list_jobs(request: Request, tenant: str = Depends(current_tenant),
+async def list_jobs(store: StoreDep, tenant: TenantDep,
                     limit: int = Query(20, ge=1, le=100),
                     cursor: str | None = Query(None, description="next_cursor of the previous page",
                                                json_schema_extra={"pattern": CURSOR}),
@@ -52,7 +44,7 @@ async def list_jobs(request: Request, tenant: str = Depends(current_tenant),
     if not re.fullmatch(CURSOR, cursor or ""):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "cursor must be the next_cursor of a previous page")
     before = float(cursor) if cursor else None
-    records = await store_of(request).list_jobs(tenant, limit, before)
+    records = await store.list_jobs(tenant, limit, before)
     next_cursor = records[-1]["queued_at"] if len(records) == limit else None
     return JobList(jobs=[JobView.from_record(r) for r in records], next_cursor=next_cursor)
 
@@ -63,18 +55,17 @@ async def get_job(record: dict = Depends(owned_job)) -> JobView:
 
 
 @router.delete("/{job_id}", response_model=CancelReply, responses=error_responses(404))
-async def cancel_job(request: Request, record: dict = Depends(owned_job)) -> CancelReply:
-    return CancelReply(id=record["id"], status=await request.app.state.jobs.cancel(record["id"]))
+async def cancel_job(jobs: JobsDep, record: dict = Depends(owned_job)) -> CancelReply:
+    return CancelReply(id=record["id"], status=await jobs.cancel(record["id"]))
 
 
 @router.get("/{job_id}/events", response_class=EventSourceResponse,
             responses=error_responses(404) | streamed("The job's events: status, progress, token, result, end."))
-async def job_events(request: Request, record: dict = Depends(owned_job),
+async def job_events(store: StoreDep, record: dict = Depends(owned_job),
                      last_event_id: str = Header("0-0", alias="Last-Event-ID", pattern=STREAM_ID,
                                                  description="replay the events after this one")
                      ) -> EventSourceResponse:
     """Replay the job's events after `Last-Event-ID` (or from the start), then follow live ones."""
-    store = store_of(request)
 
     async def events():  # sse-starlette cancels this generator when the client goes away
         try:
