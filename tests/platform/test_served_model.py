@@ -27,8 +27,8 @@ def gguf(tmp_path):
 
 
 def settings_for(home, model: str, alias: str | None = None) -> Settings:
-    return Settings(_env_file=None, home=home, engine=EngineConfig(model=model), model_alias=alias, api_key="served-model-key",
-                    redis_url="redis://127.0.0.1:6379/5")
+    return Settings(_env_file=None, home=home, engine=EngineConfig(model=model), model_alias=alias,
+                    api_key="served-model-key", redis_url="redis://127.0.0.1:6379/5")
 
 
 def test_a_gguf_file_is_named_by_the_id_it_is_converted_under(tmp_path, gguf):
