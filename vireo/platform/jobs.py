@@ -18,6 +18,7 @@ from vireo.platform.keys import Principal
 from vireo.platform.limits import Limiter
 from vireo.platform.metrics import JOBS_SUBMITTED
 from vireo.platform.queue import BrokerUnavailable, TaskPublisher, broker_priority
+from vireo.platform.served_model import served_model
 from vireo.platform.settings import Settings
 from vireo.platform.store import JobStore
 
@@ -33,9 +34,11 @@ class JobService:
         self.publisher = TaskPublisher(celery_app, settings.queue)
 
     def warm_up(self) -> None:
-        """Load the app plugins and the model's tokenizer now rather than on the first request."""
+        """Load the app plugins and the model's tokenizer, and name the served model (a GGUF file not yet in
+        the registry's index is hashed), now rather than on the event loop of the first request."""
         load_apps()
         self.limits.load()
+        served_model(self.settings)
 
     async def submit(self, principal: Principal, app_name: str, input: dict, options: dict) -> str:
         """Create and enqueue a job for the principal's tenant; raises UnknownApp or InvalidInput
