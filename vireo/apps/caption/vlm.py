@@ -42,9 +42,9 @@ async def caption_with_vlm(client, model: str, image: Image.Image, instruction: 
 def openai_client_for(engine):
     """An AsyncOpenAI client for the engine's server, or None if the engine has no OpenAI endpoint."""
     config = getattr(engine, "config", None)
-    base_url = getattr(config, "base_url", None)
+    base_url = getattr(config, "openai_base_url", None)
     if engine.backend not in ("openai", "vllm") or not base_url:
         return None
     from openai import AsyncOpenAI
 
-    return AsyncOpenAI(base_url=base_url, api_key=getattr(config, "api_key", None) or "none")
+    return AsyncOpenAI(base_url=base_url, api_key=getattr(config, "openai_api_key", None) or "none")
