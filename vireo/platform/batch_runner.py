@@ -129,8 +129,9 @@ class BatchRunner:
     async def _validate(self, raw: dict) -> None:
         content = await self.files.content(raw["tenant"], raw["input_file_id"])
         if content is None:
-            requests, errors = [], [{"code": "file_not_found", "message": "the input file was deleted",
-                                     "param": "input_file_id", "line": None}]
+            requests: list[tuple[str, dict]] = []
+            errors: list[dict] = [{"code": "file_not_found", "message": "the input file was deleted",
+                       "param": "input_file_id", "line": None}]
         else:
             # a file of up to VIREO_MAX_BODY_BYTES: parsed off the event loop, which serves every request
             requests, errors = await asyncio.to_thread(parse_requests, content, raw["endpoint"], self.lines)

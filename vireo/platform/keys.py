@@ -189,9 +189,9 @@ class KeyRing:
         cached = self._cache.get(hashed)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        principal = await self.store.resolve(token)
-        if principal is None:
+        resolved = await self.store.resolve(token)
+        if resolved is None:
             self._cache.pop(hashed, None)
         else:
-            self._cache[hashed] = (principal, time.monotonic() + self.cache_s)
-        return principal
+            self._cache[hashed] = (resolved, time.monotonic() + self.cache_s)
+        return resolved

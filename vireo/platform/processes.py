@@ -44,14 +44,15 @@ def start(command: list[str], env: dict | None = None, log: Path | None = None, 
     `own_group`: a session of its own, so `stop(..., group=True)` or a drill's `os.killpg` reaches its
     children too, and a Ctrl-C at the terminal does not.
     """
-    out = open(log, "a") if log else (subprocess.DEVNULL if quiet else None)
+    log_file = open(log, "a") if log else None
+    out = log_file if log_file is not None else (subprocess.DEVNULL if quiet else None)
     try:
         return subprocess.Popen(command, env=env, cwd=cwd, stdout=out,
                                 stderr=subprocess.STDOUT if out is not None else None,
                                 start_new_session=own_group, **popen)
     finally:
-        if log:
-            out.close()  # the child holds its own copy
+        if log_file is not None:
+            log_file.close()  # the child holds its own copy
 
 
 def log_tail(log: Path | None, chars: int = 3000) -> str:
@@ -105,11 +106,11 @@ def stop(procs: Iterable[subprocess.Popen | None], grace_s: float = 15, group: b
 
     `group`: signal each process's whole group (those started with `own_group`).
     """
-    procs = [p for p in procs if p is not None]
-    for proc in reversed(procs):
+    started = [p for p in procs if p is not None]
+    for proc in reversed(started):
         _signal(proc, signal.SIGTERM, group)
     deadline = time.monotonic() + grace_s
-    for proc in procs:
+    for proc in started:
         try:
             proc.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:

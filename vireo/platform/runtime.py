@@ -19,6 +19,7 @@ import uuid
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -165,6 +166,10 @@ async def run_attempt(engine: Engine, attempts: Attempts, job_id: str, attempt: 
     end is logged and counted under `model` (VIREO_MODEL; default: the engine's)."""
     store = attempts.store
     record = await store.get(job_id)
+    if record is None:  # expired (VIREO_JOB_TTL_S) between its claim and now: nothing left to run or finish
+        log.warning("job %s has no record; attempt %d is dropped", job_id, attempt)
+        return "missing"
+    fields: dict[str, Any]
     try:
         app = get_app(record["app"])
     except UnknownAppError as exc:  # an app this worker lacks: no other attempt would do better
@@ -185,7 +190,7 @@ async def run_attempt(engine: Engine, attempts: Attempts, job_id: str, attempt: 
 
 
 async def _run_app(app, ctx: JobContext, record: dict, cancel_poll_s: float,
-                   max_job_s: float | None = None) -> tuple[str, dict, tuple]:
+                   max_job_s: float | None = None) -> tuple[str, dict[str, Any], tuple]:
     task = asyncio.create_task(app.run(ctx, app.Input.model_validate_json(record["input"])))
     watcher = asyncio.create_task(_watch(ctx, task, cancel_poll_s, max_job_s))
     try:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from vireo.apps.rag import store as rag_store
 from vireo.platform.api import collections
-from vireo.platform.api.auth import configure_auth
+from vireo.platform.api.state import ApiState
 from vireo.platform.settings import Settings
 
 ACME = {"Authorization": "Bearer key-acme"}
@@ -16,10 +16,12 @@ GLOBEX = {"Authorization": "Bearer key-globex"}
 
 
 @pytest.fixture
-def client(tmp_path, redis_url) -> TestClient:
+def client(tmp_path, redis_url, monkeypatch) -> TestClient:
     app = FastAPI()
-    app.state.settings = Settings(home=tmp_path, chroma_url=None, api_keys="key-acme:acme,key-globex:globex")
-    configure_auth(app.state, app.state.settings, aioredis.from_url(redis_url, decode_responses=True))
+    settings = Settings(home=tmp_path, chroma_url=None, redis_url=redis_url,
+                        api_keys="key-acme:acme,key-globex:globex")
+    app.state.vireo = ApiState.open(settings)
+    monkeypatch.setattr(rag_store, "_default", rag_store.CollectionStore(path=tmp_path / "chroma"))
     app.include_router(collections.router)
     with TestClient(app) as client:  # one event loop for every request: the Redis client is bound to it
         yield client

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, Field
 
 from vireo.platform.api.auth import require_admin
+from vireo.platform.api.deps import KeyStoreDep
 from vireo.platform.api.error_docs import error_responses
-from vireo.platform.keys import KeyLimits, KeyRecord, KeyStore
+from vireo.platform.keys import KeyLimits, KeyRecord
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
-_LIMIT = dict(ge=0, le=10**12)
+Limit = Annotated[int, Field(ge=0, le=10**12)]
 
 
 class KeyCreate(BaseModel):
@@ -21,10 +22,10 @@ class KeyCreate(BaseModel):
                         description="Whose jobs and collections the key sees.")
     role: Literal["admin", "user"] = "user"
     name: str = Field("", max_length=100, description="A note for people: who or what uses the key.")
-    rpm: int | None = Field(None, **_LIMIT, description="Requests per minute; unset: VIREO_RATE_LIMIT_RPM; 0: none.")
-    concurrent: int | None = Field(None, **_LIMIT, description="Queued + running jobs of the tenant; unset: "
+    rpm: Limit | None = Field(None, description="Requests per minute; unset: VIREO_RATE_LIMIT_RPM; 0: none.")
+    concurrent: Limit | None = Field(None, description="Queued + running jobs of the tenant; unset: "
                                                                "VIREO_MAX_CONCURRENT_JOBS; 0: unlimited.")
-    tokens_per_day: int | None = Field(None, **_LIMIT, description="Tokens per UTC day for the tenant; unset: "
+    tokens_per_day: Limit | None = Field(None, description="Tokens per UTC day for the tenant; unset: "
                                                                    "VIREO_TOKENS_PER_DAY; 0: unlimited.")
 
 
@@ -54,12 +55,8 @@ class KeyList(BaseModel):
     keys: list[KeyView]
 
 
-def key_store(request: Request) -> KeyStore:
-    return request.app.state.keys.store
-
-
 @router.post("/keys", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
-async def create_key(body: KeyCreate, store: KeyStore = Depends(key_store)) -> KeyCreated:
+async def create_key(body: KeyCreate, store: KeyStoreDep) -> KeyCreated:
     token, record = await store.create(body.tenant, body.role, body.name,
                                        KeyLimits(rpm=body.rpm, concurrent=body.concurrent,
                                                  tokens_per_day=body.tokens_per_day))
@@ -67,12 +64,12 @@ async def create_key(body: KeyCreate, store: KeyStore = Depends(key_store)) -> K
 
 
 @router.get("/keys", response_model=KeyList)
-async def list_keys(store: KeyStore = Depends(key_store)) -> KeyList:
+async def list_keys(store: KeyStoreDep) -> KeyList:
     return KeyList(keys=[KeyView.of(record) for record in await store.list()])
 
 
 @router.delete("/keys/{key_id}", response_model=KeyView, responses=error_responses(404))
-async def revoke_key(key_id: str, store: KeyStore = Depends(key_store)) -> KeyView:
+async def revoke_key(key_id: str, store: KeyStoreDep) -> KeyView:
     record = await store.revoke(key_id)
     if record is None:
         hint = " (keys from VIREO_API_KEY/VIREO_API_KEYS are changed in the settings)" \

@@ -10,16 +10,14 @@ from fastapi import FastAPI, HTTPException, status
 from fastapi.responses import JSONResponse
 
 from vireo.platform.api import admin, jobs, limits, openai_batches, openai_compat, system
-from vireo.platform.api.auth import configure_auth
 from vireo.platform.api.error_docs import document_errors
 from vireo.platform.api.errors import install_error_handlers, openai_error_body
 from vireo.platform.api.request_log import RequestLog
-from vireo.platform.jobs import JobService
+from vireo.platform.api.state import ApiState
 from vireo.platform.limits import LimitExceeded
 from vireo.platform.reaper import Reaper
 from vireo.platform.services import configure_app_services
 from vireo.platform.settings import Settings, get_settings
-from vireo.platform.store import JobStore
 
 OPTIONAL_ROUTERS = ("vireo.platform.api.collections",)  # present once their apps are installed
 
@@ -30,20 +28,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         configure_app_services(settings)
-        app.state.store = JobStore(settings.redis_url, settings.job_ttl_s, settings.events_maxlen)
-        configure_auth(app.state, settings, app.state.store.redis)
-        app.state.jobs = JobService(app.state.store, settings, app.state.limiter)
-        await asyncio.to_thread(app.state.jobs.warm_up)  # heavy imports before the first request
-        reaper = asyncio.create_task(Reaper(app.state.store, app.state.jobs.publisher, settings).run())
+        state = app.state.vireo = ApiState.open(settings)  # what the routes' dependencies hand out (deps.py)
+        await asyncio.to_thread(state.jobs.warm_up)  # heavy imports before the first request
+        reaper = asyncio.create_task(Reaper(state.store, state.jobs.publisher, settings).run())
         yield
         reaper.cancel()
         await asyncio.gather(reaper, return_exceptions=True)
-        await app.state.store.close()
+        await state.close()
 
     app = FastAPI(title="Vireo", version="0.1.0", lifespan=lifespan,
                   description="LLM task apps on a fast inference layer. Authenticate with "
                               "`Authorization: Bearer <key>`.")
-    app.state.settings = settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)  # added last: outermost, so it logs BodyLimit's 413s too
     install_error_handlers(app)

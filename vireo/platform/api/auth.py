@@ -12,13 +12,13 @@ import hmac
 from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from vireo.platform.keys import KeyRing, KeyStore, Principal
-from vireo.platform.limits import Limiter
+from vireo.platform.api.state import ApiState, api_state
+from vireo.platform.keys import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 
 
-async def current_principal(request: Request,
+async def current_principal(request: Request, state: ApiState = Depends(api_state),
                             credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
     """Who the request's API key belongs to; 401 with a clear message otherwise.
 
@@ -28,8 +28,7 @@ async def current_principal(request: Request,
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                             "missing API key: send the header 'Authorization: Bearer <key>'",
                             headers={"WWW-Authenticate": "Bearer"})
-    keys: KeyRing = request.app.state.keys
-    principal = await keys.resolve(credentials.credentials)
+    principal = await state.keys.resolve(credentials.credentials)
     if principal is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid API key",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -49,26 +48,21 @@ async def require_admin(principal: Principal = Depends(current_principal)) -> Pr
     return principal
 
 
-async def metrics_reader(request: Request,
+async def metrics_reader(request: Request, state: ApiState = Depends(api_state),
                          credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
     """`/metrics` opens to an admin key, or to `VIREO_METRICS_TOKEN`, which opens nothing else: a Prometheus
     scrape config then holds no key that could manage keys or read tenants' jobs (docs/OPERATIONS.md)."""
-    token = request.app.state.settings.metrics_token
+    token = state.settings.metrics_token
     if token and credentials and hmac.compare_digest(credentials.credentials.encode(), token.encode()):
         return
-    await require_admin(await current_principal(request, credentials))
+    await require_admin(await current_principal(request, state, credentials))
 
 
-async def rate_limited(request: Request, response: Response,
+async def rate_limited(response: Response, state: ApiState = Depends(api_state),
                        principal: Principal = Depends(current_principal)) -> Principal:
     """Count this request against the key's per-minute limit; the reply carries X-RateLimit-* headers."""
-    state = await request.app.state.limiter.hit(principal)
-    if state is not None:
-        response.headers.update(state.headers())
+    window = await state.limiter.hit(principal)
+    if window is not None:
+        response.headers.update(window.headers())
     return principal
 
-
-def configure_auth(state, settings, redis) -> None:
-    """The key ring and the limiter on an app's `state` (the app's lifespan calls this; so may a test)."""
-    state.keys = KeyRing.from_settings(KeyStore(redis), settings)
-    state.limiter = Limiter(redis, settings)

@@ -6,7 +6,7 @@ gets progress, cancellation and a result like any other job.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, Field
 
 from vireo.apps.rag.store import (
@@ -16,6 +16,7 @@ from vireo.apps.rag.store import (
     CollectionNotFound,
     CollectionStore,
     InvalidCollectionName,
+    default_store,
 )
 from vireo.platform.api.auth import current_tenant, rate_limited
 from vireo.platform.api.error_docs import error_responses
@@ -44,16 +45,6 @@ class Deleted(BaseModel):
     deleted: bool = True
 
 
-def collection_store(request: Request) -> CollectionStore:
-    """One store per API process, built from the settings (a Chroma server URL or a local folder)."""
-    store = getattr(request.app.state, "collection_store", None)
-    if store is None:
-        settings = request.app.state.settings
-        store = CollectionStore(path=settings.home / "chroma", url=settings.chroma_url)
-        request.app.state.collection_store = store
-    return store
-
-
 def _out(info: CollectionInfo) -> CollectionOut:
     return CollectionOut(name=info.name, documents=info.documents, chunks=info.chunks)
 
@@ -66,7 +57,7 @@ def _not_found(exc: CollectionNotFound) -> HTTPException:
              responses=error_responses(409),
              dependencies=[Depends(rate_limited)])
 def create_collection(body: CreateCollection, tenant: str = Depends(current_tenant),
-                      store: CollectionStore = Depends(collection_store)) -> CollectionOut:
+                      store: CollectionStore = Depends(default_store)) -> CollectionOut:
     try:
         return _out(store.create(tenant, body.name))
     except InvalidCollectionName as exc:
@@ -77,13 +68,13 @@ def create_collection(body: CreateCollection, tenant: str = Depends(current_tena
 
 @router.get("", response_model=CollectionList)
 def list_collections(tenant: str = Depends(current_tenant),
-                     store: CollectionStore = Depends(collection_store)) -> CollectionList:
+                     store: CollectionStore = Depends(default_store)) -> CollectionList:
     return CollectionList(collections=[_out(info) for info in store.list(tenant)])
 
 
 @router.get("/{name}", response_model=CollectionOut, responses=error_responses(404))
 def get_collection(name: str, tenant: str = Depends(current_tenant),
-                   store: CollectionStore = Depends(collection_store)) -> CollectionOut:
+                   store: CollectionStore = Depends(default_store)) -> CollectionOut:
     try:
         return _out(store.info(tenant, name))
     except (CollectionNotFound, InvalidCollectionName):
@@ -93,7 +84,7 @@ def get_collection(name: str, tenant: str = Depends(current_tenant),
 @router.delete("/{name}", response_model=Deleted, responses=error_responses(404),
                 dependencies=[Depends(rate_limited)])
 def delete_collection(name: str, tenant: str = Depends(current_tenant),
-                      store: CollectionStore = Depends(collection_store)) -> Deleted:
+                      store: CollectionStore = Depends(default_store)) -> Deleted:
     try:
         store.delete(tenant, name)
     except (CollectionNotFound, InvalidCollectionName):

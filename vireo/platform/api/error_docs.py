@@ -82,8 +82,9 @@ def document_errors(app: FastAPI) -> None:
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = generate()
+        schema = app.openapi_schema
+        if schema is None:
+            schema = generate()  # FastAPI keeps it as app.openapi_schema; completed here once
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in (ErrorReply, OpenAIErrorReply):
                 model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -94,9 +95,9 @@ def document_errors(app: FastAPI) -> None:
                     for method in route.methods:
                         operation = schema["paths"][route.path_format][method.lower()]
                         _add_errors(operation["responses"], route)
-        return app.openapi_schema
+        return schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend its schema
 
 
 def _add_errors(responses: dict, route: APIRoute) -> None:

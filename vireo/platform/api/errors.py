@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -68,7 +69,9 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
                         headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
-async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+# Starlette types a handler as taking any Exception; each one here is registered for one class and narrows to it.
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
     body = openai_error_body(request.url.path, exc.status_code, exc.detail) or {"detail": exc.detail}
     headers = exc.headers
     if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:  # Starlette names one route's methods only
@@ -76,7 +79,8 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
-async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
     code = status_of(exc)
     body = openai_error_body(request.url.path, code, exc.detail) or {"detail": exc.detail}
     return JSONResponse(body, status_code=code)
@@ -88,7 +92,8 @@ def _allowed_methods(request: Request) -> list[str]:
                    and route.matches(request.scope)[0] != Match.NONE for method in route.methods or ()})
 
 
-async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
     errors = [_field_error(e) for e in exc.errors()]
     body = openai_error_body(request.url.path, 422, errors) or {"detail": errors}
     return JSONResponse(body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
@@ -96,7 +101,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 def _field_error(error: dict) -> dict:
     """One pydantic error as JSON can carry it: type, loc, msg and plain-valued ctx; no input."""
-    out = {"type": str(error.get("type", "")), "msg": str(error.get("msg", "")),
+    out: dict[str, Any] = {"type": str(error.get("type", "")), "msg": str(error.get("msg", "")),
            "loc": [part if isinstance(part, int) else str(part) for part in error.get("loc", ())]}
     if error.get("ctx"):
         out["ctx"] = {str(key): value if _plain(value) else str(value) for key, value in error["ctx"].items()}

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from vireo.platform.api.auth import current_principal
+from vireo.platform.api.deps import AuthenticatedDep, LimiterDep, SettingsDep
 from vireo.platform.api.errors import openai_error_body
-from vireo.platform.keys import Principal
 from vireo.platform.limits import WINDOW_MS, LimitExceeded
 from vireo.platform.metrics import REQUESTS_LIMITED
 
@@ -40,19 +39,20 @@ def _allowance(limit: int, used: int, reset_s: int | None = None) -> Allowance:
 
 
 @router.get("/limits", response_model=LimitsView)
-async def my_limits(request: Request, principal: Principal = Depends(current_principal)) -> LimitsView:
-    usage = await request.app.state.limiter.usage(principal, time.time())
+async def my_limits(principal: AuthenticatedDep, limiter: LimiterDep, settings: SettingsDep) -> LimitsView:
+    usage = await limiter.usage(principal, time.time())
     limits = usage["limits"]
     return LimitsView(
         tenant=principal.tenant, key_id=principal.key_id, role=principal.role,
         requests_per_minute=_allowance(limits.rpm, usage["requests_last_minute"], WINDOW_MS // 1000),
         concurrent_jobs=_allowance(limits.concurrent, usage["active_jobs"]),
         tokens_per_day=_allowance(limits.tokens_per_day, usage["tokens_today"], usage["tokens_reset_s"]),
-        request_body_bytes=request.app.state.settings.max_body_bytes)
+        request_body_bytes=settings.max_body_bytes)
 
 
-async def too_many_requests(request: Request, exc: LimitExceeded) -> JSONResponse:
+async def too_many_requests(request: Request, exc: Exception) -> JSONResponse:
     """The app's handler for a request over a limit: 429 with Retry-After, counted in /metrics."""
+    assert isinstance(exc, LimitExceeded)  # registered for LimitExceeded only (app.py)
     REQUESTS_LIMITED.labels(limit=exc.limit, tenant=exc.tenant).inc()
     body = openai_error_body(request.url.path, 429, exc.message) or {"detail": exc.message}
     return JSONResponse(body, status_code=429, headers={"Retry-After": str(exc.retry_after_s)})

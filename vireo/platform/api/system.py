@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel
 
 from vireo.apps.registry import load_apps
 from vireo.platform import fleet, job_metrics
-from vireo.platform.api.auth import current_tenant, metrics_reader
+from vireo.platform.api.auth import metrics_reader
+from vireo.platform.api.deps import SettingsDep, StoreDep, TenantDep
 from vireo.platform.api.error_docs import RETRY_AFTER, error_responses
 from vireo.platform.api.errors import RETRY_AFTER_S, STORE_DOWN, unreachable_message
 from vireo.platform.metrics import Snapshot, refresh_engine_gauges
@@ -26,9 +27,9 @@ class Health(BaseModel):
 
 @router.get("/healthz", response_model=Health, response_model_exclude_none=True, responses={
     503: {"model": Health, "description": "Degraded: Redis is unreachable.", "headers": RETRY_AFTER}})
-async def healthz(request: Request):
+async def healthz(store: StoreDep):
     try:
-        await request.app.state.store.redis.ping()
+        await store.redis.ping()
     except STORE_DOWN as exc:
         return JSONResponse(Health(status="degraded", detail=unreachable_message(exc)).model_dump(),
                             status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
@@ -44,12 +45,11 @@ class Readiness(BaseModel):
 @router.get("/readyz", response_model=Readiness, response_model_exclude_none=True, responses={
     503: {"model": Readiness, "description": "Not ready: no live worker serves this API's model on its queue, "
                                              "or Redis is unreachable.", "headers": RETRY_AFTER}})
-async def readyz(request: Request):
+async def readyz(store: StoreDep, settings: SettingsDep):
     """Ready when Redis answers and a live worker (a current heartbeat) serves this API's model on its
     queue: submitted jobs will run. `/healthz` only says that the API process and Redis answer."""
-    settings = request.app.state.settings
     try:
-        workers = await fleet.live_workers(request.app.state.store.redis)
+        workers = await fleet.live_workers(store.redis)
     except STORE_DOWN as exc:
         return _not_ready(Readiness(status="degraded", detail=unreachable_message(exc)))
     serving = [w for w in workers if w.queue == settings.queue and w.model == settings.model]
@@ -68,22 +68,22 @@ def _not_ready(reply: Readiness) -> JSONResponse:
 
 
 @router.get("/v1/apps")
-async def list_apps(_tenant: str = Depends(current_tenant)) -> dict:
+async def list_apps(_tenant: TenantDep) -> dict:
     return {"apps": [app.describe() for app in load_apps().values()]}
 
 
 @router.get("/v1/engine/stats")
-async def engine_stats(request: Request, _tenant: str = Depends(current_tenant)) -> dict:
-    stats = await request.app.state.store.engine_stats()
+async def engine_stats(store: StoreDep, _tenant: TenantDep) -> dict:
+    stats = await store.engine_stats()
     return stats or {"status": "no worker has reported yet"}
 
 
 @router.get("/metrics", response_class=PlainTextResponse, responses=error_responses(401, 403, 503))
-async def metrics(request: Request, _reader=Depends(metrics_reader)) -> Response:
+async def metrics(store: StoreDep, settings: SettingsDep, _reader: None = Depends(metrics_reader)) -> Response:
     """Prometheus metrics for the operator (an admin key or VIREO_METRICS_TOKEN): this API process's own
     counters, then what every worker recorded in Redis (job_metrics.py) and the fleet's gauges."""
-    redis, settings = request.app.state.store.redis, request.app.state.settings
-    refresh_engine_gauges(await request.app.state.store.engine_stats())
+    redis = store.redis
+    refresh_engine_gauges(await store.engine_stats())
     shared = CollectorRegistry(auto_describe=False)
     shared.register(Snapshot(await job_metrics.read_families(redis)
                              + await fleet.read_families(redis, settings.queue, settings.model)))

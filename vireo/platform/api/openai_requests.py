@@ -1,0 +1,181 @@
+"""OpenAI requests as Vireo jobs: the request models, which model a request names, the job each one
+becomes, and the reply built from a finished job. No HTTP here: the OpenAI routes (openai_compat.py)
+and the Batch API's lines (openai_batches.py) both translate through this module, so a batch line is
+refused, submitted and answered exactly as the same single request would be.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import HTTPException, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from vireo.apps.chat_tools import Tool, ToolCall, ToolChoice
+from vireo.platform.api.openai_tools import chat_choice, chat_message, choices_of, completion_choice, tool_fields
+from vireo.platform.api.schemas import SEED_LIMIT
+from vireo.platform.served_model import served_model
+from vireo.platform.settings import Settings
+
+# Fields not declared here reach `refuse_unsupported`: a 400 naming them unless ignorable (openai_fields.py).
+OPEN: ConfigDict = {"allow_inf_nan": False, "extra": "allow"}
+
+
+class OpenAIMessage(BaseModel):
+    model_config = OPEN
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = Field(None, description="Accepted and ignored.")
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = OPEN
+    include_usage: bool = False
+
+
+class ResponseFormat(BaseModel):
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    json_schema: dict[str, Any] | None = Field(None, description='{"name": ..., "schema": {...}}')
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = OPEN
+    model: str
+    messages: list[OpenAIMessage] = Field(..., min_length=1)
+    stream: bool = False
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = Field(None, ge=0, lt=SEED_LIMIT)
+    stop: str | list[str] | None = None
+    n: int = Field(1, ge=1, le=8)
+    stream_options: StreamOptions | None = None
+    response_format: ResponseFormat | None = None
+    structured_outputs: dict[str, Any] | None = Field(
+        None, description="vLLM-style: {'choice': [...]} | {'regex': ...} | {'json': schema}")
+    tools: list[Tool] | None = Field(None, max_length=128)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+
+
+class CompletionRequest(BaseModel):
+    model_config = OPEN
+    model: str
+    prompt: str
+    stream: bool = False
+    max_tokens: int | None = Field(16, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = Field(None, ge=0, lt=SEED_LIMIT)
+    stop: str | list[str] | None = None
+    n: int = Field(1, ge=1, le=8)
+    stream_options: StreamOptions | None = None
+    structured_outputs: dict[str, Any] | None = Field(
+        None, description="vLLM-style: {'choice': [...]} | {'regex': ...} | {'json': schema}")
+
+
+def served_name(settings: Settings, name: str) -> str:
+    """The served model's name if `name` asks for it; 404 naming what is served otherwise."""
+    served = served_model(settings)
+    if not served.answers_to(name):
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"model {name!r} is not served here; this server serves {served.name!r}")
+    return served.name
+
+
+def chat_job(body: ChatCompletionRequest) -> tuple[str, dict]:
+    """The app and input of a chat completion's job: `caption` when the last user turn carries an
+    image, `chat` otherwise."""
+    image_url = _image_url_of(body.messages)
+    if image_url is not None:
+        if body.n > 1 or body.tools:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "a message with an image is captioned: "
+                                "n > 1 and tools are not supported with image input")
+        style = _text_of(next(m for m in reversed(body.messages) if m.role == "user")).strip()
+        return "caption", {"image_base64": image_url, "style": style[:200] or None,
+                           "max_tokens": min(300, max(8, body.max_completion_tokens or body.max_tokens or 60))}
+    messages = [chat_message(m.role, _text_of(m), m.tool_calls, m.tool_call_id) for m in body.messages]
+    return "chat", {"messages": messages, "n": body.n, **_sampling(body, 256), **tool_fields(body)}
+
+
+def completion_job(body: CompletionRequest) -> tuple[str, dict]:
+    """The app and input of a (legacy) completion's job."""
+    return "chat", {"prompt": body.prompt, "n": body.n, **_sampling(body, 16)}
+
+
+def chat_reply(job_id: str, created: int, model: str, result: dict, record: dict) -> dict:
+    return {"id": f"chatcmpl-{job_id}", "object": "chat.completion", "created": created, "model": model,
+            "choices": [chat_choice(c) for c in choices_of(result)], "usage": usage(record)}
+
+
+def completion_reply(job_id: str, created: int, model: str, result: dict, record: dict) -> dict:
+    return {"id": f"cmpl-{job_id}", "object": "text_completion", "created": created, "model": model,
+            "choices": [completion_choice(c) for c in choices_of(result)], "usage": usage(record)}
+
+
+def usage(record: dict) -> dict:
+    """Token counts the worker recorded for the whole job (every engine call of its app)."""
+    prompt, completion = int(record.get("prompt_tokens") or 0), int(record.get("completion_tokens") or 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _text_of(message: OpenAIMessage) -> str:
+    if isinstance(message.content, list):
+        return "\n".join(part["text"] for part in message.content
+                         if part.get("type") == "text" and isinstance(part.get("text"), str))
+    return message.content or ""
+
+
+def _image_url_of(messages: list[OpenAIMessage]) -> str | None:
+    """The last user image part's URL, if the conversation has one (answered by the caption app)."""
+    for message in reversed(messages):
+        if message.role == "user" and isinstance(message.content, list):
+            for part in message.content:
+                if part.get("type") == "image_url":
+                    url = (part.get("image_url") or {}).get("url") if isinstance(part.get("image_url"), dict) \
+                        else part.get("image_url")
+                    if not isinstance(url, str) or not url.startswith("data:image/"):
+                        raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                                            "image_url must be a data:image/...;base64, URL; this server "
+                                            "does not fetch images from the network")
+                    return url
+    return None
+
+
+def _constraint(body) -> dict | None:
+    """The chat app's `constraint` from OpenAI `response_format` or vLLM-style `structured_outputs`."""
+    structured = body.structured_outputs or {}
+    known = {"choice": "choices", "regex": "regex", "json": "json_schema"}
+    if structured:
+        unknown = set(structured) - set(known)
+        if unknown or len(structured) != 1:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "structured_outputs takes exactly one of "
+                                "'choice', 'regex' or 'json'")
+        (key, value), = structured.items()
+        return {known[key]: value}
+    fmt = getattr(body, "response_format", None)
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return {"json_schema": {"type": "object"}}
+    schema = (fmt.json_schema or {}).get("schema")
+    if not isinstance(schema, dict):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                            "response_format json_schema needs {'json_schema': {'name': ..., 'schema': {...}}}")
+    return {"json_schema": schema}
+
+
+def _sampling(body: ChatCompletionRequest | CompletionRequest, default_max: int) -> dict:
+    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    max_tokens = getattr(body, "max_completion_tokens", None) or body.max_tokens or default_max
+    fields: dict[str, Any] = {"max_tokens": max_tokens, "stop": stop, "seed": body.seed}
+    if body.temperature is not None:
+        fields["temperature"] = body.temperature
+    if body.top_p is not None:
+        fields["top_p"] = body.top_p
+    if (constraint := _constraint(body)) is not None:
+        fields["constraint"] = constraint
+    return fields
