@@ -10,9 +10,10 @@ import pytest_asyncio
 import redis as sync_redis
 from celery import Celery
 
-from vireo.platform.attempts import REPUBLISH_KEY, Attempts, worker_key
+from vireo.platform.attempts import Attempts
 from vireo.platform.queue import TaskPublisher
 from vireo.platform.reaper import Reaper
+from vireo.platform.redis_keys import REPUBLISH_KEY, worker_key
 from vireo.platform.settings import Settings
 from vireo.platform.store import JobStore
 

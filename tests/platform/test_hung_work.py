@@ -10,9 +10,10 @@ import redis as sync_redis
 from pydantic import BaseModel
 
 from vireo.apps.base import App
-from vireo.platform.attempts import Attempts, worker_key
+from vireo.platform.attempts import Attempts
 from vireo.platform.context import JobContext
 from vireo.platform.heartbeat import Heartbeat
+from vireo.platform.redis_keys import worker_key
 from vireo.platform.runtime import _run_app
 from vireo.platform.store import JobStore
 

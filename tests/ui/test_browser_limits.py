@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from vireo.platform.processes import wait_until
-from vireo.platform.store import job_key
+from vireo.platform.redis_keys import job_key
 from vireo.tools.drills.stack import ROOT, Stack
 
 EXAMPLE = ROOT / "examples" / "vireo-plugin-headline"

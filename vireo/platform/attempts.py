@@ -22,15 +22,15 @@ import json
 import time
 from typing import Any
 
-from vireo.platform.store import QUEUED_KEY, TERMINAL, JobStore, active_key, events_key, job_key
-
-RUNNING_KEY = "vireo:jobs:running"
-REPUBLISH_KEY = "vireo:jobs:republish"
-
-
-def worker_key(worker_id: str) -> str:
-    return f"vireo:worker:{worker_id}"
-
+from vireo.platform.redis_keys import (
+    QUEUED_KEY,
+    REPUBLISH_KEY,
+    RUNNING_KEY,
+    active_key,
+    events_key,
+    job_key,
+)
+from vireo.platform.store import TERMINAL, JobStore
 
 _CLAIM = """
 -- KEYS: job, events, running index, queued index. ARGV: job id, attempt, worker, now, events maxlen

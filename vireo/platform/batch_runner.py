@@ -19,8 +19,6 @@ import uuid
 from redis.exceptions import RedisError
 
 from vireo.platform.batches import (
-    ACTIVE_KEY,
-    LEASE_KEY,
     SWEEP_S,
     BatchService,
     LineError,
@@ -33,6 +31,7 @@ from vireo.platform.files import FileStore
 from vireo.platform.jobs import JobService
 from vireo.platform.limits import LimitExceeded
 from vireo.platform.queue import BrokerUnavailable
+from vireo.platform.redis_keys import BATCHES_LEASE_KEY, BATCHES_OPEN_KEY, inflight_key, results_key
 from vireo.platform.store import TERMINAL
 
 log = logging.getLogger(__name__)
@@ -40,16 +39,6 @@ log = logging.getLogger(__name__)
 # tenant's interactive requests keep slots when its concurrency limit is higher
 MAX_INFLIGHT_PER_BATCH = 8
 _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
-
-
-def inflight_key(batch_id: str) -> str:
-    """Line number → job id of the batch's submitted lines whose reply is not collected yet."""
-    return f"vireo:batch:{batch_id}:inflight"
-
-
-def results_key(batch_id: str, kind: str) -> str:
-    """The batch's result lines (`output` or `errors`) until they are written as files."""
-    return f"vireo:batch:{batch_id}:{kind}"
 
 
 class BatchRunner:
@@ -85,17 +74,17 @@ class BatchRunner:
 
     async def _hold_lease(self) -> bool:
         lease_ms = int(SWEEP_S * 10_000)
-        if await self.redis.set(LEASE_KEY, self.token, nx=True, px=lease_ms):
+        if await self.redis.set(BATCHES_LEASE_KEY, self.token, nx=True, px=lease_ms):
             return True
-        return await self._renew(keys=[LEASE_KEY], args=[self.token, lease_ms]) == 1
+        return await self._renew(keys=[BATCHES_LEASE_KEY], args=[self.token, lease_ms]) == 1
 
     async def sweep(self) -> None:
-        for batch_id in sorted(await self.redis.smembers(ACTIVE_KEY)):
+        for batch_id in sorted(await self.redis.smembers(BATCHES_OPEN_KEY)):
             if self._stopping.is_set():
                 return
             raw = await self.redis.hgetall(batch_key(batch_id))
             if not raw:
-                await self.redis.srem(ACTIVE_KEY, batch_id)
+                await self.redis.srem(BATCHES_OPEN_KEY, batch_id)
                 continue
             await self.advance(raw)
 
@@ -105,7 +94,7 @@ class BatchRunner:
         if status == "validating":
             return await self._validate(raw)
         if status not in ("in_progress", "cancelling", "finalizing"):
-            await self.redis.srem(ACTIVE_KEY, batch_id)
+            await self.redis.srem(BATCHES_OPEN_KEY, batch_id)
             return
         requests = await self._requests_of(raw)
         await self._collect(raw, requests)
@@ -138,7 +127,7 @@ class BatchRunner:
         now = int(time.time())
         if errors:
             await self.batches.move(raw["id"], ("validating",), "failed", failed_at=now, errors=json.dumps(errors))
-            await self.redis.srem(ACTIVE_KEY, raw["id"])
+            await self.redis.srem(BATCHES_OPEN_KEY, raw["id"])
             return
         self._requests[raw["id"]] = requests
         await self.batches.move(raw["id"], ("validating",), "in_progress", in_progress_at=now, total=len(requests))
@@ -227,7 +216,7 @@ class BatchRunner:
         if await self.batches.move(batch_id, (from_state,), to_state, **{f"{to_state}_at": int(time.time())}):
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.delete(results_key(batch_id, "output"), results_key(batch_id, "errors"), inflight_key(batch_id))
-                pipe.srem(ACTIVE_KEY, batch_id)
+                pipe.srem(BATCHES_OPEN_KEY, batch_id)
                 await pipe.execute()
             self._requests.pop(batch_id, None)
 

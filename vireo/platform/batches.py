@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 
 from vireo.platform.files import FileStore
 from vireo.platform.keys import KeyLimits, Principal
+from vireo.platform.redis_keys import BATCHES_OPEN_KEY, batch_key, tenant_batches_key
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/completions")
 COMPLETION_WINDOW_S = {"24h": 24 * 3600}
@@ -33,16 +34,6 @@ MAX_REQUESTS = 50_000  # OpenAI's limit per batch
 MAX_ERRORS = 100  # validation errors reported; the first ones are enough to fix a file
 SWEEP_S = 0.5
 OPEN = ("validating", "in_progress", "finalizing", "cancelling")
-LEASE_KEY = "vireo:batches:lease"
-ACTIVE_KEY = "vireo:batches:open"  # ids of batches the runner still moves along
-
-
-def batch_key(batch_id: str) -> str:
-    return f"vireo:batch:{batch_id}"
-
-
-def tenant_batches_key(tenant: str) -> str:
-    return f"vireo:tenant:{tenant}:batches"
 
 
 # KEYS[1] the batch; ARGV: from-states count, from-states..., to-state, field, value, ... → 1 if moved
@@ -125,7 +116,7 @@ class BatchService:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(batch_key(batch_id), mapping=record)
             pipe.zadd(tenant_batches_key(principal.tenant), {batch_id: time.time()})
-            pipe.sadd(ACTIVE_KEY, batch_id)
+            pipe.sadd(BATCHES_OPEN_KEY, batch_id)
             await pipe.execute()
         return batch_object(record)
 

@@ -18,17 +18,9 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from vireo.platform.keys import TENANT_PATTERN
+from vireo.platform.redis_keys import file_key, tenant_files_key
 
 PURPOSES = ("batch", "batch_output")  # what a client may upload: "batch"; the rest are written by Vireo
-
-
-def file_key(file_id: str) -> str:
-    return f"vireo:file:{file_id}"
-
-
-def tenant_files_key(tenant: str) -> str:
-    """The tenant's file ids by creation time."""
-    return f"vireo:tenant:{tenant}:files"
 
 
 class FileStore:

@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from vireo.platform.attempts import RUNNING_KEY, worker_key
-from vireo.platform.heartbeat import WORKERS_KEY
-from vireo.platform.store import QUEUED_KEY
+from vireo.platform.redis_keys import QUEUED_KEY, RUNNING_KEY, WORKERS_KEY, worker_key
 
 # drop index entries whose heartbeat key has expired, atomically: a worker beating now keeps its entry
 _PRUNE = """

@@ -18,9 +18,7 @@ from collections.abc import Callable
 
 import redis
 
-from vireo.platform.attempts import worker_key
-
-WORKERS_KEY = "vireo:workers"
+from vireo.platform.redis_keys import WORKERS_KEY, worker_key
 
 log = logging.getLogger(__name__)
 

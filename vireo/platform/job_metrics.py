@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
-FINISHED_KEY = "vireo:metrics:jobs_finished"
+from vireo.platform.redis_keys import FINISHED_KEY, histogram_key
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class HistogramSpec:
 
     @property
     def key(self) -> str:
-        return f"vireo:metrics:{self.name}"
+        return histogram_key(self.name)
 
     def bucket_of(self, value: float) -> str:
         return next((_le(b) for b in self.buckets if value <= b), "+Inf")

@@ -19,17 +19,14 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
+from vireo.platform.redis_keys import KEYS_INDEX, record_key
+
 ROLES = ("admin", "user")
 PREFIX = "vk_"
-KEYS_INDEX = "vireo:keys"  # sorted set of key ids by creation time
 TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ALPHABET = string.ascii_letters + string.digits
 _SECRET_LENGTH = 40
 _LIMIT_FIELDS = ("rpm", "concurrent", "tokens_per_day")
-
-
-def record_key(key_id: str) -> str:
-    return f"vireo:key:{key_id}"
 
 
 def digest(token: str) -> str:

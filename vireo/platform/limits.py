@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from vireo.platform.keys import KeyLimits, Principal
-from vireo.platform.store import TERMINAL, active_key, job_key, tokens_key, utc_day
+from vireo.platform.redis_keys import active_key, job_key, rate_key, tokens_key
+from vireo.platform.store import TERMINAL, utc_day
 
 WINDOW_MS = 60_000
 CONCURRENCY_RETRY_S = 2  # a slot frees when one of the tenant's jobs ends: ask again soon
@@ -102,10 +103,6 @@ class RateState:
     def headers(self) -> dict[str, str]:
         return {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": str(self.remaining),
                 "X-RateLimit-Reset": str(self.reset_s)}
-
-
-def rate_key(key_id: str) -> str:
-    return f"vireo:rate:{key_id}"
 
 
 def seconds_to_utc_midnight(now: datetime.datetime | None = None) -> int:

@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 import httpx
 import redis
 
-from vireo.platform.store import STATS_KEY
+from vireo.platform.redis_keys import STATS_KEY
 
 
 class NotHealthy(RuntimeError):

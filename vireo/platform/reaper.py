@@ -18,14 +18,14 @@ import uuid
 
 from redis.exceptions import RedisError
 
-from vireo.platform.attempts import Attempts, worker_key
+from vireo.platform.attempts import Attempts
 from vireo.platform.job_outcome import report_from_store
 from vireo.platform.queue import BrokerUnavailable, TaskPublisher, republish_handed_back, republish_lost
+from vireo.platform.redis_keys import REAPER_LEASE_KEY, worker_key
 from vireo.platform.settings import Settings
 from vireo.platform.store import JobStore
 
 log = logging.getLogger(__name__)
-LEASE_KEY = "vireo:reaper:lease"
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -66,14 +66,14 @@ class Reaper:
                 await asyncio.sleep(self.settings.reaper_interval_s)
         finally:
             try:
-                await self._release(keys=[LEASE_KEY], args=[self.token])
+                await self._release(keys=[REAPER_LEASE_KEY], args=[self.token])
             except (RedisError, OSError):
                 pass
 
     async def _hold_lease(self) -> bool:
-        if await self.redis.set(LEASE_KEY, self.token, nx=True, px=self.lease_ms):
+        if await self.redis.set(REAPER_LEASE_KEY, self.token, nx=True, px=self.lease_ms):
             return True
-        return await self._renew(keys=[LEASE_KEY], args=[self.token, self.lease_ms]) == 1
+        return await self._renew(keys=[REAPER_LEASE_KEY], args=[self.token, self.lease_ms]) == 1
 
     async def sweep(self) -> dict[str, int]:
         """Hand back every orphaned job, publish whatever waits in the republish outbox and, every

@@ -20,6 +20,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from vireo.platform.redis_keys import QUEUED_KEY, STATS_KEY, active_key, events_key, job_key, tenant_key, tokens_key
+
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 _TRANSITION = """
@@ -41,36 +43,8 @@ return 0
 """ % {"terminal": " or ".join(f"ARGV[n] == '{s}'" for s in TERMINAL)}
 
 
-def job_key(job_id: str) -> str:
-    return f"vireo:job:{job_id}"
-
-
-def events_key(job_id: str) -> str:
-    return f"vireo:job:{job_id}:events"
-
-
-def tenant_key(tenant: str) -> str:
-    return f"vireo:tenant:{tenant}:jobs"
-
-
-def active_key(tenant: str) -> str:
-    """The tenant's queued-or-running job ids (a sorted set by admit time), for the concurrency limit."""
-    return f"vireo:tenant:{tenant}:active"
-
-
-def tokens_key(tenant: str, day: str) -> str:
-    """Prompt + completion tokens the tenant used on a UTC day, for the daily token budget."""
-    return f"vireo:tenant:{tenant}:tokens:{day}"
-
-
 def utc_day(at: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(at))
-
-
-STATS_KEY = "vireo:engine:stats"
-# queued jobs by the time their message was published: the reaper republishes one whose message the
-# broker lost (attempts.py)
-QUEUED_KEY = "vireo:jobs:queued"
 
 
 class JobStore:
