@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, ClassVar
+from typing import Any, AsyncIterator, Callable, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -137,6 +137,8 @@ class AppContext(abc.ABC):
                 await self.engine.abort(request.request_id)
                 self._record_partial_usage(request, generated)
             await events.aclose()  # type: ignore[attr-defined]
+        if final is None:  # the engine's stream ended without its Finished event
+            raise RuntimeError("the engine ended the generation without a finished event")
         self.record_usage(final.usage.prompt_tokens, final.usage.completion_tokens, final.usage.cached_tokens)
         if final.finish_reason == "error":
             raise RuntimeError(final.error or "generation failed")
@@ -152,8 +154,13 @@ class AppContext(abc.ABC):
         self.record_usage(prompt_tokens, generated)
 
 
-class App(abc.ABC):
-    """Subclass, set `name`, `title`, `description`, `Input`, `Output`, implement `run`."""
+InputT = TypeVar("InputT", bound=BaseModel)
+
+
+class App(abc.ABC, Generic[InputT]):
+    """Subclass, set `name`, `title`, `description`, `Input`, `Output`, implement `run`.
+
+    Subclass `App[MyInput]`: `run` and `validate_for_engine` then take `MyInput` (the `Input` model)."""
 
     name: ClassVar[str]
     title: ClassVar[str] = ""
@@ -163,10 +170,10 @@ class App(abc.ABC):
     preferences: ClassVar[TechniquePreferences] = TechniquePreferences()
 
     @abc.abstractmethod
-    async def run(self, ctx: AppContext, input: BaseModel) -> BaseModel:
+    async def run(self, ctx: AppContext, input: InputT) -> BaseModel:
         """Do the work and return an `Output`."""
 
-    def validate_for_engine(self, input: BaseModel, engine_context_length: int, count_tokens) -> None:
+    def validate_for_engine(self, input: InputT, engine_context_length: int, count_tokens) -> None:
         """Raise AppInputError for input the model cannot serve. Override where it matters."""
 
     @classmethod

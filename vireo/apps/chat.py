@@ -129,7 +129,7 @@ class ChatOutput(BaseModel):
     dropped_messages: int = Field(0, description="Oldest messages left out to fit the context.")
 
 
-class ChatApp(App):
+class ChatApp(App[ChatInput]):
     name = "chat"
     title = "Chat"
     description = "Talk with the model: multi-turn, with an optional system prompt."
@@ -172,6 +172,7 @@ class ChatApp(App):
         if input.prompt is not None:
             texts = [input.prompt]
         elif input.overflow == "drop_oldest":  # only the system prompt and the last message must fit
+            assert input.messages is not None  # ChatInput's validator: messages when there is no prompt
             texts = [m["content"] for m in self.conversation(input) if m["role"] == "system"] + \
                 [input.messages[-1].content or ""]
         else:
@@ -209,10 +210,11 @@ class ChatApp(App):
         if index and request.sampling.seed is not None:
             request.sampling.seed += index
         if messages is not None and (input.tools or has_tool_history(messages)):
-            shown = tool_request(ctx.engine, messages, input.tools if input.calls_offered else None)
+            offered = input.tools if input.calls_offered else None  # calls_offered: tools is not empty
+            shown = tool_request(ctx.engine, messages, offered)
             request.messages, request.tools = shown.messages, shown.tools
-            if input.calls_offered:
-                writer = ToolCallingReply(ctx, ctx.engine.render(request), request.sampling, input.tools,
+            if offered:
+                writer = ToolCallingReply(ctx, ctx.engine.render(request), request.sampling, offered,
                                           input.tool_choice or "auto", input.parallel_tool_calls, index)
                 return await writer.run()
         final = await ctx.stream(request, index=index)

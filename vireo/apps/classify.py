@@ -110,7 +110,7 @@ class ClassifyOutput(BaseModel):
     method: str
 
 
-class ClassifyApp(App):
+class ClassifyApp(App[ClassifyInput]):
     name = "classify"
     title = "Classify"
     description = ("Sort texts into your labels (or a preset: sentiment, spam, news topic, feedback, NLI) with "

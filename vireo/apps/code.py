@@ -76,7 +76,7 @@ class CodeOutput(BaseModel):
     execution: Execution | None = None
 
 
-class CodeApp(App):
+class CodeApp(App[CodeInput]):
     name = "code"
     title = "Code"
     description = ("Write, complete, explain, refactor, fix, translate, document or test code; optionally run "
@@ -130,7 +130,8 @@ class CodeApp(App):
         else:
             # A completion restates the given code; running that first keeps imports and helpers
             # the model may have left out (its own definitions then replace the given stubs).
-            given = f"{input.code}\n\n" if input.task == "complete" and input.code not in code else ""
+            given = f"{input.code}\n\n" if input.task == "complete" and input.code is not None \
+                and input.code not in code else ""
             program = given + code + (f"\n\n{input.tests}\n" if input.tests else "\n")
             if input.tests and input.entry_point and "def check(" in input.tests:
                 program += f"\ncheck({input.entry_point})\n"

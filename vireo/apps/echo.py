@@ -16,7 +16,7 @@ class EchoOutput(BaseModel):
     text: str
 
 
-class EchoApp(App):
+class EchoApp(App[EchoInput]):
     name = "echo"
     title = "Echo (diagnostics)"
     description = "Returns the text unchanged, streamed word by word; no model involved."

@@ -56,7 +56,7 @@ class GenerateOutput(BaseModel):
     brief: str = Field(description="The brief the model was given.")
 
 
-class GenerateApp(App):
+class GenerateApp(App[GenerateInput]):
     name = "generate"
     title = "Generate"
     description = "Write ad copy, product descriptions, stories, scripts or emails from a template, in variants."

@@ -226,7 +226,7 @@ async def label_probabilities(engine: Engine, mode: Mode, messages: list[dict]) 
 
 
 def _argmax(probabilities: dict[str, float]) -> str:
-    return max(probabilities, key=probabilities.get)
+    return max(probabilities, key=lambda label: probabilities[label])
 
 
 # --- verdicts -------------------------------------------------------------------------------------
@@ -341,7 +341,7 @@ async def grade(ctx: AppContext, input: JudgeInput, items: list[JudgeItem]) -> J
                        table=markdown_table(input.mode, verdicts))
 
 
-class JudgeApp(App):
+class JudgeApp(App[JudgeInput]):
     name = "judge"
     title = "Judge answers"
     description = ("Grade answers against a rubric (1-10) or a reference (pass/fail), or compare two "

@@ -55,7 +55,7 @@ class SummarizeOutput(BaseModel):
     rounds: int = Field(1, description="Summarization rounds (more than 1 = map-reduce).")
 
 
-class SummarizeApp(App):
+class SummarizeApp(App[SummarizeInput]):
     name = "summarize"
     title = "Summarize"
     description = ("Condense a text of any length into a faithful summary: a paragraph, bullets or a TL;DR, "

@@ -30,7 +30,7 @@ def _read_csv(data: str, text_field: str, pair_field: str | None) -> list[tuple[
 
 
 def _read_jsonl(data: str, text_field: str, pair_field: str | None) -> list[tuple[str, str | None]]:
-    rows = []
+    rows: list[tuple[str, str | None]] = []
     for number, line in enumerate(data.splitlines(), 1):
         if not line.strip():
             continue

@@ -75,8 +75,9 @@ class ToolCallingReply:
         prefix = self.prompt + text + CALL_OPEN + "\n"
         while True:
             call, finish = await self._call(prefix, len(calls))
-            calls += [call] if call is not None else []
-            if finish != "stop":  # out of tokens (or aborted) inside the call
+            if call is not None:
+                calls.append(call)
+            if call is None or finish != "stop":  # out of tokens (or aborted) inside the call
                 return text, finish, calls
             prefix += call_text(call.function.name, call.function.arguments) + "\n" + CALL_CLOSE
             if isinstance(self.choice, NamedToolChoice) or not self.parallel or len(calls) >= MAX_CALLS:

@@ -49,7 +49,7 @@ class TranslateOutput(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-class TranslateApp(App):
+class TranslateApp(App[TranslateInput]):
     name = "translate"
     title = "Translate"
     description = ("Translate text between languages, keeping paragraphs and bullets; a dedicated engine "

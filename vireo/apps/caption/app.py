@@ -78,8 +78,9 @@ async def caption_image_bytes(engine: Engine, data: bytes, *, style: str | None 
 
 
 def _sampling(ctx: AppContext | None, max_tokens: int) -> SamplingParams:
-    defaults = dict(max_tokens=max_tokens, temperature=0.0, stop=["\n"])
-    return ctx.sampling(**defaults) if ctx else SamplingParams(**defaults)
+    if ctx:
+        return ctx.sampling(max_tokens=max_tokens, temperature=0.0, stop=["\n"])
+    return SamplingParams(max_tokens=max_tokens, temperature=0.0, stop=["\n"])
 
 
 def _output(caption: str, facts: ImageFacts, path: CaptionPath, usage: dict | None = None) -> CaptionOutput:
@@ -99,7 +100,7 @@ async def _caption_by_vlm(engine: Engine, image, model: str, max_tokens: int) ->
                          path="vlm", usage=usage)
 
 
-class CaptionApp(App):
+class CaptionApp(App[CaptionInput]):
     name = "caption"
     title = "Image caption"
     description = ("Caption an image: objects, scene and visible text are found by small vision models "

@@ -51,7 +51,7 @@ class ImageFacts(BaseModel):
 class VisionModels:
     """The three models, each loaded on first use and shared by every caption job."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._detector: ObjectDetector | None = None
         self._scene: SceneClassifier | None = None

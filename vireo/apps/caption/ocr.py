@@ -23,8 +23,15 @@ class TextReader:
     def read(self, rgb: np.ndarray) -> list[str]:
         """Text lines, top to bottom, that carry at least one word of two letters."""
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])  # RapidOCR takes arrays in OpenCV's BGR order
+        from rapidocr.ch_ppocr_rec.typings import TextRecOutput
+        from rapidocr.utils.output import RapidOCROutput
+
         with self._lock:
             result = self._ocr(bgr)
+        if not isinstance(result, (RapidOCROutput, TextRecOutput)):
+            # boxes without recognition (RapidOCR logs a failed recognition step and returns the
+            # detection alone) or a classification alone: no text was read
+            return []
         texts = result.txts or ()
         scores = result.scores or ()
         return [t.strip() for t, s in zip(texts, scores)

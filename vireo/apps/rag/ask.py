@@ -69,7 +69,7 @@ class RagOutput(BaseModel):
     checks: RagChecks
 
 
-class RagApp(App):
+class RagApp(App[RagInput]):
     name = "rag"
     title = "Ask your documents"
     description = "Answer questions from a document collection with numbered citations, or abstain."

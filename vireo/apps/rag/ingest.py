@@ -41,7 +41,7 @@ class IngestOutput(BaseModel):
     collection_chunks: int
 
 
-class RagIngestApp(App):
+class RagIngestApp(App[IngestInput]):
     name = "rag_ingest"
     title = "Add documents to a collection"
     description = "Read .txt, .md, .pdf, .html files or pasted text, chunk and embed them for RAG questions."

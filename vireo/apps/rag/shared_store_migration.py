@@ -47,7 +47,8 @@ def _migrate_folder(stores: TenantStores, tenant_of) -> None:
         try:
             moved, left = _copy_all(shared, stores, tenant_of)
         finally:
-            shared.close()
+            # chromadb types PersistentClient as ClientAPI, which lacks close(); it returns a Client, which has it
+            shared.close()  # type: ignore[attr-defined]
         aside = stores.path / MIGRATED_FOLDER
         aside.mkdir(mode=0o700, exist_ok=True)
         for entry in stores.path.iterdir():

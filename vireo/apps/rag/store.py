@@ -10,6 +10,7 @@ without a Chroma embedding function.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import re
 import threading
@@ -173,7 +174,8 @@ class CollectionStore:
         return Chroma(client=self.client(tenant), collection_name=self.chroma_name(tenant, name),
                       embedding_function=rag_embeddings())
 
-    def replace_document(self, tenant: str, name: str, doc_id: str, chunks: list[Chunk]) -> int:
+    # `builtins.list`: in this class `list` is the method above
+    def replace_document(self, tenant: str, name: str, doc_id: str, chunks: builtins.list[Chunk]) -> int:
         """Store a document's chunks, dropping any earlier version of the same document id."""
         collection = self._get(tenant, name)
         collection.delete(where={"doc_id": doc_id})
@@ -185,7 +187,7 @@ class CollectionStore:
         collection.add(ids=ids, documents=texts, embeddings=vectors, metadatas=[c.metadata for c in chunks])
         return len(chunks)
 
-    def embeddings_of(self, tenant: str, name: str, ids: list[str]) -> dict[str, list[float]]:
+    def embeddings_of(self, tenant: str, name: str, ids: builtins.list[str]) -> dict[str, builtins.list[float]]:
         """Stored vectors of the given chunk ids."""
         got = self._get(tenant, name).get(ids=ids, include=["embeddings"])
         return {i: list(v) for i, v in zip(got["ids"], got["embeddings"])}

@@ -67,7 +67,7 @@ class TenantStores:
         return chromadb.PersistentClient(path=str(folder), settings=chroma_settings())
 
     def server_address(self) -> tuple[str, int, bool]:
-        parsed = urlparse(self.url)
+        parsed = urlparse(self.url or "")
         ssl = parsed.scheme == "https"
         return parsed.hostname or "localhost", parsed.port or (443 if ssl else 8000), ssl
 
