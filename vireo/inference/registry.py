@@ -232,7 +232,8 @@ class ModelRegistry:
         model = AutoModelForCausalLM.from_pretrained(
             gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, dtype),
             quantization_config=GgufConfig(dequantize=True))
-        model.hf_quantizer = None
+        # nn.Module.__setattr__ is annotated Tensor | Module but stores plain attributes too
+        model.hf_quantizer = None  # type: ignore[assignment]
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(tmp)

@@ -64,10 +64,11 @@ def launch_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float,
     out = torch.empty_like(x) if out is None else out
     out2 = out.view(-1, n_cols)
     has_res = residual is not None
-    if has_res:
+    if residual is not None:
         residual_out = torch.empty_like(x) if residual_out is None else residual_out
-    res2 = residual.reshape(-1, n_cols) if has_res else x2
-    res_out2 = residual_out.view(-1, n_cols) if has_res else out2
+        res2, res_out2 = residual.reshape(-1, n_cols), residual_out.view(-1, n_cols)
+    else:
+        res2, res_out2 = x2, out2
     _rms_norm_kernel[(x2.shape[0],)](
         x2, res2, weight, out2, res_out2, n_cols, eps, x2.stride(0), res2.stride(0), out2.stride(0),
         res_out2.stride(0), HAS_RESIDUAL=has_res, BLOCK=triton.next_power_of_2(n_cols),

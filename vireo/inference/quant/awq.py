@@ -53,7 +53,9 @@ def fold_scale(scale: torch.Tensor, producer: torch.nn.Module, consumers: list[t
         if producer.bias is not None:
             producer.bias.div_(scale.to(producer.bias.dtype))
     else:  # an RMSNorm: its weight multiplies each channel of the output
-        producer.weight.div_(scale.to(producer.weight.dtype))
+        norm_weight = producer.weight
+        assert isinstance(norm_weight, torch.Tensor)  # nn.Module's __getattr__ types it Tensor | Module
+        norm_weight.div_(scale.to(norm_weight.dtype))
     for linear in consumers:
         linear.weight.mul_(scale[None, :].to(linear.weight.dtype))
 

@@ -64,7 +64,12 @@ def save_checkpoint(linears: dict[str, tuple[QuantizedWeight, torch.Tensor | Non
     bits, group_size = info["bits"], info["group_size"]
     state = {name: t.contiguous() for name, t in floats.items()}
     for name, (weight, bias) in linears.items():
-        tensors = vllm_layout.int4_to_awq(weight) if bits == 4 else vllm_layout.int8_to_gptq(weight)
+        if bits == 4:
+            assert isinstance(weight, Int4Weight)
+            tensors = vllm_layout.int4_to_awq(weight)
+        else:
+            assert isinstance(weight, Int8Weight)
+            tensors = vllm_layout.int8_to_gptq(weight)
         state.update({f"{name}.{key}": t.contiguous() for key, t in tensors.items()})
         if bias is not None:
             state[f"{name}.bias"] = bias.contiguous()

@@ -34,8 +34,9 @@ class HessianAccumulator:
         self.hessian += x.t() @ x
 
 
-def _inverse_hessian_factor(hessian: torch.Tensor, damp: float) -> torch.Tensor:
-    """Upper Cholesky factor of H^-1 after damping (dead inputs get unit diagonal)."""
+def _inverse_hessian_factor(hessian: torch.Tensor, damp: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Upper Cholesky factor of H^-1 after damping (dead inputs get unit diagonal), and the
+    boolean mask of those dead inputs."""
     h = hessian.clone()
     dead = torch.diag(h) == 0
     h[dead, dead] = 1.0

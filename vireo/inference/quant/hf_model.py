@@ -10,6 +10,7 @@ import torch
 from vireo.inference.quant import calibration as calib
 from vireo.inference.quant.format import load_quantized_weights, save_checkpoint
 from vireo.inference.quant.linear import QuantizedLinear, QuantizedWeight
+from vireo.kernels.qweight import Int4Weight, Int8Weight
 
 
 def replace_linear(layer: torch.nn.Module, name: str, weight: QuantizedWeight,
@@ -43,7 +44,9 @@ def load_quantized(path: Path, dtype: torch.dtype = torch.float32, device="cpu")
     for index, layer in enumerate(calib.decoder_layers(model)):
         for name in calib.layer_linears(layer):
             prefix = f"model.layers.{index}.{name}."
-            replace_linear(layer, name, weights.pop(prefix + "weight"), weights.pop(prefix + "bias", None))
+            weight, bias = weights.pop(prefix + "weight"), weights.pop(prefix + "bias", None)
+            assert isinstance(weight, (Int8Weight, Int4Weight)) and not isinstance(bias, (Int8Weight, Int4Weight))
+            replace_linear(layer, name, weight, bias)
     model.load_state_dict(weights, strict=False)
     missing = {n for n, _ in model.named_parameters()} - set(weights) - {"lm_head.weight"}
     if missing:

@@ -27,9 +27,11 @@ def concat_out_features(weights: list[QuantizedWeight]) -> QuantizedWeight:
     if isinstance(first, Int8Weight):
         return Int8Weight(torch.cat([w.qweight for w in weights], 1),
                           torch.cat([w.scales for w in weights]))
-    return Int4Weight(torch.cat([w.qweight for w in weights], 1),
-                      torch.cat([w.scales for w in weights], 1),
-                      torch.cat([w.zeros for w in weights], 1), first.group_size, first.in_features)
+    int4 = [w for w in weights if isinstance(w, Int4Weight)]
+    assert len(int4) == len(weights), "fused linears share one weight format"
+    return Int4Weight(torch.cat([w.qweight for w in int4], 1),
+                      torch.cat([w.scales for w in int4], 1),
+                      torch.cat([w.zeros for w in int4], 1), first.group_size, first.in_features)
 
 
 def with_decode_layout(weight: QuantizedWeight) -> QuantizedWeight:
@@ -46,6 +48,8 @@ def with_decode_layout(weight: QuantizedWeight) -> QuantizedWeight:
 class QuantizedLinear(torch.nn.Module):
     """y = x @ W.T + b with an int8 (per channel) or int4 (grouped) weight. Built on the weight's
     device: move the weight, not the module."""
+
+    bias: torch.Tensor | None  # a registered buffer (nn.Module's __getattr__ would type it Tensor | Module)
 
     def __init__(self, weight: QuantizedWeight, bias: torch.Tensor | None = None):
         super().__init__()

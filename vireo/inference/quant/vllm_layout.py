@@ -88,7 +88,10 @@ def vllm_quantization_config(bits: int, group_size: int | None) -> dict:
 
 def vllm_refusal(bits: int, group_size: int | None, in_features: list[int]) -> str | None:
     """Why vLLM would not load this checkpoint, or None: it needs whole groups."""
-    if bits == 4 and any(k % group_size for k in in_features):
+    if bits != 4:
+        return None
+    assert group_size is not None, "a 4-bit checkpoint records its group size"
+    if any(k % group_size for k in in_features):
         odd = sorted({k for k in in_features if k % group_size})
         return f"vLLM needs in_features divisible by the group size {group_size}; {odd} are not"
     return None
