@@ -48,6 +48,7 @@ class NativeEngine(LocalEngine):
                                                "dtype": str(model.dtype).removeprefix("torch.")})
         super().__init__(config, model_path, model_name, **kw)
         config = self.config  # resolved: a concrete device, dtype and overlap choice
+        assert config.overlap_decode is not None  # made a bool by `EngineConfig.resolved`
         self.model = model or LlamaModel.from_pretrained(
             model_path, torch_dtype(config.dtype), config.max_batch, config.device,
             quantization=config.quantization, dense_gemv=config.dense_gemv)

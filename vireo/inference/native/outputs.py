@@ -56,6 +56,7 @@ class RequestOutputs:
         """Flush the held-back text (unless aborted) and send `Finished`; forget the request."""
         channel = self.channels.pop(seq.request_id)
         reason = seq.finish_reason
+        assert reason is not None  # the scheduler finished it before its output is finished
         tail = channel.stream.finish() if reason != "abort" else ""
         if tail:
             channel.send(TokenDelta(seq.request_id, tail, []))

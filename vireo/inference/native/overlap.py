@@ -73,6 +73,7 @@ def launch(runner: ModelRunner, items: list[ScheduledSeq], input_ids: torch.Tens
            ) -> Flight:
     """Queue the forward and the sampling of a decode batch; nothing here waits for the GPU."""
     _, logits = runner.run(items, input_ids)
+    assert logits is not None  # every row of a decode batch samples
     tokens = pick_on_device(logits, [item.seq for item in items])
     if tokens.device.type != "cuda":
         return Flight(items, tokens, tokens)
@@ -92,9 +93,9 @@ def pick_on_device(logits: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
     return tokens
 
 
-def ahead_items(flight: Flight, context_length: int) -> list[AheadSeq]:
-    """The next decode batch: the flight's sequences that its tokens cannot finish for sure."""
-    items = []
+def ahead_items(flight: Flight, context_length: int) -> list[ScheduledSeq]:
+    """The next decode batch (`AheadSeq`s): the flight's sequences that its tokens cannot finish for sure."""
+    items: list[ScheduledSeq] = []
     for item in flight.items:
         seq = item.seq
         if seq.is_finished:
@@ -106,7 +107,7 @@ def ahead_items(flight: Flight, context_length: int) -> list[AheadSeq]:
     return items
 
 
-def ahead_input_ids(flight: Flight, items: list[AheadSeq]) -> torch.Tensor:
+def ahead_input_ids(flight: Flight, items: list[ScheduledSeq]) -> torch.Tensor:
     """The flight's device tokens, as the next batch's input ids (items in `items` order)."""
     rows = [flight.row_of[item.seq.seq_id] for item in items]
     if rows == list(range(len(flight.items))):
@@ -137,6 +138,7 @@ class OverlappedDecoding:
         """Queue the next decode step behind the one in flight (unless a request waits for
         admission), then land the one in flight while the GPU computes: its items and tokens."""
         flight, self.flight = self.flight, None
+        assert flight is not None  # called only with a step in flight
         if not admitting:
             items = ahead_items(flight, self.context_length)
             if items and all(self.blocks.allocate(i.seq, len(i.seq) + 1) for i in items):

@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from vireo.inference.api import FinishReason
 from vireo.inference.native.outputs import RequestChannel, RequestOutputs
 from vireo.inference.native.overlap import OverlappedDecoding
 from vireo.inference.native.sampling.step_sampler import StepSampler
@@ -118,7 +119,7 @@ class StepLoop:
             if update.finish_reason:
                 self._release(update.seq)
 
-    def _end(self, seq: Sequence, reason: str, error: str | None = None) -> None:
+    def _end(self, seq: Sequence, reason: FinishReason, error: str | None = None) -> None:
         """Finish a request from outside a step (abort, failure)."""
         if not seq.is_finished:  # (a step that failed half way may have finished it already)
             self.scheduler.finish(seq, reason)

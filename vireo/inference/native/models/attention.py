@@ -72,6 +72,7 @@ def _short_attention(q: torch.Tensor, k_cache, v_cache, short: ShortQueries) -> 
         qg = q[:short.num_tokens].view(short.num_seqs, kv_heads, heads // kv_heads, head_dim)
         out = F.scaled_dot_product_attention(qg, k, v, attn_mask=short.mask)
         return out.reshape(short.num_tokens, heads * head_dim)
+    assert short.gather_rows is not None and short.valid_rows is not None  # set when q_len > 1
     padded = q.index_select(0, short.gather_rows).view(short.num_seqs, short.q_len, heads, head_dim)
     out = F.scaled_dot_product_attention(padded.transpose(1, 2), k, v, attn_mask=short.mask,
                                          enable_gqa=True)

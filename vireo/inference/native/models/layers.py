@@ -45,17 +45,18 @@ class Linear:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.packed is not None and x.device.type == "cpu" and x.shape[0] > 0:
             return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
-        if self.weight is None:
+        weight = self.weight
+        if weight is None:
             raise RuntimeError("this Linear was packed for CPU only")
-        if self._takes_dense_gemv(x):
+        if self._takes_dense_gemv(x, weight):
             from vireo.kernels.dense_gemv import dense_gemv
 
-            return dense_gemv(x, self.weight, self.bias)
-        return F.linear(x, self.weight, self.bias)
+            return dense_gemv(x, weight, self.bias)
+        return F.linear(x, weight, self.bias)
 
-    def _takes_dense_gemv(self, x: torch.Tensor) -> bool:
+    def _takes_dense_gemv(self, x: torch.Tensor, weight: torch.Tensor) -> bool:
         """16-bit decode-size input on the Triton path (the cheap checks first: this is per call)."""
-        if not self.dense_gemv or x.dtype not in _HALF or x.dtype != self.weight.dtype:
+        if not self.dense_gemv or x.dtype not in _HALF or x.dtype != weight.dtype:
             return False
         from vireo.kernels.dense_gemv import MAX_M  # triton loads only where 16-bit linears run
 

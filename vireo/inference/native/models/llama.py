@@ -9,6 +9,7 @@ on the fused qkv output, fused norms, paged attention kernels); on CPU the torch
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from vireo.inference.native.models.layers import (
     silu_and_mul,
 )
 from vireo.inference.quant.format import is_quantized_folder, load_quantized_weights
-from vireo.inference.quant.linear import QuantizedLinear, concat_out_features
+from vireo.inference.quant.linear import QuantizedLinear, QuantizedWeight, concat_out_features
 from vireo.inference.quant.rtn import quantize_linears
 from vireo.kernels.dispatch import use_triton
 
@@ -80,6 +81,7 @@ class RopeInputs:
     def rotate(self, x: torch.Tensor) -> torch.Tensor:
         if self.cos_sin is not None:
             return rotate_in_place(x, self.positions, self.cos_sin)
+        assert self.cos is not None and self.sin is not None  # the torch path's inputs
         return apply_rotary(x, self.cos, self.sin)
 
 
@@ -129,7 +131,7 @@ class ModelShape:
 class LlamaModel:
     """The whole decoder: token ids + positions + attention metadata -> hidden states."""
 
-    def __init__(self, hf_config, weights: dict, dtype: torch.dtype, batch_hint: int = 32,
+    def __init__(self, hf_config, weights: Mapping, dtype: torch.dtype, batch_hint: int = 32,
                  device: str | torch.device = "cpu", dense_gemv: bool = True):
         arch = (getattr(hf_config, "architectures", None) or ["LlamaForCausalLM"])[0]
         if arch not in SUPPORTED:
@@ -145,7 +147,8 @@ class LlamaModel:
         inv_freq, scaling = inverse_frequencies(hf_config, cfg.head_dim)
         self.cos, self.sin = (t.to(self.device) for t in
                               rotary_tables(inv_freq, cfg.max_positions, scaling, dtype))
-        self._rope_params, self._cos_sin = (inv_freq, scaling), None
+        self._rope_params = (inv_freq, scaling)
+        self._cos_sin: torch.Tensor | None = None
 
     @property
     def cos_sin(self) -> torch.Tensor:
@@ -165,12 +168,13 @@ class LlamaModel:
         from transformers import AutoConfig
 
         hf_config = AutoConfig.from_pretrained(folder)
+        weights: Mapping[str, torch.Tensor | QuantizedWeight]
         if is_quantized_folder(folder):
             weights = load_quantized_weights(folder, dtype)
         else:
-            weights = load_safetensors(folder, dtype)
-            if quantization != "none":
-                weights = quantize_linears(weights, bits=8 if quantization == "int8" else 4)
+            floats = load_safetensors(folder, dtype)
+            weights = floats if quantization == "none" else \
+                quantize_linears(floats, bits=8 if quantization == "int8" else 4)
         return cls(hf_config, weights, dtype, batch_hint, device, dense_gemv)
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, meta: AttentionMetadata,
@@ -185,6 +189,7 @@ class LlamaModel:
         residual = None
         for layer, kv in zip(self.layers, kv_caches):
             h, residual = layer(h, residual, rope, meta, kv)
+        assert residual is not None  # set by the first layer
         return residual.add_(h)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:

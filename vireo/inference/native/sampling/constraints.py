@@ -127,13 +127,14 @@ class ConstrainedDecoding:
 
         Returns a new tensor when any row is constrained, so the raw logits stay for logprobs.
         """
-        rows = [row for row, grammar in enumerate(grammars) if grammar is not None]
-        if not rows:
+        constrained = [(row, grammar) for row, grammar in enumerate(grammars) if grammar is not None]
+        if not constrained:
             return logits
+        rows = [row for row, _ in constrained]
         bitmask = torch.full(_llguidance().torch.get_bitmask_shape(len(rows), logits.shape[-1]), -1,
                              dtype=torch.int32)
         _llguidance().torch.fill_next_token_bitmask_par(
-            self.executor, [(grammars[row].matcher, i) for i, row in enumerate(rows)], bitmask)
+            self.executor, [(grammar.matcher, i) for i, (_, grammar) in enumerate(constrained)], bitmask)
         allowed = unpack_bitmask(bitmask, logits.shape[-1]).to(logits.device)
         index = torch.tensor(rows, device=logits.device)
         masked = logits.clone()

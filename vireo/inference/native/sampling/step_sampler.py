@@ -19,7 +19,9 @@ class StepSampler:
     def __init__(self, constraints: ConstrainedDecoding, speculator: Speculator):
         self.constraints, self.speculator = constraints, speculator
 
-    def sample(self, inputs: StepInputs, logits: torch.Tensor) -> dict[ScheduledSeq, SampledTokens]:
+    def sample(self, inputs: StepInputs, logits: torch.Tensor | None) -> dict[ScheduledSeq, SampledTokens]:
+        if logits is None:  # no row of this step samples (`ModelRunner.run`)
+            return {}
         rows_of = [(item, rows) for item, rows in zip(inputs.order, inputs.logit_rows) if rows]
         sampled: dict[ScheduledSeq, SampledTokens] = {}
         offset = 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from vireo.inference.api import FinishReason
 from vireo.inference.native.scheduling.sequence import Sequence
 
 
@@ -53,4 +54,4 @@ class SeqUpdate:
     shown: list[int]
     logprobs: list[float] | None
     appended: int
-    finish_reason: str | None = None
+    finish_reason: FinishReason | None = None

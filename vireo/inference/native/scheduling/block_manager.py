@@ -48,6 +48,7 @@ class BlockManager:
 
     # --- allocation -------------------------------------------------------------------------
     def _take(self) -> int:
+        block: int | None
         if self.clean:
             block = self.clean.popleft()
         elif (block := self.cache.evict_oldest()) is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from vireo.inference.api import FinishReason
 from vireo.inference.native.scheduling.batch import Batch, SampledTokens, ScheduledSeq, SeqUpdate
 from vireo.inference.native.scheduling.block_manager import BlockManager
 from vireo.inference.native.scheduling.sequence import Sequence
@@ -46,7 +47,7 @@ class Scheduler:
     def has_work(self) -> bool:
         return bool(self.waiting or self.running)
 
-    def finish(self, seq: Sequence, reason: str) -> None:
+    def finish(self, seq: Sequence, reason: FinishReason) -> None:
         """Take `seq` out of the queues for good and free its blocks."""
         seq.finish(reason)
         if seq in self.running:
@@ -151,7 +152,8 @@ class Scheduler:
     def _append(self, seq: Sequence, tokens: list[int], logprobs: list[float] | None,
                 stop_strings: StopStrings) -> SeqUpdate:
         """Append accepted tokens up to the first that ends the sequence; finish it if one does."""
-        shown, reason = [], None
+        shown: list[int] = []
+        reason: FinishReason | None = None
         for count, token in enumerate(tokens, 1):
             seq.append_token(token)
             if token in self.eos_token_ids and not seq.sampling.ignore_eos:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from vireo.inference.api import SamplingParams
+from vireo.inference.api import FinishReason, SamplingParams
 from vireo.inference.native.scheduling.prefix_cache import ROOT_HASH, block_hash
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class Sequence:
     num_named_blocks: int = 0  # leading blocks of the table named in the prefix cache
     num_computed_tokens: int = 0  # tokens whose KV is in the cache
     num_cached_tokens: int = 0  # of the prompt, found in the prefix cache at admission
-    finish_reason: str | None = None
+    finish_reason: FinishReason | None = None
     generator: torch.Generator | None = None
     _block_keys: list[int] = field(default_factory=list, init=False, repr=False)
 
@@ -112,5 +112,5 @@ class Sequence:
         self.num_computed_tokens = min(self.num_computed_tokens, keep)
         self._block_keys = []
 
-    def finish(self, reason: str) -> None:
+    def finish(self, reason: FinishReason) -> None:
         self.status, self.finish_reason = SequenceStatus.FINISHED, reason

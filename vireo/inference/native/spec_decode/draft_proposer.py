@@ -69,6 +69,7 @@ class DraftModelProposer:
             active = [i for i, k in enumerate(ks) if len(guesses[i]) < k]
             items = [ScheduledSeq(shadows[i], shadows[i].num_uncomputed) for i in active]
             inputs, logits = self.runner.run(items)
+            assert logits is not None  # every draft item samples its next token
             order = {id(item.seq): row for row, item in enumerate(inputs.order)}
             tokens = logits.argmax(dim=-1).tolist()
             for i, item in zip(active, items):

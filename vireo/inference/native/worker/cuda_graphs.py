@@ -44,7 +44,7 @@ class DecodeGraphs:
         self.context_lens = torch.ones(rows, dtype=torch.int32, device=device)
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self.outputs: dict[int, torch.Tensor] = {}
-        self.pool = None
+        self.pool: torch.cuda._POOL_HANDLE | None = None  # graph_pool_handle()'s return type
 
     def accepts(self, num_tokens: int, meta: AttentionMetadata) -> bool:
         """A pure decode batch (one query per sequence) that a captured size holds."""
@@ -74,15 +74,17 @@ class DecodeGraphs:
         """Fill the buffers, replay the graph of the padded size; hidden states [batch, hidden]."""
         if not self.graphs:
             self.capture()
+        kernel, slot_mapping = meta.kernel, meta.slot_mapping
         n = input_ids.shape[0]
         size = padded_batch_size(n, self.sizes)
-        tables = meta.kernel.block_tables
+        assert kernel is not None and slot_mapping is not None and size is not None  # accepts() said so
+        tables = kernel.block_tables
         self.input_ids[:n].copy_(input_ids)
         self.positions[:n].copy_(positions)
-        self.slots[:n].copy_(meta.slot_mapping)
+        self.slots[:n].copy_(slot_mapping)
         self.slots[n:size].fill_(-1)  # padding rows write nowhere
         self.block_tables[:n, :tables.shape[1]].copy_(tables)
-        self.context_lens[:n].copy_(meta.kernel.context_lens)
+        self.context_lens[:n].copy_(kernel.context_lens)
         self.context_lens[n:size].fill_(1)
         self.graphs[size].replay()
         return self.outputs[size][:n]

@@ -49,10 +49,12 @@ class ModelRunner:
         self.model, self.block_size, self.device = model, block_size, torch.device(device)
         shape = model.shape
         self.num_blocks = num_blocks
-        self.kv_caches = [
-            tuple(torch.empty(num_blocks, block_size, shape.kv_heads, shape.head_dim,
-                              dtype=model.dtype, device=self.device) for _ in range(2))
-            for _ in range(shape.layers)]
+
+        def cache() -> torch.Tensor:
+            return torch.empty(num_blocks, block_size, shape.kv_heads, shape.head_dim,
+                               dtype=model.dtype, device=self.device)
+
+        self.kv_caches = [(cache(), cache()) for _ in range(shape.layers)]  # (keys, values) per layer
         self.zeroed_blocks = 0
         self.graphs = None
         if cuda_graphs and self.device.type == "cuda":
@@ -94,7 +96,7 @@ class ModelRunner:
             raise ValueError("device input ids are for decode batches only")
         return StepInputs(input_ids, self._tensor(positions), meta, short + long, logit_rows)
 
-    def _tensor(self, values: list[int]) -> torch.Tensor:
+    def _tensor(self, values: list[int] | list[list[int]]) -> torch.Tensor:
         return to_device(values, torch.long, self.device)
 
     def _kernel_meta(self, items: list[ScheduledSeq]):
