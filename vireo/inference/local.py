@@ -59,8 +59,12 @@ class LocalEngine(Engine):
 
     def render(self, request: GenerationRequest) -> str:
         if request.messages is not None:
-            return self.tokenizer.apply_chat_template(request.messages, tools=request.tools, tokenize=False,
-                                                      add_generation_prompt=True)
+            # transformers types `tools` as an invariant list[dict | Callable]: a list[dict] is what it reads
+            tools: list | None = request.tools
+            rendered = self.tokenizer.apply_chat_template(request.messages, tools=tools, tokenize=False,
+                                                          add_generation_prompt=True)
+            assert isinstance(rendered, str)  # tokenize=False: the text, not ids or a BatchEncoding
+            return rendered
         return request.prompt or ""
 
     def encode(self, text: str) -> list[int]:

@@ -12,11 +12,21 @@ import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import torch
+from transformers.generation.streamers import BaseStreamer
 
-from vireo.inference.api import EngineError, EngineEvent, EngineStats, Finished, GenerationRequest, TokenDelta, Usage
+from vireo.inference.api import (
+    EngineError,
+    EngineEvent,
+    EngineStats,
+    Finished,
+    FinishReason,
+    GenerationRequest,
+    TokenDelta,
+    Usage,
+)
 from vireo.inference.local import EngineConfig, LocalEngine, events_until_finished, torch_dtype
 from vireo.inference.textstream import OutputStream
 
@@ -104,7 +114,8 @@ class HFEngine(LocalEngine):
 
     def _take_compatible(self, first: _Job) -> list[_Job]:
         """More waiting jobs with the same sampling parameters, up to the max batch."""
-        taken, put_back = [], []
+        taken: list[_Job] = []
+        put_back: list[_Job] = []
         while len(taken) + 1 < self.config.max_batch:
             try:
                 job = self._pending.get_nowait()
@@ -127,8 +138,8 @@ class HFEngine(LocalEngine):
         mask = torch.tensor([[0] * (width - len(j.prompt_ids)) + [1] * len(j.prompt_ids) for j in batch])
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
-        kwargs = dict(do_sample=not sampling.greedy, max_new_tokens=sampling.max_tokens,
-                      pad_token_id=self._pad_id)
+        kwargs: dict[str, Any] = dict(do_sample=not sampling.greedy, max_new_tokens=sampling.max_tokens,
+                                      pad_token_id=self._pad_id)
         if not sampling.greedy:
             kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or None)
         if sampling.ignore_eos:
@@ -138,7 +149,9 @@ class HFEngine(LocalEngine):
         recorder = _LogprobRecorder() if sampling.logprobs else None
         self._running = len(batch)
         try:
-            self.model.generate(
+            # transformers annotates from_pretrained as returning its `_BaseModelWithGenerate`, which
+            # generate()'s own self type (GenerativePreTrainedModel) does not admit
+            self.model.generate(  # type: ignore[misc]
                 input_ids=ids, attention_mask=mask, streamer=_BatchStreamer(self, batch, recorder),
                 stopping_criteria=StoppingCriteriaList([_RowStop(batch)]),
                 logits_processor=LogitsProcessorList([recorder] if recorder else []), **kwargs)
@@ -157,6 +170,7 @@ class HFEngine(LocalEngine):
         if tail:
             job.send(TokenDelta(job.request.request_id, tail, []))
         n = len(job.completion_ids)
+        reason: FinishReason
         if error:
             reason = "error"
         elif job.aborted:
@@ -174,7 +188,7 @@ class HFEngine(LocalEngine):
 class _LogprobRecorder:
     """Last logits processor: remembers the log-softmax the sampler will draw from."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.last: torch.Tensor | None = None
 
     def __call__(self, input_ids, scores):
@@ -182,7 +196,7 @@ class _LogprobRecorder:
         return scores
 
 
-class _BatchStreamer:
+class _BatchStreamer(BaseStreamer):
     """Receives each step's new tokens ([batch] ids) and turns them into per-request deltas."""
 
     def __init__(self, engine: HFEngine, batch: list[_Job], recorder: _LogprobRecorder | None):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol, cast
 
 from vireo.inference.api import (
     Constraint,
@@ -21,6 +21,7 @@ from vireo.inference.api import (
     EngineEvent,
     EngineStats,
     Finished,
+    FinishReason,
     GenerationRequest,
     PromptTooLongError,
     TokenDelta,
@@ -30,15 +31,28 @@ from vireo.inference.backends.counters import TokenCounters
 from vireo.inference.embedder import Embedder, shared_embedder
 from vireo.inference.local import EngineConfig
 
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+    from openai.types.chat import ChatCompletionMessageParam
+
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English BPE vocabularies
-FINISH_REASONS = {"stop": "stop", "length": "length", "abort": "abort", "error": "error"}
+FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "abort": "abort",
+                                           "error": "error"}
+
+
+class _Stream(Protocol):
+    """A streamed completion (openai's `AsyncStream` of chat or completion chunks)."""
+
+    def __aiter__(self) -> AsyncIterator[Any]: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass
 class _Call:
     """One in-flight streamed request, so `abort()` can close its stream."""
 
-    stream: object | None = None  # None until the server answers
+    stream: _Stream | None = None  # None until the server answers
     aborted: bool = False
 
 
@@ -58,7 +72,7 @@ class OpenAIEngine(Engine):
         self.tokenizer = _local_tokenizer(config)
         self.exact_tokens = self.tokenizer is not None
         self._embedder = embedder or shared_embedder()
-        self._client = None
+        self._client: AsyncOpenAI | None = None
         self._calls: dict[str, _Call] = {}
         self._counters = TokenCounters()
 
@@ -73,12 +87,17 @@ class OpenAIEngine(Engine):
                                    max_retries=0, timeout=600.0)
         await self._read_model_card()
 
+    def _started(self) -> AsyncOpenAI:
+        """The client `start()` made."""
+        assert self._client is not None, "the openai engine is not started"
+        return self._client
+
     async def _read_model_card(self) -> None:
         """Check the model is served and take its context length (vLLM's `max_model_len`)."""
         import openai
 
         try:
-            served = [m async for m in self._client.models.list()]
+            served = [m async for m in self._started().models.list()]
         except openai.APIError as exc:
             raise EngineError(f"cannot list models at {self.base_url}: {exc}") from exc
         by_id = {m.id: m for m in served}
@@ -154,21 +173,24 @@ class OpenAIEngine(Engine):
                 await call.stream.close()
         yield self._finished(request, text, reason, usage, error, call.aborted, prompt_tokens, deltas)
 
-    async def _open_stream(self, request: GenerationRequest):
+    async def _open_stream(self, request: GenerationRequest) -> _Stream:
         import openai
 
         args = self._request_arguments(request)
+        client = self._started()
         try:
-            if request.messages is not None:
-                return await self._client.chat.completions.create(messages=request.messages, **args)
-            return await self._client.completions.create(prompt=request.prompt or "", **args)
+            if request.messages is not None:  # OpenAI-shaped message dicts, as the API took them
+                messages = cast("list[ChatCompletionMessageParam]", request.messages)
+                return await client.chat.completions.create(messages=messages, stream=True, **args)
+            return await client.completions.create(prompt=request.prompt or "", stream=True, **args)
         except openai.BadRequestError as exc:
             raise EngineError(f"{self.base_url} refused the request: {_server_message(exc)}") from exc
 
-    def _request_arguments(self, request: GenerationRequest) -> dict:
+    def _request_arguments(self, request: GenerationRequest) -> dict[str, Any]:
         s = request.sampling
-        args = dict(model=self.model_name, max_tokens=s.max_tokens, temperature=s.temperature,
-                    top_p=s.top_p, stream=True, stream_options={"include_usage": True})
+        # `stream=True` is passed by `_open_stream` itself (it picks the streaming overloads)
+        args: dict[str, Any] = dict(model=self.model_name, max_tokens=s.max_tokens, temperature=s.temperature,
+                                    top_p=s.top_p, stream_options={"include_usage": True})
         if s.stop:
             args["stop"] = list(s.stop)
         if s.seed is not None:
@@ -176,7 +198,7 @@ class OpenAIEngine(Engine):
         if s.logprobs:
             args["logprobs"] = True if request.messages is not None else 1
         # Fields beyond the OpenAI API, understood by vLLM-compatible servers; sent only when used.
-        extra = {}
+        extra: dict[str, Any] = {}
         if s.top_k:
             extra["top_k"] = s.top_k
         if s.ignore_eos:
@@ -195,6 +217,7 @@ class OpenAIEngine(Engine):
         prompt = usage.prompt_tokens if usage else prompt_tokens
         cached = _cached_tokens(usage)
         self._counters.add_prompt(request.app, prompt, cached)
+        finish: FinishReason
         if aborted:
             finish, error = "abort", None
         elif error or not reason:
@@ -226,21 +249,22 @@ class OpenAIEngine(Engine):
         else:
             inputs = [prompt + c for c in continuations]
         try:
-            response = await self._client.completions.create(
+            response = await self._started().completions.create(
                 model=self.model_name, prompt=inputs, echo=True, logprobs=1, max_tokens=1, temperature=0.0)
         except openai.APIError as exc:
             raise EngineError(f"{self.base_url} cannot score: score() needs /v1/completions with echo=True "
                               f"and logprobs (vLLM servers support it): {_server_message(exc)}") from exc
         choices = sorted(response.choices, key=lambda c: c.index)
-        missing = any(not c.logprobs or not c.logprobs.token_logprobs for c in choices)
-        if len(choices) != len(inputs) or missing:
+        echoed = [(c.logprobs, c.logprobs.token_logprobs) for c in choices
+                  if c.logprobs and c.logprobs.token_logprobs]
+        if len(choices) != len(inputs) or len(echoed) != len(choices):
             raise EngineError(f"{self.base_url} did not return prompt logprobs for echo=True; score() "
                               "needs a server that echoes the prompt with logprobs (vLLM does)")
         if self.tokenizer is not None:
-            return [_sum_token_span(c.logprobs.token_logprobs, len(prompt_ids), len(cont))
-                    for c, cont in zip(choices, conts)]
-        return [_sum_text_span(c.logprobs, len(prompt), len(prompt + cont))
-                for c, cont in zip(choices, continuations)]
+            return [_sum_token_span(token_logprobs, len(prompt_ids), len(cont))
+                    for (_, token_logprobs), cont in zip(echoed, conts)]
+        return [_sum_text_span(logprobs, len(prompt), len(prompt + cont))
+                for (logprobs, _), cont in zip(echoed, continuations)]
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         return await asyncio.to_thread(self._embedder.encode, texts)

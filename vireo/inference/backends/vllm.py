@@ -14,7 +14,7 @@ import gc
 import os
 import uuid
 from pathlib import Path
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
 from vireo.inference.api import (
     Constraint,
@@ -22,6 +22,7 @@ from vireo.inference.api import (
     EngineEvent,
     EngineStats,
     Finished,
+    FinishReason,
     GenerationRequest,
     PromptTooLongError,
     TokenDelta,
@@ -30,6 +31,9 @@ from vireo.inference.api import (
 from vireo.inference.backends.counters import TokenCounters
 from vireo.inference.local import EngineConfig, LocalEngine
 from vireo.inference.registry import ModelRegistry
+
+if TYPE_CHECKING:
+    from vllm.v1.engine.async_llm import AsyncLLM
 
 DEFAULT_MAX_MODEL_LEN = 4096  # vLLM sizes its scheduler budget by this; 8k is rarely needed on CPU
 PROMPT_LOOKUP_MAX = 4
@@ -88,7 +92,7 @@ class VLLMEngine(LocalEngine):
     def __init__(self, config: EngineConfig, model_path: Path, model_name: str, **kw):
         super().__init__(config, model_path, model_name, **kw)
         self.context_length = min(self.context_length, config.max_model_len or DEFAULT_MAX_MODEL_LEN)
-        self._engine = None
+        self._engine: AsyncLLM | None = None
         self._start_lock = asyncio.Lock()
         self._snapshot = _SchedulerSnapshot()
         self._counters = TokenCounters()
@@ -104,7 +108,12 @@ class VLLMEngine(LocalEngine):
                 await asyncio.to_thread(lambda: box.update(engine=self._build_engine()))
                 self._engine = box.pop("engine")
 
-    def _build_engine(self):
+    def _started(self) -> AsyncLLM:
+        """The engine `start()` built."""
+        assert self._engine is not None, "the vllm engine is not started"
+        return self._engine
+
+    def _build_engine(self) -> AsyncLLM:
         prepare_vllm_environment()
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
@@ -149,8 +158,8 @@ class VLLMEngine(LocalEngine):
         prompt_ids = self.prompt_ids(request)  # refuses an over-long prompt before any work
         await self.start()
         rid = request.request_id
-        stream = self._engine.generate(self._engine_input(prompt_ids), self.sampling_params(request),
-                                       rid, priority=request.priority)
+        stream = self._started().generate(self._engine_input(prompt_ids), self.sampling_params(request),
+                                          rid, priority=request.priority)
         self._active.add(rid)
         text, completion, final = [], 0, None
         try:
@@ -180,7 +189,7 @@ class VLLMEngine(LocalEngine):
     def _engine_input(self, prompt_ids: list[int]):
         from vllm.inputs import TokensPrompt
 
-        return self._engine.renderer.render_cmpl([TokensPrompt(prompt_token_ids=prompt_ids)])[0]
+        return self._started().renderer.render_cmpl([TokensPrompt(prompt_token_ids=prompt_ids)])[0]
 
     def sampling_params(self, request: GenerationRequest):
         """vLLM's SamplingParams for `request`, streaming deltas."""
@@ -219,11 +228,17 @@ class VLLMEngine(LocalEngine):
         params = VSamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0,
                                  skip_reading_prefix_cache=True)
         final = None
-        async for out in self._engine.generate(self._engine_input(prompt_ids + cont), params,
-                                               f"score-{uuid.uuid4().hex}"):
+        async for out in self._started().generate(self._engine_input(prompt_ids + cont), params,
+                                                  f"score-{uuid.uuid4().hex}"):
             final = out
+        assert final is not None and final.prompt_logprobs is not None  # asked for: prompt_logprobs=0
         positions = range(len(prompt_ids), len(prompt_ids) + len(cont))
-        return float(sum(final.prompt_logprobs[i][tok].logprob for i, tok in zip(positions, cont)))
+        total = 0.0
+        for i, tok in zip(positions, cont):
+            logprobs = final.prompt_logprobs[i]
+            assert logprobs is not None  # only the first prompt token has none
+            total += logprobs[tok].logprob
+        return total
 
     # --- statistics ----------------------------------------------------------------------------
     def stats(self) -> EngineStats:
@@ -267,6 +282,10 @@ def _sampled_logprobs(piece, ids: list[int]) -> list[float] | None:
     return [float(entry[tok].logprob) for entry, tok in zip(piece.logprobs, ids)]
 
 
-def _finish_reason(reason: str | None) -> str:
+_FINISH_REASONS: dict[str | None, FinishReason] = {"stop": "stop", "length": "length", "abort": "abort",
+                                                   "error": "error"}
+
+
+def _finish_reason(reason: str | None) -> FinishReason:
     # vLLM also reports "repetition" (its repetition detector), which is a stop like EOS.
-    return reason if reason in ("stop", "length", "abort", "error") else "stop"
+    return _FINISH_REASONS.get(reason, "stop")
