@@ -11,7 +11,7 @@ from vireo.ui.views import app_form, chat, engine, jobs, rag, summarize
 DEDICATED = {"summarize", "chat", "rag", "rag_ingest"}
 
 
-def navigation() -> st.navigation:
+def navigation() -> st.Page:
     tasks = [st.Page(summarize.render, title="Summarize", icon=":material/summarize:", url_path="summarize",
                      default=True),
              st.Page(chat.render, title="Chat", icon=":material/chat:", url_path="chat"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Generator
 
 import httpx
 from httpx_sse import EventSource
@@ -102,7 +102,8 @@ class VireoClient:
         params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
         return self._request("GET", "/v1/jobs", params=params)
 
-    def events(self, job_id: str, after: str | None = None, idle_s: float = 1.0) -> Iterator[ServerEvent | None]:
+    def events(self, job_id: str, after: str | None = None,
+               idle_s: float = 1.0) -> Generator[ServerEvent | None, None, None]:
         """Follow a job's events until `end`, resuming after `after`.
 
         Yields None whenever the stream is silent for `idle_s`, so a page can refresh (Streamlit only

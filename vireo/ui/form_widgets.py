@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Callable
 
 import streamlit as st
 
@@ -13,11 +13,12 @@ from vireo.ui.forms import FormField, initial_text
 
 def _number(field: FormField, key: str) -> Any:
     integer = field.widget == "integer"
-    cast = int if integer else float
+    # an integer field passes ints throughout, which Streamlit turns into an integer input
+    cast: Callable[[Any], float] = int if integer else float
     low = cast(field.minimum) if field.minimum is not None else None
     high = cast(field.maximum) if field.maximum is not None else None
     value = cast(field.default) if field.default is not None else (None if not field.required else low)
-    step = 1 if integer else (0.05 if high is not None and high <= 2 else 0.1)
+    step: float = 1 if integer else (0.05 if high is not None and high <= 2 else 0.1)
     return st.number_input(field.label, min_value=low, max_value=high, value=value, step=step,
                            help=field.help or None, key=key)
 

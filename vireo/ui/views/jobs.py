@@ -51,11 +51,14 @@ def render() -> None:
     if not jobs:
         return
     labels = {j["id"]: f"{j['id']} · {j['app']} · {j['status']}" for j in jobs}
-    chosen = st.selectbox("Open a job", list(labels), format_func=labels.get, index=None, key="jobs.pick")
+    # "" for a stale pick no longer listed (Streamlit formats the stored value too): not an option, so reset
+    chosen = st.selectbox("Open a job", list(labels), format_func=lambda job: labels.get(job, ""), index=None,
+                          key="jobs.pick")
     if chosen:
         _open(chosen)
     if job_id := current_job(SLOT):
         app = next((j["app"] for j in jobs if j["id"] == job_id), None)
-        output_schema = session.apps().get(app, {}).get("output_schema") or {}
+        described = session.apps().get(app, {}) if app is not None else {}  # None: not on this page
+        output_schema = described.get("output_schema") or {}
         st.subheader(f"Job {job_id}")
         job_panel(SLOT, main_field=main_text_field(output_schema))
