@@ -71,10 +71,9 @@ def bench_engines(model: str = "smollm2-135m", backends: Optional[str] = None, r
         return
     from vireo.tools.bench.engines import run_engine_benchmark
 
-    kwargs = dict(model=model, backends=backends.split(",") if backends else None, requests=requests,
-                  concurrency=tuple(int(c) for c in concurrency.split(",")), new_tokens=new_tokens,
-                  threads=threads)
-    result = run_engine_benchmark(**kwargs)
+    result = run_engine_benchmark(model=model, backends=backends.split(",") if backends else None,
+                                  requests=requests, concurrency=tuple(int(c) for c in concurrency.split(",")),
+                                  new_tokens=new_tokens, threads=threads)
     _write_json(result, out if out else (None if as_json else RESULTS / "engines-cpu.json"))
     _exit_now_if_vllm_ran()
 

@@ -7,6 +7,7 @@ import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from vireo.tools.paths import CHECKOUT
 
@@ -20,7 +21,7 @@ def machine_info(packages: tuple[str, ...] = ("torch",), gpu: bool = False) -> d
     cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
                platform.processor() or "?")
     flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
-    info = {"host": platform.node(), "cpu": cpu, "arch": platform.machine(), "cores": os.cpu_count(),
+    info: dict[str, Any] = {"host": platform.node(), "cpu": cpu, "arch": platform.machine(), "cores": os.cpu_count(),
             "isa": [f for f in ISA_FLAGS if f in flags], "platform": platform.platform(),
             "python": platform.python_version()}
     for name in packages:

@@ -23,6 +23,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -39,9 +40,9 @@ from vireo.tools.bench.random_weights import (
 )
 from vireo.tools.machine import machine_info, source_commit
 
-TINY = dict(hidden_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-            intermediate_size=512, vocab_size=1024, tie_word_embeddings=True,
-            initializer_range=0.1)  # larger than real init: varied greedy text, fewer near-ties
+TINY: dict[str, Any] = dict(hidden_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                            intermediate_size=512, vocab_size=1024, tie_word_embeddings=True,
+                            initializer_range=0.1)  # larger than real init: varied greedy text, fewer near-ties
 
 
 def gpu_info() -> dict:
@@ -193,10 +194,11 @@ def run_gpu_engine_benchmark(shape: str = "llama-8b", batch_sizes: tuple[int, ..
                              check: bool = True, profile: bool = False,
                              int4_batch_sizes: tuple[int, ...] = (1,)) -> dict:
     """The report: machine, checks, and per engine and batch size tok/s, ms/step and ratios."""
-    report = {"benchmark": "engines-gpu", "machine": gpu_info(), "shape": shape, "dtype": "bfloat16",
-              "workload": {"prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
-                           "batch_sizes": list(batch_sizes), "sampling": "greedy, no EOS",
-                           "prompts": "distinct random token ids per request"}}
+    report: dict[str, Any] = {
+        "benchmark": "engines-gpu", "machine": gpu_info(), "shape": shape, "dtype": "bfloat16",
+        "workload": {"prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
+                     "batch_sizes": list(batch_sizes), "sampling": "greedy, no EOS",
+                     "prompts": "distinct random token ids per request"}}
     report["machine"]["copy_bandwidth_tb_s"] = round(copy_bandwidth() / 1e12, 3)
     folder = Path(tempfile.mkdtemp())
     if check:

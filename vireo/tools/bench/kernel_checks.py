@@ -7,6 +7,7 @@ relative error ||out - ref|| / ||ref|| must stay under the dtype's bound.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from triton.runtime.errors import OutOfResources
@@ -17,7 +18,7 @@ from vireo.kernels.gemv_kmajor import KMajorGemvConfig
 from vireo.kernels.gemv_layout import with_kmajor, with_mma
 from vireo.kernels.quant_gemv import GemvConfig, gemv_supported
 from vireo.kernels.quant_mma import MmaConfig
-from vireo.kernels.qweight import Int4Weight, dequantize, quantize_int4, quantize_int8
+from vireo.kernels.qweight import Int4Weight, Int8Weight, dequantize, quantize_int4, quantize_int8
 
 BOUND = {torch.bfloat16: 1e-2, torch.float16: 1e-2, torch.float32: 1e-5}
 
@@ -44,7 +45,9 @@ def check_quant(results: list, device, dtype=torch.bfloat16, configs=()) -> None
         x = torch.randn(m, k, device=device, dtype=dtype)
         w4 = quantize_int4(weight, group).to(scale_dtype=torch.float16)
         w8 = quantize_int8(weight)
-        cases = [("w4a16", quant.w4a16_matmul, w4), ("w8a16", quant.w8a16_matmul, w8)]
+        # (name, kernel, weight): each kernel gets the weight kind it takes
+        cases: list[tuple[str, Callable[..., torch.Tensor], Int8Weight | Int4Weight]] = [
+            ("w4a16", quant.w4a16_matmul, w4), ("w8a16", quant.w8a16_matmul, w8)]
         if m <= 4:  # decode sizes: the int8 weight as the loader keeps it, with its GEMV layout
             cases.append(("w8a16 kmajor", quant.w8a16_matmul, with_kmajor(w8)))
         if m <= 8:  # int4 small M: the tensor-core layout

@@ -15,6 +15,7 @@ import datetime
 import json
 import math
 import time
+from typing import Any, Callable
 
 import torch
 import triton
@@ -79,7 +80,7 @@ def quant_inputs(dev, n: int, k: int) -> dict:
             "w8a16": rotating(lambda: with_kmajor(quantize_int8(weight)), n * k)}
 
 
-KERNELS = {"w4a16": quant.w4a16_matmul, "w8a16": quant.w8a16_matmul}
+KERNELS: dict[str, Callable[..., torch.Tensor]] = {"w4a16": quant.w4a16_matmul, "w8a16": quant.w8a16_matmul}
 
 
 def bench_quant(dev, m_values=tuple(MS)) -> list[dict]:
@@ -113,7 +114,7 @@ def bench_quant(dev, m_values=tuple(MS)) -> list[dict]:
 def _alternatives(m: int, n: int, k: int, bits: int) -> list[tuple[str, object]]:
     """The paths the dispatcher did not take, timed for the record."""
     dev = torch.device("cuda")
-    alts = [("tensorcore", quant.pick_config(n, k, bits, dev))]
+    alts: list[tuple[str, object]] = [("tensorcore", quant.pick_config(n, k, bits, dev))]
     if bits == 4 and m <= quant_mma.MAX_M:
         alts.append(("mma", quant_mma.pick_mma_config(n, k, 128, dev)))
     if bits == 4 and m <= quant_gemv.MAX_M:
@@ -138,7 +139,8 @@ def split_k_overhead(dev, n: int = 4096) -> dict:
 
 def sweep_quant(dev, budget_s: float, m_values=(1, 4, 16)) -> list[dict]:
     """Time candidate configs at each M for each shape, within a time budget."""
-    start, rows = time.time(), []
+    start = time.time()
+    rows: list[dict] = []
     for n, k in SHAPES:
         inputs = quant_inputs(dev, n, k)
         for m in m_values:
@@ -159,7 +161,7 @@ def sweep_quant(dev, budget_s: float, m_values=(1, 4, 16)) -> list[dict]:
 
 def sweep(fn, x, w, configs, base, deadline: float) -> list[dict]:
     """Time each config until the deadline; keep the 5 fastest."""
-    out = []
+    out: list[dict[str, Any]] = []
     for cfg in configs:
         if time.time() > deadline:
             break
@@ -200,8 +202,8 @@ def bench_dense(dev, configs=DENSE_SWEEP, m: int = 1) -> list[dict]:
         x = torch.randn(m, k, device=dev, dtype=torch.bfloat16)
         ref = x.double() @ w0.double().t()
         base = timed_graph(lambda: torch.nn.functional.linear(x, weights()))
-        row = {"M": m, "N": n, "K": k, "cublas_bf16_ms": base, "cublas_GBps": n * k * 2 / base / 1e6,
-               "configs": []}
+        row: dict[str, Any] = {"M": m, "N": n, "K": k, "cublas_bf16_ms": base,
+                               "cublas_GBps": n * k * 2 / base / 1e6, "configs": []}
         for cfg in configs:
             out = torch.full((m, n), math.nan, device=dev, dtype=torch.bfloat16)
             dense_gemv.dense_gemv(x, w0, out=out, config=cfg)

@@ -43,6 +43,8 @@ async def timed(engine, req: GenerationRequest) -> dict:
         if isinstance(event, TokenDelta) and first is None and event.token_ids:
             first = time.perf_counter() - start
         final = event
+    if final is None:
+        raise RuntimeError(f"the engine streamed nothing for request {req.request_id}")
     return {"ttft_s": first, "total_s": time.perf_counter() - start, "text": final.text,
             "tokens": final.usage.completion_tokens, "cached": final.usage.cached_tokens}
 

@@ -22,6 +22,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -77,6 +78,8 @@ def _submissions_wrk(url: str, seconds: int, connections: int, accepted_so_far) 
     finally:
         script.unlink(missing_ok=True)
     summary = re.search(r"(\d+) requests in ([\d.]+)s", out)
+    if summary is None:
+        raise RuntimeError(f"wrk printed no request summary:\n{out}")
     total, elapsed = int(summary.group(1)), float(summary.group(2))
     rejected = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     stored = accepted_so_far() - before  # jobs that really reached Redis, not just 202s
@@ -114,6 +117,8 @@ def _overhead(url: str, app: str, job_input: dict, options: dict, runs: int) -> 
             job = client.get(f"/v1/jobs/{job_id}").json()
             t = job["timings"]
             engine = t["first_token_at"] - t["started_at"]
+            if first_event_at is None:
+                raise RuntimeError(f"job {job_id} ({app}) ended without streaming a token")
             engine_times.append(engine * 1000)
             overheads.append((first_event_at - t0 - engine) * 1000)
     return {"app": app, "runs": runs,
@@ -140,7 +145,7 @@ def run_platform_benchmark(requests: int = 400, concurrency: int = 32, overhead_
         wait_http_ok(f"{url}/healthz", 300, "the API", api)
         wait_worker_ready(redis_url, 300, worker)
         stats = json.loads(redis.Redis.from_url(redis_url).get("vireo:engine:stats"))
-        result = {
+        result: dict[str, Any] = {
             "benchmark": "platform", "date": time.strftime("%Y-%m-%d"), "machine": machine_info(packages=()),
             "engine": {"backend": stats["backend"], "model": stats["model"]},
             "targets": {"overhead_ms_p50": 10, "submissions_per_s": 500},

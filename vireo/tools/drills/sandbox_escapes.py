@@ -120,6 +120,8 @@ def _stack_target(stack: Stack) -> Target:
     """The real things: Redis's AOF and the stack's logs, the API (every key in its environment),
     the worker, Redis's port; the admin key is the secret."""
     files = [str(p) for p in Path(stack.dir).rglob("*") if p.is_file()]
+    if stack.api_proc is None:
+        raise RuntimeError("the stack's API is not running")
     return Target(secret=ADMIN_KEY, secret_files=files, outside_dir=str(stack.dir), worker_pid=stack.workers[0].pid,
                   bystander_pid=stack.api_proc.pid, port=stack.redis_port)
 

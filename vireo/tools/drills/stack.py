@@ -51,7 +51,7 @@ class Stack:
         }
         self.redis_proc: subprocess.Popen | None = None
         self.api_proc: subprocess.Popen | None = None
-        self.workers: list[subprocess.Popen | None] = []
+        self.workers: list[subprocess.Popen] = []  # restart_worker replaces one in place
         self.ui_proc: subprocess.Popen | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------

@@ -53,7 +53,8 @@ class Load:
         self._thread.join(30)
 
     def _run(self) -> None:
-        redis, pending, n = self.stack.redis(), [], 0
+        redis, n = self.stack.redis(), 0
+        pending: list[str] = []  # ids of jobs still queued or running
         with self.stack.client(timeout=30) as api:
             while not self._stop.is_set():
                 pending = [j for j in pending if redis.hget(f"vireo:job:{j}", "status") in ("queued", "running")]
@@ -162,7 +163,9 @@ def run(short: bool) -> DrillResult:
 
 def check_jobs(stack: Stack, load: Load, kills: list[dict], result: DrillResult) -> None:
     redis = stack.redis()
-    attempts, latencies, statuses = Counter(), [], Counter()
+    attempts: Counter[int] = Counter()
+    statuses: Counter[str | None] = Counter()
+    latencies: list[float] = []
     for job_id, job in load.jobs.items():
         record = redis.hgetall(f"vireo:job:{job_id}")
         events = stream(stack, job_id)

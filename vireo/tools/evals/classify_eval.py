@@ -4,6 +4,7 @@ without the content-free calibration (so its effect is measured, not assumed).""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from vireo.tools.evals.datasets import describe, load
 from vireo.tools.evals.harness import run_jobs
@@ -24,6 +25,7 @@ def macro_f1(gold: list[str], predicted: list[str], labels: list[str]) -> float:
 
 
 def _job(preset: str, items: list[dict], calibrate: bool) -> tuple[str, dict, dict]:
+    job_input: dict[str, Any]
     if preset == "nli":
         data = "\n".join(json.dumps({"text": i["text"], "hypothesis": i["pair"]}) for i in items)
         job_input = {"preset": preset, "data": data, "data_format": "jsonl"}

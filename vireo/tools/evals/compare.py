@@ -42,18 +42,21 @@ def compare(app_name: str, base: EvalConfig, variant: EvalConfig, runner_kind: s
             full: bool = False, limit: int | None = None, concurrency: int | None = None) -> dict:
     """Run `app_name`'s eval on `base` then `variant`; the judge (on `base`) compares open-ended outputs."""
     machine = machine_info()
-    kwargs = dict(full=full, limit=limit, concurrency=concurrency)
+
+    def evaluate(runner, config: EvalConfig) -> dict:
+        return run_eval(app_name, runner, full=full, config=config, limit=limit, concurrency=concurrency)
+
     if not is_open_ended(app_name):  # no judge: one engine in memory at a time (two 1.5B fp32 engines ~20 GB)
         with open_runner(base, runner_kind) as base_runner:
-            base_result = run_eval(app_name, base_runner, config=base, **kwargs)
+            base_result = evaluate(base_runner, base)
         with open_runner(variant, runner_kind) as variant_runner:
-            variant_result = run_eval(app_name, variant_runner, config=variant, **kwargs)
+            variant_result = evaluate(variant_runner, variant)
         judge = None
     else:
         with open_runner(base, runner_kind) as base_runner:
-            base_result = run_eval(app_name, base_runner, config=base, **kwargs)
+            base_result = evaluate(base_runner, base)
             with open_runner(variant, runner_kind) as variant_runner:
-                variant_result = run_eval(app_name, variant_runner, config=variant, **kwargs)
+                variant_result = evaluate(variant_runner, variant)
             view = eval_module(app_name).judge_items
             judge = pairwise(base_runner, view(base_result["items"]), view(variant_result["items"]), base)
     return {"app": app_name, "kind": "comparison", "runner": runner_kind, "varied": base.differences(variant),

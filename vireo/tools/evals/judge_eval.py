@@ -4,6 +4,7 @@ rate of label verdicts, for both pairwise methods (labels, likelihood)."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from vireo.tools.evals.datasets import describe, load
 from vireo.tools.evals.harness import run_jobs
@@ -32,7 +33,8 @@ def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> 
     jobs = [("judge", {"mode": "pairwise", "method": method, "items": judge_items, "rationale": False},
              {"temperature": 0.0}) for method in METHODS]
     outputs = run_jobs(runner, jobs, concurrency)
-    metrics, details = {}, {}
+    metrics: dict[str, Any] = {}  # per method, and the always-A baseline
+    details: dict[str, list[dict]] = {}
     for method, out in zip(METHODS, outputs):
         if "error" in out:
             metrics[method] = {"error": out["error"]}

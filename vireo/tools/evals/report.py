@@ -49,7 +49,7 @@ def _config_text(result: dict) -> str:
 def rows(folder: Path = RESULTS) -> list[list[str]]:
     table = []
     for path, result in _results(folder):
-        headline = HEADLINES.get(result.get("app"))
+        headline = HEADLINES.get(result.get("app", ""))
         if headline is None or result.get("kind") == "comparison":
             continue
         dataset = result["dataset"]

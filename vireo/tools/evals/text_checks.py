@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any, Callable
 
 LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S")
 
@@ -50,8 +51,9 @@ def json_keys(text: str, keys: list[str]) -> bool:
     return isinstance(value, dict) and set(keys) <= set(value)
 
 
-CHECKS = {"mentions": mentions, "max_words": max_words, "word_band": word_band, "list_items": list_items,
-          "starts_with_any": starts_with_any, "json_keys": json_keys}
+CHECKS: dict[str, Callable[[str, Any], bool]] = {
+    "mentions": mentions, "max_words": max_words, "word_band": word_band, "list_items": list_items,
+    "starts_with_any": starts_with_any, "json_keys": json_keys}
 
 
 def run_checks(text: str, checks: dict) -> dict[str, bool]:
