@@ -28,6 +28,7 @@ import httpx
 import redis
 
 from vireo.platform.processes import start, stop, vireo_command, wait_http_ok, wait_worker_ready
+from vireo.platform.redis_keys import STATS_KEY, tenant_key
 from vireo.tools.machine import load_average, machine_info
 from vireo.tools.paths import RESULTS
 
@@ -144,7 +145,7 @@ def run_platform_benchmark(requests: int = 400, concurrency: int = 32, overhead_
     try:
         wait_http_ok(f"{url}/healthz", 300, "the API", api)
         wait_worker_ready(redis_url, 300, worker)
-        stats = json.loads(redis.Redis.from_url(redis_url).get("vireo:engine:stats"))
+        stats = json.loads(redis.Redis.from_url(redis_url).get(STATS_KEY))
         result: dict[str, Any] = {
             "benchmark": "platform", "date": time.strftime("%Y-%m-%d"), "machine": machine_info(packages=()),
             "engine": {"backend": stats["backend"], "model": stats["model"]},
@@ -153,7 +154,7 @@ def run_platform_benchmark(requests: int = 400, concurrency: int = 32, overhead_
         }
         if shutil.which("wrk"):  # apt install wrk
             def jobs_of_bench_tenant():
-                return redis.Redis.from_url(redis_url).zcard("vireo:tenant:default:jobs")
+                return redis.Redis.from_url(redis_url).zcard(tenant_key("default"))
             result["submissions"] = _submissions_wrk(url, 5, concurrency, jobs_of_bench_tenant)
         else:
             result["submissions"] = result["submissions_python_client"]

@@ -10,7 +10,7 @@ fails by design: VIREO_MAX_ATTEMPTS). Then, for every job submitted:
 - run twice: its stream has one `result` and one `end` (the finish writes both atomically with the
   `succeeded` transition), and the text streamed after its last `attempt` event is its result.
 Facts: time to recovery (kill → handed back, kill → running again), attempts per job, latency.
-The short version (CI) kills 3 times with sub-second heartbeats; the full one 20 times with the
+The short version (CI) kills twice with sub-second heartbeats; the full one 20 times with the
 default settings (heartbeat 2 s, worker TTL 10 s, reaper every 5 s), the numbers an operator gets.
 """
 
@@ -23,6 +23,7 @@ import time
 from collections import Counter
 
 from vireo.platform.processes import wait_until
+from vireo.platform.redis_keys import RUNNING_KEY, events_key, job_key, worker_key
 from vireo.tools.drills.result import DrillResult
 from vireo.tools.drills.stack import Stack
 
@@ -57,7 +58,7 @@ class Load:
         pending: list[str] = []  # ids of jobs still queued or running
         with self.stack.client(timeout=30) as api:
             while not self._stop.is_set():
-                pending = [j for j in pending if redis.hget(f"vireo:job:{j}", "status") in ("queued", "running")]
+                pending = [j for j in pending if redis.hget(job_key(j), "status") in ("queued", "running")]
                 if len(pending) >= IN_FLIGHT:
                     time.sleep(0.1)
                     continue
@@ -81,7 +82,7 @@ class Load:
 def beats(stack: Stack) -> dict[str, dict]:
     """Heartbeats of the stack's live worker processes, by worker id (a killed one's key outlives it)."""
     redis = stack.redis()
-    keys = list(redis.scan_iter("vireo:worker:*"))
+    keys = list(redis.scan_iter(worker_key("*")))
     live = {proc.pid for proc in stack.workers if proc is not None and proc.poll() is None}
     found = {key.split(":", 2)[2]: json.loads(value) for key, value in zip(keys, redis.mget(keys)) if value}
     return {worker: beat for worker, beat in found.items() if beat["pid"] in live}
@@ -91,8 +92,8 @@ def held_by(stack: Stack, worker_id: str) -> dict[str, int]:
     """Jobs running on `worker_id` now, per the job records (the running index), with their attempt."""
     redis = stack.redis()
     held = {}
-    for job_id in redis.smembers("vireo:jobs:running"):
-        worker, attempt = redis.hmget(f"vireo:job:{job_id}", "worker", "attempt")
+    for job_id in redis.smembers(RUNNING_KEY):
+        worker, attempt = redis.hmget(job_key(job_id), "worker", "attempt")
         if worker == worker_id:
             held[job_id] = int(attempt)
     return held
@@ -120,7 +121,7 @@ def ended(stack: Stack, job_ids, timeout: float) -> None:
     """Wait until none of the jobs is queued or running (the checks name any that still is)."""
     redis = stack.redis()
     try:
-        wait_until(lambda: all(redis.hget(f"vireo:job:{j}", "status") not in ("queued", "running") for j in job_ids),
+        wait_until(lambda: all(redis.hget(job_key(j), "status") not in ("queued", "running") for j in job_ids),
                    timeout, "the jobs to end")
     except RuntimeError:
         pass
@@ -128,7 +129,7 @@ def ended(stack: Stack, job_ids, timeout: float) -> None:
 
 def stream(stack: Stack, job_id: str) -> list[tuple[int, str, dict]]:
     return [(int(event_id.split("-")[0]), fields["event"], json.loads(fields["data"]))
-            for event_id, fields in stack.redis().xrange(f"vireo:job:{job_id}:events")]
+            for event_id, fields in stack.redis().xrange(events_key(job_id))]
 
 
 def recovery(events: list[tuple[int, str, dict]], kill: dict, attempt: int) -> tuple[float | None, float | None]:
@@ -143,7 +144,7 @@ def recovery(events: list[tuple[int, str, dict]], kill: dict, attempt: int) -> t
 
 def run(short: bool) -> DrillResult:
     result = DrillResult(name="worker_crash")
-    rounds = 3 if short else 20
+    rounds = 2 if short else 20
     env = {**NO_LIMITS, **(FAST if short else {})}
     with Stack(env=env, workers=2, worker_concurrency=8) as stack:
         load = Load(stack)
@@ -167,7 +168,7 @@ def check_jobs(stack: Stack, load: Load, kills: list[dict], result: DrillResult)
     statuses: Counter[str | None] = Counter()
     latencies: list[float] = []
     for job_id, job in load.jobs.items():
-        record = redis.hgetall(f"vireo:job:{job_id}")
+        record = redis.hgetall(job_key(job_id))
         events = stream(stack, job_id)
         kinds = Counter(kind for _ms, kind, _data in events)
         statuses[record.get("status")] += 1
