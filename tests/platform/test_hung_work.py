@@ -24,7 +24,7 @@ class Nothing(BaseModel):
     pass
 
 
-class NeverEnds(App):
+class NeverEnds(App[Nothing]):
     """An app whose work does not end by itself (a stuck generation, a sandbox run that hangs)."""
 
     name = "never-ends"

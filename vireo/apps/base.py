@@ -9,11 +9,14 @@ from __future__ import annotations
 import abc
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
 from vireo.inference.api import Engine, EngineEvent, Finished, GenerationRequest, SamplingParams, TokenDelta
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 
 class AppInputError(ValueError):
@@ -157,6 +160,17 @@ class AppContext(abc.ABC):
 InputT = TypeVar("InputT", bound=BaseModel)
 
 
+@dataclass(frozen=True)
+class RouteDeps:
+    """What the platform lends an app's own REST routes (apps sit below the platform and import nothing
+    of it): FastAPI dependencies for the caller's tenant and for the per-key rate limit, and the
+    platform's documentation of error replies for `responses=`."""
+
+    tenant: Callable[..., Any]  # Depends(deps.tenant) → the authenticated caller's tenant (401 otherwise)
+    rate_limited: Callable[..., Any]  # dependencies=[Depends(deps.rate_limited)] on routes that write
+    error_responses: Callable[..., dict]  # error_responses(404, 409) → `responses=` in the platform's shape
+
+
 class App(abc.ABC, Generic[InputT]):
     """Subclass, set `name`, `title`, `description`, `Input`, `Output`, implement `run`.
 
@@ -175,6 +189,12 @@ class App(abc.ABC, Generic[InputT]):
 
     def validate_for_engine(self, input: InputT, engine_context_length: int, count_tokens) -> None:
         """Raise AppInputError for input the model cannot serve. Override where it matters."""
+
+    @classmethod
+    def router(cls, deps: RouteDeps) -> APIRouter | None:
+        """REST routes of the app's own beside the job API (the RAG app's collections), mounted by the API
+        at start; None: the app has only its jobs. Paths should start with /v1/ and name the app's things."""
+        return None
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

@@ -27,7 +27,7 @@ class HeadlineOutput(BaseModel):
     text: str = Field(description="The model's answer as written.")
 
 
-class HeadlineApp(App):
+class HeadlineApp(App[HeadlineInput]):
     name = "headline"
     title = "Headline"
     description = "Proposes headlines for a text."

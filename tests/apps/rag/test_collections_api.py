@@ -1,4 +1,4 @@
-"""The collections REST routes with the real bearer-key dependency and a real Chroma folder."""
+"""The RAG app's collections routes (App.router) with the real bearer-key dependency and a real Chroma folder."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from vireo.apps.rag import store as rag_store
-from vireo.platform.api import collections
+from vireo.apps.rag.ask import RagApp
+from vireo.platform.api.deps import APP_ROUTE_DEPS
 from vireo.platform.api.state import ApiState
 from vireo.platform.settings import Settings
 
@@ -22,7 +23,7 @@ def client(tmp_path, redis_url, monkeypatch) -> TestClient:
                         api_keys="key-acme:acme,key-globex:globex")
     app.state.vireo = ApiState.open(settings)
     monkeypatch.setattr(rag_store, "_default", rag_store.CollectionStore(path=tmp_path / "chroma"))
-    app.include_router(collections.router)
+    app.include_router(RagApp.router(APP_ROUTE_DEPS))
     with TestClient(app) as client:  # one event loop for every request: the Redis client is bound to it
         yield client
 

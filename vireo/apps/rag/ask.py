@@ -8,15 +8,19 @@ rejects an answer whose new words are not in the passages.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from vireo.apps.base import App, AppContext, TechniquePreferences
+from vireo.apps.base import App, AppContext, RouteDeps, TechniquePreferences
 from vireo.apps.rag import grounding
 from vireo.apps.rag.documents import MetaValue
 from vireo.apps.rag.retrieval import Passage, rerank, retrieve
 from vireo.apps.rag.store import CollectionNotFound, CollectionStore, check_name, default_store
 from vireo.inference.api import GenerationRequest
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 IDK = grounding.IDK
 
@@ -86,6 +90,12 @@ class RagApp(App[RagInput]):
 
     def validate_for_engine(self, input: RagInput, engine_context_length: int, count_tokens) -> None:
         check_name(input.collection)
+
+    @classmethod
+    def router(cls, deps: RouteDeps) -> APIRouter:
+        from vireo.apps.rag.routes import collections_router
+
+        return collections_router(deps)
 
     async def run(self, ctx: AppContext, input: RagInput) -> RagOutput:
         check_name(input.collection)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, status
 from fastapi.responses import JSONResponse
 
+from vireo.apps.registry import load_apps
 from vireo.platform.api import admin, jobs, limits, openai_batches, openai_compat, system
+from vireo.platform.api.deps import APP_ROUTE_DEPS
 from vireo.platform.api.error_docs import document_errors
 from vireo.platform.api.errors import install_error_handlers, openai_error_body
 from vireo.platform.api.request_log import RequestLog
@@ -18,8 +19,6 @@ from vireo.platform.limits import LimitExceeded
 from vireo.platform.reaper import Reaper
 from vireo.platform.services import configure_app_services
 from vireo.platform.settings import Settings, get_settings
-
-OPTIONAL_ROUTERS = ("vireo.platform.api.collections",)  # present once their apps are installed
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,11 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (system.router, jobs.router, openai_compat.router, openai_batches.router, limits.router,
                    admin.router):
         app.include_router(router)
-    for module_name in OPTIONAL_ROUTERS:
-        try:
-            app.include_router(importlib.import_module(module_name).router)
-        except ModuleNotFoundError:
-            pass
+    for plugin in load_apps().values():  # apps' own routes (the RAG app's collections)
+        if (router := plugin.router(APP_ROUTE_DEPS)) is not None:
+            app.include_router(router)
     document_errors(app)
     return app
 

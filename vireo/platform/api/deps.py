@@ -8,7 +8,9 @@ from typing import Annotated
 
 from fastapi import Depends
 
+from vireo.apps.base import RouteDeps
 from vireo.platform.api.auth import current_principal, current_tenant, rate_limited
+from vireo.platform.api.error_docs import error_responses
 from vireo.platform.api.state import ApiState, api_state
 from vireo.platform.batches import BatchService
 from vireo.platform.files import FileStore
@@ -59,3 +61,6 @@ BatchesDep = Annotated[BatchService, Depends(get_batches)]
 TenantDep = Annotated[str, Depends(current_tenant)]
 AuthenticatedDep = Annotated[Principal, Depends(current_principal)]  # authenticated, not counted
 PrincipalDep = Annotated[Principal, Depends(rate_limited)]  # authenticated and within its rate limit
+
+# lent to the apps' own routes (App.router): apps import nothing of the platform
+APP_ROUTE_DEPS = RouteDeps(tenant=current_tenant, rate_limited=rate_limited, error_responses=error_responses)
