@@ -46,8 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    admin.router):
         app.include_router(router)
     for plugin in load_apps().values():  # apps' own routes (the RAG app's collections)
-        if (router := plugin.router(APP_ROUTE_DEPS)) is not None:
-            app.include_router(router)
+        if (app_router := plugin.router(APP_ROUTE_DEPS)) is not None:
+            app.include_router(app_router)
     document_errors(app)
     return app
 

@@ -6,14 +6,17 @@ refused, submitted and answered exactly as the same single request would be.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from fastapi import HTTPException, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vireo.apps.caption.app import CaptionApp, CaptionInput
+from vireo.apps.chat import ChatApp, ChatInput, ChatMessage, OutputConstraint
 from vireo.apps.chat_tools import Tool, ToolCall, ToolChoice
-from vireo.platform.api.openai_tools import chat_choice, chat_message, choices_of, completion_choice, tool_fields
+from vireo.platform.api.openai_tools import chat_choice, choices_of, completion_choice
 from vireo.platform.api.schemas import SEED_LIMIT
+from vireo.platform.errors import InvalidInput
 from vireo.platform.served_model import served_model
 from vireo.platform.settings import Settings
 
@@ -88,22 +91,65 @@ def served_name(settings: Settings, name: str) -> str:
 
 def chat_job(body: ChatCompletionRequest) -> tuple[str, dict]:
     """The app and input of a chat completion's job: `caption` when the last user turn carries an
-    image, `chat` otherwise."""
+    image, `chat` otherwise. Inputs are built as the apps' own models, so their field names are checked
+    (by mypy, and by pydantic here); the job API validates the dumped input again at submit."""
     image_url = _image_url_of(body.messages)
     if image_url is not None:
         if body.n > 1 or body.tools:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "a message with an image is captioned: "
                                 "n > 1 and tools are not supported with image input")
         style = _text_of(next(m for m in reversed(body.messages) if m.role == "user")).strip()
-        return "caption", {"image_base64": image_url, "style": style[:200] or None,
-                           "max_tokens": min(300, max(8, body.max_completion_tokens or body.max_tokens or 60))}
-    messages = [chat_message(m.role, _text_of(m), m.tool_calls, m.tool_call_id) for m in body.messages]
-    return "chat", {"messages": messages, "n": body.n, **_sampling(body, 256), **tool_fields(body)}
+        caption = _app_input(lambda: CaptionInput(
+            image_base64=image_url, style=style[:200] or None,
+            max_tokens=min(300, max(8, body.max_completion_tokens or body.max_tokens or 60))))
+        return CaptionApp.name, caption
+    messages = [_chat_message(m) for m in body.messages]
+    chat = _app_input(lambda: _sampled(ChatInput(
+        messages=messages, n=body.n, max_tokens=body.max_completion_tokens or body.max_tokens or 256,
+        stop=_stops(body), seed=body.seed, constraint=_constraint(body), tools=body.tools or None,
+        tool_choice=body.tool_choice), body, parallel_tool_calls=body.parallel_tool_calls))
+    return ChatApp.name, chat
 
 
 def completion_job(body: CompletionRequest) -> tuple[str, dict]:
-    """The app and input of a (legacy) completion's job."""
-    return "chat", {"prompt": body.prompt, "n": body.n, **_sampling(body, 16)}
+    """The app and input of a (legacy) completion's job: the chat app continuing a raw prompt."""
+    chat = _app_input(lambda: _sampled(ChatInput(
+        prompt=body.prompt, n=body.n, max_tokens=body.max_tokens or 16, stop=_stops(body), seed=body.seed,
+        constraint=_constraint(body)), body))
+    return ChatApp.name, chat
+
+
+def _sampled(chat: ChatInput, body: ChatCompletionRequest | CompletionRequest,
+             parallel_tool_calls: bool | None = None) -> ChatInput:
+    """Fields the request may leave out, so the app's defaults hold: set only when given (the request
+    model has already checked their ranges, which are the app's too)."""
+    if body.temperature is not None:
+        chat.temperature = body.temperature
+    if body.top_p is not None:
+        chat.top_p = body.top_p
+    if parallel_tool_calls is not None:
+        chat.parallel_tool_calls = parallel_tool_calls
+    return chat
+
+
+def _app_input(build: Callable[[], BaseModel]) -> dict:
+    """The app's input as the job stores it (the fields that were given); a value the app refuses is a
+    422 naming it, as the same value sent to the job API would be."""
+    try:
+        return build().model_dump(mode="json", exclude_unset=True)
+    except ValidationError as exc:
+        raise InvalidInput([{"loc": ["body", "input", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                            for e in exc.errors(include_url=False, include_context=False)]) from exc
+
+
+def _chat_message(message: OpenAIMessage) -> ChatMessage:
+    """One OpenAI message as the chat app takes it (`developer` is a system message to us). Built
+    unvalidated: the job API validates the whole input at submit, so a bad message is a 422 naming
+    its place in `messages`."""
+    text = _text_of(message)
+    role = "system" if message.role == "developer" else message.role
+    return ChatMessage.model_construct(role=role, content=None if message.tool_calls and not text else text,
+                                       tool_calls=message.tool_calls, tool_call_id=message.tool_call_id)
 
 
 def chat_reply(job_id: str, created: int, model: str, result: dict, record: dict) -> dict:
@@ -145,7 +191,7 @@ def _image_url_of(messages: list[OpenAIMessage]) -> str | None:
     return None
 
 
-def _constraint(body) -> dict | None:
+def _constraint(body: ChatCompletionRequest | CompletionRequest) -> OutputConstraint | None:
     """The chat app's `constraint` from OpenAI `response_format` or vLLM-style `structured_outputs`."""
     structured = body.structured_outputs or {}
     known = {"choice": "choices", "regex": "regex", "json": "json_schema"}
@@ -155,27 +201,18 @@ def _constraint(body) -> dict | None:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "structured_outputs takes exactly one of "
                                 "'choice', 'regex' or 'json'")
         (key, value), = structured.items()
-        return {known[key]: value}
+        return OutputConstraint.model_validate({known[key]: value})
     fmt = getattr(body, "response_format", None)
     if fmt is None or fmt.type == "text":
         return None
     if fmt.type == "json_object":
-        return {"json_schema": {"type": "object"}}
+        return OutputConstraint(json_schema={"type": "object"})
     schema = (fmt.json_schema or {}).get("schema")
     if not isinstance(schema, dict):
         raise HTTPException(status.HTTP_400_BAD_REQUEST,
                             "response_format json_schema needs {'json_schema': {'name': ..., 'schema': {...}}}")
-    return {"json_schema": schema}
+    return OutputConstraint(json_schema=schema)
 
 
-def _sampling(body: ChatCompletionRequest | CompletionRequest, default_max: int) -> dict:
-    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
-    max_tokens = getattr(body, "max_completion_tokens", None) or body.max_tokens or default_max
-    fields: dict[str, Any] = {"max_tokens": max_tokens, "stop": stop, "seed": body.seed}
-    if body.temperature is not None:
-        fields["temperature"] = body.temperature
-    if body.top_p is not None:
-        fields["top_p"] = body.top_p
-    if (constraint := _constraint(body)) is not None:
-        fields["constraint"] = constraint
-    return fields
+def _stops(body: ChatCompletionRequest | CompletionRequest) -> list[str]:
+    return [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
