@@ -134,6 +134,21 @@ async def test_too_long_prompt_is_refused_before_any_work(engine):
     assert engine.stats().running == 0
 
 
+async def test_images_reach_only_an_engine_that_takes_them(engine):
+    """Local engines serve one text model: pictures, or another model's name, are refused before any work;
+    the openai backend passes both on to its server (tests/apps/caption covers what it sends)."""
+    pictured = GenerationRequest(messages=[{"role": "user", "content": "What is this?"}],
+                                 images=["data:image/png;base64,AA=="], sampling=SamplingParams(max_tokens=4))
+    other = GenerationRequest(prompt="Hello", model="some-other-model", sampling=SamplingParams(max_tokens=4))
+    assert engine.accepts_images == (engine.backend == "openai")
+    if engine.backend != "openai":
+        with pytest.raises(EngineError, match="takes no images"):
+            await engine.complete(pictured)
+        with pytest.raises(EngineError, match="serves .* only"):
+            await engine.complete(other)
+        assert engine.stats().running == 0
+
+
 async def test_score_ranks_the_obvious_label_first(engine):
     labels = [" positive", " negative"]
     good = await engine.score("Review: A wonderful, moving film. I loved every minute!\nSentiment:", labels)

@@ -94,6 +94,12 @@ class GenerationRequest:
     app: str | None = None  # for per-app metrics and the app's technique preferences
     speculation: str | None = None  # None = engine default, "off", "prompt_lookup", "draft"
     prefix_cache: bool | None = None  # None = engine default
+    # pictures the last user message shows, as `data:image/...;base64,` URLs; only an engine whose
+    # `accepts_images` is true takes them (the openai backend, for a vision-language model on its server)
+    images: list[str] = field(default_factory=list)
+    # another model of the engine's server (an OpenAI-compatible server may serve several); None: the
+    # engine's own. An engine that serves one model refuses any other name.
+    model: str | None = None
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (self.messages is None):
@@ -159,6 +165,7 @@ class Engine(abc.ABC):
     backend: str = "abstract"
     model_name: str = ""
     context_length: int = 0
+    accepts_images: bool = False  # GenerationRequest.images reach the model (see refuse_unsupported_inputs)
 
     async def start(self) -> None:
         """Load weights and start background work. Idempotent."""
@@ -202,3 +209,12 @@ class Engine(abc.ABC):
                 final = event
         assert final is not None, "engine stream ended without a Finished event"
         return final
+
+
+def refuse_unsupported_inputs(engine: Engine, request: GenerationRequest) -> None:
+    """An engine that takes no images, or serves one model, refuses a request for them before any work."""
+    if request.images and not engine.accepts_images:
+        raise EngineError(f"the {engine.backend} backend serving {engine.model_name} takes no images; serve a "
+                          "vision-language model through the openai backend (VIREO_ENGINE=openai) for pictures")
+    if request.model not in (None, engine.model_name):
+        raise EngineError(f"this engine serves {engine.model_name} only, not {request.model}")

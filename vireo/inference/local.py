@@ -9,7 +9,14 @@ from typing import AsyncIterator
 
 import torch
 
-from vireo.inference.api import Engine, EngineEvent, Finished, GenerationRequest, PromptTooLongError
+from vireo.inference.api import (
+    Engine,
+    EngineEvent,
+    Finished,
+    GenerationRequest,
+    PromptTooLongError,
+    refuse_unsupported_inputs,
+)
 from vireo.inference.embedder import Embedder, shared_embedder
 from vireo.inference.engine_config import EngineConfig
 
@@ -74,7 +81,9 @@ class LocalEngine(Engine):
         return len(self.encode(text))
 
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
-        """Token ids of the rendered prompt, refusing prompts that cannot fit before any work."""
+        """Token ids of the rendered prompt, refusing prompts that cannot fit (and images, and other
+        models: a local engine serves its one text model) before any work."""
+        refuse_unsupported_inputs(self, request)
         ids = self.encode(self.render(request))
         if not ids:
             ids = [self.tokenizer.bos_token_id or next(iter(self.eos_token_ids))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import httpx
 import pytest
@@ -12,8 +13,9 @@ from vireo.apps.base import AppInputError, LocalContext
 from vireo.apps.caption import CaptionApp, caption_image_bytes
 from vireo.apps.caption.facts import extract_facts
 from vireo.apps.caption.images import load_image
-from vireo.apps.caption.vlm import caption_with_vlm
 from vireo.apps.caption.vocabulary import invented_objects, mentioned_objects
+from vireo.inference.backends.openai import OpenAIEngine
+from vireo.inference.engine_config import EngineConfig
 
 
 def test_chelsea_facts_contain_a_cat(vision, photo):
@@ -62,25 +64,30 @@ async def test_app_rejects_a_non_image_with_a_clear_message(caption_engine):
         await app.run(LocalContext(caption_engine), bad)
 
 
-async def test_vlm_request_uses_openai_image_content_parts(photo):
-    """The VLM path's request, captured by a stand-in OpenAI-compatible server."""
+async def test_the_vlm_path_sends_the_picture_as_an_image_part_of_the_engine_request(photo):
+    """The VLM path through the openai backend, captured by a stand-in OpenAI-compatible server: the
+    picture is an image part of the last user message, for the vision model named in the input."""
     seen = {}
 
     def server(request: httpx.Request) -> httpx.Response:
-        import json
         seen.update(json.loads(request.content))
-        return httpx.Response(200, json={
-            "id": "x", "object": "chat.completion", "created": 0, "model": seen["model"],
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "A cat on a blanket."}}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16}})
+        chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": seen["model"]}
+        events = [{**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "A cat on a blanket."},
+                                         "finish_reason": None}]},
+                  {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+                  {**chunk, "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16}}]
+        body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+        return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
 
-    client = AsyncOpenAI(base_url="http://vlm.test/v1", api_key="k",
-                         http_client=httpx.AsyncClient(transport=httpx.MockTransport(server)))
-    text, usage = await caption_with_vlm(client, "some-vlm", load_image(photo("chelsea")), "Caption this.")
-    parts = seen["messages"][0]["content"]
-    assert text == "A cat on a blanket." and usage["completion_tokens"] == 6
-    assert parts[0] == {"type": "text", "text": "Caption this."}
+    engine = OpenAIEngine(EngineConfig(backend="openai", openai_base_url="http://vlm.test/v1",
+                                       openai_model="a-text-model", max_model_len=8192))
+    engine._client = AsyncOpenAI(base_url="http://vlm.test/v1", api_key="k", max_retries=0,  # no model card read
+                                 http_client=httpx.AsyncClient(transport=httpx.MockTransport(server)))
+    out = await caption_image_bytes(engine, photo("chelsea"), vision_model="some-vlm")
+    parts = seen["messages"][-1]["content"]
+    assert seen["model"] == "some-vlm"
+    assert out.path == "vlm" and out.caption == "A cat on a blanket." and out.usage["completion_tokens"] == 6
+    assert parts[0]["type"] == "text" and parts[0]["text"]
     assert parts[1]["type"] == "image_url" and parts[1]["image_url"]["url"].startswith("data:image/png;base64,")
 
 

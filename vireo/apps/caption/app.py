@@ -12,7 +12,7 @@ from vireo.apps.base import App, AppContext, AppInputError, TechniquePreferences
 from vireo.apps.caption import compose
 from vireo.apps.caption.facts import ImageFacts, ObjectFact, VisionModels, extract_facts
 from vireo.apps.caption.images import MAX_IMAGE_BYTES, decode_base64_image, load_image
-from vireo.apps.caption.vlm import caption_with_vlm, openai_client_for
+from vireo.apps.caption.vlm import png_data_url
 from vireo.apps.caption.vocabulary import invented_objects
 from vireo.inference.api import Engine, GenerationRequest, SamplingParams
 
@@ -55,10 +55,7 @@ async def caption_image_bytes(engine: Engine, data: bytes, *, style: str | None 
     """Caption raw image bytes (for the app and for image parts sent to /v1/chat/completions)."""
     image = load_image(data)
     if vision_model:
-        out = await _caption_by_vlm(engine, image, vision_model, max_tokens)
-        if ctx is not None:
-            ctx.record_usage(out.usage["prompt_tokens"], out.usage["completion_tokens"])
-        return out
+        return await _caption_by_vlm(engine, image, vision_model, max_tokens, ctx)
     facts = await asyncio.to_thread(extract_facts, image, models, read_text)
     if ctx is not None:
         ctx.progress(0.5, "facts found; writing the caption")
@@ -89,13 +86,22 @@ def _output(caption: str, facts: ImageFacts, path: CaptionPath, usage: dict | No
                          usage=usage or {})
 
 
-async def _caption_by_vlm(engine: Engine, image, model: str, max_tokens: int) -> CaptionOutput:
-    client = openai_client_for(engine)
-    if client is None:
-        raise AppInputError(f"vision_model {model!r} needs the openai backend (or a vLLM server) with a "
-                            f"base URL; this worker runs the {engine.backend!r} backend. Leave "
-                            "vision_model empty to caption with the built-in vision models")
-    text, usage = await caption_with_vlm(client, model, image, VLM_INSTRUCTION, max_tokens)
+async def _caption_by_vlm(engine: Engine, image, model: str, max_tokens: int,
+                          ctx: AppContext | None) -> CaptionOutput:
+    """The vision-language model sees the picture itself: an image part of the engine request, for
+    `model` on the engine's server (the openai backend; a local engine refuses images)."""
+    if not engine.accepts_images:
+        raise AppInputError(f"vision_model {model!r} needs the openai backend (a vision-language model on an "
+                            f"OpenAI-compatible server, such as vLLM's); this worker runs the {engine.backend!r} "
+                            "backend. Leave vision_model empty to caption with the built-in vision models")
+    request = GenerationRequest(messages=[{"role": "user", "content": VLM_INSTRUCTION}],
+                                images=[png_data_url(image)], model=model, app="caption",
+                                sampling=SamplingParams(max_tokens=max_tokens, temperature=0.0))
+    final = await (ctx.stream(request, emit=False) if ctx else engine.complete(request))
+    if final.finish_reason == "error":
+        raise AppInputError(f"the vision-language model {model!r} failed: {final.error}")
+    text = final.text.strip()
+    usage = {"prompt_tokens": final.usage.prompt_tokens, "completion_tokens": final.usage.completion_tokens}
     return CaptionOutput(caption=text, alt_text=text, tags=[], objects=[], text_found=[], facts=None,
                          path="vlm", usage=usage)
 

@@ -60,6 +60,7 @@ class OpenAIEngine(Engine):
     """A remote model behind an OpenAI-compatible API."""
 
     backend = "openai"
+    accepts_images = True  # sent as image parts; the server's model decides whether it can see them
 
     def __init__(self, config: EngineConfig, embedder: Embedder | None = None):
         if not config.openai_base_url:
@@ -180,8 +181,10 @@ class OpenAIEngine(Engine):
         client = self._started()
         try:
             if request.messages is not None:  # OpenAI-shaped message dicts, as the API took them
-                messages = cast("list[ChatCompletionMessageParam]", request.messages)
+                messages = cast("list[ChatCompletionMessageParam]", _with_images(request.messages, request.images))
                 return await client.chat.completions.create(messages=messages, stream=True, **args)
+            if request.images:
+                raise EngineError("images go with chat messages; a raw prompt cannot show them")
             return await client.completions.create(prompt=request.prompt or "", stream=True, **args)
         except openai.BadRequestError as exc:
             raise EngineError(f"{self.base_url} refused the request: {_server_message(exc)}") from exc
@@ -189,8 +192,8 @@ class OpenAIEngine(Engine):
     def _request_arguments(self, request: GenerationRequest) -> dict[str, Any]:
         s = request.sampling
         # `stream=True` is passed by `_open_stream` itself (it picks the streaming overloads)
-        args: dict[str, Any] = dict(model=self.model_name, max_tokens=s.max_tokens, temperature=s.temperature,
-                                    top_p=s.top_p, stream_options={"include_usage": True})
+        args: dict[str, Any] = dict(model=request.model or self.model_name, max_tokens=s.max_tokens,
+                                    temperature=s.temperature, top_p=s.top_p, stream_options={"include_usage": True})
         if s.stop:
             args["stop"] = list(s.stop)
         if s.seed is not None:
@@ -276,6 +279,20 @@ class OpenAIEngine(Engine):
                            prompt_tokens=c.prompt, cached_tokens=c.cached,
                            prefix_hit_rate=c.prefix_hit_rate(),
                            prefix_hit_rate_by_app=c.prefix_hit_rate_by_app())
+
+
+def _with_images(messages: list[dict], images: list[str]) -> list[dict]:
+    """The messages with the pictures as image parts of the last user message (OpenAI content parts)."""
+    if not images:
+        return messages
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+    if last_user is None:
+        raise EngineError("images go with a user message; the request has none")
+    message = messages[last_user]
+    content = message.get("content")
+    parts = list(content) if isinstance(content, list) else [{"type": "text", "text": content or ""}]
+    parts += [{"type": "image_url", "image_url": {"url": url}} for url in images]
+    return [*messages[:last_user], {**message, "content": parts}, *messages[last_user + 1:]]
 
 
 def _with_v1(url: str) -> str:
