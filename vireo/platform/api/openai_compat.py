@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any, Callable
 
 import anyio
 from fastapi import APIRouter, HTTPException, Request, status
@@ -16,6 +17,7 @@ from vireo.platform.api.openai_fields import refuse_unsupported
 from vireo.platform.api.openai_requests import (
     ChatCompletionRequest,
     CompletionRequest,
+    SampledRequest,
     chat_job,
     chat_reply,
     completion_job,
@@ -25,7 +27,9 @@ from vireo.platform.api.openai_requests import (
 )
 from vireo.platform.api.openai_stream import RESTART_DIVERGED, Chunks, CompletionChunks, RestartDiverged
 from vireo.platform.jobs import JobService
+from vireo.platform.keys import Principal
 from vireo.platform.served_model import served_model
+from vireo.platform.settings import Settings
 from vireo.platform.store import JobStore
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -113,28 +117,25 @@ async def list_models(settings: SettingsDep, _tenant: TenantDep) -> dict:
 @router.post("/chat/completions", responses=error_responses(400, 404, openai=True) | STREAMED)
 async def chat_completions(body: ChatCompletionRequest, request: Request, principal: PrincipalDep, jobs: JobsDep,
                            settings: SettingsDep):
-    model = served_name(settings, body.model)
-    refuse_unsupported(body)
-    job_id = await jobs.submit(principal, *chat_job(body), {"priority": -1})
-    created = int(time.time())
-    if body.stream:
-        return _stream(request, jobs, job_id, Chunks(f"chatcmpl-{job_id}", created, model, _include_usage(body)))
-    result, record = await _final(request, jobs, job_id)
-    return chat_reply(job_id, created, model, result, record)
+    return await _answer(request, jobs, principal, settings, body, chat_job, Chunks, chat_reply, "chatcmpl")
 
 
 @router.post("/completions", responses=error_responses(400, 404, openai=True) | STREAMED)
 async def completions(body: CompletionRequest, request: Request, principal: PrincipalDep, jobs: JobsDep,
                       settings: SettingsDep):
+    return await _answer(request, jobs, principal, settings, body, completion_job, CompletionChunks,
+                         completion_reply, "cmpl")
+
+
+async def _answer(request: Request, jobs: JobService, principal: Principal, settings: Settings, body: SampledRequest,
+                  job_of: Callable[[Any], tuple[str, dict]], chunks: type[Chunks], reply: Callable[..., dict],
+                  id_prefix: str):
+    """Submit the request's job; stream its events as chunks, or wait and answer with the whole reply."""
     model = served_name(settings, body.model)
     refuse_unsupported(body)
-    job_id = await jobs.submit(principal, *completion_job(body), {"priority": -1})
-    created = int(time.time())
+    job_id = await jobs.submit(principal, *job_of(body), {"priority": -1})
+    created, include_usage = int(time.time()), body.stream_options is not None and body.stream_options.include_usage
     if body.stream:
-        return _stream(request, jobs, job_id, CompletionChunks(f"cmpl-{job_id}", created, model, _include_usage(body)))
+        return _stream(request, jobs, job_id, chunks(f"{id_prefix}-{job_id}", created, model, include_usage))
     result, record = await _final(request, jobs, job_id)
-    return completion_reply(job_id, created, model, result, record)
-
-
-def _include_usage(body: ChatCompletionRequest | CompletionRequest) -> bool:
-    return body.stream_options is not None and body.stream_options.include_usage
+    return reply(job_id, created, model, result, record)

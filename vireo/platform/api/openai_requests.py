@@ -43,41 +43,35 @@ class ResponseFormat(BaseModel):
     json_schema: dict[str, Any] | None = Field(None, description='{"name": ..., "schema": {...}}')
 
 
-class ChatCompletionRequest(BaseModel):
+class SampledRequest(BaseModel):
+    """What chat and (legacy) completion requests share: the model, sampling, streaming, structure."""
+
     model_config = OPEN
     model: str
-    messages: list[OpenAIMessage] = Field(..., min_length=1)
     stream: bool = False
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     seed: int | None = Field(None, ge=0, lt=SEED_LIMIT)
     stop: str | list[str] | None = None
     n: int = Field(1, ge=1, le=8)
     stream_options: StreamOptions | None = None
-    response_format: ResponseFormat | None = None
     structured_outputs: dict[str, Any] | None = Field(
         None, description="vLLM-style: {'choice': [...]} | {'regex': ...} | {'json': schema}")
+
+
+class ChatCompletionRequest(SampledRequest):
+    messages: list[OpenAIMessage] = Field(..., min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    response_format: ResponseFormat | None = None
     tools: list[Tool] | None = Field(None, max_length=128)
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
 
 
-class CompletionRequest(BaseModel):
-    model_config = OPEN
-    model: str
+class CompletionRequest(SampledRequest):
     prompt: str
-    stream: bool = False
     max_tokens: int | None = Field(16, ge=1)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = Field(None, ge=0, lt=SEED_LIMIT)
-    stop: str | list[str] | None = None
-    n: int = Field(1, ge=1, le=8)
-    stream_options: StreamOptions | None = None
-    structured_outputs: dict[str, Any] | None = Field(
-        None, description="vLLM-style: {'choice': [...]} | {'regex': ...} | {'json': schema}")
 
 
 def served_name(settings: Settings, name: str) -> str:
@@ -119,7 +113,7 @@ def completion_job(body: CompletionRequest) -> tuple[str, dict]:
     return ChatApp.name, chat
 
 
-def _sampled(chat: ChatInput, body: ChatCompletionRequest | CompletionRequest,
+def _sampled(chat: ChatInput, body: SampledRequest,
              parallel_tool_calls: bool | None = None) -> ChatInput:
     """Fields the request may leave out, so the app's defaults hold: set only when given (the request
     model has already checked their ranges, which are the app's too)."""
@@ -191,7 +185,7 @@ def _image_url_of(messages: list[OpenAIMessage]) -> str | None:
     return None
 
 
-def _constraint(body: ChatCompletionRequest | CompletionRequest) -> OutputConstraint | None:
+def _constraint(body: SampledRequest) -> OutputConstraint | None:
     """The chat app's `constraint` from OpenAI `response_format` or vLLM-style `structured_outputs`."""
     structured = body.structured_outputs or {}
     known = {"choice": "choices", "regex": "regex", "json": "json_schema"}
@@ -214,5 +208,5 @@ def _constraint(body: ChatCompletionRequest | CompletionRequest) -> OutputConstr
     return OutputConstraint(json_schema=schema)
 
 
-def _stops(body: ChatCompletionRequest | CompletionRequest) -> list[str]:
+def _stops(body: SampledRequest) -> list[str]:
     return [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
