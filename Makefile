@@ -52,11 +52,15 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not stack and not browser" $(PYTEST_ARGS)
 
-# lint (pyflakes, pycodestyle, import order) and types; configured in pyproject.toml
+# lint (pyflakes, pycodestyle, import order), formatting and types; configured in pyproject.toml
 lint: install
-	$(PY) -m ruff check vireo tests
+	@rc=0; \
+	$(PY) -m ruff check vireo tests examples || rc=1; \
+	$(PY) -m ruff format --check vireo tests examples || rc=1; \
+	$(PY) -m mypy vireo || rc=1; \
+	exit $$rc
 
-# types: not yet clean (issue #15 open: ~217 mypy errors); CI reports it without failing until it is
+# types alone (make lint runs them too)
 typecheck: install
 	$(PY) -m mypy vireo
 

@@ -95,8 +95,9 @@ def celery_worker(platform_env, redis_url, tmp_path_factory):
     _stop(proc)
 
 
-def wait_until_healthy(proc: subprocess.Popen, health_url: str, log: Path, what: str, timeout: float,
-                       stop=None) -> None:
+def wait_until_healthy(
+    proc: subprocess.Popen, health_url: str, log: Path, what: str, timeout: float, stop=None
+) -> None:
     """Poll `health_url` until it answers 200; stop the process and fail with its log if not."""
     try:
         wait_http_ok(health_url, timeout, what, proc, log)
@@ -138,12 +139,19 @@ def other_tenant(api_server) -> httpx.Client:
 # A test's tier follows from the fixtures it uses (directly or through other fixtures), so a new test
 # lands in its tier by itself; tests that start processes without these fixtures say so in `pytestmark`.
 TIER_OF_FIXTURE = {
-    "api_server": "stack", "celery_worker": "stack",  # the API and a worker as subprocesses
+    "api_server": "stack",
+    "celery_worker": "stack",  # the API and a worker as subprocesses
     "stack": "stack",  # the drills' Stack (redis-server, API, workers), used by platform tests too
     "browser": "browser",  # headless Chromium
     # the packaged SmolLM2 (or a vision model) loaded into an engine: seconds to load, slow to run on CPU
-    "hf_engine": "slow", "engine": "slow", "hf_reference": "slow", "shared_model": "slow", "hf": "slow",
-    "fp32_model": "slow", "vision": "slow", "hermes_engine": "slow",
+    "hf_engine": "slow",
+    "engine": "slow",
+    "hf_reference": "slow",
+    "shared_model": "slow",
+    "hf": "slow",
+    "fp32_model": "slow",
+    "vision": "slow",
+    "hermes_engine": "slow",
     "triton_on": "slow",  # Triton kernels through its interpreter: seconds a case
     "gguf": "slow",  # a GGUF file converted in the test: tens of seconds
 }

@@ -44,6 +44,7 @@ def resolve_cli(argv: list[str]) -> typer.Context:
 def interpolated(value, env: dict[str, str]) -> str:
     """A compose value with `${VAR}`, `${VAR:-default}` and `${VAR:?error}` resolved as `docker compose`
     resolves them from `env` (the error is raised, as compose refuses to start)."""
+
     def resolve(match: re.Match) -> str:
         name, operator, argument = match.groups()
         if env.get(name):
@@ -104,8 +105,9 @@ def test_the_model_pulled_at_build_time_is_a_known_registry_name():
 
 
 def test_every_file_the_dockerfile_copies_exists_and_is_not_dockerignored():
-    ignored = [p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines() if p.strip()
-               and not p.startswith("#")]
+    ignored = [
+        p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines() if p.strip() and not p.startswith("#")
+    ]
     for copy in dockerfile_instructions("COPY"):
         *sources, _dest = copy.split()
         for source in sources:
@@ -239,8 +241,9 @@ def test_the_sandbox_container_is_locked_down():
 
 
 def test_the_sandbox_holds_nothing_worth_stealing():
-    assert set(SANDBOX.get("environment") or {}) <= {"VIREO_LOG_FORMAT", "VIREO_LOG_LEVEL"}, \
+    assert set(SANDBOX.get("environment") or {}) <= {"VIREO_LOG_FORMAT", "VIREO_LOG_LEVEL"}, (
         "no keys, no Redis address in the sandbox: only how to log"
+    )
     assert not SANDBOX.get("ports") and "<<" not in SANDBOX
     socket_dir = str(Path(resolve_cli(SANDBOX["command"]).params["socket"]).parent)
     assert [m.split(":")[1] for m in SANDBOX["volumes"]] == [socket_dir], "only the socket's volume is mounted"

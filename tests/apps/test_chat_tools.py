@@ -15,14 +15,23 @@ from vireo.inference.factory import create_engine
 from vireo.inference.local import EngineConfig
 
 APP = ChatApp()
-ARGS = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 30}}, "required": ["city"],
-        "additionalProperties": False}
+ARGS = {
+    "type": "object",
+    "properties": {"city": {"type": "string", "maxLength": 30}},
+    "required": ["city"],
+    "additionalProperties": False,
+}
 TOOLS = [Tool(function={"name": "get_weather", "description": "The weather in a city.", "parameters": ARGS})]
 HISTORY = [
     {"role": "user", "content": "Weather in Paris and Rome?"},
-    {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
-        {"id": "call_b", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}]},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+            {"id": "call_b", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}},
+        ],
+    },
     {"role": "tool", "tool_call_id": "call_a", "content": "31 C, sunny"},
     {"role": "tool", "tool_call_id": "call_b", "content": "25 C, rain"},
 ]
@@ -88,9 +97,17 @@ def test_a_template_with_tools_renders_them_its_own_way(hermes_engine):
 
 async def test_a_required_call_through_the_templates_format_matches_the_schema(hermes_engine):
     ctx = LocalContext(engine=hermes_engine, app_name="chat")
-    out = await APP.run(ctx, APP.Input(messages=[{"role": "user", "content": "Weather in Oslo?"}],
-                                       tools=[t.model_dump() for t in TOOLS], tool_choice="required",
-                                       parallel_tool_calls=False, max_tokens=40, temperature=0))
+    out = await APP.run(
+        ctx,
+        APP.Input(
+            messages=[{"role": "user", "content": "Weather in Oslo?"}],
+            tools=[t.model_dump() for t in TOOLS],
+            tool_choice="required",
+            parallel_tool_calls=False,
+            max_tokens=40,
+            temperature=0,
+        ),
+    )
     assert out.finish_reason == "tool_calls" and len(out.tool_calls) == 1
     jsonschema.validate(json.loads(out.tool_calls[0].function.arguments), ARGS)
     streamed = "".join(d["arguments"] for d in ctx.tool_call_deltas)
@@ -107,5 +124,8 @@ def test_a_tool_message_must_say_which_call_it_answers():
 
 def test_tools_and_a_response_format_together_are_refused():
     with pytest.raises(ValueError, match="not both"):
-        APP.Input(messages=[{"role": "user", "content": "hi"}], tools=[t.model_dump() for t in TOOLS],
-                  constraint={"choices": ["a", "b"]})
+        APP.Input(
+            messages=[{"role": "user", "content": "hi"}],
+            tools=[t.model_dump() for t in TOOLS],
+            constraint={"choices": ["a", "b"]},
+        )

@@ -11,8 +11,17 @@ APP = GenerateApp()
 
 
 async def test_n_variants_come_back_each_with_its_own_seed(run_app):
-    out, ctx = await run_app(APP, {"template": "product_description", "variables": {"product": "a steel water bottle"},
-                                   "tone": "playful", "n": 2, "seed": 7}, max_tokens=12)
+    out, ctx = await run_app(
+        APP,
+        {
+            "template": "product_description",
+            "variables": {"product": "a steel water bottle"},
+            "tone": "playful",
+            "n": 2,
+            "seed": 7,
+        },
+        max_tokens=12,
+    )
     assert [v.seed for v in out.variants] == [7, 8]
     assert all(v.text for v in out.variants)
     assert out.variants[0].text != out.variants[1].text

@@ -28,8 +28,9 @@ def bwrap_mode():
 
 
 async def test_ordinary_code_runs_and_can_use_its_own_directory(bwrap_mode):
-    result = await run_python("import json, math\nopen('out.txt', 'w').write('ok')\n"
-                              "print(json.dumps(math.isqrt(49)), open('out.txt').read())")
+    result = await run_python(
+        "import json, math\nopen('out.txt', 'w').write('ok')\nprint(json.dumps(math.isqrt(49)), open('out.txt').read())"
+    )
     assert result.passed and result.stdout.strip() == "7 ok"
     assert result.isolation == "bwrap"
 
@@ -71,8 +72,13 @@ async def test_every_humaneval_reference_solution_passes_in_the_sandbox(bwrap_mo
 
     async def run(problem: dict):
         async with slots:
-            program = (problem["prompt"] + problem["canonical_solution"] + "\n\n" + problem["test"]
-                       + f"\ncheck({problem['entry_point']})\n")
+            program = (
+                problem["prompt"]
+                + problem["canonical_solution"]
+                + "\n\n"
+                + problem["test"]
+                + f"\ncheck({problem['entry_point']})\n"
+            )
             return problem["task_id"], await run_python(program, SandboxLimits(timeout_s=20))
 
     results = await asyncio.gather(*(run(p) for p in read_problems().values()))
@@ -103,12 +109,18 @@ async def test_unsafe_local_runs_only_when_chosen_by_name_and_says_so():
 def test_the_platform_settings_choose_the_sandbox(tmp_path):
     """VIREO_SANDBOX / VIREO_SANDBOX_SOCKET reach the apps through configure_app_services (own process:
     it also points the RAG store at this home)."""
-    script = ("import asyncio\nfrom vireo.platform.services import configure_app_services\n"
-              "from vireo.platform.settings import Settings\nfrom vireo.apps.sandbox import current_sandbox\n"
-              "configure_app_services(Settings(_env_file=None))\n"
-              "sandbox = asyncio.run(current_sandbox())\nprint(sandbox.isolation, sandbox.socket)\n")
-    env = {**os.environ, "VIREO_HOME": str(tmp_path), "VIREO_SANDBOX": "remote",
-           "VIREO_SANDBOX_SOCKET": str(tmp_path / "sandbox.sock")}
+    script = (
+        "import asyncio\nfrom vireo.platform.services import configure_app_services\n"
+        "from vireo.platform.settings import Settings\nfrom vireo.apps.sandbox import current_sandbox\n"
+        "configure_app_services(Settings(_env_file=None))\n"
+        "sandbox = asyncio.run(current_sandbox())\nprint(sandbox.isolation, sandbox.socket)\n"
+    )
+    env = {
+        **os.environ,
+        "VIREO_HOME": str(tmp_path),
+        "VIREO_SANDBOX": "remote",
+        "VIREO_SANDBOX_SOCKET": str(tmp_path / "sandbox.sock"),
+    }
     out = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["remote", str(tmp_path / "sandbox.sock")], out.stderr[-2000:]
 
@@ -117,8 +129,22 @@ def test_the_platform_settings_choose_the_sandbox(tmp_path):
 def service(tmp_path):
     """`vireo serve sandbox` on a socket in a temp folder (rlimits isolation, as in its container)."""
     socket = tmp_path / "run" / "sandbox.sock"
-    proc = subprocess.Popen([sys.executable, "-m", "vireo.platform.cli", "serve", "sandbox", "--socket", str(socket),
-                             "--isolation", "rlimits"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vireo.platform.cli",
+            "serve",
+            "sandbox",
+            "--socket",
+            str(socket),
+            "--isolation",
+            "rlimits",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 60
     while not socket.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -140,9 +166,11 @@ async def test_the_service_runs_programs_sent_over_its_socket(service):
 
 async def test_the_service_kills_at_the_deadline_even_a_setsid_child(service):
     marker = f"vireo-test-survivor-{os.getpid()}"
-    program = ("import os, sys, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-               f"        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', {marker!r}])\n"
-               "    os._exit(0)\ntime.sleep(60)\n")
+    program = (
+        "import os, sys, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        f"        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', {marker!r}])\n"
+        "    os._exit(0)\ntime.sleep(60)\n"
+    )
     started = time.monotonic()
     result = await run_python(program, SandboxLimits(timeout_s=1.5))
     assert result.timed_out and time.monotonic() - started < 10
@@ -152,8 +180,9 @@ async def test_the_service_kills_at_the_deadline_even_a_setsid_child(service):
 
 async def test_the_service_stops_a_program_whose_client_went_away(service):
     marker = f"vireo-test-cancelled-{os.getpid()}"
-    program = ("import os, sys\n"
-               f"os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', {marker!r}])")
+    program = (
+        f"import os, sys\nos.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', {marker!r}])"
+    )
     run = asyncio.create_task(run_python(program, SandboxLimits(timeout_s=30)))
     for _ in range(100):
         if _processes_with(marker):

@@ -48,15 +48,30 @@ async def test_the_attack_fails(attack, target, bwrap_mode):
 async def test_huge_output_does_not_grow_the_worker(bwrap_mode):
     Path("/proc/self/clear_refs").write_text("5")  # reset this process's peak RSS (VmHWM)
     before = _status_kb("VmRSS")
-    result = await run_python("import sys\nchunk = 'x' * (1 << 20)\n"
-                              "for _ in range(1024):\n    sys.stdout.write(chunk)\n")
+    result = await run_python(
+        "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(1024):\n    sys.stdout.write(chunk)\n"
+    )
     assert result.output_limited and len(result.stdout) < 10_000
     assert _status_kb("VmHWM") - before < 64 * 1024, "reading the output raised the worker's peak memory by 64 MB"
 
 
 def _start_service(socket: Path, isolation: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "vireo.platform.cli", "serve", "sandbox", "--socket", str(socket),
-                             "--isolation", isolation], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vireo.platform.cli",
+            "serve",
+            "sandbox",
+            "--socket",
+            str(socket),
+            "--isolation",
+            isolation,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while not socket.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -75,10 +90,19 @@ def service(request, tmp_path_factory):
     proc.wait(10)
 
 
-SERVICE_ATTACKS = {"bwrap": ("read_secret_files", "environ_peek", "signal_the_worker", "fork_bomb", "setsid_survivor",
-                             "orphan_after_exit", "huge_output"),
-                   # what the rlimits runner stops by itself; the rest is its container's job
-                   "rlimits": ("setsid_survivor", "orphan_after_exit", "huge_output")}
+SERVICE_ATTACKS = {
+    "bwrap": (
+        "read_secret_files",
+        "environ_peek",
+        "signal_the_worker",
+        "fork_bomb",
+        "setsid_survivor",
+        "orphan_after_exit",
+        "huge_output",
+    ),
+    # what the rlimits runner stops by itself; the rest is its container's job
+    "rlimits": ("setsid_survivor", "orphan_after_exit", "huge_output"),
+}
 
 
 async def test_the_attacks_fail_in_the_service(service, target):
@@ -101,9 +125,22 @@ def _status_kb(field: str) -> int:
 
 def test_the_catalogue_is_complete():
     """The attacks the issue lists are all there (a drill that lost one would still pass)."""
-    assert {"audit_hook_off", "read_system_files", "read_secret_files", "environ_peek", "list_private_dirs",
-            "signal_the_worker", "kill_everything", "fork_bomb", "setsid_survivor", "huge_output", "network",
-            "write_outside", "ptrace", "namespaces_and_mounts"} <= set(BY_NAME)
+    assert {
+        "audit_hook_off",
+        "read_system_files",
+        "read_secret_files",
+        "environ_peek",
+        "list_private_dirs",
+        "signal_the_worker",
+        "kill_everything",
+        "fork_bomb",
+        "setsid_survivor",
+        "huge_output",
+        "network",
+        "write_outside",
+        "ptrace",
+        "namespaces_and_mounts",
+    } <= set(BY_NAME)
 
 
 async def test_hazardous_attacks_are_refused_without_a_pid_namespace(target):

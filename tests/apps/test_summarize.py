@@ -32,8 +32,10 @@ async def test_long_text_is_map_reduced_with_progress_events(run_app):
 
 
 def test_bullet_summaries_are_normalised_to_dash_lines():
-    assert clean_summary("Summary:\n* first point\n2) second point\nKey facts:", "bullets") == \
-        "- first point\n- second point"
+    assert (
+        clean_summary("Summary:\n* first point\n2) second point\nKey facts:", "bullets")
+        == "- first point\n- second point"
+    )
 
 
 def test_a_blank_text_is_rejected():

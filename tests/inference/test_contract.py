@@ -26,15 +26,18 @@ from vireo.inference.api import (
 COUNTING = "Count from 1 to 20: 1, 2, 3,"
 GREEDY_PROMPTS = [
     "The three primary colours are",
-    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+    'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n',
 ]
 GREEDY_TOKENS = 20
 GREEDY_MESSAGES = [{"role": "user", "content": "Name a fruit that is yellow."}]
 SENTIMENTS = ["positive", "negative", "neutral"]
 DATE = r"\d{4}-\d{2}-\d{2}"
-PERSON = {"type": "object",
-          "properties": {"name": {"type": "string", "maxLength": 24}, "age": {"type": "integer"}},
-          "required": ["name", "age"], "additionalProperties": False}
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "maxLength": 24}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
 
 
 def request(prompt: str, max_tokens: int = 8, **sampling) -> GenerationRequest:
@@ -46,14 +49,15 @@ async def events_of(engine, req: GenerationRequest) -> list:
 
 
 def constrained(prompt: str, constraint: Constraint, **sampling) -> GenerationRequest:
-    return GenerationRequest(prompt=prompt, constraint=constraint,
-                             sampling=SamplingParams(max_tokens=48, **sampling))
+    return GenerationRequest(prompt=prompt, constraint=constraint, sampling=SamplingParams(max_tokens=48, **sampling))
 
 
 def skip_unconstrained(engine) -> None:
     if engine.backend == "hf":
-        pytest.skip("the hf backend (plain transformers generate) does not constrain output: "
-                    "test_hf_refuses_a_constraint_clearly checks it says so")
+        pytest.skip(
+            "the hf backend (plain transformers generate) does not constrain output: "
+            "test_hf_refuses_a_constraint_clearly checks it says so"
+        )
 
 
 async def until_idle(engine, attempts: int = 50) -> int:
@@ -137,8 +141,11 @@ async def test_too_long_prompt_is_refused_before_any_work(engine):
 async def test_images_reach_only_an_engine_that_takes_them(engine):
     """Local engines serve one text model: pictures, or another model's name, are refused before any work;
     the openai backend passes both on to its server (tests/apps/caption covers what it sends)."""
-    pictured = GenerationRequest(messages=[{"role": "user", "content": "What is this?"}],
-                                 images=["data:image/png;base64,AA=="], sampling=SamplingParams(max_tokens=4))
+    pictured = GenerationRequest(
+        messages=[{"role": "user", "content": "What is this?"}],
+        images=["data:image/png;base64,AA=="],
+        sampling=SamplingParams(max_tokens=4),
+    )
     other = GenerationRequest(prompt="Hello", model="some-other-model", sampling=SamplingParams(max_tokens=4))
     assert engine.accepts_images == (engine.backend == "openai")
     if engine.backend != "openai":
@@ -170,8 +177,7 @@ async def test_score_agrees_with_hf(engine, hf_reference):
 
 async def test_concurrent_requests_all_complete(engine):
     prompts = [f"Fact number {i} about the ocean:" for i in range(6)]
-    finals = await asyncio.gather(*(engine.complete(request(p, max_tokens=6, ignore_eos=True))
-                                    for p in prompts))
+    finals = await asyncio.gather(*(engine.complete(request(p, max_tokens=6, ignore_eos=True)) for p in prompts))
 
     assert [f.finish_reason for f in finals] == ["length"] * 6
     assert all(f.usage.completion_tokens == 6 and f.text for f in finals)
@@ -194,7 +200,8 @@ async def test_chat_messages_use_the_chat_template(engine, hf_reference):
     req = GenerationRequest(messages=GREEDY_MESSAGES, sampling=SamplingParams(max_tokens=16))
     ours = await engine.complete(req)
     reference = await hf_reference.complete(
-        GenerationRequest(messages=GREEDY_MESSAGES, sampling=SamplingParams(max_tokens=16)))
+        GenerationRequest(messages=GREEDY_MESSAGES, sampling=SamplingParams(max_tokens=16))
+    )
 
     assert engine.render(req) == hf_reference.render(req)
     assert ours.text == reference.text
@@ -203,8 +210,9 @@ async def test_chat_messages_use_the_chat_template(engine, hf_reference):
 @pytest.mark.parametrize("sampling", [{}, {"temperature": 1.0, "seed": 5}], ids=["greedy", "sampled"])
 async def test_choice_constraint_gives_one_of_the_choices(engine, sampling):
     skip_unconstrained(engine)
-    final = await engine.complete(constrained("Review: Dull and far too long.\nSentiment:",
-                                              Constraint(choices=SENTIMENTS), **sampling))
+    final = await engine.complete(
+        constrained("Review: Dull and far too long.\nSentiment:", Constraint(choices=SENTIMENTS), **sampling)
+    )
 
     assert final.text in SENTIMENTS
 
@@ -231,11 +239,21 @@ async def test_hf_refuses_a_constraint_clearly(hf_reference):
         await hf_reference.complete(constrained("Sentiment:", Constraint(choices=SENTIMENTS)))
 
 
-@pytest.mark.parametrize("app, job_input", [
-    ("summarize", {"text": "The cat sat on the mat all day. It was warm there, and the cat liked the sun. "
-                           "In the evening it went inside to eat.", "length": "short"}),
-    ("chat", {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "temperature": 0}),
-], ids=["summarize", "chat"])
+@pytest.mark.parametrize(
+    "app, job_input",
+    [
+        (
+            "summarize",
+            {
+                "text": "The cat sat on the mat all day. It was warm there, and the cat liked the sun. "
+                "In the evening it went inside to eat.",
+                "length": "short",
+            },
+        ),
+        ("chat", {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "temperature": 0}),
+    ],
+    ids=["summarize", "chat"],
+)
 async def test_a_platform_job_runs_on_this_backend(engine, app, job_input):
     """The worker's job path (store → app → engine → events) is the same on every backend.
 

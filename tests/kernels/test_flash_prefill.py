@@ -16,23 +16,28 @@ def packed_case(heads, kv_heads, dim, lens, dtype):
     """Packed q [T, H, D] and k, v [T, KVH, D] as slices of one fused qkv row (strided)."""
     total = sum(lens)
     qkv = torch.randn(total, (heads + 2 * kv_heads) * dim).to(dtype)
-    q = qkv[:, :heads * dim].view(total, heads, dim)
-    k = qkv[:, heads * dim:(heads + kv_heads) * dim].view(total, kv_heads, dim)
-    v = qkv[:, (heads + kv_heads) * dim:].view(total, kv_heads, dim)
+    q = qkv[:, : heads * dim].view(total, heads, dim)
+    k = qkv[:, heads * dim : (heads + kv_heads) * dim].view(total, kv_heads, dim)
+    v = qkv[:, (heads + kv_heads) * dim :].view(total, kv_heads, dim)
     cu = torch.tensor([0, *torch.tensor(lens).cumsum(0).tolist()], dtype=torch.int32)
     return q, k, v, cu
 
 
 def expected(q, k, v, cu, scale):
     b = cu.tolist()
-    return torch.cat([attention_f64(q[lo:hi], k[lo:hi], v[lo:hi], scale)
-                      for lo, hi in zip(b[:-1], b[1:]) if hi > lo])
+    return torch.cat([attention_f64(q[lo:hi], k[lo:hi], v[lo:hi], scale) for lo, hi in zip(b[:-1], b[1:]) if hi > lo])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("config", [FlashConfig(32, 16, 4, 2), FlashConfig(16, 16, 4, 1),
-                                    FlashConfig(32, 16, 4, 2, tma=True),
-                                    FlashConfig(16, 16, 4, 1, tma=True)])
+@pytest.mark.parametrize(
+    "config",
+    [
+        FlashConfig(32, 16, 4, 2),
+        FlashConfig(16, 16, 4, 1),
+        FlashConfig(32, 16, 4, 2, tma=True),
+        FlashConfig(16, 16, 4, 1, tma=True),
+    ],
+)
 def test_fresh_prompts_varlen_gqa(triton_on, dtype, config):
     # odd lengths: a one-token prompt, a tile-aligned one, one ending mid-tile past 2 blocks
     q, k, v, cu = packed_case(4, 2, 32, [37, 1, 70, 16], dtype)
@@ -55,8 +60,7 @@ def test_descriptor_variant_declines_what_it_cannot_load(triton_on):
 def test_padded_head_dim_and_mha(triton_on):
     q, k, v, cu = packed_case(3, 3, 40, [50, 19], torch.float32)  # D 40: masked lanes
     out = torch.full_like(q, math.nan)
-    flash_prefill(q, k, v, cu, max_len=50, scale=0.3, out=out,
-                  config=FlashConfig(32, 32, 4, 2))
+    flash_prefill(q, k, v, cu, max_len=50, scale=0.3, out=out, config=FlashConfig(32, 32, 4, 2))
     assert rel_error(out, expected(q, k, v, cu, 0.3)) <= BOUND[torch.float32]
 
 

@@ -26,12 +26,15 @@ def test_int8_layout_holds_the_checkpoint_integers():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,n,k,config", [
-    (1, 32, 512, KMajorGemvConfig(16, 2, 1)),        # no masks: K a whole number of steps
-    (2, 37, 300, KMajorGemvConfig(8, 2, 2)),         # ragged N and K, split over two programs
-    (4, 24, 1100, None),                             # the dispatcher's own choice
-    (1, 16, 2048, KMajorGemvConfig(4, 8, 1, 2)),      # long K, few rows per program
-])
+@pytest.mark.parametrize(
+    "m,n,k,config",
+    [
+        (1, 32, 512, KMajorGemvConfig(16, 2, 1)),  # no masks: K a whole number of steps
+        (2, 37, 300, KMajorGemvConfig(8, 2, 2)),  # ragged N and K, split over two programs
+        (4, 24, 1100, None),  # the dispatcher's own choice
+        (1, 16, 2048, KMajorGemvConfig(4, 8, 1, 2)),  # long K, few rows per program
+    ],
+)
 def test_w8a16_kmajor_matches_dequantized_reference(triton_on, dtype, m, n, k, config):
     w = with_kmajor(quantize_int8(torch.randn(n, k)))
     x = torch.randn(m, k).to(dtype)

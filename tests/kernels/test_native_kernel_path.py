@@ -21,8 +21,15 @@ from vireo.tools.bench.random_weights import (
     write_model_folder,
 )
 
-TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-            intermediate_size=128, vocab_size=256, tie_word_embeddings=True)
+TINY = dict(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=128,
+    vocab_size=256,
+    tie_word_embeddings=True,
+)
 BLOCK = 16
 
 
@@ -38,8 +45,9 @@ def slots_of(table: list[int], start: int, end: int) -> torch.Tensor:
 def kernel_logits(model, runner, ids: list[int], start: int, table: list[int]) -> torch.Tensor:
     """Logits of tokens ids (positions start..) through the kernels, K/V written to `table`."""
     end = start + len(ids)
-    meta = AttentionMetadata(slots_of(table, start, end),
-                             kernel=kernel_meta([len(ids)], [end], [table], BLOCK, runner.device))
+    meta = AttentionMetadata(
+        slots_of(table, start, end), kernel=kernel_meta([len(ids)], [end], [table], BLOCK, runner.device)
+    )
     with triton_forced(), torch.inference_mode():
         hidden = model.forward(torch.tensor(ids), torch.arange(start, end), meta, runner.kv_caches)
         return model.logits(hidden)
@@ -57,10 +65,8 @@ def test_prefill_then_decode_match_the_reference(hf_model):
     ids = random_prompts(1, 21, TINY["vocab_size"])[0]
     table = [5, 2]  # not contiguous: the kernels must follow the block table
     reference = reference_logits(runner, ids)
-    torch.testing.assert_close(kernel_logits(model, runner, ids[:20], 0, table), reference[:20],
-                               rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(kernel_logits(model, runner, ids[20:], 20, table), reference[20:],
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(kernel_logits(model, runner, ids[:20], 0, table), reference[:20], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(kernel_logits(model, runner, ids[20:], 20, table), reference[20:], rtol=1e-4, atol=1e-4)
 
 
 def test_a_chunk_after_cached_blocks_reads_them_in_place(hf_model):
@@ -69,8 +75,9 @@ def test_a_chunk_after_cached_blocks_reads_them_in_place(hf_model):
     runner.zero_new_blocks(8)
     ids = random_prompts(1, 24, TINY["vocab_size"], seed=2)[0]
     kernel_logits(model, runner, ids[:16], 0, [3])  # the "cached prefix" block
-    torch.testing.assert_close(kernel_logits(model, runner, ids[16:], 16, [3, 6]),
-                               reference_logits(runner, ids)[16:], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        kernel_logits(model, runner, ids[16:], 16, [3, 6]), reference_logits(runner, ids)[16:], rtol=1e-4, atol=1e-4
+    )
 
 
 def test_int4_linears_on_the_kernel_path_match_their_dequantized_reference(hf_model):
@@ -78,8 +85,9 @@ def test_int4_linears_on_the_kernel_path_match_their_dequantized_reference(hf_mo
     runner = ModelRunner(model, num_blocks=4, block_size=BLOCK)
     runner.zero_new_blocks(4)
     ids = random_prompts(1, 12, TINY["vocab_size"], seed=4)[0]
-    torch.testing.assert_close(kernel_logits(model, runner, ids, 0, [1]),
-                               reference_logits(runner, ids), rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(
+        kernel_logits(model, runner, ids, 0, [1]), reference_logits(runner, ids), rtol=1e-3, atol=1e-3
+    )
 
 
 async def test_engine_on_the_kernel_path_matches_the_reference_engine(hf_model, tmp_path):
@@ -92,8 +100,12 @@ async def test_engine_on_the_kernel_path_matches_the_reference_engine(hf_model, 
     prompts = [prompt_text(shared + tail) for tail in random_prompts(3, 6, TINY["vocab_size"], seed=6)]
 
     async def greedy_texts(kernels: bool) -> list[str]:
-        engine = NativeEngine(EngineConfig(kv_cache_tokens=1024, max_model_len=256, max_batch=4,
-                                           speculation="off"), folder, "tiny", model=model)
+        engine = NativeEngine(
+            EngineConfig(kv_cache_tokens=1024, max_model_len=256, max_batch=4, speculation="off"),
+            folder,
+            "tiny",
+            model=model,
+        )
         with triton_forced(kernels):
             first = await engine.complete(request(prompts[0]))  # later prompts hit its prefix
             rest = await asyncio.gather(*(engine.complete(request(p)) for p in prompts[1:]))

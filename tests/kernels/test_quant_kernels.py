@@ -19,12 +19,15 @@ def _poisoned(m, n, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,n,k,group,config", [
-    (1, 72, 200, 32, None),                           # K not a multiple of the group or tile
-    (24, 40, 136, 64, None),                          # past 16 rows: dequantized once, then a matmul
-    (5, 33, 264, 64, C(16, 16, 128, 2, 4, 1)),        # split-K with atomics, odd N
-    (19, 40, 128, 128, C(16, 32, 128, 1, 4, 1, True)),  # 16-bit dequantization, M past one tile
-])
+@pytest.mark.parametrize(
+    "m,n,k,group,config",
+    [
+        (1, 72, 200, 32, None),  # K not a multiple of the group or tile
+        (24, 40, 136, 64, None),  # past 16 rows: dequantized once, then a matmul
+        (5, 33, 264, 64, C(16, 16, 128, 2, 4, 1)),  # split-K with atomics, odd N
+        (19, 40, 128, 128, C(16, 32, 128, 1, 4, 1, True)),  # 16-bit dequantization, M past one tile
+    ],
+)
 def test_w4a16_matches_dequantized_reference(triton_on, dtype, m, n, k, group, config):
     w = quantize_int4(torch.randn(n, k), group).to(scale_dtype=torch.float16)
     x = torch.randn(m, k).to(dtype)
@@ -35,11 +38,14 @@ def test_w4a16_matches_dequantized_reference(triton_on, dtype, m, n, k, group, c
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,n,k,config", [
-    (3, 50, 136, None),
-    (17, 33, 300, C(16, 16, 128, 3, 4, 1)),
-    (18, 20, 96, None),                        # past 16 rows: dequantized once, then a matmul
-])
+@pytest.mark.parametrize(
+    "m,n,k,config",
+    [
+        (3, 50, 136, None),
+        (17, 33, 300, C(16, 16, 128, 3, 4, 1)),
+        (18, 20, 96, None),  # past 16 rows: dequantized once, then a matmul
+    ],
+)
 def test_w8a16_matches_dequantized_reference(triton_on, dtype, m, n, k, config):
     w = quantize_int8(torch.randn(n, k))
     x = torch.randn(m, k).to(dtype)
@@ -71,13 +77,16 @@ def test_cpu_dispatch_uses_reference_without_forcing():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,n,k,group,config", [
-    (1, 72, 256, 128, GemvConfig(32, 16, 1)),
-    (3, 40, 200, 64, GemvConfig(16, 8, 2)),    # ragged K, split over two programs
-    (4, 36, 264, 32, None),                     # the dispatcher's own choice
-    (1, 72, 256, 128, GemvConfig(32, 16, 1, high=True)),   # nibbles high in the mantissa
-    (2, 40, 200, 64, GemvConfig(16, 8, 2, high=True)),     # ... ragged K, split
-])
+@pytest.mark.parametrize(
+    "m,n,k,group,config",
+    [
+        (1, 72, 256, 128, GemvConfig(32, 16, 1)),
+        (3, 40, 200, 64, GemvConfig(16, 8, 2)),  # ragged K, split over two programs
+        (4, 36, 264, 32, None),  # the dispatcher's own choice
+        (1, 72, 256, 128, GemvConfig(32, 16, 1, high=True)),  # nibbles high in the mantissa
+        (2, 40, 200, 64, GemvConfig(16, 8, 2, high=True)),  # ... ragged K, split
+    ],
+)
 def test_w4a16_gemv_for_decode_sizes(triton_on, dtype, m, n, k, group, config):
     w = quantize_int4(torch.randn(n, k), group).to(scale_dtype=torch.float16)
     x = torch.randn(m, k).to(dtype)

@@ -39,16 +39,19 @@ def test_layout_refuses_group_sizes_the_kernel_cannot_tile():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("m,n,k,group,config", [
-    (1, 128, 512, 128, MmaConfig(128, 1)),           # no masks, one program for two row tiles
-    (3, 70, 200, 32, MmaConfig(64, 2)),              # ragged N and K, split over two programs
-    (8, 64, 512, 64, MmaConfig(64, 4)),              # M = 8, the most it takes; four splits
-    (7, 40, 136, 128, MmaConfig(128, 4)),            # fewer groups than splits, rows past N_pad
-    (5, 33, 300, 32, MmaConfig(64, 3)),              # a split that gets fewer groups
-    (2, 300, 264, 64, None),                         # the dispatcher's own choice (N >= K)
-    (1, 32, 80, 16, MmaConfig(64, 2)),               # the smallest group: K tiles of 16
-    (1, 16, 4096, 32, MmaConfig(64, 1)),             # 128 groups: split to 16 groups a program
-])
+@pytest.mark.parametrize(
+    "m,n,k,group,config",
+    [
+        (1, 128, 512, 128, MmaConfig(128, 1)),  # no masks, one program for two row tiles
+        (3, 70, 200, 32, MmaConfig(64, 2)),  # ragged N and K, split over two programs
+        (8, 64, 512, 64, MmaConfig(64, 4)),  # M = 8, the most it takes; four splits
+        (7, 40, 136, 128, MmaConfig(128, 4)),  # fewer groups than splits, rows past N_pad
+        (5, 33, 300, 32, MmaConfig(64, 3)),  # a split that gets fewer groups
+        (2, 300, 264, 64, None),  # the dispatcher's own choice (N >= K)
+        (1, 32, 80, 16, MmaConfig(64, 2)),  # the smallest group: K tiles of 16
+        (1, 16, 4096, 32, MmaConfig(64, 1)),  # 128 groups: split to 16 groups a program
+    ],
+)
 def test_matches_dequantized_reference(triton_on, dtype, m, n, k, group, config):
     w = _weight(n, k, group)
     x = torch.randn(m, k).to(dtype)

@@ -9,8 +9,7 @@ from vireo.kernels.tuning import CONFIGS, DEFAULT_DEVICE, config_file, kernel_ta
 
 
 def test_rules_are_read_top_down_and_the_first_that_holds_wins():
-    rules = [{"when": {"k_min": 8192}, "use": "down"}, {"when": {"n_min": 16384}, "use": "wide"},
-             {"use": "rest"}]
+    rules = [{"when": {"k_min": 8192}, "use": "down"}, {"when": {"n_min": 16384}, "use": "wide"}, {"use": "rest"}]
     assert pick(rules, n=4096, k=14336) == "down"
     assert pick(rules, n=28672, k=4096) == "wide"
     assert pick(rules, n=4096, k=4096) == "rest"
@@ -33,5 +32,6 @@ def test_every_rule_list_ends_with_a_rule_for_everything_else(path):
         elif isinstance(node, dict):
             for value in node.values():
                 yield from rule_lists(value)
+
     lists = list(rule_lists(json.loads(path.read_text())))
     assert lists and all("when" not in rules[-1] for rules in lists)

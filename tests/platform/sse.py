@@ -7,8 +7,9 @@ import json
 import httpx
 
 
-def read_events(client: httpx.Client, path: str, last_event_id: str | None = None,
-                until: str = "end", on_event=None) -> list[dict]:
+def read_events(
+    client: httpx.Client, path: str, last_event_id: str | None = None, until: str = "end", on_event=None
+) -> list[dict]:
     """Collect events ({id, event, data}) from `path` until an `until` event (inclusive)."""
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
     events, current = [], {}

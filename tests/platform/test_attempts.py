@@ -43,13 +43,16 @@ async def test_a_handed_back_attempt_can_no_longer_write_or_finish(attempts):
     job_id = await running_job(attempts, "w1")
     assert await attempts.hand_back(job_id, 1, "w1", "worker w1 stopped", max_attempts=3) == "requeued"
     assert await attempts.emit(job_id, 1, "token", {"text": "late"}) is None
-    assert not await attempts.finish(job_id, 1, "tenant-a", "succeeded", {"result": {"text": "x"}},
-                                     ("result", {"result": {"text": "x"}}))
+    assert not await attempts.finish(
+        job_id, 1, "tenant-a", "succeeded", {"result": {"text": "x"}}, ("result", {"result": {"text": "x"}})
+    )
     assert await attempts.claim(job_id, 1, "w2") == "stale"
     assert await attempts.claim(job_id, 2, "w2") == "claimed"
     assert await attempts.claim(job_id, 2, "w3") == "running"
-    assert (await kinds(attempts, job_id))[2:] == [("attempt", {"attempt": 2, "reason": "worker w1 stopped"}),
-                                                  ("status", {"status": "running"})]
+    assert (await kinds(attempts, job_id))[2:] == [
+        ("attempt", {"attempt": 2, "reason": "worker w1 stopped"}),
+        ("status", {"status": "running"}),
+    ]
 
 
 async def test_a_job_fails_clearly_after_max_attempts(attempts):
@@ -61,8 +64,10 @@ async def test_a_job_fails_clearly_after_max_attempts(attempts):
     record = await attempts.store.get(job_id)
     assert outcome == "failed" and record["status"] == "failed"
     assert record["error"] == "worker w1 stopped; gave up after 3 attempts (VIREO_MAX_ATTEMPTS=3)"
-    assert (await kinds(attempts, job_id))[-2:] == [("error", {"error": record["error"]}),
-                                                   ("end", {"status": "failed"})]
+    assert (await kinds(attempts, job_id))[-2:] == [
+        ("error", {"error": record["error"]}),
+        ("end", {"status": "failed"}),
+    ]
     assert not await attempts.redis.zscore("vireo:tenant:tenant-a:active", job_id)
 
 
@@ -89,12 +94,15 @@ async def test_the_reaper_hands_back_jobs_of_dead_workers_and_jobs_a_live_worker
     assert await reaper.sweep() == {"requeued": 2, "published": 2, "lost_republished": 0}
     publisher.close()
     client = sync_redis.Redis.from_url(REDIS_URL, decode_responses=True)
-    bodies = [json.loads(message)["body"] for key in client.scan_iter(f"{QUEUE}*")
-              for message in client.lrange(key, 0, -1)]
+    bodies = [
+        json.loads(message)["body"] for key in client.scan_iter(f"{QUEUE}*") for message in client.lrange(key, 0, -1)
+    ]
     assert sorted(json.loads(base64.b64decode(body))[0] for body in bodies) == sorted([[dropped, 2], [dead, 2]])
     assert not client.smembers(REPUBLISH_KEY)
     assert {j: (await attempts.store.get(j))["status"] for j in (held, claimed_since_beat)} == {
-        held: "running", claimed_since_beat: "running"}
+        held: "running",
+        claimed_since_beat: "running",
+    }
 
 
 async def test_the_reaper_republishes_a_queued_job_whose_message_the_broker_lost(attempts):

@@ -16,8 +16,7 @@ from vireo.platform.store import JobStore
 
 pytestmark = pytest.mark.stack  # starts API processes of its own
 
-LONG_PROMPT = {"prompt": "Count from 1 to 1000, separated by commas: 1, 2, 3, 4,", "max_tokens": 2000,
-               "temperature": 0}
+LONG_PROMPT = {"prompt": "Count from 1 to 1000, separated by commas: 1, 2, 3, 4,", "max_tokens": 2000, "temperature": 0}
 
 
 def test_cancel_while_running_stops_the_engine(api):

@@ -30,8 +30,22 @@ needs_redis_server = pytest.mark.stack
 def forgetful_redis(tmp_path):
     """A redis-server configured like a cache: no AOF, no snapshots (as CI's and many dev Redis are)."""
     port = free_port()
-    proc = start([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                  "--appendonly", "no", "--dir", str(tmp_path)], quiet=True)
+    proc = start(
+        [
+            REDIS_SERVER,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        quiet=True,
+    )
     wait_until(redis.Redis(port=port).ping, 10, "the forgetful redis-server", proc)
     yield f"redis://127.0.0.1:{port}/0"
     stop([proc])
@@ -89,8 +103,7 @@ def test_a_redis_that_keeps_nothing_is_named_and_the_fix_given(forgetful_redis):
 
 
 @needs_redis_server
-def test_make_run_prefers_its_own_durable_redis_to_one_that_keeps_nothing(forgetful_redis, tmp_path,
-                                                                           monkeypatch):
+def test_make_run_prefers_its_own_durable_redis_to_one_that_keeps_nothing(forgetful_redis, tmp_path, monkeypatch):
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.delenv("VIREO_REDIS_URL", raising=False)
     choice = choose_redis(Settings(home=tmp_path), local_url=forgetful_redis)

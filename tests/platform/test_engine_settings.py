@@ -91,8 +91,10 @@ def test_the_environment_wins_over_the_dot_env_file(clean_env, tmp_path):
     assert Settings(_env_file=env_file).engine.model == "from-env"
 
 
-@pytest.mark.parametrize(("variable", "value"), [("VIREO_DEVICE", "tpu"), ("VIREO_QUANTIZATION", "int3"),
-                                                 ("VIREO_ENGINE", "tensorrt"), ("VIREO_MAX_BATCH", "0")])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("VIREO_DEVICE", "tpu"), ("VIREO_QUANTIZATION", "int3"), ("VIREO_ENGINE", "tensorrt"), ("VIREO_MAX_BATCH", "0")],
+)
 def test_a_value_outside_the_choices_is_refused_when_settings_are_read(clean_env, variable, value):
     clean_env.setenv(variable, value)
     with pytest.raises(ValueError, match=NEW_NAMES.get(variable, OLD_NAMES.get(variable, ("backend",)))[0]):
@@ -111,9 +113,13 @@ def test_no_runtime_module_reads_our_variables_behind_the_settings_back():
     environment to the processes it starts, which is writing, not reading)."""
     read = re.compile(r"(environ\.get\(|environ\[|getenv\()\s*[\"'](VIREO_|REDIS_URL)")
     package = Path(__file__).resolve().parents[2] / "vireo"
-    offenders = [f"{path.relative_to(package)}:{number}"
-                 for folder in RUNTIME_PACKAGES for path in sorted((package / folder).rglob("*.py"))
-                 for number, line in enumerate(path.read_text().splitlines(), 1) if read.search(line)]
+    offenders = [
+        f"{path.relative_to(package)}:{number}"
+        for folder in RUNTIME_PACKAGES
+        for path in sorted((package / folder).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if read.search(line)
+    ]
     assert offenders == []
 
 
@@ -127,8 +133,14 @@ def _settings(clean_env, **variables) -> Settings:
 def test_the_worker_builds_its_engine_from_settings_alone(clean_env):
     from vireo.platform.runtime import WorkerRuntime
 
-    settings = _settings(clean_env, VIREO_QUANTIZATION="int4", VIREO_KV_CACHE_TOKENS="2048",
-                         VIREO_MAX_MODEL_LEN="512", VIREO_MAX_BATCH="4", VIREO_QUEUE="test-engine-settings")
+    settings = _settings(
+        clean_env,
+        VIREO_QUANTIZATION="int4",
+        VIREO_KV_CACHE_TOKENS="2048",
+        VIREO_MAX_MODEL_LEN="512",
+        VIREO_MAX_BATCH="4",
+        VIREO_QUEUE="test-engine-settings",
+    )
     runtime = WorkerRuntime(settings)
     try:
         engine = runtime.engine

@@ -25,8 +25,9 @@ def client(api_server):
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
 def test_non_finite_temperature_option_is_422(client, literal):
-    reply = client.post("/v1/jobs", content='{"app": "chat", "input": {"prompt": "hi"}, '
-                                            '"options": {"temperature": %s}}' % literal)
+    reply = client.post(
+        "/v1/jobs", content='{"app": "chat", "input": {"prompt": "hi"}, "options": {"temperature": %s}}' % literal
+    )
     assert reply.status_code == 422, reply.text
     assert reply.json()["detail"][0]["loc"] == ["body", "options", "temperature"]
     assert "finite" in reply.json()["detail"][0]["msg"]
@@ -40,8 +41,10 @@ def test_non_finite_number_anywhere_in_app_input_is_422(client):
 
 
 def test_non_finite_temperature_on_the_openai_routes_is_422_in_openai_shape(client):
-    for path, body in (("/v1/chat/completions", CHAT % '"temperature": NaN'),
-                       ("/v1/completions", '{"model": "default", "prompt": "hi", "temperature": Infinity}')):
+    for path, body in (
+        ("/v1/chat/completions", CHAT % '"temperature": NaN'),
+        ("/v1/completions", '{"model": "default", "prompt": "hi", "temperature": Infinity}'),
+    ):
         reply = client.post(path, content=body)
         assert reply.status_code == 422, reply.text
         assert "temperature" in reply.json()["error"]["message"]
@@ -80,8 +83,11 @@ def test_chunked_body_over_the_limit_is_413_before_the_rest_is_read(api_server):
     with socket.create_connection((host, port), timeout=30) as sock:
         reader = threading.Thread(target=lambda: reply.append(sock.recv(65536)))
         reader.start()
-        sock.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + API_KEY.encode() +
-                     b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(
+            b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + API_KEY.encode()
+            + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         try:
             while sent < 40 * 1024 * 1024:
                 sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
@@ -103,8 +109,12 @@ def test_health_keeps_answering_while_long_prompts_are_tokenized(client):
     (each just under the character cap, so really tokenized) are checked one after another."""
     prompt = "word " * 120_000
     replies = []
-    submitters = [threading.Thread(target=lambda: replies.append(client.post(
-        "/v1/jobs", json={"app": "chat", "input": {"prompt": prompt}}))) for _ in range(4)]
+    submitters = [
+        threading.Thread(
+            target=lambda: replies.append(client.post("/v1/jobs", json={"app": "chat", "input": {"prompt": prompt}}))
+        )
+        for _ in range(4)
+    ]
     for thread in submitters:
         thread.start()
     answered = 0
@@ -129,7 +139,7 @@ def test_texts_past_the_character_cap_are_counted_without_the_tokenizer():
 
 
 def test_unrepresentable_numbers_are_found_at_any_depth():
-    assert unrepresentable_number({"a": [1, 2.5, {"b": True}], "c": -2**63}) is None
+    assert unrepresentable_number({"a": [1, 2.5, {"b": True}], "c": -(2**63)}) is None
     assert unrepresentable_number({"a": [{"b": float("nan")}]})[0] == ("a", 0, "b")
     assert unrepresentable_number([2**63])[0] == (0,)
     deep: list = [float("inf")]

@@ -50,8 +50,7 @@ async def test_a_job_past_its_time_limit_is_stopped_and_failed_with_the_reason(a
     ctx = JobContext(engine=None, store=attempts.store, attempts=attempts, job_id=job_id, app_name="never-ends")
     ctx.start()
     started = time.monotonic()
-    status, fields, event = await _run_app(NeverEnds(), ctx, await attempts.store.get(job_id), 0.05,
-                                           max_job_s=0.5)
+    status, fields, event = await _run_app(NeverEnds(), ctx, await attempts.store.get(job_id), 0.05, max_job_s=0.5)
     await ctx.close()
     assert time.monotonic() - started < 10
     assert status == "failed" and "time limit (0.5 s, VIREO_MAX_JOB_S)" in fields["error"]
@@ -74,8 +73,15 @@ async def test_without_a_limit_a_cancel_is_still_a_cancel(attempts):
 def test_a_hung_worker_stops_beating_so_its_key_expires():
     client = sync_redis.Redis.from_url(REDIS_URL)
     loop_turns = {"ok": True}
-    beat = Heartbeat(REDIS_URL, "hung-worker", every_s=0.1, ttl_s=0.5, held_jobs=lambda: {"job": 1},
-                     queue="q", alive=lambda: loop_turns["ok"])
+    beat = Heartbeat(
+        REDIS_URL,
+        "hung-worker",
+        every_s=0.1,
+        ttl_s=0.5,
+        held_jobs=lambda: {"job": 1},
+        queue="q",
+        alive=lambda: loop_turns["ok"],
+    )
     beat.start()
     try:
         time.sleep(0.3)

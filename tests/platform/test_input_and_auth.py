@@ -46,15 +46,19 @@ def test_prompt_longer_than_the_model_context_is_422_before_queueing(api):
 
 
 def test_oversized_body_is_413(api):
-    reply = api.post("/v1/jobs", content=b"{" + b" " * (9 * 1024 * 1024) + b"}",
-                     headers={"Content-Type": "application/json"})
+    reply = api.post(
+        "/v1/jobs", content=b"{" + b" " * (9 * 1024 * 1024) + b"}", headers={"Content-Type": "application/json"}
+    )
     assert reply.status_code == 413 and "limit" in reply.json()["detail"]
 
 
 def test_other_tenant_gets_404(api, other_tenant):
     job_id = submit(api, app="chat", input={"prompt": "Hello", "max_tokens": 2})
-    for reply in (other_tenant.get(f"/v1/jobs/{job_id}"), other_tenant.delete(f"/v1/jobs/{job_id}"),
-                  other_tenant.get(f"/v1/jobs/{job_id}/events")):
+    for reply in (
+        other_tenant.get(f"/v1/jobs/{job_id}"),
+        other_tenant.delete(f"/v1/jobs/{job_id}"),
+        other_tenant.get(f"/v1/jobs/{job_id}/events"),
+    ):
         assert reply.status_code == 404 and "not found" in reply.json()["detail"]
     assert job_id not in [j["id"] for j in other_tenant.get("/v1/jobs").json()["jobs"]]
     assert wait_done(api, job_id)["status"] == "succeeded"

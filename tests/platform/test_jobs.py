@@ -6,14 +6,22 @@ import time
 
 from tests.platform.sse import read_events
 
-TEXT = ("The Eiffel Tower is a wrought-iron lattice tower in Paris, France. It was built from 1887 to "
-        "1889 as the centrepiece of the World's Fair and was designed by the company of Gustave Eiffel. "
-        "It is 330 metres tall and was the tallest man-made structure in the world for 41 years.")
+TEXT = (
+    "The Eiffel Tower is a wrought-iron lattice tower in Paris, France. It was built from 1887 to "
+    "1889 as the centrepiece of the World's Fair and was designed by the company of Gustave Eiffel. "
+    "It is 330 metres tall and was the tallest man-made structure in the world for 41 years."
+)
 
 
 def submit(api, app="summarize", input=None, options=None) -> str:
-    reply = api.post("/v1/jobs", json={"app": app, "input": input or {"text": TEXT, "length": "short"},
-                                       "options": options or {"max_tokens": 24}})
+    reply = api.post(
+        "/v1/jobs",
+        json={
+            "app": app,
+            "input": input or {"text": TEXT, "length": "short"},
+            "options": options or {"max_tokens": 24},
+        },
+    )
     assert reply.status_code == 202, reply.text
     assert reply.json()["status"] == "queued"
     return reply.json()["id"]

@@ -19,8 +19,10 @@ def judge(api, input: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def echo_jobs(api) -> list[str]:
-    return [finished(api, "echo", {"text": text}) for text in ("Paris is the capital of France.",
-                                                              "Berlin is the capital of Germany.")]
+    return [
+        finished(api, "echo", {"text": text})
+        for text in ("Paris is the capital of France.", "Berlin is the capital of Germany.")
+    ]
 
 
 def test_judge_scores_jobs_given_by_id(api, echo_jobs):

@@ -41,8 +41,12 @@ def everything_in_redis() -> str:
     parts = []
     for name in client.scan_iter():
         kind = client.type(name)
-        value = {"hash": client.hgetall, "zset": lambda n: client.zrange(n, 0, -1, withscores=True),
-                 "string": client.get, "set": client.smembers}[kind](name)
+        value = {
+            "hash": client.hgetall,
+            "zset": lambda n: client.zrange(n, 0, -1, withscores=True),
+            "string": client.get,
+            "set": client.smembers,
+        }[kind](name)
         parts.append(f"{name}={value}")
     return "\n".join(parts)
 
@@ -89,11 +93,14 @@ async def test_settings_keys_are_the_bootstrap_admin_and_user_keys(store):
     assert await ring.resolve("user-three") is None
 
 
-@pytest.mark.parametrize("tenant, role, limits, message", [
-    ("../etc", "user", KeyLimits(), "tenant"),
-    ("acme", "root", KeyLimits(), "role"),
-    ("acme", "user", KeyLimits(rpm=-1), "rpm"),
-])
+@pytest.mark.parametrize(
+    "tenant, role, limits, message",
+    [
+        ("../etc", "user", KeyLimits(), "tenant"),
+        ("acme", "root", KeyLimits(), "role"),
+        ("acme", "user", KeyLimits(rpm=-1), "rpm"),
+    ],
+)
 async def test_a_bad_key_spec_is_refused(store, tenant, role, limits, message):
     with pytest.raises(InvalidKeySpec, match=message):
         await store.create(tenant, role, limits=limits)
@@ -123,10 +130,12 @@ def test_admin_creates_a_key_that_works_and_revokes_it(api_server):
 
 def test_a_user_key_gets_403_on_admin_endpoints(api_server):
     headers = {"Authorization": f"Bearer {OTHER_KEY}"}
-    replies = [httpx.get(f"{api_server}/v1/admin/keys", headers=headers),
-               httpx.post(f"{api_server}/v1/admin/keys", headers=headers, json={"tenant": "tenant-b", "role": "admin"}),
-               httpx.delete(f"{api_server}/v1/admin/keys/whatever", headers=headers),
-               httpx.get(f"{api_server}/metrics", headers=headers)]
+    replies = [
+        httpx.get(f"{api_server}/v1/admin/keys", headers=headers),
+        httpx.post(f"{api_server}/v1/admin/keys", headers=headers, json={"tenant": "tenant-b", "role": "admin"}),
+        httpx.delete(f"{api_server}/v1/admin/keys/whatever", headers=headers),
+        httpx.get(f"{api_server}/metrics", headers=headers),
+    ]
     for reply in replies:
         assert reply.status_code == 403, reply.text
         assert "needs an admin key" in reply.json()["detail"] and "tenant-b" in reply.json()["detail"]
@@ -156,8 +165,9 @@ async def resolve(token: str):
 
 
 def test_cli_creates_lists_and_revokes_keys(cli):
-    created = cli.invoke(cli_app, ["keys", "create", "--tenant", "cli-tenant", "--admin", "--name", "ops",
-                                   "--rpm", "7"])
+    created = cli.invoke(
+        cli_app, ["keys", "create", "--tenant", "cli-tenant", "--admin", "--name", "ops", "--rpm", "7"]
+    )
     assert created.exit_code == 0, created.output
     token = created.stdout.strip().splitlines()[-1]
     key_id = token.split("_")[1]

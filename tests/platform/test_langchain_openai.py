@@ -34,8 +34,15 @@ class CityFacts(BaseModel):
 
 @pytest.fixture(scope="module")
 def llm(api_server, celery_worker):
-    return ChatOpenAI(base_url=f"{api_server}/v1", api_key=API_KEY, model="smollm2-135m", temperature=0,
-                      max_tokens=64, max_retries=0, timeout=120)
+    return ChatOpenAI(
+        base_url=f"{api_server}/v1",
+        api_key=API_KEY,
+        model="smollm2-135m",
+        temperature=0,
+        max_tokens=64,
+        max_retries=0,
+        timeout=120,
+    )
 
 
 def test_bind_tools_gets_a_parsed_tool_call(llm):
@@ -46,8 +53,7 @@ def test_bind_tools_gets_a_parsed_tool_call(llm):
 
 
 def test_with_structured_output_by_function_calling_returns_the_object(llm):
-    facts = llm.with_structured_output(CityFacts, method="function_calling").invoke(
-        "Give facts about Paris, France.")
+    facts = llm.with_structured_output(CityFacts, method="function_calling").invoke("Give facts about Paris, France.")
     assert isinstance(facts, CityFacts) and facts.city
 
 

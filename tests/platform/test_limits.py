@@ -28,8 +28,14 @@ ECHO = {"app": "echo", "input": {"text": "hello"}}
 def limited_api(platform_env, tmp_path_factory):
     """An API with a concurrency limit of 2 per tenant (rate and tokens set per key in the tests)."""
     redis.Redis.from_url(LIMITS_REDIS_URL).flushdb()
-    env = {**platform_env, "REDIS_URL": LIMITS_REDIS_URL, "VIREO_QUEUE": f"limits-{uuid.uuid4().hex[:8]}",
-           "VIREO_RATE_LIMIT_RPM": "1000", "VIREO_MAX_CONCURRENT_JOBS": "2", "VIREO_TOKENS_PER_DAY": "0"}
+    env = {
+        **platform_env,
+        "REDIS_URL": LIMITS_REDIS_URL,
+        "VIREO_QUEUE": f"limits-{uuid.uuid4().hex[:8]}",
+        "VIREO_RATE_LIMIT_RPM": "1000",
+        "VIREO_MAX_CONCURRENT_JOBS": "2",
+        "VIREO_TOKENS_PER_DAY": "0",
+    }
     proc, url = start_api(env, tmp_path_factory.mktemp("limits") / "api.log")
     yield url
     _stop(proc)
@@ -38,8 +44,11 @@ def limited_api(platform_env, tmp_path_factory):
 
 def new_key(url: str, **limits) -> httpx.Client:
     """A client with a fresh user key for a fresh tenant, made through the admin API."""
-    reply = httpx.post(f"{url}/v1/admin/keys", headers={"Authorization": f"Bearer {API_KEY}"},
-                       json={"tenant": f"t-{uuid.uuid4().hex[:8]}", **limits})
+    reply = httpx.post(
+        f"{url}/v1/admin/keys",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        json={"tenant": f"t-{uuid.uuid4().hex[:8]}", **limits},
+    )
     assert reply.status_code == 201, reply.text
     return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {reply.json()['key']}"}, timeout=30)
 
@@ -83,10 +92,16 @@ def test_a_tenant_at_its_concurrency_limit_gets_429_until_a_job_ends(limited_api
     client = new_key(limited_api)  # the setting: 2 queued or running jobs
     first, second = (client.post("/v1/jobs", json=ECHO).json()["id"] for _ in range(2))
     tenant = client.get("/v1/limits").json()["tenant"]
-    assert_429(client.post("/v1/jobs", json=ECHO),
-               f"{tenant} has 2 jobs queued or running; the limit is 2 (VIREO_MAX_CONCURRENT_JOBS)")
-    assert client.get("/v1/limits").json()["concurrent_jobs"] == {"limit": 2, "used": 2, "remaining": 0,
-                                                                  "reset_s": None}
+    assert_429(
+        client.post("/v1/jobs", json=ECHO),
+        f"{tenant} has 2 jobs queued or running; the limit is 2 (VIREO_MAX_CONCURRENT_JOBS)",
+    )
+    assert client.get("/v1/limits").json()["concurrent_jobs"] == {
+        "limit": 2,
+        "used": 2,
+        "remaining": 0,
+        "reset_s": None,
+    }
     assert client.delete(f"/v1/jobs/{first}").json()["status"] == "cancelled"
     assert client.post("/v1/jobs", json=ECHO).status_code == 202
     assert client.get(f"/v1/jobs/{second}").json()["status"] == "queued"

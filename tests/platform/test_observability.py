@@ -50,14 +50,20 @@ def log_lines(stack: Stack, name: str) -> list[dict]:
 
 def wait_for_line(stack: Stack, name: str, match, timeout: float = 30) -> dict:
     found: list[dict] = []
-    wait_until(lambda: found.extend(rec for rec in log_lines(stack, name) if match(rec)) or found, timeout,
-               f"a matching line in {name}.log")
+    wait_until(
+        lambda: found.extend(rec for rec in log_lines(stack, name) if match(rec)) or found,
+        timeout,
+        f"a matching line in {name}.log",
+    )
     return found[0]
 
 
 def finished(client: httpx.Client, job_id: str, timeout: float = 120) -> dict:
-    wait_until(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] in ("succeeded", "failed", "cancelled"),
-               timeout, f"job {job_id} to end")
+    wait_until(
+        lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] in ("succeeded", "failed", "cancelled"),
+        timeout,
+        f"job {job_id} to end",
+    )
     return client.get(f"/v1/jobs/{job_id}").json()
 
 
@@ -77,8 +83,11 @@ def declared_series(stack: Stack) -> set[str]:
     before its first increment): a histogram's _bucket/_count/_sum, a counter's _total."""
     reply = httpx.get(f"{stack.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
-    return {family.name + suffix for family in text_string_to_metric_families(reply.text)
-            for suffix in suffixes.get(family.type, ("",))}
+    return {
+        family.name + suffix
+        for family in text_string_to_metric_families(reply.text)
+        for suffix in suffixes.get(family.type, ("",))
+    }
 
 
 def value(samples: dict, name: str, **labels) -> float:
@@ -108,8 +117,9 @@ def test_queue_depth_counts_the_jobs_waiting_for_a_worker(stack):
     queue = {"queue": stack.env["VIREO_QUEUE"], "model": "smollm2-135m"}
     before = scrape(stack)
     with stack.client() as client:
-        waiting = [client.post("/v1/jobs", json={"app": "echo", "input": {"text": f"wait {i}"}}).json()["id"]
-                   for i in range(2)]
+        waiting = [
+            client.post("/v1/jobs", json={"app": "echo", "input": {"text": f"wait {i}"}}).json()["id"] for i in range(2)
+        ]
         during = scrape(stack)
         for job_id in waiting:
             client.delete(f"/v1/jobs/{job_id}")
@@ -136,8 +146,11 @@ def test_each_request_logs_one_json_line_with_its_request_id(stack):
 
 def test_a_refused_key_and_a_413_are_logged_too(stack):
     httpx.post(f"{stack.url}/v1/jobs", headers={"Authorization": "Bearer wrong", "X-Request-ID": "bad-key"}, json={})
-    httpx.post(f"{stack.url}/v1/jobs", headers={"Authorization": f"Bearer {USER_KEY}", "X-Request-ID": "too-big",
-                                              "Content-Type": "application/json"}, content=b" " * (9 * 2**20))
+    httpx.post(
+        f"{stack.url}/v1/jobs",
+        headers={"Authorization": f"Bearer {USER_KEY}", "X-Request-ID": "too-big", "Content-Type": "application/json"},
+        content=b" " * (9 * 2**20),
+    )
     refused = wait_for_line(stack, "api", lambda rec: rec.get("request_id") == "bad-key")
     assert refused["status"] == 401 and refused["tenant"] is None and refused["error"] == "invalid API key"
     too_big = wait_for_line(stack, "api", lambda rec: rec.get("request_id") == "too-big")
@@ -156,8 +169,9 @@ def test_a_job_end_logs_one_json_line_with_its_timings_and_tokens(with_worker):
         job_id = client.post("/v1/jobs", json={"app": "chat", "input": chat}).json()["id"]
         job = finished(client, job_id)
     assert job["status"] == "succeeded"
-    line = wait_for_line(with_worker, "worker0",
-                         lambda rec: rec.get("logger") == "vireo.jobs" and rec.get("job_id") == job_id)
+    line = wait_for_line(
+        with_worker, "worker0", lambda rec: rec.get("logger") == "vireo.jobs" and rec.get("job_id") == job_id
+    )
     assert line["level"] == "INFO" and line["status"] == "succeeded" and line["attempt"] == 1
     assert (line["app"], line["tenant"], line["model"]) == ("chat", "tenant-a", "smollm2-135m")
     assert line["completion_tokens"] == job["usage"]["completion_tokens"] > 1
@@ -171,8 +185,9 @@ def test_a_failed_job_logs_its_error(with_worker):
     with with_worker.client() as client:
         job_id = client.post("/v1/jobs", json={"app": "judge", "input": {"job_ids": ["no-such-job"]}}).json()["id"]
         assert finished(client, job_id)["status"] == "failed"
-    line = wait_for_line(with_worker, "worker0",
-                         lambda rec: rec.get("logger") == "vireo.jobs" and rec.get("job_id") == job_id)
+    line = wait_for_line(
+        with_worker, "worker0", lambda rec: rec.get("logger") == "vireo.jobs" and rec.get("job_id") == job_id
+    )
     assert line["level"] == "WARNING" and line["status"] == "failed" and line["app"] == "judge"
     assert "no-such-job not found" in line["error"]
 
@@ -195,8 +210,9 @@ def test_metrics_after_jobs_have_histograms_counters_queue_depth_and_workers(wit
     assert value(samples, "vireo_jobs_finished_total", app="judge", status="failed", **model) >= 1
     for histogram in ("vireo_job_queue_wait_seconds", "vireo_job_duration_seconds", "vireo_job_ttft_seconds"):
         assert value(samples, f"{histogram}_count", app="echo", **model) >= 1, histogram
-        assert value(samples, f"{histogram}_bucket", app="echo", le="+Inf", **model) == \
-            value(samples, f"{histogram}_count", app="echo", **model)
+        assert value(samples, f"{histogram}_bucket", app="echo", le="+Inf", **model) == value(
+            samples, f"{histogram}_count", app="echo", **model
+        )
     assert value(samples, "vireo_job_time_per_output_token_seconds_count", app="chat", **model) >= 1
     queue = with_worker.env["VIREO_QUEUE"]
     assert value(samples, "vireo_workers_live", queue=queue, **model) == 1
@@ -228,8 +244,14 @@ def test_every_metric_the_grafana_dashboard_queries_exists(with_worker):
 def test_worker_health_is_ok_on_the_workers_host_and_fails_for_a_queue_nobody_serves(with_worker):
     def health(queue: str) -> subprocess.CompletedProcess:
         env = {**with_worker.env, "VIREO_QUEUE": queue}
-        return subprocess.run([sys.executable, "-m", "vireo.platform.cli", "worker-health"], env=env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "vireo.platform.cli", "worker-health"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     ok = health(with_worker.env["VIREO_QUEUE"])
     assert ok.returncode == 0, ok.stderr
@@ -240,8 +262,14 @@ def test_worker_health_is_ok_on_the_workers_host_and_fails_for_a_queue_nobody_se
 # --- the other processes' logging ---------------------------------------------------------------------
 def first_json_line(args: list[str], env: dict, match, timeout: float = 60) -> dict:
     """Start `vireo ARGS`, read its output until a JSON line `match`es, then stop it."""
-    proc = subprocess.Popen([sys.executable, "-m", "vireo.platform.cli", *args], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vireo.platform.cli", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline, seen = time.monotonic() + timeout, []
     try:
         for line in proc.stdout:
@@ -258,14 +286,17 @@ def first_json_line(args: list[str], env: dict, match, timeout: float = 60) -> d
 
 def test_the_worker_log_level_comes_from_settings(stack):
     env = {**stack.env, "VIREO_LOG_LEVEL": "debug", "VIREO_QUEUE": "log-level-probe"}
-    line = first_json_line(["serve", "worker"], env,
-                           lambda rec: rec["level"] == "DEBUG" and rec["logger"].startswith("celery"))
+    line = first_json_line(
+        ["serve", "worker"], env, lambda rec: rec["level"] == "DEBUG" and rec["logger"].startswith("celery")
+    )
     assert line["message"]
 
 
 def test_the_sandbox_service_logs_json_lines(tmp_path):
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "VIREO_LOG_FORMAT": "json",
-           "HOME": str(tmp_path)}
-    line = first_json_line(["serve", "sandbox", "--socket", str(tmp_path / "sandbox.sock")], env,
-                           lambda rec: "sandbox service on" in rec["message"])
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "VIREO_LOG_FORMAT": "json", "HOME": str(tmp_path)}
+    line = first_json_line(
+        ["serve", "sandbox", "--socket", str(tmp_path / "sandbox.sock")],
+        env,
+        lambda rec: "sandbox service on" in rec["message"],
+    )
     assert line["logger"] == "vireo.apps.sandbox.service" and line["time"]

@@ -27,16 +27,28 @@ def client(api_server, celery_worker):
 
 def client_with_limits(api_server: str, **limits) -> openai.OpenAI:
     """A client with a fresh key for a fresh tenant (made through the admin API) with these limits."""
-    reply = httpx.post(f"{api_server}/v1/admin/keys", headers={"Authorization": f"Bearer {API_KEY}"},
-                       json={"tenant": f"batch-{uuid.uuid4().hex[:8]}", **limits})
+    reply = httpx.post(
+        f"{api_server}/v1/admin/keys",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        json={"tenant": f"batch-{uuid.uuid4().hex[:8]}", **limits},
+    )
     assert reply.status_code == 201, reply.text
     return openai.OpenAI(base_url=f"{api_server}/v1", api_key=reply.json()["key"], max_retries=0, timeout=60)
 
 
 def chat_line(custom_id: str, text: str, max_tokens: int = 6, **body) -> dict:
-    return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
-            "body": {"model": MODEL, "messages": [{"role": "user", "content": text}], "max_tokens": max_tokens,
-                     "temperature": 0, **body}}
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": text}],
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            **body,
+        },
+    }
 
 
 def upload(client: openai.OpenAI, lines: list) -> str:
@@ -62,11 +74,16 @@ def results(client: openai.OpenAI, file_id: str | None) -> dict[str, dict]:
 
 
 def test_a_batch_of_chat_requests_gives_each_custom_id_its_reply(client):
-    questions = {"q-paris": "What is the capital of France?", "q-sky": "What colour is the sky?",
-                 "q-two": "What is 1 + 1?", "q-hello": "Say hello."}
+    questions = {
+        "q-paris": "What is the capital of France?",
+        "q-sky": "What colour is the sky?",
+        "q-two": "What is 1 + 1?",
+        "q-hello": "Say hello.",
+    }
     file_id = upload(client, [chat_line(cid, text) for cid, text in questions.items()])
-    batch = client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h",
-                                  metadata={"job": "nightly"})
+    batch = client.batches.create(
+        input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h", metadata={"job": "nightly"}
+    )
     assert batch.status == "validating" and batch.metadata == {"job": "nightly"}
 
     batch = wait_until(client, batch.id, lambda b: b.status in ENDED)
@@ -87,10 +104,18 @@ def test_a_batch_of_chat_requests_gives_each_custom_id_its_reply(client):
 
 
 def test_a_completions_batch_answers_the_prompts(client):
-    lines = [{"custom_id": f"c{i}", "method": "POST", "url": "/v1/completions",
-              "body": {"model": MODEL, "prompt": f"Count: {i},", "max_tokens": 4, "temperature": 0}} for i in range(2)]
-    batch = client.batches.create(input_file_id=upload(client, lines), endpoint="/v1/completions",
-                                  completion_window="24h")
+    lines = [
+        {
+            "custom_id": f"c{i}",
+            "method": "POST",
+            "url": "/v1/completions",
+            "body": {"model": MODEL, "prompt": f"Count: {i},", "max_tokens": 4, "temperature": 0},
+        }
+        for i in range(2)
+    ]
+    batch = client.batches.create(
+        input_file_id=upload(client, lines), endpoint="/v1/completions", completion_window="24h"
+    )
     batch = wait_until(client, batch.id, lambda b: b.status in ENDED)
     assert batch.status == "completed", batch
     output = results(client, batch.output_file_id)
@@ -99,10 +124,16 @@ def test_a_completions_batch_answers_the_prompts(client):
 
 
 def test_a_malformed_file_fails_validation_naming_each_bad_line(client):
-    lines = [chat_line("ok", "Hi"), "{not json", {**chat_line("wrong-url", "Hi"), "url": "/v1/embeddings"},
-             chat_line("ok", "duplicate id"), {**chat_line("m", "Hi"), "body": {"model": "gpt-4o", "messages": []}}]
-    batch = client.batches.create(input_file_id=upload(client, lines), endpoint="/v1/chat/completions",
-                                  completion_window="24h")
+    lines = [
+        chat_line("ok", "Hi"),
+        "{not json",
+        {**chat_line("wrong-url", "Hi"), "url": "/v1/embeddings"},
+        chat_line("ok", "duplicate id"),
+        {**chat_line("m", "Hi"), "body": {"model": "gpt-4o", "messages": []}},
+    ]
+    batch = client.batches.create(
+        input_file_id=upload(client, lines), endpoint="/v1/chat/completions", completion_window="24h"
+    )
     batch = wait_until(client, batch.id, lambda b: b.status in ENDED, timeout=30)
     assert batch.status == "failed" and batch.failed_at is not None
     errors = {e.line: e for e in batch.errors.data}
@@ -116,8 +147,9 @@ def test_a_malformed_file_fails_validation_naming_each_bad_line(client):
 
 def test_a_bad_request_body_fails_only_its_own_line(client):
     lines = [chat_line("good", "Hi"), chat_line("penalised", "Hi", frequency_penalty=1.5)]
-    batch = client.batches.create(input_file_id=upload(client, lines), endpoint="/v1/chat/completions",
-                                  completion_window="24h")
+    batch = client.batches.create(
+        input_file_id=upload(client, lines), endpoint="/v1/chat/completions", completion_window="24h"
+    )
     batch = wait_until(client, batch.id, lambda b: b.status in ENDED)
     assert batch.status == "completed"
     assert (batch.request_counts.completed, batch.request_counts.failed) == (1, 1)
@@ -142,9 +174,13 @@ def test_another_tenant_cannot_see_the_file_or_the_batch(client, api_server):
     file_id = upload(client, [chat_line("a", "Hi")])
     batch = client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h")
     other = openai.OpenAI(base_url=f"{api_server}/v1", api_key=OTHER_KEY, max_retries=0, timeout=60)
-    for attempt in (lambda: other.files.retrieve(file_id), lambda: other.files.content(file_id),
-                    lambda: other.files.delete(file_id), lambda: other.batches.retrieve(batch.id),
-                    lambda: other.batches.cancel(batch.id)):
+    for attempt in (
+        lambda: other.files.retrieve(file_id),
+        lambda: other.files.content(file_id),
+        lambda: other.files.delete(file_id),
+        lambda: other.batches.retrieve(batch.id),
+        lambda: other.batches.cancel(batch.id),
+    ):
         with pytest.raises(openai.NotFoundError):
             attempt()
     assert file_id not in [f.id for f in other.files.list().data]
@@ -158,8 +194,9 @@ def test_another_tenant_cannot_see_the_file_or_the_batch(client, api_server):
 def test_a_cancelled_batch_keeps_the_replies_it_had_and_runs_no_more(api_server, celery_worker):
     client = client_with_limits(api_server, concurrent=1)  # one line at a time, so the batch is caught mid-way
     lines = [chat_line(f"r{i}", f"Tell me a story about the number {i}.", max_tokens=24) for i in range(8)]
-    batch = client.batches.create(input_file_id=upload(client, lines), endpoint="/v1/chat/completions",
-                                  completion_window="24h")
+    batch = client.batches.create(
+        input_file_id=upload(client, lines), endpoint="/v1/chat/completions", completion_window="24h"
+    )
     wait_until(client, batch.id, lambda b: b.request_counts.completed >= 1)
     assert client.batches.cancel(batch.id).status in ("cancelling", "cancelled")
     batch = wait_until(client, batch.id, lambda b: b.status in ENDED)
@@ -174,15 +211,18 @@ def test_a_cancelled_batch_keeps_the_replies_it_had_and_runs_no_more(api_server,
 def test_a_tenant_limited_to_2_concurrent_jobs_completes_a_6_line_batch(api_server, celery_worker):
     client = client_with_limits(api_server, concurrent=2)
     lines = [chat_line(f"n{i}", f"Name a fruit, number {i}.", max_tokens=8) for i in range(6)]
-    batch = client.batches.create(input_file_id=upload(client, lines), endpoint="/v1/chat/completions",
-                                  completion_window="24h")
+    batch = client.batches.create(
+        input_file_id=upload(client, lines), endpoint="/v1/chat/completions", completion_window="24h"
+    )
     batch = wait_until(client, batch.id, lambda b: b.status in ENDED)
     assert batch.status == "completed", batch
     assert batch.request_counts.completed == 6 and set(results(client, batch.output_file_id)) == {
-        f"n{i}" for i in range(6)}
+        f"n{i}" for i in range(6)
+    }
     # the jobs of the batch, from the tenant's own job list: never more than 2 queued or running at once
-    jobs = httpx.get(f"{api_server}/v1/jobs", params={"limit": 50}, timeout=30,
-                     headers={"Authorization": f"Bearer {client.api_key}"}).json()["jobs"]
+    jobs = httpx.get(
+        f"{api_server}/v1/jobs", params={"limit": 50}, timeout=30, headers={"Authorization": f"Bearer {client.api_key}"}
+    ).json()["jobs"]
     spans = [(job["timings"]["queued_at"], job["timings"]["finished_at"]) for job in jobs]
     assert len(spans) == 6
     most = max(sum(start <= at < end for start, end in spans) for at, _ in spans)
@@ -203,8 +243,9 @@ def test_a_restarted_api_resumes_the_batch_where_it_was(platform_env, tmp_path_f
     try:
         client = client_with_limits(url, concurrent=1)
         lines = [chat_line(f"line-{i}", "Hi") for i in range(3)]
-        batch = client.batches.create(input_file_id=upload(client, lines), endpoint="/v1/chat/completions",
-                                      completion_window="24h")
+        batch = client.batches.create(
+            input_file_id=upload(client, lines), endpoint="/v1/chat/completions", completion_window="24h"
+        )
         wait_until(client, batch.id, lambda b: b.status == "in_progress", timeout=30)
         first_job = wait_for_jobs(url, client.api_key, 1)[0]
     finally:
@@ -214,8 +255,12 @@ def test_a_restarted_api_resumes_the_batch_where_it_was(platform_env, tmp_path_f
         client = openai.OpenAI(base_url=f"{url}/v1", api_key=client.api_key, max_retries=0, timeout=60)
         for count in (1, 2, 3):  # cancel each line's job in turn: the next is submitted only then
             job_id = first_job if count == 1 else wait_for_jobs(url, client.api_key, count)[0]
-            assert httpx.delete(f"{url}/v1/jobs/{job_id}", timeout=30,
-                                headers={"Authorization": f"Bearer {client.api_key}"}).status_code == 200
+            assert (
+                httpx.delete(
+                    f"{url}/v1/jobs/{job_id}", timeout=30, headers={"Authorization": f"Bearer {client.api_key}"}
+                ).status_code
+                == 200
+            )
         batch = wait_until(client, batch.id, lambda b: b.status in ENDED, timeout=60)
         assert batch.status == "completed" and batch.request_counts.failed == 3
         errors = results(client, batch.error_file_id)
@@ -231,8 +276,9 @@ def wait_for_jobs(url: str, key: str, count: int, timeout: float = 30) -> list[s
     """The tenant's job ids, newest first, once it has `count` of them."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        jobs = httpx.get(f"{url}/v1/jobs", params={"limit": 50}, timeout=30,
-                         headers={"Authorization": f"Bearer {key}"}).json()["jobs"]
+        jobs = httpx.get(
+            f"{url}/v1/jobs", params={"limit": 50}, timeout=30, headers={"Authorization": f"Bearer {key}"}
+        ).json()["jobs"]
         if len(jobs) >= count:
             return [job["id"] for job in jobs]
         time.sleep(0.3)

@@ -18,8 +18,16 @@ def client(api_server, celery_worker):
 
 
 def test_include_usage_ends_the_stream_with_a_usage_chunk(client):
-    chunks = list(client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=12, temperature=0,
-                                                 stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL,
+            messages=STORY,
+            max_tokens=12,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     *body, last = chunks
     assert last.choices == [] and last.usage.prompt_tokens > 5
     assert last.usage.completion_tokens == 12 and last.usage.total_tokens == last.usage.prompt_tokens + 12
@@ -32,8 +40,11 @@ def test_without_include_usage_no_chunk_carries_usage(client):
 
 
 def test_completions_stream_include_usage_too(client):
-    chunks = list(client.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=6, stream=True,
-                                            stream_options={"include_usage": True}))
+    chunks = list(
+        client.completions.create(
+            model=MODEL, prompt="Once upon a time", max_tokens=6, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 6
 
 
@@ -62,15 +73,26 @@ def test_n_2_streams_each_choice_under_its_index(client):
 
 
 def test_completions_take_n_too(client):
-    reply = client.completions.create(model=MODEL, prompt="My favourite animal is", max_tokens=8,
-                                      temperature=1.0, seed=3, n=2)
+    reply = client.completions.create(
+        model=MODEL, prompt="My favourite animal is", max_tokens=8, temperature=1.0, seed=3, n=2
+    )
     assert len(reply.choices) == 2 and reply.choices[0].text != reply.choices[1].text
 
 
-@pytest.mark.parametrize("field, value", [
-    ("frequency_penalty", 0.5), ("presence_penalty", -1.0), ("logit_bias", {"42": -100}), ("logprobs", True),
-    ("top_logprobs", 3), ("functions", [{"name": "f", "parameters": {}}]), ("audio", {"voice": "alloy"}),
-    ("reasoning_effort", "high"), ("made_up_field", 1)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("frequency_penalty", 0.5),
+        ("presence_penalty", -1.0),
+        ("logit_bias", {"42": -100}),
+        ("logprobs", True),
+        ("top_logprobs", 3),
+        ("functions", [{"name": "f", "parameters": {}}]),
+        ("audio", {"voice": "alloy"}),
+        ("reasoning_effort", "high"),
+        ("made_up_field", 1),
+    ],
+)
 def test_a_field_the_server_cannot_honour_is_a_400_naming_it(client, field, value):
     with pytest.raises(openai.BadRequestError, match=field):
         client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=2, extra_body={field: value})
@@ -78,15 +100,28 @@ def test_a_field_the_server_cannot_honour_is_a_400_naming_it(client, field, valu
 
 def test_an_unsupported_message_field_is_a_400_naming_where(client):
     with pytest.raises(openai.BadRequestError, match=r"messages\[0\]\.function_call"):
-        client.chat.completions.create(model=MODEL, max_tokens=2, messages=[
-            {"role": "user", "content": "hi", "function_call": {"name": "f", "arguments": "{}"}}])
+        client.chat.completions.create(
+            model=MODEL,
+            max_tokens=2,
+            messages=[{"role": "user", "content": "hi", "function_call": {"name": "f", "arguments": "{}"}}],
+        )
 
 
 def test_bookkeeping_fields_and_neutral_values_are_accepted(client):
     reply = client.chat.completions.create(
-        model=MODEL, messages=STORY, max_tokens=2, user="someone", metadata={"team": "a"}, store=False,
-        frequency_penalty=0, presence_penalty=0.0, logit_bias={}, logprobs=False, service_tier="auto",
-        parallel_tool_calls=True)
+        model=MODEL,
+        messages=STORY,
+        max_tokens=2,
+        user="someone",
+        metadata={"team": "a"},
+        store=False,
+        frequency_penalty=0,
+        presence_penalty=0.0,
+        logit_bias={},
+        logprobs=False,
+        service_tier="auto",
+        parallel_tool_calls=True,
+    )
     assert reply.choices[0].message.content is not None
 
 
@@ -98,46 +133,76 @@ def test_completions_refuse_echo_and_best_of(client):
 
 def test_a_tiny_top_p_samples_the_greedy_reply(client):
     greedy = client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=12, temperature=0)
-    nucleus = client.chat.completions.create(model=MODEL, messages=STORY, max_tokens=12, temperature=1.5,
-                                             top_p=1e-6, seed=5)
+    nucleus = client.chat.completions.create(
+        model=MODEL, messages=STORY, max_tokens=12, temperature=1.5, top_p=1e-6, seed=5
+    )
     assert nucleus.choices[0].message.content == greedy.choices[0].message.content
 
 
 def test_chat_stop_ends_the_reply_before_the_stop_string(client):
-    reply = client.chat.completions.create(model=MODEL, max_tokens=30, temperature=0, stop=["5"],
-                                           messages=[{"role": "user", "content": "Count from 1 to 10."}])
+    reply = client.chat.completions.create(
+        model=MODEL,
+        max_tokens=30,
+        temperature=0,
+        stop=["5"],
+        messages=[{"role": "user", "content": "Count from 1 to 10."}],
+    )
     assert "5" not in reply.choices[0].message.content and reply.choices[0].finish_reason == "stop"
 
 
 def test_response_format_json_object_gives_a_json_object(client):
     import json
 
-    reply = client.chat.completions.create(model=MODEL, max_tokens=60, temperature=0,
-                                           response_format={"type": "json_object"},
-                                           messages=[{"role": "user",
-                                                      "content": "What is the capital of France? Answer in JSON."}])
+    reply = client.chat.completions.create(
+        model=MODEL,
+        max_tokens=60,
+        temperature=0,
+        response_format={"type": "json_object"},
+        messages=[{"role": "user", "content": "What is the capital of France? Answer in JSON."}],
+    )
     assert isinstance(json.loads(reply.choices[0].message.content), dict)
 
 
 def test_completions_take_structured_outputs(client):
-    reply = client.completions.create(model=MODEL, prompt="The sky is", max_tokens=4, temperature=1.0, seed=2,
-                                      extra_body={"structured_outputs": {"choice": ["blue", "green"]}})
+    reply = client.completions.create(
+        model=MODEL,
+        prompt="The sky is",
+        max_tokens=4,
+        temperature=1.0,
+        seed=2,
+        extra_body={"structured_outputs": {"choice": ["blue", "green"]}},
+    )
     assert reply.choices[0].text in ("blue", "green")
 
 
 def test_developer_role_is_a_system_message(client):
     def reply(role: str) -> str:
-        return client.chat.completions.create(model=MODEL, max_tokens=12, temperature=0, messages=[
-            {"role": role, "content": "You are a pirate. Talk like one."},
-            {"role": "user", "content": "Hi"}]).choices[0].message.content
+        return (
+            client.chat.completions.create(
+                model=MODEL,
+                max_tokens=12,
+                temperature=0,
+                messages=[
+                    {"role": role, "content": "You are a pirate. Talk like one."},
+                    {"role": "user", "content": "Hi"},
+                ],
+            )
+            .choices[0]
+            .message.content
+        )
 
     assert reply("developer") == reply("system") != reply("user")
 
 
 def test_an_unsupported_message_part_is_a_400(client):
     with pytest.raises(openai.BadRequestError, match="input_audio"):
-        client.chat.completions.create(model=MODEL, max_tokens=2, messages=[{"role": "user", "content": [
-            {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}])
+        client.chat.completions.create(
+            model=MODEL,
+            max_tokens=2,
+            messages=[
+                {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}
+            ],
+        )
 
 
 def test_every_test_the_openai_table_names_exists():

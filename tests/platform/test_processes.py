@@ -50,8 +50,13 @@ def test_wait_http_ok_returns_once_the_url_answers_200():
 
 def test_stop_terminates_then_kills_what_ignores_sigterm(tmp_path):
     polite = start(python("import time; time.sleep(60)"))
-    stubborn = start(python("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-                            "print('ready', flush=True); time.sleep(60)"), log=tmp_path / "s.log")
+    stubborn = start(
+        python(
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('ready', flush=True); time.sleep(60)"
+        ),
+        log=tmp_path / "s.log",
+    )
     wait_until(lambda: "ready" in (tmp_path / "s.log").read_text(), 30, "the stubborn process", stubborn)
     started = time.monotonic()
     stop([polite, stubborn], grace_s=1)
@@ -62,9 +67,14 @@ def test_stop_terminates_then_kills_what_ignores_sigterm(tmp_path):
 
 def test_stop_with_group_reaches_the_children_too(tmp_path):
     pid_file = tmp_path / "child.pid"
-    parent = start(python(f"import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', "
-                          f"'import time; time.sleep(60)']); open({str(pid_file)!r}, 'w').write(str(c.pid)); "
-                          "time.sleep(60)"), own_group=True)
+    parent = start(
+        python(
+            f"import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', "
+            f"'import time; time.sleep(60)']); open({str(pid_file)!r}, 'w').write(str(c.pid)); "
+            "time.sleep(60)"
+        ),
+        own_group=True,
+    )
     wait_until(lambda: pid_file.read_text(), 30, "the child", parent)
     child = int(pid_file.read_text())
     stop([parent], grace_s=5, group=True)

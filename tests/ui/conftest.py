@@ -15,8 +15,15 @@ from tests.conftest import API_KEY, ROOT, free_port, wait_until_healthy
 from vireo.platform.processes import start, stop, vireo_command
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -29,8 +36,13 @@ def ui_url(api_server, celery_worker, platform_env, tmp_path_factory) -> str:
     """`vireo serve ui` on a free port, pointed at the test API with tenant A's key."""
     port = free_port()
     log = tmp_path_factory.mktemp("ui") / "ui.log"
-    env = {**platform_env, "VIREO_API_URL": api_server, "VIREO_API_KEY": API_KEY,
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "STREAMLIT_CLIENT_TOOLBAR_MODE": "minimal"}
+    env = {
+        **platform_env,
+        "VIREO_API_URL": api_server,
+        "VIREO_API_KEY": API_KEY,
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+        "STREAMLIT_CLIENT_TOOLBAR_MODE": "minimal",
+    }
     proc = start(vireo_command("serve", "ui", "--port", str(port)), env, log, ROOT, own_group=True)
     url = f"http://127.0.0.1:{port}"
     wait_until_healthy(proc, f"{url}/_stcore/health", log, "the UI", 90, stop=_stop)
@@ -41,8 +53,10 @@ def ui_url(api_server, celery_worker, platform_env, tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed (apt-get install chromium; .ci/run installs it); "
-                    "without it, leave the browser tests out: -m 'not browser'")
+        pytest.fail(
+            "chromium is not installed (apt-get install chromium; .ci/run installs it); "
+            "without it, leave the browser tests out: -m 'not browser'"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -152,8 +152,10 @@ def test_chat_keeps_the_conversation_and_streams_replies(page, ui_url, api_clien
     assert reply.split()[0] in messages.nth(1).inner_text()
 
 
-RAG_TEXT = ("The Vireo lighthouse stands on Gull Island. It was built in 1887 by the harbour board. "
-            "Its lamp is visible for twenty-two nautical miles, and the keeper's cottage is now a museum.")
+RAG_TEXT = (
+    "The Vireo lighthouse stands on Gull Island. It was built in 1887 by the harbour board. "
+    "Its lamp is visible for twenty-two nautical miles, and the keeper's cottage is now a museum."
+)
 
 
 def visible_tab(page):
@@ -173,8 +175,9 @@ def created_by_the_page(page, api_client, name: str, limit_s: float = 60) -> Non
         if any(c["name"] == name for c in api_client.collections()):
             return
         page.wait_for_timeout(250)
-    raise AssertionError(f"collection {name} was not created within {limit_s} s; the page shows:\n"
-                         + visible_tab(page).inner_text())
+    raise AssertionError(
+        f"collection {name} was not created within {limit_s} s; the page shows:\n" + visible_tab(page).inner_text()
+    )
 
 
 def test_rag_collection_documents_and_a_cited_answer(page, ui_url, api_client):
@@ -191,8 +194,9 @@ def test_rag_collection_documents_and_a_cited_answer(page, ui_url, api_client):
     try:
         listed.wait_for(state="attached")  # the table shows what the API lists
     except PlaywrightTimeout:
-        raise AssertionError(f"collection {name} is not in the table; the page shows:\n"
-                             + visible_tab(page).inner_text()) from None
+        raise AssertionError(
+            f"collection {name} is not in the table; the page shows:\n" + visible_tab(page).inner_text()
+        ) from None
 
     page.get_by_role("tab", name="Add documents").click()
     pick(page, visible_tab(page), "Collection", name)

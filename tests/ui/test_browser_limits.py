@@ -21,8 +21,22 @@ BODY_LIMIT = 2**20
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     plugin = tmp_path_factory.mktemp("plugin")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(plugin), str(EXAMPLE)], check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(plugin),
+            str(EXAMPLE),
+        ],
+        check=True,
+        timeout=300,
+    )
     env = {"PYTHONPATH": f"{ROOT}:{plugin}", "VIREO_MAX_BODY_BYTES": str(BODY_LIMIT)}
     with Stack(env=env, workers=0) as stack:
         stack.ui_url = stack.start_ui()
@@ -51,8 +65,12 @@ def ingest_jobs_into(stack: Stack, collection: str) -> list[str]:
     """Ids of the rag_ingest jobs submitted for `collection` (a job's input is read from its record)."""
     with stack.client() as client:
         jobs = client.get("/v1/jobs").json()["jobs"]
-    return [job["id"] for job in jobs if job["app"] == "rag_ingest"
-            and f'"collection": "{collection}"' in stack.redis().hget(job_key(job["id"]), "input")]
+    return [
+        job["id"]
+        for job in jobs
+        if job["app"] == "rag_ingest"
+        and f'"collection": "{collection}"' in stack.redis().hget(job_key(job["id"]), "input")
+    ]
 
 
 def test_jobs_and_engine_stay_in_the_menu_when_plugins_add_pages(tab, stack):
@@ -70,8 +88,9 @@ def test_jobs_and_engine_stay_in_the_menu_when_plugins_add_pages(tab, stack):
 
 def test_the_uploader_states_the_apis_limit(tab, stack):
     panel = open_add_documents(tab, stack)
-    panel.get_by_text("Up to 0.7 MB of files per upload: the API takes 1.0 MB per request "
-                      "(VIREO_MAX_BODY_BYTES)").wait_for()
+    panel.get_by_text(
+        "Up to 0.7 MB of files per upload: the API takes 1.0 MB per request (VIREO_MAX_BODY_BYTES)"
+    ).wait_for()
     panel.get_by_text("1MB per file", exact=False).wait_for()
     assert not panel.get_by_text("200MB", exact=False).count()
 

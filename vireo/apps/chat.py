@@ -59,10 +59,12 @@ class ChatInput(BaseModel):
     messages: list[ChatMessage] | None = Field(None, description="The conversation so far, oldest first.")
     prompt: str | None = Field(None, description="A raw prompt to continue (instead of messages).")
     system: str | None = Field(None, description="A system prompt placed before the messages.")
-    session_id: str | None = Field(None, max_length=128,
-                                   description="Ties the turns of one conversation together; echoed back.")
+    session_id: str | None = Field(
+        None, max_length=128, description="Ties the turns of one conversation together; echoed back."
+    )
     overflow: Literal["drop_oldest", "error"] = Field(
-        "drop_oldest", description="When the conversation outgrows the context: drop the oldest turns, or fail.")
+        "drop_oldest", description="When the conversation outgrows the context: drop the oldest turns, or fail."
+    )
     max_tokens: int = Field(256, ge=1, le=4096)
     temperature: float = Field(0.7, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
@@ -70,11 +72,13 @@ class ChatInput(BaseModel):
     seed: int | None = None
     logprobs: bool = False
     constraint: OutputConstraint | None = Field(
-        None, description="Constrain the reply (native and vllm engines; the hf engine refuses).")
+        None, description="Constrain the reply (native and vllm engines; the hf engine refuses)."
+    )
     n: int = Field(1, ge=1, le=8, description="How many answers to sample (each with seed + i when seeded).")
     tools: list[Tool] | None = Field(None, max_length=128, description="Functions the model may call.")
     tool_choice: ToolChoice | None = Field(
-        None, description="none, auto (the default with tools), required, or {'function': {'name': ...}}.")
+        None, description="none, auto (the default with tools), required, or {'function': {'name': ...}}."
+    )
     parallel_tool_calls: bool = Field(True, description="Allow several calls in one reply.")
 
     @model_validator(mode="after")
@@ -93,8 +97,10 @@ class ChatInput(BaseModel):
         if self.tool_choice not in (None, "none", "auto") and not names:
             raise ValueError("tool_choice asks for a tool call but no tools were given")
         if isinstance(self.tool_choice, NamedToolChoice) and self.tool_choice.function.name not in names:
-            raise ValueError(f"tool_choice names {self.tool_choice.function.name!r}, which is not among the "
-                             f"tools ({', '.join(names)})")
+            raise ValueError(
+                f"tool_choice names {self.tool_choice.function.name!r}, which is not among the "
+                f"tools ({', '.join(names)})"
+            )
         if self.calls_offered and self.prompt is not None:
             raise ValueError("tools need messages, not a raw prompt")
         if self.calls_offered and self.constraint is not None:
@@ -119,13 +125,15 @@ class ChatOutput(BaseModel):
     text: str
     finish_reason: str
     tool_calls: list[ToolCall] | None = Field(None, description="The tools the reply calls (first answer).")
-    choices: list[ChatChoice] = Field(default_factory=list, description="All n answers; the first is also "
-                                      "text, finish_reason and tool_calls.")
+    choices: list[ChatChoice] = Field(
+        default_factory=list, description="All n answers; the first is also text, finish_reason and tool_calls."
+    )
     prompt_tokens: int = Field(..., description="The conversation's tokens.")
     completion_tokens: int = Field(..., description="Tokens generated, for all answers.")
     session_id: str | None = Field(None, description="The conversation's id (new when none was sent).")
     messages: list[ChatMessage] | None = Field(
-        None, description="The history to send with the next turn: the kept messages plus this reply.")
+        None, description="The history to send with the next turn: the kept messages plus this reply."
+    )
     dropped_messages: int = Field(0, description="Oldest messages left out to fit the context.")
 
 
@@ -142,8 +150,7 @@ class ChatApp(App[ChatInput]):
         """The messages as the model sees them, with `system` replacing any system message."""
         messages = [m.model_dump(exclude_none=True) for m in input.messages or []]
         if input.system:
-            messages = [{"role": "system", "content": input.system}] + \
-                [m for m in messages if m["role"] != "system"]
+            messages = [{"role": "system", "content": input.system}] + [m for m in messages if m["role"] != "system"]
         return messages
 
     @staticmethod
@@ -159,28 +166,37 @@ class ChatApp(App[ChatInput]):
         return kept, dropped
 
     def build_request(self, ctx: AppContext, input: ChatInput, messages: list[dict] | None = None) -> GenerationRequest:
-        sampling = ctx.sampling(max_tokens=input.max_tokens, temperature=input.temperature,
-                                top_p=input.top_p, stop=input.stop, seed=input.seed,
-                                logprobs=input.logprobs)
+        sampling = ctx.sampling(
+            max_tokens=input.max_tokens,
+            temperature=input.temperature,
+            top_p=input.top_p,
+            stop=input.stop,
+            seed=input.seed,
+            logprobs=input.logprobs,
+        )
         constraint = input.constraint.to_engine() if input.constraint else None
         if input.prompt is not None:
             return GenerationRequest(prompt=input.prompt, sampling=sampling, constraint=constraint)
-        return GenerationRequest(messages=messages or self.conversation(input), sampling=sampling,
-                                 constraint=constraint)
+        return GenerationRequest(
+            messages=messages or self.conversation(input), sampling=sampling, constraint=constraint
+        )
 
     def validate_for_engine(self, input: ChatInput, engine_context_length: int, count_tokens) -> None:
         if input.prompt is not None:
             texts = [input.prompt]
         elif input.overflow == "drop_oldest":  # only the system prompt and the last message must fit
             assert input.messages is not None  # ChatInput's validator: messages when there is no prompt
-            texts = [m["content"] for m in self.conversation(input) if m["role"] == "system"] + \
-                [input.messages[-1].content or ""]
+            texts = [m["content"] for m in self.conversation(input) if m["role"] == "system"] + [
+                input.messages[-1].content or ""
+            ]
         else:
             texts = [m.get("content") or "" for m in self.conversation(input)]
         tokens = sum(count_tokens(t) for t in texts)
         if tokens >= engine_context_length:
-            raise AppInputError(f"the conversation is {tokens} tokens; the model's context holds "
-                                f"{engine_context_length}. Drop older turns and try again")
+            raise AppInputError(
+                f"the conversation is {tokens} tokens; the model's context holds "
+                f"{engine_context_length}. Drop older turns and try again"
+            )
 
     async def run(self, ctx: AppContext, input: ChatInput) -> ChatOutput:
         messages, dropped = None, 0
@@ -194,15 +210,26 @@ class ChatApp(App[ChatInput]):
         history = None
         if messages is not None:
             history = [ChatMessage(**m) for m in messages] + [
-                ChatMessage(role="assistant", content=first.text if first.text or not first.tool_calls else None,
-                            tool_calls=first.tool_calls or None)]
-        return ChatOutput(text=first.text, finish_reason=first.finish_reason, tool_calls=first.tool_calls or None,
-                          choices=[ChatChoice(index=i, text=r.text, finish_reason=r.finish_reason,
-                                              tool_calls=r.tool_calls or None) for i, r in enumerate(replies)],
-                          prompt_tokens=first.prompt_tokens,
-                          completion_tokens=sum(r.completion_tokens for r in replies),
-                          session_id=input.session_id or uuid.uuid4().hex, messages=history,
-                          dropped_messages=dropped)
+                ChatMessage(
+                    role="assistant",
+                    content=first.text if first.text or not first.tool_calls else None,
+                    tool_calls=first.tool_calls or None,
+                )
+            ]
+        return ChatOutput(
+            text=first.text,
+            finish_reason=first.finish_reason,
+            tool_calls=first.tool_calls or None,
+            choices=[
+                ChatChoice(index=i, text=r.text, finish_reason=r.finish_reason, tool_calls=r.tool_calls or None)
+                for i, r in enumerate(replies)
+            ],
+            prompt_tokens=first.prompt_tokens,
+            completion_tokens=sum(r.completion_tokens for r in replies),
+            session_id=input.session_id or uuid.uuid4().hex,
+            messages=history,
+            dropped_messages=dropped,
+        )
 
     async def reply(self, ctx: AppContext, input: ChatInput, messages: list[dict] | None, index: int) -> Reply:
         """Answer `index` of n: its own seed (seed + index), streamed as choice `index`."""
@@ -214,9 +241,20 @@ class ChatApp(App[ChatInput]):
             shown = tool_request(ctx.engine, messages, offered)
             request.messages, request.tools = shown.messages, shown.tools
             if offered:
-                writer = ToolCallingReply(ctx, ctx.engine.render(request), request.sampling, offered,
-                                          input.tool_choice or "auto", input.parallel_tool_calls, index)
+                writer = ToolCallingReply(
+                    ctx,
+                    ctx.engine.render(request),
+                    request.sampling,
+                    offered,
+                    input.tool_choice or "auto",
+                    input.parallel_tool_calls,
+                    index,
+                )
                 return await writer.run()
         final = await ctx.stream(request, index=index)
-        return Reply(final.text, final.finish_reason, prompt_tokens=final.usage.prompt_tokens,
-                     completion_tokens=final.usage.completion_tokens)
+        return Reply(
+            final.text,
+            final.finish_reason,
+            prompt_tokens=final.usage.prompt_tokens,
+            completion_tokens=final.usage.completion_tokens,
+        )

@@ -66,8 +66,10 @@ class NamedToolChoice(BaseModel):
 
 ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
 
-_PROBE = {"type": "function", "function": {"name": "vireo_probe_tool", "description": "A probe.",
-                                           "parameters": NO_ARGUMENTS}}
+_PROBE = {
+    "type": "function",
+    "function": {"name": "vireo_probe_tool", "description": "A probe.", "parameters": NO_ARGUMENTS},
+}
 
 
 @lru_cache(maxsize=16)
@@ -93,12 +95,14 @@ def call_text(name: str, arguments: str) -> str:
 def tools_prompt(tools: list[Tool]) -> str:
     """The tool instructions for a template that does not render tools (the Qwen2.5 wording)."""
     listed = "\n".join(json.dumps(t.model_dump(exclude_none=True), ensure_ascii=False) for t in tools)
-    return ("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-            "You are provided with function signatures within <tools></tools> XML tags:\n"
-            f"<tools>\n{listed}\n</tools>\n\n"
-            "For each function call, return a json object with function name and arguments within "
-            f"{CALL_OPEN}{CALL_CLOSE} XML tags:\n"
-            f'{CALL_OPEN}\n{{"name": <function-name>, "arguments": <args-json-object>}}\n{CALL_CLOSE}')
+    return (
+        "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+        "You are provided with function signatures within <tools></tools> XML tags:\n"
+        f"<tools>\n{listed}\n</tools>\n\n"
+        "For each function call, return a json object with function name and arguments within "
+        f"{CALL_OPEN}{CALL_CLOSE} XML tags:\n"
+        f'{CALL_OPEN}\n{{"name": <function-name>, "arguments": <args-json-object>}}\n{CALL_CLOSE}'
+    )
 
 
 def _arguments_value(arguments: str):
@@ -115,14 +119,32 @@ def in_template_format(messages: list[dict], tools: list[Tool] | None) -> tuple[
     shown = []
     for m in messages:
         if m.get("tool_calls"):
-            shown.append({"role": "assistant", "content": m.get("content") or "",
-                          "tool_calls": [{"id": c["id"], "type": "function",
-                                          "function": {"name": c["function"]["name"],
-                                                       "arguments": _arguments_value(c["function"]["arguments"])}}
-                                         for c in m["tool_calls"]]})
+            shown.append(
+                {
+                    "role": "assistant",
+                    "content": m.get("content") or "",
+                    "tool_calls": [
+                        {
+                            "id": c["id"],
+                            "type": "function",
+                            "function": {
+                                "name": c["function"]["name"],
+                                "arguments": _arguments_value(c["function"]["arguments"]),
+                            },
+                        }
+                        for c in m["tool_calls"]
+                    ],
+                }
+            )
         elif m["role"] == "tool":
-            shown.append({"role": "tool", "content": m.get("content") or "", "tool_call_id": m.get("tool_call_id"),
-                          "name": names.get(m.get("tool_call_id"), "")})
+            shown.append(
+                {
+                    "role": "tool",
+                    "content": m.get("content") or "",
+                    "tool_call_id": m.get("tool_call_id"),
+                    "name": names.get(m.get("tool_call_id"), ""),
+                }
+            )
         else:
             shown.append({"role": m["role"], "content": m.get("content") or ""})
     return shown, [t.model_dump(exclude_none=True) for t in tools] if tools else None
@@ -134,10 +156,13 @@ def as_plain_text(messages: list[dict], tools: list[Tool] | None) -> list[dict]:
     shown: list[dict] = []
     for m in messages:
         if m.get("tool_calls"):
-            calls = "\n".join(f"{CALL_OPEN}\n{call_text(c['function']['name'], c['function']['arguments'])}\n"
-                              f"{CALL_CLOSE}" for c in m["tool_calls"])
-            shown.append({"role": "assistant", "content": (m.get("content") or "") + ("\n" if m.get("content") else "")
-                          + calls})
+            calls = "\n".join(
+                f"{CALL_OPEN}\n{call_text(c['function']['name'], c['function']['arguments'])}\n{CALL_CLOSE}"
+                for c in m["tool_calls"]
+            )
+            shown.append(
+                {"role": "assistant", "content": (m.get("content") or "") + ("\n" if m.get("content") else "") + calls}
+            )
         elif m["role"] == "tool":
             result = f"<tool_response>\n{m.get('content') or ''}\n</tool_response>"
             if shown and shown[-1].get("tool_results"):

@@ -42,14 +42,17 @@ class ClassifyInput(BaseModel):
     text_field: str = Field("text", description="Column / field holding the text in `data`.")
     pair_field: str = Field("hypothesis", description="Column / field of the second text for pair tasks.")
     preset: Literal["sentiment", "spam", "news_topic", "feedback", "nli"] | None = Field(
-        None, description="A ready-made label set; or give `labels`.")
-    labels: list[str | LabelSpec] | None = Field(None, min_length=2, max_length=50,
-                                                 description="Label names, optionally with descriptions.")
+        None, description="A ready-made label set; or give `labels`."
+    )
+    labels: list[str | LabelSpec] | None = Field(
+        None, min_length=2, max_length=50, description="Label names, optionally with descriptions."
+    )
     instructions: str | None = Field(None, max_length=1000, description="What the classification is about.")
     examples: list[Example] = Field(default_factory=list, max_length=20, description="Few-shot examples.")
     multi_label: bool = False
-    threshold: float | None = Field(None, gt=0, lt=1,
-                                    description="Multi-label cut-off (default: above uniform, 1/labels).")
+    threshold: float | None = Field(
+        None, gt=0, lt=1, description="Multi-label cut-off (default: above uniform, 1/labels)."
+    )
     calibrate: bool = Field(True, description="Divide by the content-free prior (recommended).")
     examples_per_label: int = Field(3, ge=0, le=20, description="Batch mode: texts shown per label.")
 
@@ -113,8 +116,10 @@ class ClassifyOutput(BaseModel):
 class ClassifyApp(App[ClassifyInput]):
     name = "classify"
     title = "Classify"
-    description = ("Sort texts into your labels (or a preset: sentiment, spam, news topic, feedback, NLI) with "
-                   "calibrated probabilities; one text or a CSV/JSONL batch.")
+    description = (
+        "Sort texts into your labels (or a preset: sentiment, spam, news topic, feedback, NLI) with "
+        "calibrated probabilities; one text or a CSV/JSONL batch."
+    )
     Input = ClassifyInput
     Output = ClassifyOutput
 
@@ -155,8 +160,10 @@ class ClassifyApp(App[ClassifyInput]):
     def _prompt(self, ctx: AppContext, input: ClassifyInput, text: str, pair: str | None) -> str:
         messages = [{"role": "system", "content": self._system(input)}]
         for example in input.examples:
-            messages += [{"role": "user", "content": self._user(example.text, example.pair)},
-                         {"role": "assistant", "content": example.label}]
+            messages += [
+                {"role": "user", "content": self._user(example.text, example.pair)},
+                {"role": "assistant", "content": example.label},
+            ]
         messages.append({"role": "user", "content": self._user(text, pair)})
         return ctx.engine.render(GenerationRequest(messages=messages))
 
@@ -180,8 +187,10 @@ class ClassifyApp(App[ClassifyInput]):
             rows = read_rows(input.data, input.data_format, input.text_field, pair_field, MAX_TEXTS)
         elif input.texts is not None:
             if input.is_pair():
-                raise AppInputError("pair tasks in batch mode need `data` with a "
-                                    f"{input.pair_field!r} column; `texts` holds single texts")
+                raise AppInputError(
+                    "pair tasks in batch mode need `data` with a "
+                    f"{input.pair_field!r} column; `texts` holds single texts"
+                )
             rows = [(t, None) for t in input.texts]
         else:
             rows = [(input.text or "", input.pair)]
@@ -191,30 +200,45 @@ class ClassifyApp(App[ClassifyInput]):
         return rows
 
     @staticmethod
-    def _classified(input: ClassifyInput, index: int, text: str, names: list[str], scores,
-                    truncated: bool) -> ClassifiedText:
+    def _classified(
+        input: ClassifyInput, index: int, text: str, names: list[str], scores, truncated: bool
+    ) -> ClassifiedText:
         ranked = sorted(zip(names, scores.probabilities, scores.logprobs), key=lambda x: -x[1])
         chosen = [ranked[0][0]]
         if input.multi_label:
             cut = input.threshold or 1 / len(names)
             chosen = [name for name, p, _ in ranked if p >= cut] or chosen
         return ClassifiedText(
-            index=index, text=text if len(text) <= 200 else text[:197] + "...", label=ranked[0][0],
-            labels=chosen, probability=round(ranked[0][1], 4), truncated=truncated,
-            scores=[LabelProbability(label=n, probability=round(p, 4), logprob=round(lp, 4))
-                    for n, p, lp in ranked])
+            index=index,
+            text=text if len(text) <= 200 else text[:197] + "...",
+            label=ranked[0][0],
+            labels=chosen,
+            probability=round(ranked[0][1], 4),
+            truncated=truncated,
+            scores=[LabelProbability(label=n, probability=round(p, 4), logprob=round(lp, 4)) for n, p, lp in ranked],
+        )
 
     @staticmethod
     def _output(input: ClassifyInput, results: list[ClassifiedText]) -> ClassifyOutput:
         names = input.label_names()
         counts = Counter(label for r in results for label in r.labels)
-        examples = {n: [r.text for r in results if n in r.labels][:input.examples_per_label] for n in names}
+        examples = {n: [r.text for r in results if n in r.labels][: input.examples_per_label] for n in names}
         single = results[0] if input.text is not None else None
-        table = None if single else to_csv(["index", "label", "labels", "probability", "text"],
-                                           [[r.index, r.label, ";".join(r.labels), r.probability, r.text]
-                                            for r in results])
+        table = (
+            None
+            if single
+            else to_csv(
+                ["index", "label", "labels", "probability", "text"],
+                [[r.index, r.label, ";".join(r.labels), r.probability, r.text] for r in results],
+            )
+        )
         return ClassifyOutput(
-            label=single.label if single else None, labels=single.labels if single else [],
-            scores=single.scores if single else [], results=results,
-            counts={n: counts.get(n, 0) for n in names}, examples=examples if not single else {},
-            csv=table, method=CALIBRATION_NOTE if input.calibrate else RAW_NOTE)
+            label=single.label if single else None,
+            labels=single.labels if single else [],
+            scores=single.scores if single else [],
+            results=results,
+            counts={n: counts.get(n, 0) for n in names},
+            examples=examples if not single else {},
+            csv=table,
+            method=CALIBRATION_NOTE if input.calibrate else RAW_NOTE,
+        )

@@ -5,9 +5,16 @@ from __future__ import annotations
 import re
 
 _FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
-ALIASES = {"python": {"python", "py", "python3"}, "javascript": {"javascript", "js", "node"},
-           "typescript": {"typescript", "ts"}, "c++": {"c++", "cpp", "cxx"}, "c#": {"c#", "csharp", "cs"},
-           "shell": {"shell", "bash", "sh"}, "rust": {"rust", "rs"}, "go": {"go", "golang"}}
+ALIASES = {
+    "python": {"python", "py", "python3"},
+    "javascript": {"javascript", "js", "node"},
+    "typescript": {"typescript", "ts"},
+    "c++": {"c++", "cpp", "cxx"},
+    "c#": {"c#", "csharp", "cs"},
+    "shell": {"shell", "bash", "sh"},
+    "rust": {"rust", "rs"},
+    "go": {"go", "golang"},
+}
 
 
 def _matches(tag: str, language: str) -> bool:

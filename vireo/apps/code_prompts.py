@@ -28,8 +28,9 @@ def fence_tag(language: str) -> str:
 
 
 def system_prompt(language: str) -> str:
-    return (f"You are an expert {language} programmer. You write correct, idiomatic, well-tested code "
-            "and answer precisely.")
+    return (
+        f"You are an expert {language} programmer. You write correct, idiomatic, well-tested code and answer precisely."
+    )
 
 
 def user_prompt(task: str, input) -> str:
@@ -38,30 +39,30 @@ def user_prompt(task: str, input) -> str:
     prompts = {
         "generate": f"Write {lang} code for the following task.\n\n{input.description}",
         "complete": f"Complete the following {lang} code. Write the complete, self-contained code, including "
-                    f"the given signature and imports, in one code block.\n\n{code}",
+        f"the given signature and imports, in one code block.\n\n{code}",
         "explain": f"Explain what the following {lang} code does, step by step, in plain words.\n\n{code}",
         "refactor": f"Refactor the following {lang} code for readability without changing its behaviour.\n\n{code}",
         "fix": f"The following {lang} code has a bug."
-               + (f" Running it gives this error:\n\n{input.error}\n" if input.error else "")
-               + f"\nFix the bug and return the corrected code.\n\n{code}",
+        + (f" Running it gives this error:\n\n{input.error}\n" if input.error else "")
+        + f"\nFix the bug and return the corrected code.\n\n{code}",
         "translate": f"Translate the following {lang} code to {input.target_language}, keeping its behaviour."
-                     f"\n\n{code}",
-        "docstring": f"Add clear docstrings and comments to the following {lang} code. Return the full code."
-                     f"\n\n{code}",
+        f"\n\n{code}",
+        "docstring": f"Add clear docstrings and comments to the following {lang} code. Return the full code.\n\n{code}",
         "tests": f"Write unit tests for the following {lang} code. Use plain assert statements"
-                 f"{' in test functions runnable with pytest' if lang == 'python' else ''}.\n\n{code}",
+        f"{' in test functions runnable with pytest' if lang == 'python' else ''}.\n\n{code}",
     }
     return prompts[task] + extra
 
 
 def build_prompt(task: str, input) -> CodePrompt:
     """Messages, pre-filled answer and stop strings for one task."""
-    messages = [{"role": "system", "content": system_prompt(input.language)},
-                {"role": "user", "content": user_prompt(task, input)}]
+    messages = [
+        {"role": "system", "content": system_prompt(input.language)},
+        {"role": "user", "content": user_prompt(task, input)},
+    ]
     if task == "explain":
         return CodePrompt(messages, "", [], answer_is_code=False)
     out_language = input.target_language if task == "translate" else input.language
     prefill = f"```{fence_tag(out_language)}\n"
     python_completion = task == "complete" and out_language.lower() == "python"
-    return CodePrompt(messages, prefill, PYTHON_COMPLETION_STOPS if python_completion else ["```"],
-                      answer_is_code=True)
+    return CodePrompt(messages, prefill, PYTHON_COMPLETION_STOPS if python_completion else ["```"], answer_is_code=True)

@@ -18,10 +18,12 @@ SYSTEM = "You are a skilled copywriter and author. Write exactly what is asked, 
 
 class GenerateInput(BaseModel):
     template: Literal["ad_copy", "product_description", "story", "script", "email", "custom"] = "custom"
-    variables: dict[str, str] = Field(default_factory=dict, max_length=20,
-                                      description="Values for the template's variables.")
-    instructions: str | None = Field(None, max_length=4000,
-                                     description="Extra instructions; the whole brief for the custom template.")
+    variables: dict[str, str] = Field(
+        default_factory=dict, max_length=20, description="Values for the template's variables."
+    )
+    instructions: str | None = Field(
+        None, max_length=4000, description="Extra instructions; the whole brief for the custom template."
+    )
     tone: Literal["neutral", "friendly", "professional", "playful", "persuasive", "formal", "humorous"] = "neutral"
     length: Literal["short", "medium", "long"] = "medium"
     n: int = Field(1, ge=1, le=8, description="How many variants to write.")
@@ -37,10 +39,13 @@ class GenerateInput(BaseModel):
         accepted = template.required + template.optional
         unknown = sorted(set(self.variables) - set(accepted))
         if missing or unknown:
-            problems = ([f"missing: {', '.join(missing)}"] if missing else []) + \
-                       ([f"unknown: {', '.join(unknown)}"] if unknown else [])
-            raise ValueError(f"template {self.template!r} variables {'; '.join(problems)} "
-                             f"(accepted: {', '.join(accepted) or 'none'})")
+            problems = ([f"missing: {', '.join(missing)}"] if missing else []) + (
+                [f"unknown: {', '.join(unknown)}"] if unknown else []
+            )
+            raise ValueError(
+                f"template {self.template!r} variables {'; '.join(problems)} "
+                f"(accepted: {', '.join(accepted) or 'none'})"
+            )
         return self
 
 
@@ -74,8 +79,10 @@ class GenerateApp(App[GenerateInput]):
     def validate_for_engine(self, input: GenerateInput, engine_context_length: int, count_tokens) -> None:
         needed = count_tokens(SYSTEM + self.brief(input)) + self._max_tokens(input) + 32
         if needed > engine_context_length:
-            raise AppInputError(f"the brief and a {input.length} text need {needed} tokens; the model's "
-                                f"context holds {engine_context_length}. Shorten the brief or the length")
+            raise AppInputError(
+                f"the brief and a {input.length} text need {needed} tokens; the model's "
+                f"context holds {engine_context_length}. Shorten the brief or the length"
+            )
 
     @staticmethod
     def _max_tokens(input: GenerateInput) -> int:
@@ -93,8 +100,10 @@ class GenerateApp(App[GenerateInput]):
             ctx.check_cancelled()
             request = GenerationRequest(
                 messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": brief}],
-                sampling=ctx.sampling(temperature=input.temperature, top_p=0.95,
-                                      max_tokens=self._max_tokens(input), seed=seed))
+                sampling=ctx.sampling(
+                    temperature=input.temperature, top_p=0.95, max_tokens=self._max_tokens(input), seed=seed
+                ),
+            )
             final = await ctx.stream(request, emit=input.n == 1)  # interleaved tokens of n>1 would be noise
             done += 1
             if input.n > 1:
@@ -103,6 +112,15 @@ class GenerateApp(App[GenerateInput]):
             return final
 
         finals = await asyncio.gather(*(write(seed) for seed in seeds))
-        return GenerateOutput(brief=brief, variants=[
-            Variant(text=f.text.strip(), seed=seed, finish_reason=f.finish_reason,
-                    completion_tokens=f.usage.completion_tokens) for f, seed in zip(finals, seeds)])
+        return GenerateOutput(
+            brief=brief,
+            variants=[
+                Variant(
+                    text=f.text.strip(),
+                    seed=seed,
+                    finish_reason=f.finish_reason,
+                    completion_tokens=f.usage.completion_tokens,
+                )
+                for f, seed in zip(finals, seeds)
+            ],
+        )

@@ -31,6 +31,5 @@ def question_and_answer(job: FinishedJob) -> tuple[str, str]:
     """(question, answer) of a succeeded job of a text app."""
     reader = READERS.get(job.app)
     if reader is None:
-        raise AppInputError(f"job {job.id} is a {job.app} job; the judge grades jobs of "
-                            f"{', '.join(sorted(READERS))}")
+        raise AppInputError(f"job {job.id} is a {job.app} job; the judge grades jobs of {', '.join(sorted(READERS))}")
     return reader(job.input, job.result)

@@ -17,9 +17,11 @@ from vireo.inference.api import Engine, GenerationRequest
 
 CONTENT_FREE = ("N/A", "", "[MASK]")
 _MARK = "LABELMARK7"
-CALIBRATION_NOTE = ("probabilities are the model's likelihood of each full label as its answer, divided by "
-                    "the likelihood under content-free inputs (N/A, empty, [MASK]) and normalised over the "
-                    "labels (contextual calibration, Zhao et al. 2021)")
+CALIBRATION_NOTE = (
+    "probabilities are the model's likelihood of each full label as its answer, divided by "
+    "the likelihood under content-free inputs (N/A, empty, [MASK]) and normalised over the "
+    "labels (contextual calibration, Zhao et al. 2021)"
+)
 RAW_NOTE = "probabilities are the model's likelihood of each full label as its answer, normalised over the labels"
 
 
@@ -38,8 +40,9 @@ def softmax(values: list[float]) -> list[float]:
 
 def turn_end_marker(engine: Engine) -> str:
     """What the chat template writes right after an assistant answer (e.g. '<|im_end|>'), or ''."""
-    rendered = engine.render(GenerationRequest(messages=[{"role": "user", "content": "x"},
-                                                         {"role": "assistant", "content": _MARK}]))
+    rendered = engine.render(
+        GenerationRequest(messages=[{"role": "user", "content": "x"}, {"role": "assistant", "content": _MARK}])
+    )
     if _MARK not in rendered:
         return ""
     after = rendered.split(_MARK, 1)[1]

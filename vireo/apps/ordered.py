@@ -13,8 +13,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-async def map_in_order(items: Sequence[T], work: Callable[[T], Awaitable[R]], limit: int,
-                       on_result: Callable[[int, R], None] | None = None) -> list[R]:
+async def map_in_order(
+    items: Sequence[T], work: Callable[[T], Awaitable[R]], limit: int, on_result: Callable[[int, R], None] | None = None
+) -> list[R]:
     """`work` over `items` with at most `limit` running; `on_result(i, r)` fires in index order."""
     gate = asyncio.Semaphore(max(1, limit))
     results: dict[int, R] = {}

@@ -31,8 +31,9 @@ class SummarizeInput(BaseModel):
     style: Literal["paragraph", "bullets", "tldr"] = Field("paragraph", description="Shape of the summary.")
     target_words: int | None = Field(None, ge=10, le=1000, description="Overrides `length` with a word count.")
     focus: str | None = Field(None, max_length=300, description="What the summary should concentrate on.")
-    chunk_tokens: int | None = Field(None, ge=128, le=8192,
-                                     description="Chunk size for long texts (default: 1536 or what fits).")
+    chunk_tokens: int | None = Field(
+        None, ge=128, le=8192, description="Chunk size for long texts (default: 1536 or what fits)."
+    )
 
     @field_validator("text")
     @classmethod
@@ -58,8 +59,9 @@ class SummarizeOutput(BaseModel):
 class SummarizeApp(App[SummarizeInput]):
     name = "summarize"
     title = "Summarize"
-    description = ("Condense a text of any length into a faithful summary: a paragraph, bullets or a TL;DR, "
-                   "of the chosen length.")
+    description = (
+        "Condense a text of any length into a faithful summary: a paragraph, bullets or a TL;DR, of the chosen length."
+    )
     Input = SummarizeInput
     Output = SummarizeOutput
     preferences = TechniquePreferences(speculation="prompt_lookup")  # summaries copy from the input
@@ -72,12 +74,16 @@ class SummarizeApp(App[SummarizeInput]):
     def validate_for_engine(self, input: SummarizeInput, engine_context_length: int, count_tokens) -> None:
         budget = self.chunk_budget(input, engine_context_length)
         if budget < 128:
-            raise AppInputError(f"this model's context ({engine_context_length} tokens) is too small for a "
-                                f"{input.words()}-word summary; ask for a shorter one")
+            raise AppInputError(
+                f"this model's context ({engine_context_length} tokens) is too small for a "
+                f"{input.words()}-word summary; ask for a shorter one"
+            )
         tokens = count_tokens(input.text)
         if tokens > budget * MAX_CHUNKS:
-            raise AppInputError(f"text is {tokens} tokens; at most {budget * MAX_CHUNKS} tokens "
-                                f"({MAX_CHUNKS} chunks of {budget}) can be summarized in one job")
+            raise AppInputError(
+                f"text is {tokens} tokens; at most {budget * MAX_CHUNKS} tokens "
+                f"({MAX_CHUNKS} chunks of {budget}) can be summarized in one job"
+            )
 
     async def run(self, ctx: AppContext, input: SummarizeInput) -> SummarizeOutput:
         self.validate_for_engine(input, ctx.engine.context_length, ctx.engine.count_tokens)
@@ -86,38 +92,49 @@ class SummarizeApp(App[SummarizeInput]):
         text, chunks, rounds = input.text.strip(), 1, 1
         while count(text) > budget:
             if rounds > MAX_ROUNDS:
-                raise AppInputError("the partial summaries did not shrink enough to combine; "
-                                    "ask for a shorter summary or split the text")
+                raise AppInputError(
+                    "the partial summaries did not shrink enough to combine; "
+                    "ask for a shorter summary or split the text"
+                )
             pieces = chunk_text(text, budget, count)
             chunks = max(chunks, len(pieces))
             text = await self._map(ctx, input, pieces, rounds)
             rounds += 1
         ctx.check_cancelled()
         ctx.progress(0.9 if rounds > 1 else 0.0, "writing the summary")
-        final = await ctx.stream(self._request(ctx, final_messages(text, input, combined=rounds > 1),
-                                               max_new_tokens(input.words(), input.style)))
+        final = await ctx.stream(
+            self._request(
+                ctx, final_messages(text, input, combined=rounds > 1), max_new_tokens(input.words(), input.style)
+            )
+        )
         ctx.progress(1.0, "done")
-        return SummarizeOutput(summary=clean_summary(final.text, input.style), style=input.style,
-                               input_tokens=count(input.text), summary_tokens=final.usage.completion_tokens,
-                               chunks=chunks, rounds=rounds)
+        return SummarizeOutput(
+            summary=clean_summary(final.text, input.style),
+            style=input.style,
+            input_tokens=count(input.text),
+            summary_tokens=final.usage.completion_tokens,
+            chunks=chunks,
+            rounds=rounds,
+        )
 
     async def _map(self, ctx: AppContext, input: SummarizeInput, pieces: list[str], round_: int) -> str:
         """Summarize every piece (a few in flight), reporting progress; returns them joined."""
         words = max(40, min(120, input.words()))
         start = 0.85 * (1 - 0.5 ** (round_ - 1))  # each round gets half the bar the one before got
-        span = 0.85 * 0.5 ** round_
+        span = 0.85 * 0.5**round_
 
         async def summarize_piece(indexed: tuple[int, str]) -> str:
             ctx.check_cancelled()
             index, piece = indexed
             messages = map_messages(piece, index, len(pieces), words, input.focus)
-            final = await ctx.stream(self._request(ctx, messages, max_new_tokens(words, "paragraph")),
-                                     emit=False)
+            final = await ctx.stream(self._request(ctx, messages, max_new_tokens(words, "paragraph")), emit=False)
             return clean_summary(final.text, "paragraph")
 
         def report(index: int, _summary: str) -> None:
-            ctx.progress(start + span * (index + 1) / len(pieces),
-                         f"round {round_}: summarized part {index + 1} of {len(pieces)}")
+            ctx.progress(
+                start + span * (index + 1) / len(pieces),
+                f"round {round_}: summarized part {index + 1} of {len(pieces)}",
+            )
 
         partials = await map_in_order(list(enumerate(pieces)), summarize_piece, IN_FLIGHT, report)
         return "\n\n".join(p for p in partials if p)

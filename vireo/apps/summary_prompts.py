@@ -9,7 +9,7 @@ SYSTEM = "You summarize texts faithfully. Use only facts stated in the text; nev
 STYLE_INSTRUCTIONS = {
     "paragraph": "Write one paragraph of at most {words} words.",
     "bullets": "Write {points} short bullet points, each on its own line starting with '- ', "
-               "at most {words} words in all.",
+    "at most {words} words in all.",
     "tldr": "Write a single-sentence TL;DR of at most {words} words.",
 }
 
@@ -33,15 +33,20 @@ def _focus(focus: str | None) -> str:
 
 def map_messages(piece: str, index: int, total: int, words: int, focus: str | None) -> list[dict]:
     """Summarize one part of a longer document; the parts' summaries get combined later."""
-    user = (f"This is part {index + 1} of {total} of a longer document. Summarize this part in at most "
-            f"{words} words, keeping key facts, names and numbers.{_focus(focus)}\n\nText:\n{piece}\n\nSummary:")
+    user = (
+        f"This is part {index + 1} of {total} of a longer document. Summarize this part in at most "
+        f"{words} words, keeping key facts, names and numbers.{_focus(focus)}\n\nText:\n{piece}\n\nSummary:"
+    )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
 def final_messages(text: str, input, combined: bool) -> list[dict]:
     """The last step: the whole text, or the joined partial summaries when `combined`."""
-    what = ("Below are summaries of consecutive parts of one document. Combine them into one summary "
-            "of the whole document." if combined else "Summarize the following text.")
+    what = (
+        "Below are summaries of consecutive parts of one document. Combine them into one summary of the whole document."
+        if combined
+        else "Summarize the following text."
+    )
     user = f"{what} {_instruction(input.style, input.words())}{_focus(input.focus)}\n\nText:\n{text}\n\nSummary:"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 

@@ -9,8 +9,9 @@ import json
 from vireo.apps.base import AppInputError
 
 
-def read_rows(data: str, fmt: str, text_field: str, pair_field: str | None = None,
-              limit: int = 1000) -> list[tuple[str, str | None]]:
+def read_rows(
+    data: str, fmt: str, text_field: str, pair_field: str | None = None, limit: int = 1000
+) -> list[tuple[str, str | None]]:
     """(text, pair) per row of `data`; AppInputError naming the line or column on bad input."""
     rows = _read_csv(data, text_field, pair_field) if fmt == "csv" else _read_jsonl(data, text_field, pair_field)
     if not rows:

@@ -91,8 +91,9 @@ class ToolCallingReply:
         """The reply's sampling with what is left of its token budget (at most `most`); the client's
         stop strings apply to free text only, never inside a call."""
         left = max(1, self.sampling.max_tokens - self.used)
-        return replace(self.sampling, max_tokens=min(left, most) if most else left,
-                       stop=self.sampling.stop if free_text else [])
+        return replace(
+            self.sampling, max_tokens=min(left, most) if most else left, stop=self.sampling.stop if free_text else []
+        )
 
     async def _run(self, request: GenerationRequest, on_text=None):
         final = await self.ctx.stream(request, emit=False, index=self.index, on_text=on_text)
@@ -109,8 +110,9 @@ class ToolCallingReply:
                 self.ctx.emit(shown, self.index)
             return watch.stopped
 
-        final = await self._run(GenerationRequest(prompt=self.prompt, sampling=self._sampling(free_text=True)),
-                                on_text=on_text)
+        final = await self._run(
+            GenerationRequest(prompt=self.prompt, sampling=self._sampling(free_text=True)), on_text=on_text
+        )
         if not watch.stopped and (tail := watch.flush()):
             self.ctx.emit(tail, self.index)
         return watch.emitted, watch.stopped, final.finish_reason
@@ -131,8 +133,9 @@ class ToolCallingReply:
             self.ctx.emit_tool_call(self.index, number, arguments=piece)
 
         constraint = Constraint(json_schema=tool.function.arguments_schema)
-        final = await self._run(GenerationRequest(prompt=prefix, sampling=self._sampling(), constraint=constraint),
-                                on_text=stream_arguments)
+        final = await self._run(
+            GenerationRequest(prompt=prefix, sampling=self._sampling(), constraint=constraint), on_text=stream_arguments
+        )
         call = ToolCall(id=call_id, function=ToolCallFunction(name=tool.function.name, arguments=final.text))
         return call, final.finish_reason
 
@@ -143,8 +146,9 @@ class ToolCallingReply:
         if len(self.tools) == 1:
             return self.tools[0]
         by_name = {json.dumps(t.function.name): t for t in self.tools}
-        final = await self._run(GenerationRequest(prompt=prefix, sampling=self._sampling(),
-                                                  constraint=Constraint(choices=list(by_name))))
+        final = await self._run(
+            GenerationRequest(prompt=prefix, sampling=self._sampling(), constraint=Constraint(choices=list(by_name)))
+        )
         return by_name.get(final.text)
 
     async def _opens_another(self, prefix: str) -> bool:
@@ -154,4 +158,3 @@ class ToolCallingReply:
             return False
         final = await self._run(GenerationRequest(prompt=prefix, sampling=self._sampling(most=budget)))
         return final.text.lstrip().startswith(CALL_OPEN)
-

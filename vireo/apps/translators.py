@@ -33,9 +33,12 @@ def apply_glossary_to_source(text: str, glossary: dict[str, str]) -> str:
 
 def missing_glossary_terms(source: str, translation: str, glossary: dict[str, str]) -> list[str]:
     """Glossary entries whose source term occurs but whose target term is absent from the output."""
-    return [term for term, wanted in glossary.items()
-            if re.search(rf"(?<!\w){re.escape(term)}(?!\w)", source, re.IGNORECASE)
-            and wanted.lower() not in translation.lower()]
+    return [
+        term
+        for term, wanted in glossary.items()
+        if re.search(rf"(?<!\w){re.escape(term)}(?!\w)", source, re.IGNORECASE)
+        and wanted.lower() not in translation.lower()
+    ]
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,16 +78,18 @@ class LLMTranslator:
     def _system_prompt(self, glossary: dict[str, str], tone: str) -> str:
         src, tgt = language_name(self.source), language_name(self.target)
         terms = "".join(f'\n- translate "{k}" as "{v}"' for k, v in glossary.items())
-        return (f"You are a professional translator. Translate the user's text from {src} to {tgt}."
-                f"{TONES[tone]} Keep names, numbers, URLs and code unchanged. Reply with the {tgt} "
-                f"translation only: no notes, no quotes, no explanations."
-                + (f"\nTerminology:{terms}" if terms else ""))
+        return (
+            f"You are a professional translator. Translate the user's text from {src} to {tgt}."
+            f"{TONES[tone]} Keep names, numbers, URLs and code unchanged. Reply with the {tgt} "
+            f"translation only: no notes, no quotes, no explanations." + (f"\nTerminology:{terms}" if terms else "")
+        )
 
     async def translate(self, ctx: AppContext, text: str) -> str:
         budget = ctx.engine.count_tokens(text) * 3 + 16
         request = GenerationRequest(
             messages=[{"role": "system", "content": self.system}, {"role": "user", "content": text}],
-            sampling=ctx.sampling(temperature=0.0, max_tokens=-(-budget // 64) * 64, stop=["\n"]))
+            sampling=ctx.sampling(temperature=0.0, max_tokens=-(-budget // 64) * 64, stop=["\n"]),
+        )
         final = await ctx.stream(request, emit=False)
         return clean_llm_translation(final.text, language_name(self.target))
 
@@ -94,7 +99,7 @@ def clean_llm_translation(text: str, target_name: str) -> str:
     text = text.strip()
     label = re.match(rf"(?:{re.escape(target_name)}(?: translation)?|translation)\s*:\s*", text, re.IGNORECASE)
     if label:
-        text = text[label.end():]
+        text = text[label.end() :]
     if len(text) >= 2 and text[0] in "\"'“«" and text[-1] in "\"'”»":
         text = text[1:-1].strip()
     return text

@@ -35,8 +35,10 @@ class UnknownModelError(EngineError):
 
     def __init__(self, name: str, known: list[str]):
         self.name, self.known = name, known
-        super().__init__(f"unknown model {name!r}; known models: {', '.join(known)} "
-                         "(or a local HF folder, a .gguf file, or a hub id when a hub is reachable)")
+        super().__init__(
+            f"unknown model {name!r}; known models: {', '.join(known)} "
+            "(or a local HF folder, a .gguf file, or a hub id when a hub is reachable)"
+        )
 
 
 class InvalidConstraintError(EngineError, ValueError):
@@ -214,7 +216,9 @@ class Engine(abc.ABC):
 def refuse_unsupported_inputs(engine: Engine, request: GenerationRequest) -> None:
     """An engine that takes no images, or serves one model, refuses a request for them before any work."""
     if request.images and not engine.accepts_images:
-        raise EngineError(f"the {engine.backend} backend serving {engine.model_name} takes no images; serve a "
-                          "vision-language model through the openai backend (VIREO_ENGINE=openai) for pictures")
+        raise EngineError(
+            f"the {engine.backend} backend serving {engine.model_name} takes no images; serve a "
+            "vision-language model through the openai backend (VIREO_ENGINE=openai) for pictures"
+        )
     if request.model not in (None, engine.model_name):
         raise EngineError(f"this engine serves {engine.model_name} only, not {request.model}")

@@ -70,9 +70,11 @@ class EngineConfig(BaseModel):
         has_cuda = torch.cuda.is_available()
         device = self.device if self.device != "auto" else ("cuda" if has_cuda else "cpu")
         if device == "cuda" and not has_cuda:
-            raise EngineError("the engine is set to run on CUDA (VIREO_DEVICE=cuda) but torch sees no CUDA "
-                              f"device here (torch {torch.__version__}, CUDA build: {torch.version.cuda}); "
-                              "set VIREO_DEVICE=auto or cpu, or install a CUDA build of torch")
+            raise EngineError(
+                "the engine is set to run on CUDA (VIREO_DEVICE=cuda) but torch sees no CUDA "
+                f"device here (torch {torch.__version__}, CUDA build: {torch.version.cuda}); "
+                "set VIREO_DEVICE=auto or cpu, or install a CUDA build of torch"
+            )
         dtype = self.dtype if self.dtype != "auto" else ("bfloat16" if device == "cuda" else "float32")
         overlap = self.overlap_decode if self.overlap_decode is not None else device == "cuda"
         return self.model_copy(update={"device": device, "dtype": dtype, "overlap_decode": overlap})

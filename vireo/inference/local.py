@@ -39,8 +39,7 @@ async def events_until_finished(events: asyncio.Queue) -> AsyncIterator[EngineEv
 class LocalEngine(Engine):
     """Base for engines that hold a HF tokenizer and a torch model in this process."""
 
-    def __init__(self, config: EngineConfig, model_path: Path, model_name: str,
-                 embedder: Embedder | None = None):
+    def __init__(self, config: EngineConfig, model_path: Path, model_name: str, embedder: Embedder | None = None):
         from transformers import AutoConfig, AutoTokenizer
 
         self.config = config = config.resolved()
@@ -68,8 +67,9 @@ class LocalEngine(Engine):
         if request.messages is not None:
             # transformers types `tools` as an invariant list[dict | Callable]: a list[dict] is what it reads
             tools: list | None = request.tools
-            rendered = self.tokenizer.apply_chat_template(request.messages, tools=tools, tokenize=False,
-                                                          add_generation_prompt=True)
+            rendered = self.tokenizer.apply_chat_template(
+                request.messages, tools=tools, tokenize=False, add_generation_prompt=True
+            )
             assert isinstance(rendered, str)  # tokenize=False: the text, not ids or a BatchEncoding
             return rendered
         return request.prompt or ""

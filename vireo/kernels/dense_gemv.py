@@ -32,9 +32,21 @@ class DenseGemvConfig:
 
 
 @triton.jit
-def _dense_gemv_kernel(x_ptr, w_ptr, b_ptr, out_ptr, N, K, stride_xm, stride_wn, stride_om,
-                       BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN: tl.constexpr,
-                       BIAS: tl.constexpr):
+def _dense_gemv_kernel(
+    x_ptr,
+    w_ptr,
+    b_ptr,
+    out_ptr,
+    N,
+    K,
+    stride_xm,
+    stride_wn,
+    stride_om,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    EVEN: tl.constexpr,
+    BIAS: tl.constexpr,
+):
     m, pid_n = tl.program_id(0), tl.program_id(1)
     rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_k = tl.arange(0, BLOCK_K)
@@ -47,8 +59,7 @@ def _dense_gemv_kernel(x_ptr, w_ptr, b_ptr, out_ptr, N, K, stride_xm, stride_wn,
             w = tl.load(w_rows + cols[None, :])
             x = tl.load(x_row + cols)
         else:
-            w = tl.load(w_rows + cols[None, :], mask=(rows[:, None] < N) & (cols[None, :] < K),
-                        other=0.0)
+            w = tl.load(w_rows + cols[None, :], mask=(rows[:, None] < N) & (cols[None, :] < K), other=0.0)
             x = tl.load(x_row + cols, mask=cols < K, other=0.0)
         acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
     y = tl.sum(acc, 1)
@@ -63,9 +74,13 @@ def pick_dense_gemv_config(n: int, k: int, device: torch.device) -> DenseGemvCon
     return DenseGemvConfig(**pick(kernel_table(device)["dense_gemv"], n=n, k=k))
 
 
-def dense_gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-               out: torch.Tensor | None = None, config: DenseGemvConfig | None = None
-               ) -> torch.Tensor:
+def dense_gemv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+    config: DenseGemvConfig | None = None,
+) -> torch.Tensor:
     """x [..., K] @ weight[N, K]^T (+ bias [N]) for at most MAX_M rows of x, in x's type."""
     k = x.shape[-1]
     n = weight.shape[0]
@@ -79,7 +94,20 @@ def dense_gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     cfg = config or pick_dense_gemv_config(n, k, x.device)
     even = n % cfg.block_n == 0 and k % cfg.block_k == 0
     _dense_gemv_kernel[(m, triton.cdiv(n, cfg.block_n))](
-        x2, weight, weight if bias is None else bias, out2, n, k, x2.stride(0), weight.stride(0),
-        out2.stride(0), BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, EVEN=even, BIAS=bias is not None,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+        x2,
+        weight,
+        weight if bias is None else bias,
+        out2,
+        n,
+        k,
+        x2.stride(0),
+        weight.stride(0),
+        out2.stride(0),
+        BLOCK_N=cfg.block_n,
+        BLOCK_K=cfg.block_k,
+        EVEN=even,
+        BIAS=bias is not None,
+        num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages,
+    )
     return out2.view(*x.shape[:-1], n)

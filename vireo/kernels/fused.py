@@ -12,8 +12,21 @@ from vireo.kernels.dispatch import use_triton
 
 
 @triton.jit
-def _rms_norm_kernel(x_ptr, res_ptr, w_ptr, out_ptr, res_out_ptr, n_cols, eps, stride_x, stride_r,
-                     stride_o, stride_ro, HAS_RESIDUAL: tl.constexpr, BLOCK: tl.constexpr):
+def _rms_norm_kernel(
+    x_ptr,
+    res_ptr,
+    w_ptr,
+    out_ptr,
+    res_out_ptr,
+    n_cols,
+    eps,
+    stride_x,
+    stride_r,
+    stride_o,
+    stride_ro,
+    HAS_RESIDUAL: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     row = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK)
     mask = cols < n_cols
@@ -25,8 +38,7 @@ def _rms_norm_kernel(x_ptr, res_ptr, w_ptr, out_ptr, res_out_ptr, n_cols, eps, s
         x = summed.to(tl.float32)  # normalize exactly the residual stream that was stored
     inv_rms = 1.0 / tl.sqrt(tl.sum(x * x, 0) / n_cols + eps)
     w = tl.load(w_ptr + cols, mask=mask, other=0.0).to(tl.float32)
-    tl.store(out_ptr + row * stride_o + cols, (x * inv_rms * w).to(out_ptr.dtype.element_ty),
-             mask=mask)
+    tl.store(out_ptr + row * stride_o + cols, (x * inv_rms * w).to(out_ptr.dtype.element_ty), mask=mask)
 
 
 def rms_norm_reference(x, weight, eps, residual=None):
@@ -38,9 +50,14 @@ def rms_norm_reference(x, weight, eps, residual=None):
     return normed.to(x.dtype) if residual is None else (normed.to(x.dtype), x)
 
 
-def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float,
-             residual: torch.Tensor | None = None, out: torch.Tensor | None = None,
-             residual_out: torch.Tensor | None = None):
+def rms_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    eps: float,
+    residual: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+    residual_out: torch.Tensor | None = None,
+):
     """RMSNorm over the last dim. With `residual`, returns (norm(x + residual), x + residual).
 
     `residual_out` may be `residual` itself (updated in place).
@@ -55,9 +72,14 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float,
     return launch_rms_norm(x, weight, eps, residual, out, residual_out)
 
 
-def launch_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float,
-                    residual: torch.Tensor | None = None, out: torch.Tensor | None = None,
-                    residual_out: torch.Tensor | None = None):
+def launch_rms_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    eps: float,
+    residual: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+    residual_out: torch.Tensor | None = None,
+):
     """The Triton path of `rms_norm`, for callers that already chose it."""
     n_cols = x.shape[-1]
     x2 = x.reshape(-1, n_cols)
@@ -70,16 +92,40 @@ def launch_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float,
     else:
         res2, res_out2 = x2, out2
     _rms_norm_kernel[(x2.shape[0],)](
-        x2, res2, weight, out2, res_out2, n_cols, eps, x2.stride(0), res2.stride(0), out2.stride(0),
-        res_out2.stride(0), HAS_RESIDUAL=has_res, BLOCK=triton.next_power_of_2(n_cols),
-        num_warps=4 if n_cols <= 4096 else 8)
+        x2,
+        res2,
+        weight,
+        out2,
+        res_out2,
+        n_cols,
+        eps,
+        x2.stride(0),
+        res2.stride(0),
+        out2.stride(0),
+        res_out2.stride(0),
+        HAS_RESIDUAL=has_res,
+        BLOCK=triton.next_power_of_2(n_cols),
+        num_warps=4 if n_cols <= 4096 else 8,
+    )
     return (out, residual_out) if has_res else out
 
 
 @triton.jit
-def _rope_kernel(x_ptr, out_ptr, pos_ptr, cs_ptr, n_heads, stride_xt, stride_xh, stride_ot,
-                 stride_oh, stride_cs, HALF: tl.constexpr, BLOCK_H: tl.constexpr,
-                 BLOCK_HALF: tl.constexpr):
+def _rope_kernel(
+    x_ptr,
+    out_ptr,
+    pos_ptr,
+    cs_ptr,
+    n_heads,
+    stride_xt,
+    stride_xh,
+    stride_ot,
+    stride_oh,
+    stride_cs,
+    HALF: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_HALF: tl.constexpr,
+):
     t = tl.program_id(0).to(tl.int64)
     heads = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
     cols = tl.arange(0, BLOCK_HALF)
@@ -96,8 +142,9 @@ def _rope_kernel(x_ptr, out_ptr, pos_ptr, cs_ptr, n_heads, stride_xt, stride_xh,
     tl.store(obase + HALF, (x2 * cos[None, :] + x1 * sin[None, :]).to(dtype), mask=mask)
 
 
-def rope_cos_sin(max_positions: int, head_dim: int, theta: float = 10000.0,
-                 inv_freq: torch.Tensor | None = None, device=None) -> torch.Tensor:
+def rope_cos_sin(
+    max_positions: int, head_dim: int, theta: float = 10000.0, inv_freq: torch.Tensor | None = None, device=None
+) -> torch.Tensor:
     """Float32 table [max_positions, head_dim]: cos of each frequency, then sin.
 
     Pass the model's own `inv_freq` (e.g. HF's rotary embedding buffer) for scaled variants.
@@ -117,8 +164,9 @@ def rope_reference(x: torch.Tensor, positions: torch.Tensor, cos_sin: torch.Tens
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).to(x.dtype)
 
 
-def apply_rope(x: torch.Tensor, positions: torch.Tensor, cos_sin: torch.Tensor,
-               out: torch.Tensor | None = None) -> torch.Tensor:
+def apply_rope(
+    x: torch.Tensor, positions: torch.Tensor, cos_sin: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Rotate x [T, heads, D] (queries or keys) by each token's position; out may be x."""
     if not use_triton(x):
         result = rope_reference(x, positions, cos_sin)
@@ -126,16 +174,29 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor, cos_sin: torch.Tensor,
     return launch_rope(x, positions, cos_sin, out)
 
 
-def launch_rope(x: torch.Tensor, positions: torch.Tensor, cos_sin: torch.Tensor,
-                out: torch.Tensor | None = None) -> torch.Tensor:
+def launch_rope(
+    x: torch.Tensor, positions: torch.Tensor, cos_sin: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """The Triton path of `apply_rope`, for callers that already chose it."""
     out = torch.empty_like(x) if out is None else out
     tokens, heads, head_dim = x.shape
     half = head_dim // 2
     block_h = min(triton.next_power_of_2(heads), 16)
     _rope_kernel[(tokens, triton.cdiv(heads, block_h))](
-        x, out, positions, cos_sin, heads, x.stride(0), x.stride(1), out.stride(0), out.stride(1),
-        cos_sin.stride(0), HALF=half, BLOCK_H=block_h, BLOCK_HALF=triton.next_power_of_2(half))
+        x,
+        out,
+        positions,
+        cos_sin,
+        heads,
+        x.stride(0),
+        x.stride(1),
+        out.stride(0),
+        out.stride(1),
+        cos_sin.stride(0),
+        HALF=half,
+        BLOCK_H=block_h,
+        BLOCK_HALF=triton.next_power_of_2(half),
+    )
     return out
 
 
@@ -172,5 +233,6 @@ def launch_silu_and_mul(x: torch.Tensor, out: torch.Tensor | None = None) -> tor
     out2 = out.view(-1, n_cols)
     block = min(triton.next_power_of_2(n_cols), 1024)
     _silu_mul_kernel[(x2.shape[0], triton.cdiv(n_cols, block))](
-        x2, out2, n_cols, x2.stride(0), out2.stride(0), BLOCK=block)
+        x2, out2, n_cols, x2.stride(0), out2.stride(0), BLOCK=block
+    )
     return out

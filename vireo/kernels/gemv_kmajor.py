@@ -45,8 +45,7 @@ def _field_minus(word, shift: tl.constexpr, width: tl.constexpr, offset):
 
 
 @triton.jit
-def _load_words(qw_ptr, rows, tiles, cols, stride_qn, N, TILE_COUNT, W: tl.constexpr,
-                EVEN: tl.constexpr):
+def _load_words(qw_ptr, rows, tiles, cols, stride_qn, N, TILE_COUNT, W: tl.constexpr, EVEN: tl.constexpr):
     """Words [BLOCK_N, TILES, W] of layout tiles `tiles` for output rows `rows`."""
     ptrs = qw_ptr + rows[:, None, None] * stride_qn + (tiles[:, None] * W + cols[None, :])[None]
     if EVEN:
@@ -56,16 +55,18 @@ def _load_words(qw_ptr, rows, tiles, cols, stride_qn, N, TILE_COUNT, W: tl.const
 
 
 @triton.jit
-def _x_run(x_row, tiles, cols, first, tile_k: tl.constexpr, K, scale: tl.constexpr,
-           BLOCK_N: tl.constexpr, EVEN: tl.constexpr):
+def _x_run(
+    x_row, tiles, cols, first, tile_k: tl.constexpr, K, scale: tl.constexpr, BLOCK_N: tl.constexpr, EVEN: tl.constexpr
+):
     """Activations at k = tile * tile_k + first + c, times `scale`, as float32 [BLOCK_N, TILES, W].
 
     Loaded in the words' own shape (every row the same addresses): the load then gets the words'
     register layout, where a [TILES, W] load would be moved between layouts through shared
     memory, with barriers, inside the loop; the repeated addresses of one thread load once.
     """
-    ks = tl.broadcast_to((tiles[:, None] * tile_k + first + cols[None, :])[None],
-                         (BLOCK_N, tiles.shape[0], cols.shape[0]))
+    ks = tl.broadcast_to(
+        (tiles[:, None] * tile_k + first + cols[None, :])[None], (BLOCK_N, tiles.shape[0], cols.shape[0])
+    )
     if EVEN:
         x = tl.load(x_row + ks)
     else:
@@ -74,9 +75,24 @@ def _x_run(x_row, tiles, cols, first, tile_k: tl.constexpr, K, scale: tl.constex
 
 
 @triton.jit
-def _w8a16_kmajor_kernel(x_ptr, qw_ptr, s_ptr, out_ptr, N, K, TILE_COUNT, stride_xm, stride_qn,
-                         stride_om, SPLIT_K, W: tl.constexpr, BLOCK_N: tl.constexpr,
-                         TILES: tl.constexpr, ATOMIC: tl.constexpr, EVEN: tl.constexpr):
+def _w8a16_kmajor_kernel(
+    x_ptr,
+    qw_ptr,
+    s_ptr,
+    out_ptr,
+    N,
+    K,
+    TILE_COUNT,
+    stride_xm,
+    stride_qn,
+    stride_om,
+    SPLIT_K,
+    W: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    TILES: tl.constexpr,
+    ATOMIC: tl.constexpr,
+    EVEN: tl.constexpr,
+):
     m, pid_n, pid_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     cols = tl.arange(0, W)
@@ -97,8 +113,7 @@ def _w8a16_kmajor_kernel(x_ptr, qw_ptr, s_ptr, out_ptr, N, K, TILE_COUNT, stride
 
 
 @triton.jit
-def _byte_times_x(low, high, b: tl.constexpr, x_row, tiles, cols, W: tl.constexpr, K,
-                  EVEN: tl.constexpr):
+def _byte_times_x(low, high, b: tl.constexpr, x_row, tiles, cols, W: tl.constexpr, K, EVEN: tl.constexpr):
     """x times signed byte b of each (biased) word: [BLOCK_N, TILES, W]."""
     SHIFT: tl.constexpr = (b % 2) * 8
     UNDO: tl.constexpr = 8388608.0 / (1 << SHIFT)  # 2**(23 - SHIFT)
@@ -110,34 +125,66 @@ def _byte_times_x(low, high, b: tl.constexpr, x_row, tiles, cols, W: tl.constexp
     return x * q
 
 
-def _launch(kernel, x2, out2, layout, cfg: KMajorGemvConfig, tile_k: int, weight_args: tuple,
-            weight_strides: tuple) -> None:
+def _launch(
+    kernel, x2, out2, layout, cfg: KMajorGemvConfig, tile_k: int, weight_args: tuple, weight_strides: tuple
+) -> None:
     m, k = x2.shape
     n = out2.shape[1]
     tile_count = layout.words.shape[1] // layout.tile_words
     even = k == tile_count * tile_k and tile_count % cfg.tiles == 0 and n % cfg.block_n == 0
 
     def args_for(target):
-        return (x2, *weight_args, target, n, k, tile_count, x2.stride(0), *weight_strides,
-                target.stride(0), cfg.split_k)
-    launch_split_k(kernel, (m, triton.cdiv(n, cfg.block_n), cfg.split_k), out2, cfg.split_k,
-                   args_for, W=layout.tile_words, BLOCK_N=cfg.block_n, TILES=cfg.tiles,
-                   ATOMIC=cfg.split_k > 1, EVEN=even, num_warps=cfg.num_warps,
-                   num_stages=cfg.num_stages)
+        return (
+            x2,
+            *weight_args,
+            target,
+            n,
+            k,
+            tile_count,
+            x2.stride(0),
+            *weight_strides,
+            target.stride(0),
+            cfg.split_k,
+        )
+
+    launch_split_k(
+        kernel,
+        (m, triton.cdiv(n, cfg.block_n), cfg.split_k),
+        out2,
+        cfg.split_k,
+        args_for,
+        W=layout.tile_words,
+        BLOCK_N=cfg.block_n,
+        TILES=cfg.tiles,
+        ATOMIC=cfg.split_k > 1,
+        EVEN=even,
+        num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages,
+    )
 
 
-def w8a16_kmajor_gemv(x2: torch.Tensor, layout: KMajorInt8, out2: torch.Tensor,
-                      cfg: KMajorGemvConfig) -> None:
+def w8a16_kmajor_gemv(x2: torch.Tensor, layout: KMajorInt8, out2: torch.Tensor, cfg: KMajorGemvConfig) -> None:
     """out2 [M, N] = x2 [M, K] @ W^T for small M, from the int8 GEMV layout."""
-    _launch(_w8a16_kmajor_kernel, x2, out2, layout, cfg, 4 * layout.tile_words,
-            (layout.words, layout.scales), (layout.words.stride(0),))
+    _launch(
+        _w8a16_kmajor_kernel,
+        x2,
+        out2,
+        layout,
+        cfg,
+        4 * layout.tile_words,
+        (layout.words, layout.scales),
+        (layout.words.stride(0),),
+    )
 
 
 def pick_kmajor_config(n: int, k: int, device: torch.device) -> KMajorGemvConfig:
     """Tuned tiles; K split only while N / BLOCK_N leaves the GPU's programs short of the target."""
     t = kernel_table(device)["int8_kmajor_gemv"]
     split = 1
-    while (triton.cdiv(n, t["block_n"]) * split < t["split_k_target_programs"]
-           and split < t["split_k_max"] and k // (split * 2) >= t["min_k_per_split"]):
+    while (
+        triton.cdiv(n, t["block_n"]) * split < t["split_k_target_programs"]
+        and split < t["split_k_max"]
+        and k // (split * 2) >= t["min_k_per_split"]
+    ):
         split *= 2
     return KMajorGemvConfig(t["block_n"], t["tiles"], split, t["num_warps"], t["num_stages"])

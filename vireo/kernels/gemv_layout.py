@@ -78,8 +78,7 @@ def _pad_columns(q: torch.Tensor, multiple: int) -> torch.Tensor:
 def kmajor_int8(w: Int8Weight) -> KMajorInt8:
     """The GEMV layout of an int8 weight (its checkpoint layout is [K, N])."""
     q = _pad_columns(w.qweight.t().contiguous().view(torch.uint8), 4 * INT8_TILE_WORDS)
-    return KMajorInt8(_interleave_fields(q, INT8_TILE_WORDS, 4), w.scales.float().contiguous(),
-                      INT8_TILE_WORDS)
+    return KMajorInt8(_interleave_fields(q, INT8_TILE_WORDS, 4), w.scales.float().contiguous(), INT8_TILE_WORDS)
 
 
 def mma_int4(w: Int4Weight) -> MmaInt4:
@@ -99,8 +98,7 @@ def mma_int4(w: Int4Weight) -> MmaInt4:
     words = torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)
     scales = torch.nn.functional.pad(w.scales.t().float(), (0, 0, 0, n_pad - n))
     zero_scales = (w.zeros.t().float() + 16.0) * w.scales.t().float()
-    return MmaInt4(_row_tiles(words, groups), _row_tiles(scales, groups),
-                   zero_scales.contiguous(), g)
+    return MmaInt4(_row_tiles(words, groups), _row_tiles(scales, groups), zero_scales.contiguous(), g)
 
 
 def _row_tiles(t: torch.Tensor, groups: int) -> torch.Tensor:

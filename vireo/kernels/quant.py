@@ -37,9 +37,23 @@ class MatmulConfig:
 
 
 @triton.jit
-def _w8a16_kernel(x_ptr, qw_ptr, s_ptr, out_ptr, M, N, K, stride_xm, stride_qk, stride_om,
-                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                  SPLIT_K: tl.constexpr, DOT: tl.constexpr):
+def _w8a16_kernel(
+    x_ptr,
+    qw_ptr,
+    s_ptr,
+    out_ptr,
+    M,
+    N,
+    K,
+    stride_xm,
+    stride_qk,
+    stride_om,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    SPLIT_K: tl.constexpr,
+    DOT: tl.constexpr,
+):
     pid_m, pid_n, pid_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -49,10 +63,12 @@ def _w8a16_kernel(x_ptr, qw_ptr, s_ptr, out_ptr, M, N, K, stride_xm, stride_qk, 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for t in range(pid_k * per_split, tl.minimum((pid_k + 1) * per_split, tiles)):
         ks = t * BLOCK_K + offs_k
-        x = tl.load(x_ptr + offs_m[:, None] * stride_xm + ks[None, :],
-                    mask=(offs_m[:, None] < M) & (ks[None, :] < K), other=0.0)
-        q = tl.load(qw_ptr + ks[:, None] * stride_qk + offs_n[None, :],
-                    mask=(ks[:, None] < K) & (offs_n[None, :] < N), other=0)
+        x = tl.load(
+            x_ptr + offs_m[:, None] * stride_xm + ks[None, :], mask=(offs_m[:, None] < M) & (ks[None, :] < K), other=0.0
+        )
+        q = tl.load(
+            qw_ptr + ks[:, None] * stride_qk + offs_n[None, :], mask=(ks[:, None] < K) & (offs_n[None, :] < N), other=0
+        )
         acc += tl.dot(x.to(DOT), q.to(tl.float32).to(DOT))
     # the per-output-channel scale commutes with the sum over K: apply it once at the end
     scale = tl.load(s_ptr + offs_n, mask=offs_n < N, other=0.0).to(tl.float32)
@@ -72,10 +88,27 @@ def _store_out(out_ptr, acc, offs_m, offs_n, M, N, stride_om, SPLIT_K: tl.conste
 
 
 @triton.jit
-def _w4a16_kernel(x_ptr, qw_ptr, s_ptr, z_ptr, out_ptr, M, N, K, stride_xm, stride_qk, stride_sg,
-                  stride_om, GROUP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                  BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr, DEQ16: tl.constexpr,
-                  DOT: tl.constexpr):
+def _w4a16_kernel(
+    x_ptr,
+    qw_ptr,
+    s_ptr,
+    z_ptr,
+    out_ptr,
+    M,
+    N,
+    K,
+    stride_xm,
+    stride_qk,
+    stride_sg,
+    stride_om,
+    GROUP: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    SPLIT_K: tl.constexpr,
+    DEQ16: tl.constexpr,
+    DOT: tl.constexpr,
+):
     pid_m, pid_n, pid_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -95,8 +128,11 @@ def _w4a16_kernel(x_ptr, qw_ptr, s_ptr, z_ptr, out_ptr, M, N, K, stride_xm, stri
         for j in tl.static_range(8):
             w = _dequant_nibbles(packed, j, zero, scale, DEQ16, DOT)
             ks = rows * 8 + j
-            x = tl.load(x_ptr + offs_m[:, None] * stride_xm + ks[None, :],
-                        mask=(offs_m[:, None] < M) & (ks[None, :] < K), other=0.0)
+            x = tl.load(
+                x_ptr + offs_m[:, None] * stride_xm + ks[None, :],
+                mask=(offs_m[:, None] < M) & (ks[None, :] < K),
+                other=0.0,
+            )
             acc += tl.dot(x.to(DOT), w)
     _store_out(out_ptr, acc, offs_m, offs_n, M, N, stride_om, SPLIT_K)
 
@@ -126,8 +162,20 @@ def _dequant_nibbles(packed, j: tl.constexpr, zero, scale, DEQ16: tl.constexpr, 
 
 
 @triton.jit
-def _w4_dequant_kernel(qw_ptr, s_ptr, z_ptr, w_ptr, N, K, stride_qk, stride_sg, stride_wk,
-                       GROUP: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr):
+def _w4_dequant_kernel(
+    qw_ptr,
+    s_ptr,
+    z_ptr,
+    w_ptr,
+    N,
+    K,
+    stride_qk,
+    stride_sg,
+    stride_wk,
+    GROUP: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
     offs_r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
     offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask = (offs_r[:, None] < tl.cdiv(K, 8)) & (offs_n[None, :] < N)
@@ -138,8 +186,11 @@ def _w4_dequant_kernel(qw_ptr, s_ptr, z_ptr, w_ptr, N, K, stride_qk, stride_sg, 
     for j in tl.static_range(8):
         ks = offs_r * 8 + j
         w = (((packed >> (4 * j)) & 0xF).to(tl.float32) - zero) * scale
-        tl.store(w_ptr + ks[:, None] * stride_wk + offs_n[None, :],
-                 w.to(w_ptr.dtype.element_ty), mask=(ks[:, None] < K) & (offs_n[None, :] < N))
+        tl.store(
+            w_ptr + ks[:, None] * stride_wk + offs_n[None, :],
+            w.to(w_ptr.dtype.element_ty),
+            mask=(ks[:, None] < K) & (offs_n[None, :] < N),
+        )
 
 
 def pick_config(n: int, k: int, bits: int, device: torch.device) -> MatmulConfig:
@@ -152,10 +203,10 @@ def pick_config(n: int, k: int, bits: int, device: torch.device) -> MatmulConfig
         split = table["num_sms"] * t["split_k_programs_per_sm"] // tiles_n
     else:
         split = t["split_k"]
-    split = max(1, min(split, triton.cdiv(k, t["min_k_tiles_per_split"] * t["block_k"]),
-                       t["split_k_max"]))
-    return MatmulConfig(t["block_m"], t["block_n"], t["block_k"], _pow2_floor(split),
-                        t["num_warps"], t["num_stages"], t["deq16"])
+    split = max(1, min(split, triton.cdiv(k, t["min_k_tiles_per_split"] * t["block_k"]), t["split_k_max"]))
+    return MatmulConfig(
+        t["block_m"], t["block_n"], t["block_k"], _pow2_floor(split), t["num_warps"], t["num_stages"], t["deq16"]
+    )
 
 
 def _pow2_floor(v: int) -> int:
@@ -179,8 +230,12 @@ def w4a16_reference(x: torch.Tensor, w: Int4Weight) -> torch.Tensor:
     return (x.float() @ dequantize(w).t().to(x.device)).to(x.dtype)
 
 
-def w8a16_matmul(x: torch.Tensor, w: Int8Weight, out: torch.Tensor | None = None,
-                 config: MatmulConfig | KMajorGemvConfig | None = None) -> torch.Tensor:
+def w8a16_matmul(
+    x: torch.Tensor,
+    w: Int8Weight,
+    out: torch.Tensor | None = None,
+    config: MatmulConfig | KMajorGemvConfig | None = None,
+) -> torch.Tensor:
     """x [..., K] @ W^T -> [..., N] with an int8 weight; Triton on CUDA, torch on CPU."""
     if not use_triton(x):
         result = w8a16_reference(x, w)
@@ -188,8 +243,12 @@ def w8a16_matmul(x: torch.Tensor, w: Int8Weight, out: torch.Tensor | None = None
     return launch_quantized_matmul(x, w, out, config)
 
 
-def w4a16_matmul(x: torch.Tensor, w: Int4Weight, out: torch.Tensor | None = None,
-                 config: MatmulConfig | GemvConfig | MmaConfig | None = None) -> torch.Tensor:
+def w4a16_matmul(
+    x: torch.Tensor,
+    w: Int4Weight,
+    out: torch.Tensor | None = None,
+    config: MatmulConfig | GemvConfig | MmaConfig | None = None,
+) -> torch.Tensor:
     """x [..., K] @ W^T -> [..., N] with a packed int4 weight; Triton on CUDA, torch on CPU."""
     if not use_triton(x):
         result = w4a16_reference(x, w)
@@ -197,8 +256,9 @@ def w4a16_matmul(x: torch.Tensor, w: Int4Weight, out: torch.Tensor | None = None
     return launch_quantized_matmul(x, w, out, config)
 
 
-def launch_quantized_matmul(x: torch.Tensor, w: Int8Weight | Int4Weight,
-                            out: torch.Tensor | None = None, config=None) -> torch.Tensor:
+def launch_quantized_matmul(
+    x: torch.Tensor, w: Int8Weight | Int4Weight, out: torch.Tensor | None = None, config=None
+) -> torch.Tensor:
     """The Triton path of `w8a16_matmul` / `w4a16_matmul`, for callers that already chose it.
 
     Without a `config`, the device's table picks the kernel by M: from `dequant_cublas_min_m`
@@ -265,23 +325,41 @@ def _int4_small_m(x2, w: Int4Weight, out2, config, rules: dict) -> None:
             w4a16_gemv(x2, w, out2, gemv)
             return
     cfg = config or pick_config(n, k, 4, x2.device)
-    _launch(_w4a16_kernel, x2, out2, cfg, (w.qweight, w.scales, w.zeros),
-            (w.qweight.stride(0), w.scales.stride(0)), GROUP=w.group_size,
-            DEQ16=cfg.deq16 and dot_dtype(x2.dtype, x2.device) != tl.float32)
+    _launch(
+        _w4a16_kernel,
+        x2,
+        out2,
+        cfg,
+        (w.qweight, w.scales, w.zeros),
+        (w.qweight.stride(0), w.scales.stride(0)),
+        GROUP=w.group_size,
+        DEQ16=cfg.deq16 and dot_dtype(x2.dtype, x2.device) != tl.float32,
+    )
 
 
-def _launch(kernel, x2, out2, cfg: MatmulConfig, weight_args: tuple, weight_strides: tuple,
-            **meta) -> None:
+def _launch(kernel, x2, out2, cfg: MatmulConfig, weight_args: tuple, weight_strides: tuple, **meta) -> None:
     m, k = x2.shape
     n = out2.shape[1]
 
     def args_for(target):
         return (x2, *weight_args, target, m, n, k, x2.stride(0), *weight_strides, target.stride(0))
+
     grid = (triton.cdiv(m, cfg.block_m), triton.cdiv(n, cfg.block_n), cfg.split_k)
-    launch_split_k(kernel, grid, out2, cfg.split_k, args_for, BLOCK_M=cfg.block_m,
-                   BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, SPLIT_K=cfg.split_k,
-                   DOT=dot_dtype(x2.dtype, x2.device), num_warps=cfg.num_warps,
-                   num_stages=cfg.num_stages, **meta)
+    launch_split_k(
+        kernel,
+        grid,
+        out2,
+        cfg.split_k,
+        args_for,
+        BLOCK_M=cfg.block_m,
+        BLOCK_N=cfg.block_n,
+        BLOCK_K=cfg.block_k,
+        SPLIT_K=cfg.split_k,
+        DOT=dot_dtype(x2.dtype, x2.device),
+        num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages,
+        **meta,
+    )
 
 
 def w4_dequantize(w: Int4Weight, dtype: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -292,13 +370,23 @@ def w4_dequantize(w: Int4Weight, dtype: torch.dtype, out: torch.Tensor | None = 
     return _w4_dequantize_triton(w, dtype, out)
 
 
-def _w4_dequantize_triton(w: Int4Weight, dtype: torch.dtype, out: torch.Tensor | None = None
-                          ) -> torch.Tensor:
+def _w4_dequantize_triton(w: Int4Weight, dtype: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:
     n, k = w.shape
     out = torch.empty(k, n, dtype=dtype, device=w.qweight.device) if out is None else out
     block_r, block_n = 16, 128
     grid = (triton.cdiv(triton.cdiv(k, 8), block_r), triton.cdiv(n, block_n))
-    _w4_dequant_kernel[grid](w.qweight, w.scales, w.zeros, out, n, k, w.qweight.stride(0),
-                             w.scales.stride(0), out.stride(0), GROUP=w.group_size,
-                             BLOCK_R=block_r, BLOCK_N=block_n)
+    _w4_dequant_kernel[grid](
+        w.qweight,
+        w.scales,
+        w.zeros,
+        out,
+        n,
+        k,
+        w.qweight.stride(0),
+        w.scales.stride(0),
+        out.stride(0),
+        GROUP=w.group_size,
+        BLOCK_R=block_r,
+        BLOCK_N=block_n,
+    )
     return out

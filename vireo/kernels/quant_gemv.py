@@ -58,10 +58,26 @@ def _nibble_times_x(packed, high, x, j: tl.constexpr):
 
 
 @triton.jit
-def _w4a16_gemv_kernel(x_ptr, qw_ptr, s_ptr, z_ptr, out_ptr, N, K, stride_xm, stride_qk,
-                       stride_sg, stride_om, SPLIT_K, GROUP: tl.constexpr, BLOCK_N: tl.constexpr,
-                       ROWS: tl.constexpr, ATOMIC: tl.constexpr, EVEN: tl.constexpr,
-                       HIGH: tl.constexpr):
+def _w4a16_gemv_kernel(
+    x_ptr,
+    qw_ptr,
+    s_ptr,
+    z_ptr,
+    out_ptr,
+    N,
+    K,
+    stride_xm,
+    stride_qk,
+    stride_sg,
+    stride_om,
+    SPLIT_K,
+    GROUP: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    ROWS: tl.constexpr,
+    ATOMIC: tl.constexpr,
+    EVEN: tl.constexpr,
+    HIGH: tl.constexpr,
+):
     # rows of x are the fastest grid axis: programs sharing a weight tile run together (L2 hits)
     m, pid_n, pid_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -183,8 +199,9 @@ def pick_gemv_config(n: int, k: int, group_size: int, device: torch.device) -> G
     t = kernel_table(device)["int4_gemv"]
     rows = min(pick(t["rows"], weights=n * k), group_size // 8)
     steps = triton.cdiv(triton.cdiv(k, 8), rows)
-    return GemvConfig(t["block_n"], rows, max(1, min(t["split_k_max"], steps)), t["num_warps"],
-                      t["num_stages"], t["high"])
+    return GemvConfig(
+        t["block_n"], rows, max(1, min(t["split_k_max"], steps)), t["num_warps"], t["num_stages"], t["high"]
+    )
 
 
 def w4a16_gemv(x2: torch.Tensor, w: Int4Weight, out2: torch.Tensor, cfg: GemvConfig) -> None:
@@ -194,9 +211,33 @@ def w4a16_gemv(x2: torch.Tensor, w: Int4Weight, out2: torch.Tensor, cfg: GemvCon
     even = k % (8 * cfg.rows) == 0 and n % cfg.block_n == 0
 
     def args_for(target):
-        return (x2, w.qweight, w.scales, w.zeros, target, n, k, x2.stride(0), w.qweight.stride(0),
-                w.scales.stride(0), target.stride(0), cfg.split_k)
-    launch_split_k(_w4a16_gemv_kernel, (m, triton.cdiv(n, cfg.block_n), cfg.split_k), out2,
-                   cfg.split_k, args_for, GROUP=w.group_size, BLOCK_N=cfg.block_n, ROWS=cfg.rows,
-                   ATOMIC=cfg.split_k > 1, EVEN=even, HIGH=cfg.high and x2.dtype != torch.float32,
-                   num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+        return (
+            x2,
+            w.qweight,
+            w.scales,
+            w.zeros,
+            target,
+            n,
+            k,
+            x2.stride(0),
+            w.qweight.stride(0),
+            w.scales.stride(0),
+            target.stride(0),
+            cfg.split_k,
+        )
+
+    launch_split_k(
+        _w4a16_gemv_kernel,
+        (m, triton.cdiv(n, cfg.block_n), cfg.split_k),
+        out2,
+        cfg.split_k,
+        args_for,
+        GROUP=w.group_size,
+        BLOCK_N=cfg.block_n,
+        ROWS=cfg.rows,
+        ATOMIC=cfg.split_k > 1,
+        EVEN=even,
+        HIGH=cfg.high and x2.dtype != torch.float32,
+        num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages,
+    )

@@ -54,8 +54,7 @@ def _halves(words, i: tl.constexpr, fmask, FIELD: tl.constexpr, MAGIC: tl.conste
 
 
 @triton.jit
-def _unpack(words, fmask, FIELD: tl.constexpr, MAGIC: tl.constexpr, HALF: tl.constexpr,
-            DOT: tl.constexpr):
+def _unpack(words, fmask, FIELD: tl.constexpr, MAGIC: tl.constexpr, HALF: tl.constexpr, DOT: tl.constexpr):
     """Words [BLOCK_N, W] -> 16 + q [BLOCK_N, 8 W] in the activations' 16-bit float type.
 
     The four masked words are laid side by side as int32 first, and only then split into their
@@ -63,22 +62,47 @@ def _unpack(words, fmask, FIELD: tl.constexpr, MAGIC: tl.constexpr, HALF: tl.con
     """
     rows: tl.constexpr = words.shape[0]
     w: tl.constexpr = words.shape[1]
-    t = tl.reshape(tl.join(tl.join(_halves(words, 0, fmask, FIELD, MAGIC),
-                                   _halves(words, 1, fmask, FIELD, MAGIC)),
-                           tl.join(_halves(words, 2, fmask, FIELD, MAGIC),
-                                   _halves(words, 3, fmask, FIELD, MAGIC))), (rows, 4 * w))
+    t = tl.reshape(
+        tl.join(
+            tl.join(_halves(words, 0, fmask, FIELD, MAGIC), _halves(words, 1, fmask, FIELD, MAGIC)),
+            tl.join(_halves(words, 2, fmask, FIELD, MAGIC), _halves(words, 3, fmask, FIELD, MAGIC)),
+        ),
+        (rows, 4 * w),
+    )
     lo = t.to(tl.int16).to(HALF, bitcast=True)
     hi = (t >> 16).to(tl.int16).to(HALF, bitcast=True)
     return tl.reshape(tl.join(lo, hi), (rows, 8 * w)).to(DOT)
 
 
 @triton.jit
-def _w4a16_mma_kernel(x_ptr, qw_ptr, s_ptr, zs_ptr, out_ptr, ws_ptr, lock_ptr, M, N, K, GROUPS,
-                      PER_SPLIT, stride_xm, stride_zn, stride_om, fmask, W: tl.constexpr,
-                      ROWS: tl.constexpr,
-                      BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, SPLIT_K: tl.constexpr,
-                      SPLIT_GROUPS: tl.constexpr, FIELD: tl.constexpr, MAGIC: tl.constexpr,
-                      HALF: tl.constexpr, DOT: tl.constexpr):
+def _w4a16_mma_kernel(
+    x_ptr,
+    qw_ptr,
+    s_ptr,
+    zs_ptr,
+    out_ptr,
+    ws_ptr,
+    lock_ptr,
+    M,
+    N,
+    K,
+    GROUPS,
+    PER_SPLIT,
+    stride_xm,
+    stride_zn,
+    stride_om,
+    fmask,
+    W: tl.constexpr,
+    ROWS: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    SPLIT_K: tl.constexpr,
+    SPLIT_GROUPS: tl.constexpr,
+    FIELD: tl.constexpr,
+    MAGIC: tl.constexpr,
+    HALF: tl.constexpr,
+    DOT: tl.constexpr,
+):
     pid_n, pid_k = tl.program_id(0), tl.program_id(1)
     rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     # row r of group g: tile r // ROWS, then g, then r % ROWS (one contiguous block per tile)
@@ -90,22 +114,20 @@ def _w4a16_mma_kernel(x_ptr, qw_ptr, s_ptr, zs_ptr, out_ptr, ws_ptr, lock_ptr, M
     end = tl.minimum(first + PER_SPLIT, GROUPS)
     s_at = s_ptr + tile_row
     # the next group's words, activations and scales are loaded while this one computes
-    words, x, scale = _group_inputs(words_at, x_at, s_at, first, first < end, rows, M, N, K,
-                                    offs_m, W, ROWS)
+    words, x, scale = _group_inputs(words_at, x_at, s_at, first, first < end, rows, M, N, K, offs_m, W, ROWS)
     acc = tl.zeros((BLOCK_N, BLOCK_M), tl.float32)
     for g in range(first, end):
-        nxt = _group_inputs(words_at, x_at, s_at, g + 1, g + 1 < end, rows, M, N, K, offs_m, W,
-                            ROWS)
+        nxt = _group_inputs(words_at, x_at, s_at, g + 1, g + 1 < end, rows, M, N, K, offs_m, W, ROWS)
         acc = _group_step(acc, words, x, scale, fmask, FIELD, MAGIC, HALF, DOT)
         words, x, scale = nxt
-    acc -= _zero_terms(x_ptr, zs_ptr, rows, first, end, M, N, K, stride_xm, stride_zn, offs_m,
-                       8 * W, SPLIT_GROUPS)
+    acc -= _zero_terms(x_ptr, zs_ptr, rows, first, end, M, N, K, stride_xm, stride_zn, offs_m, 8 * W, SPLIT_GROUPS)
     _finish(acc, out_ptr, ws_ptr, lock_ptr, rows, offs_m, M, N, stride_om, pid_n, pid_k, SPLIT_K)
 
 
 @triton.jit
-def _group_step(acc, words, x, scale, fmask, FIELD: tl.constexpr, MAGIC: tl.constexpr,
-                HALF: tl.constexpr, DOT: tl.constexpr):
+def _group_step(
+    acc, words, x, scale, fmask, FIELD: tl.constexpr, MAGIC: tl.constexpr, HALF: tl.constexpr, DOT: tl.constexpr
+):
     """acc + scale * ((16 + q) @ x^T) for one group (an empty group has scale 0)."""
     w = _unpack(words, fmask, FIELD, MAGIC, HALF, DOT)
     if DOT == tl.float32:  # fp32 activations: full precision, not tf32
@@ -116,8 +138,7 @@ def _group_step(acc, words, x, scale, fmask, FIELD: tl.constexpr, MAGIC: tl.cons
 
 
 @triton.jit
-def _group_inputs(words_at, x_at, s_at, g, valid, rows, M, N, K, offs_m, W: tl.constexpr,
-                  ROWS: tl.constexpr):
+def _group_inputs(words_at, x_at, s_at, g, valid, rows, M, N, K, offs_m, W: tl.constexpr, ROWS: tl.constexpr):
     """Group g's words [BLOCK_N, W], activations x^T [8 W, BLOCK_M] and scales [BLOCK_N].
 
     An invalid g (past the split) loads nothing: its bounds drop to 0 (a scalar `valid &` mask
@@ -133,23 +154,28 @@ def _group_inputs(words_at, x_at, s_at, g, valid, rows, M, N, K, offs_m, W: tl.c
 
 
 @triton.jit
-def _zero_terms(x_ptr, zs_ptr, rows, first, end, M, N, K, stride_xm, stride_zn, offs_m,
-                G: tl.constexpr, SPLIT_GROUPS: tl.constexpr):
+def _zero_terms(
+    x_ptr, zs_ptr, rows, first, end, M, N, K, stride_xm, stride_zn, offs_m, G: tl.constexpr, SPLIT_GROUPS: tl.constexpr
+):
     """Sum over the split's groups of (16 + zero) * scale * (sum of the group's x): [BLOCK_N, M]."""
     groups = first + tl.arange(0, SPLIT_GROUPS)
     ks = groups[:, None, None] * G + tl.arange(0, G)[None, :, None]
-    x = tl.load(x_ptr + offs_m[None, None, :] * stride_xm + ks,
-                mask=(groups[:, None, None] < end) & (ks < K) & (offs_m[None, None, :] < M),
-                other=0.0)
+    x = tl.load(
+        x_ptr + offs_m[None, None, :] * stride_xm + ks,
+        mask=(groups[:, None, None] < end) & (ks < K) & (offs_m[None, None, :] < M),
+        other=0.0,
+    )
     x_sums = tl.sum(x.to(tl.float32), 1)  # [SPLIT_GROUPS, BLOCK_M]
-    zs = tl.load(zs_ptr + rows[:, None] * stride_zn + groups[None, :],
-                 mask=(rows[:, None] < N) & (groups[None, :] < end), other=0.0)
+    zs = tl.load(
+        zs_ptr + rows[:, None] * stride_zn + groups[None, :],
+        mask=(rows[:, None] < N) & (groups[None, :] < end),
+        other=0.0,
+    )
     return tl.sum(zs[:, :, None] * x_sums[None, :, :], 1)
 
 
 @triton.jit
-def _finish(acc, out_ptr, ws_ptr, lock_ptr, rows, offs_m, M, N, stride_om, pid_n, pid_k,
-            SPLIT_K: tl.constexpr):
+def _finish(acc, out_ptr, ws_ptr, lock_ptr, rows, offs_m, M, N, stride_om, pid_n, pid_k, SPLIT_K: tl.constexpr):
     """Store acc^T, or with K split: park it, and let the last split of this tile sum them."""
     mask = (offs_m[None, :] < M) & (rows[:, None] < N)
     out = out_ptr + offs_m[None, :] * stride_om + rows[:, None]
@@ -191,8 +217,11 @@ def mma_supported(layout: MmaInt4 | None, m: int) -> bool:
     return layout is not None and m <= MAX_M
 
 
-_HALF = {torch.bfloat16: (tl.bfloat16, 3, 0x4180), torch.float16: (tl.float16, 6, 0x4C00),
-         torch.float32: (tl.bfloat16, 3, 0x4180)}
+_HALF = {
+    torch.bfloat16: (tl.bfloat16, 3, 0x4180),
+    torch.float16: (tl.float16, 6, 0x4C00),
+    torch.float32: (tl.bfloat16, 3, 0x4180),
+}
 
 
 def w4a16_mma(x2: torch.Tensor, layout: MmaInt4, out2: torch.Tensor, cfg: MmaConfig) -> None:
@@ -211,8 +240,7 @@ def w4a16_mma(x2: torch.Tensor, layout: MmaInt4, out2: torch.Tensor, cfg: MmaCon
         raise ValueError(f"the int4 tensor-core kernel takes M <= {MAX_M}, not {m}")
     groups = layout.words.shape[1]
     if cfg.block_n % MMA_ROWS or cfg.block_n & (cfg.block_n - 1):
-        raise ValueError(f"block_n must be a power-of-two multiple of {MMA_ROWS} (the layout's "
-                         "row tiles)")
+        raise ValueError(f"block_n must be a power-of-two multiple of {MMA_ROWS} (the layout's row tiles)")
     # at most MAX_SPLIT_GROUPS groups per program (the zero-point terms are summed in one tile)
     split = max(1, min(max(cfg.split_k, triton.cdiv(groups, MAX_SPLIT_GROUPS)), groups))
     split_groups = triton.cdiv(groups, split)
@@ -221,9 +249,32 @@ def w4a16_mma(x2: torch.Tensor, layout: MmaInt4, out2: torch.Tensor, cfg: MmaCon
     ws = torch.empty((split, m, n), dtype=torch.float32, device=x2.device) if split > 1 else out2
     locks = _locks(x2.device, tiles) if split > 1 else out2
     _w4a16_mma_kernel[(tiles, split)](
-        x2, layout.words, layout.scales, layout.zero_scales, out2, ws, locks, m, n, k, groups,
-        split_groups, x2.stride(0), layout.zero_scales.stride(0), out2.stride(0), fmask,
-        W=layout.group_size // 8, ROWS=MMA_ROWS, BLOCK_N=cfg.block_n, BLOCK_M=MAX_M,
-        SPLIT_K=split, SPLIT_GROUPS=triton.next_power_of_2(split_groups), FIELD=field,
-        MAGIC=magic, HALF=half, DOT=dot_dtype(x2.dtype, x2.device),
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+        x2,
+        layout.words,
+        layout.scales,
+        layout.zero_scales,
+        out2,
+        ws,
+        locks,
+        m,
+        n,
+        k,
+        groups,
+        split_groups,
+        x2.stride(0),
+        layout.zero_scales.stride(0),
+        out2.stride(0),
+        fmask,
+        W=layout.group_size // 8,
+        ROWS=MMA_ROWS,
+        BLOCK_N=cfg.block_n,
+        BLOCK_M=MAX_M,
+        SPLIT_K=split,
+        SPLIT_GROUPS=triton.next_power_of_2(split_groups),
+        FIELD=field,
+        MAGIC=magic,
+        HALF=half,
+        DOT=dot_dtype(x2.dtype, x2.device),
+        num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages,
+    )

@@ -34,8 +34,7 @@ class Int8Weight:
         return self.qweight.shape[1], self.qweight.shape[0]
 
     def to(self, device=None, scale_dtype=None) -> "Int8Weight":
-        return Int8Weight(self.qweight.to(device), self.scales.to(device, scale_dtype),
-                          _layout_to(self.kmajor, device))
+        return Int8Weight(self.qweight.to(device), self.scales.to(device, scale_dtype), _layout_to(self.kmajor, device))
 
 
 @dataclass
@@ -55,9 +54,14 @@ class Int4Weight:
         return self.qweight.shape[1], self.in_features
 
     def to(self, device=None, scale_dtype=None) -> "Int4Weight":
-        return Int4Weight(self.qweight.to(device), self.scales.to(device, scale_dtype),
-                          self.zeros.to(device), self.group_size, self.in_features,
-                          _layout_to(self.mma, device))
+        return Int4Weight(
+            self.qweight.to(device),
+            self.scales.to(device, scale_dtype),
+            self.zeros.to(device),
+            self.group_size,
+            self.in_features,
+            _layout_to(self.mma, device),
+        )
 
 
 def _layout_to(layout, device):
@@ -127,12 +131,12 @@ def quantize_int4(weight: torch.Tensor, group_size: int = 128) -> Int4Weight:
     return pack_int4_weight(q.flatten(1)[:, : weight.shape[1]], scale, zero, group_size)
 
 
-def pack_int4_weight(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor,
-                     group_size: int) -> Int4Weight:
+def pack_int4_weight(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, group_size: int) -> Int4Weight:
     """Build an Int4Weight from grid values q [N, K] and per-group scale/zero [N, ceil(K/G)]."""
     k = q.shape[1]
-    return Int4Weight(pack_int4(q.t()), scale.t().contiguous().float(),
-                      zero.t().contiguous().to(torch.uint8), group_size, k)
+    return Int4Weight(
+        pack_int4(q.t()), scale.t().contiguous().float(), zero.t().contiguous().to(torch.uint8), group_size, k
+    )
 
 
 def dequantize(w: Int8Weight | Int4Weight) -> torch.Tensor:

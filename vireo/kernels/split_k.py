@@ -35,8 +35,9 @@ def split_k_target(out2: torch.Tensor, split_k: int) -> torch.Tensor:
     return buffer
 
 
-def launch_split_k(kernel, grid: tuple, out2: torch.Tensor, split_k: int,
-                   args_for: Callable[[torch.Tensor], tuple], **meta) -> None:
+def launch_split_k(
+    kernel, grid: tuple, out2: torch.Tensor, split_k: int, args_for: Callable[[torch.Tensor], tuple], **meta
+) -> None:
     """Run kernel[grid](*args_for(target), **meta), then bring a split result into out2."""
     target = split_k_target(out2, split_k)
     kernel[grid](*args_for(target), **meta)
@@ -51,8 +52,7 @@ def launch_split_k(kernel, grid: tuple, out2: torch.Tensor, split_k: int,
 def copy_out_and_clear(acc: torch.Tensor, out2: torch.Tensor, block: int = 1024) -> None:
     """out2 = acc (cast to out2's type), and acc = 0, in one pass."""
     m, n = acc.shape
-    _copy_out_and_clear[(m, triton.cdiv(n, block))](acc, out2, n, acc.stride(0), out2.stride(0),
-                                                     BLOCK=block)
+    _copy_out_and_clear[(m, triton.cdiv(n, block))](acc, out2, n, acc.stride(0), out2.stride(0), BLOCK=block)
 
 
 @triton.jit

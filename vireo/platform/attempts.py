@@ -114,13 +114,17 @@ class Attempts:
     async def claim(self, job_id: str, attempt: int, worker_id: str) -> str:
         """'claimed' if this attempt is now running on `worker_id`; else why not: the job's status,
         'stale' (the job is at another attempt) or 'missing'."""
-        return await self._claim(keys=[job_key(job_id), events_key(job_id), RUNNING_KEY, QUEUED_KEY],
-                                 args=[job_id, attempt, worker_id, time.time(), self.store.events_maxlen])
+        return await self._claim(
+            keys=[job_key(job_id), events_key(job_id), RUNNING_KEY, QUEUED_KEY],
+            args=[job_id, attempt, worker_id, time.time(), self.store.events_maxlen],
+        )
 
     async def emit(self, job_id: str, attempt: int, event: str, data: dict) -> str | None:
         """Append an event while `attempt` is still the job's attempt; None (dropped) once it is not."""
-        return await self._xadd(keys=[job_key(job_id), events_key(job_id)],
-                                args=[attempt, self.store.events_maxlen, event, json.dumps(data)])
+        return await self._xadd(
+            keys=[job_key(job_id), events_key(job_id)],
+            args=[attempt, self.store.events_maxlen, event, json.dumps(data)],
+        )
 
     async def state(self, job_id: str, attempt: int) -> str:
         """'running' while the attempt should go on; 'cancel' when the user cancelled it; 'superseded'
@@ -130,8 +134,9 @@ class Attempts:
             return "superseded"
         return "cancel" if cancel == "1" else "running"
 
-    async def finish(self, job_id: str, attempt: int, tenant: str, status: str, fields: dict[str, Any],
-                     event: tuple[str, dict]) -> bool:
+    async def finish(
+        self, job_id: str, attempt: int, tenant: str, status: str, fields: dict[str, Any], event: tuple[str, dict]
+    ) -> bool:
         """End the attempt with its final status, fields and event, then `end`; False if it no longer
         owns the job (nothing is written)."""
         args: list[Any] = [job_id, attempt, status, self.store.events_maxlen, event[0], json.dumps(event[1])]
@@ -140,16 +145,17 @@ class Attempts:
         keys = [job_key(job_id), events_key(job_id), RUNNING_KEY, active_key(tenant)]
         return await self._finish(keys=keys, args=args) == 1
 
-    async def hand_back(self, job_id: str, attempt: int, worker_id: str, reason: str,
-                        max_attempts: int = 0) -> str:
+    async def hand_back(self, job_id: str, attempt: int, worker_id: str, reason: str, max_attempts: int = 0) -> str:
         """Take a running attempt away from its worker: 'requeued' as attempt + 1 (an `attempt` event
         tells clients to reset; the job joins the republish outbox), 'failed' once `max_attempts` ran
         (0: no cap), 'cancelled' if the user asked; 'moved' if it was no longer that attempt's."""
         failure = f"{reason}; gave up after {attempt} attempts (VIREO_MAX_ATTEMPTS={max_attempts})"
         tenant = await self.redis.hget(job_key(job_id), "tenant") or ""
         keys = [job_key(job_id), events_key(job_id), RUNNING_KEY, REPUBLISH_KEY, active_key(tenant)]
-        return await self._hand_back(keys=keys, args=[job_id, attempt, worker_id, max_attempts, reason, failure,
-                                                      time.time(), self.store.events_maxlen])
+        return await self._hand_back(
+            keys=keys,
+            args=[job_id, attempt, worker_id, max_attempts, reason, failure, time.time(), self.store.events_maxlen],
+        )
 
     async def running(self) -> list[dict[str, str]]:
         """Running jobs as {id, attempt, worker, started_at}; index entries of jobs that ended

@@ -119,8 +119,14 @@ class BatchRunner:
         content = await self.files.content(raw["tenant"], raw["input_file_id"])
         if content is None:
             requests: list[tuple[str, dict]] = []
-            errors: list[dict] = [{"code": "file_not_found", "message": "the input file was deleted",
-                       "param": "input_file_id", "line": None}]
+            errors: list[dict] = [
+                {
+                    "code": "file_not_found",
+                    "message": "the input file was deleted",
+                    "param": "input_file_id",
+                    "line": None,
+                }
+            ]
         else:
             # a file of up to VIREO_MAX_BODY_BYTES: parsed off the event loop, which serves every request
             requests, errors = await asyncio.to_thread(parse_requests, content, raw["endpoint"], self.lines)
@@ -142,17 +148,24 @@ class BatchRunner:
     async def _submit_more(self, raw: dict, requests: list[tuple[str, dict]]) -> None:
         batch_id, principal = raw["id"], principal_of(raw)
         cursor = int(await self.redis.hget(batch_key(batch_id), "cursor") or 0)
-        while (not self._stopping.is_set() and cursor < len(requests)
-               and await self.redis.hlen(inflight_key(batch_id)) < self.max_inflight):
+        while (
+            not self._stopping.is_set()
+            and cursor < len(requests)
+            and await self.redis.hlen(inflight_key(batch_id)) < self.max_inflight
+        ):
             custom_id, body = requests[cursor]
             try:
                 job_id = await self.lines.submit(principal, raw["endpoint"], body)
             except LimitExceeded as exc:
                 if exc.limit != "tokens":
                     return  # the tenant is at its concurrency limit: this line waits for a free slot
-                await self._record(batch_id, cursor, None, custom_id,
-                                   _failure(429, {"error": {"message": exc.message, "type": "rate_limit_error",
-                                                            "code": 429}}))
+                await self._record(
+                    batch_id,
+                    cursor,
+                    None,
+                    custom_id,
+                    _failure(429, {"error": {"message": exc.message, "type": "rate_limit_error", "code": 429}}),
+                )
             except LineError as exc:
                 await self._record(batch_id, cursor, None, custom_id, _failure(exc.status_code, exc.body))
             else:
@@ -171,13 +184,28 @@ class BatchRunner:
             if record is None:
                 result = _lost("the job's record expired before its reply was collected")
             elif record["status"] == "succeeded":
-                result = {"response": {"status_code": 200, "request_id": job_id,
-                                       "body": self.lines.reply(raw["endpoint"], job_id, record)}, "error": None}
+                result = {
+                    "response": {
+                        "status_code": 200,
+                        "request_id": job_id,
+                        "body": self.lines.reply(raw["endpoint"], job_id, record),
+                    },
+                    "error": None,
+                }
             elif record["status"] == "cancelled":
                 result = _lost("the request's job was cancelled before it finished", "batch_cancelled")
             else:
-                result = _failure(500, {"error": {"message": record.get("error") or "the job failed",
-                                                  "type": "server_error", "code": 500}}, job_id)
+                result = _failure(
+                    500,
+                    {
+                        "error": {
+                            "message": record.get("error") or "the job failed",
+                            "type": "server_error",
+                            "code": 500,
+                        }
+                    },
+                    job_id,
+                )
             await self._record(batch_id, int(line), job_id, custom_id, result)
 
     async def _record(self, batch_id: str, line: int, job_id: str | None, custom_id: str, result: dict) -> None:
@@ -196,8 +224,13 @@ class BatchRunner:
 
     async def _expire_unsent(self, batch_id: str, requests: list[tuple[str, dict]], cursor: int) -> None:
         for line in range(cursor, len(requests)):
-            await self._record(batch_id, line, None, requests[line][0],
-                               _lost("this request was not run within the batch's 24h window", "batch_expired"))
+            await self._record(
+                batch_id,
+                line,
+                None,
+                requests[line][0],
+                _lost("this request was not run within the batch's 24h window", "batch_expired"),
+            )
         await self.redis.hset(batch_key(batch_id), "cursor", len(requests))
 
     async def _finish(self, batch_id: str, from_state: str, to_state: str) -> None:
@@ -209,8 +242,9 @@ class BatchRunner:
                 continue
             lines = await self.redis.lrange(results_key(batch_id, kind), 0, -1)
             if lines:
-                created = await self.files.create(raw["tenant"], "batch_output", f"{batch_id}_{kind}.jsonl",
-                                                  ("\n".join(lines) + "\n").encode())
+                created = await self.files.create(
+                    raw["tenant"], "batch_output", f"{batch_id}_{kind}.jsonl", ("\n".join(lines) + "\n").encode()
+                )
                 await self.redis.hset(batch_key(batch_id), field, created["id"])
                 fields[field] = created["id"]
         if await self.batches.move(batch_id, (from_state,), to_state, **{f"{to_state}_at": int(time.time())}):

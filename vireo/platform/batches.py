@@ -92,27 +92,41 @@ class BatchService:
         self.files = files
         self._move = redis.register_script(_MOVE)
 
-    async def create(self, principal: Principal, input_file_id: str, endpoint: str, completion_window: str,
-                     metadata: dict | None) -> dict:
+    async def create(
+        self, principal: Principal, input_file_id: str, endpoint: str, completion_window: str, metadata: dict | None
+    ) -> dict:
         if endpoint not in ENDPOINTS:
-            raise BatchRequestError(f"endpoint {endpoint!r} is not served in batches; use one of "
-                                    f"{', '.join(ENDPOINTS)}", "endpoint")
+            raise BatchRequestError(
+                f"endpoint {endpoint!r} is not served in batches; use one of {', '.join(ENDPOINTS)}", "endpoint"
+            )
         if completion_window not in COMPLETION_WINDOW_S:
-            raise BatchRequestError(f"completion_window must be '24h', not {completion_window!r}",
-                                    "completion_window")
+            raise BatchRequestError(f"completion_window must be '24h', not {completion_window!r}", "completion_window")
         found = await self.files.get(principal.tenant, input_file_id)
         if found is None:
             raise InputFileNotFound(f"no file {input_file_id!r}", "input_file_id")
         if found["purpose"] != "batch":
-            raise BatchRequestError(f"file {input_file_id!r} has purpose {found['purpose']!r}; upload the "
-                                    "requests with purpose 'batch'", "input_file_id")
+            raise BatchRequestError(
+                f"file {input_file_id!r} has purpose {found['purpose']!r}; upload the requests with purpose 'batch'",
+                "input_file_id",
+            )
         now = int(time.time())
         batch_id = f"batch_{uuid.uuid4().hex}"
-        record = {"id": batch_id, "tenant": principal.tenant, "principal": json.dumps(dataclasses.asdict(principal)),
-                  "endpoint": endpoint, "input_file_id": input_file_id, "completion_window": completion_window,
-                  "status": "validating", "created_at": now, "expires_at": now + COMPLETION_WINDOW_S[completion_window],
-                  "metadata": json.dumps(metadata) if metadata else "", "total": 0, "completed": 0, "failed": 0,
-                  "cursor": 0}
+        record = {
+            "id": batch_id,
+            "tenant": principal.tenant,
+            "principal": json.dumps(dataclasses.asdict(principal)),
+            "endpoint": endpoint,
+            "input_file_id": input_file_id,
+            "completion_window": completion_window,
+            "status": "validating",
+            "created_at": now,
+            "expires_at": now + COMPLETION_WINDOW_S[completion_window],
+            "metadata": json.dumps(metadata) if metadata else "",
+            "total": 0,
+            "completed": 0,
+            "failed": 0,
+            "cursor": 0,
+        }
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(batch_key(batch_id), mapping=record)
             pipe.zadd(tenant_batches_key(principal.tenant), {batch_id: time.time()})
@@ -128,7 +142,7 @@ class BatchService:
         """The tenant's batches newest first after the id `after`, and whether more follow."""
         ids = await self.redis.zrevrange(tenant_batches_key(tenant), 0, -1)
         if after in ids:
-            ids = ids[ids.index(after) + 1:]
+            ids = ids[ids.index(after) + 1 :]
         batches = [b for batch_id in ids[:limit] if (b := await self.get(tenant, batch_id)) is not None]
         return batches, len(ids) > limit
 
@@ -148,18 +162,39 @@ class BatchService:
 
 def batch_object(raw: dict) -> dict:
     """The OpenAI batch object of a stored batch."""
-    times = {name: int(raw[name]) if raw.get(name) else None
-             for name in ("created_at", "in_progress_at", "expires_at", "finalizing_at", "completed_at",
-                          "failed_at", "expired_at", "cancelling_at", "cancelled_at")}
+    times = {
+        name: int(raw[name]) if raw.get(name) else None
+        for name in (
+            "created_at",
+            "in_progress_at",
+            "expires_at",
+            "finalizing_at",
+            "completed_at",
+            "failed_at",
+            "expired_at",
+            "cancelling_at",
+            "cancelled_at",
+        )
+    }
     errors = json.loads(raw["errors"]) if raw.get("errors") else None
-    return {"id": raw["id"], "object": "batch", "endpoint": raw["endpoint"],
-            "errors": {"object": "list", "data": errors} if errors else None,
-            "input_file_id": raw["input_file_id"], "completion_window": raw["completion_window"],
-            "status": raw["status"], "output_file_id": raw.get("output_file_id") or None,
-            "error_file_id": raw.get("error_file_id") or None, **times,
-            "request_counts": {"total": int(raw.get("total") or 0), "completed": int(raw.get("completed") or 0),
-                               "failed": int(raw.get("failed") or 0)},
-            "metadata": json.loads(raw["metadata"]) if raw.get("metadata") else None}
+    return {
+        "id": raw["id"],
+        "object": "batch",
+        "endpoint": raw["endpoint"],
+        "errors": {"object": "list", "data": errors} if errors else None,
+        "input_file_id": raw["input_file_id"],
+        "completion_window": raw["completion_window"],
+        "status": raw["status"],
+        "output_file_id": raw.get("output_file_id") or None,
+        "error_file_id": raw.get("error_file_id") or None,
+        **times,
+        "request_counts": {
+            "total": int(raw.get("total") or 0),
+            "completed": int(raw.get("completed") or 0),
+            "failed": int(raw.get("failed") or 0),
+        },
+        "metadata": json.loads(raw["metadata"]) if raw.get("metadata") else None,
+    }
 
 
 def parse_requests(content: bytes, endpoint: str, lines: Lines) -> tuple[list[tuple[str, dict]], list[dict]]:
@@ -200,11 +235,16 @@ def parse_requests(content: bytes, endpoint: str, lines: Lines) -> tuple[list[tu
             seen.add(custom_id)
             requests.append((custom_id, body))
     if not requests and not errors:
-        errors.append({"code": "empty_file", "message": "the input file has no requests", "param": None,
-                       "line": None})
+        errors.append({"code": "empty_file", "message": "the input file has no requests", "param": None, "line": None})
     if len(requests) > MAX_REQUESTS:
-        errors.append({"code": "too_many_requests", "param": None, "line": None,
-                       "message": f"the file has {len(requests)} requests; a batch takes at most {MAX_REQUESTS}"})
+        errors.append(
+            {
+                "code": "too_many_requests",
+                "param": None,
+                "line": None,
+                "message": f"the file has {len(requests)} requests; a batch takes at most {MAX_REQUESTS}",
+            }
+        )
     return requests, errors
 
 

@@ -20,6 +20,7 @@ app.add_typer(serve, name="serve")
 app.add_typer(models, name="models")
 app.add_typer(keys, name="keys")
 
+
 def _settings():
     from vireo.platform.settings import get_settings
 
@@ -41,16 +42,31 @@ def serve_api(host: str = "127.0.0.1", port: int = 8000) -> None:
 
 
 @serve.command("worker")
-def serve_worker(concurrency: Optional[int] = None,
-                 loglevel: Optional[str] = typer.Option(None, help="Default: VIREO_LOG_LEVEL.")) -> None:
+def serve_worker(
+    concurrency: Optional[int] = None, loglevel: Optional[str] = typer.Option(None, help="Default: VIREO_LOG_LEVEL.")
+) -> None:
     """One Celery worker holding one engine (threads pool: many jobs share the engine)."""
     from vireo.platform.tasks import celery_app
 
     settings = _settings()
     quiet = ["--quiet"] if settings.log_format == "json" else []  # no banner on stdout: every line is JSON
-    celery_app.worker_main([*quiet, "worker", "-P", "threads", "-c", str(concurrency or settings.worker_concurrency),
-                            "-Q", settings.queue, "--loglevel", loglevel or settings.log_level, "--without-gossip",
-                            "--without-mingle", "--without-heartbeat"])
+    celery_app.worker_main(
+        [
+            *quiet,
+            "worker",
+            "-P",
+            "threads",
+            "-c",
+            str(concurrency or settings.worker_concurrency),
+            "-Q",
+            settings.queue,
+            "--loglevel",
+            loglevel or settings.log_level,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )
 
 
 @serve.command("ui")
@@ -61,17 +77,37 @@ def serve_ui(host: str = "127.0.0.1", port: int = 8501) -> None:
     # finer limit the API reports (vireo/ui/upload_limit.py)
     upload_mb = -(-_settings().max_body_bytes // 2**20)
     # exec, not a child process: SIGTERM (docker stop, a test's teardown) must reach Streamlit itself
-    os.execv(sys.executable, [sys.executable, "-m", "streamlit", "run", str(ui), "--server.port", str(port),
-                              "--server.address", host, "--server.headless", "true",
-                              "--server.maxUploadSize", str(upload_mb), "--browser.gatherUsageStats", "false"])
+    os.execv(
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ui),
+            "--server.port",
+            str(port),
+            "--server.address",
+            host,
+            "--server.headless",
+            "true",
+            "--server.maxUploadSize",
+            str(upload_mb),
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+    )
 
 
 @serve.command("sandbox")
-def serve_sandbox(socket: Path = typer.Option(..., help="The Unix socket to listen on (a volume shared with "
-                                                      "the worker)."),
-                  isolation: str = typer.Option("auto", help="auto: bubblewrap where it works, else rlimits "
-                                                             "inside this (locked-down) container; bwrap; rlimits."),
-                  concurrency: int = typer.Option(4, min=1, help="Programs run at once.")) -> None:
+def serve_sandbox(
+    socket: Path = typer.Option(..., help="The Unix socket to listen on (a volume shared with the worker)."),
+    isolation: str = typer.Option(
+        "auto",
+        help="auto: bubblewrap where it works, else rlimits inside this (locked-down) container; bwrap; rlimits.",
+    ),
+    concurrency: int = typer.Option(4, min=1, help="Programs run at once."),
+) -> None:
     """The code sandbox service: runs programs for workers with VIREO_SANDBOX=remote."""
     import asyncio
 
@@ -99,8 +135,9 @@ def worker_health() -> None:
     settings, host = _settings(), socket.gethostname()
 
     async def beating() -> list:
-        client = aioredis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=3,
-                                  socket_timeout=3)
+        client = aioredis.from_url(
+            settings.redis_url, decode_responses=True, socket_connect_timeout=3, socket_timeout=3
+        )
         try:
             return await live_workers(client)
         finally:
@@ -112,8 +149,11 @@ def worker_health() -> None:
         typer.echo(f"unhealthy: Redis at {settings.redis_url} does not answer ({exc})", err=True)
         raise typer.Exit(1)
     if not any(w.host == host and w.queue == settings.queue for w in workers):
-        typer.echo(f"unhealthy: no worker on host {host} beats on queue {settings.queue} (still loading its "
-                   f"model, hung, or stopped; {len(workers)} live elsewhere)", err=True)
+        typer.echo(
+            f"unhealthy: no worker on host {host} beats on queue {settings.queue} (still loading its "
+            f"model, hung, or stopped; {len(workers)} live elsewhere)",
+            err=True,
+        )
         raise typer.Exit(1)
     typer.echo("ok")
 
@@ -134,8 +174,10 @@ def models_list() -> None:
     registry = ModelRegistry(_settings().home)
     for name in registry.known():
         info = registry.info(name)
-        typer.echo(f"{name:22} installed={info['installed']!s:5} converted={info['converted']!s:5} "
-                   f"{info.get('description', '')}")
+        typer.echo(
+            f"{name:22} installed={info['installed']!s:5} converted={info['converted']!s:5} "
+            f"{info.get('description', '')}"
+        )
     for local in registry.converted_local():
         typer.echo(f"{local['name']:22} converted=True  from {local.get('gguf', '?')}")
 
@@ -156,14 +198,18 @@ def models_info(name: str = typer.Argument(..., help="A registry name, a .gguf f
 
 
 @app.command("quantize")
-def quantize(model: str = typer.Argument("smollm2-135m", help="A registry name, .gguf file or model folder."),
-             method: str = "gptq", bits: int = 4, group_size: int = 128, out: Optional[Path] = None) -> None:
+def quantize(
+    model: str = typer.Argument("smollm2-135m", help="A registry name, .gguf file or model folder."),
+    method: str = "gptq",
+    bits: int = 4,
+    group_size: int = 128,
+    out: Optional[Path] = None,
+) -> None:
     """Write an int8/int4 checkpoint (RTN, AWQ or GPTQ) that the native engine and vLLM both load."""
     from vireo.inference.quant.quantize import main as quantize_main
 
     out = out or _settings().home / "models" / f"{Path(model).name}-{method}-w{bits}g{group_size}"
-    quantize_main([model, "--method", method, "--bits", str(bits), "--group-size", str(group_size),
-                   "--out", str(out)])
+    quantize_main([model, "--method", method, "--bits", str(bits), "--group-size", str(group_size), "--out", str(out)])
 
 
 def run_cli(cli: typer.Typer) -> None:

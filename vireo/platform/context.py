@@ -73,8 +73,9 @@ class JobContext(AppContext):
     def emit(self, text: str, index: int = 0) -> None:
         self._queue.put_nowait(("event", ("token", {"text": text} | ({"index": index} if index else {}))))
 
-    def emit_tool_call(self, index: int, call: int, *, id: str | None = None, name: str | None = None,
-                       arguments: str = "") -> None:
+    def emit_tool_call(
+        self, index: int, call: int, *, id: str | None = None, name: str | None = None, arguments: str = ""
+    ) -> None:
         piece = {"id": id, "name": name} if name is not None else {"arguments": arguments}
         self._queue.put_nowait(("event", ("tool_call", {"index": index, "call": call} | piece)))
 
@@ -96,5 +97,6 @@ class JobContext(AppContext):
             raise AppInputError(f"job {job_id} not found for this tenant")
         if record["status"] != "succeeded":
             raise AppInputError(f"job {job_id} is {record['status']}; only succeeded jobs can be read")
-        return FinishedJob(id=job_id, app=record["app"], input=json.loads(record["input"]),
-                           result=json.loads(record["result"]))
+        return FinishedJob(
+            id=job_id, app=record["app"], input=json.loads(record["input"]), result=json.loads(record["result"])
+        )

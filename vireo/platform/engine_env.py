@@ -33,8 +33,11 @@ class _EngineVariables:
     def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:
         if field_name != ENGINE_FIELD:
             return super().prepare_field_value(field_name, field, value, value_is_complex)  # type: ignore[misc]
-        flat = {name: self.env_vars[variable] for name, variable in engine_variable_names().items()
-                if self.env_vars.get(variable) not in (None, "")}
+        flat = {
+            name: self.env_vars[variable]
+            for name, variable in engine_variable_names().items()
+            if self.env_vars.get(variable) not in (None, "")
+        }
         nested = self.explode_env_vars(field_name, field, self.env_vars)  # type: ignore[attr-defined]
         return {**flat, **nested} or None
 
@@ -50,6 +53,9 @@ class EngineDotEnvSource(_EngineVariables, DotEnvSettingsSource):
 def with_engine_variables(settings_cls, dotenv_settings: DotEnvSettingsSource) -> tuple:
     """The environment and `.env` sources of `settings_cls`, reading the engine as above (the `.env`
     file the caller chose, e.g. `Settings(_env_file=...)`, kept)."""
-    return (EngineEnvSource(settings_cls),
-            EngineDotEnvSource(settings_cls, env_file=dotenv_settings.env_file,
-                               env_file_encoding=dotenv_settings.env_file_encoding))
+    return (
+        EngineEnvSource(settings_cls),
+        EngineDotEnvSource(
+            settings_cls, env_file=dotenv_settings.env_file, env_file_encoding=dotenv_settings.env_file_encoding
+        ),
+    )

@@ -40,8 +40,15 @@ class FileStore:
         file_id = f"file-{uuid.uuid4().hex}"
         path = self._path(tenant, file_id)
         await asyncio.to_thread(_write, path, content)
-        record = {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
-                  "filename": filename, "purpose": purpose, "tenant": tenant}
+        record = {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(content),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+            "tenant": tenant,
+        }
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(file_key(file_id), mapping=record)
             pipe.zadd(tenant_files_key(tenant), {file_id: time.time()})
@@ -63,12 +70,13 @@ class FileStore:
         except FileNotFoundError:
             return None
 
-    async def list(self, tenant: str, purpose: str | None = None, limit: int = 10_000,
-                   after: str | None = None) -> list[dict[str, Any]]:
+    async def list(
+        self, tenant: str, purpose: str | None = None, limit: int = 10_000, after: str | None = None
+    ) -> list[dict[str, Any]]:
         """The tenant's files, newest first, starting after the file id `after` (a cursor)."""
         ids = await self.redis.zrevrange(tenant_files_key(tenant), 0, -1)
         if after in ids:
-            ids = ids[ids.index(after) + 1:]
+            ids = ids[ids.index(after) + 1 :]
         files = []
         for file_id in ids:
             found = await self.get(tenant, file_id)
@@ -97,5 +105,13 @@ def _write(path: Path, content: bytes) -> None:
 
 
 def _public(raw: dict) -> dict[str, Any]:
-    return {"id": raw["id"], "object": "file", "bytes": int(raw["bytes"]), "created_at": int(raw["created_at"]),
-            "filename": raw["filename"], "purpose": raw["purpose"], "status": "processed", "expires_at": None}
+    return {
+        "id": raw["id"],
+        "object": "file",
+        "bytes": int(raw["bytes"]),
+        "created_at": int(raw["created_at"]),
+        "filename": raw["filename"],
+        "purpose": raw["purpose"],
+        "status": "processed",
+        "expires_at": None,
+    }

@@ -45,8 +45,15 @@ async def live_workers(redis) -> list[LiveWorker]:
     for worker_id, raw in zip(ids, beats):
         if raw is not None:
             beat = json.loads(raw)
-            workers.append(LiveWorker(worker_id, beat.get("host", ""), beat.get("queue", ""), beat.get("model", ""),
-                                      len(beat.get("jobs") or {})))
+            workers.append(
+                LiveWorker(
+                    worker_id,
+                    beat.get("host", ""),
+                    beat.get("queue", ""),
+                    beat.get("model", ""),
+                    len(beat.get("jobs") or {}),
+                )
+            )
     return workers
 
 
@@ -68,10 +75,14 @@ async def read_families(redis, queue: str, model: str) -> list[Metric]:
     every queue a live worker serves), and the queued and running job records."""
     workers = await live_workers(redis)
     served = {(queue, model)} | {(w.queue, w.model) for w in workers}
-    live = GaugeMetricFamily("vireo_workers_live", "Workers whose heartbeat is current, by queue and model",
-                             labels=["queue", "model"])
-    backlog = GaugeMetricFamily("vireo_queue_messages", "Job messages waiting in the broker (Celery's Redis "
-                                "lists), by queue and the model its workers serve", labels=["queue", "model"])
+    live = GaugeMetricFamily(
+        "vireo_workers_live", "Workers whose heartbeat is current, by queue and model", labels=["queue", "model"]
+    )
+    backlog = GaugeMetricFamily(
+        "vireo_queue_messages",
+        "Job messages waiting in the broker (Celery's Redis lists), by queue and the model its workers serve",
+        labels=["queue", "model"],
+    )
     for q, m in sorted(served):
         live.add_metric([q, m], sum(1 for w in workers if (w.queue, w.model) == (q, m)))
         backlog.add_metric([q, m], await broker_backlog(redis, q))
@@ -82,7 +93,15 @@ async def read_families(redis, queue: str, model: str) -> list[Metric]:
         pipe.zcard(QUEUED_KEY)
         pipe.scard(RUNNING_KEY)
         queued, running = await pipe.execute()
-    return [live, backlog, held,
-            GaugeMetricFamily("vireo_jobs_queued", "Job records waiting for a worker (status queued; a job "
-                              "cancelled while queued leaves within one reaper sweep)", value=queued),
-            GaugeMetricFamily("vireo_jobs_running", "Job records running on a worker", value=running)]
+    return [
+        live,
+        backlog,
+        held,
+        GaugeMetricFamily(
+            "vireo_jobs_queued",
+            "Job records waiting for a worker (status queued; a job "
+            "cancelled while queued leaves within one reaper sweep)",
+            value=queued,
+        ),
+        GaugeMetricFamily("vireo_jobs_running", "Job records running on a worker", value=running),
+    ]

@@ -27,9 +27,17 @@ class Heartbeat:
     """Beats from a thread of its own: a long synchronous step on the engine's event loop must not make
     a live worker look dead (its jobs would be re-run elsewhere)."""
 
-    def __init__(self, redis_url: str, worker_id: str, every_s: float, ttl_s: float,
-                 held_jobs: Callable[[], dict[str, int]], queue: str, alive: Callable[[], bool] = lambda: True,
-                 model: str = ""):
+    def __init__(
+        self,
+        redis_url: str,
+        worker_id: str,
+        every_s: float,
+        ttl_s: float,
+        held_jobs: Callable[[], dict[str, int]],
+        queue: str,
+        alive: Callable[[], bool] = lambda: True,
+        model: str = "",
+    ):
         self.worker_id = worker_id
         self.every_s = every_s
         self.ttl_ms = int(ttl_s * 1000)
@@ -48,8 +56,11 @@ class Heartbeat:
     def beat(self) -> None:
         if not self.alive():
             if not self._failing:
-                log.error("worker %s is hung (its engine loop stopped turning); it stops announcing itself so "
-                          "its jobs are re-run elsewhere", self.worker_id)
+                log.error(
+                    "worker %s is hung (its engine loop stopped turning); it stops announcing itself so "
+                    "its jobs are re-run elsewhere",
+                    self.worker_id,
+                )
             self._failing = True
             return
         at = time.time()  # read before the jobs: a job claimed before `at` is in the list (the reaper relies on it)
@@ -61,8 +72,9 @@ class Heartbeat:
                 pipe.execute()
         except redis.RedisError as exc:
             if not self._failing:
-                log.warning("heartbeat of worker %s failed (%s); retrying every %.1fs", self.worker_id, exc,
-                            self.every_s)
+                log.warning(
+                    "heartbeat of worker %s failed (%s); retrying every %.1fs", self.worker_id, exc, self.every_s
+                )
             self._failing = True
             return
         if self._failing:

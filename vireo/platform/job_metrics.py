@@ -39,19 +39,33 @@ class HistogramSpec:
         return next((_le(b) for b in self.buckets if value <= b), "+Inf")
 
 
-HISTOGRAMS = {spec.name: spec for spec in (
-    HistogramSpec("vireo_job_queue_wait_seconds", "From submit to the start of the attempt that ended the job",
-                  (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)),
-    HistogramSpec("vireo_job_ttft_seconds", "Time to first token: from the attempt's start on a worker to its "
-                  "first generated token (succeeded jobs that generated)",
-                  (0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)),
-    HistogramSpec("vireo_job_time_per_output_token_seconds", "Mean time between output tokens after the first, "
-                  "per job (the inter-token latency a reader sees; succeeded jobs with 2+ tokens)",
-                  (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2)),
-    HistogramSpec("vireo_job_duration_seconds", "From the attempt's start on a worker to the job's end "
-                  "(succeeded jobs)",
-                  (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)),
-)}
+HISTOGRAMS = {
+    spec.name: spec
+    for spec in (
+        HistogramSpec(
+            "vireo_job_queue_wait_seconds",
+            "From submit to the start of the attempt that ended the job",
+            (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+        ),
+        HistogramSpec(
+            "vireo_job_ttft_seconds",
+            "Time to first token: from the attempt's start on a worker to its "
+            "first generated token (succeeded jobs that generated)",
+            (0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+        ),
+        HistogramSpec(
+            "vireo_job_time_per_output_token_seconds",
+            "Mean time between output tokens after the first, "
+            "per job (the inter-token latency a reader sees; succeeded jobs with 2+ tokens)",
+            (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2),
+        ),
+        HistogramSpec(
+            "vireo_job_duration_seconds",
+            "From the attempt's start on a worker to the job's end (succeeded jobs)",
+            (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+        ),
+    )
+}
 
 
 def _le(bound: float) -> str:
@@ -80,8 +94,11 @@ async def read_families(redis) -> list[Metric]:
         for spec in HISTOGRAMS.values():
             pipe.hgetall(spec.key)
         finished, *histograms = await pipe.execute()
-    counter = CounterMetricFamily("vireo_jobs_finished", "Jobs that ended, by model, app and final status "
-                                  "(succeeded, failed, cancelled)", labels=["model", "app", "status"])
+    counter = CounterMetricFamily(
+        "vireo_jobs_finished",
+        "Jobs that ended, by model, app and final status (succeeded, failed, cancelled)",
+        labels=["model", "app", "status"],
+    )
     for field, count in sorted(finished.items()):
         counter.add_metric(json.loads(field), float(count))
     return [counter, *(_histogram(spec, raw) for spec, raw in zip(HISTOGRAMS.values(), histograms))]

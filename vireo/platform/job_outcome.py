@@ -26,8 +26,8 @@ class JobOutcome:
     status: str
     attempt: int
     queue_wait_s: float | None  # submit → start of the attempt that ended the job
-    duration_s: float | None    # start of that attempt → end
-    ttft_s: float | None        # start of that attempt → first token
+    duration_s: float | None  # start of that attempt → end
+    ttft_s: float | None  # start of that attempt → first token
     time_per_output_token_s: float | None
     prompt_tokens: int
     completion_tokens: int
@@ -35,9 +35,11 @@ class JobOutcome:
     worker: str | None = None
 
     @classmethod
-    def from_record(cls, record: dict, model: str, status: str | None = None, error: str | None = None,
-                    now: float | None = None) -> JobOutcome:
+    def from_record(
+        cls, record: dict, model: str, status: str | None = None, error: str | None = None, now: float | None = None
+    ) -> JobOutcome:
         """From a job hash (as `store.get` returns it) that has ended, or is ending now as `status`."""
+
         def at(name: str) -> float | None:
             return float(record[name]) if record.get(name) not in (None, "") else None
 
@@ -45,22 +47,33 @@ class JobOutcome:
         finished = finished or now or time.time()
         completion = int(record.get("completion_tokens") or 0)
         return cls(
-            job_id=record["id"], app=record.get("app", ""), tenant=record.get("tenant", ""), model=model,
-            status=status or record["status"], attempt=int(record.get("attempt") or 1),
-            queue_wait_s=_span(queued, started), duration_s=_span(started, finished),
+            job_id=record["id"],
+            app=record.get("app", ""),
+            tenant=record.get("tenant", ""),
+            model=model,
+            status=status or record["status"],
+            attempt=int(record.get("attempt") or 1),
+            queue_wait_s=_span(queued, started),
+            duration_s=_span(started, finished),
             ttft_s=_span(started, first),
-            time_per_output_token_s=(_span(first, finished) or 0) / (completion - 1) if first and completion > 1
+            time_per_output_token_s=(_span(first, finished) or 0) / (completion - 1)
+            if first and completion > 1
             else None,
-            prompt_tokens=int(record.get("prompt_tokens") or 0), completion_tokens=completion,
-            error=error if error is not None else (record.get("error") or None), worker=record.get("worker") or None)
+            prompt_tokens=int(record.get("prompt_tokens") or 0),
+            completion_tokens=completion,
+            error=error if error is not None else (record.get("error") or None),
+            worker=record.get("worker") or None,
+        )
 
     def observations(self) -> dict[str, float | None]:
         """Histogram values: queue wait for every job that started; the rest for succeeded jobs."""
         done = self.status == "succeeded"
-        return {"vireo_job_queue_wait_seconds": self.queue_wait_s,
-                "vireo_job_ttft_seconds": self.ttft_s if done else None,
-                "vireo_job_time_per_output_token_seconds": self.time_per_output_token_s if done else None,
-                "vireo_job_duration_seconds": self.duration_s if done else None}
+        return {
+            "vireo_job_queue_wait_seconds": self.queue_wait_s,
+            "vireo_job_ttft_seconds": self.ttft_s if done else None,
+            "vireo_job_time_per_output_token_seconds": self.time_per_output_token_s if done else None,
+            "vireo_job_duration_seconds": self.duration_s if done else None,
+        }
 
 
 def _span(start: float | None, end: float | None) -> float | None:

@@ -50,13 +50,16 @@ class JobService:
             raise UnknownApp(str(exc)) from exc
         if (bad := unrepresentable_number(input)) is not None:
             path, why = bad
-            raise InvalidInput([
-                {"loc": ["body", "input", *path], "msg": f"Value {why}", "type": "number_range"}])
+            raise InvalidInput([{"loc": ["body", "input", *path], "msg": f"Value {why}", "type": "number_range"}])
         try:
             parsed = app.Input.model_validate(input)
         except ValidationError as exc:
-            raise InvalidInput([{"loc": ["body", "input", *e["loc"]], "msg": e["msg"], "type": e["type"]}
-                                for e in exc.errors(include_url=False, include_context=False)]) from exc
+            raise InvalidInput(
+                [
+                    {"loc": ["body", "input", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                    for e in exc.errors(include_url=False, include_context=False)
+                ]
+            ) from exc
         try:
             await self.limits.check(app, parsed)
         except AppInputError as exc:
@@ -82,8 +85,13 @@ class JobService:
     async def _fail_unqueued(self, job_id: str) -> None:
         """A job stored but never queued must not wait forever as `queued` (best effort: Redis may be down)."""
         try:
-            if await self.store.transition(job_id, ("queued",), "failed", finished_at=time.time(),
-                                           error="the job queue (Redis) was unreachable; submit the job again"):
+            if await self.store.transition(
+                job_id,
+                ("queued",),
+                "failed",
+                finished_at=time.time(),
+                error="the job queue (Redis) was unreachable; submit the job again",
+            ):
                 await self.store.emit(job_id, "end", {"status": "failed"})
                 await report_from_store(self.store, job_id, self.settings.model, {"id": job_id}, "failed")
         except RedisError:

@@ -81,9 +81,15 @@ def _optional_int(raw: str | None) -> int | None:
 
 
 def _record_from(raw: dict[str, str]) -> KeyRecord:
-    return KeyRecord(id=raw["id"], tenant=raw["tenant"], role=raw["role"], name=raw.get("name", ""),
-                     created_at=float(raw["created_at"]), revoked=raw.get("revoked") == "1",
-                     limits=KeyLimits(**{f: _optional_int(raw.get(f)) for f in _LIMIT_FIELDS}))
+    return KeyRecord(
+        id=raw["id"],
+        tenant=raw["tenant"],
+        role=raw["role"],
+        name=raw.get("name", ""),
+        created_at=float(raw["created_at"]),
+        revoked=raw.get("revoked") == "1",
+        limits=KeyLimits(**{f: _optional_int(raw.get(f)) for f in _LIMIT_FIELDS}),
+    )
 
 
 class KeyStore:
@@ -99,12 +105,15 @@ class KeyStore:
     async def close(self) -> None:
         await self.redis.aclose()
 
-    async def create(self, tenant: str, role: str = "user", name: str = "",
-                     limits: KeyLimits = KeyLimits()) -> tuple[str, KeyRecord]:
+    async def create(
+        self, tenant: str, role: str = "user", name: str = "", limits: KeyLimits = KeyLimits()
+    ) -> tuple[str, KeyRecord]:
         """A new key; the raw token is returned here and nowhere else, ever."""
         if not TENANT_PATTERN.match(tenant):
-            raise InvalidKeySpec(f"tenant {tenant!r} is not valid: 1-64 letters, digits, '.', '-' or '_', "
-                                 "starting with a letter or digit")
+            raise InvalidKeySpec(
+                f"tenant {tenant!r} is not valid: 1-64 letters, digits, '.', '-' or '_', "
+                "starting with a letter or digit"
+            )
         if role not in ROLES:
             raise InvalidKeySpec(f"role {role!r} is not valid: choose 'admin' or 'user'")
         for limit_name in _LIMIT_FIELDS:
@@ -113,11 +122,19 @@ class KeyStore:
                 raise InvalidKeySpec(f"{limit_name} must be 0 (unlimited) or more, not {value}")
         key_id = secrets.token_hex(6)
         token = f"{PREFIX}{key_id}_{''.join(secrets.choice(_ALPHABET) for _ in range(_SECRET_LENGTH))}"
-        record = KeyRecord(id=key_id, tenant=tenant, role=role, name=name[:100], created_at=time.time(),
-                           revoked=False, limits=limits)
-        fields = {"id": key_id, "hash": digest(token), "tenant": tenant, "role": role, "name": record.name,
-                  "created_at": record.created_at, "revoked": 0,
-                  **{f: "" if getattr(limits, f) is None else getattr(limits, f) for f in _LIMIT_FIELDS}}
+        record = KeyRecord(
+            id=key_id, tenant=tenant, role=role, name=name[:100], created_at=time.time(), revoked=False, limits=limits
+        )
+        fields = {
+            "id": key_id,
+            "hash": digest(token),
+            "tenant": tenant,
+            "role": role,
+            "name": record.name,
+            "created_at": record.created_at,
+            "revoked": 0,
+            **{f: "" if getattr(limits, f) is None else getattr(limits, f) for f in _LIMIT_FIELDS},
+        }
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(record_key(key_id), mapping=fields)
             pipe.zadd(KEYS_INDEX, {key_id: record.created_at})
@@ -170,8 +187,10 @@ class KeyRing:
     def from_settings(cls, store: KeyStore, settings, cache_s: float = 2.0) -> "KeyRing":
         """`VIREO_API_KEY` is the bootstrap admin (tenant "default"); `VIREO_API_KEYS` are user keys."""
         extra = [(key, tenant) for key, tenant in settings.tenants_by_key().items() if key != settings.api_key]
-        keys = {key: Principal(tenant=tenant, role="user", key_id=f"settings-{i}")
-                for i, (key, tenant) in enumerate(extra, start=1)}
+        keys = {
+            key: Principal(tenant=tenant, role="user", key_id=f"settings-{i}")
+            for i, (key, tenant) in enumerate(extra, start=1)
+        }
         keys[settings.api_key] = Principal(tenant="default", role="admin", key_id="settings-admin")
         return cls(store, keys, cache_s)
 

@@ -35,23 +35,27 @@ def _with_store(operation):
 
 
 @keys.command("create")
-def create(tenant: str = typer.Option(..., help="Whose jobs and collections the key sees."),
-           admin: bool = typer.Option(False, "--admin", help="May manage keys and read /metrics."),
-           name: str = typer.Option("", help="A note: who or what uses the key."),
-           rpm: Optional[int] = typer.Option(None, help="Requests per minute "
-                                                         "(default VIREO_RATE_LIMIT_RPM; 0 = no limit)."),
-           concurrent: Optional[int] = typer.Option(None, help="Queued + running jobs of the tenant "
-                                                               "(default VIREO_MAX_CONCURRENT_JOBS; 0 = no limit)."),
-           tokens_per_day: Optional[int] = typer.Option(
-               None, help="Tokens per UTC day for the tenant (default VIREO_TOKENS_PER_DAY; 0 = no limit).")) -> None:
+def create(
+    tenant: str = typer.Option(..., help="Whose jobs and collections the key sees."),
+    admin: bool = typer.Option(False, "--admin", help="May manage keys and read /metrics."),
+    name: str = typer.Option("", help="A note: who or what uses the key."),
+    rpm: Optional[int] = typer.Option(None, help="Requests per minute (default VIREO_RATE_LIMIT_RPM; 0 = no limit)."),
+    concurrent: Optional[int] = typer.Option(
+        None, help="Queued + running jobs of the tenant (default VIREO_MAX_CONCURRENT_JOBS; 0 = no limit)."
+    ),
+    tokens_per_day: Optional[int] = typer.Option(
+        None, help="Tokens per UTC day for the tenant (default VIREO_TOKENS_PER_DAY; 0 = no limit)."
+    ),
+) -> None:
     """Create a key and print it once (only its hash is stored)."""
     limits = KeyLimits(rpm=rpm, concurrent=concurrent, tokens_per_day=tokens_per_day)
     try:
         token, record = _with_store(lambda store: store.create(tenant, "admin" if admin else "user", name, limits))
     except InvalidKeySpec as exc:
         raise typer.BadParameter(str(exc)) from None
-    typer.echo(f"created {record.role} key {record.id} for tenant {record.tenant}; it is shown once, "
-               "store it now:", err=True)
+    typer.echo(
+        f"created {record.role} key {record.id} for tenant {record.tenant}; it is shown once, store it now:", err=True
+    )
     typer.echo(token)
 
 
@@ -59,13 +63,17 @@ def create(tenant: str = typer.Option(..., help="Whose jobs and collections the 
 def list_keys() -> None:
     """Every key made with `vireo keys create` or the admin API (never the keys themselves)."""
     records = _with_store(lambda store: store.list())
-    typer.echo(f"{'ID':12}  {'TENANT':16} {'ROLE':5} {'CREATED (UTC)':16}  {'STATE':7} {'RPM':>6} {'JOBS':>5} "
-               f"{'TOKENS/DAY':>10}  NAME")
+    typer.echo(
+        f"{'ID':12}  {'TENANT':16} {'ROLE':5} {'CREATED (UTC)':16}  {'STATE':7} {'RPM':>6} {'JOBS':>5} "
+        f"{'TOKENS/DAY':>10}  NAME"
+    )
     for r in records:
         created = datetime.datetime.fromtimestamp(r.created_at, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
-        typer.echo(f"{r.id:12}  {r.tenant:16} {r.role:5} {created:16}  {'revoked' if r.revoked else 'active':7} "
-                   f"{_shown(r.limits.rpm):>6} {_shown(r.limits.concurrent):>5} "
-                   f"{_shown(r.limits.tokens_per_day):>10}  {r.name}")
+        typer.echo(
+            f"{r.id:12}  {r.tenant:16} {r.role:5} {created:16}  {'revoked' if r.revoked else 'active':7} "
+            f"{_shown(r.limits.rpm):>6} {_shown(r.limits.concurrent):>5} "
+            f"{_shown(r.limits.tokens_per_day):>10}  {r.name}"
+        )
 
 
 def _shown(limit: int | None) -> str:

@@ -44,9 +44,25 @@ def redis_keeps(url: str) -> str:
 
 def embedded_redis_command(binary: str, port: int, data_dir: Path) -> list[str]:
     """redis-server on 127.0.0.1 appending every write to its AOF in `data_dir`, fsynced every second."""
-    return [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
-            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-            "--pidfile", str(data_dir / "redis.pid"), "--logfile", str(data_dir / "redis.log")]
+    return [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--pidfile",
+        str(data_dir / "redis.pid"),
+        "--logfile",
+        str(data_dir / "redis.log"),
+    ]
 
 
 def _lock_data_dir(data_dir: Path) -> int:
@@ -56,26 +72,35 @@ def _lock_data_dir(data_dir: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        sys.exit(f"another redis-server already uses {data_dir} (its pid is in {data_dir / 'redis.pid'}): "
-                 "stop it, or point REDIS_URL at it")
+        sys.exit(
+            f"another redis-server already uses {data_dir} (its pid is in {data_dir / 'redis.pid'}): "
+            "stop it, or point REDIS_URL at it"
+        )
     return fd
 
 
-def start_embedded_redis(data_dir: Path, port: int | None = None,
-                         timeout_s: float = 120) -> tuple[str, subprocess.Popen]:
+def start_embedded_redis(
+    data_dir: Path, port: int | None = None, timeout_s: float = 120
+) -> tuple[str, subprocess.Popen]:
     """A private redis-server whose data survives restarts: AOF in `data_dir` (readable by this user only)."""
     binary = shutil.which("redis-server")
     if binary is None:
-        sys.exit("no usable Redis on 127.0.0.1:6379 and redis-server is not installed: "
-                 "install it (apt-get install redis-server) or set REDIS_URL")
+        sys.exit(
+            "no usable Redis on 127.0.0.1:6379 and redis-server is not installed: "
+            "install it (apt-get install redis-server) or set REDIS_URL"
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)  # the AOF holds every tenant's jobs
     lock = _lock_data_dir(data_dir)
     port = port or free_port()
     try:
         # its own session: Ctrl-C reaches the API and worker, and Redis stays up while the worker drains
-        proc = subprocess.Popen(embedded_redis_command(binary, port, data_dir), stdout=subprocess.DEVNULL,
-                                pass_fds=(lock,), start_new_session=True)
+        proc = subprocess.Popen(
+            embedded_redis_command(binary, port, data_dir),
+            stdout=subprocess.DEVNULL,
+            pass_fds=(lock,),
+            start_new_session=True,
+        )
     finally:
         os.close(lock)  # redis-server holds its inherited copy of the lock for as long as it runs
     url = f"redis://127.0.0.1:{port}/0"
@@ -101,7 +126,7 @@ def port_is_free(port: int) -> bool:
 class RedisChoice:
     url: str
     proc: subprocess.Popen | None  # the redis-server make run started, if it started one
-    notes: list[str]               # what the banner must say about durability
+    notes: list[str]  # what the banner must say about durability
 
 
 def choose_redis(settings: Settings, local_url: str = "redis://127.0.0.1:6379/0") -> RedisChoice:
@@ -118,12 +143,17 @@ def choose_redis(settings: Settings, local_url: str = "redis://127.0.0.1:6379/0"
         if redis_keeps(local_url) != "nothing":
             return RedisChoice(local_url, None, durability_notes(local_url))
         url, proc = start_embedded_redis(data_dir)
-        return RedisChoice(url, proc, [
-            f"the Redis at {local_url} keeps nothing (no AOF, no snapshots), so it is not used: jobs "
-            f"would not survive its restart. Vireo started its own durable Redis (AOF in {data_dir}).",
-            f"for `vireo` commands (e.g. `vireo keys`) against this Redis: export REDIS_URL={url}",
-            f"to use {local_url} instead, make it durable (redis-cli CONFIG SET appendonly yes && "
-            "redis-cli CONFIG REWRITE, or appendonly yes in its redis.conf) or set REDIS_URL to it"])
+        return RedisChoice(
+            url,
+            proc,
+            [
+                f"the Redis at {local_url} keeps nothing (no AOF, no snapshots), so it is not used: jobs "
+                f"would not survive its restart. Vireo started its own durable Redis (AOF in {data_dir}).",
+                f"for `vireo` commands (e.g. `vireo keys`) against this Redis: export REDIS_URL={url}",
+                f"to use {local_url} instead, make it durable (redis-cli CONFIG SET appendonly yes && "
+                "redis-cli CONFIG REWRITE, or appendonly yes in its redis.conf) or set REDIS_URL to it",
+            ],
+        )
     port = urlparse(local_url).port or 6379
     url, proc = start_embedded_redis(data_dir, port if port_is_free(port) else None)
     return RedisChoice(url, proc, [])
@@ -131,18 +161,28 @@ def choose_redis(settings: Settings, local_url: str = "redis://127.0.0.1:6379/0"
 
 def durability_notes(url: str) -> list[str]:
     """Plain warnings for a Redis we were told to use that may lose jobs when it restarts."""
-    fix = (f"to fix it: redis-cli -u {url} CONFIG SET appendonly yes && redis-cli -u {url} CONFIG REWRITE "
-           "(or appendonly yes + appendfsync everysec in its redis.conf)")
+    fix = (
+        f"to fix it: redis-cli -u {url} CONFIG SET appendonly yes && redis-cli -u {url} CONFIG REWRITE "
+        "(or appendonly yes + appendfsync everysec in its redis.conf)"
+    )
     keeps = redis_keeps(url)
     if keeps == "nothing":
-        return [f"WARNING: the Redis at {url} keeps nothing (no AOF, no snapshots): queued and running "
-                "jobs will NOT survive a Redis restart.", fix]
+        return [
+            f"WARNING: the Redis at {url} keeps nothing (no AOF, no snapshots): queued and running "
+            "jobs will NOT survive a Redis restart.",
+            fix,
+        ]
     if keeps == "snapshots":
-        return [f"note: the Redis at {url} keeps snapshots only (no AOF): jobs since its last snapshot are "
-                "lost if it crashes.", fix]
+        return [
+            f"note: the Redis at {url} keeps snapshots only (no AOF): jobs since its last snapshot are "
+            "lost if it crashes.",
+            fix,
+        ]
     if keeps == "unknown":
-        return [f"note: could not check whether the Redis at {url} keeps its data (CONFIG GET refused); "
-                "jobs survive a Redis restart only if it runs with appendonly yes"]
+        return [
+            f"note: could not check whether the Redis at {url} keeps its data (CONFIG GET refused); "
+            "jobs survive a Redis restart only if it runs with appendonly yes"
+        ]
     return []
 
 
@@ -167,12 +207,15 @@ def run_all(settings: Settings) -> None:
     redis_choice = choose_redis(settings)
     signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     key = api_key(settings)
-    env = {**os.environ, "REDIS_URL": redis_choice.url, "VIREO_API_KEY": key,
-           "VIREO_API_URL": f"http://{settings.api_host}:{settings.api_port}"}
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_choice.url,
+        "VIREO_API_KEY": key,
+        "VIREO_API_URL": f"http://{settings.api_host}:{settings.api_port}",
+    }
     procs: list[subprocess.Popen] = []
     try:
-        api = start(vireo_command("serve", "api", "--host", settings.api_host, "--port", str(settings.api_port)),
-                    env)
+        api = start(vireo_command("serve", "api", "--host", settings.api_host, "--port", str(settings.api_port)), env)
         procs.append(api)
         procs.append(start(vireo_command("serve", "worker"), env))
         procs.append(start(vireo_command("serve", "ui", "--port", str(settings.ui_port)), env))
@@ -198,14 +241,16 @@ def _banner(settings: Settings, redis_choice: RedisChoice, key: str) -> str:
     notes = "".join(f"  ! {note}\n" for note in redis_choice.notes)
     served = served_model(settings)
     source = f" from {settings.model}" if served.configured != served.name else ""
-    return (f"\nVireo is running ({settings.engine.backend} engine, model {served.name}{source})\n"
-            f"  UI        http://127.0.0.1:{settings.ui_port}\n"
-            f"  API       {api}   (docs: {api}/docs)\n"
-            f"  Redis     {redis_choice.url}{kept}\n{notes}"
-            f"  API key   {key}\n"
-            f"  try:      curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
-            f"-d '{{\"app\":\"summarize\",\"input\":{{\"text\":\"...\"}}}}' {api}/v1/jobs\n"
-            "Press Ctrl-C to stop everything.\n")
+    return (
+        f"\nVireo is running ({settings.engine.backend} engine, model {served.name}{source})\n"
+        f"  UI        http://127.0.0.1:{settings.ui_port}\n"
+        f"  API       {api}   (docs: {api}/docs)\n"
+        f"  Redis     {redis_choice.url}{kept}\n{notes}"
+        f"  API key   {key}\n"
+        f"  try:      curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
+        f'-d \'{{"app":"summarize","input":{{"text":"..."}}}}\' {api}/v1/jobs\n'
+        "Press Ctrl-C to stop everything.\n"
+    )
 
 
 def _stop_like_ctrl_c(signum, frame) -> None:

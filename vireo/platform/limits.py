@@ -77,8 +77,7 @@ if limit > 0 then
 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 return {'ok', 0}
-""" % {"terminal": ", ".join(f"{s} = true" for s in TERMINAL), "job_prefix": job_key(""),
-       "stale": STALE_RESERVATION_S}
+""" % {"terminal": ", ".join(f"{s} = true" for s in TERMINAL), "job_prefix": job_key(""), "stale": STALE_RESERVATION_S}
 
 
 class LimitExceeded(Exception):
@@ -101,8 +100,11 @@ class RateState:
         return max(0, self.limit - self.used)
 
     def headers(self) -> dict[str, str]:
-        return {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": str(self.remaining),
-                "X-RateLimit-Reset": str(self.reset_s)}
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_s),
+        }
 
 
 def seconds_to_utc_midnight(now: datetime.datetime | None = None) -> int:
@@ -116,15 +118,20 @@ class Limiter:
 
     def __init__(self, redis: aioredis.Redis, settings):
         self.redis = redis
-        self.defaults = KeyLimits(rpm=settings.rate_limit_rpm, concurrent=settings.max_concurrent_jobs,
-                                  tokens_per_day=settings.tokens_per_day)
+        self.defaults = KeyLimits(
+            rpm=settings.rate_limit_rpm, concurrent=settings.max_concurrent_jobs, tokens_per_day=settings.tokens_per_day
+        )
         self._window = redis.register_script(_SLIDING_WINDOW)
         self._admit = redis.register_script(_ADMIT)
 
     def effective(self, principal: Principal) -> KeyLimits:
         own = principal.limits
-        return KeyLimits(**{name: own_value if (own_value := getattr(own, name)) is not None
-                            else getattr(self.defaults, name) for name in ("rpm", "concurrent", "tokens_per_day")})
+        return KeyLimits(
+            **{
+                name: own_value if (own_value := getattr(own, name)) is not None else getattr(self.defaults, name)
+                for name in ("rpm", "concurrent", "tokens_per_day")
+            }
+        )
 
     def _source(self, principal: Principal, name: str, setting: str) -> str:
         return "this key's own limit" if getattr(principal.limits, name) is not None else setting
@@ -134,16 +141,20 @@ class Limiter:
         limit = self.effective(principal).rpm
         if not limit:
             return None
-        admitted, count, reset_ms = await self._window(keys=[rate_key(principal.key_id)],
-                                                        args=[limit, uuid.uuid4().hex])
+        admitted, count, reset_ms = await self._window(
+            keys=[rate_key(principal.key_id)], args=[limit, uuid.uuid4().hex]
+        )
         state = RateState(limit=limit, used=int(count), reset_s=max(1, math.ceil(int(reset_ms) / 1000)))
         if not admitted:
             raise LimitExceeded(
-                "rpm", principal.tenant,
+                "rpm",
+                principal.tenant,
                 f"key {principal.key_id} (tenant {principal.tenant}) has made {state.used} requests in the last "
                 f"minute; the limit is {limit} per minute "
                 f"({self._source(principal, 'rpm', 'VIREO_RATE_LIMIT_RPM')}). "
-                f"Retry in {state.reset_s} s.", state.reset_s)
+                f"Retry in {state.reset_s} s.",
+                state.reset_s,
+            )
         return state
 
     async def admit_job(self, principal: Principal, now: float) -> str:
@@ -153,21 +164,29 @@ class Limiter:
         if not limits.concurrent and not limits.tokens_per_day:
             return job_id
         tenant = principal.tenant
-        verdict, number = await self._admit(keys=[active_key(tenant), tokens_key(tenant, utc_day(now))],
-                                            args=[job_id, now, limits.concurrent, limits.tokens_per_day])
+        verdict, number = await self._admit(
+            keys=[active_key(tenant), tokens_key(tenant, utc_day(now))],
+            args=[job_id, now, limits.concurrent, limits.tokens_per_day],
+        )
         if verdict == "tokens":
             wait = seconds_to_utc_midnight()
             raise LimitExceeded(
-                "tokens", tenant,
+                "tokens",
+                tenant,
                 f"{tenant} has used {int(number):,} tokens today (UTC); the budget is {limits.tokens_per_day:,} "
                 f"tokens per day ({self._source(principal, 'tokens_per_day', 'VIREO_TOKENS_PER_DAY')}). "
-                f"It resets at 00:00 UTC, in {wait // 3600} h {wait % 3600 // 60} min.", wait)
+                f"It resets at 00:00 UTC, in {wait // 3600} h {wait % 3600 // 60} min.",
+                wait,
+            )
         if verdict == "concurrent":
             raise LimitExceeded(
-                "concurrent", tenant,
+                "concurrent",
+                tenant,
                 f"{tenant} has {int(number)} jobs queued or running; the limit is {limits.concurrent} "
                 f"({self._source(principal, 'concurrent', 'VIREO_MAX_CONCURRENT_JOBS')}). Wait for one to "
-                "finish or cancel one (DELETE /v1/jobs/{id}), then submit again.", CONCURRENCY_RETRY_S)
+                "finish or cancel one (DELETE /v1/jobs/{id}), then submit again.",
+                CONCURRENCY_RETRY_S,
+            )
         return job_id
 
     async def usage(self, principal: Principal, now: float) -> dict:
@@ -178,5 +197,10 @@ class Limiter:
             pipe.zcard(active_key(principal.tenant))
             pipe.get(tokens_key(principal.tenant, utc_day(now)))
             requests, active, tokens = await pipe.execute()
-        return {"limits": limits, "requests_last_minute": int(requests), "active_jobs": int(active),
-                "tokens_today": int(tokens or 0), "tokens_reset_s": seconds_to_utc_midnight()}
+        return {
+            "limits": limits,
+            "requests_last_minute": int(requests),
+            "active_jobs": int(active),
+            "tokens_today": int(tokens or 0),
+            "tokens_reset_s": seconds_to_utc_midnight(),
+        }

@@ -41,8 +41,13 @@ def _text(value) -> str:
 
 def formatter(log_format: str) -> logging.Formatter:
     if log_format == "json":
-        return JsonFormatter("{levelname}{name}{message}", style="{", timestamp="time",
-                             rename_fields={"levelname": "level", "name": "logger"}, json_ensure_ascii=False)
+        return JsonFormatter(
+            "{levelname}{name}{message}",
+            style="{",
+            timestamp="time",
+            rename_fields={"levelname": "level", "name": "logger"},
+            json_ensure_ascii=False,
+        )
     return TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 

@@ -8,8 +8,11 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 JOBS_SUBMITTED = Counter("vireo_jobs_submitted_total", "Jobs accepted by the API", ["app"])
-REQUESTS_LIMITED = Counter("vireo_requests_limited_total", "Requests refused with 429, by limit (rpm, "
-                           "concurrent, tokens) and tenant", ["limit", "tenant"])
+REQUESTS_LIMITED = Counter(
+    "vireo_requests_limited_total",
+    "Requests refused with 429, by limit (rpm, concurrent, tokens) and tenant",
+    ["limit", "tenant"],
+)
 ENGINE_GAUGES = {
     name: Gauge(f"vireo_engine_{name}", help_text)
     for name, help_text in {

@@ -37,8 +37,15 @@ def vireo_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "vireo.platform.cli", *args]
 
 
-def start(command: list[str], env: dict | None = None, log: Path | None = None, cwd: Path | None = None,
-          own_group: bool = False, quiet: bool = False, **popen) -> subprocess.Popen:
+def start(
+    command: list[str],
+    env: dict | None = None,
+    log: Path | None = None,
+    cwd: Path | None = None,
+    own_group: bool = False,
+    quiet: bool = False,
+    **popen,
+) -> subprocess.Popen:
     """Start `command`; its stdout and stderr go to `log` (appended), nowhere (`quiet`), or stay on ours.
 
     `own_group`: a session of its own, so `stop(..., group=True)` or a drill's `os.killpg` reaches its
@@ -47,9 +54,15 @@ def start(command: list[str], env: dict | None = None, log: Path | None = None, 
     log_file = open(log, "a") if log else None
     out = log_file if log_file is not None else (subprocess.DEVNULL if quiet else None)
     try:
-        return subprocess.Popen(command, env=env, cwd=cwd, stdout=out,
-                                stderr=subprocess.STDOUT if out is not None else None,
-                                start_new_session=own_group, **popen)
+        return subprocess.Popen(
+            command,
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT if out is not None else None,
+            start_new_session=own_group,
+            **popen,
+        )
     finally:
         if log_file is not None:
             log_file.close()  # the child holds its own copy
@@ -59,8 +72,14 @@ def log_tail(log: Path | None, chars: int = 3000) -> str:
     return log.read_text(errors="replace")[-chars:] if log and log.exists() else ""
 
 
-def wait_until(check: Callable[[], object], timeout: float, what: str, proc: subprocess.Popen | None = None,
-               log: Path | None = None, interval: float = 0.2) -> None:
+def wait_until(
+    check: Callable[[], object],
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen | None = None,
+    log: Path | None = None,
+    interval: float = 0.2,
+) -> None:
     """Poll `check` until it returns something true; an exception from it means "not yet".
 
     Raises NotHealthy when `proc` exits first or `timeout` seconds pass, with `log`'s tail.
@@ -85,14 +104,20 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def wait_http_ok(url: str, timeout: float, what: str, proc: subprocess.Popen | None = None,
-                 log: Path | None = None) -> None:
+def wait_http_ok(
+    url: str, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None
+) -> None:
     """Until `url` answers 200 (a /healthz)."""
     wait_until(lambda: http_ok(url), timeout, what, proc, log)
 
 
-def wait_worker_ready(redis_url: str, timeout: float, proc: subprocess.Popen | None = None,
-                      log: Path | None = None, what: str = "the worker") -> None:
+def wait_worker_ready(
+    redis_url: str,
+    timeout: float,
+    proc: subprocess.Popen | None = None,
+    log: Path | None = None,
+    what: str = "the worker",
+) -> None:
     """Until a worker has loaded its engine: it publishes the engine's stats in Redis once it has."""
     client = redis.Redis.from_url(redis_url, socket_connect_timeout=2)
     try:

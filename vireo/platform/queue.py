@@ -49,8 +49,9 @@ class TaskPublisher:
         message = amqp.create_task_message(job_id, RUN_JOB, [job_id, attempt], {}, ignore_result=True)
         for try_number in (1, 2):
             try:
-                amqp.send_task_message(self._get_producer(), RUN_JOB, message, queue=self.queue,
-                                       retry=False, declare=[], priority=priority)
+                amqp.send_task_message(
+                    self._get_producer(), RUN_JOB, message, queue=self.queue, retry=False, declare=[], priority=priority
+                )
                 return
             except Exception as exc:  # kombu raises its own errors, redis-py's and OSError alike
                 self.close()

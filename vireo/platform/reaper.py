@@ -59,8 +59,7 @@ class Reaper:
                     if await self._hold_lease():
                         await self.sweep()
                 except (RedisError, OSError, BrokerUnavailable) as exc:
-                    log.warning("reaper sweep failed (%s); trying again in %.1fs", exc,
-                                self.settings.reaper_interval_s)
+                    log.warning("reaper sweep failed (%s); trying again in %.1fs", exc, self.settings.reaper_interval_s)
                 except Exception:
                     log.exception("reaper sweep failed")
                 await asyncio.sleep(self.settings.reaper_interval_s)
@@ -82,8 +81,9 @@ class Reaper:
         outcomes: dict[str, int] = {}
         if not await self._redis_restarted_recently():
             for job, reason in await self.orphans():
-                outcome = await self.attempts.hand_back(job["id"], int(job["attempt"]), job["worker"], reason,
-                                                        self.settings.max_attempts)
+                outcome = await self.attempts.hand_back(
+                    job["id"], int(job["attempt"]), job["worker"], reason, self.settings.max_attempts
+                )
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
                 if outcome != "moved":
                     log.warning("job %s attempt %s: %s → %s", job["id"], job["attempt"], reason, outcome)
@@ -92,8 +92,9 @@ class Reaper:
         outcomes["published"] = await republish_handed_back(self.attempts, self.publisher)
         if time.monotonic() >= self._next_lost_check:
             self._next_lost_check = time.monotonic() + self.settings.redelivery_s
-            outcomes["lost_republished"] = await republish_lost(self.attempts, self.publisher,
-                                                                time.time() - self.settings.worker_ttl_s)
+            outcomes["lost_republished"] = await republish_lost(
+                self.attempts, self.publisher, time.time() - self.settings.worker_ttl_s
+            )
         return outcomes
 
     async def orphans(self) -> list[tuple[dict, str]]:
@@ -105,8 +106,9 @@ class Reaper:
         for job in jobs:
             beat = beats.get(job["worker"])
             if beat is None:
-                found.append((job, f"worker {job['worker'] or '?'} stopped (no heartbeat for "
-                                   f"{self.settings.worker_ttl_s:g}s)"))
+                found.append(
+                    (job, f"worker {job['worker'] or '?'} stopped (no heartbeat for {self.settings.worker_ttl_s:g}s)")
+                )
                 continue
             beat = json.loads(beat)
             if job["id"] not in beat["jobs"] and beat["at"] > float(job["started_at"] or 0):

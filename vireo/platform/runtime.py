@@ -62,9 +62,16 @@ class WorkerRuntime:
         self._held_lock = threading.Lock()
         self.loop_seen = time.monotonic()
         self.loop.call_soon_threadsafe(self._mark_loop_alive)
-        self.heartbeat = Heartbeat(settings.redis_url, self.worker_id, settings.worker_heartbeat_s,
-                                   settings.worker_ttl_s, self.held, settings.queue, alive=self.loop_answers,
-                                   model=settings.model)
+        self.heartbeat = Heartbeat(
+            settings.redis_url,
+            self.worker_id,
+            settings.worker_heartbeat_s,
+            settings.worker_ttl_s,
+            self.held,
+            settings.queue,
+            alive=self.loop_answers,
+            model=settings.model,
+        )
         self.heartbeat.start()
 
     def _mark_loop_alive(self) -> None:
@@ -90,8 +97,14 @@ class WorkerRuntime:
         engine = await asyncio.to_thread(create_engine, self.settings.engine)
         await engine.start()
         config = getattr(engine, "config", self.settings.engine)  # local engines hold it resolved for this machine
-        log.info("engine %s/%s ready on %s (%s) in %.1fs", engine.backend, engine.model_name, config.device,
-                 config.dtype, time.perf_counter() - started)
+        log.info(
+            "engine %s/%s ready on %s (%s) in %.1fs",
+            engine.backend,
+            engine.model_name,
+            config.device,
+            config.dtype,
+            time.perf_counter() - started,
+        )
         return engine
 
     async def _start_stats(self) -> None:
@@ -131,8 +144,17 @@ class WorkerRuntime:
 
     def run_claimed(self, job_id: str, attempt: int) -> str:
         """Run a claimed attempt to its end (from a Celery thread); returns the job's status."""
-        return self.call(run_attempt(self.engine, self.attempts, job_id, attempt, self.settings.cancel_poll_s,
-                                     self.settings.max_job_s, model=self.settings.model))
+        return self.call(
+            run_attempt(
+                self.engine,
+                self.attempts,
+                job_id,
+                attempt,
+                self.settings.cancel_poll_s,
+                self.settings.max_job_s,
+                model=self.settings.model,
+            )
+        )
 
     def drain(self, publisher: TaskPublisher) -> None:
         """On SIGTERM: claim nothing new, give running jobs `drain_timeout_s` to finish, then hand the
@@ -142,15 +164,19 @@ class WorkerRuntime:
         while self.held() and time.monotonic() < deadline:
             time.sleep(0.1)
         reason = f"worker {self.worker_id} shut down before the job finished"
-        handed = {job_id for job_id, attempt in self.held().items()
-                  if self.call(self.attempts.hand_back(job_id, attempt, self.worker_id, reason)) == "requeued"}
+        handed = {
+            job_id
+            for job_id, attempt in self.held().items()
+            if self.call(self.attempts.hand_back(job_id, attempt, self.worker_id, reason)) == "requeued"
+        }
         if handed:
             self.call(republish_handed_back(self.attempts, publisher, handed))
         log.warning("worker %s drained; %d running job(s) handed back", self.worker_id, len(handed))
 
 
-async def execute_job(engine: Engine, store: JobStore, job_id: str, attempt: int = 1, worker_id: str = "",
-                      cancel_poll_s: float = 0.1) -> str:
+async def execute_job(
+    engine: Engine, store: JobStore, job_id: str, attempt: int = 1, worker_id: str = "", cancel_poll_s: float = 0.1
+) -> str:
     """Claim and run one attempt of a job. A job that is finished, cancelled, running elsewhere or at
     another attempt is left alone, so a redelivered or stale message never runs a job twice."""
     attempts = Attempts(store)
@@ -160,8 +186,15 @@ async def execute_job(engine: Engine, store: JobStore, job_id: str, attempt: int
     return await run_attempt(engine, attempts, job_id, attempt, cancel_poll_s)
 
 
-async def run_attempt(engine: Engine, attempts: Attempts, job_id: str, attempt: int,
-                      cancel_poll_s: float = 0.1, max_job_s: float | None = None, model: str | None = None) -> str:
+async def run_attempt(
+    engine: Engine,
+    attempts: Attempts,
+    job_id: str,
+    attempt: int,
+    cancel_poll_s: float = 0.1,
+    max_job_s: float | None = None,
+    model: str | None = None,
+) -> str:
     """Run a claimed attempt's app and finish the job, unless the job was handed to a newer attempt; the
     end is logged and counted under `model` (VIREO_MODEL; default: the engine's)."""
     store = attempts.store
@@ -175,9 +208,17 @@ async def run_attempt(engine: Engine, attempts: Attempts, job_id: str, attempt: 
     except UnknownAppError as exc:  # an app this worker lacks: no other attempt would do better
         status, fields, event = "failed", {"error": str(exc)}, ("error", {"error": str(exc)})
     else:
-        ctx = JobContext(engine=engine, store=store, attempts=attempts, job_id=job_id, attempt=attempt,
-                         app_name=app.name, tenant=record["tenant"],
-                         options=json.loads(record.get("options") or "{}"), preferences=app.preferences)
+        ctx = JobContext(
+            engine=engine,
+            store=store,
+            attempts=attempts,
+            job_id=job_id,
+            attempt=attempt,
+            app_name=app.name,
+            tenant=record["tenant"],
+            options=json.loads(record.get("options") or "{}"),
+            preferences=app.preferences,
+        )
         ctx.start()
         status, fields, event = await _run_app(app, ctx, record, cancel_poll_s, max_job_s)
         await ctx.close()
@@ -189,8 +230,9 @@ async def run_attempt(engine: Engine, attempts: Attempts, job_id: str, attempt: 
     return (await store.get(job_id) or {}).get("status", "missing")
 
 
-async def _run_app(app, ctx: JobContext, record: dict, cancel_poll_s: float,
-                   max_job_s: float | None = None) -> tuple[str, dict[str, Any], tuple]:
+async def _run_app(
+    app, ctx: JobContext, record: dict, cancel_poll_s: float, max_job_s: float | None = None
+) -> tuple[str, dict[str, Any], tuple]:
     task = asyncio.create_task(app.run(ctx, app.Input.model_validate_json(record["input"])))
     watcher = asyncio.create_task(_watch(ctx, task, cancel_poll_s, max_job_s))
     try:
@@ -199,8 +241,10 @@ async def _run_app(app, ctx: JobContext, record: dict, cancel_poll_s: float,
         return "succeeded", {"result": result}, ("result", {"result": result})
     except (JobCancelled, asyncio.CancelledError):
         if watcher.done() and not watcher.cancelled() and watcher.result() == "time limit":
-            message = (f"the job ran longer than its time limit ({max_job_s:g} s, VIREO_MAX_JOB_S) and was "
-                       "stopped; send less work per job or raise the limit")
+            message = (
+                f"the job ran longer than its time limit ({max_job_s:g} s, VIREO_MAX_JOB_S) and was "
+                "stopped; send less work per job or raise the limit"
+            )
             return "failed", {"error": message}, ("error", {"error": message})
         return "cancelled", {}, ("status", {"status": "cancelled"})
     except (AppInputError, EngineError, ValueError) as exc:

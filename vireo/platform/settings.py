@@ -15,8 +15,7 @@ from vireo.platform.engine_env import with_engine_variables
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VIREO_", env_file=".env", extra="ignore",
-                                      env_nested_delimiter="__")
+    model_config = SettingsConfigDict(env_prefix="VIREO_", env_file=".env", extra="ignore", env_nested_delimiter="__")
 
     home: Path = Field(default_factory=default_home)
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "VIREO_REDIS_URL"))
@@ -68,7 +67,7 @@ class Settings(BaseSettings):
     # at sandbox_socket, else code is not run; unsafe-local runs code with rlimits only (trusted code)
     sandbox: Literal["auto", "bwrap", "remote", "unsafe-local"] = "auto"
     sandbox_socket: Path | None = None  # the sandbox service's Unix socket (vireo serve sandbox)
-    sandbox_python: str | None = None   # the interpreter programs run with (default: found, readable by the sandbox)
+    sandbox_python: str | None = None  # the interpreter programs run with (default: found, readable by the sandbox)
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -94,8 +93,9 @@ class Settings(BaseSettings):
         return self.engine.model
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         return (init_settings, *with_engine_variables(settings_cls, dotenv_settings), file_secret_settings)
 
 

@@ -54,10 +54,15 @@ class JobStore:
         # XREAD blocks up to 5 s at a time, so reads may take longer than redis-py 8's default 5 s timeout.
         # A pooled connection that went stale (Redis restarted) is retried once on a fresh one; an
         # unreachable Redis fails fast (ConnectionError → the API's 503) instead of 10 backed-off retries.
-        self.redis = aioredis.from_url(redis_url, decode_responses=True, socket_timeout=30,
-                                       socket_connect_timeout=5, health_check_interval=15,
-                                       retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
-                                       retry_on_error=[RedisConnectionError, RedisTimeoutError])
+        self.redis = aioredis.from_url(
+            redis_url,
+            decode_responses=True,
+            socket_timeout=30,
+            socket_connect_timeout=5,
+            health_check_interval=15,
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
         self.ttl_s = ttl_s
         self.events_maxlen = events_maxlen
         self._transition = self.redis.register_script(_TRANSITION)
@@ -65,14 +70,24 @@ class JobStore:
     async def close(self) -> None:
         await self.redis.aclose()
 
-    async def create(self, tenant: str, app: str, input: dict, options: dict, job_id: str | None = None,
-                     now: float | None = None) -> str:
+    async def create(
+        self, tenant: str, app: str, input: dict, options: dict, job_id: str | None = None, now: float | None = None
+    ) -> str:
         """Store a queued job (`job_id`: one the limiter admitted) and count it as the tenant's active job."""
         job_id = job_id or uuid.uuid4().hex
         now = now or time.time()
-        record = {"id": job_id, "tenant": tenant, "app": app, "status": "queued",
-                  "input": json.dumps(input), "options": json.dumps(options), "queued_at": now,
-                  "progress_fraction": 0.0, "progress_message": "", "attempt": 1}
+        record = {
+            "id": job_id,
+            "tenant": tenant,
+            "app": app,
+            "status": "queued",
+            "input": json.dumps(input),
+            "options": json.dumps(options),
+            "queued_at": now,
+            "progress_fraction": 0.0,
+            "progress_message": "",
+            "attempt": 1,
+        }
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(job_key(job_id), mapping=record)
             pipe.expire(job_key(job_id), self.ttl_s)
@@ -131,11 +146,13 @@ class JobStore:
         return record["status"] if record else "unknown"
 
     async def emit(self, job_id: str, event: str, data: dict) -> str:
-        return await self.redis.xadd(events_key(job_id), {"event": event, "data": json.dumps(data)},
-                                     maxlen=self.events_maxlen, approximate=True)
+        return await self.redis.xadd(
+            events_key(job_id), {"event": event, "data": json.dumps(data)}, maxlen=self.events_maxlen, approximate=True
+        )
 
-    async def read_events(self, job_id: str, after: str = "0-0", block_ms: int = 15000,
-                          count: int = 256) -> list[tuple[str, str, dict]]:
+    async def read_events(
+        self, job_id: str, after: str = "0-0", block_ms: int = 15000, count: int = 256
+    ) -> list[tuple[str, str, dict]]:
         """Events after stream id `after` (waits up to `block_ms` for new ones)."""
         reply = await self.redis.xread({events_key(job_id): after}, count=count, block=block_ms)
         out = []
@@ -144,9 +161,13 @@ class JobStore:
                 out.append((event_id, fields["event"], json.loads(fields["data"])))
         return out
 
-    async def follow_events(self, job_id: str, after: str = "0-0", block_ms: int = 5000,
-                            between_reads: Callable[[], Awaitable[None]] | None = None,
-                            ) -> AsyncIterator[tuple[str, str, dict]]:
+    async def follow_events(
+        self,
+        job_id: str,
+        after: str = "0-0",
+        block_ms: int = 5000,
+        between_reads: Callable[[], Awaitable[None]] | None = None,
+    ) -> AsyncIterator[tuple[str, str, dict]]:
         """Events after `after`, then live ones as they come, until the job's "end" event.
 
         `between_reads` runs after every read (for example, to notice that a client went away).

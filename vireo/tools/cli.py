@@ -58,10 +58,17 @@ def bench_platform(requests: int = 400, out: Path = RESULTS / "platform.json") -
 
 
 @bench.command("engines")
-def bench_engines(model: str = "smollm2-135m", backends: Optional[str] = None, requests: int = 64,
-                  concurrency: str = "1,8,32", new_tokens: int = 128, threads: Optional[int] = None,
-                  random_weights: Optional[str] = None,
-                  as_json: bool = typer.Option(False, "--json"), out: Optional[Path] = None) -> None:
+def bench_engines(
+    model: str = "smollm2-135m",
+    backends: Optional[str] = None,
+    requests: int = 64,
+    concurrency: str = "1,8,32",
+    new_tokens: int = 128,
+    threads: Optional[int] = None,
+    random_weights: Optional[str] = None,
+    as_json: bool = typer.Option(False, "--json"),
+    out: Optional[Path] = None,
+) -> None:
     """The same workload through every installed backend, side by side.
 
     `--random-weights llama-8b|llama-1b` (GPU only): native engine vs HF generate (plain and static
@@ -71,9 +78,14 @@ def bench_engines(model: str = "smollm2-135m", backends: Optional[str] = None, r
         return
     from vireo.tools.bench.engines import run_engine_benchmark
 
-    result = run_engine_benchmark(model=model, backends=backends.split(",") if backends else None,
-                                  requests=requests, concurrency=tuple(int(c) for c in concurrency.split(",")),
-                                  new_tokens=new_tokens, threads=threads)
+    result = run_engine_benchmark(
+        model=model,
+        backends=backends.split(",") if backends else None,
+        requests=requests,
+        concurrency=tuple(int(c) for c in concurrency.split(",")),
+        new_tokens=new_tokens,
+        threads=threads,
+    )
     _write_json(result, out if out else (None if as_json else RESULTS / "engines-cpu.json"))
     _exit_now_if_vllm_ran()
 
@@ -88,8 +100,7 @@ def _bench_random_weights(shape: str, concurrency: str, new_tokens: int, out: Op
         raise typer.BadParameter(f"--random-weights takes one of {', '.join(SHAPES)}")
     if not torch.cuda.is_available():
         raise typer.BadParameter("--random-weights runs on a CUDA GPU; this machine has none")
-    report = run_gpu_engine_benchmark(shape, tuple(int(c) for c in concurrency.split(",")),
-                                      new_tokens=new_tokens)
+    report = run_gpu_engine_benchmark(shape, tuple(int(c) for c in concurrency.split(",")), new_tokens=new_tokens)
     _write_json(report, out or RESULTS / "gpu" / f"engines-{shape}.json")
     typer.echo(short_table(report))
 
@@ -112,21 +123,29 @@ def bench_spec(out: Path = RESULTS / "spec.json") -> None:
 
 
 @app.command("eval")
-def eval_app(app_name: str = typer.Argument(..., help="An app with an eval, or 'all' for the results table."),
-             model: str = "smollm2-135m", backend: str = "native",
-             quant: str = typer.Option("none", help="none, int8, int4 (or int4-gptq, int4-rtn-g64, ...)"),
-             spec: str = typer.Option("off", help="Speculation: off or prompt_lookup."),
-             vs: Optional[str] = typer.Option(None, help="Compare with a variant: KEY=VALUE[,KEY=VALUE], keys "
-                                                         "model, backend, quant, spec."),
-             runner: str = typer.Option("local", help="local: in-process engine; rest: a private API + worker "
-                                                      "per configuration (the real job path)."),
-             full: bool = False, limit: Optional[int] = typer.Option(None, help="Only the first N items."),
-             out: Optional[Path] = typer.Option(None, help="Folder (or .json file) for the result; default: "
-                                                           "<VIREO_HOME>/eval-results."),
-             record: bool = typer.Option(False, help="Write into the checkout's committed tables "
-                                                     "(benchmarks/results/quality); not with --limit."),
-             write_readme: bool = typer.Option(False, help="all: also write the table into benchmarks/README.md."),
-             as_json: bool = typer.Option(False, "--json")) -> None:
+def eval_app(
+    app_name: str = typer.Argument(..., help="An app with an eval, or 'all' for the results table."),
+    model: str = "smollm2-135m",
+    backend: str = "native",
+    quant: str = typer.Option("none", help="none, int8, int4 (or int4-gptq, int4-rtn-g64, ...)"),
+    spec: str = typer.Option("off", help="Speculation: off or prompt_lookup."),
+    vs: Optional[str] = typer.Option(
+        None, help="Compare with a variant: KEY=VALUE[,KEY=VALUE], keys model, backend, quant, spec."
+    ),
+    runner: str = typer.Option(
+        "local", help="local: in-process engine; rest: a private API + worker per configuration (the real job path)."
+    ),
+    full: bool = False,
+    limit: Optional[int] = typer.Option(None, help="Only the first N items."),
+    out: Optional[Path] = typer.Option(
+        None, help="Folder (or .json file) for the result; default: <VIREO_HOME>/eval-results."
+    ),
+    record: bool = typer.Option(
+        False, help="Write into the checkout's committed tables (benchmarks/results/quality); not with --limit."
+    ),
+    write_readme: bool = typer.Option(False, help="all: also write the table into benchmarks/README.md."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Measure an app's quality on its eval set, or compare two configurations side by side."""
     from vireo.tools.evals.harness import COMMITTED_RESULTS, user_results_dir
 
@@ -134,8 +153,9 @@ def eval_app(app_name: str = typer.Argument(..., help="An app with an eval, or '
         _eval_table(out or (COMMITTED_RESULTS if record or COMMITTED_RESULTS.is_dir() else None), write_readme)
         return
     if record and limit is not None:
-        raise typer.BadParameter("--record writes the committed tables; a --limit run is a partial result: "
-                                 "drop --limit, or use --out")
+        raise typer.BadParameter(
+            "--record writes the committed tables; a --limit run is a partial result: drop --limit, or use --out"
+        )
     if record and not COMMITTED_RESULTS.parent.is_dir():
         raise typer.BadParameter(f"--record needs the source checkout ({COMMITTED_RESULTS} is not there)")
     from vireo.tools.evals.cli_runs import run_cli
@@ -143,15 +163,26 @@ def eval_app(app_name: str = typer.Argument(..., help="An app with an eval, or '
 
     try:
         base = EvalConfig(model=model, backend=backend, quant=quant, spec=spec)
-        run_cli(app_name, base, vs, runner, full, limit, as_json,
-                COMMITTED_RESULTS if record else out or user_results_dir(_settings().home))
+        run_cli(
+            app_name,
+            base,
+            vs,
+            runner,
+            full,
+            limit,
+            as_json,
+            COMMITTED_RESULTS if record else out or user_results_dir(_settings().home),
+        )
     except (ConfigError, KeyError) as exc:
         raise typer.BadParameter(str(exc)) from None
     except ModuleNotFoundError as exc:
         if exc.name not in EVAL_LIBRARIES:
             raise
-        typer.echo(f"error: the {app_name} eval needs {exc.name}, from the eval extra: "
-                   "pip install -e '.[eval]' (make install includes it)", err=True)
+        typer.echo(
+            f"error: the {app_name} eval needs {exc.name}, from the eval extra: "
+            "pip install -e '.[eval]' (make install includes it)",
+            err=True,
+        )
         raise typer.Exit(2) from None
 
 
@@ -162,17 +193,18 @@ def _eval_table(folder: Optional[Path], write_readme: bool) -> None:
 
     folder = folder or user_results_dir(_settings().home)
     if not folder.is_dir() or not any(folder.glob("*.json")):
-        typer.echo(f"error: no eval results in {folder}: run `vireo eval <app>` first (or pass --out FOLDER)",
-                   err=True)
+        typer.echo(f"error: no eval results in {folder}: run `vireo eval <app>` first (or pass --out FOLDER)", err=True)
         raise typer.Exit(1)
     typer.echo(f"results from {folder}", err=True)
     typer.echo(update_readme(folder=folder) if write_readme else markdown(folder))
 
 
 @app.command("drills")
-def drills(short: bool = typer.Option(False, help="The CI-sized version of every drill."),
-           only: str = typer.Option("", help="Comma-separated drill names."),
-           out: Path = typer.Option(RESULTS / "reliability.json", help="The report (JSON).")) -> None:
+def drills(
+    short: bool = typer.Option(False, help="The CI-sized version of every drill."),
+    only: str = typer.Option("", help="Comma-separated drill names."),
+    out: Path = typer.Option(RESULTS / "reliability.json", help="The report (JSON)."),
+) -> None:
     """Reliability and security drills: sandbox escapes, worker kills, Redis outages, fuzzing, floods."""
     from vireo.tools.drills.__main__ import main as run_drills
 

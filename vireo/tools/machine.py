@@ -18,12 +18,20 @@ def machine_info(packages: tuple[str, ...] = ("torch",), gpu: bool = False) -> d
     """CPU model and ISA, cores, host, Python, the named packages' versions (those installed), the
     CUDA card when `gpu`, and the load average at the start (a shared machine's neighbours show)."""
     cpuinfo = _read("/proc/cpuinfo").splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
-               platform.processor() or "?")
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+        platform.processor() or "?",
+    )
     flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
-    info: dict[str, Any] = {"host": platform.node(), "cpu": cpu, "arch": platform.machine(), "cores": os.cpu_count(),
-            "isa": [f for f in ISA_FLAGS if f in flags], "platform": platform.platform(),
-            "python": platform.python_version()}
+    info: dict[str, Any] = {
+        "host": platform.node(),
+        "cpu": cpu,
+        "arch": platform.machine(),
+        "cores": os.cpu_count(),
+        "isa": [f for f in ISA_FLAGS if f in flags],
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
     for name in packages:
         try:
             info[name] = version(name)

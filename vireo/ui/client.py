@@ -51,8 +51,9 @@ class VireoClient:
 
     def __init__(self, base_url: str, api_key: str, timeout_s: float = 30.0):
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s,
-                                  headers={"Authorization": f"Bearer {api_key}"})
+        self._http = httpx.Client(
+            base_url=self.base_url, timeout=timeout_s, headers={"Authorization": f"Bearer {api_key}"}
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -102,8 +103,9 @@ class VireoClient:
         params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
         return self._request("GET", "/v1/jobs", params=params)
 
-    def events(self, job_id: str, after: str | None = None,
-               idle_s: float = 1.0) -> Generator[ServerEvent | None, None, None]:
+    def events(
+        self, job_id: str, after: str | None = None, idle_s: float = 1.0
+    ) -> Generator[ServerEvent | None, None, None]:
         """Follow a job's events until `end`, resuming after `after`.
 
         Yields None whenever the stream is silent for `idle_s`, so a page can refresh (Streamlit only
@@ -111,8 +113,9 @@ class VireoClient:
         while True:
             headers = {"Last-Event-ID": after} if after else {}
             try:
-                with self._http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers,
-                                       timeout=httpx.Timeout(10.0, read=idle_s)) as response:
+                with self._http.stream(
+                    "GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=httpx.Timeout(10.0, read=idle_s)
+                ) as response:
                     if response.status_code >= 400:
                         response.read()
                         _raise_for(response)
@@ -147,6 +150,7 @@ def _raise_for(response: httpx.Response) -> None:
         detail = response.text or response.reason_phrase
     # FastAPI answers an unknown route with exactly "Not Found" / "Method Not Allowed"
     if response.status_code in (404, 405) and detail in ("Not Found", "Method Not Allowed"):
-        raise EndpointMissing(response.status_code,
-                              f"this server has no {response.request.method} {response.request.url.path}")
+        raise EndpointMissing(
+            response.status_code, f"this server has no {response.request.method} {response.request.url.path}"
+        )
     raise ApiError(response.status_code, detail)

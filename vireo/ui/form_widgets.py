@@ -19,8 +19,9 @@ def _number(field: FormField, key: str) -> Any:
     high = cast(field.maximum) if field.maximum is not None else None
     value = cast(field.default) if field.default is not None else (None if not field.required else low)
     step: float = 1 if integer else (0.05 if high is not None and high <= 2 else 0.1)
-    return st.number_input(field.label, min_value=low, max_value=high, value=value, step=step,
-                           help=field.help or None, key=key)
+    return st.number_input(
+        field.label, min_value=low, max_value=high, value=value, step=step, help=field.help or None, key=key
+    )
 
 
 def _select(field: FormField, key: str) -> Any:
@@ -28,8 +29,14 @@ def _select(field: FormField, key: str) -> Any:
     if not field.required and field.default is None:
         options = [None, *options]  # "not set": the app decides
     index = options.index(field.default) if field.default in options else 0
-    return st.selectbox(field.label, options, index=index, help=field.help or None, key=key,
-                        format_func=lambda v: "—" if v is None else str(v))
+    return st.selectbox(
+        field.label,
+        options,
+        index=index,
+        help=field.help or None,
+        key=key,
+        format_func=lambda v: "—" if v is None else str(v),
+    )
 
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
@@ -39,8 +46,9 @@ def _files(field: FormField, key: str, many: bool) -> Any:
     types = IMAGE_TYPES if "image" in field.name.lower() else None
     body_limit = session.request_body_limit()
     cap_mb = upload_limit.uploader_cap_mb(body_limit) if body_limit else None
-    uploaded = st.file_uploader(field.label, type=types, accept_multiple_files=many, help=field.help or None,
-                                key=key, max_upload_size=cap_mb)
+    uploaded = st.file_uploader(
+        field.label, type=types, accept_multiple_files=many, help=field.help or None, key=key, max_upload_size=cap_mb
+    )
     if body_limit:
         st.caption(upload_limit.note(body_limit))
     if not uploaded:
@@ -66,8 +74,7 @@ def field_widget(field: FormField, key: str) -> Any:
         return st.text_input(label, value=initial_text(field), help=help, key=key)
     placeholder = {"lines": "one per line", "json": "JSON"}.get(field.widget)
     height = 220 if field.widget == "textarea" else 110
-    return st.text_area(label, value=initial_text(field), help=help, key=key, height=height,
-                        placeholder=placeholder)
+    return st.text_area(label, value=initial_text(field), help=help, key=key, height=height, placeholder=placeholder)
 
 
 def form_values(fields: list[FormField], key: str) -> dict[str, Any]:

@@ -8,10 +8,32 @@ from dataclasses import dataclass
 from typing import Any
 
 # string fields whose content is long prose or code get a text area rather than a one-line input
-LONG_TEXT_HINTS = ("text", "document", "content", "prompt", "code", "source", "body", "context",
-                   "system", "instruction", "question", "passage")
-MAIN_TEXT_NAMES = ("summary", "text", "answer", "translation", "caption", "code", "completion", "output",
-                   "content", "result")
+LONG_TEXT_HINTS = (
+    "text",
+    "document",
+    "content",
+    "prompt",
+    "code",
+    "source",
+    "body",
+    "context",
+    "system",
+    "instruction",
+    "question",
+    "passage",
+)
+MAIN_TEXT_NAMES = (
+    "summary",
+    "text",
+    "answer",
+    "translation",
+    "caption",
+    "code",
+    "completion",
+    "output",
+    "content",
+    "result",
+)
 
 
 class FormError(ValueError):
@@ -90,8 +112,13 @@ def field_for(schema: dict, name: str, raw: dict, required: bool) -> FormField:
     """The form field for one schema property."""
     node = resolve(schema, raw)
     kind = node.get("type")
-    common = dict(name=name, label=node.get("title") or name.replace("_", " ").capitalize(),
-                  required=required, default=node.get("default"), help=node.get("description", ""))
+    common = dict(
+        name=name,
+        label=node.get("title") or name.replace("_", " ").capitalize(),
+        required=required,
+        default=node.get("default"),
+        help=node.get("description", ""),
+    )
     if "enum" in node or "const" in node:
         return FormField(widget="select", options=tuple(node.get("enum", [node.get("const")])), **common)
     if kind == "string":
@@ -116,8 +143,7 @@ def field_for(schema: dict, name: str, raw: dict, required: bool) -> FormField:
 def form_fields(schema: dict) -> list[FormField]:
     """Every property of an object schema as a form field, in the schema's order."""
     required = set(schema.get("required", []))
-    return [field_for(schema, name, node, name in required)
-            for name, node in schema.get("properties", {}).items()]
+    return [field_for(schema, name, node, name in required) for name, node in schema.get("properties", {}).items()]
 
 
 def _line_value(line: str, item_type: str, name: str) -> Any:
@@ -171,8 +197,11 @@ def initial_text(field: FormField) -> str:
 
 def main_text_field(output_schema: dict) -> str | None:
     """The output property to show prominently: a well-known name, else the first string property."""
-    strings = [name for name, node in output_schema.get("properties", {}).items()
-               if resolve(output_schema, node).get("type") == "string"]
+    strings = [
+        name
+        for name, node in output_schema.get("properties", {}).items()
+        if resolve(output_schema, node).get("type") == "string"
+    ]
     for name in MAIN_TEXT_NAMES:
         if name in strings:
             return name

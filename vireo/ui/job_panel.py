@@ -20,9 +20,13 @@ from vireo.ui.safe_markdown import escape_text, safe_markdown
 
 REDRAW_EVERY_S = 0.05  # redraw streamed text at most this often (a replay can hold thousands of tokens)
 # Material icons render from Streamlit's own font, so badges look the same without an emoji font
-BADGES = {"queued": ":gray[:material/schedule: queued]", "running": ":blue[:material/sync: running]",
-          "succeeded": ":green[:material/check_circle: succeeded]", "failed": ":red[:material/error: failed]",
-          "cancelled": ":orange[:material/cancel: cancelled]"}
+BADGES = {
+    "queued": ":gray[:material/schedule: queued]",
+    "running": ":blue[:material/sync: running]",
+    "succeeded": ":green[:material/check_circle: succeeded]",
+    "failed": ":red[:material/error: failed]",
+    "cancelled": ":orange[:material/cancel: cancelled]",
+}
 SUBMIT_TIMEOUT_S = 180.0  # the API checks input length with the model's tokenizer, loaded on first use
 
 
@@ -65,7 +69,8 @@ def follow_live(slot: str, job_id: str) -> JobState | None:
     header = st.columns([4, 1])
     header[0].caption(f"Job `{job_id}`")
     if current_status(job_id) not in FINAL and header[1].button(
-            "Cancel", key=f"{slot}.cancel.{job_id}", type="secondary", use_container_width=True):
+        "Cancel", key=f"{slot}.cancel.{job_id}", type="secondary", use_container_width=True
+    ):
         session.call(lambda: session.client().cancel(job_id), "cancelling")
     status_line, progress_bar, text_box = st.empty(), st.empty(), st.empty()
     state = JobState(job_id)
@@ -73,16 +78,20 @@ def follow_live(slot: str, job_id: str) -> JobState | None:
 
     def draw(final: bool = False) -> None:
         waited = time.monotonic() - started
-        restarted = (f" · attempt {state.attempt} (restarted: {escape_text(state.restart_reason or '?')})"
-                     if state.attempt > 1 else "")
-        status_line.markdown(f"**{BADGES.get(state.status, state.status)}** · {state.tokens} tokens · "
-                             f"{waited:.0f} s{restarted}")
+        restarted = (
+            f" · attempt {state.attempt} (restarted: {escape_text(state.restart_reason or '?')})"
+            if state.attempt > 1
+            else ""
+        )
+        status_line.markdown(
+            f"**{BADGES.get(state.status, state.status)}** · {state.tokens} tokens · {waited:.0f} s{restarted}"
+        )
         if state.fraction or state.message:
-            progress_bar.progress(min(max(state.fraction, 0.0), 1.0),
-                                  text=escape_text(state.message) if state.message else None)
+            progress_bar.progress(
+                min(max(state.fraction, 0.0), 1.0), text=escape_text(state.message) if state.message else None
+            )
         with text_box.container(border=True):
-            st.markdown(safe_markdown(state.text + ("" if final else " ▌")) if state.text
-                        else "_waiting for output…_")
+            st.markdown(safe_markdown(state.text + ("" if final else " ▌")) if state.text else "_waiting for output…_")
 
     events = session.client().events(job_id, idle_s=session.settings().idle_refresh_s)
     try:
@@ -134,14 +143,22 @@ def show_final(state: JobState, view: dict, main_field: str | None) -> None:
 def show_numbers(view: dict) -> None:
     """Timings in one row of metrics, token usage in the next."""
     times, usage = timing_summary(view), view.get("usage") or {}
-    timing_cells = [(label, f"{times[key]:.2f} s") for key, label in
-                    (("queue_s", "Queue wait"), ("first_token_s", "First token"), ("total_s", "Total"))
-                    if key in times]
+    timing_cells = [
+        (label, f"{times[key]:.2f} s")
+        for key, label in (("queue_s", "Queue wait"), ("first_token_s", "First token"), ("total_s", "Total"))
+        if key in times
+    ]
     if "tokens_per_s" in times:
         timing_cells.append(("Tokens/s", f"{times['tokens_per_s']:.1f}"))
-    usage_cells = [(label, str(usage[key])) for key, label in
-                   (("prompt_tokens", "Prompt tokens"), ("completion_tokens", "Completion tokens"),
-                    ("cached_tokens", "Cached tokens")) if key in usage]
+    usage_cells = [
+        (label, str(usage[key]))
+        for key, label in (
+            ("prompt_tokens", "Prompt tokens"),
+            ("completion_tokens", "Completion tokens"),
+            ("cached_tokens", "Cached tokens"),
+        )
+        if key in usage
+    ]
     for cells in (timing_cells, usage_cells):
         if cells:
             for column, (label, value) in zip(st.columns(4), cells):
@@ -153,9 +170,7 @@ def options_expander(key: str, max_tokens_default: int | None = None) -> dict:
     with st.expander("Generation options"):
         cols = st.columns(3)
         temperature = cols[0].number_input("Temperature", 0.0, 2.0, value=None, step=0.1, key=f"{key}.temp")
-        max_tokens = cols[1].number_input("Max tokens", 1, 8192, value=max_tokens_default, step=16,
-                                          key=f"{key}.max")
+        max_tokens = cols[1].number_input("Max tokens", 1, 8192, value=max_tokens_default, step=16, key=f"{key}.max")
         seed = cols[2].number_input("Seed", value=None, step=1, key=f"{key}.seed")
     options = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
     return {k: (int(v) if k != "temperature" else v) for k, v in options.items() if v is not None}
-

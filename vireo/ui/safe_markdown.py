@@ -29,8 +29,9 @@ _LOADS_OR_LINKS = {"image", "link_open", "html_inline", "html_block"}
 _BACKTICKS = re.compile(r"`+")
 # a superset of what GFM links on its own: http(s):// and www. URLs, e-mail addresses (punctuation that
 # ends a sentence stays outside)
-_URL_OR_EMAIL = re.compile(r"(?:https?://|www\.)[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]]|[-.\w+]+@[-\w]+(?:\.[-\w]+)+",
-                           re.IGNORECASE)
+_URL_OR_EMAIL = re.compile(
+    r"(?:https?://|www\.)[^\s<>\"'`]*[^\s<>\"'`.,;:!?)\]]|[-.\w+]+@[-\w]+(?:\.[-\w]+)+", re.IGNORECASE
+)
 
 
 def escape_text(text: str) -> str:
@@ -107,8 +108,9 @@ def _table(node) -> str:
     rows = [row for section in node.children for row in section.children]
     width = len(rows[0].children)
     aligns = [cell.attrs.get("style", "") for cell in rows[0].children]
-    rule = [{"text-align:left": ":--", "text-align:right": "--:", "text-align:center": ":-:"}.get(a, "---")
-            for a in aligns]
+    rule = [
+        {"text-align:left": ":--", "text-align:right": "--:", "text-align:center": ":-:"}.get(a, "---") for a in aligns
+    ]
     lines = []
     for row in rows:
         cells = [_inline(cell.children[0], in_table=True) if cell.children else "" for cell in row.children]
@@ -147,7 +149,7 @@ def _text(text: str, in_table: bool) -> str:
     """Escaped text, with every URL or e-mail address in it as code (never a link)."""
     out, last = [], 0
     for match in _URL_OR_EMAIL.finditer(text):
-        out += [escape_text(text[last:match.start()]), _url(match.group(), in_table)]
+        out += [escape_text(text[last : match.start()]), _url(match.group(), in_table)]
         last = match.end()
     return "".join(out) + escape_text(text[last:])
 

@@ -26,8 +26,13 @@ def connection_sidebar() -> None:
     with st.sidebar:
         st.markdown("### Vireo")
         st.text_input("API URL", value=conf.api_url, key="api_url")
-        st.text_input("API key", value=conf.api_key, key="api_key", type="password",
-                      help="Defaults to VIREO_API_KEY; `make run` prints the local key.")
+        st.text_input(
+            "API key",
+            value=conf.api_key,
+            key="api_key",
+            type="password",
+            help="Defaults to VIREO_API_KEY; `make run` prints the local key.",
+        )
 
 
 def client() -> VireoClient:
@@ -104,6 +109,7 @@ def require_app(name: str) -> dict | None:
     except ApiError as exc:
         show_error(exc, "listing apps")
         return None
-    st.info(f"The `{name}` app is not installed on this server. Installed apps: "
-            f"{', '.join(sorted(catalogue)) or 'none'}.")
+    st.info(
+        f"The `{name}` app is not installed on this server. Installed apps: {', '.join(sorted(catalogue)) or 'none'}."
+    )
     return None

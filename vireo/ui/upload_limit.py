@@ -29,8 +29,10 @@ def size(n: int) -> str:
 
 
 def note(request_body_bytes: int) -> str:
-    return (f"Up to {size(largest_upload(request_body_bytes))} of files per upload: the API takes "
-            f"{size(request_body_bytes)} per request (VIREO_MAX_BODY_BYTES), and files travel base64-encoded.")
+    return (
+        f"Up to {size(largest_upload(request_body_bytes))} of files per upload: the API takes "
+        f"{size(request_body_bytes)} per request (VIREO_MAX_BODY_BYTES), and files travel base64-encoded."
+    )
 
 
 def request_bytes(app: str, input: dict) -> int:
@@ -43,6 +45,8 @@ def too_large(app: str, input: dict, request_body_bytes: int) -> str | None:
     needed = request_bytes(app, input)
     if needed <= request_body_bytes:
         return None
-    return (f"This upload makes a request of {size(needed)}; the API takes at most {size(request_body_bytes)} "
-            f"(VIREO_MAX_BODY_BYTES), about {size(largest_upload(request_body_bytes))} of files. Send fewer or "
-            "smaller files at a time, or ask the operator to raise the limit.")
+    return (
+        f"This upload makes a request of {size(needed)}; the API takes at most {size(request_body_bytes)} "
+        f"(VIREO_MAX_BODY_BYTES), about {size(largest_upload(request_body_bytes))} of files. Send fewer or "
+        "smaller files at a time, or ask the operator to raise the limit."
+    )

@@ -43,11 +43,16 @@ class HeadlineApp(App[HeadlineInput]):
         self.validate_for_engine(input, ctx.engine.context_length, ctx.engine.count_tokens)
         ctx.progress(0.0, "writing headlines")
         request = GenerationRequest(
-            messages=[{"role": "system", "content": f"You write {input.style} headlines. Answer with one "
-                                                    "headline per line, nothing else."},
-                      {"role": "user", "content": f"Write {input.count} headlines for:\n\n{input.text}"}],
-            sampling=ctx.sampling(temperature=0.0, max_tokens=input.max_tokens))
+            messages=[
+                {
+                    "role": "system",
+                    "content": f"You write {input.style} headlines. Answer with one headline per line, nothing else.",
+                },
+                {"role": "user", "content": f"Write {input.count} headlines for:\n\n{input.text}"},
+            ],
+            sampling=ctx.sampling(temperature=0.0, max_tokens=input.max_tokens),
+        )
         final = await ctx.stream(request)  # tokens reach the client as they come; cancel aborts here
-        lines = [line.strip(" -*#\"0123456789.)").strip() for line in final.text.splitlines()]
+        lines = [line.strip(' -*#"0123456789.)').strip() for line in final.text.splitlines()]
         ctx.progress(1.0, "done")
         return HeadlineOutput(headlines=[line for line in lines if line][: input.count], text=final.text)

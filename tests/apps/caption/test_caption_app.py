@@ -72,17 +72,34 @@ async def test_the_vlm_path_sends_the_picture_as_an_image_part_of_the_engine_req
     def server(request: httpx.Request) -> httpx.Response:
         seen.update(json.loads(request.content))
         chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": seen["model"]}
-        events = [{**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "A cat on a blanket."},
-                                         "finish_reason": None}]},
-                  {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-                  {**chunk, "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16}}]
+        events = [
+            {
+                **chunk,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": "A cat on a blanket."},
+                        "finish_reason": None,
+                    }
+                ],
+            },
+            {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+            {**chunk, "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16}},
+        ]
         body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
         return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
 
-    engine = OpenAIEngine(EngineConfig(backend="openai", openai_base_url="http://vlm.test/v1",
-                                       openai_model="a-text-model", max_model_len=8192))
-    engine._client = AsyncOpenAI(base_url="http://vlm.test/v1", api_key="k", max_retries=0,  # no model card read
-                                 http_client=httpx.AsyncClient(transport=httpx.MockTransport(server)))
+    engine = OpenAIEngine(
+        EngineConfig(
+            backend="openai", openai_base_url="http://vlm.test/v1", openai_model="a-text-model", max_model_len=8192
+        )
+    )
+    engine._client = AsyncOpenAI(
+        base_url="http://vlm.test/v1",
+        api_key="k",
+        max_retries=0,  # no model card read
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(server)),
+    )
     out = await caption_image_bytes(engine, photo("chelsea"), vision_model="some-vlm")
     parts = seen["messages"][-1]["content"]
     assert seen["model"] == "some-vlm"

@@ -10,18 +10,22 @@ from pydantic import ValidationError
 from vireo.apps.base import AppInputError, LocalContext
 from vireo.apps.judge import JudgeApp, JudgeInput, parse_items
 
-PARIS = {"question": "What is the capital of France?",
-         "right": "The capital of France is Paris.", "wrong": "The capital of France is Berlin."}
+PARIS = {
+    "question": "What is the capital of France?",
+    "right": "The capital of France is Paris.",
+    "wrong": "The capital of France is Berlin.",
+}
 
 
 async def test_likelihood_judge_prefers_the_correct_answer_in_either_position(judge_engine):
     app = JudgeApp()
-    items = [{"id": "right-first", "question": PARIS["question"],
-              "answer_a": PARIS["right"], "answer_b": PARIS["wrong"]},
-             {"id": "right-second", "question": PARIS["question"],
-              "answer_a": PARIS["wrong"], "answer_b": PARIS["right"]}]
-    out = await app.run(LocalContext(judge_engine),
-                        app.Input(mode="pairwise", method="likelihood", items=items, rationale=False))
+    items = [
+        {"id": "right-first", "question": PARIS["question"], "answer_a": PARIS["right"], "answer_b": PARIS["wrong"]},
+        {"id": "right-second", "question": PARIS["question"], "answer_a": PARIS["wrong"], "answer_b": PARIS["right"]},
+    ]
+    out = await app.run(
+        LocalContext(judge_engine), app.Input(mode="pairwise", method="likelihood", items=items, rationale=False)
+    )
     assert [v.verdict for v in out.verdicts] == ["A", "B"]
     assert out.summary.wins_a == 1 and out.summary.wins_b == 1
 
@@ -42,8 +46,9 @@ async def test_label_pairwise_runs_both_orders_and_keeps_only_agreeing_verdicts(
 
 async def test_score_mode_gives_a_label_from_one_to_ten_and_a_table(judge_engine):
     app = JudgeApp()
-    jsonl = "\n".join(json.dumps({"id": f"job-{n}", "question": "What is 2 + 2?", "answer": a})
-                      for n, a in enumerate(["4", "5"]))
+    jsonl = "\n".join(
+        json.dumps({"id": f"job-{n}", "question": "What is 2 + 2?", "answer": a}) for n, a in enumerate(["4", "5"])
+    )
     out = await app.run(LocalContext(judge_engine), app.Input(mode="score", jsonl=jsonl, rationale=False))
     assert [v.id for v in out.verdicts] == ["job-0", "job-1"]
     assert all(v.verdict in [str(n) for n in range(1, 11)] and v.score == int(v.verdict) for v in out.verdicts)

@@ -9,13 +9,16 @@ from vireo.apps.base import JobsUnavailable, LocalContext
 from vireo.apps.judge import JudgeApp, JudgeInput
 
 
-@pytest.mark.parametrize("fields, complaint", [
-    ({"job_ids": ["a"], "items": [{"question": "q", "answer": "a"}]}, "exactly one of"),
-    ({"mode": "pairwise", "job_ids_a": ["a", "b"], "job_ids_b": ["c"]}, "as long as each other"),
-    ({"mode": "pairwise", "job_ids_a": ["a"]}, "go together"),
-    ({"mode": "score", "job_ids_a": ["a"], "job_ids_b": ["b"]}, "mode 'pairwise'"),
-    ({"mode": "pass_fail", "job_ids": ["a"]}, "mode 'score'"),
-])
+@pytest.mark.parametrize(
+    "fields, complaint",
+    [
+        ({"job_ids": ["a"], "items": [{"question": "q", "answer": "a"}]}, "exactly one of"),
+        ({"mode": "pairwise", "job_ids_a": ["a", "b"], "job_ids_b": ["c"]}, "as long as each other"),
+        ({"mode": "pairwise", "job_ids_a": ["a"]}, "go together"),
+        ({"mode": "score", "job_ids_a": ["a"], "job_ids_b": ["b"]}, "mode 'pairwise'"),
+        ({"mode": "pass_fail", "job_ids": ["a"]}, "mode 'score'"),
+    ],
+)
 def test_job_id_inputs_that_cannot_work_are_refused(fields, complaint):
     with pytest.raises(ValidationError, match=complaint):
         JudgeInput(**fields)

@@ -17,8 +17,11 @@ DATA = Path(__file__).resolve().parents[3] / "vireo" / "tools" / "evals" / "data
 
 def simple_pdf(lines: list[str]) -> bytes:
     """A valid one-page PDF showing `lines` in Helvetica (built by hand: no PDF writer installed)."""
-    text = "BT /F1 12 Tf 72 720 Td 14 TL " + " ".join(
-        "(" + line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ") '" for line in lines) + " ET"
+    text = (
+        "BT /F1 12 Tf 72 720 Td 14 TL "
+        + " ".join("(" + line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ") '" for line in lines)
+        + " ET"
+    )
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -61,8 +64,11 @@ def store(tmp_path_factory) -> CollectionStore:
 async def docs_collection(engine, store, corpus) -> str:
     """Tenant 'acme' owns collection 'docs' holding three of the eval documents (one sent as a file)."""
     by_name = {d["filename"]: d for d in corpus["documents"]}
-    documents = [by_name["marlow_lighthouse.md"], by_name["kestrel_kettle.txt"],
-                 {"filename": "quillon_fern.html", "content_base64": b64(by_name["quillon_fern.html"]["text"])}]
+    documents = [
+        by_name["marlow_lighthouse.md"],
+        by_name["kestrel_kettle.txt"],
+        {"filename": "quillon_fern.html", "content_base64": b64(by_name["quillon_fern.html"]["text"])},
+    ]
     app = RagIngestApp(store)
     await app.run(LocalContext(engine, tenant="acme"), app.Input(collection="docs", documents=documents))
     return "docs"

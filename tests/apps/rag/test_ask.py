@@ -11,8 +11,9 @@ from vireo.apps.rag.retrieval import rerank, retrieve
 
 async def test_answer_cites_the_document_that_holds_it(engine, rag_app, docs_collection):
     ctx = LocalContext(engine, tenant="acme")
-    out = await rag_app.run(ctx, rag_app.Input(collection=docs_collection, max_tokens=48,
-                                               question="Who designed Marlow Point Lighthouse?"))
+    out = await rag_app.run(
+        ctx, rag_app.Input(collection=docs_collection, max_tokens=48, question="Who designed Marlow Point Lighthouse?")
+    )
     assert not out.abstained, out.abstain_reason
     assert "Whitcombe" in out.answer
     assert out.citations and out.citations[0].source == "marlow_lighthouse.md"
@@ -22,8 +23,9 @@ async def test_answer_cites_the_document_that_holds_it(engine, rag_app, docs_col
 
 async def test_question_the_documents_do_not_answer_abstains(engine, rag_app, docs_collection):
     ctx = LocalContext(engine, tenant="acme")
-    out = await rag_app.run(ctx, rag_app.Input(collection=docs_collection, max_tokens=48,
-                                               question="What is the capital city of Australia?"))
+    out = await rag_app.run(
+        ctx, rag_app.Input(collection=docs_collection, max_tokens=48, question="What is the capital city of Australia?")
+    )
     assert out.abstained and out.answer == IDK and out.citations == []
 
 
@@ -31,8 +33,10 @@ async def test_other_tenant_cannot_see_or_ask_the_collection(engine, rag_app, st
     assert [c.name for c in store.list("acme")] == ["docs"]
     assert store.list("globex") == []
     with pytest.raises(AppInputError, match="no collection named 'docs'"):
-        await rag_app.run(LocalContext(engine, tenant="globex"),
-                          rag_app.Input(collection=docs_collection, question="Who designed the lighthouse?"))
+        await rag_app.run(
+            LocalContext(engine, tenant="globex"),
+            rag_app.Input(collection=docs_collection, question="Who designed the lighthouse?"),
+        )
 
 
 def test_same_name_in_two_tenants_are_separate_collections(store):
@@ -44,8 +48,9 @@ def test_same_name_in_two_tenants_are_separate_collections(store):
 
 
 def test_metadata_filter_limits_retrieval_to_one_source(store, docs_collection):
-    passages = retrieve(store, "acme", docs_collection, "How tall is the lighthouse?", k=3,
-                        filters={"source": "kestrel_kettle.txt"})
+    passages = retrieve(
+        store, "acme", docs_collection, "How tall is the lighthouse?", k=3, filters={"source": "kestrel_kettle.txt"}
+    )
     assert passages and {p.source for p in passages} == {"kestrel_kettle.txt"}
 
 

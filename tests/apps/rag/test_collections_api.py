@@ -19,8 +19,7 @@ GLOBEX = {"Authorization": "Bearer key-globex"}
 @pytest.fixture
 def client(tmp_path, redis_url, monkeypatch) -> TestClient:
     app = FastAPI()
-    settings = Settings(home=tmp_path, chroma_url=None, redis_url=redis_url,
-                        api_keys="key-acme:acme,key-globex:globex")
+    settings = Settings(home=tmp_path, chroma_url=None, redis_url=redis_url, api_keys="key-acme:acme,key-globex:globex")
     app.state.vireo = ApiState.open(settings)
     monkeypatch.setattr(rag_store, "_default", rag_store.CollectionStore(path=tmp_path / "chroma"))
     app.include_router(RagApp.router(APP_ROUTE_DEPS))
@@ -31,7 +30,8 @@ def client(tmp_path, redis_url, monkeypatch) -> TestClient:
 def test_create_list_get_delete(client):
     assert client.post("/v1/collections", json={"name": "handbook"}, headers=ACME).status_code == 201
     assert client.get("/v1/collections", headers=ACME).json() == {
-        "collections": [{"name": "handbook", "documents": 0, "chunks": 0}]}
+        "collections": [{"name": "handbook", "documents": 0, "chunks": 0}]
+    }
     assert client.get("/v1/collections/handbook", headers=ACME).json()["chunks"] == 0
     assert client.delete("/v1/collections/handbook", headers=ACME).status_code == 200
     assert client.get("/v1/collections/handbook", headers=ACME).status_code == 404

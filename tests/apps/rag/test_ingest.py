@@ -20,8 +20,9 @@ def test_pdf_text_is_read_page_by_page():
 
 
 def test_html_loses_markup_and_scripts():
-    html = ("<html><head><title>Fern</title><script>alert('x')</script></head>"
-            "<body><p>Fronds turn red.</p></body></html>")
+    html = (
+        "<html><head><title>Fern</title><script>alert('x')</script></head><body><p>Fronds turn red.</p></body></html>"
+    )
     text = parse_document(DocumentInput(filename="fern.html", text=html)).sections[0].text
     assert "Fronds turn red." in text and "alert" not in text and "<p>" not in text
 
@@ -36,12 +37,15 @@ def test_long_text_is_chunked_with_overlap():
     assert [c.metadata["chunk"] for c in chunks] == list(range(len(chunks)))
 
 
-@pytest.mark.parametrize("doc, message", [
-    ({"filename": "notes.docx", "content_base64": b64("x")}, "not supported"),
-    ({"filename": "notes.txt", "content_base64": "%%%not base64"}, "not valid base64"),
-    ({"filename": "scan.pdf", "content_base64": b64(b"%PDF-1.4 garbage")}, "PDF"),
-    ({"filename": "latin.txt", "content_base64": b64("caf\xe9".encode("latin-1"))}, "UTF-8"),
-])
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        ({"filename": "notes.docx", "content_base64": b64("x")}, "not supported"),
+        ({"filename": "notes.txt", "content_base64": "%%%not base64"}, "not valid base64"),
+        ({"filename": "scan.pdf", "content_base64": b64(b"%PDF-1.4 garbage")}, "PDF"),
+        ({"filename": "latin.txt", "content_base64": b64("caf\xe9".encode("latin-1"))}, "UTF-8"),
+    ],
+)
 def test_unreadable_documents_fail_with_a_clear_message(doc, message):
     with pytest.raises(AppInputError, match=message):
         parse_document(DocumentInput(**doc))

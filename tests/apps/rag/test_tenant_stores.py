@@ -36,11 +36,13 @@ def collections_in_folder(folder: Path) -> list[str]:
 def old_collection(client, tenant: str | None, name: str) -> None:
     """A collection as the shared store kept it: `<tenant>.<name>`, tenant in metadata, 3 chunks."""
     metadata = {"hnsw:space": "cosine", NAME_KEY: name, **({TENANT_KEY: tenant} if tenant else {})}
-    collection = client.create_collection(f"{tenant or 'nobody'}.{name}", embedding_function=None,
-                                          metadata=metadata)
-    collection.add(ids=list(VECTORS), embeddings=list(VECTORS.values()),
-                   documents=[f"{name} chunk {i}" for i in range(3)],
-                   metadatas=[{"doc_id": "doc", "chunk": i} for i in range(3)])
+    collection = client.create_collection(f"{tenant or 'nobody'}.{name}", embedding_function=None, metadata=metadata)
+    collection.add(
+        ids=list(VECTORS),
+        embeddings=list(VECTORS.values()),
+        documents=[f"{name} chunk {i}" for i in range(3)],
+        metadatas=[{"doc_id": "doc", "chunk": i} for i in range(3)],
+    )
 
 
 def test_each_tenant_has_a_folder_of_its_own(tmp_path):
@@ -95,8 +97,11 @@ def chroma_server(tmp_path_factory):
     port = free_port()
     folder = tmp_path_factory.mktemp("chroma-server")
     binary = Path(sys.executable).parent / "chroma"
-    proc = subprocess.Popen([str(binary), "run", "--path", str(folder), "--port", str(port)],
-                            stdout=open(folder / "server.log", "w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(binary), "run", "--path", str(folder), "--port", str(port)],
+        stdout=open(folder / "server.log", "w"),
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -117,8 +122,9 @@ def server_client(url: str, tenant: str = "default_tenant", database: str = "def
     import chromadb
 
     port = int(url.rsplit(":", 1)[1])
-    return chromadb.HttpClient(host="127.0.0.1", port=port, settings=chroma_settings(), tenant=tenant,
-                               database=database)
+    return chromadb.HttpClient(
+        host="127.0.0.1", port=port, settings=chroma_settings(), tenant=tenant, database=database
+    )
 
 
 def test_on_a_chroma_server_each_tenant_is_a_chroma_tenant(chroma_server):

@@ -16,9 +16,11 @@ PHONE = r"\(\d{3}\) \d{3}-\d{4}"
 PHONE_PROMPT = "Call our office at"
 PERSON = {
     "type": "object",
-    "properties": {"name": {"type": "string", "maxLength": 24},
-                   "age": {"type": "integer", "minimum": 0, "maximum": 120},
-                   "city": {"type": "string", "maxLength": 24}},
+    "properties": {
+        "name": {"type": "string", "maxLength": 24},
+        "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        "city": {"type": "string", "maxLength": 24},
+    },
     "required": ["name", "age", "city"],
     "additionalProperties": False,
 }
@@ -27,8 +29,9 @@ SEEDS = [1, 2, 3]
 
 
 def constrained(prompt, constraint, max_tokens=64, **sampling) -> GenerationRequest:
-    return GenerationRequest(prompt=prompt, constraint=constraint,
-                             sampling=SamplingParams(max_tokens=max_tokens, **sampling))
+    return GenerationRequest(
+        prompt=prompt, constraint=constraint, sampling=SamplingParams(max_tokens=max_tokens, **sampling)
+    )
 
 
 def sampled(seed: int) -> dict:
@@ -98,7 +101,8 @@ async def test_unconstrained_neighbour_in_a_batch_is_unchanged(native):
         native.complete(GenerationRequest(prompt=REVIEW, sampling=SamplingParams(max_tokens=24))),
         native.complete(constrained(REVIEW, Constraint(choices=SENTIMENTS))),
         native.complete(constrained(PHONE_PROMPT, Constraint(regex=PHONE), **sampled(4))),
-        native.complete(constrained(PERSON_PROMPT, Constraint(json_schema=PERSON))))
+        native.complete(constrained(PERSON_PROMPT, Constraint(json_schema=PERSON))),
+    )
 
     assert together[0].text == alone.text
     assert together[1].text in SENTIMENTS
@@ -107,13 +111,16 @@ async def test_unconstrained_neighbour_in_a_batch_is_unchanged(native):
 
 
 async def test_preempted_constrained_requests_resume_their_grammar(native, engine_factory):
-    prompts = [PERSON_PROMPT, "Here is a person record in JSON:\n", "JSON for one customer:\n",
-               "The new employee, as JSON:\n"]
+    prompts = [
+        PERSON_PROMPT,
+        "Here is a person record in JSON:\n",
+        "JSON for one customer:\n",
+        "The new employee, as JSON:\n",
+    ]
     expected = [(await native.complete(constrained(p, Constraint(json_schema=PERSON)))).text for p in prompts]
     small = engine_factory(kv_cache_tokens=80, max_batch=8, prefix_caching=False)
 
-    outputs = await asyncio.gather(*(small.complete(constrained(p, Constraint(json_schema=PERSON)))
-                                     for p in prompts))
+    outputs = await asyncio.gather(*(small.complete(constrained(p, Constraint(json_schema=PERSON))) for p in prompts))
 
     assert small.scheduler.num_preemptions > 0
     assert [f.text for f in outputs] == expected
@@ -149,19 +156,21 @@ def test_mask_touches_only_constrained_rows(native):
 
     assert torch.equal(masked[0], logits[0]) and torch.equal(masked[2], logits[2])
     allowed = masked[1].isfinite().nonzero().flatten().tolist()
-    assert allowed and all(any(c.startswith(native.tokenizer.decode([t])) for c in ["yes", "no"])
-                           for t in allowed)
+    assert allowed and all(any(c.startswith(native.tokenizer.decode([t])) for c in ["yes", "no"]) for t in allowed)
     assert logits.isfinite().all(), "the raw logits stay for logprobs"
 
 
-@pytest.mark.parametrize("constraint, message", [
-    (Constraint(regex="(abc"), "unclosed group"),
-    (Constraint(json_schema={"type": "objectx"}), "objectx"),
-    (Constraint(json_schema={"type": "string", "pattern": "[a-"}), "regex"),
-    (Constraint(choices=[]), "at least one"),
-    (Constraint(), "exactly one"),
-    (Constraint(choices=["a"], regex="a"), "exactly one"),
-])
+@pytest.mark.parametrize(
+    "constraint, message",
+    [
+        (Constraint(regex="(abc"), "unclosed group"),
+        (Constraint(json_schema={"type": "objectx"}), "objectx"),
+        (Constraint(json_schema={"type": "string", "pattern": "[a-"}), "regex"),
+        (Constraint(choices=[]), "at least one"),
+        (Constraint(), "exactly one"),
+        (Constraint(choices=["a"], regex="a"), "exactly one"),
+    ],
+)
 async def test_an_invalid_constraint_is_refused_with_its_reason(native, constraint, message):
     with pytest.raises(InvalidConstraintError, match=re.escape(message)):
         await native.complete(constrained(REVIEW, constraint))

@@ -38,8 +38,7 @@ def test_graph_replay_matches_eager_greedy_tokens(tmp_path):
     )
 
     folder = write_model_folder(llama_config(TINY), tmp_path)
-    model = native_model(random_hf_model(llama_config(TINY, max_positions=512), torch.float32, "cuda"),
-                         torch.float32)
+    model = native_model(random_hf_model(llama_config(TINY, max_positions=512), torch.float32, "cuda"), torch.float32)
     prompts = random_prompts(5, 24, TINY["vocab_size"])  # 5 rows: padded to the graph of 8
 
     async def greedy(graphs: bool):
@@ -56,10 +55,12 @@ def test_graph_replay_matches_eager_greedy_tokens(tmp_path):
 def test_engine_report_ratios_pair_each_native_variant_with_its_baselines():
     from vireo.tools.bench.engines_gpu import ratios
 
-    engines = {"native": {1: {"output_tokens_per_s": 200.0}, 8: {"output_tokens_per_s": 1500.0}},
-               "native_serial": {1: {"output_tokens_per_s": 160.0}},
-               "hf_static": {1: {"output_tokens_per_s": 125.0}},
-               "native_int4": {"failed": "RuntimeError: no kernel"}}
+    engines = {
+        "native": {1: {"output_tokens_per_s": 200.0}, 8: {"output_tokens_per_s": 1500.0}},
+        "native_serial": {1: {"output_tokens_per_s": 160.0}},
+        "hf_static": {1: {"output_tokens_per_s": 125.0}},
+        "native_int4": {"failed": "RuntimeError: no kernel"},
+    }
     got = ratios(engines)
     assert got["native/native_serial bs1"] == 1.25
     assert got["native/hf_static bs1"] == 1.6 and got["native_serial/hf_static bs1"] == 1.28

@@ -73,13 +73,14 @@ async def test_stop_string_ends_generation_before_it(native):
     request = GenerationRequest(prompt=PROMPTS[6], sampling=SamplingParams(max_tokens=30, stop=[stop]))
     cut = await native.complete(request)
     assert cut.finish_reason == "stop"
-    assert cut.text == full.text[:full.text.index(stop)]
+    assert cut.text == full.text[: full.text.index(stop)]
 
 
 async def test_same_seed_gives_same_sample_even_in_a_batch(native):
     def sampled(seed, prompt=PROMPTS[2]):
-        return GenerationRequest(prompt=prompt, sampling=SamplingParams(
-            temperature=0.9, top_p=0.95, top_k=50, max_tokens=24, seed=seed))
+        return GenerationRequest(
+            prompt=prompt, sampling=SamplingParams(temperature=0.9, top_p=0.95, top_k=50, max_tokens=24, seed=seed)
+        )
 
     alone = await native.complete(sampled(123))
     together = await asyncio.gather(native.complete(sampled(123)), native.complete(sampled(7, PROMPTS[4])))

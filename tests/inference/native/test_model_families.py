@@ -10,12 +10,20 @@ from vireo.inference.native.worker.model_runner import ModelRunner
 def tiny_checkpoint(folder, family: str):
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-    shape = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    shape = dict(
+        vocab_size=512,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
     torch.manual_seed(0)
     if family == "qwen2":  # q/k/v biases, tied embeddings, Qwen's rope base
-        model = Qwen2ForCausalLM(Qwen2Config(**shape, tie_word_embeddings=True,
-                                             rope_parameters={"rope_type": "default", "rope_theta": 1e6}))
+        model = Qwen2ForCausalLM(
+            Qwen2Config(**shape, tie_word_embeddings=True, rope_parameters={"rope_type": "default", "rope_theta": 1e6})
+        )
     else:
         model = LlamaForCausalLM(LlamaConfig(**shape, tie_word_embeddings=False))
     model.save_pretrained(folder)

@@ -13,16 +13,21 @@ from .test_engine import wait_idle
 
 
 def request(prompt, max_tokens=24, **sampling):
-    return GenerationRequest(prompt=prompt, sampling=SamplingParams(max_tokens=max_tokens, **sampling),
-                             speculation="off")
+    return GenerationRequest(
+        prompt=prompt, sampling=SamplingParams(max_tokens=max_tokens, **sampling), speculation="off"
+    )
 
 
 @pytest.fixture
 def pair(engine_factory):
     """The same engine settings with overlapped decoding forced on and off."""
+
     def build(**settings):
-        return (engine_factory(overlap_decode=True, speculation="off", **settings),
-                engine_factory(overlap_decode=False, speculation="off", **settings))
+        return (
+            engine_factory(overlap_decode=True, speculation="off", **settings),
+            engine_factory(overlap_decode=False, speculation="off", **settings),
+        )
+
     return build
 
 
@@ -39,9 +44,11 @@ async def streamed(engine, req):
 
 async def staggered(engine, prompts, lengths):
     """Requests that arrive while others decode, with different lengths (some end on EOS)."""
+
     async def one(i, prompt):
         await asyncio.sleep(0.15 * i)
         return await streamed(engine, request(prompt, lengths[i % len(lengths)]))
+
     return await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts)))
 
 
@@ -68,13 +75,16 @@ async def test_a_sequence_that_ends_on_eos_drops_the_token_computed_past_it(pair
     chat = [{"role": "user", "content": "What is the capital of France? One word."}]
 
     def ask():
-        return GenerationRequest(messages=chat, sampling=SamplingParams(max_tokens=200),
-                                 speculation="off")
+        return GenerationRequest(messages=chat, sampling=SamplingParams(max_tokens=200), speculation="off")
+
     want = await plain.complete(ask())
     assert want.finish_reason == "stop"  # the model ends this answer itself
     got = await ahead.complete(ask())
     assert (got.text, got.finish_reason, got.usage.completion_tokens) == (
-        want.text, want.finish_reason, want.usage.completion_tokens)
+        want.text,
+        want.finish_reason,
+        want.usage.completion_tokens,
+    )
     stats = await wait_idle(ahead)
     assert stats.kv_blocks_used == 0 and ahead.overlap.steps_run_ahead > 0
 
@@ -84,7 +94,7 @@ async def test_stop_strings_and_streamed_deltas_match(pair):
     full = await plain.complete(request(PROMPTS[6], 30))
     stop = full.text[10:14]
     cut = await ahead.complete(request(PROMPTS[6], 30, stop=[stop]))
-    assert cut.finish_reason == "stop" and cut.text == full.text[:full.text.index(stop)]
+    assert cut.finish_reason == "stop" and cut.text == full.text[: full.text.index(stop)]
     deltas, final = [], None
     async for event in ahead.generate(request(PROMPTS[2], 16)):
         if isinstance(event, TokenDelta):
@@ -142,7 +152,8 @@ async def test_sampled_and_greedy_rows_share_run_ahead_steps(pair):
     mixed = await asyncio.gather(
         ahead.complete(request(PROMPTS[0], 20, temperature=0.8, top_p=0.9)),
         ahead.complete(request(PROMPTS[1], 20)),
-        ahead.complete(request(PROMPTS[2], 20, temperature=1.2, top_k=20, ignore_eos=True)))
+        ahead.complete(request(PROMPTS[2], 20, temperature=1.2, top_k=20, ignore_eos=True)),
+    )
     assert ahead.overlap.steps_run_ahead > 0
     assert mixed[2].usage.completion_tokens == 20
     assert all(f.finish_reason in ("length", "stop") for f in mixed)

@@ -10,8 +10,7 @@ from .conftest import PROMPTS
 @pytest.mark.parametrize("prompt", PROMPTS)
 async def test_greedy_matches_hf(native, hf, prompt):
     def request():
-        return GenerationRequest(prompt=prompt, sampling=SamplingParams(max_tokens=20),
-                                 speculation="off")
+        return GenerationRequest(prompt=prompt, sampling=SamplingParams(max_tokens=20), speculation="off")
 
     ours, reference = await native.complete(request()), await hf.complete(request())
     assert ours.text == reference.text

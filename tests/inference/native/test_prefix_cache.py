@@ -4,19 +4,28 @@ import asyncio
 
 from vireo.inference.api import GenerationRequest, SamplingParams
 
-SYSTEM = ("You are Vireo, a careful assistant for a small software company. Answer briefly, "
-          "cite the relevant policy section when you can, never invent facts, and say so plainly "
-          "when you do not know. Policies: refunds within 30 days; support hours 9 to 17 on "
-          "weekdays; security issues go to the security team at once; no personal data in logs.")
-QUESTIONS = ["Can I get a refund after two weeks?", "When is support open?",
-             "Who handles security issues?", "May I log user emails?"]
+SYSTEM = (
+    "You are Vireo, a careful assistant for a small software company. Answer briefly, "
+    "cite the relevant policy section when you can, never invent facts, and say so plainly "
+    "when you do not know. Policies: refunds within 30 days; support hours 9 to 17 on "
+    "weekdays; security issues go to the security team at once; no personal data in logs."
+)
+QUESTIONS = [
+    "Can I get a refund after two weeks?",
+    "When is support open?",
+    "Who handles security issues?",
+    "May I log user emails?",
+]
 
 
 def chat(question, cache=None, app=None):
-    return GenerationRequest(messages=[{"role": "system", "content": SYSTEM},
-                                       {"role": "user", "content": question}],
-                             sampling=SamplingParams(max_tokens=16), prefix_cache=cache, app=app,
-                             speculation="off")
+    return GenerationRequest(
+        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}],
+        sampling=SamplingParams(max_tokens=16),
+        prefix_cache=cache,
+        app=app,
+        speculation="off",
+    )
 
 
 async def test_outputs_identical_with_and_without_cache(native):
@@ -59,12 +68,14 @@ async def test_fully_cached_prompt_copies_its_last_block_and_matches(native):
 
 async def test_a_follow_up_reuses_blocks_filled_while_decoding(native):
     """The next turn repeats the previous prompt and answer: the answer's KV is reused too."""
-    first_request = GenerationRequest(prompt=SYSTEM, sampling=SamplingParams(max_tokens=48, ignore_eos=True),
-                                      speculation="off")
+    first_request = GenerationRequest(
+        prompt=SYSTEM, sampling=SamplingParams(max_tokens=48, ignore_eos=True), speculation="off"
+    )
     first = await native.complete(first_request)
     prompt_tokens = native.count_tokens(SYSTEM)
-    follow_up = GenerationRequest(prompt=SYSTEM + first.text + "\nAnd then?",
-                                  sampling=SamplingParams(max_tokens=4), speculation="off")
+    follow_up = GenerationRequest(
+        prompt=SYSTEM + first.text + "\nAnd then?", sampling=SamplingParams(max_tokens=4), speculation="off"
+    )
     shared = len(native.encode(SYSTEM + first.text))  # (an upper bound on the tokens in common)
     final = await native.complete(follow_up)
     assert final.usage.cached_tokens > prompt_tokens + native.blocks.block_size  # decode-time blocks hit

@@ -118,8 +118,7 @@ def test_update_keeps_verified_guesses_up_to_a_stop_string_and_releases_their_bl
     item = batch.items[0]
     item.draft = [9, 10, 11, 12, 13]
     blocks.allocate(a, len(a) + len(item.draft))  # room to verify: 10 positions, 3 blocks
-    updates = s.update(batch.items, {item: SampledTokens([9, 10, 11, 99])},
-                       stop_strings=lambda seq, token: token == 10)
+    updates = s.update(batch.items, {item: SampledTokens([9, 10, 11, 99])}, stop_strings=lambda seq, token: token == 10)
     assert updates[0].shown == [9, 10] and updates[0].finish_reason == "stop"
     assert a.token_ids[4:] == [1, 9, 10] and a.num_computed_tokens == 8
     assert blocks.num_free == 16  # finished: every block back

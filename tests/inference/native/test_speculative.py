@@ -28,14 +28,15 @@ PROMPTS_20 = PROMPTS + GROUNDED
 
 
 def greedy(prompt, speculation):
-    return GenerationRequest(prompt=prompt, sampling=SamplingParams(max_tokens=24),
-                             speculation=speculation, prefix_cache=False)
+    return GenerationRequest(
+        prompt=prompt, sampling=SamplingParams(max_tokens=24), speculation=speculation, prefix_cache=False
+    )
 
 
 async def run_in_groups(engine, speculation, size=4):
     texts = []
     for start in range(0, len(PROMPTS_20), size):
-        group = PROMPTS_20[start:start + size]
+        group = PROMPTS_20[start : start + size]
         finals = await asyncio.gather(*(engine.complete(greedy(p, speculation)) for p in group))
         texts += [f.text for f in finals]
     return texts
@@ -72,8 +73,8 @@ def _scan_proposal(tokens: list[int], k: int, max_ngram: int = 3) -> list[int]:
         if len(tokens) <= n:
             continue
         for start in range(len(tokens) - n - 1, -1, -1):
-            if tokens[start:start + n] == tokens[-n:]:
-                return tokens[start + n:start + n + k]
+            if tokens[start : start + n] == tokens[-n:]:
+                return tokens[start + n : start + n + k]
     return []
 
 
@@ -97,8 +98,7 @@ def test_greedy_acceptance_keeps_matching_run_then_corrects():
 @pytest.mark.slow  # many thousand samples
 def test_rejection_sampling_reproduces_the_target_distribution():
     gen = torch.Generator().manual_seed(0)
-    target = torch.tensor([[0.1, 0.5, 0.2, 0.15, 0.05], [0.3, 0.3, 0.1, 0.2, 0.1],
-                           [0.2, 0.2, 0.2, 0.2, 0.2]])
+    target = torch.tensor([[0.1, 0.5, 0.2, 0.15, 0.05], [0.3, 0.3, 0.1, 0.2, 0.1], [0.2, 0.2, 0.2, 0.2, 0.2]])
     draft = [3, 0]  # deterministic guesses, one unlikely, one likely
     trials = 20000
     first, second_given_accept = torch.zeros(5), torch.zeros(5)
@@ -133,7 +133,7 @@ def test_small_batches_speculate_and_large_batches_do_not():
     """Before any step was timed, the prior cost model (a row costs 15 % of a step) decides."""
     speculator, small = _decoding_batch(1)
     speculator.attach_drafts(small)
-    assert small.items[0].draft and small.items[0].draft == [5, 6, 7, 8][:len(small.items[0].draft)]
+    assert small.items[0].draft and small.items[0].draft == [5, 6, 7, 8][: len(small.items[0].draft)]
     speculator, large = _decoding_batch(16)
     speculator.attach_drafts(large)
     assert all(item.draft == [] for item in large.items)

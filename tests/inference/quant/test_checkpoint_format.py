@@ -38,8 +38,13 @@ def _save(tmp_path, bits, group, k=96):
     (source / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
     weight = quantize_weight(torch.randn(32, k), bits, group)
     info = quantization_info("rtn", bits, group)
-    folder = save_checkpoint({"model.layers.0.mlp.down_proj": (weight, None)},
-                             {"model.norm.weight": torch.ones(32)}, tmp_path / "out", source, info)
+    folder = save_checkpoint(
+        {"model.layers.0.mlp.down_proj": (weight, None)},
+        {"model.norm.weight": torch.ones(32)},
+        tmp_path / "out",
+        source,
+        info,
+    )
     return folder, weight
 
 

@@ -12,8 +12,7 @@ from vireo.inference.quant.quantize import _gptq_layer, _rtn_layer, quantize_mod
 from vireo.tools.evals.quantization import heldout_text, perplexity
 
 
-def test_int8_checkpoint_round_trip_keeps_perplexity_and_generates(fp32_model, tokenizer,
-                                                                   smollm2_path, tmp_path):
+def test_int8_checkpoint_round_trip_keeps_perplexity_and_generates(fp32_model, tokenizer, smollm2_path, tmp_path):
     text = heldout_text()
     base = perplexity(fp32_model, tokenizer, text, max_tokens=512)
     quantize_model_(fp32_model, "rtn", bits=8)
@@ -24,7 +23,7 @@ def test_int8_checkpoint_round_trip_keeps_perplexity_and_generates(fp32_model, t
     ids = tokenizer("The capital of France is", return_tensors="pt").input_ids
     out = model.generate(ids, max_new_tokens=8, do_sample=False)
     assert out.shape[1] > ids.shape[1]
-    assert tokenizer.decode(out[0, ids.shape[1]:]).strip()
+    assert tokenizer.decode(out[0, ids.shape[1] :]).strip()
 
 
 def test_int4_model_perplexity_does_not_explode(fp32_model, tokenizer):
@@ -43,6 +42,8 @@ def test_gptq_layer_output_closer_than_rtn_on_real_activations(fp32_model, token
     rtn, gptq = copy.deepcopy(layer), copy.deepcopy(layer)
     _rtn_layer(rtn, 4, 64)
     _gptq_layer(gptq, inputs, 4, 64)
-    err = {name: (calib.run_layer(layer, inputs)[0] - reference).norm().item()
-           for name, layer in (("rtn", rtn), ("gptq", gptq))}
+    err = {
+        name: (calib.run_layer(layer, inputs)[0] - reference).norm().item()
+        for name, layer in (("rtn", rtn), ("gptq", gptq))
+    }
     assert err["gptq"] < err["rtn"]

@@ -16,8 +16,15 @@ from vireo.tools.bench.random_weights import (
     write_model_folder,
 )
 
-TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-            intermediate_size=128, vocab_size=256, tie_word_embeddings=True)
+TINY = dict(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=128,
+    vocab_size=256,
+    tie_word_embeddings=True,
+)
 
 
 def tiny_hf():

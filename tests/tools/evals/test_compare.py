@@ -9,8 +9,10 @@ from vireo.tools.evals.configs import EvalConfig, variant_of
 def test_differences_pair_every_shared_numeric_metric():
     base = {"rouge1": 0.5, "mean": {"accuracy": 0.25}, "error": None, "ok": True}
     variant = {"rouge1": 0.75, "mean": {"accuracy": 0.25}}
-    assert differences(base, variant) == {"rouge1": {"base": 0.5, "variant": 0.75, "delta": 0.25},
-                                          "mean.accuracy": {"base": 0.25, "variant": 0.25, "delta": 0.0}}
+    assert differences(base, variant) == {
+        "rouge1": {"base": 0.5, "variant": 0.75, "delta": 0.25},
+        "mean.accuracy": {"base": 0.25, "variant": 0.25, "delta": 0.0},
+    }
 
 
 @pytest.fixture(scope="module")

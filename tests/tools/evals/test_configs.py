@@ -9,8 +9,15 @@ def test_overrides_parse_into_a_dict():
     assert parse_overrides("backend=vllm, quant=int4") == {"backend": "vllm", "quant": "int4"}
 
 
-@pytest.mark.parametrize("text, complaint", [("backend", "KEY=VALUE"), ("colour=red", "unknown key"),
-                                             ("spec=off,spec=prompt_lookup", "twice"), (" , ", "nothing")])
+@pytest.mark.parametrize(
+    "text, complaint",
+    [
+        ("backend", "KEY=VALUE"),
+        ("colour=red", "unknown key"),
+        ("spec=off,spec=prompt_lookup", "twice"),
+        (" , ", "nothing"),
+    ],
+)
 def test_malformed_overrides_are_refused_clearly(text, complaint):
     with pytest.raises(ConfigError, match=complaint):
         parse_overrides(text)
@@ -27,10 +34,17 @@ def test_a_variant_equal_to_the_base_is_refused():
         variant_of(EvalConfig(), "backend=native")
 
 
-@pytest.mark.parametrize("vs, complaint", [("backend=tensorrt", "backend"), ("spec=draft", "spec"),
-                                           ("quant=int3", "int8 or int4"), ("quant=int4-fancy", "method"),
-                                           ("quant=int8,backend=hf", "native"), ("backend=hf,spec=prompt_lookup",
-                                                                                 "speculate")])
+@pytest.mark.parametrize(
+    "vs, complaint",
+    [
+        ("backend=tensorrt", "backend"),
+        ("spec=draft", "spec"),
+        ("quant=int3", "int8 or int4"),
+        ("quant=int4-fancy", "method"),
+        ("quant=int8,backend=hf", "native"),
+        ("backend=hf,spec=prompt_lookup", "speculate"),
+    ],
+)
 def test_impossible_variants_are_refused(vs, complaint):
     with pytest.raises(ConfigError, match=complaint):
         variant_of(EvalConfig(), vs)

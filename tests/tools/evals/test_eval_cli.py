@@ -15,8 +15,9 @@ pytestmark = pytest.mark.slow  # runs the vireo CLI as a subprocess
 
 
 def vireo(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vireo.cli", *args], capture_output=True, text=True,
-                          timeout=600, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "vireo.cli", *args], capture_output=True, text=True, timeout=600, cwd=cwd
+    )
 
 
 def test_a_limited_eval_writes_to_the_given_folder_not_the_committed_table(tmp_path):

@@ -56,5 +56,6 @@ def test_identical_or_missing_variants_fail_distinct_and_n_returned():
 
 def test_the_judge_grades_the_first_variant_against_the_brief_without_a_reference():
     detail = score_output(KETTLE, variants("first", "second"))
-    assert judge_items([detail]) == [{"id": "ad_kettle", "question": detail["brief"], "answer": "first",
-                                      "reference": None}]
+    assert judge_items([detail]) == [
+        {"id": "ad_kettle", "question": detail["brief"], "answer": "first", "reference": None}
+    ]

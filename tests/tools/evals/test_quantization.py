@@ -10,9 +10,11 @@ MACHINE = {"host": "vm", "cores": 2, "load_average_at_start": [0.5, 0.5, 0.5]}
 
 
 def _side(model: str, quant: str, passed: int) -> dict:
-    return {"config": {"model": model, "backend": "native", "quant": quant, "spec": "off"},
-            "metrics": {"pass@1": round(passed / 164, 4), "passed": passed, "problems": 164},
-            "duration_s": 300.0}
+    return {
+        "config": {"model": model, "backend": "native", "quant": quant, "spec": "off"},
+        "metrics": {"pass@1": round(passed / 164, 4), "passed": passed, "problems": 164},
+        "duration_s": 300.0,
+    }
 
 
 def _write(folder, name: str, result: dict, date: str, subset: str = "full") -> None:
@@ -21,8 +23,12 @@ def _write(folder, name: str, result: dict, date: str, subset: str = "full") -> 
 
 
 def test_pass_at_1_comes_from_the_variant_side_of_a_comparison(tmp_path):
-    _write(tmp_path, "code-vs.json", {"kind": "comparison", "base": _side("m", "none", 80),
-                                      "variant": _side("m", "int4-rtn-g128", 70)}, "2026-11-27T05:00:00")
+    _write(
+        tmp_path,
+        "code-vs.json",
+        {"kind": "comparison", "base": _side("m", "none", 80), "variant": _side("m", "int4-rtn-g128", 70)},
+        "2026-11-27T05:00:00",
+    )
     found = humaneval_pass_at_1("m", "int4-rtn-g128", tmp_path)
     assert (found["passed"], found["file"]) == (70, "code-vs.json")
     assert humaneval_pass_at_1("m", "none", tmp_path)["passed"] == 80
@@ -47,6 +53,10 @@ def test_variant_names_map_to_the_quant_names_evals_record():
 
 
 def test_one_off_experiments_are_not_the_eval(tmp_path):
-    _write(tmp_path, "code-exp.json", {**_side("m", "none", 90), "experiment": {"what": "another prompt"}},
-           "2026-11-27T05:00:00")
+    _write(
+        tmp_path,
+        "code-exp.json",
+        {**_side("m", "none", 90), "experiment": {"what": "another prompt"}},
+        "2026-11-27T05:00:00",
+    )
     assert humaneval_pass_at_1("m", "none", tmp_path) is None

@@ -7,14 +7,21 @@ import re
 from vireo.apps.caption.facts import ImageFacts
 
 _NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
-_IRREGULAR_PLURALS = {"person": "people", "knife": "knives", "mouse": "mice", "skis": "skis",
-                      "bus": "buses", "glass": "glasses"}
+_IRREGULAR_PLURALS = {
+    "person": "people",
+    "knife": "knives",
+    "mouse": "mice",
+    "skis": "skis",
+    "bus": "buses",
+    "glass": "glasses",
+}
 MAX_TEXT_IN_CAPTION = 80  # characters of OCR text quoted in a caption
 
 SYSTEM_PROMPT = (
     "You write one short, plain caption for a photo you cannot see. You are given facts found by "
     "vision models. Use only these facts. Never name an object, animal, person or place that is not "
-    "in the facts. Do not guess colours, actions or settings.")
+    "in the facts. Do not guess colours, actions or settings."
+)
 
 
 def plural(label: str, count: int) -> str:
@@ -41,9 +48,11 @@ def facts_block(facts: ImageFacts) -> str:
     """The facts as short lines for the prompt."""
     objects = join_phrases([plural(o.label, o.count) for o in facts.objects]) or "none detected"
     scene = facts.confident_scene
-    lines = [f"- objects: {objects}",
-             f"- looks like: {scene.label}" if scene else "- looks like: unsure",
-             f'- visible text: "{quoted_text(facts)}"' if facts.text else "- visible text: none"]
+    lines = [
+        f"- objects: {objects}",
+        f"- looks like: {scene.label}" if scene else "- looks like: unsure",
+        f'- visible text: "{quoted_text(facts)}"' if facts.text else "- visible text: none",
+    ]
     return "\n".join(lines)
 
 
@@ -52,8 +61,10 @@ def caption_messages(facts: ImageFacts, style: str | None = None) -> list[dict]:
     ask = "Write one caption sentence using only these facts."
     if style:
         ask += f" Style: {style.strip()[:200]}."
-    return [{"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": f"Facts:\n{facts_block(facts)}\n\n{ask}"}]
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": f"Facts:\n{facts_block(facts)}\n\n{ask}"},
+    ]
 
 
 def template_caption(facts: ImageFacts) -> str:

@@ -85,8 +85,12 @@ def extract_facts(image, models: VisionModels | None = None, read_text: bool = T
     objects = _group(models.detector().detect(rgb))
     guesses = models.scene().classify(image)
     top = guesses[0]
-    scene = SceneFact(label=top.label, synonyms=top.synonyms, confidence=top.confidence,
-                      alternatives=[(g.label, g.confidence) for g in guesses[1:]])
+    scene = SceneFact(
+        label=top.label,
+        synonyms=top.synonyms,
+        confidence=top.confidence,
+        alternatives=[(g.label, g.confidence) for g in guesses[1:]],
+    )
     text = models.reader().read(rgb) if read_text else []
     return ImageFacts(width=image.width, height=image.height, objects=objects, scene=scene, text=text)
 
@@ -95,6 +99,9 @@ def _group(detections) -> list[ObjectFact]:
     by_label = defaultdict(list)
     for detection in detections:
         by_label[detection.label].append(detection)
-    return [ObjectFact(label=label, count=len(found), confidence=max(d.confidence for d in found),
-                       boxes=[d.box for d in found])
-            for label, found in sorted(by_label.items(), key=lambda kv: -max(d.confidence for d in kv[1]))]
+    return [
+        ObjectFact(
+            label=label, count=len(found), confidence=max(d.confidence for d in found), boxes=[d.box for d in found]
+        )
+        for label, found in sorted(by_label.items(), key=lambda kv: -max(d.confidence for d in kv[1]))
+    ]

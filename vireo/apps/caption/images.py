@@ -35,8 +35,10 @@ def decode_base64_image(text: str) -> bytes:
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise AppInputError("image_base64 is not valid base64: send the file's bytes base64-encoded "
-                            "(optionally as a data:image/...;base64, URL)") from None
+        raise AppInputError(
+            "image_base64 is not valid base64: send the file's bytes base64-encoded "
+            "(optionally as a data:image/...;base64, URL)"
+        ) from None
 
 
 def load_image(data: bytes) -> Image.Image:
@@ -55,8 +57,9 @@ def load_image(data: bytes) -> Image.Image:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise _too_many_pixels(None) from None
         except UnidentifiedImageError:
-            raise AppInputError("this is not an image Vireo can read; send a PNG, JPEG, WebP, GIF, "
-                                "BMP or TIFF file") from None
+            raise AppInputError(
+                "this is not an image Vireo can read; send a PNG, JPEG, WebP, GIF, BMP or TIFF file"
+            ) from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise AppInputError(f"the image file is damaged or truncated ({exc})") from None
     return upright.convert("RGB")
@@ -64,8 +67,7 @@ def load_image(data: bytes) -> Image.Image:
 
 def _check_header(image: Image.Image) -> None:
     if image.format not in ALLOWED_FORMATS:
-        raise AppInputError(f"image format {image.format} is not accepted; use one of "
-                            f"{', '.join(ALLOWED_FORMATS)}")
+        raise AppInputError(f"image format {image.format} is not accepted; use one of {', '.join(ALLOWED_FORMATS)}")
     width, height = image.size
     if width * height > MAX_IMAGE_PIXELS:
         raise _too_many_pixels((width, height))
@@ -75,5 +77,7 @@ def _check_header(image: Image.Image) -> None:
 
 def _too_many_pixels(size: tuple[int, int] | None) -> AppInputError:
     claimed = f"claims {size[0]}x{size[1]} pixels" if size else "decompresses to too many pixels"
-    return AppInputError(f"image {claimed}; the limit is {MAX_IMAGE_PIXELS:,} pixels "
-                         "(a possible decompression bomb), so it was not decoded")
+    return AppInputError(
+        f"image {claimed}; the limit is {MAX_IMAGE_PIXELS:,} pixels "
+        "(a possible decompression bomb), so it was not decoded"
+    )

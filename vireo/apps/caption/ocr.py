@@ -34,5 +34,4 @@ class TextReader:
             return []
         texts = result.txts or ()
         scores = result.scores or ()
-        return [t.strip() for t, s in zip(texts, scores)
-                if s >= self.min_confidence and _HAS_LETTERS.search(t)]
+        return [t.strip() for t, s in zip(texts, scores) if s >= self.min_confidence and _HAS_LETTERS.search(t)]

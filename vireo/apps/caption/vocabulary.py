@@ -10,11 +10,42 @@ from vireo.apps.caption.facts import ImageFacts
 from vireo.apps.caption.scene import imagenet_labels
 
 # Head nouns of ImageNet names that are also ordinary non-object words in a sentence.
-_GENERIC_HEADS = {"light", "head", "home", "wall", "top", "side", "front", "back", "sign", "set",
-                  "case", "board", "piece", "cap", "bar", "system", "unit", "display", "web"}
+_GENERIC_HEADS = {
+    "light",
+    "head",
+    "home",
+    "wall",
+    "top",
+    "side",
+    "front",
+    "back",
+    "sign",
+    "set",
+    "case",
+    "board",
+    "piece",
+    "cap",
+    "bar",
+    "system",
+    "unit",
+    "display",
+    "web",
+}
 # Words a caption may use for a detected person.
-PERSON_WORDS = {"person", "people", "man", "men", "woman", "women", "boy", "girl", "child", "children",
-                "someone", "figure"}
+PERSON_WORDS = {
+    "person",
+    "people",
+    "man",
+    "men",
+    "woman",
+    "women",
+    "boy",
+    "girl",
+    "child",
+    "children",
+    "someone",
+    "figure",
+}
 
 
 def _terms_of(name: str) -> set[str]:
@@ -67,5 +98,6 @@ def mentioned_objects(text: str) -> set[str]:
 def invented_objects(text: str, facts: ImageFacts) -> list[str]:
     """Object words in `text` that the facts do not support."""
     allowed = allowed_terms(facts)
-    return sorted(t for t in mentioned_objects(text) if t not in allowed
-                  and not any(t in a.split() or t == a for a in allowed))
+    return sorted(
+        t for t in mentioned_objects(text) if t not in allowed and not any(t in a.split() or t == a for a in allowed)
+    )

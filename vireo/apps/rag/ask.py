@@ -33,13 +33,17 @@ class RagInput(BaseModel):
     fetch_k: int = Field(20, ge=1, le=100, description="Candidates MMR chooses from.")
     lambda_mult: float = Field(0.5, ge=0, le=1, description="MMR: 1 = relevance only, 0 = diversity only.")
     filters: dict[str, MetaValue | list[MetaValue]] | None = Field(
-        None, description="Metadata equality filters, e.g. {'source': 'guide.pdf'} or {'lang': ['en', 'de']}.")
+        None, description="Metadata equality filters, e.g. {'source': 'guide.pdf'} or {'lang': ['en', 'de']}."
+    )
     rerank: bool = Field(False, description="Rerank candidates by the LLM's query likelihood.")
     rerank_candidates: int = Field(8, ge=1, le=30)
     min_similarity: float = Field(0.35, ge=0, le=1, description="Abstain if no passage is this similar.")
-    support_check: bool = Field(False, description="Abstain if the LLM scores the passages as not answering "
-                                                   "(off by default: SmolLM2-135M's score does not separate "
-                                                   "answerable from unanswerable questions; see benchmarks).")
+    support_check: bool = Field(
+        False,
+        description="Abstain if the LLM scores the passages as not answering "
+        "(off by default: SmolLM2-135M's score does not separate "
+        "answerable from unanswerable questions; see benchmarks).",
+    )
     min_support_margin: float = Field(-2.0, description="Least log P(Yes) - log P(No) to go on answering.")
     min_grounding: float = Field(0.5, ge=0, le=1, description="Least share of new answer words found in passages.")
     max_tokens: int = Field(64, ge=16, le=1024)
@@ -109,17 +113,27 @@ class RagApp(App[RagInput]):
             ctx.emit(IDK)
             return self._abstain(ctx, passages, checks, reason)
         ctx.progress(0.5, "answering")
-        request = GenerationRequest(messages=grounding.answer_messages(input.question, passages),
-                                    sampling=ctx.sampling(max_tokens=input.max_tokens, temperature=0.0,
-                                                          stop=["\n"]))  # one-line answers
+        request = GenerationRequest(
+            messages=grounding.answer_messages(input.question, passages),
+            sampling=ctx.sampling(max_tokens=input.max_tokens, temperature=0.0, stop=["\n"]),
+        )  # one-line answers
         answer = (await ctx.stream(request)).text.strip()
         return self._finish(ctx, input, answer, passages, checks)
 
     async def _passages(self, ctx: AppContext, input: RagInput) -> list[Passage]:
         fetch = input.rerank_candidates if input.rerank else input.k
-        passages = await asyncio.to_thread(retrieve, self.store, ctx.tenant, input.collection, input.question,
-                                           max(fetch, input.k), input.mmr, input.fetch_k, input.lambda_mult,
-                                           input.filters)
+        passages = await asyncio.to_thread(
+            retrieve,
+            self.store,
+            ctx.tenant,
+            input.collection,
+            input.question,
+            max(fetch, input.k),
+            input.mmr,
+            input.fetch_k,
+            input.lambda_mult,
+            input.filters,
+        )
         if input.rerank and passages:
             ctx.progress(0.2, f"reranking {len(passages)} passages")
             passages = await rerank(ctx.engine, input.question, passages, input.k)
@@ -139,15 +153,17 @@ class RagApp(App[RagInput]):
                 return f"the model judged the passages not to answer (margin {checks.support_margin:.2f})"
         return None
 
-    def _finish(self, ctx: AppContext, input: RagInput, answer: str, passages: list[Passage],
-                checks: RagChecks) -> RagOutput:
+    def _finish(
+        self, ctx: AppContext, input: RagInput, answer: str, passages: list[Passage], checks: RagChecks
+    ) -> RagOutput:
         if grounding.is_abstention(answer) or not answer:
             return self._abstain(ctx, passages, checks, "the model said the passages do not answer")
         checks.grounding = round(grounding.grounding_overlap(answer, passages, input.question), 3)
         if checks.grounding < input.min_grounding:
             ctx.emit(f"\n\n[withdrawn: most of this answer is not in the passages] {IDK}")
-            return self._abstain(ctx, passages, checks, f"only {checks.grounding:.0%} of the answer's new words "
-                                                        "appear in the passages")
+            return self._abstain(
+                ctx, passages, checks, f"only {checks.grounding:.0%} of the answer's new words appear in the passages"
+            )
         numbers = grounding.cited_numbers(answer, len(passages))
         if not numbers:  # small models often forget to cite: cite the passage that carries the answer
             best = grounding.best_supporting(answer, passages)
@@ -156,17 +172,35 @@ class RagApp(App[RagInput]):
                 answer, numbers, checks.citation_added = f"{answer} [{best.number}]", [best.number], True
         by_number = {p.number: p for p in passages}
         ctx.progress(1.0, "done")
-        return RagOutput(answer=answer, abstained=False, checks=checks,
-                         citations=[_cited(by_number[n], set(numbers)) for n in numbers],
-                         passages=[_cited(p, set(numbers)) for p in passages])
+        return RagOutput(
+            answer=answer,
+            abstained=False,
+            checks=checks,
+            citations=[_cited(by_number[n], set(numbers)) for n in numbers],
+            passages=[_cited(p, set(numbers)) for p in passages],
+        )
 
     def _abstain(self, ctx: AppContext, passages: list[Passage], checks: RagChecks, reason: str) -> RagOutput:
         ctx.progress(1.0, "done")
-        return RagOutput(answer=IDK, abstained=True, abstain_reason=reason, citations=[],
-                         passages=[_cited(p, set()) for p in passages], checks=checks)
+        return RagOutput(
+            answer=IDK,
+            abstained=True,
+            abstain_reason=reason,
+            citations=[],
+            passages=[_cited(p, set()) for p in passages],
+            checks=checks,
+        )
 
 
 def _cited(passage: Passage, cited: set[int]) -> CitedPassage:
-    return CitedPassage(number=passage.number, doc_id=passage.doc_id, source=passage.source, chunk=passage.chunk,
-                        page=passage.page, text=passage.text, similarity=passage.similarity,
-                        rerank_score=passage.rerank_score, cited=passage.number in cited)
+    return CitedPassage(
+        number=passage.number,
+        doc_id=passage.doc_id,
+        source=passage.source,
+        chunk=passage.chunk,
+        page=passage.page,
+        text=passage.text,
+        similarity=passage.similarity,
+        rerank_score=passage.rerank_score,
+        cited=passage.number in cited,
+    )

@@ -16,8 +16,15 @@ from vireo.apps.base import AppInputError
 from vireo.apps.rag.store import Chunk
 
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
-TEXT_TYPES = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
-              ".html": "html", ".htm": "html", ".pdf": "pdf"}
+TEXT_TYPES = {
+    ".txt": "text",
+    ".text": "text",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".pdf": "pdf",
+}
 RESERVED_KEYS = {"doc_id", "source", "chunk", "type", "page", "start_index"}
 MetaValue = str | int | float | bool
 
@@ -27,8 +34,9 @@ class DocumentInput(BaseModel):
 
     filename: str | None = Field(None, max_length=255, description="e.g. 'guide.pdf'; decides the type.")
     text: str | None = Field(None, max_length=MAX_DOCUMENT_BYTES, description="Pasted text (or HTML/Markdown).")
-    content_base64: str | None = Field(None, max_length=MAX_DOCUMENT_BYTES * 4 // 3 + 8,
-                                       description="The file's bytes, base64.")
+    content_base64: str | None = Field(
+        None, max_length=MAX_DOCUMENT_BYTES * 4 // 3 + 8, description="The file's bytes, base64."
+    )
     id: str | None = Field(None, max_length=200, description="Stable id; re-ingesting it replaces the old one.")
     metadata: dict[str, MetaValue] = Field(default_factory=dict, description="Filterable fields, e.g. {'lang': 'en'}.")
 
@@ -69,8 +77,10 @@ def document_type(doc: DocumentInput) -> str:
         return "text"
     suffix = PurePath(doc.filename).suffix.lower()
     if suffix not in TEXT_TYPES:
-        raise AppInputError(f"{doc.filename}: file type {suffix or '(none)'} is not supported; use "
-                            f"{', '.join(sorted(TEXT_TYPES))} or paste the text")
+        raise AppInputError(
+            f"{doc.filename}: file type {suffix or '(none)'} is not supported; use "
+            f"{', '.join(sorted(TEXT_TYPES))} or paste the text"
+        )
     return TEXT_TYPES[suffix]
 
 
@@ -142,17 +152,21 @@ def _tidy(text: str) -> str:
     return re.sub(r"[ \t]+\n", "\n", text).strip()
 
 
-def chunk_document(doc: ParsedDocument, chunk_size: int, chunk_overlap: int,
-                   extra: dict | None = None) -> list[Chunk]:
+def chunk_document(doc: ParsedDocument, chunk_size: int, chunk_overlap: int, extra: dict | None = None) -> list[Chunk]:
     """Split each section with LangChain's recursive splitter; chunk numbers run across sections."""
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    splitter = RecursiveCharacterTextSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap,
-                                              add_start_index=True)
+    splitter = RecursiveCharacterTextSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap, add_start_index=True)
     chunks: list[Chunk] = []
     for section in doc.sections:
         for piece in splitter.create_documents([section.text], metadatas=[section.metadata]):
-            meta = {**(extra or {}), **piece.metadata, "doc_id": doc.doc_id, "source": doc.source,
-                    "type": doc.kind, "chunk": len(chunks)}
+            meta = {
+                **(extra or {}),
+                **piece.metadata,
+                "doc_id": doc.doc_id,
+                "source": doc.source,
+                "type": doc.kind,
+                "chunk": len(chunks),
+            }
             chunks.append(Chunk(piece.page_content, meta))
     return chunks

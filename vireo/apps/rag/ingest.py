@@ -75,9 +75,17 @@ class RagIngestApp(App[IngestInput]):
             chunks = chunk_document(doc, input.chunk_size, input.chunk_overlap, original.metadata)
             ctx.progress(number / len(parsed), f"embedding {doc.source} ({len(chunks)} chunks)")
             added += await asyncio.to_thread(store.replace_document, tenant, input.collection, doc.doc_id, chunks)
-            done.append(IngestedDocument(id=doc.doc_id, source=doc.source, type=doc.kind,
-                                         characters=doc.characters, chunks=len(chunks)))
+            done.append(
+                IngestedDocument(
+                    id=doc.doc_id, source=doc.source, type=doc.kind, characters=doc.characters, chunks=len(chunks)
+                )
+            )
         info = await asyncio.to_thread(store.info, tenant, input.collection)
         ctx.progress(1.0, f"added {added} chunks from {len(done)} documents")
-        return IngestOutput(collection=input.collection, documents=done, chunks_added=added,
-                            collection_documents=info.documents, collection_chunks=info.chunks)
+        return IngestOutput(
+            collection=input.collection,
+            documents=done,
+            chunks_added=added,
+            collection_documents=info.documents,
+            collection_chunks=info.chunks,
+        )

@@ -35,15 +35,24 @@ def chroma_filter(filters: dict | None) -> dict | None:
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-def retrieve(store: CollectionStore, tenant: str, collection: str, question: str, k: int,
-             mmr: bool = False, fetch_k: int = 20, lambda_mult: float = 0.5,
-             filters: dict | None = None) -> list[Passage]:
+def retrieve(
+    store: CollectionStore,
+    tenant: str,
+    collection: str,
+    question: str,
+    k: int,
+    mmr: bool = False,
+    fetch_k: int = 20,
+    lambda_mult: float = 0.5,
+    filters: dict | None = None,
+) -> list[Passage]:
     """Top-k passages in the retriever's order, each with its cosine similarity to the question."""
     search_kwargs: dict = {"k": k, "filter": chroma_filter(filters)}
     if mmr:
         search_kwargs.update(fetch_k=max(fetch_k, k), lambda_mult=lambda_mult)
     retriever = store.vectorstore(tenant, collection).as_retriever(
-        search_type="mmr" if mmr else "similarity", search_kwargs=search_kwargs)
+        search_type="mmr" if mmr else "similarity", search_kwargs=search_kwargs
+    )
     documents = retriever.invoke(question)
     if not documents:
         return []
@@ -54,9 +63,16 @@ def retrieve(store: CollectionStore, tenant: str, collection: str, question: str
 
 def _passage(document, similarity: float) -> Passage:
     meta = dict(document.metadata)
-    return Passage(chunk_id=document.id, text=document.page_content, doc_id=str(meta.get("doc_id", "")),
-                   source=str(meta.get("source", "")), chunk=int(meta.get("chunk", 0)),
-                   page=meta.get("page"), similarity=round(similarity, 4), metadata=meta)
+    return Passage(
+        chunk_id=document.id,
+        text=document.page_content,
+        doc_id=str(meta.get("doc_id", "")),
+        source=str(meta.get("source", "")),
+        chunk=int(meta.get("chunk", 0)),
+        page=meta.get("page"),
+        similarity=round(similarity, 4),
+        metadata=meta,
+    )
 
 
 def _dot(a: list[float], b: list[float] | None) -> float:
@@ -69,8 +85,9 @@ async def rerank(engine: Engine, question: str, passages: list[Passage], keep: i
     continuation = " " + question.strip()
     tokens = max(1, engine.count_tokens(continuation))
     for passage in passages:
-        prompt = (f"Passage: {passage.text[:RERANK_PASSAGE_CHARS]}\n"
-                  "Please write a question based on this passage.\nQuestion:")
+        prompt = (
+            f"Passage: {passage.text[:RERANK_PASSAGE_CHARS]}\nPlease write a question based on this passage.\nQuestion:"
+        )
         [logprob] = await engine.score(prompt, [continuation])
         passage.rerank_score = round(logprob / tokens, 4)
     return sorted(passages, key=lambda p: -(p.rerank_score or 0.0))[:keep]

@@ -24,8 +24,13 @@ from vireo.apps.rag.store import (
 
 class CreateCollection(BaseModel):
     # the pattern is documented, not enforced here: the store's own check answers with a clearer message
-    name: str = Field(..., min_length=1, max_length=64, description="Letters, digits, '-' or '_'.",
-                      json_schema_extra={"pattern": COLLECTION_NAME.pattern})
+    name: str = Field(
+        ...,
+        min_length=1,
+        max_length=64,
+        description="Letters, digits, '-' or '_'.",
+        json_schema_extra={"pattern": COLLECTION_NAME.pattern},
+    )
 
 
 class CollectionOut(BaseModel):
@@ -54,11 +59,16 @@ def _not_found(exc: CollectionNotFound) -> HTTPException:
 def collections_router(deps: RouteDeps) -> APIRouter:
     router = APIRouter(prefix="/v1/collections", tags=["collections"])
 
-    @router.post("", status_code=status.HTTP_201_CREATED, response_model=CollectionOut,
-                 responses=deps.error_responses(409),
-                 dependencies=[Depends(deps.rate_limited)])
-    def create_collection(body: CreateCollection, tenant: str = Depends(deps.tenant),
-                          store: CollectionStore = Depends(default_store)) -> CollectionOut:
+    @router.post(
+        "",
+        status_code=status.HTTP_201_CREATED,
+        response_model=CollectionOut,
+        responses=deps.error_responses(409),
+        dependencies=[Depends(deps.rate_limited)],
+    )
+    def create_collection(
+        body: CreateCollection, tenant: str = Depends(deps.tenant), store: CollectionStore = Depends(default_store)
+    ) -> CollectionOut:
         try:
             return _out(store.create(tenant, body.name))
         except InvalidCollectionName as exc:
@@ -66,26 +76,30 @@ def collections_router(deps: RouteDeps) -> APIRouter:
         except CollectionExists as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
 
-
     @router.get("", response_model=CollectionList)
-    def list_collections(tenant: str = Depends(deps.tenant),
-                         store: CollectionStore = Depends(default_store)) -> CollectionList:
+    def list_collections(
+        tenant: str = Depends(deps.tenant), store: CollectionStore = Depends(default_store)
+    ) -> CollectionList:
         return CollectionList(collections=[_out(info) for info in store.list(tenant)])
 
-
     @router.get("/{name}", response_model=CollectionOut, responses=deps.error_responses(404))
-    def get_collection(name: str, tenant: str = Depends(deps.tenant),
-                       store: CollectionStore = Depends(default_store)) -> CollectionOut:
+    def get_collection(
+        name: str, tenant: str = Depends(deps.tenant), store: CollectionStore = Depends(default_store)
+    ) -> CollectionOut:
         try:
             return _out(store.info(tenant, name))
         except (CollectionNotFound, InvalidCollectionName):
             raise _not_found(CollectionNotFound(name)) from None
 
-
-    @router.delete("/{name}", response_model=Deleted, responses=deps.error_responses(404),
-                    dependencies=[Depends(deps.rate_limited)])
-    def delete_collection(name: str, tenant: str = Depends(deps.tenant),
-                          store: CollectionStore = Depends(default_store)) -> Deleted:
+    @router.delete(
+        "/{name}",
+        response_model=Deleted,
+        responses=deps.error_responses(404),
+        dependencies=[Depends(deps.rate_limited)],
+    )
+    def delete_collection(
+        name: str, tenant: str = Depends(deps.tenant), store: CollectionStore = Depends(default_store)
+    ) -> Deleted:
         try:
             store.delete(tenant, name)
         except (CollectionNotFound, InvalidCollectionName):

@@ -54,21 +54,28 @@ def _migrate_folder(stores: TenantStores, tenant_of) -> None:
         for entry in stores.path.iterdir():
             if entry.name not in (TENANTS_FOLDER, MIGRATED_FOLDER, ".migration.lock"):
                 shutil.move(str(entry), str(aside / entry.name))
-        log.warning("RAG: moved %d collections from the shared store %s into per-tenant stores under %s; "
-                    "the old files are in %s (they hold every tenant's documents: delete them once checked)%s",
-                    moved, stores.path, stores.path / TENANTS_FOLDER, aside,
-                    f"; left there, tenant unknown: {', '.join(left)}" if left else "")
+        log.warning(
+            "RAG: moved %d collections from the shared store %s into per-tenant stores under %s; "
+            "the old files are in %s (they hold every tenant's documents: delete them once checked)%s",
+            moved,
+            stores.path,
+            stores.path / TENANTS_FOLDER,
+            aside,
+            f"; left there, tenant unknown: {', '.join(left)}" if left else "",
+        )
 
 
 def _migrate_server(stores: TenantStores, tenant_of) -> None:
     shared = stores.default_server_client()
     moved, left = _copy_all(shared, stores, tenant_of, delete_after=True)
     if moved:
-        log.warning("RAG: moved %d collections from the Chroma server's default database into one Chroma "
-                    "tenant per Vireo tenant", moved)
+        log.warning(
+            "RAG: moved %d collections from the Chroma server's default database into one Chroma "
+            "tenant per Vireo tenant",
+            moved,
+        )
     if left:
-        log.warning("RAG: collections in the default database with no Vireo tenant, left alone: %s",
-                    ", ".join(left))
+        log.warning("RAG: collections in the default database with no Vireo tenant, left alone: %s", ", ".join(left))
 
 
 def _copy_all(shared, stores: TenantStores, tenant_of, delete_after: bool = False) -> tuple[int, list[str]]:
@@ -87,19 +94,21 @@ def _copy_all(shared, stores: TenantStores, tenant_of, delete_after: bool = Fals
 
 def _copy(source, target_client) -> None:
     """Copy ids, texts, vectors and metadata in batches; upsert, so a copy interrupted and redone is whole."""
-    target = target_client.get_or_create_collection(source.name, embedding_function=None,
-                                                    metadata=source.metadata)
+    target = target_client.get_or_create_collection(source.name, embedding_function=None, metadata=source.metadata)
     offset = 0
     while True:
         got = source.get(include=["documents", "embeddings", "metadatas"], limit=BATCH, offset=offset)
         if not got["ids"]:
             break
-        target.upsert(ids=got["ids"], documents=got["documents"], embeddings=got["embeddings"],
-                      metadatas=got["metadatas"])
+        target.upsert(
+            ids=got["ids"], documents=got["documents"], embeddings=got["embeddings"], metadatas=got["metadatas"]
+        )
         offset += len(got["ids"])
     if target.count() != source.count():
-        raise RuntimeError(f"copying RAG collection {source.name} into its tenant's store: "
-                           f"{target.count()} of {source.count()} chunks arrived; the shared store is untouched")
+        raise RuntimeError(
+            f"copying RAG collection {source.name} into its tenant's store: "
+            f"{target.count()} of {source.count()} chunks arrived; the shared store is untouched"
+        )
 
 
 @contextmanager

@@ -32,8 +32,10 @@ NAME_KEY = "vireo_name"
 
 class InvalidCollectionName(AppInputError):
     def __init__(self, name: str):
-        super().__init__(f"collection name {name!r} is not valid: use 1-64 letters, digits, '-' or '_', "
-                         "starting and ending with a letter or digit")
+        super().__init__(
+            f"collection name {name!r} is not valid: use 1-64 letters, digits, '-' or '_', "
+            "starting and ending with a letter or digit"
+        )
 
 
 class CollectionNotFound(AppInputError):
@@ -68,8 +70,11 @@ def rag_embeddings():
     """LangChain embeddings over the packaged all-MiniLM-L6-v2, loaded once per process."""
     from langchain_huggingface import HuggingFaceEmbeddings
 
-    return HuggingFaceEmbeddings(model_name=minilm_path(), model_kwargs={"device": "cpu"},
-                                 encode_kwargs={"normalize_embeddings": True, "batch_size": 128})
+    return HuggingFaceEmbeddings(
+        model_name=minilm_path(),
+        model_kwargs={"device": "cpu"},
+        encode_kwargs={"normalize_embeddings": True, "batch_size": 128},
+    )
 
 
 def tenant_key(tenant: str) -> str:
@@ -145,8 +150,7 @@ class CollectionStore:
 
     def _find(self, tenant: str, name: str):
         try:
-            collection = self.client(tenant).get_collection(self.chroma_name(tenant, name),
-                                                            embedding_function=None)
+            collection = self.client(tenant).get_collection(self.chroma_name(tenant, name), embedding_function=None)
         except Exception as exc:  # chroma raises NotFoundError (1.x) or ValueError (0.x)
             if "not exist" in str(exc).lower() or "not found" in str(exc).lower():
                 return None
@@ -162,8 +166,7 @@ class CollectionStore:
     def _info(self, collection) -> CollectionInfo:
         metas = collection.get(include=["metadatas"])["metadatas"] or []
         documents = {m.get("doc_id") for m in metas if m}
-        return CollectionInfo((collection.metadata or {}).get(NAME_KEY, collection.name),
-                              len(documents), len(metas))
+        return CollectionInfo((collection.metadata or {}).get(NAME_KEY, collection.name), len(documents), len(metas))
 
     # --- contents ------------------------------------------------------------------------------
     def vectorstore(self, tenant: str, name: str):
@@ -171,8 +174,11 @@ class CollectionStore:
         from langchain_chroma import Chroma
 
         self._get(tenant, name)
-        return Chroma(client=self.client(tenant), collection_name=self.chroma_name(tenant, name),
-                      embedding_function=rag_embeddings())
+        return Chroma(
+            client=self.client(tenant),
+            collection_name=self.chroma_name(tenant, name),
+            embedding_function=rag_embeddings(),
+        )
 
     # `builtins.list`: in this class `list` is the method above
     def replace_document(self, tenant: str, name: str, doc_id: str, chunks: builtins.list[Chunk]) -> int:

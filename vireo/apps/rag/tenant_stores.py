@@ -84,20 +84,30 @@ class TenantStores:
         host, port, ssl = self.server_address()
         name = self.server_tenant(tenant)
         self._ensure_server_tenant(name)
-        return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=chroma_settings(),
-                                   tenant=name, database=SERVER_DATABASE)
+        return chromadb.HttpClient(
+            host=host, port=port, ssl=ssl, settings=chroma_settings(), tenant=name, database=SERVER_DATABASE
+        )
 
     def _ensure_server_tenant(self, name: str) -> None:
         """Create the Chroma tenant and its database unless they exist (another process may race us)."""
         import chromadb
 
         host, port, ssl = self.server_address()
-        admin = chromadb.AdminClient(chroma_settings(
-            chroma_api_impl="chromadb.api.fastapi.FastAPI", chroma_server_host=host,
-            chroma_server_http_port=port, chroma_server_ssl_enabled=ssl))
-        for exists, create in ((lambda: admin.get_tenant(name), lambda: admin.create_tenant(name)),
-                               (lambda: admin.get_database(SERVER_DATABASE, tenant=name),
-                                lambda: admin.create_database(SERVER_DATABASE, tenant=name))):
+        admin = chromadb.AdminClient(
+            chroma_settings(
+                chroma_api_impl="chromadb.api.fastapi.FastAPI",
+                chroma_server_host=host,
+                chroma_server_http_port=port,
+                chroma_server_ssl_enabled=ssl,
+            )
+        )
+        for exists, create in (
+            (lambda: admin.get_tenant(name), lambda: admin.create_tenant(name)),
+            (
+                lambda: admin.get_database(SERVER_DATABASE, tenant=name),
+                lambda: admin.create_database(SERVER_DATABASE, tenant=name),
+            ),
+        ):
             try:
                 exists()
             except Exception:  # chromadb raises NotFoundError; a race's loser then hits "already exists"

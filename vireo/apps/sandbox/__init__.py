@@ -22,12 +22,13 @@ from vireo.apps.sandbox.process import SandboxLimits, SandboxResult
 from vireo.apps.sandbox.rlimits import RlimitSandbox
 from vireo.apps.sandbox.service import RemoteSandbox, ServiceUnavailable
 
-__all__ = ["SandboxLimits", "SandboxResult", "SandboxUnavailable", "configure_sandbox", "run_python",
-           "current_sandbox"]
+__all__ = ["SandboxLimits", "SandboxResult", "SandboxUnavailable", "configure_sandbox", "run_python", "current_sandbox"]
 
 Mode = Literal["auto", "bwrap", "remote", "unsafe-local"]
-HOW_TO_FIX = ("install bubblewrap (apt-get install bubblewrap) where the worker runs, or run the sandbox "
-              "service and set VIREO_SANDBOX=remote with VIREO_SANDBOX_SOCKET (docker-compose does this)")
+HOW_TO_FIX = (
+    "install bubblewrap (apt-get install bubblewrap) where the worker runs, or run the sandbox "
+    "service and set VIREO_SANDBOX=remote with VIREO_SANDBOX_SOCKET (docker-compose does this)"
+)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -45,8 +46,9 @@ class Sandbox(Protocol):
 class _Choice:
     """The configured mode, resolved to one sandbox on first use."""
 
-    def __init__(self, mode: Mode = "auto", socket: str | Path | None = None, python: str | None = None,
-                 bwrap: str | None = None):
+    def __init__(
+        self, mode: Mode = "auto", socket: str | Path | None = None, python: str | None = None, bwrap: str | None = None
+    ):
         if mode not in ("auto", "bwrap", "remote", "unsafe-local"):
             raise ValueError(f"unknown sandbox mode {mode!r}: use auto, bwrap, remote or unsafe-local")
         self.mode, self.socket, self.python = mode, socket, python
@@ -63,15 +65,18 @@ class _Choice:
             return RlimitSandbox(isolation="unsafe-local", python=self.python)
         if self.mode == "remote" or (self.mode == "auto" and self.socket and not await self._bwrap_works()):
             if not self.socket:
-                raise SandboxUnavailable("VIREO_SANDBOX=remote needs VIREO_SANDBOX_SOCKET, the sandbox service's "
-                                         "Unix socket (vireo serve sandbox --socket PATH)")
+                raise SandboxUnavailable(
+                    "VIREO_SANDBOX=remote needs VIREO_SANDBOX_SOCKET, the sandbox service's "
+                    "Unix socket (vireo serve sandbox --socket PATH)"
+                )
             return RemoteSandbox(self.socket)
         try:
             await self.bwrap.check()
         except BwrapUnavailable as exc:
-            raise SandboxUnavailable(f"cannot run code: no sandbox is available ({exc}). To fix: {HOW_TO_FIX}. "
-                                     "VIREO_SANDBOX=unsafe-local runs code without one, for trusted code only"
-                                     ) from exc
+            raise SandboxUnavailable(
+                f"cannot run code: no sandbox is available ({exc}). To fix: {HOW_TO_FIX}. "
+                "VIREO_SANDBOX=unsafe-local runs code without one, for trusted code only"
+            ) from exc
         return self.bwrap
 
     async def _bwrap_works(self) -> bool:
@@ -85,8 +90,9 @@ class _Choice:
 _choice = _Choice()
 
 
-def configure_sandbox(mode: Mode = "auto", socket: str | Path | None = None, python: str | None = None,
-                      bwrap: str | None = None) -> None:
+def configure_sandbox(
+    mode: Mode = "auto", socket: str | Path | None = None, python: str | None = None, bwrap: str | None = None
+) -> None:
     """Set the process-wide sandbox (the platform calls this with its settings at start).
 
     `socket`: the sandbox service's (remote, or auto's fallback); `python`: the interpreter programs

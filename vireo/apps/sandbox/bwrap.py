@@ -52,22 +52,30 @@ class Interpreter:
 
     executable: str
     stdlib: str
-    version: str            # "3.11"
-    libpython: str | None   # the shared libpython, when the interpreter links one
+    version: str  # "3.11"
+    libpython: str | None  # the shared libpython, when the interpreter links one
 
     @classmethod
     def describe(cls, python: str) -> "Interpreter":
         """Ask the interpreter where its parts are (it may be another Python than the worker's)."""
-        script = ("import json, sys, sysconfig, os\n"
-                  "lib = os.path.join(sysconfig.get_config_var('LIBDIR') or '',"
-                  " sysconfig.get_config_var('LDLIBRARY') or '')\n"
-                  "shared = sysconfig.get_config_var('Py_ENABLE_SHARED') and os.path.isfile(lib)\n"
-                  "print(json.dumps({'executable': os.path.realpath(sys.executable),"
-                  " 'stdlib': sysconfig.get_paths()['stdlib'], 'version': '%d.%d' % sys.version_info[:2],"
-                  " 'libpython': os.path.realpath(lib) if shared else None}))")
+        script = (
+            "import json, sys, sysconfig, os\n"
+            "lib = os.path.join(sysconfig.get_config_var('LIBDIR') or '',"
+            " sysconfig.get_config_var('LDLIBRARY') or '')\n"
+            "shared = sysconfig.get_config_var('Py_ENABLE_SHARED') and os.path.isfile(lib)\n"
+            "print(json.dumps({'executable': os.path.realpath(sys.executable),"
+            " 'stdlib': sysconfig.get_paths()['stdlib'], 'version': '%d.%d' % sys.version_info[:2],"
+            " 'libpython': os.path.realpath(lib) if shared else None}))"
+        )
         try:
-            out = subprocess.run([python, "-I", "-S", "-c", script], capture_output=True, text=True, timeout=30,
-                                 env={"PATH": "/usr/bin:/bin"}, check=True).stdout
+            out = subprocess.run(
+                [python, "-I", "-S", "-c", script],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                env={"PATH": "/usr/bin:/bin"},
+                check=True,
+            ).stdout
         except (OSError, subprocess.SubprocessError) as exc:
             raise BwrapUnavailable(f"cannot run the interpreter {python}: {exc}") from exc
         return cls(**json.loads(out))
@@ -99,8 +107,17 @@ class BwrapSandbox:
         self.host_uid = NOBODY if os.geteuid() == 0 else None  # bwrap as nobody when we are root
         # setpriv, not Popen(user=...): changing ids in the child makes Python fork() instead of vfork(),
         # which costs ~0.1 s per GB of a worker that holds a model
-        self.launcher = ([shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
-                          "--clear-groups", "--"] if self.host_uid is not None else [])
+        self.launcher = (
+            [
+                shutil.which("setpriv") or "/usr/bin/setpriv",
+                f"--reuid={NOBODY}",
+                f"--regid={NOBODY}",
+                "--clear-groups",
+                "--",
+            ]
+            if self.host_uid is not None
+            else []
+        )
         self._probed = False
         self._unavailable: BwrapUnavailable | None = None
 
@@ -120,8 +137,10 @@ class BwrapSandbox:
         if not os.access(self.bwrap, os.X_OK):
             raise BwrapUnavailable(f"bubblewrap is not installed ({self.bwrap} missing): apt-get install bubblewrap")
         if self.launcher and not os.access(self.launcher[0], os.X_OK):
-            raise BwrapUnavailable(f"{self.launcher[0]} is missing (Debian package util-linux): it starts bwrap "
-                                   f"as uid {NOBODY} when the worker runs as root")
+            raise BwrapUnavailable(
+                f"{self.launcher[0]} is missing (Debian package util-linux): it starts bwrap "
+                f"as uid {NOBODY} when the worker runs as root"
+            )
         try:
             filter_program()
         except SeccompUnavailable as exc:
@@ -129,8 +148,10 @@ class BwrapSandbox:
         self.interpreter = await asyncio.to_thread(self._pick_interpreter)
         result = await self._run("print('ok')", SandboxLimits(timeout_s=30), "")
         if not result.passed or result.stdout.strip() != "ok":
-            raise BwrapUnavailable(f"bubblewrap cannot start a sandbox here (exit {result.exit_code}): "
-                                   f"{(result.stderr or result.stdout).strip()[-500:]}")
+            raise BwrapUnavailable(
+                f"bubblewrap cannot start a sandbox here (exit {result.exit_code}): "
+                f"{(result.stderr or result.stdout).strip()[-500:]}"
+            )
 
     def _pick_interpreter(self) -> Interpreter:
         """The configured Python, else the worker's own base interpreter, else the system's python3;
@@ -144,9 +165,11 @@ class BwrapSandbox:
             if self.host_uid is None or all(_world_readable(p) for p in interpreter.paths()):
                 return interpreter
             tried.append(python)
-        raise BwrapUnavailable(f"no Python interpreter the sandbox user (uid {self.host_uid}) can read: tried "
-                               f"{', '.join(tried) or 'none found'}; install Debian's python3 or set "
-                               "VIREO_SANDBOX_PYTHON to an interpreter outside private directories")
+        raise BwrapUnavailable(
+            f"no Python interpreter the sandbox user (uid {self.host_uid}) can read: tried "
+            f"{', '.join(tried) or 'none found'}; install Debian's python3 or set "
+            "VIREO_SANDBOX_PYTHON to an interpreter outside private directories"
+        )
 
     async def run(self, code: str, limits: SandboxLimits, stdin: str = "") -> SandboxResult:
         await self.check()
@@ -158,8 +181,13 @@ class BwrapSandbox:
         info_read, info_write = os.pipe()
         os.set_blocking(info_read, False)
         fds = [program, rules, info_write]
-        argv = [*self.launcher, self.bwrap, *self.arguments(limits, program=program, rules=rules, info=info_write),
-                "--", *python_command(f"{INNER_PREFIX}/bin/python3", limits)]
+        argv = [
+            *self.launcher,
+            self.bwrap,
+            *self.arguments(limits, program=program, rules=rules, info=info_write),
+            "--",
+            *python_command(f"{INNER_PREFIX}/bin/python3", limits),
+        ]
         try:  # bwrap's own environment holds nothing of ours: its init's /proc/1/environ is visible inside
             run = await start(argv, stdin, limits, pass_fds=fds, env={"PATH": "/usr/bin:/bin"})
             return await supervise(run, limits, self.isolation, kill=_NamespaceKiller(info_read))
@@ -172,23 +200,65 @@ class BwrapSandbox:
         py = self.interpreter
         inner_stdlib = f"{INNER_PREFIX}/lib/python{py.version}"
         tmp_bytes = str(4 * limits.file_mb * 2**20)
-        args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-                "--uid", str(NOBODY), "--gid", str(NOBODY), "--hostname", "sandbox"]
+        args = [
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--die-with-parent",
+            "--new-session",
+            "--uid",
+            str(NOBODY),
+            "--gid",
+            str(NOBODY),
+            "--hostname",
+            "sandbox",
+        ]
         args += _system_libraries()
-        args += ["--ro-bind", py.executable, f"{INNER_PREFIX}/bin/python3",
-                 "--ro-bind", py.stdlib, inner_stdlib]
+        args += ["--ro-bind", py.executable, f"{INNER_PREFIX}/bin/python3", "--ro-bind", py.stdlib, inner_stdlib]
         if os.path.isdir(os.path.join(py.stdlib, "site-packages")):
             args += ["--tmpfs", f"{inner_stdlib}/site-packages", "--remount-ro", f"{inner_stdlib}/site-packages"]
         if py.libpython:
             args += ["--ro-bind", py.libpython, f"{INNER_PREFIX}/lib/{os.path.basename(py.libpython)}"]
-        args += ["--proc", "/proc", "--dev", "/dev",
-                 "--size", tmp_bytes, "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
-                 "--size", tmp_bytes, "--tmpfs", WORKDIR,
-                 "--ro-bind-data", str(program), f"{WORKDIR}/{PROGRAM}",
-                 "--remount-ro", "/",
-                 "--chdir", WORKDIR, "--clearenv", "--setenv", "HOME", WORKDIR, "--setenv", "TMPDIR", WORKDIR,
-                 "--setenv", "PATH", f"{INNER_PREFIX}/bin", "--setenv", "LANG", "C.UTF-8",
-                 "--seccomp", str(rules), "--info-fd", str(info)]
+        args += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--size",
+            tmp_bytes,
+            "--tmpfs",
+            "/dev/shm",
+            "--remount-ro",
+            "/dev",
+            "--size",
+            tmp_bytes,
+            "--tmpfs",
+            WORKDIR,
+            "--ro-bind-data",
+            str(program),
+            f"{WORKDIR}/{PROGRAM}",
+            "--remount-ro",
+            "/",
+            "--chdir",
+            WORKDIR,
+            "--clearenv",
+            "--setenv",
+            "HOME",
+            WORKDIR,
+            "--setenv",
+            "TMPDIR",
+            WORKDIR,
+            "--setenv",
+            "PATH",
+            f"{INNER_PREFIX}/bin",
+            "--setenv",
+            "LANG",
+            "C.UTF-8",
+            "--seccomp",
+            str(rules),
+            "--info-fd",
+            str(info),
+        ]
         if py.libpython:
             args += ["--setenv", "LD_LIBRARY_PATH", f"{INNER_PREFIX}/lib"]
         return args

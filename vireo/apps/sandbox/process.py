@@ -21,17 +21,22 @@ class SandboxLimits:
     """What one run may use. Wall time is enforced from outside; the rest are rlimits."""
 
     timeout_s: float = 10.0
-    memory_mb: int = 512       # address space of each process
-    file_mb: int = 16          # largest file it may write
-    processes: int = 16        # processes and threads at once (fork bombs; with memory_mb, a memory bound)
+    memory_mb: int = 512  # address space of each process
+    file_mb: int = 16  # largest file it may write
+    processes: int = 16  # processes and threads at once (fork bombs; with memory_mb, a memory bound)
     open_files: int = 256
     output_bytes: int = 1_000_000  # stdout + stderr read before the program is stopped
 
     def rlimits(self, extra_processes: int = 0) -> list[tuple[str, int]]:
         """(resource name, hard = soft value) pairs; CPU time is a second past the wall limit."""
-        return [("RLIMIT_CPU", max(1, int(self.timeout_s) + 1)), ("RLIMIT_AS", self.memory_mb * 2**20),
-                ("RLIMIT_FSIZE", self.file_mb * 2**20), ("RLIMIT_NOFILE", self.open_files),
-                ("RLIMIT_CORE", 0), ("RLIMIT_NPROC", self.processes + extra_processes)]
+        return [
+            ("RLIMIT_CPU", max(1, int(self.timeout_s) + 1)),
+            ("RLIMIT_AS", self.memory_mb * 2**20),
+            ("RLIMIT_FSIZE", self.file_mb * 2**20),
+            ("RLIMIT_NOFILE", self.open_files),
+            ("RLIMIT_CORE", 0),
+            ("RLIMIT_NPROC", self.processes + extra_processes),
+        ]
 
 
 @dataclass
@@ -44,7 +49,7 @@ class SandboxResult:
     stderr: str
     timed_out: bool
     duration_s: float
-    isolation: str              # "bwrap", "remote:bwrap", "remote:rlimits" or "unsafe-local"
+    isolation: str  # "bwrap", "remote:bwrap", "remote:rlimits" or "unsafe-local"
     output_limited: bool = False  # it wrote more than `output_bytes` and was stopped
 
     def to_dict(self) -> dict:
@@ -64,7 +69,8 @@ def python_command(python: str, limits: SandboxLimits, extra_processes: int = 0)
         f"sys.argv = [{PROGRAM!r}]\n"
         f"source = open({PROGRAM!r}, encoding='utf-8').read()\n"
         f"exec(compile(source, {PROGRAM!r}, 'exec'), "
-        f"{{'__name__': '__main__', '__file__': {PROGRAM!r}, '__builtins__': __builtins__}})\n")
+        f"{{'__name__': '__main__', '__file__': {PROGRAM!r}, '__builtins__': __builtins__}})\n"
+    )
     return [python, "-I", "-S", "-B", "-X", "utf8", "-c", bootstrap]
 
 
@@ -84,7 +90,7 @@ class _Capture(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if len(self.kept) < self.KEEP:
-            self.kept += data[:self.KEEP - len(self.kept)]
+            self.kept += data[: self.KEEP - len(self.kept)]
         self.budget.spend(len(data))
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -126,8 +132,9 @@ async def start(argv: list[str], stdin: str, limits: SandboxLimits, **options) -
     os.lseek(stdin_file, 0, os.SEEK_SET)
     (out_read, out_write), (err_read, err_write) = os.pipe(), os.pipe()
     try:
-        proc = subprocess.Popen(argv, stdin=stdin_file, stdout=out_write, stderr=err_write,
-                                start_new_session=True, **options)
+        proc = subprocess.Popen(
+            argv, stdin=stdin_file, stdout=out_write, stderr=err_write, start_new_session=True, **options
+        )
     except BaseException:
         for fd in (out_read, err_read):
             os.close(fd)
@@ -143,8 +150,9 @@ async def start(argv: list[str], stdin: str, limits: SandboxLimits, **options) -
     return Started(proc, pidfd, budget, outputs)
 
 
-async def supervise(run: Started, limits: SandboxLimits, isolation: str,
-                    kill: Callable[[subprocess.Popen], None]) -> SandboxResult:
+async def supervise(
+    run: Started, limits: SandboxLimits, isolation: str, kill: Callable[[subprocess.Popen], None]
+) -> SandboxResult:
     """Wait for a started program's end, its deadline or its output cap, then kill what is left.
 
     `kill` must stop every process of the run (a PID namespace, a process group and its strays);
@@ -177,10 +185,16 @@ async def supervise(run: Started, limits: SandboxLimits, isolation: str,
     elif timed_out:
         stderr += f"\n[sandbox: stopped at the {limits.timeout_s:g} s time limit]"
     code = proc.returncode
-    return SandboxResult(passed=code == 0 and not timed_out and not budget.exceeded.is_set(), exit_code=code,
-                         stdout=_text(bytes(out.kept)), stderr=stderr, timed_out=timed_out,
-                         duration_s=round(time.monotonic() - began, 3), isolation=isolation,
-                         output_limited=budget.exceeded.is_set())
+    return SandboxResult(
+        passed=code == 0 and not timed_out and not budget.exceeded.is_set(),
+        exit_code=code,
+        stdout=_text(bytes(out.kept)),
+        stderr=stderr,
+        timed_out=timed_out,
+        duration_s=round(time.monotonic() - began, 3),
+        isolation=isolation,
+        output_limited=budget.exceeded.is_set(),
+    )
 
 
 async def _readable(fd: int) -> None:

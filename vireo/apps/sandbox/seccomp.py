@@ -14,23 +14,74 @@ import os
 
 DENIED = (
     # other processes' memory and the kernel's tracing and debugging interfaces
-    "ptrace", "process_vm_readv", "process_vm_writev", "perf_event_open", "bpf", "userfaultfd",
-    "kcmp", "pidfd_getfd", "lookup_dcookie", "syslog",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "perf_event_open",
+    "bpf",
+    "userfaultfd",
+    "kcmp",
+    "pidfd_getfd",
+    "lookup_dcookie",
+    "syslog",
     # namespaces and mounts: the filesystem view and the walls are bwrap's, set before the filter
-    "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree",
-    "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
-    "name_to_handle_at", "open_by_handle_at",
+    "unshare",
+    "setns",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
+    "name_to_handle_at",
+    "open_by_handle_at",
     # kernel keyrings, modules, kexec, reboot, swap, accounting, quotas, clocks
-    "keyctl", "add_key", "request_key", "init_module", "finit_module", "delete_module",
-    "kexec_load", "kexec_file_load", "reboot", "swapon", "swapoff", "acct", "quotactl",
-    "quotactl_fd", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "kexec_load",
+    "kexec_file_load",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "acct",
+    "quotactl",
+    "quotactl_fd",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
     # io_uring (a large attack surface that bypasses this filter's view of calls), raw I/O ports
-    "io_uring_setup", "io_uring_enter", "io_uring_register", "iopl", "ioperm",
-    "fanotify_init", "nfsservctl", "uselib", "vhangup", "personality",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "iopl",
+    "ioperm",
+    "fanotify_init",
+    "nfsservctl",
+    "uselib",
+    "vhangup",
+    "personality",
 )
 # clone with any of these flags makes a new namespace; unshare and setns are denied outright
-NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000,
-                   0x40000000, 0x00000080)  # NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME
+NAMESPACE_FLAGS = (
+    0x00020000,
+    0x02000000,
+    0x04000000,
+    0x08000000,
+    0x10000000,
+    0x20000000,
+    0x40000000,
+    0x00000080,
+)  # NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET, NEWTIME
 TIOCSTI = 0x5412  # push characters into a terminal's input
 
 
@@ -44,8 +95,9 @@ def filter_program() -> bytes:
     try:
         import pyseccomp as sc
     except (ImportError, RuntimeError) as exc:  # RuntimeError: the binding found no libseccomp
-        raise SeccompUnavailable(f"cannot build the seccomp filter: {exc} "
-                                 "(apt-get install libseccomp2; pip install pyseccomp)") from exc
+        raise SeccompUnavailable(
+            f"cannot build the seccomp filter: {exc} (apt-get install libseccomp2; pip install pyseccomp)"
+        ) from exc
     rules = sc.SyscallFilter(defaction=sc.ALLOW)
     deny = sc.ERRNO(errno.EPERM)
     for name in DENIED:

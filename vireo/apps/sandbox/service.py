@@ -26,8 +26,9 @@ from vireo.apps.sandbox.rlimits import RlimitSandbox
 log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 4 * 2**20
 # the most a client may ask for, whatever it sends
-CEILING = SandboxLimits(timeout_s=120, memory_mb=4096, file_mb=256, processes=256, open_files=1024,
-                        output_bytes=16_000_000)
+CEILING = SandboxLimits(
+    timeout_s=120, memory_mb=4096, file_mb=256, processes=256, open_files=1024, output_bytes=16_000_000
+)
 
 
 class ServiceUnavailable(RuntimeError):
@@ -64,10 +65,13 @@ class RemoteSandbox:
     async def _ask(self, message: dict, timeout: float) -> dict:
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(self.socket, limit=MAX_REQUEST_BYTES), 10)
+                asyncio.open_unix_connection(self.socket, limit=MAX_REQUEST_BYTES), 10
+            )
         except (OSError, asyncio.TimeoutError) as exc:
-            raise ServiceUnavailable(f"the sandbox service at {self.socket} does not answer ({exc}); start it "
-                                     "with `vireo serve sandbox --socket PATH`") from exc
+            raise ServiceUnavailable(
+                f"the sandbox service at {self.socket} does not answer ({exc}); start it "
+                "with `vireo serve sandbox --socket PATH`"
+            ) from exc
         try:
             writer.write(json.dumps(message).encode() + b"\n")
             await writer.drain()
@@ -91,8 +95,11 @@ async def pick_isolation(isolation: str) -> BwrapSandbox | RlimitSandbox:
         except BwrapUnavailable as exc:
             if isolation == "bwrap":
                 raise
-            log.warning("bwrap cannot run here (%s): programs run with rlimits only, so this service must run "
-                        "in its locked-down container (docker-compose.yml's sandbox service)", exc)
+            log.warning(
+                "bwrap cannot run here (%s): programs run with rlimits only, so this service must run "
+                "in its locked-down container (docker-compose.yml's sandbox service)",
+                exc,
+            )
     return RlimitSandbox(isolation="rlimits", adopt_orphans=True)
 
 
@@ -148,5 +155,6 @@ async def _answer(sandbox, slots: asyncio.Semaphore, reader: asyncio.StreamReade
 
 
 def _clamp(limits: SandboxLimits) -> SandboxLimits:
-    return SandboxLimits(**{f.name: min(getattr(limits, f.name), getattr(CEILING, f.name))
-                            for f in dataclasses.fields(SandboxLimits)})
+    return SandboxLimits(
+        **{f.name: min(getattr(limits, f.name), getattr(CEILING, f.name)) for f in dataclasses.fields(SandboxLimits)}
+    )

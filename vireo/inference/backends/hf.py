@@ -56,8 +56,9 @@ class HFEngine(LocalEngine):
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype(self.config.dtype))
         self.model.eval()
         self.tokenizer.padding_side = "left"
-        self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None \
-            else next(iter(self.eos_token_ids))
+        self._pad_id = (
+            self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else next(iter(self.eos_token_ids))
+        )
         self._pending: queue.Queue[_Job] = queue.Queue()
         self._jobs: dict[str, _Job] = {}
         self._running = 0
@@ -69,11 +70,18 @@ class HFEngine(LocalEngine):
     # --- Engine API ----------------------------------------------------------------------------
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
         if request.constraint is not None:
-            raise EngineError("the hf backend (plain transformers generate) cannot constrain output to "
-                              "choices, a regex or a JSON schema; serve with VIREO_ENGINE=native or vllm")
+            raise EngineError(
+                "the hf backend (plain transformers generate) cannot constrain output to "
+                "choices, a regex or a JSON schema; serve with VIREO_ENGINE=native or vllm"
+            )
         prompt_ids = self.prompt_ids(request)
-        job = _Job(request, prompt_ids, asyncio.Queue(), asyncio.get_running_loop(),
-                   OutputStream(self.tokenizer, request.sampling.stop))
+        job = _Job(
+            request,
+            prompt_ids,
+            asyncio.Queue(),
+            asyncio.get_running_loop(),
+            OutputStream(self.tokenizer, request.sampling.stop),
+        )
         self._jobs[request.request_id] = job
         self._pending.put(job)
         try:
@@ -89,9 +97,14 @@ class HFEngine(LocalEngine):
             job.aborted = True
 
     def stats(self) -> EngineStats:
-        return EngineStats(backend=self.backend, model=self.model_name, running=self._running,
-                           waiting=self._pending.qsize(), generated_tokens=self._stats["generated"],
-                           prompt_tokens=self._stats["prompt"])
+        return EngineStats(
+            backend=self.backend,
+            model=self.model_name,
+            running=self._running,
+            waiting=self._pending.qsize(),
+            generated_tokens=self._stats["generated"],
+            prompt_tokens=self._stats["prompt"],
+        )
 
     async def shutdown(self) -> None:
         self._stop.set()
@@ -138,8 +151,9 @@ class HFEngine(LocalEngine):
         mask = torch.tensor([[0] * (width - len(j.prompt_ids)) + [1] * len(j.prompt_ids) for j in batch])
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
-        kwargs: dict[str, Any] = dict(do_sample=not sampling.greedy, max_new_tokens=sampling.max_tokens,
-                                      pad_token_id=self._pad_id)
+        kwargs: dict[str, Any] = dict(
+            do_sample=not sampling.greedy, max_new_tokens=sampling.max_tokens, pad_token_id=self._pad_id
+        )
         if not sampling.greedy:
             kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or None)
         if sampling.ignore_eos:
@@ -152,9 +166,13 @@ class HFEngine(LocalEngine):
             # transformers annotates from_pretrained as returning its `_BaseModelWithGenerate`, which
             # generate()'s own self type (GenerativePreTrainedModel) does not admit
             self.model.generate(  # type: ignore[misc]
-                input_ids=ids, attention_mask=mask, streamer=_BatchStreamer(self, batch, recorder),
+                input_ids=ids,
+                attention_mask=mask,
+                streamer=_BatchStreamer(self, batch, recorder),
                 stopping_criteria=StoppingCriteriaList([_RowStop(batch)]),
-                logits_processor=LogitsProcessorList([recorder] if recorder else []), **kwargs)
+                logits_processor=LogitsProcessorList([recorder] if recorder else []),
+                **kwargs,
+            )
             error = None
         except Exception as exc:  # surface to every caller rather than hang them
             error = f"{type(exc).__name__}: {exc}"
@@ -181,8 +199,7 @@ class HFEngine(LocalEngine):
             reason = "length"
         self._stats["generated"] += n
         self._stats["prompt"] += len(job.prompt_ids)
-        job.send(Finished(job.request.request_id, reason, job.stream.text,
-                          Usage(len(job.prompt_ids), n), error=error))
+        job.send(Finished(job.request.request_id, reason, job.stream.text, Usage(len(job.prompt_ids), n), error=error))
 
 
 class _LogprobRecorder:

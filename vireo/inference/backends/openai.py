@@ -36,8 +36,7 @@ if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
 
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English BPE vocabularies
-FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "abort": "abort",
-                                           "error": "error"}
+FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length", "abort": "abort", "error": "error"}
 
 
 class _Stream(Protocol):
@@ -64,8 +63,9 @@ class OpenAIEngine(Engine):
 
     def __init__(self, config: EngineConfig, embedder: Embedder | None = None):
         if not config.openai_base_url:
-            raise EngineError("the openai backend needs a server URL (VIREO_OPENAI_BASE_URL, "
-                              "e.g. http://127.0.0.1:8000/v1)")
+            raise EngineError(
+                "the openai backend needs a server URL (VIREO_OPENAI_BASE_URL, e.g. http://127.0.0.1:8000/v1)"
+            )
         self.config = config
         self.base_url = _with_v1(config.openai_base_url)
         self.model_name = config.openai_model or config.model
@@ -84,8 +84,9 @@ class OpenAIEngine(Engine):
         from openai import AsyncOpenAI
 
         # No retries: a retried generation would run twice on the server.
-        self._client = AsyncOpenAI(base_url=self.base_url, api_key=self.config.openai_api_key or "EMPTY",
-                                   max_retries=0, timeout=600.0)
+        self._client = AsyncOpenAI(
+            base_url=self.base_url, api_key=self.config.openai_api_key or "EMPTY", max_retries=0, timeout=600.0
+        )
         await self._read_model_card()
 
     def _started(self) -> AsyncOpenAI:
@@ -104,8 +105,10 @@ class OpenAIEngine(Engine):
         by_id = {m.id: m for m in served}
         if self.model_name not in by_id:
             if self.config.openai_model or len(served) != 1:
-                raise EngineError(f"model {self.model_name!r} is not served at {self.base_url}; "
-                                  f"it serves: {', '.join(by_id) or 'nothing'}")
+                raise EngineError(
+                    f"model {self.model_name!r} is not served at {self.base_url}; "
+                    f"it serves: {', '.join(by_id) or 'nothing'}"
+                )
             self.model_name = served[0].id  # a single-model server: use what it serves
         remote_len = getattr(by_id[self.model_name], "max_model_len", None)
         if remote_len:
@@ -121,8 +124,9 @@ class OpenAIEngine(Engine):
         if request.messages is None:
             return request.prompt or ""
         if self.tokenizer is not None:
-            return self.tokenizer.apply_chat_template(request.messages, tools=request.tools, tokenize=False,
-                                                      add_generation_prompt=True)
+            return self.tokenizer.apply_chat_template(
+                request.messages, tools=request.tools, tokenize=False, add_generation_prompt=True
+            )
         # Approximation: the server applies its own template; this only sizes and shows the prompt.
         return "".join(f"{m['role']}: {m['content']}\n" for m in request.messages) + "assistant: "
 
@@ -192,8 +196,13 @@ class OpenAIEngine(Engine):
     def _request_arguments(self, request: GenerationRequest) -> dict[str, Any]:
         s = request.sampling
         # `stream=True` is passed by `_open_stream` itself (it picks the streaming overloads)
-        args: dict[str, Any] = dict(model=request.model or self.model_name, max_tokens=s.max_tokens,
-                                    temperature=s.temperature, top_p=s.top_p, stream_options={"include_usage": True})
+        args: dict[str, Any] = dict(
+            model=request.model or self.model_name,
+            max_tokens=s.max_tokens,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            stream_options={"include_usage": True},
+        )
         if s.stop:
             args["stop"] = list(s.stop)
         if s.seed is not None:
@@ -227,8 +236,7 @@ class OpenAIEngine(Engine):
             finish, error = "error", error or "the server's stream ended without a finish reason"
         else:
             finish = FINISH_REASONS.get(reason, "stop")  # e.g. "tool_calls", "content_filter"
-        return Finished(request.request_id, finish, "".join(text), Usage(prompt, completion, cached),
-                        error=error)
+        return Finished(request.request_id, finish, "".join(text), Usage(prompt, completion, cached), error=error)
 
     async def abort(self, request_id: str) -> None:
         call = self._calls.get(request_id)
@@ -253,32 +261,46 @@ class OpenAIEngine(Engine):
             inputs = [prompt + c for c in continuations]
         try:
             response = await self._started().completions.create(
-                model=self.model_name, prompt=inputs, echo=True, logprobs=1, max_tokens=1, temperature=0.0)
+                model=self.model_name, prompt=inputs, echo=True, logprobs=1, max_tokens=1, temperature=0.0
+            )
         except openai.APIError as exc:
-            raise EngineError(f"{self.base_url} cannot score: score() needs /v1/completions with echo=True "
-                              f"and logprobs (vLLM servers support it): {_server_message(exc)}") from exc
+            raise EngineError(
+                f"{self.base_url} cannot score: score() needs /v1/completions with echo=True "
+                f"and logprobs (vLLM servers support it): {_server_message(exc)}"
+            ) from exc
         choices = sorted(response.choices, key=lambda c: c.index)
-        echoed = [(c.logprobs, c.logprobs.token_logprobs) for c in choices
-                  if c.logprobs and c.logprobs.token_logprobs]
+        echoed = [(c.logprobs, c.logprobs.token_logprobs) for c in choices if c.logprobs and c.logprobs.token_logprobs]
         if len(choices) != len(inputs) or len(echoed) != len(choices):
-            raise EngineError(f"{self.base_url} did not return prompt logprobs for echo=True; score() "
-                              "needs a server that echoes the prompt with logprobs (vLLM does)")
+            raise EngineError(
+                f"{self.base_url} did not return prompt logprobs for echo=True; score() "
+                "needs a server that echoes the prompt with logprobs (vLLM does)"
+            )
         if self.tokenizer is not None:
-            return [_sum_token_span(token_logprobs, len(prompt_ids), len(cont))
-                    for (_, token_logprobs), cont in zip(echoed, conts)]
-        return [_sum_text_span(logprobs, len(prompt), len(prompt + cont))
-                for (logprobs, _), cont in zip(echoed, continuations)]
+            return [
+                _sum_token_span(token_logprobs, len(prompt_ids), len(cont))
+                for (_, token_logprobs), cont in zip(echoed, conts)
+            ]
+        return [
+            _sum_text_span(logprobs, len(prompt), len(prompt + cont))
+            for (logprobs, _), cont in zip(echoed, continuations)
+        ]
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         return await asyncio.to_thread(self._embedder.encode, texts)
 
     def stats(self) -> EngineStats:
         c = self._counters
-        return EngineStats(backend=self.backend, model=self.model_name, running=len(self._calls),
-                           tokens_per_s=c.tokens_per_s(), generated_tokens=c.generated,
-                           prompt_tokens=c.prompt, cached_tokens=c.cached,
-                           prefix_hit_rate=c.prefix_hit_rate(),
-                           prefix_hit_rate_by_app=c.prefix_hit_rate_by_app())
+        return EngineStats(
+            backend=self.backend,
+            model=self.model_name,
+            running=len(self._calls),
+            tokens_per_s=c.tokens_per_s(),
+            generated_tokens=c.generated,
+            prompt_tokens=c.prompt,
+            cached_tokens=c.cached,
+            prefix_hit_rate=c.prefix_hit_rate(),
+            prefix_hit_rate_by_app=c.prefix_hit_rate_by_app(),
+        )
 
 
 def _with_images(messages: list[dict], images: list[str]) -> list[dict]:
@@ -292,7 +314,7 @@ def _with_images(messages: list[dict], images: list[str]) -> list[dict]:
     content = message.get("content")
     parts = list(content) if isinstance(content, list) else [{"type": "text", "text": content or ""}]
     parts += [{"type": "image_url", "image_url": {"url": url}} for url in images]
-    return [*messages[:last_user], {**message, "content": parts}, *messages[last_user + 1:]]
+    return [*messages[:last_user], {**message, "content": parts}, *messages[last_user + 1 :]]
 
 
 def _with_v1(url: str) -> str:
@@ -346,13 +368,18 @@ def _cached_tokens(usage) -> int:
 
 
 def _sum_token_span(token_logprobs: list, start: int, length: int) -> float:
-    return float(sum(token_logprobs[start:start + length]))
+    return float(sum(token_logprobs[start : start + length]))
 
 
 def _sum_text_span(logprobs, start: int, end: int) -> float:
     """Sum the logprobs of tokens that start inside [start, end) of the echoed text."""
-    return float(sum(lp for lp, offset in zip(logprobs.token_logprobs, logprobs.text_offset)
-                     if lp is not None and start <= offset < end))
+    return float(
+        sum(
+            lp
+            for lp, offset in zip(logprobs.token_logprobs, logprobs.text_offset)
+            if lp is not None and start <= offset < end
+        )
+    )
 
 
 def _server_message(exc) -> str:

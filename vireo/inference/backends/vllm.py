@@ -125,11 +125,17 @@ class VLLMEngine(LocalEngine):
         """The vLLM engine arguments this config maps to."""
         config = self.config
         return dict(
-            model=str(self.model_path), served_model_name=self.model_name,
-            dtype=config.dtype, max_model_len=self.context_length,
-            max_num_seqs=config.max_batch, enforce_eager=True,
-            enable_prefix_caching=config.prefix_caching, scheduling_policy="priority",
-            speculative_config=self.speculative_config(), disable_log_stats=True, seed=0,
+            model=str(self.model_path),
+            served_model_name=self.model_name,
+            dtype=config.dtype,
+            max_model_len=self.context_length,
+            max_num_seqs=config.max_batch,
+            enforce_eager=True,
+            enable_prefix_caching=config.prefix_caching,
+            scheduling_policy="priority",
+            speculative_config=self.speculative_config(),
+            disable_log_stats=True,
+            seed=0,
         )
 
     def speculative_config(self) -> dict | None:
@@ -137,8 +143,12 @@ class VLLMEngine(LocalEngine):
         method = self.config.speculation
         n = self.config.num_speculative_tokens
         if method == "prompt_lookup":
-            return {"method": "ngram", "num_speculative_tokens": n,
-                    "prompt_lookup_max": PROMPT_LOOKUP_MAX, "prompt_lookup_min": PROMPT_LOOKUP_MIN}
+            return {
+                "method": "ngram",
+                "num_speculative_tokens": n,
+                "prompt_lookup_max": PROMPT_LOOKUP_MAX,
+                "prompt_lookup_min": PROMPT_LOOKUP_MIN,
+            }
         if method == "draft":
             if not self.config.draft_model:
                 raise EngineError("speculation 'draft' needs EngineConfig.draft_model (a registry name)")
@@ -158,8 +168,9 @@ class VLLMEngine(LocalEngine):
         prompt_ids = self.prompt_ids(request)  # refuses an over-long prompt before any work
         await self.start()
         rid = request.request_id
-        stream = self._started().generate(self._engine_input(prompt_ids), self.sampling_params(request),
-                                          rid, priority=request.priority)
+        stream = self._started().generate(
+            self._engine_input(prompt_ids), self.sampling_params(request), rid, priority=request.priority
+        )
         self._active.add(rid)
         text, completion, final = [], 0, None
         try:
@@ -174,12 +185,21 @@ class VLLMEngine(LocalEngine):
                 if out.finished:
                     cached = out.num_cached_tokens or 0
                     self._counters.add_prompt(request.app, len(prompt_ids), cached)
-                    final = Finished(rid, _finish_reason(piece.finish_reason), "".join(text),
-                                     Usage(len(prompt_ids), completion, cached))
+                    final = Finished(
+                        rid,
+                        _finish_reason(piece.finish_reason),
+                        "".join(text),
+                        Usage(len(prompt_ids), completion, cached),
+                    )
         except Exception as exc:  # surface to the caller as an event, like the other backends
             cause = exc.__cause__ or exc
-            final = Finished(rid, "error", "".join(text), Usage(len(prompt_ids), completion),
-                             error=f"{type(cause).__name__}: {cause}")
+            final = Finished(
+                rid,
+                "error",
+                "".join(text),
+                Usage(len(prompt_ids), completion),
+                error=f"{type(cause).__name__}: {cause}",
+            )
         finally:
             self._active.discard(rid)
             if final is None:
@@ -198,9 +218,15 @@ class VLLMEngine(LocalEngine):
 
         s = request.sampling
         return VSamplingParams(
-            temperature=s.temperature, top_p=s.top_p, top_k=s.top_k or 0, max_tokens=s.max_tokens,
-            stop=list(s.stop) or None, seed=s.seed, logprobs=0 if s.logprobs else None,
-            ignore_eos=s.ignore_eos, output_kind=RequestOutputKind.DELTA,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            top_k=s.top_k or 0,
+            max_tokens=s.max_tokens,
+            stop=list(s.stop) or None,
+            seed=s.seed,
+            logprobs=0 if s.logprobs else None,
+            ignore_eos=s.ignore_eos,
+            output_kind=RequestOutputKind.DELTA,
             structured_outputs=_structured_outputs(request.constraint),
             skip_reading_prefix_cache=True if request.prefix_cache is False else None,
         )
@@ -225,11 +251,11 @@ class VLLMEngine(LocalEngine):
         from vllm import SamplingParams as VSamplingParams
 
         # prompt_logprobs=0 returns the logprob of each actual prompt token (no alternatives).
-        params = VSamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0,
-                                 skip_reading_prefix_cache=True)
+        params = VSamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, skip_reading_prefix_cache=True)
         final = None
-        async for out in self._started().generate(self._engine_input(prompt_ids + cont), params,
-                                                  f"score-{uuid.uuid4().hex}"):
+        async for out in self._started().generate(
+            self._engine_input(prompt_ids + cont), params, f"score-{uuid.uuid4().hex}"
+        ):
             final = out
         assert final is not None and final.prompt_logprobs is not None  # asked for: prompt_logprobs=0
         positions = range(len(prompt_ids), len(prompt_ids) + len(cont))
@@ -247,12 +273,20 @@ class VLLMEngine(LocalEngine):
         total_blocks = self._total_kv_blocks()
         c, snap = self._counters, self._snapshot
         return EngineStats(
-            backend=self.backend, model=self.model_name, running=active - waiting, waiting=waiting,
+            backend=self.backend,
+            model=self.model_name,
+            running=active - waiting,
+            waiting=waiting,
             kv_blocks_used=round(snap.kv_usage * total_blocks) if active else 0,
-            kv_blocks_total=total_blocks, tokens_per_s=c.tokens_per_s(),
-            generated_tokens=c.generated, prompt_tokens=c.prompt, cached_tokens=c.cached,
-            prefix_hit_rate=c.prefix_hit_rate(), prefix_hit_rate_by_app=c.prefix_hit_rate_by_app(),
-            spec_proposed=snap.spec_drafted, spec_accepted=snap.spec_accepted,
+            kv_blocks_total=total_blocks,
+            tokens_per_s=c.tokens_per_s(),
+            generated_tokens=c.generated,
+            prompt_tokens=c.prompt,
+            cached_tokens=c.cached,
+            prefix_hit_rate=c.prefix_hit_rate(),
+            prefix_hit_rate_by_app=c.prefix_hit_rate_by_app(),
+            spec_proposed=snap.spec_drafted,
+            spec_accepted=snap.spec_accepted,
             spec_acceptance=snap.spec_accepted / snap.spec_drafted if snap.spec_drafted else 0.0,
         )
 
@@ -282,8 +316,12 @@ def _sampled_logprobs(piece, ids: list[int]) -> list[float] | None:
     return [float(entry[tok].logprob) for entry, tok in zip(piece.logprobs, ids)]
 
 
-_FINISH_REASONS: dict[str | None, FinishReason] = {"stop": "stop", "length": "length", "abort": "abort",
-                                                   "error": "error"}
+_FINISH_REASONS: dict[str | None, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "abort": "abort",
+    "error": "error",
+}
 
 
 def _finish_reason(reason: str | None) -> FinishReason:

@@ -41,33 +41,54 @@ class NativeEngine(LocalEngine):
 
     backend = "native"
 
-    def __init__(self, config: EngineConfig, model_path: Path, model_name: str,
-                 model: LlamaModel | None = None, **kw):
+    def __init__(self, config: EngineConfig, model_path: Path, model_name: str, model: LlamaModel | None = None, **kw):
         if model is not None:  # engines sharing one set of weights (tests, tools) run where the weights are
-            config = config.model_copy(update={"device": model.device.type,
-                                               "dtype": str(model.dtype).removeprefix("torch.")})
+            config = config.model_copy(
+                update={"device": model.device.type, "dtype": str(model.dtype).removeprefix("torch.")}
+            )
         super().__init__(config, model_path, model_name, **kw)
         config = self.config  # resolved: a concrete device, dtype and overlap choice
         assert config.overlap_decode is not None  # made a bool by `EngineConfig.resolved`
         self.model = model or LlamaModel.from_pretrained(
-            model_path, torch_dtype(config.dtype), config.max_batch, config.device,
-            quantization=config.quantization, dense_gemv=config.dense_gemv)
+            model_path,
+            torch_dtype(config.dtype),
+            config.max_batch,
+            config.device,
+            quantization=config.quantization,
+            dense_gemv=config.dense_gemv,
+        )
         slots = kv_cache_slots(config, self.model.shape, self.model.dtype, self.model.device)
         num_blocks = max(1, slots // config.block_size)
-        self.blocks = BlockManager(num_blocks, config.block_size,
-                                   PrefixCache() if config.prefix_caching else NoPrefixCache())
-        self.runner = ModelRunner(self.model, num_blocks, config.block_size, config.device,
-                                  config.cuda_graphs, config.max_batch, self.context_length)
-        self.scheduler = Scheduler(self.blocks, config.max_batch, MAX_TOKENS_PER_STEP,
-                                   frozenset(self.eos_token_ids), self.context_length)
+        self.blocks = BlockManager(
+            num_blocks, config.block_size, PrefixCache() if config.prefix_caching else NoPrefixCache()
+        )
+        self.runner = ModelRunner(
+            self.model,
+            num_blocks,
+            config.block_size,
+            config.device,
+            config.cuda_graphs,
+            config.max_batch,
+            self.context_length,
+        )
+        self.scheduler = Scheduler(
+            self.blocks, config.max_batch, MAX_TOKENS_PER_STEP, frozenset(self.eos_token_ids), self.context_length
+        )
         self.speculator = Speculator(config, self.blocks, self._draft_path(), (model_path, self.model))
         self.constraints = ConstrainedDecoding(self.tokenizer, self.model.shape.vocab, self.eos_token_ids)
         self.overlap = OverlappedDecoding(self.runner, self.blocks, config.overlap_decode, self.context_length)
         self.outputs = RequestOutputs()
         self.counters = EngineCounters()
-        self.loop = StepLoop(self.scheduler, self.runner, self.speculator,
-                             StepSampler(self.constraints, self.speculator), self.overlap,
-                             self.outputs, self.counters, config.threads)
+        self.loop = StepLoop(
+            self.scheduler,
+            self.runner,
+            self.speculator,
+            StepSampler(self.constraints, self.speculator),
+            self.overlap,
+            self.outputs,
+            self.counters,
+            config.threads,
+        )
 
     def _draft_path(self) -> Path | None:
         if not self.config.draft_model:
@@ -81,15 +102,25 @@ class NativeEngine(LocalEngine):
         prompt_ids = self.prompt_ids(request)  # raises PromptTooLongError before any work
         needed = len(prompt_ids) + request.sampling.max_tokens
         if needed > self.blocks.num_blocks * self.blocks.block_size:
-            raise EngineError(f"request needs {needed} KV slots; the cache holds "
-                              f"{self.blocks.num_blocks * self.blocks.block_size}")
+            raise EngineError(
+                f"request needs {needed} KV slots; the cache holds {self.blocks.num_blocks * self.blocks.block_size}"
+            )
         grammar = await self._grammar_for(request)
         # Guesses are verified against the model, not the grammar: constrained requests never speculate.
         speculation = "off" if grammar else self.speculator.mode_for(request.speculation)
-        seq = Sequence(request.request_id, prompt_ids, request.sampling, request.priority,
-                       request.app, self._use_prefix_cache(request), speculation, grammar=grammar)
-        channel = RequestChannel(seq, OutputStream(self.tokenizer, request.sampling.stop),
-                                 asyncio.get_running_loop(), asyncio.Queue())
+        seq = Sequence(
+            request.request_id,
+            prompt_ids,
+            request.sampling,
+            request.priority,
+            request.app,
+            self._use_prefix_cache(request),
+            speculation,
+            grammar=grammar,
+        )
+        channel = RequestChannel(
+            seq, OutputStream(self.tokenizer, request.sampling.stop), asyncio.get_running_loop(), asyncio.Queue()
+        )
         self.loop.submit(channel)
         try:
             async for event in events_until_finished(channel.events):
@@ -118,5 +149,4 @@ class NativeEngine(LocalEngine):
         return self.runner.forward_logits(input_ids)
 
     def stats(self) -> EngineStats:
-        return engine_stats(self.backend, self.model_name, self.scheduler, self.blocks,
-                            self.speculator, self.counters)
+        return engine_stats(self.backend, self.model_name, self.scheduler, self.blocks, self.speculator, self.counters)

@@ -65,12 +65,10 @@ class Flight:
 def may_overlap(seq: Sequence) -> bool:
     """Whether `seq`'s next token can be picked on the device, with no host step in between."""
     sampling = seq.sampling
-    return (seq.speculation == "off" and seq.grammar is None and not sampling.logprobs
-            and seq.generator is None)
+    return seq.speculation == "off" and seq.grammar is None and not sampling.logprobs and seq.generator is None
 
 
-def launch(runner: ModelRunner, items: list[ScheduledSeq], input_ids: torch.Tensor | None = None
-           ) -> Flight:
+def launch(runner: ModelRunner, items: list[ScheduledSeq], input_ids: torch.Tensor | None = None) -> Flight:
     """Queue the forward and the sampling of a decode batch; nothing here waits for the GPU."""
     _, logits = runner.run(items, input_ids)
     assert logits is not None  # every row of a decode batch samples
@@ -127,8 +125,9 @@ class OverlappedDecoding:
 
     def takes(self, batch: Batch) -> bool:
         """A pure decode batch whose tokens can all be picked on the device."""
-        return self.enabled and all(item.num_tokens == 1 and item.samples and may_overlap(item.seq)
-                                    for item in batch.items)
+        return self.enabled and all(
+            item.num_tokens == 1 and item.samples and may_overlap(item.seq) for item in batch.items
+        )
 
     def start(self, items: list[ScheduledSeq]) -> None:
         self.runner.prepare_cache(self.blocks)

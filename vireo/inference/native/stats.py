@@ -40,16 +40,31 @@ class EngineCounters:
         return sum(n for _, n in recent) / span
 
 
-def engine_stats(backend: str, model: str, scheduler: Scheduler, blocks: BlockManager,
-                 speculator: Speculator, counters: EngineCounters) -> EngineStats:
+def engine_stats(
+    backend: str,
+    model: str,
+    scheduler: Scheduler,
+    blocks: BlockManager,
+    speculator: Speculator,
+    counters: EngineCounters,
+) -> EngineStats:
     cache = blocks.cache
     proposed, accepted = speculator.proposed, speculator.accepted
     return EngineStats(
-        backend=backend, model=model, running=len(scheduler.running),
-        waiting=len(scheduler.waiting), kv_blocks_used=blocks.num_used,
-        kv_blocks_total=blocks.num_blocks, kv_blocks_evictable=cache.num_evictable,
-        tokens_per_s=counters.tokens_per_s(), generated_tokens=counters.generated,
-        prompt_tokens=counters.prompt, cached_tokens=counters.cached,
-        prefix_hit_rate=cache.hit_rate, prefix_hit_rate_by_app=cache.hit_rates_by_app(),
-        spec_proposed=proposed, spec_accepted=accepted,
-        spec_acceptance=accepted / proposed if proposed else 0.0)
+        backend=backend,
+        model=model,
+        running=len(scheduler.running),
+        waiting=len(scheduler.waiting),
+        kv_blocks_used=blocks.num_used,
+        kv_blocks_total=blocks.num_blocks,
+        kv_blocks_evictable=cache.num_evictable,
+        tokens_per_s=counters.tokens_per_s(),
+        generated_tokens=counters.generated,
+        prompt_tokens=counters.prompt,
+        cached_tokens=counters.cached,
+        prefix_hit_rate=cache.hit_rate,
+        prefix_hit_rate_by_app=cache.hit_rates_by_app(),
+        spec_proposed=proposed,
+        spec_accepted=accepted,
+        spec_acceptance=accepted / proposed if proposed else 0.0,
+    )

@@ -32,9 +32,17 @@ IDLE_WAIT_S = 0.05
 class StepLoop:
     """Runs engine steps on a daemon thread until `stop()`."""
 
-    def __init__(self, scheduler: Scheduler, runner: ModelRunner, speculator: Speculator,
-                 sampler: StepSampler, overlap: OverlappedDecoding, outputs: RequestOutputs,
-                 counters: EngineCounters, threads: int | None = None):
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        runner: ModelRunner,
+        speculator: Speculator,
+        sampler: StepSampler,
+        overlap: OverlappedDecoding,
+        outputs: RequestOutputs,
+        counters: EngineCounters,
+        threads: int | None = None,
+    ):
         self.scheduler, self.runner, self.speculator = scheduler, runner, speculator
         self.sampler, self.overlap, self.outputs, self.counters = sampler, overlap, outputs, counters
         self.threads = threads

@@ -28,10 +28,9 @@ def fake_quantize(weight: torch.Tensor, bits: int, group_size: int) -> torch.Ten
     return ((q - zero[..., None]) * scale[..., None]).flatten(1)[:, : weight.shape[1]]
 
 
-def search_scale(x: torch.Tensor, weights: list[torch.Tensor], bits: int,
-                 group_size: int) -> torch.Tensor:
+def search_scale(x: torch.Tensor, weights: list[torch.Tensor], bits: int, group_size: int) -> torch.Tensor:
     """The per-input-channel scale s [K] minimizing the quantized output error on x [T, K]."""
-    x = x[: MAX_TOKENS].float()
+    x = x[:MAX_TOKENS].float()
     w = torch.cat([wt.float() for wt in weights])
     reference = x @ w.t()
     mean_abs = x.abs().mean(dim=0)
@@ -63,9 +62,11 @@ def fold_scale(scale: torch.Tensor, producer: torch.nn.Module, consumers: list[t
 def scaling_groups(layer) -> list[tuple[torch.nn.Module, list[torch.nn.Linear], str]]:
     """(producer, consumers sharing its output, name of the consumer whose input is X)."""
     attn, mlp = layer.self_attn, layer.mlp
-    groups = [(layer.input_layernorm, [attn.q_proj, attn.k_proj, attn.v_proj], "self_attn.q_proj"),
-              (layer.post_attention_layernorm, [mlp.gate_proj, mlp.up_proj], "mlp.gate_proj"),
-              (mlp.up_proj, [mlp.down_proj], "mlp.down_proj")]
+    groups = [
+        (layer.input_layernorm, [attn.q_proj, attn.k_proj, attn.v_proj], "self_attn.q_proj"),
+        (layer.post_attention_layernorm, [mlp.gate_proj, mlp.up_proj], "mlp.gate_proj"),
+        (mlp.up_proj, [mlp.down_proj], "mlp.down_proj"),
+    ]
     if attn.v_proj.out_features == attn.o_proj.in_features:
         groups.append((attn.v_proj, [attn.o_proj], "self_attn.o_proj"))
     return groups

@@ -31,16 +31,16 @@ def _split_point(text: str) -> int:
 def heldout_docs_text() -> str:
     """The part of the Python docs never used for calibration."""
     text = python_docs_text()
-    return text[_split_point(text):]
+    return text[_split_point(text) :]
 
 
 def calibration_windows(tokenizer, samples: int, seq_len: int, seed: int = 0) -> torch.Tensor:
     """`samples` random token windows [samples, seq_len] from the calibration share."""
     text = python_docs_text()
-    ids = tokenizer(text[:_split_point(text)], return_tensors="pt").input_ids[0]
+    ids = tokenizer(text[: _split_point(text)], return_tensors="pt").input_ids[0]
     rng = random.Random(seed)
     starts = [rng.randrange(0, len(ids) - seq_len) for _ in range(samples)]
-    return torch.stack([ids[s:s + seq_len] for s in starts])
+    return torch.stack([ids[s : s + seq_len] for s in starts])
 
 
 class _Captured(Exception):
@@ -93,21 +93,24 @@ def run_layer(layer, inputs: LayerInputs) -> list[torch.Tensor]:
     return outs
 
 
-def record_inputs(modules: Mapping[str, torch.nn.Module],
-                  sink: Callable[[str, torch.Tensor], None]) -> ContextManager[None]:
+def record_inputs(
+    modules: Mapping[str, torch.nn.Module], sink: Callable[[str, torch.Tensor], None]
+) -> ContextManager[None]:
     """Context manager: call sink(name, input as [tokens, features]) on every forward."""
     import contextlib
 
     @contextlib.contextmanager
     def ctx():
-        handles = [m.register_forward_pre_hook(
-            lambda _m, args, name=name: sink(name, args[0].reshape(-1, args[0].shape[-1])))
-            for name, m in modules.items()]
+        handles = [
+            m.register_forward_pre_hook(lambda _m, args, name=name: sink(name, args[0].reshape(-1, args[0].shape[-1])))
+            for name, m in modules.items()
+        ]
         try:
             yield
         finally:
             for h in handles:
                 h.remove()
+
     return ctx()
 
 

@@ -32,10 +32,15 @@ QuantizedWeight = Int8Weight | Int4Weight
 
 def quantization_info(method: str, bits: int, group_size: int) -> dict:
     """The description stored beside the weights (and in the safetensors metadata)."""
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "method": method, "bits": bits,
-            "group_size": group_size if bits == 4 else None,
-            "layout": "awq" if bits == 4 else "gptq",
-            "quantized_modules": "model.layers.*.{self_attn,mlp}.*_proj"}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "method": method,
+        "bits": bits,
+        "group_size": group_size if bits == 4 else None,
+        "layout": "awq" if bits == 4 else "gptq",
+        "quantized_modules": "model.layers.*.{self_attn,mlp}.*_proj",
+    }
 
 
 def is_quantized_folder(folder: Path) -> bool:
@@ -46,16 +51,22 @@ def read_info(folder: Path) -> dict:
     """quantization.json, refusing folders written in another format or version."""
     info = json.loads((Path(folder) / INFO_FILE).read_text())
     if info.get("format") != FORMAT or info.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{folder} holds quantized weights in format {info.get('format')} "
-                         f"version {info.get('format_version')}; this Vireo reads {FORMAT} version "
-                         f"{FORMAT_VERSION}: quantize the model again (`vireo quantize`)")
+        raise ValueError(
+            f"{folder} holds quantized weights in format {info.get('format')} "
+            f"version {info.get('format_version')}; this Vireo reads {FORMAT} version "
+            f"{FORMAT_VERSION}: quantize the model again (`vireo quantize`)"
+        )
     return info
 
 
 # --- writing ------------------------------------------------------------------------------------
-def save_checkpoint(linears: dict[str, tuple[QuantizedWeight, torch.Tensor | None]],
-                    floats: dict[str, torch.Tensor], out_dir: Path, source_dir: Path,
-                    info: dict) -> Path:
+def save_checkpoint(
+    linears: dict[str, tuple[QuantizedWeight, torch.Tensor | None]],
+    floats: dict[str, torch.Tensor],
+    out_dir: Path,
+    source_dir: Path,
+    info: dict,
+) -> Path:
     """Write the folder: `linears` by module name (weight, bias), `floats` the other tensors."""
     from safetensors.torch import save_file
 
@@ -77,8 +88,12 @@ def save_checkpoint(linears: dict[str, tuple[QuantizedWeight, torch.Tensor | Non
     info = {**info, "vllm": refusal or "loads as quantization " + ("awq" if bits == 4 else "gptq")}
     save_file(state, out_dir / WEIGHTS_FILE, metadata={"vireo_quantization": json.dumps(info)})
     for f in Path(source_dir).iterdir():
-        if f.is_file() and not f.name.endswith((".safetensors", ".bin", ".gguf")) \
-                and not f.name.startswith("model.safetensors") and f.name != INFO_FILE:
+        if (
+            f.is_file()
+            and not f.name.endswith((".safetensors", ".bin", ".gguf"))
+            and not f.name.startswith("model.safetensors")
+            and f.name != INFO_FILE
+        ):
             shutil.copy2(f, out_dir / f.name)
     quant_config = vllm_layout.vllm_quantization_config(bits, group_size)
     config = json.loads((out_dir / "config.json").read_text())
@@ -90,8 +105,9 @@ def save_checkpoint(linears: dict[str, tuple[QuantizedWeight, torch.Tensor | Non
 
 
 # --- reading ------------------------------------------------------------------------------------
-def load_quantized_weights(folder: Path, dtype: torch.dtype,
-                           device: str | torch.device = "cpu") -> dict[str, torch.Tensor | QuantizedWeight]:
+def load_quantized_weights(
+    folder: Path, dtype: torch.dtype, device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor | QuantizedWeight]:
     """Float tensors cast to `dtype`; every quantized linear as one weight object under its
     `.weight` name, so models build float and quantized checkpoints the same way."""
     from safetensors.torch import load_file
@@ -103,8 +119,11 @@ def load_quantized_weights(folder: Path, dtype: torch.dtype,
     for name in [n for n in state if n.endswith(".qweight")]:
         prefix = name[: -len("qweight")]
         tensors = {key: state[prefix + key] for key in QUANTIZED_TENSORS if prefix + key in state}
-        weights[prefix + "weight"] = (vllm_layout.int4_from_awq(tensors, info["group_size"])
-                                      if info["bits"] == 4 else vllm_layout.int8_from_gptq(tensors))
+        weights[prefix + "weight"] = (
+            vllm_layout.int4_from_awq(tensors, info["group_size"])
+            if info["bits"] == 4
+            else vllm_layout.int8_from_gptq(tensors)
+        )
     for name, tensor in state.items():
         if not name.endswith(tuple("." + key for key in QUANTIZED_TENSORS)):
             weights[name] = tensor.to(dtype)

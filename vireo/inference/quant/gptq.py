@@ -56,8 +56,14 @@ def _one_thread():
         torch.set_num_threads(before)
 
 
-def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int = 128,
-                  block_size: int = 128, damp: float = 0.01) -> Int4Weight | Int8Weight:
+def gptq_quantize(
+    weight: torch.Tensor,
+    hessian: torch.Tensor,
+    bits: int,
+    group_size: int = 128,
+    block_size: int = 128,
+    damp: float = 0.01,
+) -> Int4Weight | Int8Weight:
     """GPTQ-quantize an nn.Linear weight [N, K] given its input Hessian [K, K]."""
     hinv, dead = _inverse_hessian_factor(hessian.double(), damp)
     hinv = hinv.float()  # the inverse in float64; the sweep in float32, as the reference does
@@ -67,8 +73,9 @@ def gptq_quantize(weight: torch.Tensor, hessian: torch.Tensor, bits: int, group_
         return _gptq_sweep(w, hinv, bits, group_size, block_size)
 
 
-def _gptq_sweep(w: torch.Tensor, hinv: torch.Tensor, bits: int, group_size: int,
-                block_size: int) -> Int4Weight | Int8Weight:
+def _gptq_sweep(
+    w: torch.Tensor, hinv: torch.Tensor, bits: int, group_size: int, block_size: int
+) -> Int4Weight | Int8Weight:
     n, k = w.shape
     if bits == 4 and block_size % group_size:
         block_size = group_size * max(1, block_size // group_size)
@@ -84,7 +91,7 @@ def _gptq_sweep(w: torch.Tensor, hinv: torch.Tensor, bits: int, group_size: int,
             col = start + i
             if bits == 4 and col % group_size == 0:
                 g = col // group_size
-                scales[:, g], zeros[:, g] = int4_scale_zero(block[:, i:i + group_size])
+                scales[:, g], zeros[:, g] = int4_scale_zero(block[:, i : i + group_size])
             column = block[:, i]
             if bits == 4:
                 g = col // group_size

@@ -13,8 +13,9 @@ from vireo.inference.quant.linear import QuantizedLinear, QuantizedWeight
 from vireo.kernels.qweight import Int4Weight, Int8Weight
 
 
-def replace_linear(layer: torch.nn.Module, name: str, weight: QuantizedWeight,
-                   bias: torch.Tensor | None = None) -> None:
+def replace_linear(
+    layer: torch.nn.Module, name: str, weight: QuantizedWeight, bias: torch.Tensor | None = None
+) -> None:
     """Put a QuantizedLinear of `weight` where the linear `name` of `layer` is (keeping its bias
     unless one is given)."""
     parent_name, _, child = name.rpartition(".")
@@ -26,8 +27,7 @@ def replace_linear(layer: torch.nn.Module, name: str, weight: QuantizedWeight,
 
 def save_quantized(model, out_dir: Path, source_dir: Path, info: dict) -> Path:
     """Write an HF model whose decoder linears are QuantizedLinears as a checkpoint folder."""
-    linears = {name: (m.weight_q, m.bias) for name, m in model.named_modules()
-               if isinstance(m, QuantizedLinear)}
+    linears = {name: (m.weight_q, m.bias) for name, m in model.named_modules() if isinstance(m, QuantizedLinear)}
     owned = tuple(f"{name}." for name in linears)
     floats = {k: v for k, v in model.state_dict().items() if not k.startswith(owned)}
     if getattr(model.config, "tie_word_embeddings", False):

@@ -25,13 +25,16 @@ def concat_out_features(weights: list[QuantizedWeight]) -> QuantizedWeight:
     if len(weights) == 1:
         return first
     if isinstance(first, Int8Weight):
-        return Int8Weight(torch.cat([w.qweight for w in weights], 1),
-                          torch.cat([w.scales for w in weights]))
+        return Int8Weight(torch.cat([w.qweight for w in weights], 1), torch.cat([w.scales for w in weights]))
     int4 = [w for w in weights if isinstance(w, Int4Weight)]
     assert len(int4) == len(weights), "fused linears share one weight format"
-    return Int4Weight(torch.cat([w.qweight for w in int4], 1),
-                      torch.cat([w.scales for w in int4], 1),
-                      torch.cat([w.zeros for w in int4], 1), first.group_size, first.in_features)
+    return Int4Weight(
+        torch.cat([w.qweight for w in int4], 1),
+        torch.cat([w.scales for w in int4], 1),
+        torch.cat([w.zeros for w in int4], 1),
+        first.group_size,
+        first.in_features,
+    )
 
 
 def with_decode_layout(weight: QuantizedWeight) -> QuantizedWeight:
@@ -76,5 +79,4 @@ class QuantizedLinear(torch.nn.Module):
 
     def extra_repr(self) -> str:
         group = getattr(self.weight_q, "group_size", None)
-        return f"in={self.in_features}, out={self.out_features}, " \
-               f"bits={4 if group else 8}, group_size={group}"
+        return f"in={self.in_features}, out={self.out_features}, bits={4 if group else 8}, group_size={group}"

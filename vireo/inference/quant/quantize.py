@@ -24,8 +24,7 @@ METHODS = ("rtn", "awq", "gptq")
 
 
 # Linears that read the same input share one Hessian: GPTQ runs once on their stacked rows.
-SHARED_INPUT = (("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
-                ("mlp.gate_proj", "mlp.up_proj"))
+SHARED_INPUT = (("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), ("mlp.gate_proj", "mlp.up_proj"))
 
 
 def _input_groups(names: list[str]) -> list[list[str]]:
@@ -42,8 +41,10 @@ def _split_columns(w: Int8Weight | Int4Weight, sizes: list[int]) -> list:
     if isinstance(w, Int8Weight):
         return [Int8Weight(q.contiguous(), s.contiguous()) for q, s in zip(q_parts, s_parts)]
     z_parts = w.zeros.split(sizes, dim=1)
-    return [Int4Weight(q.contiguous(), s.contiguous(), z.contiguous(), w.group_size, w.in_features)
-            for q, s, z in zip(q_parts, s_parts, z_parts)]
+    return [
+        Int4Weight(q.contiguous(), s.contiguous(), z.contiguous(), w.group_size, w.in_features)
+        for q, s, z in zip(q_parts, s_parts, z_parts)
+    ]
 
 
 def _gptq_layer(layer, inputs: calib.LayerInputs, bits: int, group_size: int) -> None:
@@ -78,8 +79,16 @@ def _rtn_layer(layer, bits: int, group_size: int) -> None:
 
 
 @torch.no_grad()
-def quantize_model_(model, method: str, bits: int, group_size: int = 128, tokenizer=None,
-                    calib_samples: int = 32, calib_seq_len: int = 512, batch_size: int = 4) -> None:
+def quantize_model_(
+    model,
+    method: str,
+    bits: int,
+    group_size: int = 128,
+    tokenizer=None,
+    calib_samples: int = 32,
+    calib_seq_len: int = 512,
+    batch_size: int = 4,
+) -> None:
     """Replace every decoder-layer linear of an HF causal LM by a QuantizedLinear, in place.
 
     AWQ and GPTQ go layer by layer on calibration activations; each layer's output (after it is
@@ -100,9 +109,15 @@ def quantize_model_(model, method: str, bits: int, group_size: int = 128, tokeni
         inputs = calib.LayerInputs(calib.run_layer(layer, inputs), inputs.kwargs)
 
 
-def quantize_checkpoint(model: str, out_dir: Path, method: str = "gptq", bits: int = 4,
-                        group_size: int = 128, calib_samples: int = 32,
-                        calib_seq_len: int = 512) -> Path:
+def quantize_checkpoint(
+    model: str,
+    out_dir: Path,
+    method: str = "gptq",
+    bits: int = 4,
+    group_size: int = 128,
+    calib_samples: int = 32,
+    calib_seq_len: int = 512,
+) -> Path:
     """Quantize a registry model (or HF folder) on CPU and write it to out_dir."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -114,14 +129,17 @@ def quantize_checkpoint(model: str, out_dir: Path, method: str = "gptq", bits: i
     hf_model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval()
     quantize_model_(hf_model, method, bits, group_size, tokenizer, calib_samples, calib_seq_len)
     info = quantization_info(method, bits, group_size)
-    info.update(source_model=model, quantize_seconds=round(time.monotonic() - started, 1),
-                calibration=None if method == "rtn" else f"{calib_samples} x {calib_seq_len} tokens "
-                                                         f"of Python docs (first 80 %)")
+    info.update(
+        source_model=model,
+        quantize_seconds=round(time.monotonic() - started, 1),
+        calibration=None
+        if method == "rtn"
+        else f"{calib_samples} x {calib_seq_len} tokens of Python docs (first 80 %)",
+    )
     return save_quantized(hf_model, out_dir, source, info)
 
 
-def checkpoint_dir(model: str, method: str, bits: int, group_size: int = 128,
-                   home: Path | None = None) -> Path:
+def checkpoint_dir(model: str, method: str, bits: int, group_size: int = 128, home: Path | None = None) -> Path:
     """The folder `vireo quantize` writes by default; the evals read and write the same one."""
     from vireo.inference.registry import default_home
 
@@ -129,8 +147,7 @@ def checkpoint_dir(model: str, method: str, bits: int, group_size: int = 128,
     return (home or default_home()) / "models" / name
 
 
-def ensure_checkpoint(model: str, method: str, bits: int, group_size: int = 128,
-                      home: Path | None = None) -> Path:
+def ensure_checkpoint(model: str, method: str, bits: int, group_size: int = 128, home: Path | None = None) -> Path:
     """`model`'s checkpoint quantized as asked: made now (default calibration) unless it exists."""
     folder = checkpoint_dir(model, method, bits, group_size, home)
     if not _current(folder):
@@ -156,10 +173,13 @@ def weights_origin(model: str) -> dict | None:
     packaged = PACKAGED.get(model)
     if packaged is None:
         return None
-    return {"packages": list(packaged.packages), "gguf_sha256": packaged.sha256,
-            "converted_dtype": packaged.dtype,
-            "note": "the GGUF file (sha256 checked), de-quantized to float once at conversion: the "
-                    "'unquantized' model already carries that GGUF's own quantization error"}
+    return {
+        "packages": list(packaged.packages),
+        "gguf_sha256": packaged.sha256,
+        "converted_dtype": packaged.dtype,
+        "note": "the GGUF file (sha256 checked), de-quantized to float once at conversion: the "
+        "'unquantized' model already carries that GGUF's own quantization error",
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -173,8 +193,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calib-samples", type=int, default=32)
     parser.add_argument("--calib-seq-len", type=int, default=512)
     args = parser.parse_args(argv)
-    out = quantize_checkpoint(args.model, args.out, args.method, args.bits, args.group_size,
-                              args.calib_samples, args.calib_seq_len)
+    out = quantize_checkpoint(
+        args.model, args.out, args.method, args.bits, args.group_size, args.calib_samples, args.calib_seq_len
+    )
     print(f"wrote {out / WEIGHTS_FILE}")
 
 

@@ -23,5 +23,7 @@ QUANTIZED_LINEAR = re.compile(r"model\.layers\.\d+\.(self_attn|mlp)\.\w+_proj\.w
 def quantize_linears(weights: dict[str, torch.Tensor], bits: int, group_size: int = 128) -> dict:
     """A model's float weights with the decoder's linears replaced by RTN int8/int4 weights (the
     modules `vireo quantize` quantizes), for serving a plain model quantized at load."""
-    return {name: quantize_weight(w, bits, group_size) if QUANTIZED_LINEAR.fullmatch(name) else w
-            for name, w in weights.items()}
+    return {
+        name: quantize_weight(w, bits, group_size) if QUANTIZED_LINEAR.fullmatch(name) else w
+        for name, w in weights.items()
+    }

@@ -44,14 +44,12 @@ def _unpack_columns(packed: torch.Tensor) -> torch.Tensor:
 
 def int4_to_awq(w: Int4Weight) -> dict[str, torch.Tensor]:
     q = unpack_int4(w.qweight, w.in_features)  # [K, N]
-    return {"qweight": _pack_columns(q), "qzeros": _pack_columns(w.zeros),
-            "scales": w.scales.to(torch.float16)}
+    return {"qweight": _pack_columns(q), "qzeros": _pack_columns(w.zeros), "scales": w.scales.to(torch.float16)}
 
 
 def int4_from_awq(tensors: dict[str, torch.Tensor], group_size: int) -> Int4Weight:
     q = _unpack_columns(tensors["qweight"])
-    return Int4Weight(pack_int4(q), tensors["scales"], _unpack_columns(tensors["qzeros"]),
-                      group_size, q.shape[0])
+    return Int4Weight(pack_int4(q), tensors["scales"], _unpack_columns(tensors["qzeros"]), group_size, q.shape[0])
 
 
 def int8_to_gptq(w: Int8Weight) -> dict[str, torch.Tensor]:
@@ -63,10 +61,12 @@ def int8_to_gptq(w: Int8Weight) -> dict[str, torch.Tensor]:
     for byte in range(4):
         qweight |= unsigned[:, byte, :] << (8 * byte)
     zero = (INT8_OFFSET - 1) * 0x01010101  # four bytes of 127 in each word
-    return {"qweight": qweight,
-            "qzeros": torch.full((1, n // 4), zero, dtype=torch.int32, device=w.qweight.device),
-            "scales": w.scales.reshape(1, n),
-            "g_idx": torch.zeros(k, dtype=torch.int32, device=w.qweight.device)}
+    return {
+        "qweight": qweight,
+        "qzeros": torch.full((1, n // 4), zero, dtype=torch.int32, device=w.qweight.device),
+        "scales": w.scales.reshape(1, n),
+        "g_idx": torch.zeros(k, dtype=torch.int32, device=w.qweight.device),
+    }
 
 
 def int8_from_gptq(tensors: dict[str, torch.Tensor]) -> Int8Weight:
@@ -80,10 +80,16 @@ def int8_from_gptq(tensors: dict[str, torch.Tensor]) -> Int8Weight:
 def vllm_quantization_config(bits: int, group_size: int | None) -> dict:
     """The `quantization_config` vLLM (and transformers) read from config.json."""
     if bits == 4:
-        return {"quant_method": "awq", "bits": 4, "group_size": group_size, "zero_point": True,
-                "version": "gemm"}
-    return {"quant_method": "gptq", "bits": 8, "group_size": -1, "desc_act": False, "sym": True,
-            "lm_head": False, "checkpoint_format": "gptq"}
+        return {"quant_method": "awq", "bits": 4, "group_size": group_size, "zero_point": True, "version": "gemm"}
+    return {
+        "quant_method": "gptq",
+        "bits": 8,
+        "group_size": -1,
+        "desc_act": False,
+        "sym": True,
+        "lm_head": False,
+        "checkpoint_format": "gptq",
+    }
 
 
 def vllm_refusal(bits: int, group_size: int | None, in_features: list[int]) -> str | None:

@@ -18,15 +18,22 @@ Limit = Annotated[int, Field(ge=0, le=10**12)]
 
 
 class KeyCreate(BaseModel):
-    tenant: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-                        description="Whose jobs and collections the key sees.")
+    tenant: str = Field(
+        ...,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Whose jobs and collections the key sees.",
+    )
     role: Literal["admin", "user"] = "user"
     name: str = Field("", max_length=100, description="A note for people: who or what uses the key.")
     rpm: Limit | None = Field(None, description="Requests per minute; unset: VIREO_RATE_LIMIT_RPM; 0: none.")
-    concurrent: Limit | None = Field(None, description="Queued + running jobs of the tenant; unset: "
-                                                               "VIREO_MAX_CONCURRENT_JOBS; 0: unlimited.")
-    tokens_per_day: Limit | None = Field(None, description="Tokens per UTC day for the tenant; unset: "
-                                                                   "VIREO_TOKENS_PER_DAY; 0: unlimited.")
+    concurrent: Limit | None = Field(
+        None, description="Queued + running jobs of the tenant; unset: VIREO_MAX_CONCURRENT_JOBS; 0: unlimited."
+    )
+    tokens_per_day: Limit | None = Field(
+        None, description="Tokens per UTC day for the tenant; unset: VIREO_TOKENS_PER_DAY; 0: unlimited."
+    )
 
 
 class KeyView(BaseModel):
@@ -42,9 +49,17 @@ class KeyView(BaseModel):
 
     @classmethod
     def of(cls, record: KeyRecord) -> "KeyView":
-        return cls(id=record.id, tenant=record.tenant, role=record.role, name=record.name,
-                   created_at=record.created_at, revoked=record.revoked, rpm=record.limits.rpm,
-                   concurrent=record.limits.concurrent, tokens_per_day=record.limits.tokens_per_day)
+        return cls(
+            id=record.id,
+            tenant=record.tenant,
+            role=record.role,
+            name=record.name,
+            created_at=record.created_at,
+            revoked=record.revoked,
+            rpm=record.limits.rpm,
+            concurrent=record.limits.concurrent,
+            tokens_per_day=record.limits.tokens_per_day,
+        )
 
 
 class KeyCreated(KeyView):
@@ -57,9 +72,12 @@ class KeyList(BaseModel):
 
 @router.post("/keys", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
 async def create_key(body: KeyCreate, store: KeyStoreDep) -> KeyCreated:
-    token, record = await store.create(body.tenant, body.role, body.name,
-                                       KeyLimits(rpm=body.rpm, concurrent=body.concurrent,
-                                                 tokens_per_day=body.tokens_per_day))
+    token, record = await store.create(
+        body.tenant,
+        body.role,
+        body.name,
+        KeyLimits(rpm=body.rpm, concurrent=body.concurrent, tokens_per_day=body.tokens_per_day),
+    )
     return KeyCreated(**KeyView.of(record).model_dump(), key=token)
 
 
@@ -72,7 +90,10 @@ async def list_keys(store: KeyStoreDep) -> KeyList:
 async def revoke_key(key_id: str, store: KeyStoreDep) -> KeyView:
     record = await store.revoke(key_id)
     if record is None:
-        hint = " (keys from VIREO_API_KEY/VIREO_API_KEYS are changed in the settings)" \
-            if key_id.startswith("settings-") else ""
+        hint = (
+            " (keys from VIREO_API_KEY/VIREO_API_KEYS are changed in the settings)"
+            if key_id.startswith("settings-")
+            else ""
+        )
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"key {key_id} not found{hint}")
     return KeyView.of(record)

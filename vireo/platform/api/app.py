@@ -35,15 +35,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.gather(reaper, return_exceptions=True)
         await state.close()
 
-    app = FastAPI(title="Vireo", version="0.1.0", lifespan=lifespan,
-                  description="LLM task apps on a fast inference layer. Authenticate with "
-                              "`Authorization: Bearer <key>`.")
+    app = FastAPI(
+        title="Vireo",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="LLM task apps on a fast inference layer. Authenticate with `Authorization: Bearer <key>`.",
+    )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)  # added last: outermost, so it logs BodyLimit's 413s too
     install_error_handlers(app)
     app.add_exception_handler(LimitExceeded, limits.too_many_requests)
-    for router in (system.router, jobs.router, openai_compat.router, openai_batches.router, limits.router,
-                   admin.router):
+    for router in (
+        system.router,
+        jobs.router,
+        openai_compat.router,
+        openai_batches.router,
+        limits.router,
+        admin.router,
+    ):
         app.include_router(router)
     for plugin in load_apps().values():  # apps' own routes (the RAG app's collections)
         if (app_router := plugin.router(APP_ROUTE_DEPS)) is not None:
@@ -54,9 +63,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 class BodyTooLarge(HTTPException):
     def __init__(self, size: str, max_bytes: int):  # closing the connection is what stops the upload
-        super().__init__(status.HTTP_413_CONTENT_TOO_LARGE,
-                         f"request body is {size} bytes; the limit is {max_bytes} bytes (VIREO_MAX_BODY_BYTES)",
-                         headers={"Connection": "close"})
+        super().__init__(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"request body is {size} bytes; the limit is {max_bytes} bytes (VIREO_MAX_BODY_BYTES)",
+            headers={"Connection": "close"},
+        )
 
 
 class BodyLimit:

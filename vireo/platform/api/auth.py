@@ -18,20 +18,24 @@ from vireo.platform.keys import Principal
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 
 
-async def current_principal(request: Request, state: ApiState = Depends(api_state),
-                            credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+async def current_principal(
+    request: Request,
+    state: ApiState = Depends(api_state),
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+) -> Principal:
     """Who the request's API key belongs to; 401 with a clear message otherwise.
 
     Async on purpose: a plain `def` dependency would hop to the thread pool on every request.
     """
     if credentials is None or not credentials.credentials:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
-                            "missing API key: send the header 'Authorization: Bearer <key>'",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing API key: send the header 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     principal = await state.keys.resolve(credentials.credentials)
     if principal is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid API key",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
     request.state.principal = principal  # for the request's log line (request_log.py)
     return principal
 
@@ -42,14 +46,19 @@ async def current_tenant(principal: Principal = Depends(current_principal)) -> s
 
 async def require_admin(principal: Principal = Depends(current_principal)) -> Principal:
     if not principal.is_admin:
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            f"this endpoint needs an admin key; key {principal.key_id} is a user key of tenant "
-                            f"{principal.tenant} (an admin creates admin keys with `vireo keys create --admin`)")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"this endpoint needs an admin key; key {principal.key_id} is a user key of tenant "
+            f"{principal.tenant} (an admin creates admin keys with `vireo keys create --admin`)",
+        )
     return principal
 
 
-async def metrics_reader(request: Request, state: ApiState = Depends(api_state),
-                         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+async def metrics_reader(
+    request: Request,
+    state: ApiState = Depends(api_state),
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+) -> None:
     """`/metrics` opens to an admin key, or to `VIREO_METRICS_TOKEN`, which opens nothing else: a Prometheus
     scrape config then holds no key that could manage keys or read tenants' jobs (docs/OPERATIONS.md)."""
     token = state.settings.metrics_token
@@ -58,11 +67,11 @@ async def metrics_reader(request: Request, state: ApiState = Depends(api_state),
     await require_admin(await current_principal(request, state, credentials))
 
 
-async def rate_limited(response: Response, state: ApiState = Depends(api_state),
-                       principal: Principal = Depends(current_principal)) -> Principal:
+async def rate_limited(
+    response: Response, state: ApiState = Depends(api_state), principal: Principal = Depends(current_principal)
+) -> Principal:
     """Count this request against the key's per-minute limit; the reply carries X-RateLimit-* headers."""
     window = await state.limiter.hit(principal)
     if window is not None:
         response.headers.update(window.headers())
     return principal
-

@@ -55,13 +55,26 @@ WHY = {
     429: "Over a limit of this key or tenant; retry after Retry-After seconds.",
     503: "The job store or queue (Redis) is unreachable; retry after Retry-After seconds.",
 }
-RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "required": True,
-                               "schema": {"type": "integer"}}}
+RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before retrying.", "required": True, "schema": {"type": "integer"}}
+}
+
 
 def _sse(data: dict) -> dict:
     """A server-sent event stream, described one event at a time."""
-    return {"text/event-stream": {"schema": {"type": "object", "properties": {
-        "event": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"}, "data": data}}}}
+    return {
+        "text/event-stream": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "event": {"type": "string"},
+                    "id": {"type": "string"},
+                    "retry": {"type": "integer"},
+                    "data": data,
+                },
+            }
+        }
+    }
 
 
 def error_responses(*codes: int, openai: bool = False) -> dict[int | str, dict[str, Any]]:
@@ -116,9 +129,14 @@ def _add_errors(responses: dict, route: APIRoute) -> None:
         codes.add(422)
         responses.pop("422")
     for code in sorted(codes):
-        responses.setdefault(str(code), {
-            "description": WHY[code], **_headers(code),
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}}})
+        responses.setdefault(
+            str(code),
+            {
+                "description": WHY[code],
+                **_headers(code),
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}},
+            },
+        )
 
 
 def _dependency_calls(dependant) -> set:

@@ -32,8 +32,7 @@ RETRY_AFTER_S = 5  # Redis restarts (and replays its AOF) in a few seconds
 STORE_DOWN = (RedisConnectionError, RedisTimeoutError)
 QUEUE_DOWN = (BrokerUnavailable, BrokerError)
 OPENAI_PATHS = ("/v1/chat/", "/v1/completions", "/v1/models", "/v1/files", "/v1/batches")
-OPENAI_TYPES = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error",
-                503: "server_error"}
+OPENAI_TYPES = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error", 503: "server_error"}
 STATUS_OF_ERROR: dict[type[ServiceError], int] = {
     UnknownApp: status.HTTP_404_NOT_FOUND,
     InvalidInput: status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -49,8 +48,11 @@ def openai_error_body(path: str, status_code: int, detail) -> dict | None:
     """OpenAI clients read errors as {"error": {...}}; other routes keep FastAPI's {"detail"}."""
     if not path.startswith(OPENAI_PATHS):
         return None
-    message = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}" for e in detail) \
-        if isinstance(detail, list) else str(detail)
+    message = (
+        "; ".join(f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}" for e in detail)
+        if isinstance(detail, list)
+        else str(detail)
+    )
     kind = OPENAI_TYPES.get(status_code, "invalid_request_error")
     return {"error": {"message": message, "type": kind, "code": status_code}}
 
@@ -65,8 +67,9 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     message = unreachable_message(exc)
     log.warning("%s %s: %s (%s: %s)", request.method, request.url.path, message, type(exc).__name__, exc)
     body = openai_error_body(request.url.path, 503, message) or {"detail": message}
-    return JSONResponse(body, status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-                        headers={"Retry-After": str(RETRY_AFTER_S)})
+    return JSONResponse(
+        body, status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(RETRY_AFTER_S)}
+    )
 
 
 # Starlette types a handler as taking any Exception; each one here is registered for one class and narrows to it.
@@ -88,8 +91,14 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
 
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path (each method is a route of its own)."""
-    return sorted({method for route in request.app.routes if isinstance(route, Route)
-                   and route.matches(request.scope)[0] != Match.NONE for method in route.methods or ()})
+    return sorted(
+        {
+            method
+            for route in request.app.routes
+            if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE
+            for method in route.methods or ()
+        }
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -101,8 +110,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 def _field_error(error: dict) -> dict:
     """One pydantic error as JSON can carry it: type, loc, msg and plain-valued ctx; no input."""
-    out: dict[str, Any] = {"type": str(error.get("type", "")), "msg": str(error.get("msg", "")),
-           "loc": [part if isinstance(part, int) else str(part) for part in error.get("loc", ())]}
+    out: dict[str, Any] = {
+        "type": str(error.get("type", "")),
+        "msg": str(error.get("msg", "")),
+        "loc": [part if isinstance(part, int) else str(part) for part in error.get("loc", ())],
+    }
     if error.get("ctx"):
         out["ctx"] = {str(key): value if _plain(value) else str(value) for key, value in error["ctx"].items()}
     return out

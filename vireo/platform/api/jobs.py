@@ -28,19 +28,21 @@ async def owned_job(job_id: str, store: StoreDep, tenant: TenantDep) -> dict:
     return record
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted,
-             responses=error_responses(404))
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, responses=error_responses(404))
 async def submit_job(body: JobCreate, principal: PrincipalDep, jobs: JobsDep) -> JobAccepted:
     job_id = await jobs.submit(principal, body.app, body.input, body.options.model_dump(exclude_none=True))
     return JobAccepted(id=job_id, status="queued")
 
 
 @router.get("", response_model=JobList, responses=error_responses(400))
-async def list_jobs(store: StoreDep, tenant: TenantDep,
-                    limit: int = Query(20, ge=1, le=100),
-                    cursor: str | None = Query(None, description="next_cursor of the previous page",
-                                               json_schema_extra={"pattern": CURSOR}),
-                    ) -> JobList:
+async def list_jobs(
+    store: StoreDep,
+    tenant: TenantDep,
+    limit: int = Query(20, ge=1, le=100),
+    cursor: str | None = Query(
+        None, description="next_cursor of the previous page", json_schema_extra={"pattern": CURSOR}
+    ),
+) -> JobList:
     if not re.fullmatch(CURSOR, cursor or ""):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "cursor must be the next_cursor of a previous page")
     before = float(cursor) if cursor else None
@@ -59,12 +61,18 @@ async def cancel_job(jobs: JobsDep, record: dict = Depends(owned_job)) -> Cancel
     return CancelReply(id=record["id"], status=await jobs.cancel(record["id"]))
 
 
-@router.get("/{job_id}/events", response_class=EventSourceResponse,
-            responses=error_responses(404) | streamed("The job's events: status, progress, token, result, end."))
-async def job_events(store: StoreDep, record: dict = Depends(owned_job),
-                     last_event_id: str = Header("0-0", alias="Last-Event-ID", pattern=STREAM_ID,
-                                                 description="replay the events after this one")
-                     ) -> EventSourceResponse:
+@router.get(
+    "/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses=error_responses(404) | streamed("The job's events: status, progress, token, result, end."),
+)
+async def job_events(
+    store: StoreDep,
+    record: dict = Depends(owned_job),
+    last_event_id: str = Header(
+        "0-0", alias="Last-Event-ID", pattern=STREAM_ID, description="replay the events after this one"
+    ),
+) -> EventSourceResponse:
     """Replay the job's events after `Last-Event-ID` (or from the start), then follow live ones."""
 
     async def events():  # sse-starlette cancels this generator when the client goes away

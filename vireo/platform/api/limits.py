@@ -30,8 +30,9 @@ class LimitsView(BaseModel):
     requests_per_minute: Allowance = Field(..., description="this key's requests that create work")
     concurrent_jobs: Allowance = Field(..., description="the tenant's queued + running jobs")
     tokens_per_day: Allowance = Field(..., description="the tenant's prompt + completion tokens, UTC day")
-    request_body_bytes: int = Field(..., description="the largest request body the API takes "
-                                                     "(VIREO_MAX_BODY_BYTES; larger is refused with 413)")
+    request_body_bytes: int = Field(
+        ..., description="the largest request body the API takes (VIREO_MAX_BODY_BYTES; larger is refused with 413)"
+    )
 
 
 def _allowance(limit: int, used: int, reset_s: int | None = None) -> Allowance:
@@ -43,11 +44,14 @@ async def my_limits(principal: AuthenticatedDep, limiter: LimiterDep, settings: 
     usage = await limiter.usage(principal, time.time())
     limits = usage["limits"]
     return LimitsView(
-        tenant=principal.tenant, key_id=principal.key_id, role=principal.role,
+        tenant=principal.tenant,
+        key_id=principal.key_id,
+        role=principal.role,
         requests_per_minute=_allowance(limits.rpm, usage["requests_last_minute"], WINDOW_MS // 1000),
         concurrent_jobs=_allowance(limits.concurrent, usage["active_jobs"]),
         tokens_per_day=_allowance(limits.tokens_per_day, usage["tokens_today"], usage["tokens_reset_s"]),
-        request_body_bytes=settings.max_body_bytes)
+        request_body_bytes=settings.max_body_bytes,
+    )
 
 
 async def too_many_requests(request: Request, exc: Exception) -> JSONResponse:

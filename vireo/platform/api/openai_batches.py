@@ -102,8 +102,9 @@ def _error_body(endpoint: str, status_code: int, detail: Any) -> dict:
 async def run_batches(app: FastAPI):
     """Merged into the app's lifespan by `include_router`: runs after the app's own has set up the store."""
     state: ApiState = app.state.vireo
-    runner = BatchRunner(state.batches, state.files, state.jobs, OpenAILines(state.settings, state.jobs),
-                         MAX_INFLIGHT_PER_BATCH)
+    runner = BatchRunner(
+        state.batches, state.files, state.jobs, OpenAILines(state.settings, state.jobs), MAX_INFLIGHT_PER_BATCH
+    )
     task = asyncio.create_task(runner.run())
     yield
     runner.stop()  # the sweep ends after its current line; cancelled only if Redis hangs it
@@ -118,8 +119,13 @@ ERRORS = error_responses(400, 404, openai=True)
 
 
 def _page(items: list[dict], has_more: bool) -> dict:
-    return {"object": "list", "data": items, "first_id": items[0]["id"] if items else None,
-            "last_id": items[-1]["id"] if items else None, "has_more": has_more}
+    return {
+        "object": "list",
+        "data": items,
+        "first_id": items[0]["id"] if items else None,
+        "last_id": items[-1]["id"] if items else None,
+        "has_more": has_more,
+    }
 
 
 def _not_found(what: str, item_id: str) -> HTTPException:
@@ -127,19 +133,27 @@ def _not_found(what: str, item_id: str) -> HTTPException:
 
 
 @router.post("/files", responses=ERRORS)
-async def upload_file(principal: PrincipalDep, files: FilesDep, file: Annotated[UploadFile, File()],
-                      purpose: Annotated[str, Form()]) -> dict:
+async def upload_file(
+    principal: PrincipalDep, files: FilesDep, file: Annotated[UploadFile, File()], purpose: Annotated[str, Form()]
+) -> dict:
     """Upload a JSONL file of batch requests (purpose `batch`); its size counts against VIREO_MAX_BODY_BYTES."""
     if purpose != "batch":
-        raise HTTPException(status.HTTP_400_BAD_REQUEST,
-                            f"purpose {purpose!r} is not supported here; upload batch requests with purpose 'batch'")
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"purpose {purpose!r} is not supported here; upload batch requests with purpose 'batch'",
+        )
     content = await file.read()
     return await files.create(principal.tenant, purpose, file.filename or "upload.jsonl", content)
 
 
 @router.get("/files")
-async def list_files(tenant: TenantDep, files: FilesDep, purpose: str | None = None,
-                     limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000, after: str | None = None) -> dict:
+async def list_files(
+    tenant: TenantDep,
+    files: FilesDep,
+    purpose: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
+    after: str | None = None,
+) -> dict:
     found = await files.list(tenant, purpose, limit + 1, after)
     return _page(found[:limit], len(found) > limit)
 
@@ -176,8 +190,7 @@ class CreateBatch(BaseModel):
 async def create_batch(body: CreateBatch, principal: PrincipalDep, batches: BatchesDep) -> dict:
     """Run every line of a `batch` file as a job; poll the batch for progress, then read its output file."""
     try:
-        return await batches.create(principal, body.input_file_id, body.endpoint,
-                                              body.completion_window, body.metadata)
+        return await batches.create(principal, body.input_file_id, body.endpoint, body.completion_window, body.metadata)
     except InputFileNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except BatchRequestError as exc:
@@ -185,8 +198,9 @@ async def create_batch(body: CreateBatch, principal: PrincipalDep, batches: Batc
 
 
 @router.get("/batches")
-async def list_batches(tenant: TenantDep, batches: BatchesDep, after: str | None = None,
-                       limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict:
+async def list_batches(
+    tenant: TenantDep, batches: BatchesDep, after: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> dict:
     page, has_more = await batches.list(tenant, limit, after)
     return _page(page, has_more)
 
@@ -203,4 +217,3 @@ async def cancel_batch(tenant: TenantDep, batches: BatchesDep, batch_id: str) ->
     if (found := await batches.cancel(tenant, batch_id)) is None:
         raise _not_found("batch", batch_id)
     return found
-

@@ -34,8 +34,9 @@ from vireo.platform.store import JobStore
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
-STREAMED = streamed("The completion; with `stream: true`, OpenAI chunks as server-sent events, then [DONE].",
-                    json_events=False)
+STREAMED = streamed(
+    "The completion; with `stream: true`, OpenAI chunks as server-sent events, then [DONE].", json_events=False
+)
 
 
 async def _follow(request: Request, store: JobStore, job_id: str, watch_disconnect: bool = False):
@@ -44,13 +45,16 @@ async def _follow(request: Request, store: JobStore, job_id: str, watch_disconne
     With `watch_disconnect`, reads wait at most 1 s and a client that went away raises ClientGone
     (a streamed response learns it from sse-starlette instead).
     """
+
     async def client_still_there() -> None:
         if await request.is_disconnected():
             raise ClientGone
 
     events = store.follow_events(
-        job_id, block_ms=1000 if watch_disconnect else 5000,
-        between_reads=client_still_there if watch_disconnect else None)
+        job_id,
+        block_ms=1000 if watch_disconnect else 5000,
+        between_reads=client_still_there if watch_disconnect else None,
+    )
     async for _event_id, kind, data in events:
         yield kind, data
 
@@ -110,26 +114,39 @@ def _stream(request: Request, jobs: JobService, job_id: str, chunks: Chunks) -> 
 
 @router.get("/models")
 async def list_models(settings: SettingsDep, _tenant: TenantDep) -> dict:
-    return {"object": "list", "data": [{"id": served_model(settings).name, "object": "model",
-                                        "created": 0, "owned_by": "vireo"}]}
+    return {
+        "object": "list",
+        "data": [{"id": served_model(settings).name, "object": "model", "created": 0, "owned_by": "vireo"}],
+    }
 
 
 @router.post("/chat/completions", responses=error_responses(400, 404, openai=True) | STREAMED)
-async def chat_completions(body: ChatCompletionRequest, request: Request, principal: PrincipalDep, jobs: JobsDep,
-                           settings: SettingsDep):
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, principal: PrincipalDep, jobs: JobsDep, settings: SettingsDep
+):
     return await _answer(request, jobs, principal, settings, body, chat_job, Chunks, chat_reply, "chatcmpl")
 
 
 @router.post("/completions", responses=error_responses(400, 404, openai=True) | STREAMED)
-async def completions(body: CompletionRequest, request: Request, principal: PrincipalDep, jobs: JobsDep,
-                      settings: SettingsDep):
-    return await _answer(request, jobs, principal, settings, body, completion_job, CompletionChunks,
-                         completion_reply, "cmpl")
+async def completions(
+    body: CompletionRequest, request: Request, principal: PrincipalDep, jobs: JobsDep, settings: SettingsDep
+):
+    return await _answer(
+        request, jobs, principal, settings, body, completion_job, CompletionChunks, completion_reply, "cmpl"
+    )
 
 
-async def _answer(request: Request, jobs: JobService, principal: Principal, settings: Settings, body: SampledRequest,
-                  job_of: Callable[[Any], tuple[str, dict]], chunks: type[Chunks], reply: Callable[..., dict],
-                  id_prefix: str):
+async def _answer(
+    request: Request,
+    jobs: JobService,
+    principal: Principal,
+    settings: Settings,
+    body: SampledRequest,
+    job_of: Callable[[Any], tuple[str, dict]],
+    chunks: type[Chunks],
+    reply: Callable[..., dict],
+    id_prefix: str,
+):
     """Submit the request's job; stream its events as chunks, or wait and answer with the whole reply."""
     model = served_name(settings, body.model)
     refuse_unsupported(body)

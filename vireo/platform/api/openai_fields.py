@@ -14,8 +14,15 @@ from pydantic import BaseModel
 
 IGNORED = {"user", "metadata", "store", "service_tier", "safety_identifier", "prompt_cache_key"}
 NEUTRAL: dict[str, tuple] = {
-    "frequency_penalty": (0,), "presence_penalty": (0,), "logit_bias": ({},), "logprobs": (False, 0),
-    "top_logprobs": (0,), "modalities": (["text"],), "best_of": (1,), "echo": (False,), "suffix": ("",),
+    "frequency_penalty": (0,),
+    "presence_penalty": (0,),
+    "logit_bias": ({},),
+    "logprobs": (False, 0),
+    "top_logprobs": (0,),
+    "modalities": (["text"],),
+    "best_of": (1,),
+    "echo": (False,),
+    "suffix": ("",),
     "include_obfuscation": (False, True),  # stream padding against side channels: we add none
 }
 WHY = {
@@ -37,9 +44,12 @@ KNOWN_PART_TYPES = {"text", "image_url"}
 
 
 def _refuse(where: str, why: str | None) -> HTTPException:
-    return HTTPException(status.HTTP_400_BAD_REQUEST,
-                         f"{where} is not supported by this server" + (f" ({why})" if why else "")
-                         + "; docs/OPENAI.md lists the supported fields")
+    return HTTPException(
+        status.HTTP_400_BAD_REQUEST,
+        f"{where} is not supported by this server"
+        + (f" ({why})" if why else "")
+        + "; docs/OPENAI.md lists the supported fields",
+    )
 
 
 def refuse_unsupported(body: BaseModel, where: str = "") -> None:
@@ -59,5 +69,6 @@ def refuse_unsupported(body: BaseModel, where: str = "") -> None:
                 if isinstance(item, BaseModel):
                     refuse_unsupported(item, f"{where}{field_name}[{i}].")
                 elif isinstance(item, dict) and field_name == "content" and item.get("type") not in KNOWN_PART_TYPES:
-                    raise _refuse(f"{where}content[{i}] of type {item.get('type')!r}",
-                                  "message parts may be text or image_url")
+                    raise _refuse(
+                        f"{where}content[{i}] of type {item.get('type')!r}", "message parts may be text or image_url"
+                    )

@@ -56,7 +56,8 @@ class SampledRequest(BaseModel):
     n: int = Field(1, ge=1, le=8)
     stream_options: StreamOptions | None = None
     structured_outputs: dict[str, Any] | None = Field(
-        None, description="vLLM-style: {'choice': [...]} | {'regex': ...} | {'json': schema}")
+        None, description="vLLM-style: {'choice': [...]} | {'regex': ...} | {'json': schema}"
+    )
 
 
 class ChatCompletionRequest(SampledRequest):
@@ -78,8 +79,9 @@ def served_name(settings: Settings, name: str) -> str:
     """The served model's name if `name` asks for it; 404 naming what is served otherwise."""
     served = served_model(settings)
     if not served.answers_to(name):
-        raise HTTPException(status.HTTP_404_NOT_FOUND,
-                            f"model {name!r} is not served here; this server serves {served.name!r}")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"model {name!r} is not served here; this server serves {served.name!r}"
+        )
     return served.name
 
 
@@ -90,31 +92,58 @@ def chat_job(body: ChatCompletionRequest) -> tuple[str, dict]:
     image_url = _image_url_of(body.messages)
     if image_url is not None:
         if body.n > 1 or body.tools:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, "a message with an image is captioned: "
-                                "n > 1 and tools are not supported with image input")
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                "a message with an image is captioned: n > 1 and tools are not supported with image input",
+            )
         style = _text_of(next(m for m in reversed(body.messages) if m.role == "user")).strip()
-        caption = _app_input(lambda: CaptionInput(
-            image_base64=image_url, style=style[:200] or None,
-            max_tokens=min(300, max(8, body.max_completion_tokens or body.max_tokens or 60))))
+        caption = _app_input(
+            lambda: CaptionInput(
+                image_base64=image_url,
+                style=style[:200] or None,
+                max_tokens=min(300, max(8, body.max_completion_tokens or body.max_tokens or 60)),
+            )
+        )
         return CaptionApp.name, caption
     messages = [_chat_message(m) for m in body.messages]
-    chat = _app_input(lambda: _sampled(ChatInput(
-        messages=messages, n=body.n, max_tokens=body.max_completion_tokens or body.max_tokens or 256,
-        stop=_stops(body), seed=body.seed, constraint=_constraint(body), tools=body.tools or None,
-        tool_choice=body.tool_choice), body, parallel_tool_calls=body.parallel_tool_calls))
+    chat = _app_input(
+        lambda: _sampled(
+            ChatInput(
+                messages=messages,
+                n=body.n,
+                max_tokens=body.max_completion_tokens or body.max_tokens or 256,
+                stop=_stops(body),
+                seed=body.seed,
+                constraint=_constraint(body),
+                tools=body.tools or None,
+                tool_choice=body.tool_choice,
+            ),
+            body,
+            parallel_tool_calls=body.parallel_tool_calls,
+        )
+    )
     return ChatApp.name, chat
 
 
 def completion_job(body: CompletionRequest) -> tuple[str, dict]:
     """The app and input of a (legacy) completion's job: the chat app continuing a raw prompt."""
-    chat = _app_input(lambda: _sampled(ChatInput(
-        prompt=body.prompt, n=body.n, max_tokens=body.max_tokens or 16, stop=_stops(body), seed=body.seed,
-        constraint=_constraint(body)), body))
+    chat = _app_input(
+        lambda: _sampled(
+            ChatInput(
+                prompt=body.prompt,
+                n=body.n,
+                max_tokens=body.max_tokens or 16,
+                stop=_stops(body),
+                seed=body.seed,
+                constraint=_constraint(body),
+            ),
+            body,
+        )
+    )
     return ChatApp.name, chat
 
 
-def _sampled(chat: ChatInput, body: SampledRequest,
-             parallel_tool_calls: bool | None = None) -> ChatInput:
+def _sampled(chat: ChatInput, body: SampledRequest, parallel_tool_calls: bool | None = None) -> ChatInput:
     """Fields the request may leave out, so the app's defaults hold: set only when given (the request
     model has already checked their ranges, which are the app's too)."""
     if body.temperature is not None:
@@ -132,8 +161,12 @@ def _app_input(build: Callable[[], BaseModel]) -> dict:
     try:
         return build().model_dump(mode="json", exclude_unset=True)
     except ValidationError as exc:
-        raise InvalidInput([{"loc": ["body", "input", *e["loc"]], "msg": e["msg"], "type": e["type"]}
-                            for e in exc.errors(include_url=False, include_context=False)]) from exc
+        raise InvalidInput(
+            [
+                {"loc": ["body", "input", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors(include_url=False, include_context=False)
+            ]
+        ) from exc
 
 
 def _chat_message(message: OpenAIMessage) -> ChatMessage:
@@ -142,18 +175,34 @@ def _chat_message(message: OpenAIMessage) -> ChatMessage:
     its place in `messages`."""
     text = _text_of(message)
     role = "system" if message.role == "developer" else message.role
-    return ChatMessage.model_construct(role=role, content=None if message.tool_calls and not text else text,
-                                       tool_calls=message.tool_calls, tool_call_id=message.tool_call_id)
+    return ChatMessage.model_construct(
+        role=role,
+        content=None if message.tool_calls and not text else text,
+        tool_calls=message.tool_calls,
+        tool_call_id=message.tool_call_id,
+    )
 
 
 def chat_reply(job_id: str, created: int, model: str, result: dict, record: dict) -> dict:
-    return {"id": f"chatcmpl-{job_id}", "object": "chat.completion", "created": created, "model": model,
-            "choices": [chat_choice(c) for c in choices_of(result)], "usage": usage(record)}
+    return {
+        "id": f"chatcmpl-{job_id}",
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [chat_choice(c) for c in choices_of(result)],
+        "usage": usage(record),
+    }
 
 
 def completion_reply(job_id: str, created: int, model: str, result: dict, record: dict) -> dict:
-    return {"id": f"cmpl-{job_id}", "object": "text_completion", "created": created, "model": model,
-            "choices": [completion_choice(c) for c in choices_of(result)], "usage": usage(record)}
+    return {
+        "id": f"cmpl-{job_id}",
+        "object": "text_completion",
+        "created": created,
+        "model": model,
+        "choices": [completion_choice(c) for c in choices_of(result)],
+        "usage": usage(record),
+    }
 
 
 def usage(record: dict) -> dict:
@@ -164,8 +213,9 @@ def usage(record: dict) -> dict:
 
 def _text_of(message: OpenAIMessage) -> str:
     if isinstance(message.content, list):
-        return "\n".join(part["text"] for part in message.content
-                         if part.get("type") == "text" and isinstance(part.get("text"), str))
+        return "\n".join(
+            part["text"] for part in message.content if part.get("type") == "text" and isinstance(part.get("text"), str)
+        )
     return message.content or ""
 
 
@@ -175,12 +225,17 @@ def _image_url_of(messages: list[OpenAIMessage]) -> str | None:
         if message.role == "user" and isinstance(message.content, list):
             for part in message.content:
                 if part.get("type") == "image_url":
-                    url = (part.get("image_url") or {}).get("url") if isinstance(part.get("image_url"), dict) \
+                    url = (
+                        (part.get("image_url") or {}).get("url")
+                        if isinstance(part.get("image_url"), dict)
                         else part.get("image_url")
+                    )
                     if not isinstance(url, str) or not url.startswith("data:image/"):
-                        raise HTTPException(status.HTTP_400_BAD_REQUEST,
-                                            "image_url must be a data:image/...;base64, URL; this server "
-                                            "does not fetch images from the network")
+                        raise HTTPException(
+                            status.HTTP_400_BAD_REQUEST,
+                            "image_url must be a data:image/...;base64, URL; this server "
+                            "does not fetch images from the network",
+                        )
                     return url
     return None
 
@@ -192,9 +247,10 @@ def _constraint(body: SampledRequest) -> OutputConstraint | None:
     if structured:
         unknown = set(structured) - set(known)
         if unknown or len(structured) != 1:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, "structured_outputs takes exactly one of "
-                                "'choice', 'regex' or 'json'")
-        (key, value), = structured.items()
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST, "structured_outputs takes exactly one of 'choice', 'regex' or 'json'"
+            )
+        ((key, value),) = structured.items()
         return OutputConstraint.model_validate({known[key]: value})
     fmt = getattr(body, "response_format", None)
     if fmt is None or fmt.type == "text":
@@ -203,8 +259,10 @@ def _constraint(body: SampledRequest) -> OutputConstraint | None:
         return OutputConstraint(json_schema={"type": "object"})
     schema = (fmt.json_schema or {}).get("schema")
     if not isinstance(schema, dict):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST,
-                            "response_format json_schema needs {'json_schema': {'name': ..., 'schema': {...}}}")
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "response_format json_schema needs {'json_schema': {'name': ..., 'schema': {...}}}",
+        )
     return OutputConstraint(json_schema=schema)
 
 

@@ -37,16 +37,18 @@ class RestartSplice:
             return ""
         if not self.replay.startswith(self.sent):
             return None
-        extra, self.sent, self.replay = self.replay[len(self.sent):], self.replay, None
+        extra, self.sent, self.replay = self.replay[len(self.sent) :], self.replay, None
         return extra
 
     def diverged_at_end(self) -> bool:
         return self.replay is not None and self.replay != self.sent
 
 
-RESTART_DIVERGED = ("the worker generating this reply stopped, and the restarted generation differs from the "
-                    "text already sent, so the reply ends here; send the request again (temperature 0 or a "
-                    "seed gives a reply that survives a restart)")
+RESTART_DIVERGED = (
+    "the worker generating this reply stopped, and the restarted generation differs from the "
+    "text already sent, so the reply ends here; send the request again (temperature 0 or a "
+    "seed gives a reply that survives a restart)"
+)
 
 
 class RestartDiverged(Exception):
@@ -92,8 +94,7 @@ class Chunks:
         return sent
 
     def _envelope(self, choices: list[dict]) -> dict:
-        out = {"id": self.cid, "object": self.object, "created": self.created, "model": self.model,
-               "choices": choices}
+        out = {"id": self.cid, "object": self.object, "created": self.created, "model": self.model, "choices": choices}
         return out | ({"usage": None} if self.include_usage else {})
 
     def chunk(self, index: int, text: str, finish: str | None = None) -> dict:
@@ -113,8 +114,12 @@ class Chunks:
         if data.get("name") is not None:
             if not self._spliced(("name", index, call), data["name"]):
                 return []  # a restarted attempt reopening a call the client has
-            piece = {"index": call, "id": data["id"], "type": "function",
-                     "function": {"name": data["name"], "arguments": ""}}
+            piece = {
+                "index": call,
+                "id": data["id"],
+                "type": "function",
+                "function": {"name": data["name"], "arguments": ""},
+            }
         else:
             arguments = self._spliced(("arguments", index, call), data["arguments"])
             if not arguments:

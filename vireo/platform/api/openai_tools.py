@@ -14,8 +14,14 @@ def choices_of(result: dict) -> list[dict]:
     if result.get("choices"):
         return result["choices"]
     text = result["text"] if "text" in result else result.get("caption", "")
-    return [{"index": 0, "text": text, "finish_reason": result.get("finish_reason", "stop"),
-             "tool_calls": result.get("tool_calls")}]
+    return [
+        {
+            "index": 0,
+            "text": text,
+            "finish_reason": result.get("finish_reason", "stop"),
+            "tool_calls": result.get("tool_calls"),
+        }
+    ]
 
 
 def finish_reason(choice: dict) -> str:
@@ -32,5 +38,4 @@ def chat_choice(choice: dict) -> dict:
 
 
 def completion_choice(choice: dict) -> dict:
-    return {"index": choice["index"], "text": choice["text"], "finish_reason": finish_reason(choice),
-            "logprobs": None}
+    return {"index": choice["index"], "text": choice["text"], "finish_reason": finish_reason(choice), "logprobs": None}

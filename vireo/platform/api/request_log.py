@@ -39,7 +39,7 @@ class RequestLog:
                 answer["status"] = message["status"]
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
             elif message["type"] == "http.response.body" and answer["status"] >= 400:
-                error_body.extend(message.get("body", b"")[:ERROR_BODY_BYTES - len(error_body)])
+                error_body.extend(message.get("body", b"")[: ERROR_BODY_BYTES - len(error_body)])
             await send(message)
 
         try:
@@ -58,11 +58,24 @@ def _log(scope, request_id: str, status: int, started: float, error: str | None,
     route = scope.get("route")
     path = getattr(route, "path", None) or scope["path"][:200]  # the template: one series per route
     principal = scope.get("state", {}).get("principal")
-    log.log(level, "%s %s %d", scope["method"], path, status, exc_info=exc_info, extra={
-        "request_id": request_id, "method": scope["method"], "path": path, "status": status,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        "tenant": getattr(principal, "tenant", None), "key_id": getattr(principal, "key_id", None),
-        "error": error})
+    log.log(
+        level,
+        "%s %s %d",
+        scope["method"],
+        path,
+        status,
+        exc_info=exc_info,
+        extra={
+            "request_id": request_id,
+            "method": scope["method"],
+            "path": path,
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "tenant": getattr(principal, "tenant", None),
+            "key_id": getattr(principal, "key_id", None),
+            "error": error,
+        },
+    )
 
 
 def _error_message(body: bytes) -> str | None:
@@ -76,6 +89,7 @@ def _error_message(body: bytes) -> str | None:
     if detail is None and isinstance(reply, dict) and isinstance(reply.get("error"), dict):
         detail = reply["error"].get("message")
     if isinstance(detail, list):
-        detail = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}"
-                           for e in detail if isinstance(e, dict))
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}" for e in detail if isinstance(e, dict)
+        )
     return str(detail)[:300] if detail is not None else None

@@ -63,8 +63,11 @@ class JobView(BaseModel):
     error: str | None = None
     timings: Timings
     usage: TokenUsage
-    attempts: int = Field(1, description="runs of this job so far: more than 1 when a worker stopped "
-                                         "mid-job and the job started over (timings and usage are the last run's)")
+    attempts: int = Field(
+        1,
+        description="runs of this job so far: more than 1 when a worker stopped "
+        "mid-job and the job started over (timings and usage are the last run's)",
+    )
 
     @classmethod
     def from_record(cls, r: dict[str, str]) -> "JobView":
@@ -72,16 +75,23 @@ class JobView(BaseModel):
             return float(r[name]) if r.get(name) not in (None, "") else None
 
         return cls(
-            id=r["id"], app=r["app"], status=r["status"],
-            progress=Progress(fraction=float(r.get("progress_fraction") or 0),
-                              message=r.get("progress_message", "")),
+            id=r["id"],
+            app=r["app"],
+            status=r["status"],
+            progress=Progress(fraction=float(r.get("progress_fraction") or 0), message=r.get("progress_message", "")),
             result=json.loads(r["result"]) if r.get("result") else None,
             error=r.get("error") or None,
-            timings=Timings(queued_at=num("queued_at"), started_at=num("started_at"),
-                            first_token_at=num("first_token_at"), finished_at=num("finished_at")),
-            usage=TokenUsage(prompt_tokens=int(r.get("prompt_tokens") or 0),
-                             completion_tokens=int(r.get("completion_tokens") or 0),
-                             cached_tokens=int(r.get("cached_tokens") or 0)),
+            timings=Timings(
+                queued_at=num("queued_at"),
+                started_at=num("started_at"),
+                first_token_at=num("first_token_at"),
+                finished_at=num("finished_at"),
+            ),
+            usage=TokenUsage(
+                prompt_tokens=int(r.get("prompt_tokens") or 0),
+                completion_tokens=int(r.get("completion_tokens") or 0),
+                cached_tokens=int(r.get("cached_tokens") or 0),
+            ),
             attempts=int(r.get("attempt") or 1),
         )
 

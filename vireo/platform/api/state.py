@@ -35,9 +35,15 @@ class ApiState:
         store = JobStore(settings.redis_url, settings.job_ttl_s, settings.events_maxlen)
         limiter = Limiter(store.redis, settings)
         files = FileStore(store.redis, settings.home)
-        return cls(settings=settings, store=store, jobs=JobService(store, settings, limiter),
-                   keys=KeyRing.from_settings(KeyStore(store.redis), settings), limiter=limiter,
-                   files=files, batches=BatchService(store.redis, files))
+        return cls(
+            settings=settings,
+            store=store,
+            jobs=JobService(store, settings, limiter),
+            keys=KeyRing.from_settings(KeyStore(store.redis), settings),
+            limiter=limiter,
+            files=files,
+            batches=BatchService(store.redis, files),
+        )
 
     async def close(self) -> None:
         await self.store.close()

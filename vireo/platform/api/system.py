@@ -25,14 +25,21 @@ class Health(BaseModel):
     detail: str | None = None
 
 
-@router.get("/healthz", response_model=Health, response_model_exclude_none=True, responses={
-    503: {"model": Health, "description": "Degraded: Redis is unreachable.", "headers": RETRY_AFTER}})
+@router.get(
+    "/healthz",
+    response_model=Health,
+    response_model_exclude_none=True,
+    responses={503: {"model": Health, "description": "Degraded: Redis is unreachable.", "headers": RETRY_AFTER}},
+)
 async def healthz(store: StoreDep):
     try:
         await store.redis.ping()
     except STORE_DOWN as exc:
-        return JSONResponse(Health(status="degraded", detail=unreachable_message(exc)).model_dump(),
-                            status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+        return JSONResponse(
+            Health(status="degraded", detail=unreachable_message(exc)).model_dump(),
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
     return Health(status="ok")
 
 
@@ -42,9 +49,18 @@ class Readiness(BaseModel):
     detail: str | None = None
 
 
-@router.get("/readyz", response_model=Readiness, response_model_exclude_none=True, responses={
-    503: {"model": Readiness, "description": "Not ready: no live worker serves this API's model on its queue, "
-                                             "or Redis is unreachable.", "headers": RETRY_AFTER}})
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    response_model_exclude_none=True,
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "Not ready: no live worker serves this API's model on its queue, or Redis is unreachable.",
+            "headers": RETRY_AFTER,
+        }
+    },
+)
 async def readyz(store: StoreDep, settings: SettingsDep):
     """Ready when Redis answers and a live worker (a current heartbeat) serves this API's model on its
     queue: submitted jobs will run. `/healthz` only says that the API process and Redis answer."""
@@ -56,15 +72,22 @@ async def readyz(store: StoreDep, settings: SettingsDep):
     if serving:
         return Readiness(status="ready", workers=len(serving))
     others = sorted({f"{w.model} on queue {w.queue}" for w in workers})
-    return _not_ready(Readiness(status="not ready", detail=(
-        f"no live worker serves model {settings.model} on queue {settings.queue}"
-        + (f" (live workers serve {', '.join(others)})" if others else "")
-        + "; start one with `vireo serve worker` and the same VIREO_MODEL and VIREO_QUEUE")))
+    return _not_ready(
+        Readiness(
+            status="not ready",
+            detail=(
+                f"no live worker serves model {settings.model} on queue {settings.queue}"
+                + (f" (live workers serve {', '.join(others)})" if others else "")
+                + "; start one with `vireo serve worker` and the same VIREO_MODEL and VIREO_QUEUE"
+            ),
+        )
+    )
 
 
 def _not_ready(reply: Readiness) -> JSONResponse:
-    return JSONResponse(reply.model_dump(exclude_none=True), status_code=503,
-                        headers={"Retry-After": str(RETRY_AFTER_S)})
+    return JSONResponse(
+        reply.model_dump(exclude_none=True), status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
+    )
 
 
 @router.get("/v1/apps")
@@ -85,6 +108,9 @@ async def metrics(store: StoreDep, settings: SettingsDep, _reader: None = Depend
     redis = store.redis
     refresh_engine_gauges(await store.engine_stats())
     shared = CollectorRegistry(auto_describe=False)
-    shared.register(Snapshot(await job_metrics.read_families(redis)
-                             + await fleet.read_families(redis, settings.queue, settings.model)))
+    shared.register(
+        Snapshot(
+            await job_metrics.read_families(redis) + await fleet.read_families(redis, settings.queue, settings.model)
+        )
+    )
     return Response(generate_latest() + generate_latest(shared), media_type=CONTENT_TYPE_LATEST)

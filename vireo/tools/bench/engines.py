@@ -70,7 +70,7 @@ def build_prompts(tokenizer, count: int, lengths: tuple[int, int], tag: str) -> 
         header = f"Document {tag}-{i}. Continue the text.\n"
         body_len = max(1, target - len(tokenizer(header, add_special_tokens=False)["input_ids"]))
         start = (i * 37) % (len(corpus_ids) - high)
-        prompts.append(header + tokenizer.decode(corpus_ids[start:start + body_len]))
+        prompts.append(header + tokenizer.decode(corpus_ids[start : start + body_len]))
     return prompts
 
 
@@ -147,10 +147,15 @@ async def run_level(engine, prompts: list[str], new_tokens: int, concurrency: in
     gaps = [g for t in timings for g in t.gaps]
     tokens = sum(t.tokens for t in timings)
     summary = {
-        "concurrency": concurrency, "requests": len(prompts), "wall_s": round(wall, 3),
-        "output_tokens": tokens, "output_tokens_per_s": round(tokens / wall, 3),
-        "ttft_p50_s": _round(percentile(ttft, 0.5)), "ttft_p95_s": _round(percentile(ttft, 0.95)),
-        "itl_p50_s": _round(percentile(gaps, 0.5)), "itl_p95_s": _round(percentile(gaps, 0.95)),
+        "concurrency": concurrency,
+        "requests": len(prompts),
+        "wall_s": round(wall, 3),
+        "output_tokens": tokens,
+        "output_tokens_per_s": round(tokens / wall, 3),
+        "ttft_p50_s": _round(percentile(ttft, 0.5)),
+        "ttft_p95_s": _round(percentile(ttft, 0.95)),
+        "itl_p50_s": _round(percentile(gaps, 0.5)),
+        "itl_p95_s": _round(percentile(gaps, 0.95)),
         "all_requests_made_new_tokens": all(t.tokens == new_tokens for t in timings),
     }
     return summary, [t.text for t in timings]
@@ -160,8 +165,9 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-async def run_backend(backend: str, config: EngineConfig, workload: dict[int, list[str]],
-                      new_tokens: int) -> tuple[dict, dict[int, list[str]]]:
+async def run_backend(
+    backend: str, config: EngineConfig, workload: dict[int, list[str]], new_tokens: int
+) -> tuple[dict, dict[int, list[str]]]:
     """Start one backend, run every concurrency level, shut it down; numbers and greedy texts."""
     monitor = PeakMemory()
     baseline = monitor.current_mb()
@@ -183,10 +189,15 @@ async def run_backend(backend: str, config: EngineConfig, workload: dict[int, li
                 await engine.shutdown()  # free this backend's memory before the next one starts
             del engine
             gc.collect()
-    result = {"backend": backend, "load_average_before": load_before, "startup_s": round(startup, 2),
-              "rss_before_mb": round(baseline),
-              "peak_rss_mb": round(monitor.peak_mb), "peak_rss_added_mb": round(monitor.peak_mb - baseline),
-              "levels": levels}
+    result = {
+        "backend": backend,
+        "load_average_before": load_before,
+        "startup_s": round(startup, 2),
+        "rss_before_mb": round(baseline),
+        "peak_rss_mb": round(monitor.peak_mb),
+        "peak_rss_added_mb": round(monitor.peak_mb - baseline),
+        "levels": levels,
+    }
     return result, texts
 
 
@@ -219,17 +230,34 @@ def installed_backends(openai_url: str | None) -> list[str]:
     return found
 
 
-def run_engine_benchmark(model: str = "smollm2-135m", backends: list[str] | None = None, requests: int = 64,
-                         prompt_tokens: tuple[int, int] = (128, 512), new_tokens: int = 128,
-                         concurrency: tuple[int, ...] = (1, 8, 32), dtype: str = "float32",
-                         openai_url: str | None = None, threads: int | None = None) -> dict:
+def run_engine_benchmark(
+    model: str = "smollm2-135m",
+    backends: list[str] | None = None,
+    requests: int = 64,
+    prompt_tokens: tuple[int, int] = (128, 512),
+    new_tokens: int = 128,
+    concurrency: tuple[int, ...] = (1, 8, 32),
+    dtype: str = "float32",
+    openai_url: str | None = None,
+    threads: int | None = None,
+) -> dict:
     """Run the workload through each backend in turn; returns the report (see module docstring)."""
-    return asyncio.run(_benchmark(model, backends or installed_backends(openai_url), requests, prompt_tokens,
-                                  new_tokens, tuple(concurrency), dtype, openai_url, threads))
+    return asyncio.run(
+        _benchmark(
+            model,
+            backends or installed_backends(openai_url),
+            requests,
+            prompt_tokens,
+            new_tokens,
+            tuple(concurrency),
+            dtype,
+            openai_url,
+            threads,
+        )
+    )
 
 
-async def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concurrency, dtype, openai_url,
-                     threads):
+async def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concurrency, dtype, openai_url, threads):
     from transformers import AutoTokenizer
 
     from vireo.inference.registry import ModelRegistry
@@ -238,18 +266,35 @@ async def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concu
     # A level needs at least `concurrency` requests, or it never reaches that concurrency.
     workload = {c: build_prompts(tokenizer, max(requests, c), prompt_tokens, f"c{c}") for c in concurrency}
     context = prompt_tokens[1] + new_tokens + 64
-    report = {"benchmark": "engines", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "machine": engines_machine(), "model": model, "dtype": dtype,
-              "workload": {"requests_per_level": {c: len(p) for c, p in workload.items()},
-                           "prompt_tokens": list(prompt_tokens),
-                           "new_tokens": new_tokens, "concurrency": list(concurrency),
-                           "sampling": "greedy, ignore_eos", "torch_threads": threads or "torch default"},
-              "results": [], "failures": {}}
+    report = {
+        "benchmark": "engines",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": engines_machine(),
+        "model": model,
+        "dtype": dtype,
+        "workload": {
+            "requests_per_level": {c: len(p) for c, p in workload.items()},
+            "prompt_tokens": list(prompt_tokens),
+            "new_tokens": new_tokens,
+            "concurrency": list(concurrency),
+            "sampling": "greedy, ignore_eos",
+            "torch_threads": threads or "torch default",
+        },
+        "results": [],
+        "failures": {},
+    }
     texts = {}
     for backend in backends:
-        config = EngineConfig(backend=backend, model=model, dtype=dtype, max_model_len=context,
-                              max_batch=max(concurrency), threads=threads, openai_base_url=openai_url,
-                              openai_model=model if backend == "openai" else None)
+        config = EngineConfig(
+            backend=backend,
+            model=model,
+            dtype=dtype,
+            max_model_len=context,
+            max_batch=max(concurrency),
+            threads=threads,
+            openai_base_url=openai_url,
+            openai_model=model if backend == "openai" else None,
+        )
         try:
             result, texts[backend] = await run_backend(backend, config, workload, new_tokens)
             report["results"].append(result)
@@ -264,18 +309,20 @@ async def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concu
 
 def markdown_table(report: dict) -> str:
     """The report as a Markdown table (what benchmarks/README.md shows)."""
-    rows = ["| backend | conc. | output tok/s | vs hf | TTFT p50 / p95 (s) | ITL p50 / p95 (ms) "
-            "| greedy = hf | start-up (s) | peak RSS (MB) |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| backend | conc. | output tok/s | vs hf | TTFT p50 / p95 (s) | ITL p50 / p95 (ms) "
+        "| greedy = hf | start-up (s) | peak RSS (MB) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for result in report["results"]:
         for level in result["levels"]:
-            itl = [f"{v * 1000:.0f}" if v is not None else "-"
-                   for v in (level["itl_p50_s"], level["itl_p95_s"])]
+            itl = [f"{v * 1000:.0f}" if v is not None else "-" for v in (level["itl_p50_s"], level["itl_p95_s"])]
             rows.append(
                 f"| {result['backend']} | {level['concurrency']} | {level['output_tokens_per_s']:.1f} "
                 f"| {level.get('tokens_per_s_vs_hf', '-')} | {level['ttft_p50_s']} / {level['ttft_p95_s']} "
                 f"| {itl[0]} / {itl[1]} | {level.get('greedy_identical_to_hf', '-')} "
-                f"| {result['startup_s']} | {result['peak_rss_mb']} |")
+                f"| {result['startup_s']} | {result['peak_rss_mb']} |"
+            )
     for backend, failure in report.get("failures", {}).items():
         rows.append(f"| {backend} | failed: {failure} | | | | | | | |")
     return "\n".join(rows)
@@ -300,10 +347,16 @@ def main(argv: list[str] | None = None) -> None:
         return
     low, high = (int(x) for x in args.prompt_tokens.split(","))
     report = run_engine_benchmark(
-        model=args.model, backends=args.backends.split(",") if args.backends else None,
-        requests=args.requests, prompt_tokens=(low, high), new_tokens=args.new_tokens,
-        concurrency=tuple(int(x) for x in args.concurrency.split(",")), dtype=args.dtype,
-        openai_url=args.openai_url, threads=args.threads)
+        model=args.model,
+        backends=args.backends.split(",") if args.backends else None,
+        requests=args.requests,
+        prompt_tokens=(low, high),
+        new_tokens=args.new_tokens,
+        concurrency=tuple(int(x) for x in args.concurrency.split(",")),
+        dtype=args.dtype,
+        openai_url=args.openai_url,
+        threads=args.threads,
+    )
     text = json.dumps(report, indent=2)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

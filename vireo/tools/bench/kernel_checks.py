@@ -38,8 +38,16 @@ def _record(results: list, name: str, out, ref, dtype) -> None:
 
 def check_quant(results: list, device, dtype=torch.bfloat16, configs=()) -> None:
     """W8A16 / W4A16 against x @ dequantized(W) in float64, odd and benchmark shapes."""
-    shapes = [(1, 4096, 4096, 128), (3, 1000, 576, 64), (7, 333, 200, 32), (16, 14336, 4096, 128),
-              (300, 1000, 576, 64), (4, 14336, 4096, 128), (2, 333, 200, 32), (1, 4096, 14336, 64)]
+    shapes = [
+        (1, 4096, 4096, 128),
+        (3, 1000, 576, 64),
+        (7, 333, 200, 32),
+        (16, 14336, 4096, 128),
+        (300, 1000, 576, 64),
+        (4, 14336, 4096, 128),
+        (2, 333, 200, 32),
+        (1, 4096, 14336, 64),
+    ]
     for m, n, k, group in shapes:
         weight = torch.randn(n, k, device=device)
         x = torch.randn(m, k, device=device, dtype=dtype)
@@ -47,7 +55,9 @@ def check_quant(results: list, device, dtype=torch.bfloat16, configs=()) -> None
         w8 = quantize_int8(weight)
         # (name, kernel, weight): each kernel gets the weight kind it takes
         cases: list[tuple[str, Callable[..., torch.Tensor], Int8Weight | Int4Weight]] = [
-            ("w4a16", quant.w4a16_matmul, w4), ("w8a16", quant.w8a16_matmul, w8)]
+            ("w4a16", quant.w4a16_matmul, w4),
+            ("w8a16", quant.w8a16_matmul, w8),
+        ]
         if m <= 4:  # decode sizes: the int8 weight as the loader keeps it, with its GEMV layout
             cases.append(("w8a16 kmajor", quant.w8a16_matmul, with_kmajor(w8)))
         if m <= 8:  # int4 small M: the tensor-core layout
@@ -70,8 +80,7 @@ def check_dense(results: list, device) -> None:
                 out = torch.full((m, n), math.nan, device=device, dtype=dtype)
                 dense_gemv.dense_gemv(x, w, bias, out=out)
                 ref = x.double() @ w.double().t() + (0 if bias is None else bias.double())
-                _record(results, f"dense gemv M{m} N{n} K{k} {dtype} bias={bias is not None}",
-                        out, ref, dtype)
+                _record(results, f"dense gemv M{m} N{n} K{k} {dtype} bias={bias is not None}", out, ref, dtype)
 
 
 def _applies(config, w, m: int) -> bool:
@@ -96,7 +105,7 @@ def _paged_case(device, dtype, batch, heads, kv_heads, dim, block_size, ctxs, q_
     tables = torch.zeros(batch, max(blocks), dtype=torch.int32, device=device)
     start = 0
     for b, n in enumerate(blocks):
-        tables[b, :n] = perm[start:start + n]
+        tables[b, :n] = perm[start : start + n]
         start += n
     cu = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()], dtype=torch.int32, device=device)
     q = torch.randn(int(cu[-1]), heads, dim, device=device, dtype=dtype)
@@ -107,18 +116,18 @@ def _paged_case(device, dtype, batch, heads, kv_heads, dim, block_size, ctxs, q_
 def check_attention(results: list, device, dtype=torch.bfloat16) -> None:
     """Prefill (prefix + new tokens, varlen, GQA) and decode against float64 references."""
     for block_size in (16, 256):
-        q, kc, vc, bt, cu, ctx = _paged_case(device, dtype, 3, 32, 8, 128, block_size,
-                                             [1500, 700, 129], [1000, 700, 1])
+        q, kc, vc, bt, cu, ctx = _paged_case(device, dtype, 3, 32, 8, 128, block_size, [1500, 700, 129], [1000, 700, 1])
         scale = 1 / math.sqrt(128)
-        ref = attention.prefill_attention_reference(q.double().cpu(), kc.double().cpu(),
-                                                    vc.double().cpu(), bt.cpu(), cu.cpu(),
-                                                    ctx.cpu(), scale)
+        ref = attention.prefill_attention_reference(
+            q.double().cpu(), kc.double().cpu(), vc.double().cpu(), bt.cpu(), cu.cpu(), ctx.cpu(), scale
+        )
         out = torch.full_like(q, math.nan)
         attention.prefill_attention(q, kc, vc, bt, cu, ctx, max_q_len=1000, out=out)
         _record(results, f"prefill bs{block_size}", out.cpu(), ref, dtype)
         qd = torch.randn(3, 32, 128, device=device, dtype=dtype)
-        refd = attention.decode_attention_reference(qd.double().cpu(), kc.double().cpu(),
-                                                    vc.double().cpu(), bt.cpu(), ctx.cpu(), scale)
+        refd = attention.decode_attention_reference(
+            qd.double().cpu(), kc.double().cpu(), vc.double().cpu(), bt.cpu(), ctx.cpu(), scale
+        )
         for splits in (1, None):
             out = torch.full_like(qd, math.nan)
             attention.decode_attention(qd, kc, vc, bt, ctx, max_context=1500, out=out, splits=splits)
@@ -130,29 +139,33 @@ def check_flash_prefill(results: list, device, configs=()) -> None:
     strided slices of one fused qkv row, bf16 and fp16, the default and every given config."""
     lens = [1000, 1, 2049, 130, 17]
     cu = torch.tensor([0, *torch.tensor(lens).cumsum(0).tolist()], dtype=torch.int32, device=device)
-    for dtype, heads, kv_heads in ((torch.bfloat16, 32, 8), (torch.float16, 32, 8),
-                                   (torch.bfloat16, 16, 16)):
+    for dtype, heads, kv_heads in ((torch.bfloat16, 32, 8), (torch.float16, 32, 8), (torch.bfloat16, 16, 16)):
         qkv = torch.randn(int(cu[-1]), (heads + 2 * kv_heads) * 128, device=device, dtype=dtype)
-        q = qkv[:, :heads * 128].view(-1, heads, 128)
-        k = qkv[:, heads * 128:(heads + kv_heads) * 128].view(-1, kv_heads, 128)
-        v = qkv[:, (heads + kv_heads) * 128:].view(-1, kv_heads, 128)
-        ref = contiguous_prefill_reference(q.double(), k.double(), v.double(), cu,
-                                                     1 / math.sqrt(128))
+        q = qkv[:, : heads * 128].view(-1, heads, 128)
+        k = qkv[:, heads * 128 : (heads + kv_heads) * 128].view(-1, kv_heads, 128)
+        v = qkv[:, (heads + kv_heads) * 128 :].view(-1, kv_heads, 128)
+        ref = contiguous_prefill_reference(q.double(), k.double(), v.double(), cu, 1 / math.sqrt(128))
         cfgs = (None, *configs) if (dtype, kv_heads) == (torch.bfloat16, 8) else (None,)
         for cfg in cfgs:
             out = torch.full_like(q, math.nan)
             try:
                 flash_prefill.flash_prefill(q, k, v, cu, max(lens), out=out, config=cfg)
             except OutOfResources as e:  # a tile too big for this card's shared memory: not run
-                results.append({"check": f"flash {dtype} H{heads}/{kv_heads} {cfg}",
-                                "skipped": repr(e)[:300], "ok": None})
+                results.append(
+                    {"check": f"flash {dtype} H{heads}/{kv_heads} {cfg}", "skipped": repr(e)[:300], "ok": None}
+                )
                 continue
             except Exception as e:  # any other failure to run is a failed check
-                results.append({"check": f"flash {dtype} H{heads}/{kv_heads} {cfg}",
-                                "error": repr(e)[:300], "ok": False, "rel_error": math.inf})
+                results.append(
+                    {
+                        "check": f"flash {dtype} H{heads}/{kv_heads} {cfg}",
+                        "error": repr(e)[:300],
+                        "ok": False,
+                        "rel_error": math.inf,
+                    }
+                )
                 continue
-            _record(results, f"flash {str(dtype)[6:]} H{heads}/{kv_heads} {cfg or 'default'}",
-                    out, ref, dtype)
+            _record(results, f"flash {str(dtype)[6:]} H{heads}/{kv_heads} {cfg or 'default'}", out, ref, dtype)
 
 
 def check_fused(results: list, device, dtype=torch.bfloat16) -> None:

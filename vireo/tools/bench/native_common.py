@@ -45,8 +45,13 @@ async def timed(engine, req: GenerationRequest) -> dict:
         final = event
     if final is None:
         raise RuntimeError(f"the engine streamed nothing for request {req.request_id}")
-    return {"ttft_s": first, "total_s": time.perf_counter() - start, "text": final.text,
-            "tokens": final.usage.completion_tokens, "cached": final.usage.cached_tokens}
+    return {
+        "ttft_s": first,
+        "total_s": time.perf_counter() - start,
+        "text": final.text,
+        "tokens": final.usage.completion_tokens,
+        "cached": final.usage.cached_tokens,
+    }
 
 
 async def throughput(engine, requests: list[GenerationRequest]) -> dict:
@@ -59,8 +64,13 @@ async def throughput(engine, requests: list[GenerationRequest]) -> dict:
     runs = await asyncio.gather(*(timed(engine, r) for r in requests))
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     tokens = sum(r["tokens"] for r in runs)
-    return {"tok_s": tokens / wall, "tok_per_cpu_s": tokens / cpu, "wall_s": wall, "tokens": tokens,
-            "texts": [r["text"] for r in runs]}
+    return {
+        "tok_s": tokens / wall,
+        "tok_per_cpu_s": tokens / cpu,
+        "wall_s": wall,
+        "tokens": tokens,
+        "texts": [r["text"] for r in runs],
+    }
 
 
 def write(name: str, result: dict) -> Path:

@@ -44,8 +44,10 @@ async def _submissions_per_s(url: str, total: int, concurrency: int) -> dict:
     headers = {"Authorization": f"Bearer {KEY}"}
     body = {"app": "echo", "input": {"text": "ping"}}
     accepted = 0
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30,
-                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, timeout=30, limits=httpx.Limits(max_connections=concurrency)
+    ) as client:
+
         async def worker(n: int):
             nonlocal accepted
             for _ in range(n):
@@ -55,10 +57,14 @@ async def _submissions_per_s(url: str, total: int, concurrency: int) -> dict:
         start = time.perf_counter()
         await asyncio.gather(*[worker(total // concurrency) for _ in range(concurrency)])
         elapsed = time.perf_counter() - start
-    return {"client": "httpx (Python, same 2 cores)", "submitted": total // concurrency * concurrency,
-            "accepted": accepted,
-            "seconds": round(elapsed, 3), "submissions_per_s": round(accepted / elapsed, 1),
-            "concurrency": concurrency}
+    return {
+        "client": "httpx (Python, same 2 cores)",
+        "submitted": total // concurrency * concurrency,
+        "accepted": accepted,
+        "seconds": round(elapsed, 3),
+        "submissions_per_s": round(accepted / elapsed, 1),
+        "concurrency": concurrency,
+    }
 
 
 WRK_SCRIPT = """wrk.method = "POST"
@@ -74,8 +80,12 @@ def _submissions_wrk(url: str, seconds: int, connections: int, accepted_so_far) 
     script.write_text(WRK_SCRIPT % KEY)
     before = accepted_so_far()
     try:
-        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script),
-                              f"{url}/v1/jobs"], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), f"{url}/v1/jobs"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     finally:
         script.unlink(missing_ok=True)
     summary = re.search(r"(\d+) requests in ([\d.]+)s", out)
@@ -84,9 +94,15 @@ def _submissions_wrk(url: str, seconds: int, connections: int, accepted_so_far) 
     total, elapsed = int(summary.group(1)), float(summary.group(2))
     rejected = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     stored = accepted_so_far() - before  # jobs that really reached Redis, not just 202s
-    return {"client": "wrk (C, 2 threads)", "submitted": total, "accepted": total - rejected,
-            "jobs_stored": stored, "seconds": elapsed,
-            "submissions_per_s": round((total - rejected) / elapsed, 1), "concurrency": connections}
+    return {
+        "client": "wrk (C, 2 threads)",
+        "submitted": total,
+        "accepted": total - rejected,
+        "jobs_stored": stored,
+        "seconds": elapsed,
+        "submissions_per_s": round((total - rejected) / elapsed, 1),
+        "concurrency": connections,
+    }
 
 
 def _drain(url: str, timeout: float = 900) -> float:
@@ -122,22 +138,32 @@ def _overhead(url: str, app: str, job_input: dict, options: dict, runs: int) -> 
                 raise RuntimeError(f"job {job_id} ({app}) ended without streaming a token")
             engine_times.append(engine * 1000)
             overheads.append((first_event_at - t0 - engine) * 1000)
-    return {"app": app, "runs": runs,
-            "overhead_ms_p50": round(statistics.median(overheads), 2),
-            "overhead_ms_p95": round(_percentile(overheads, 0.95), 2),
-            "engine_first_token_ms_p50": round(statistics.median(engine_times), 2)}
+    return {
+        "app": app,
+        "runs": runs,
+        "overhead_ms_p50": round(statistics.median(overheads), 2),
+        "overhead_ms_p95": round(_percentile(overheads, 0.95), 2),
+        "engine_first_token_ms_p50": round(statistics.median(engine_times), 2),
+    }
 
 
-def run_platform_benchmark(requests: int = 400, concurrency: int = 32, overhead_runs: int = 30,
-                           model_runs: int = 5, engine: str | None = None) -> dict:
+def run_platform_benchmark(
+    requests: int = 400, concurrency: int = 32, overhead_runs: int = 30, model_runs: int = 5, engine: str | None = None
+) -> dict:
     port = 18000 + os.getpid() % 1000
     url = f"http://127.0.0.1:{port}"
     redis_url = os.environ.get("VIREO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
     redis.Redis.from_url(redis_url).flushdb()
-    env = {**os.environ, "REDIS_URL": redis_url, "VIREO_API_KEY": KEY, "VIREO_QUEUE": f"bench-{uuid.uuid4().hex[:6]}",
-           "HF_HUB_OFFLINE": "1",
-           # this measures the platform's own overhead: no per-key or per-tenant limits in the way
-           "VIREO_RATE_LIMIT_RPM": "0", "VIREO_MAX_CONCURRENT_JOBS": "0"}
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "VIREO_API_KEY": KEY,
+        "VIREO_QUEUE": f"bench-{uuid.uuid4().hex[:6]}",
+        "HF_HUB_OFFLINE": "1",
+        # this measures the platform's own overhead: no per-key or per-tenant limits in the way
+        "VIREO_RATE_LIMIT_RPM": "0",
+        "VIREO_MAX_CONCURRENT_JOBS": "0",
+    }
     if engine:
         env["VIREO_ENGINE"] = engine
     api = start(vireo_command("serve", "api", "--port", str(port)), env, quiet=True)
@@ -147,24 +173,34 @@ def run_platform_benchmark(requests: int = 400, concurrency: int = 32, overhead_
         wait_worker_ready(redis_url, 300, worker)
         stats = json.loads(redis.Redis.from_url(redis_url).get(STATS_KEY))
         result: dict[str, Any] = {
-            "benchmark": "platform", "date": time.strftime("%Y-%m-%d"), "machine": machine_info(packages=()),
+            "benchmark": "platform",
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": machine_info(packages=()),
             "engine": {"backend": stats["backend"], "model": stats["model"]},
             "targets": {"overhead_ms_p50": 10, "submissions_per_s": 500},
             "submissions_python_client": asyncio.run(_submissions_per_s(url, requests, concurrency)),
         }
         if shutil.which("wrk"):  # apt install wrk
+
             def jobs_of_bench_tenant():
                 return redis.Redis.from_url(redis_url).zcard(tenant_key("default"))
+
             result["submissions"] = _submissions_wrk(url, 5, concurrency, jobs_of_bench_tenant)
         else:
             result["submissions"] = result["submissions_python_client"]
         result["drain_s"] = _drain(url)  # the burst must be done, or queue wait would count as overhead
         result["overhead_echo"] = _overhead(url, "echo", {"text": "hello world " * 8}, {}, overhead_runs)
-        result["overhead_model"] = _overhead(url, "summarize", {"text": "The cat sat on the mat. " * 20,
-                                                                 "length": "short"}, {"max_tokens": 8}, model_runs)
+        result["overhead_model"] = _overhead(
+            url,
+            "summarize",
+            {"text": "The cat sat on the mat. " * 20, "length": "short"},
+            {"max_tokens": 8},
+            model_runs,
+        )
         result["meets_targets"] = {
             "overhead_ms_p50": result["overhead_echo"]["overhead_ms_p50"] <= 10,
-            "submissions_per_s": result["submissions"]["submissions_per_s"] >= 500}
+            "submissions_per_s": result["submissions"]["submissions_per_s"] >= 500,
+        }
         result["machine"]["load_average_at_end"] = load_average()
         return result
     finally:

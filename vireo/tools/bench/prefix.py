@@ -19,8 +19,12 @@ from vireo.tools.bench.native_common import native_engine, request, throughput, 
 from vireo.tools.machine import machine_info
 from vireo.tools.paths import DATA
 
-QUESTIONS = ["Can I return a tent I used once?", "How long does a zip repair take?",
-             "Do you repair climbing ropes?", "When does an order placed at 3 pm leave?"]
+QUESTIONS = [
+    "Can I return a tent I used once?",
+    "How long does a zip repair take?",
+    "Do you repair climbing ropes?",
+    "When does an order placed at 3 pm leave?",
+]
 
 
 def system_prompt() -> str:
@@ -47,8 +51,13 @@ def conversation(engine, history_tokens: int, topic: int) -> list[dict]:
 
 
 def chat_request(messages, cache: bool, max_tokens: int = 4) -> GenerationRequest:
-    return GenerationRequest(messages=messages, sampling=SamplingParams(max_tokens=max_tokens),
-                             prefix_cache=cache, speculation="off", app="chat")
+    return GenerationRequest(
+        messages=messages,
+        sampling=SamplingParams(max_tokens=max_tokens),
+        prefix_cache=cache,
+        speculation="off",
+        app="chat",
+    )
 
 
 async def ttft_for_history(engine, history_tokens: int, topic: int) -> dict:
@@ -61,11 +70,16 @@ async def ttft_for_history(engine, history_tokens: int, topic: int) -> dict:
     # The cache-off run goes last: vLLM's per-request switch skips reading the cache but still
     # writes it, so run first it would turn the "previous turn only" run into a full hit.
     cold = await timed(engine, chat_request(turn, cache=False))
-    return {"history_tokens": history_tokens, "prompt_tokens": prompt_tokens,
-            "ttft_no_cache_s": round(cold["ttft_s"], 3), "ttft_cache_s": round(warm[0]["ttft_s"], 3),
-            "speedup": round(cold["ttft_s"] / warm[0]["ttft_s"], 1), "cached_tokens": warm[0]["cached"],
-            "ttft_full_hit_s": round(warm[1]["ttft_s"], 3),
-            "same_output": cold["text"] == warm[0]["text"] == warm[1]["text"]}
+    return {
+        "history_tokens": history_tokens,
+        "prompt_tokens": prompt_tokens,
+        "ttft_no_cache_s": round(cold["ttft_s"], 3),
+        "ttft_cache_s": round(warm[0]["ttft_s"], 3),
+        "speedup": round(cold["ttft_s"] / warm[0]["ttft_s"], 1),
+        "cached_tokens": warm[0]["cached"],
+        "ttft_full_hit_s": round(warm[1]["ttft_s"], 3),
+        "same_output": cold["text"] == warm[0]["text"] == warm[1]["text"],
+    }
 
 
 async def zero_hit_cost(model, rounds: int = 4, batch: int = 8, max_tokens: int = 48) -> dict:
@@ -80,17 +94,25 @@ async def zero_hit_cost(model, rounds: int = 4, batch: int = 8, max_tokens: int 
             reqs = []
             for _ in range(batch):
                 counter += 1
-                reqs.append(request(f"{counter} unique request {counter * 7919}: describe a river.",
-                                    max_tokens, ignore_eos=True))
+                reqs.append(
+                    request(
+                        f"{counter} unique request {counter * 7919}: describe a river.", max_tokens, ignore_eos=True
+                    )
+                )
             rates[name] = (await throughput(engine, reqs))["tok_per_cpu_s"]
         ratios.append(rates["on"] / rates["off"])
     hit = on.stats().prefix_hit_rate
     await on.shutdown()
     await off.shutdown()
-    return {"batch": batch, "rounds": rounds, "measure": "tokens per CPU-second",
-            "throughput_ratio_on_vs_off": [round(r, 3) for r in ratios],
-            "mean_cost_pct": round(100 * (1 - statistics.mean(ratios)), 2),
-            "median_cost_pct": round(100 * (1 - statistics.median(ratios)), 2), "hit_rate_during": hit}
+    return {
+        "batch": batch,
+        "rounds": rounds,
+        "measure": "tokens per CPU-second",
+        "throughput_ratio_on_vs_off": [round(r, 3) for r in ratios],
+        "mean_cost_pct": round(100 * (1 - statistics.mean(ratios)), 2),
+        "median_cost_pct": round(100 * (1 - statistics.median(ratios)), 2),
+        "hit_rate_during": hit,
+    }
 
 
 async def vllm_ttft(histories) -> list[dict] | str:
@@ -121,12 +143,19 @@ async def measure(histories=(512, 2048)) -> dict:
     print(cost, flush=True)
     await engine.shutdown()
     vllm_rows = await vllm_ttft(histories)
-    return {"benchmark": "prefix_cache", "model": "smollm2-135m", "block_size": 16,
-            "machine": machine_info(), "when": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "ttft": rows, "hit_rate_overall": round(stats.prefix_hit_rate, 3),
-            "hit_rate_by_app": {k: round(v, 3) for k, v in stats.prefix_hit_rate_by_app.items()},
-            "zero_hit_cost": cost, "vllm_ttft": vllm_rows,
-            "goals": {"ttft_speedup_at_2k": ">= 10x", "zero_hit_cost": "< 2 %"}}
+    return {
+        "benchmark": "prefix_cache",
+        "model": "smollm2-135m",
+        "block_size": 16,
+        "machine": machine_info(),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "ttft": rows,
+        "hit_rate_overall": round(stats.prefix_hit_rate, 3),
+        "hit_rate_by_app": {k: round(v, 3) for k, v in stats.prefix_hit_rate_by_app.items()},
+        "zero_hit_cost": cost,
+        "vllm_ttft": vllm_rows,
+        "goals": {"ttft_speedup_at_2k": ">= 10x", "zero_hit_cost": "< 2 %"},
+    }
 
 
 def run(**kw) -> dict:

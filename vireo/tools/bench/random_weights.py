@@ -13,12 +13,26 @@ from pathlib import Path
 import torch
 
 SHAPES = {
-    "llama-8b": dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32,
-                     num_key_value_heads=8, intermediate_size=14336, vocab_size=128256,
-                     tie_word_embeddings=False, rope_theta=500000.0),
-    "llama-1b": dict(hidden_size=2048, num_hidden_layers=16, num_attention_heads=32,
-                     num_key_value_heads=8, intermediate_size=8192, vocab_size=128256,
-                     tie_word_embeddings=True, rope_theta=500000.0),
+    "llama-8b": dict(
+        hidden_size=4096,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        intermediate_size=14336,
+        vocab_size=128256,
+        tie_word_embeddings=False,
+        rope_theta=500000.0,
+    ),
+    "llama-1b": dict(
+        hidden_size=2048,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        intermediate_size=8192,
+        vocab_size=128256,
+        tie_word_embeddings=True,
+        rope_theta=500000.0,
+    ),
 }
 
 
@@ -28,9 +42,15 @@ def llama_config(shape: str | dict, max_positions: int = 8192):
     from transformers import LlamaConfig
 
     dims = SHAPES[shape] if isinstance(shape, str) else shape
-    return LlamaConfig(**dims, max_position_embeddings=max_positions, rms_norm_eps=1e-5,
-                       bos_token_id=None, eos_token_id=None, pad_token_id=0,
-                       architectures=["LlamaForCausalLM"])
+    return LlamaConfig(
+        **dims,
+        max_position_embeddings=max_positions,
+        rms_norm_eps=1e-5,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=0,
+        architectures=["LlamaForCausalLM"],
+    )
 
 
 def random_hf_model(config, dtype: torch.dtype, device: str | torch.device, seed: int = 0):
@@ -43,8 +63,9 @@ def random_hf_model(config, dtype: torch.dtype, device: str | torch.device, seed
     return model.eval()
 
 
-def native_model(hf_model, dtype: torch.dtype, batch_hint: int = 32, quantize_bits: int | None = None,
-                 group_size: int = 128):
+def native_model(
+    hf_model, dtype: torch.dtype, batch_hint: int = 32, quantize_bits: int | None = None, group_size: int = 128
+):
     """Our `LlamaModel` over the HF model's weights (optionally round-to-nearest int8/int4)."""
     from vireo.inference.native.models.llama import LlamaModel
 
@@ -59,11 +80,16 @@ def quantize_linears(weights: dict, bits: int, group_size: int = 128) -> dict:
     """The decoder linears as Int8Weight / Int4Weight (RTN, `vireo quantize --method rtn`)."""
     from vireo.inference.quant.rtn import quantize_weight
 
-    linear = (".self_attn.q_proj.weight", ".self_attn.k_proj.weight", ".self_attn.v_proj.weight",
-              ".self_attn.o_proj.weight", ".mlp.gate_proj.weight", ".mlp.up_proj.weight",
-              ".mlp.down_proj.weight")
-    return {name: quantize_weight(w, bits, group_size) if name.endswith(linear) else w
-            for name, w in weights.items()}
+    linear = (
+        ".self_attn.q_proj.weight",
+        ".self_attn.k_proj.weight",
+        ".self_attn.v_proj.weight",
+        ".self_attn.o_proj.weight",
+        ".mlp.gate_proj.weight",
+        ".mlp.up_proj.weight",
+        ".mlp.down_proj.weight",
+    )
+    return {name: quantize_weight(w, bits, group_size) if name.endswith(linear) else w for name, w in weights.items()}
 
 
 def write_model_folder(config, folder: Path) -> Path:

@@ -15,8 +15,7 @@ from vireo.tools.machine import machine_info, source_commit
 from vireo.tools.paths import RESULTS
 
 # one module per drill, in the order of the issue that asked for them
-DRILLS = ("sandbox_escapes", "worker_crash", "redis_outage", "input_fuzz", "floods", "durability",
-          "ui_output")
+DRILLS = ("sandbox_escapes", "worker_crash", "redis_outage", "input_fuzz", "floods", "durability", "ui_output")
 
 
 def run_drills(names: list[str], short: bool) -> list[DrillResult]:
@@ -30,8 +29,11 @@ def run_drills(names: list[str], short: bool) -> list[DrillResult]:
             result.check(False, f"the drill itself crashed: {type(exc).__name__}: {exc}")
             result.facts["traceback"] = traceback.format_exc()[-3000:]
             result.done()
-        print(f"  {name}: tried {result.tried}, held {result.held}, failed {result.failed} "
-              f"({result.seconds}s)", file=sys.stderr, flush=True)
+        print(
+            f"  {name}: tried {result.tried}, held {result.held}, failed {result.failed} ({result.seconds}s)",
+            file=sys.stderr,
+            flush=True,
+        )
         for line in result.failures[:20]:
             print(f"    FAILED: {line}", file=sys.stderr)
         results.append(result)
@@ -46,10 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = [n for n in args.only.split(",") if n] or list(DRILLS)
     results = run_drills(names, args.short)
-    report = {"machine": machine_info(packages=()), "commit": source_commit(), "short": args.short,
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "totals": {k: sum(getattr(r, k) for r in results) for k in ("tried", "held", "failed")},
-              "drills": {r.name: r.to_dict() for r in results}}
+    report = {
+        "machine": machine_info(packages=()),
+        "commit": source_commit(),
+        "short": args.short,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "totals": {k: sum(getattr(r, k) for r in results) for k in ("tried", "held", "failed")},
+        "drills": {r.name: r.to_dict() for r in results},
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}: {report['totals']}", file=sys.stderr)

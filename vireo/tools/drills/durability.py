@@ -86,9 +86,12 @@ def _check_launcher(result: DrillResult) -> None:
     folder = Path(tempfile.mkdtemp(prefix="vireo-drill-home-")) / "redis"
     command = embedded_redis_command("redis-server", 6379, folder)
     flags = dict(zip(command[1::2], command[2::2]))
-    result.check(flags.get("--appendonly") == "yes" and flags.get("--appendfsync") == "everysec"
-                 and flags.get("--dir") == str(folder),
-                 f"make run's own redis-server writes an AOF (everysec) in its folder: {' '.join(command)}")
+    result.check(
+        flags.get("--appendonly") == "yes"
+        and flags.get("--appendfsync") == "everysec"
+        and flags.get("--dir") == str(folder),
+        f"make run's own redis-server writes an AOF (everysec) in its folder: {' '.join(command)}",
+    )
     try:
         url, proc = start_embedded_redis(folder)
         redis.Redis.from_url(url).set("vireo:drill:kept", "yes")

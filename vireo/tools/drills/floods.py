@@ -40,8 +40,9 @@ LONG_CHAT = {"app": "chat", "input": {"prompt": "Write a long story about a ligh
 def run(short: bool) -> DrillResult:
     result = DrillResult(name="floods")
     # the concurrency limit is set well above the flood's RPM so the flood meets the rate limit alone
-    with Stack(env={"VIREO_RATE_LIMIT_RPM": str(RPM), "VIREO_MAX_CONCURRENT_JOBS": "1000",
-                    "VIREO_TOKENS_PER_DAY": "0"}) as stack:
+    with Stack(
+        env={"VIREO_RATE_LIMIT_RPM": str(RPM), "VIREO_MAX_CONCURRENT_JOBS": "1000", "VIREO_TOKENS_PER_DAY": "0"}
+    ) as stack:
         asyncio.run(_flood(stack, result, 200 if short else 2000))
         _concurrency(stack, result)
         _tokens(stack, result, attempts=4 if short else 8)
@@ -93,13 +94,16 @@ async def _flood(stack: Stack, result: DrillResult, total: int, concurrency: int
             await asyncio.sleep(0.2)
 
     headers = {"Authorization": f"Bearer {USER_KEY}"}
-    async with httpx.AsyncClient(base_url=stack.url, headers=headers, timeout=60,
-                                 limits=httpx.Limits(max_connections=concurrency)) as flood_client, \
-            httpx.AsyncClient(base_url=stack.url, timeout=60) as health_client, \
-            httpx.AsyncClient(base_url=stack.url, headers={"Authorization": f"Bearer {OTHER_KEY}"},
-                              timeout=60) as other_client:
-        watchers = [asyncio.create_task(health_poller(health_client)),
-                    asyncio.create_task(other_tenant(other_client))]
+    async with (
+        httpx.AsyncClient(
+            base_url=stack.url, headers=headers, timeout=60, limits=httpx.Limits(max_connections=concurrency)
+        ) as flood_client,
+        httpx.AsyncClient(base_url=stack.url, timeout=60) as health_client,
+        httpx.AsyncClient(
+            base_url=stack.url, headers={"Authorization": f"Bearer {OTHER_KEY}"}, timeout=60
+        ) as other_client,
+    ):
+        watchers = [asyncio.create_task(health_poller(health_client)), asyncio.create_task(other_tenant(other_client))]
         started = time.perf_counter()
         await asyncio.gather(*[flooder(flood_client) for _ in range(concurrency)])
         seconds = time.perf_counter() - started
@@ -112,35 +116,60 @@ async def _flood(stack: Stack, result: DrillResult, total: int, concurrency: int
     retry_afters = [int(r) for code, r, _ in replies if code == 429 and r and r.isdigit()]
     latencies = [ms for _, ms in health]
     result.facts["flood"] = {
-        "submitted": total, "concurrency": concurrency, "seconds": round(seconds, 2),
-        "requests_per_s": round(total / seconds, 1), "rate_limit_rpm": RPM, "accepted": accepted,
-        "refused_429": refused, "other_statuses": sorted({c for c in codes if c not in (202, 429)}),
+        "submitted": total,
+        "concurrency": concurrency,
+        "seconds": round(seconds, 2),
+        "requests_per_s": round(total / seconds, 1),
+        "rate_limit_rpm": RPM,
+        "accepted": accepted,
+        "refused_429": refused,
+        "other_statuses": sorted({c for c in codes if c not in (202, 429)}),
         "retry_after_s_min_max": [min(retry_afters, default=None), max(retry_afters, default=None)],
-        "healthz_checks": len(health), "healthz_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
-        "healthz_ms_p99": round(_percentile(latencies, 0.99), 1), "healthz_ms_max": round(max(latencies, default=0), 1),
-        "other_tenant_statuses": other}
+        "healthz_checks": len(health),
+        "healthz_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
+        "healthz_ms_p99": round(_percentile(latencies, 0.99), 1),
+        "healthz_ms_max": round(max(latencies, default=0), 1),
+        "other_tenant_statuses": other,
+    }
     result.check(set(codes) <= {202, 429}, f"flood: every reply is 202 or 429 (got {sorted(set(codes))})")
-    result.check(refused > 0 and len(retry_afters) == refused and all(1 <= r <= 60 for r in retry_afters),
-                 f"flood: {refused} 429s, each with Retry-After in 1-60 s ({len(retry_afters)} had one)")
-    result.check(RPM <= accepted <= RPM * windows,
-                 f"flood: accepted {accepted} of {total} in {seconds:.1f} s; the limit allows {RPM} per minute")
+    result.check(
+        refused > 0 and len(retry_afters) == refused and all(1 <= r <= 60 for r in retry_afters),
+        f"flood: {refused} 429s, each with Retry-After in 1-60 s ({len(retry_afters)} had one)",
+    )
+    result.check(
+        RPM <= accepted <= RPM * windows,
+        f"flood: accepted {accepted} of {total} in {seconds:.1f} s; the limit allows {RPM} per minute",
+    )
     message = next((text for code, _, text in replies if code == 429), "")
-    result.check(f"the limit is {RPM} per minute" in message and "VIREO_RATE_LIMIT_RPM" in message,
-                 f"flood: the 429 says which limit and setting: {message[:200]!r}")
-    result.check(len(health) > 0 and all(code == 200 for code, _ in health),
-                 f"flood: /healthz answered 200 throughout ({sum(c == 200 for c, _ in health)}/{len(health)})")
-    result.check(len(other) > 0 and all(code == 202 for code in other),
-                 f"flood: tenant-b's submissions during the flood were accepted ({other})")
+    result.check(
+        f"the limit is {RPM} per minute" in message and "VIREO_RATE_LIMIT_RPM" in message,
+        f"flood: the 429 says which limit and setting: {message[:200]!r}",
+    )
+    result.check(
+        len(health) > 0 and all(code == 200 for code, _ in health),
+        f"flood: /healthz answered 200 throughout ({sum(c == 200 for c, _ in health)}/{len(health)})",
+    )
+    result.check(
+        len(other) > 0 and all(code == 202 for code in other),
+        f"flood: tenant-b's submissions during the flood were accepted ({other})",
+    )
     with _admin(stack) as admin:
         metrics = admin.get("/metrics").text
-    counted = next((float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                    if line.startswith('vireo_requests_limited_total{limit="rpm",tenant="tenant-a"}')), 0)
+    counted = next(
+        (
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith('vireo_requests_limited_total{limit="rpm",tenant="tenant-a"}')
+        ),
+        0,
+    )
     result.check(counted == refused, f"flood: /metrics counts the 429s ({counted:.0f} counted, {refused} sent)")
 
 
 def _concurrency(stack: Stack, result: DrillResult, limit: int = 3, burst: int = 12) -> None:
     key = _new_key(stack, "tenant-c", concurrent=limit)
     with stack.client(key) as client:
+
         async def burst_submit() -> list[httpx.Response]:
             async with httpx.AsyncClient(base_url=stack.url, headers=client.headers, timeout=60) as aclient:
                 return await asyncio.gather(*[aclient.post("/v1/jobs", json=LONG_CHAT) for _ in range(burst)])
@@ -150,14 +179,23 @@ def _concurrency(stack: Stack, result: DrillResult, limit: int = 3, burst: int =
         refused = [r for r in replies if r.status_code == 429]
         active_seen = [client.get("/v1/limits").json()["concurrent_jobs"]["used"] for _ in range(10)]
         message = refused[0].json()["detail"] if refused else ""
-        result.facts["concurrency"] = {"limit": limit, "burst": burst, "accepted": len(accepted),
-                                       "refused_429": len(refused), "active_seen": sorted(set(active_seen)),
-                                       "message": message}
-        result.check(len(accepted) == limit and len(refused) == burst - limit,
-                     f"concurrency: a burst of {burst} with a limit of {limit}: {len(accepted)} accepted")
-        result.check(all(r.headers.get("Retry-After", "").isdigit() for r in refused)
-                     and f"tenant-c has {limit} jobs queued or running; the limit is {limit}" in message,
-                     f"concurrency: 429s carry Retry-After and say why: {message[:160]!r}")
+        result.facts["concurrency"] = {
+            "limit": limit,
+            "burst": burst,
+            "accepted": len(accepted),
+            "refused_429": len(refused),
+            "active_seen": sorted(set(active_seen)),
+            "message": message,
+        }
+        result.check(
+            len(accepted) == limit and len(refused) == burst - limit,
+            f"concurrency: a burst of {burst} with a limit of {limit}: {len(accepted)} accepted",
+        )
+        result.check(
+            all(r.headers.get("Retry-After", "").isdigit() for r in refused)
+            and f"tenant-c has {limit} jobs queued or running; the limit is {limit}" in message,
+            f"concurrency: 429s carry Retry-After and say why: {message[:160]!r}",
+        )
         result.check(max(active_seen) <= limit, f"concurrency: never more than {limit} active ({active_seen})")
         for job_id in accepted:
             client.delete(f"/v1/jobs/{job_id}")
@@ -194,15 +232,21 @@ def _tokens(stack: Stack, result: DrillResult, attempts: int, budget: int = 60) 
             admitted_over_budget += used >= budget
             _wait_done(client, reply.json()["id"])
         final_used = client.get("/v1/limits").json()["tokens_per_day"]["used"]
-    result.facts["tokens"] = {"budget": budget, "used_before_each_submit": used_before, "used_at_end": final_used,
-                              "refused": refusal is not None,
-                              "retry_after_s": refusal.headers.get("Retry-After") if refusal else None}
+    result.facts["tokens"] = {
+        "budget": budget,
+        "used_before_each_submit": used_before,
+        "used_at_end": final_used,
+        "refused": refusal is not None,
+        "retry_after_s": refusal.headers.get("Retry-After") if refusal else None,
+    }
     result.check(refusal is not None, f"tokens: a spent budget of {budget} refuses new jobs (used {used_before})")
     result.check(admitted_over_budget == 0, f"tokens: {admitted_over_budget} jobs admitted after the budget was spent")
     if refusal is not None:
         wait = int(refusal.headers.get("Retry-After", "0"))
-        result.check(abs(wait - seconds_to_utc_midnight()) <= 120 and "resets at 00:00 UTC" in refusal.json()["detail"],
-                     f"tokens: Retry-After {wait} s points at UTC midnight")
+        result.check(
+            abs(wait - seconds_to_utc_midnight()) <= 120 and "resets at 00:00 UTC" in refusal.json()["detail"],
+            f"tokens: Retry-After {wait} s points at UTC midnight",
+        )
 
 
 def _probes(stack: Stack, result: DrillResult) -> None:
@@ -212,16 +256,21 @@ def _probes(stack: Stack, result: DrillResult) -> None:
         job_id = owner.post("/v1/jobs", json={"app": "echo", "input": {"text": "tenant-a's secret"}}).json()["id"]
         _wait_done(owner, job_id)
         last_event = owner.get(f"/v1/jobs/{job_id}/events").text.split("id: ")[1].split()[0]
-        probes = {"GET job": intruder.get(f"/v1/jobs/{job_id}"),
-                  "DELETE job": intruder.delete(f"/v1/jobs/{job_id}"),
-                  "GET events": intruder.get(f"/v1/jobs/{job_id}/events"),
-                  "GET events after Last-Event-ID": intruder.get(f"/v1/jobs/{job_id}/events",
-                                                                 headers={"Last-Event-ID": last_event})}
+        probes = {
+            "GET job": intruder.get(f"/v1/jobs/{job_id}"),
+            "DELETE job": intruder.delete(f"/v1/jobs/{job_id}"),
+            "GET events": intruder.get(f"/v1/jobs/{job_id}/events"),
+            "GET events after Last-Event-ID": intruder.get(
+                f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": last_event}
+            ),
+        }
         collection = f"drill-{uuid.uuid4().hex[:8]}"
         has_collections = owner.post("/v1/collections", json={"name": collection}).status_code == 201
         if has_collections:
-            probes |= {"GET collection": intruder.get(f"/v1/collections/{collection}"),
-                       "DELETE collection": intruder.delete(f"/v1/collections/{collection}")}
+            probes |= {
+                "GET collection": intruder.get(f"/v1/collections/{collection}"),
+                "DELETE collection": intruder.delete(f"/v1/collections/{collection}"),
+            }
         for what, reply in probes.items():
             result.check(reply.status_code == 404, f"probe: tenant-b {what} of tenant-a → {reply.status_code}")
         listed = [j["id"] for j in intruder.get("/v1/jobs", params={"limit": 100}).json()["jobs"]]
@@ -229,24 +278,30 @@ def _probes(stack: Stack, result: DrillResult) -> None:
         if has_collections:
             names = [c["name"] for c in intruder.get("/v1/collections").json()["collections"]]
             result.check(collection not in names, "probe: tenant-a's collection is not in tenant-b's list")
-        reaching = {"judge": {"app": "judge", "input": {"job_ids": [job_id], "mode": "score"}},
-                    "rag": {"app": "rag", "input": {"collection": collection, "question": "What is the secret?"}}}
+        reaching = {
+            "judge": {"app": "judge", "input": {"job_ids": [job_id], "mode": "score"}},
+            "rag": {"app": "rag", "input": {"collection": collection, "question": "What is the secret?"}},
+        }
         for app, body in reaching.items():
             reply = intruder.post("/v1/jobs", json=body)
             job = _wait_done(intruder, reply.json()["id"]) if reply.status_code == 202 else {}
             error = (job.get("error") or "").lower()
             refused = reply.status_code in (404, 422) or (
-                job.get("status") == "failed" and ("not found" in error or "no collection named" in error))
-            result.check(refused and "secret" not in str(job.get("result")),
-                         f"probe: tenant-b's {app} job on tenant-a's data → {reply.status_code} "
-                         f"{job.get('status')} {str(job.get('error'))[:120]}")
+                job.get("status") == "failed" and ("not found" in error or "no collection named" in error)
+            )
+            result.check(
+                refused and "secret" not in str(job.get("result")),
+                f"probe: tenant-b's {app} job on tenant-a's data → {reply.status_code} "
+                f"{job.get('status')} {str(job.get('error'))[:120]}",
+            )
         if has_collections:
             owner.delete(f"/v1/collections/{collection}")
-        admin_routes = {"GET /v1/admin/keys": intruder.get("/v1/admin/keys"),
-                        "POST /v1/admin/keys": intruder.post("/v1/admin/keys", json={"tenant": "tenant-a",
-                                                                                     "role": "admin"}),
-                        "DELETE /v1/admin/keys/x": intruder.delete("/v1/admin/keys/x"),
-                        "GET /metrics": intruder.get("/metrics")}
+        admin_routes = {
+            "GET /v1/admin/keys": intruder.get("/v1/admin/keys"),
+            "POST /v1/admin/keys": intruder.post("/v1/admin/keys", json={"tenant": "tenant-a", "role": "admin"}),
+            "DELETE /v1/admin/keys/x": intruder.delete("/v1/admin/keys/x"),
+            "GET /metrics": intruder.get("/metrics"),
+        }
         for what, reply in admin_routes.items():
             result.check(reply.status_code == 403, f"probe: a user key on {what} → {reply.status_code}")
     _key_only_hashed(stack, result)
@@ -265,5 +320,7 @@ def _key_only_hashed(stack: Stack, result: DrillResult) -> None:
     while digest(key).encode() not in aof() and time.time() < deadline:
         time.sleep(0.3)
     files = aof()
-    result.check(not in_redis and digest(key).encode() in files and secret.encode() not in files,
-                 "keys: the raw key is in neither Redis nor its AOF, which holds the key's sha256")
+    result.check(
+        not in_redis and digest(key).encode() in files and secret.encode() not in files,
+        "keys: the raw key is in neither Redis nor its AOF, which holds the key's sha256",
+    )

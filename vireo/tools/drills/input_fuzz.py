@@ -47,15 +47,37 @@ def run(short: bool) -> DrillResult:
 
 
 def _schemathesis(stack: Stack, examples: int, report: Path, log: Path, budget_s: int) -> bool:
-    command = [str(Path(sys.executable).parent / "st"), "run", f"{stack.url}/openapi.json",
-               "--phases", PHASES, "--checks", "all", "--max-examples", str(examples),
-               "--header", f"Authorization: Bearer {ADMIN_KEY}", "--request-timeout", "30",
-               "--suppress-health-check", "all", "--no-shrink", "--workers", "2", "--seed", "13",
-               "--report", "json", "--report-json-path", str(report)]
+    command = [
+        str(Path(sys.executable).parent / "st"),
+        "run",
+        f"{stack.url}/openapi.json",
+        "--phases",
+        PHASES,
+        "--checks",
+        "all",
+        "--max-examples",
+        str(examples),
+        "--header",
+        f"Authorization: Bearer {ADMIN_KEY}",
+        "--request-timeout",
+        "30",
+        "--suppress-health-check",
+        "all",
+        "--no-shrink",
+        "--workers",
+        "2",
+        "--seed",
+        "13",
+        "--report",
+        "json",
+        "--report-json-path",
+        str(report),
+    ]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "vireo.tools.drills.fuzz_hooks", "NO_COLOR": "1"}
     with open(log, "w") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             proc.wait(budget_s)
             return True
@@ -71,14 +93,26 @@ def _record(result: DrillResult, report: dict, minimum: int) -> None:
     server_errors = failures.get(SERVER_ERROR, {"count": 0, "operations": []})
     undocumented = failures.get(UNDOCUMENTED_STATUS, {"count": 0, "operations": []})
     result.check(cases >= minimum, f"at least {minimum} cases ran (ran {cases})")
-    result.check(server_errors["count"] == 0, f"no 5xx answers: {server_errors['count']} on "
-                                              f"{', '.join(server_errors['operations'])}")
-    result.check(undocumented["count"] == 0, f"no status the schema does not document: {undocumented['count']} "
-                                             f"on {', '.join(undocumented['operations'])}")
+    result.check(
+        server_errors["count"] == 0,
+        f"no 5xx answers: {server_errors['count']} on {', '.join(server_errors['operations'])}",
+    )
+    result.check(
+        undocumented["count"] == 0,
+        f"no status the schema does not document: {undocumented['count']} on {', '.join(undocumented['operations'])}",
+    )
     result.facts.update(
-        cases=cases, server_errors=server_errors["count"], undocumented_statuses=undocumented["operations"],
-        other_check_failures={f"{f['code']} {f['title']}": {"count": f["count"], "operations": f["operations"]}
-                              for kind, f in failures.items() if kind not in (SERVER_ERROR, UNDOCUMENTED_STATUS)},
-        fuzzer_errors=report["errors"], warnings={k: v for k, v in report["warnings"].items() if v},
-        operations_tested=report["operations"]["tested"], seconds_fuzzing=round(report["running_time"], 1),
-        phases={name: phase["status"] for name, phase in report["phases"].items()})
+        cases=cases,
+        server_errors=server_errors["count"],
+        undocumented_statuses=undocumented["operations"],
+        other_check_failures={
+            f"{f['code']} {f['title']}": {"count": f["count"], "operations": f["operations"]}
+            for kind, f in failures.items()
+            if kind not in (SERVER_ERROR, UNDOCUMENTED_STATUS)
+        },
+        fuzzer_errors=report["errors"],
+        warnings={k: v for k, v in report["warnings"].items() if v},
+        operations_tested=report["operations"]["tested"],
+        seconds_fuzzing=round(report["running_time"], 1),
+        phases={name: phase["status"] for name, phase in report["phases"].items()},
+    )

@@ -61,27 +61,40 @@ def _outage_round(stack: Stack, result: DrillResult, answer_s: list[float], roun
             started = time.monotonic()
             reply = _request(stack, key, method, path, body)
             answer_s.append(time.monotonic() - started)
-            result.check(_is_clear_503(reply, path), f"round {round_number}: {method} {path} with Redis down "
-                                                     f"→ {_describe(reply)}")
+            result.check(
+                _is_clear_503(reply, path),
+                f"round {round_number}: {method} {path} with Redis down → {_describe(reply)}",
+            )
         health = _request(stack, USER_KEY, "GET", "/healthz", None)
-        result.check(isinstance(health, httpx.Response) and health.status_code == 503 and
-                     health.json().get("status") == "degraded" and "Retry-After" in health.headers,
-                     f"round {round_number}: /healthz with Redis down → {_describe(health)}")
+        result.check(
+            isinstance(health, httpx.Response)
+            and health.status_code == 503
+            and health.json().get("status") == "degraded"
+            and "Retry-After" in health.headers,
+            f"round {round_number}: /healthz with Redis down → {_describe(health)}",
+        )
         for method, path, body in NO_REDIS:
             reply = _request(stack, USER_KEY, method, path, body)
-            result.check(isinstance(reply, httpx.Response) and reply.status_code < 500,
-                         f"round {round_number}: {method} {path} (needs no Redis) → {_describe(reply)}")
+            result.check(
+                isinstance(reply, httpx.Response) and reply.status_code < 500,
+                f"round {round_number}: {method} {path} (needs no Redis) → {_describe(reply)}",
+            )
     finally:
         stack.start_redis()
     with stack.client(USER_KEY, timeout=30) as user:
         first = _request(stack, USER_KEY, "POST", "/v1/jobs", ECHO)
-        result.check(isinstance(first, httpx.Response) and first.status_code == 202,
-                     f"round {round_number}: the first request after Redis returned → {_describe(first)}")
+        result.check(
+            isinstance(first, httpx.Response) and first.status_code == 202,
+            f"round {round_number}: the first request after Redis returned → {_describe(first)}",
+        )
         if isinstance(first, httpx.Response) and first.status_code == 202:
             status = _wait_done(user, first.json()["id"], 60)
             result.facts[f"round{round_number}_job_after_restart"] = status
-            result.check(status == "succeeded", f"round {round_number}: a job submitted after the restart "
-                                                f"completes within 60 s (the worker must reconnect): {status}")
+            result.check(
+                status == "succeeded",
+                f"round {round_number}: a job submitted after the restart "
+                f"completes within 60 s (the worker must reconnect): {status}",
+            )
 
 
 def _stale_pool(stack: Stack, result: DrillResult, user: httpx.Client) -> None:
@@ -91,8 +104,10 @@ def _stale_pool(stack: Stack, result: DrillResult, user: httpx.Client) -> None:
     stack.start_redis()
     for method, path, body, key in [("GET", "/v1/jobs", None, USER_KEY), ("POST", "/v1/jobs", ECHO, USER_KEY)]:
         reply = _request(stack, key, method, path, body)
-        result.check(isinstance(reply, httpx.Response) and reply.status_code < 300,
-                     f"stale pool: {method} {path} right after a restart → {_describe(reply)}")
+        result.check(
+            isinstance(reply, httpx.Response) and reply.status_code < 300,
+            f"stale pool: {method} {path} right after a restart → {_describe(reply)}",
+        )
 
 
 def _request(stack: Stack, key: str, method: str, path: str, body) -> httpx.Response | Exception:

@@ -13,7 +13,7 @@ class DrillResult:
     held: int = 0
     failed: int = 0
     failures: list[str] = field(default_factory=list)  # one line per attempt that did not hold
-    facts: dict = field(default_factory=dict)           # measured numbers worth keeping (latencies, counts)
+    facts: dict = field(default_factory=dict)  # measured numbers worth keeping (latencies, counts)
     seconds: float = 0.0
     _started: float = field(default_factory=time.monotonic, repr=False)
 

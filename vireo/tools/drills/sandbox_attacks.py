@@ -39,16 +39,17 @@ def escaped(what):
 print('ATTACK-STARTED', flush=True)
 """
 
+
 @dataclass
 class Target:
     """What lies outside the sandbox: files, processes and a port holding or guarding a secret."""
 
     secret: str
-    secret_files: list[str]          # stand-ins for Redis's AOF and the API key file, and the real ones
-    outside_dir: str                 # a folder outside the sandbox that must stay unwritten
-    worker_pid: int                  # the process that runs the sandbox
-    bystander_pid: int               # another process of the host (holds the secret in its environment)
-    port: int                        # a TCP port listening on 127.0.0.1 (Redis, or its stand-in)
+    secret_files: list[str]  # stand-ins for Redis's AOF and the API key file, and the real ones
+    outside_dir: str  # a folder outside the sandbox that must stay unwritten
+    worker_pid: int  # the process that runs the sandbox
+    bystander_pid: int  # another process of the host (holds the secret in its environment)
+    port: int  # a TCP port listening on 127.0.0.1 (Redis, or its stand-in)
     marker: str = field(default_factory=lambda: f"vireo-survivor-{secrets.token_hex(6)}")
     connections: Callable[[], int] = lambda: 0  # connections the port has taken since the last call
 
@@ -164,15 +165,20 @@ def _tmpfs_bounded(result: SandboxResult, target: Target) -> str | None:
     return f"wrote {wrote[0]} MB into the sandbox's memory" if wrote and wrote[0] > bound else None
 
 
-SURVIVOR = ("    os.setsid()\n"
-            "    if os.fork() == 0:\n"
-            "        sleeper = [sys.executable, '-c', 'import time; time.sleep(120)', TARGET['marker']]\n"
-            "        os.execv(sys.executable, sleeper)\n"
-            "    os._exit(0)\n")
+SURVIVOR = (
+    "    os.setsid()\n"
+    "    if os.fork() == 0:\n"
+    "        sleeper = [sys.executable, '-c', 'import time; time.sleep(120)', TARGET['marker']]\n"
+    "        os.execv(sys.executable, sleeper)\n"
+    "    os._exit(0)\n"
+)
 
 ATTACKS = [
-    Attack("audit_hook_off", "with the in-interpreter guard off (the prelude), do what the issue did: read "
-           "/etc/passwd and the secrets, run `id` as root", """
+    Attack(
+        "audit_hook_off",
+        "with the in-interpreter guard off (the prelude), do what the issue did: read "
+        "/etc/passwd and the secrets, run `id` as root",
+        """
 import subprocess
 sys.addaudithook(lambda *a: None)     # hooks only add up; whatever a program adds must not matter
 for path in ['/etc/passwd', *TARGET['secret_files']]:
@@ -186,8 +192,12 @@ try:
         escaped('ran id as root: ' + out)
 except OSError as exc:
     print('no id:', exc)
-"""),
-    Attack("read_system_files", "read /etc/passwd, /etc/shadow and the host's other /etc files", """
+""",
+    ),
+    Attack(
+        "read_system_files",
+        "read /etc/passwd, /etc/shadow and the host's other /etc files",
+        """
 for path in ['/etc/passwd', '/etc/shadow', '/etc/group', '/etc/hostname', '/etc/hosts', '/etc/resolv.conf',
              '/proc/1/root/etc/passwd', '/proc/self/root/etc/passwd']:
     try:
@@ -196,9 +206,13 @@ for path in ['/etc/passwd', '/etc/shadow', '/etc/group', '/etc/hostname', '/etc/
             escaped(f'read {path}: {data[:60]!r}')
     except OSError as exc:
         print('blocked', path, exc)
-"""),
-    Attack("read_secret_files", "read Redis's AOF and the API key file (stand-ins outside, and the real "
-           "paths), directly and through /proc/<pid>/root and cwd", """
+""",
+    ),
+    Attack(
+        "read_secret_files",
+        "read Redis's AOF and the API key file (stand-ins outside, and the real "
+        "paths), directly and through /proc/<pid>/root and cwd",
+        """
 paths = list(TARGET['secret_files'])
 paths += ['/root/.cache/vireo/api-key', '/var/lib/redis/appendonly.aof', '/data/appendonly.aof',
           '/data/vireo/api-key', '/root/.cache/vireo/venv/pyvenv.cfg']
@@ -214,9 +228,13 @@ for path in paths:
             escaped(f'read {path}: {open(path, "rb").read()[:60]!r}')
     except OSError as exc:
         print('blocked', path, type(exc).__name__)
-"""),
-    Attack("environ_peek", "read the worker's and other processes' environments (/proc/*/environ, its own) "
-           "for Vireo's keys and Redis's address", """
+""",
+    ),
+    Attack(
+        "environ_peek",
+        "read the worker's and other processes' environments (/proc/*/environ, its own) "
+        "for Vireo's keys and Redis's address",
+        """
 WANTED = (b'VIREO_', b'REDIS_URL', b'API_KEY')
 if any(name.encode().startswith(WANTED) or name.encode() in WANTED for name in os.environ):
     escaped(f'own environment: {dict(os.environ)}')
@@ -232,9 +250,12 @@ for pid in sorted(pids):
     print(pid, len(environ), 'bytes of environment')
     if found:
         escaped(f'/proc/{pid}/environ: {found[:5]}')
-"""),
-    Attack("list_private_dirs", "list /root, /home, Redis and Vireo data folders and the folder outside",
-           """
+""",
+    ),
+    Attack(
+        "list_private_dirs",
+        "list /root, /home, Redis and Vireo data folders and the folder outside",
+        """
 for path in ['/root', '/home', '/var', '/data', '/srv', '/run', '/work', '/mnt', TARGET['outside_dir']]:
     try:
         entries = os.listdir(path)
@@ -242,9 +263,12 @@ for path in ['/root', '/home', '/var', '/data', '/srv', '/run', '/work', '/mnt',
             escaped(f'listed {path}: {entries[:10]}')
     except OSError as exc:
         print('blocked', path, type(exc).__name__)
-"""),
-    Attack("signal_the_worker", "SIGKILL the parent, the worker's pid, a bystander and every process group",
-           """
+""",
+    ),
+    Attack(
+        "signal_the_worker",
+        "SIGKILL the parent, the worker's pid, a bystander and every process group",
+        """
 import signal
 for pid in (os.getppid(), TARGET['worker_pid'], TARGET['bystander_pid'], 1):
     for send in (os.kill, os.killpg):
@@ -253,27 +277,61 @@ for pid in (os.getppid(), TARGET['worker_pid'], TARGET['bystander_pid'], 1):
             print('sent', send.__name__, pid)
         except OSError as exc:
             print('blocked', send.__name__, pid, type(exc).__name__)
-""", host_check=_bystander_alive, hazardous=True),
-    Attack("kill_everything", "kill -9 -1: every process the program may signal", """
+""",
+        host_check=_bystander_alive,
+        hazardous=True,
+    ),
+    Attack(
+        "kill_everything",
+        "kill -9 -1: every process the program may signal",
+        """
 import signal
 os.kill(-1, signal.SIGKILL)
-""", host_check=_bystander_alive, hazardous=True),
-    Attack("fork_bomb", "fork without end (every process carries a marker looked for afterwards)", """
+""",
+        host_check=_bystander_alive,
+        hazardous=True,
+    ),
+    Attack(
+        "fork_bomb",
+        "fork without end (every process carries a marker looked for afterwards)",
+        """
 bomb = 'import os\\nwhile True:\\n    try:\\n        os.fork()\\n    except OSError:\\n        pass\\n'
 os.execv(sys.executable, [sys.executable, '-c', bomb, TARGET['marker']])
-""", limits=PROCESS_LIMITS, host_check=_ended_in_time, hazardous=True, short=False),
-    Attack("setsid_survivor", "a setsid double-forked child that sleeps past the deadline while the program "
-           "waits for it", "import time\nif os.fork() == 0:\n" + SURVIVOR + "time.sleep(60)\n",
-           limits=PROCESS_LIMITS, host_check=_ended_in_time, short=False),
-    Attack("orphan_after_exit", "a setsid double-forked child left behind by a program that exits at once",
-           "if os.fork() == 0:\n" + SURVIVOR + "print('leaving')\n",
-           limits=PROCESS_LIMITS, host_check=_ended_in_time),
-    Attack("huge_output", "print 1 GB to stdout", """
+""",
+        limits=PROCESS_LIMITS,
+        host_check=_ended_in_time,
+        hazardous=True,
+        short=False,
+    ),
+    Attack(
+        "setsid_survivor",
+        "a setsid double-forked child that sleeps past the deadline while the program waits for it",
+        "import time\nif os.fork() == 0:\n" + SURVIVOR + "time.sleep(60)\n",
+        limits=PROCESS_LIMITS,
+        host_check=_ended_in_time,
+        short=False,
+    ),
+    Attack(
+        "orphan_after_exit",
+        "a setsid double-forked child left behind by a program that exits at once",
+        "if os.fork() == 0:\n" + SURVIVOR + "print('leaving')\n",
+        limits=PROCESS_LIMITS,
+        host_check=_ended_in_time,
+    ),
+    Attack(
+        "huge_output",
+        "print 1 GB to stdout",
+        """
 chunk = 'x' * (1 << 20)
 for _ in range(1024):
     sys.stdout.write(chunk)
-""", host_check=_output_capped),
-    Attack("network", "connect to Redis's port and the port of the worker's host on 127.0.0.1", """
+""",
+        host_check=_output_capped,
+    ),
+    Attack(
+        "network",
+        "connect to Redis's port and the port of the worker's host on 127.0.0.1",
+        """
 import socket
 for port in (TARGET['port'], 6379, 8000):
     try:
@@ -286,8 +344,13 @@ try:
     print('resolved localhost')
 except OSError as exc:
     print('no resolver', type(exc).__name__)
-""", host_check=_no_connection),
-    Attack("write_outside", "write into the folder outside, /, /usr, /opt/python, /etc and through /proc", """
+""",
+        host_check=_no_connection,
+    ),
+    Attack(
+        "write_outside",
+        "write into the folder outside, /, /usr, /opt/python, /etc and through /proc",
+        """
 for path in [TARGET['outside_dir'] + '/escaped.txt', '/escaped.txt', '/usr/lib/escaped.txt',
              '/opt/python/escaped.txt', '/etc/escaped.txt', '/dev/escaped.txt', '/proc/sys/kernel/hostname',
              f"/proc/{TARGET['worker_pid']}/root{TARGET['outside_dir']}/escaped.txt"]:
@@ -297,8 +360,14 @@ for path in [TARGET['outside_dir'] + '/escaped.txt', '/escaped.txt', '/usr/lib/e
         escaped(f'wrote {path}')
     except OSError as exc:
         print('blocked', path, type(exc).__name__)
-""", host_check=_nothing_written_outside, hazardous=True),
-    Attack("fill_memory_tmpfs", "write 16 MB files until the disk is full (the sandbox's disk is memory)", """
+""",
+        host_check=_nothing_written_outside,
+        hazardous=True,
+    ),
+    Attack(
+        "fill_memory_tmpfs",
+        "write 16 MB files until the disk is full (the sandbox's disk is memory)",
+        """
 total = 0
 try:
     for i in range(200):
@@ -308,17 +377,28 @@ try:
 except OSError as exc:
     print('stopped', type(exc).__name__)
 print('WROTE_MB', total)
-""", host_check=_tmpfs_bounded, hazardous=True, short=False),
-    Attack("ptrace", "ptrace: attach to pid 1 and the parent, TRACEME, process_vm_readv", """
+""",
+        host_check=_tmpfs_bounded,
+        hazardous=True,
+        short=False,
+    ),
+    Attack(
+        "ptrace",
+        "ptrace: attach to pid 1 and the parent, TRACEME, process_vm_readv",
+        """
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
 for request, pid in ((16, 1), (16, os.getppid()), (0, 0)):       # PTRACE_ATTACH, PTRACE_TRACEME
     if libc.ptrace(request, pid, None, None) == 0:
         escaped(f'ptrace({request}, {pid}) worked')
 print('ptrace errno', ctypes.get_errno())
-""", hazardous=True),
-    Attack("namespaces_and_mounts", "unshare new user/mount/net namespaces, setns into pid 1's, mount tmpfs, "
-           "chroot", """
+""",
+        hazardous=True,
+    ),
+    Attack(
+        "namespaces_and_mounts",
+        "unshare new user/mount/net namespaces, setns into pid 1's, mount tmpfs, chroot",
+        """
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
 for flag in (0x10000000, 0x00020000, 0x40000000, 0x20000000):  # NEWUSER, NEWNS, NEWNET, NEWPID
@@ -335,9 +415,13 @@ if libc.mount(b'none', b'/tmp', b'tmpfs', 0, None) == 0:
     escaped('mounted a tmpfs')
 if libc.chroot(b'/tmp') == 0:
     escaped('chroot worked')
-""", hazardous=True),
-    Attack("kernel_interfaces", "bpf, keyctl, perf_event_open, io_uring, userfaultfd, kexec, init_module by "
-           "syscall number", """
+""",
+        hazardous=True,
+    ),
+    Attack(
+        "kernel_interfaces",
+        "bpf, keyctl, perf_event_open, io_uring, userfaultfd, kexec, init_module by syscall number",
+        """
 import ctypes, platform
 libc = ctypes.CDLL(None, use_errno=True)
 numbers = {'x86_64': {'bpf': 321, 'keyctl': 250, 'perf_event_open': 298, 'io_uring_setup': 425,
@@ -350,8 +434,13 @@ for name, nr in numbers.get(platform.machine(), {}).items():
     print(name, result, ctypes.get_errno())
     if result >= 0 or ctypes.get_errno() != 1:  # refused before the kernel looks at the call: EPERM
         escaped(f'{name} reached the kernel (returned {result}, errno {ctypes.get_errno()})')
-""", hazardous=True),
-    Attack("raise_limits_and_ids", "raise the rlimits back, setuid(0)/setgid(0)", """
+""",
+        hazardous=True,
+    ),
+    Attack(
+        "raise_limits_and_ids",
+        "raise the rlimits back, setuid(0)/setgid(0)",
+        """
 import resource
 for name in ('RLIMIT_NPROC', 'RLIMIT_AS', 'RLIMIT_CPU', 'RLIMIT_FSIZE'):
     limit = getattr(resource, name)
@@ -368,8 +457,12 @@ for change in (os.setuid, os.setgid):
         print('kept', change.__name__, exc)
 if os.getuid() == 0 or os.geteuid() == 0:
     escaped('runs as uid 0')
-"""),
-    Attack("leaked_descriptors", "read every open file descriptor and where it points", """
+""",
+    ),
+    Attack(
+        "leaked_descriptors",
+        "read every open file descriptor and where it points",
+        """
 for fd in range(3, 1024):
     try:
         target = os.readlink(f'/proc/self/fd/{fd}')
@@ -383,8 +476,12 @@ for fd in range(3, 1024):
         print(os.read(fd, 4000))
     except OSError:
         pass
-"""),
-    Attack("memory_hog", "allocate 4 GB at once and grow a list until something gives", """
+""",
+    ),
+    Attack(
+        "memory_hog",
+        "allocate 4 GB at once and grow a list until something gives",
+        """
 try:
     block = bytearray(4 << 30)
     escaped('allocated 4 GB')
@@ -398,7 +495,10 @@ except MemoryError:
     print('stopped at', len(chunks) * 64, 'MB')
     if len(chunks) * 64 > SANDBOX_MB:
         escaped(f'held {len(chunks) * 64} MB')
-""".replace("SANDBOX_MB", str(SandboxLimits().memory_mb)), host_check=_bystander_alive, short=False),
+""".replace("SANDBOX_MB", str(SandboxLimits().memory_mb)),
+        host_check=_bystander_alive,
+        short=False,
+    ),
 ]
 SHORT = [a for a in ATTACKS if a.short]
 
@@ -424,9 +524,15 @@ class LocalTarget:
         self.bystander = subprocess.Popen(["sleep", "600"], env={"PATH": "/usr/bin:/bin", "VIREO_API_KEY": secret})
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.setblocking(False)
-        self.target = Target(secret=secret, secret_files=files, outside_dir=self.dir, worker_pid=os.getpid(),
-                             bystander_pid=self.bystander.pid, port=self.listener.getsockname()[1],
-                             connections=self._connections)
+        self.target = Target(
+            secret=secret,
+            secret_files=files,
+            outside_dir=self.dir,
+            worker_pid=os.getpid(),
+            bystander_pid=self.bystander.pid,
+            port=self.listener.getsockname()[1],
+            connections=self._connections,
+        )
         return self.target
 
     def _connections(self) -> int:

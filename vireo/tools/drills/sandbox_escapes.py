@@ -30,8 +30,11 @@ from vireo.tools.drills.stack import ADMIN_KEY, USER_KEY, Stack
 REST_SHORT = ("environ_peek", "read_secret_files", "signal_the_worker")
 # given code whose greedy completion (the model's part of the program) must parse for the attack after
 # it to run at all; the drill uses the first that does
-TEMPLATES = ("def add(a, b):\n    \"\"\"Return a + b.\"\"\"\n", "def one():\n    \"\"\"Return 1.\"\"\"\n",
-             "def noop():\n    pass\n")
+TEMPLATES = (
+    'def add(a, b):\n    """Return a + b."""\n',
+    'def one():\n    """Return 1."""\n',
+    "def noop():\n    pass\n",
+)
 STARTED = "print('ATTACK-STARTED', flush=True)\n"
 
 
@@ -84,8 +87,12 @@ async def _startup_cost(runs: int) -> dict:
         await proc.wait()
 
     await sandboxed()  # the one-time probe is not part of the per-run cost
-    return {"runs": runs, "sandbox_wall_ms_median": await median_ms(sandboxed),
-            "bare_python_wall_ms_median": await median_ms(bare), "load_average": os.getloadavg()[0]}
+    return {
+        "runs": runs,
+        "sandbox_wall_ms_median": await median_ms(sandboxed),
+        "bare_python_wall_ms_median": await median_ms(bare),
+        "load_average": os.getloadavg()[0],
+    }
 
 
 def _through_rest(result: DrillResult, short: bool) -> None:
@@ -122,8 +129,14 @@ def _stack_target(stack: Stack) -> Target:
     files = [str(p) for p in Path(stack.dir).rglob("*") if p.is_file()]
     if stack.api_proc is None:
         raise RuntimeError("the stack's API is not running")
-    return Target(secret=ADMIN_KEY, secret_files=files, outside_dir=str(stack.dir), worker_pid=stack.workers[0].pid,
-                  bystander_pid=stack.api_proc.pid, port=stack.redis_port)
+    return Target(
+        secret=ADMIN_KEY,
+        secret_files=files,
+        outside_dir=str(stack.dir),
+        worker_pid=stack.workers[0].pid,
+        bystander_pid=stack.api_proc.pid,
+        port=stack.redis_port,
+    )
 
 
 def _working_template(client: httpx.Client) -> tuple[str | None, str | None]:
@@ -137,8 +150,17 @@ def _working_template(client: httpx.Client) -> tuple[str | None, str | None]:
 
 def _code_job(client: httpx.Client, code: str, tests: str, timeout_s: float) -> dict | str:
     """Submit a code job whose `tests` is `tests`; its execution, or why there is none."""
-    body = {"app": "code", "input": {"task": "complete", "code": code, "tests": tests, "execute": True,
-                                     "timeout_s": timeout_s, "max_tokens": 16}}
+    body = {
+        "app": "code",
+        "input": {
+            "task": "complete",
+            "code": code,
+            "tests": tests,
+            "execute": True,
+            "timeout_s": timeout_s,
+            "max_tokens": 16,
+        },
+    }
     reply = client.post("/v1/jobs", json=body)
     if reply.status_code != 202:
         return f"{reply.status_code} {reply.text[:300]}"

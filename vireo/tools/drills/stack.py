@@ -28,8 +28,14 @@ OTHER_KEY = "drill-user-key-b"
 class Stack:
     """`with Stack(env={...}) as s:` → s.url, s.client(key), s.kill_worker(i), s.stop_redis() ..."""
 
-    def __init__(self, env: dict[str, str] | None = None, workers: int = 1, engine: str = "native",
-                 model: str = "smollm2-135m", worker_concurrency: int = 8):
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
+        engine: str = "native",
+        model: str = "smollm2-135m",
+        worker_concurrency: int = 8,
+    ):
         self.dir = Path(tempfile.mkdtemp(prefix="vireo-drill-"))
         self.redis_port = free_port()
         self.api_port = free_port()
@@ -89,9 +95,24 @@ class Stack:
         data = self.dir / "redis"
         data.mkdir(exist_ok=True)
         self.redis_proc = start(
-            [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data)],
-            log=self.dir / "redis.log", own_group=True)  # its own process group, which stop_redis signals
+            [
+                binary,
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--dir",
+                str(data),
+            ],
+            log=self.dir / "redis.log",
+            own_group=True,
+        )  # its own process group, which stop_redis signals
         wait_until(lambda: self.redis().ping(), 10, "redis-server", self.redis_proc, self.dir / "redis.log")
 
     def stop_redis(self, hard: bool = False) -> None:
@@ -118,8 +139,9 @@ class Stack:
     def start_worker(self, extra_args: list[str] | None = None) -> int:
         """Start one more worker; returns its index (for kill_worker/restart_worker)."""
         index = len(self.workers)
-        self.workers.append(self._spawn(["serve", "worker", "--loglevel", "info", *(extra_args or [])],
-                                        f"worker{index}"))
+        self.workers.append(
+            self._spawn(["serve", "worker", "--loglevel", "info", *(extra_args or [])], f"worker{index}")
+        )
         return index
 
     def restart_worker(self, index: int) -> None:
@@ -145,10 +167,15 @@ class Stack:
     def start_ui(self, key: str = USER_KEY, timeout: float = 90) -> str:
         """The Streamlit UI on a free port, talking to this stack's API with `key`; returns its URL."""
         port = free_port()
-        env = {**self.env, "VIREO_API_URL": self.url, "VIREO_API_KEY": key,
-               "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-        self.ui_proc = start(vireo_command("serve", "ui", "--port", str(port)), env, self.dir / "ui.log", ROOT,
-                             own_group=True)
+        env = {
+            **self.env,
+            "VIREO_API_URL": self.url,
+            "VIREO_API_KEY": key,
+            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+        }
+        self.ui_proc = start(
+            vireo_command("serve", "ui", "--port", str(port)), env, self.dir / "ui.log", ROOT, own_group=True
+        )
         url = f"http://127.0.0.1:{port}"
         wait_http_ok(f"{url}/_stcore/health", timeout, "the UI", self.ui_proc, self.dir / "ui.log")
         return url

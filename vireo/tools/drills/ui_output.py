@@ -51,13 +51,25 @@ def run(short: bool) -> DrillResult:
             attempts = payloads(beacon.url)
             if not short:
                 for name, payload in attempts.items():
-                    _judge_each(result, page, beacon, {name: payload},
-                                lambda p=payload: show_in_ui(page, ui_url, p), "in its own job")
+                    _judge_each(
+                        result,
+                        page,
+                        beacon,
+                        {name: payload},
+                        lambda p=payload: show_in_ui(page, ui_url, p),
+                        "in its own job",
+                    )
             combined = "\n\n".join(attempts.values())
             _judge_each(result, page, beacon, attempts, lambda: show_in_ui(page, ui_url, combined), "in one output")
             if not short:  # the combined job is the newest
-                _judge_each(result, page, beacon, attempts, lambda: _reopen_newest_job(page, ui_url),
-                            "reopened from the Jobs page")
+                _judge_each(
+                    result,
+                    page,
+                    beacon,
+                    attempts,
+                    lambda: _reopen_newest_job(page, ui_url),
+                    "reopened from the Jobs page",
+                )
         finally:
             browser.close()
         result.facts.update(payloads=len(attempts), beacon_requests=beacon.hits[control_hits:])
@@ -71,11 +83,10 @@ def _judge_each(result: DrillResult, page, beacon: Beacon, attempts: dict[str, s
         show()
     except Exception as exc:  # the UI did not show the job at all: nothing held, and said why
         for name in attempts:
-            result.check(False, f"{name} ({how}): the UI did not show the job ({type(exc).__name__}: "
-                                f"{str(exc)[:200]})")
+            result.check(False, f"{name} ({how}): the UI did not show the job ({type(exc).__name__}: {str(exc)[:200]})")
         return
     if len(attempts) == 1:
-        (name, payload), = attempts.items()
+        ((name, payload),) = attempts.items()
         problems = what_leaked(page, beacon, payload, before)
         result.check(not problems, f"{name} ({how}): " + ("; ".join(problems) or "held"))
         return

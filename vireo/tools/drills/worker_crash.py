@@ -28,12 +28,20 @@ from vireo.tools.drills.result import DrillResult
 from vireo.tools.drills.stack import Stack
 
 STUCK_S = 60
-FAST = {"VIREO_WORKER_HEARTBEAT_S": "0.5", "VIREO_WORKER_TTL_S": "2", "VIREO_REAPER_INTERVAL_S": "0.5",
-        "VIREO_REDELIVERY_S": "4"}
+FAST = {
+    "VIREO_WORKER_HEARTBEAT_S": "0.5",
+    "VIREO_WORKER_TTL_S": "2",
+    "VIREO_REAPER_INTERVAL_S": "0.5",
+    "VIREO_REDELIVERY_S": "4",
+}
 NO_LIMITS = {"VIREO_RATE_LIMIT_RPM": "0", "VIREO_MAX_CONCURRENT_JOBS": "0"}
 IN_FLIGHT = 12
-SENTENCES = ["Write one sentence about the sea.", "Name three colours.", "Say something about trees.",
-             "Describe a cup of tea in one sentence."]
+SENTENCES = [
+    "Write one sentence about the sea.",
+    "Name three colours.",
+    "Say something about trees.",
+    "Describe a cup of tea in one sentence.",
+]
 
 
 class Load:
@@ -63,9 +71,14 @@ class Load:
                     time.sleep(0.1)
                     continue
                 n += 1
-                body = ({"app": "echo", "input": {"text": f"echo number {n} " + "word " * (n % 20)}} if n % 2 else
-                        {"app": "chat", "input": {"prompt": SENTENCES[n % len(SENTENCES)], "max_tokens": 24 + n % 16,
-                                                  "temperature": 0}})
+                body = (
+                    {"app": "echo", "input": {"text": f"echo number {n} " + "word " * (n % 20)}}
+                    if n % 2
+                    else {
+                        "app": "chat",
+                        "input": {"prompt": SENTENCES[n % len(SENTENCES)], "max_tokens": 24 + n % 16, "temperature": 0},
+                    }
+                )
                 try:
                     reply = api.post("/v1/jobs", json=body)
                 except Exception as exc:  # the API itself is not what this drill kills
@@ -121,23 +134,34 @@ def ended(stack: Stack, job_ids, timeout: float) -> None:
     """Wait until none of the jobs is queued or running (the checks name any that still is)."""
     redis = stack.redis()
     try:
-        wait_until(lambda: all(redis.hget(job_key(j), "status") not in ("queued", "running") for j in job_ids),
-                   timeout, "the jobs to end")
+        wait_until(
+            lambda: all(redis.hget(job_key(j), "status") not in ("queued", "running") for j in job_ids),
+            timeout,
+            "the jobs to end",
+        )
     except RuntimeError:
         pass
 
 
 def stream(stack: Stack, job_id: str) -> list[tuple[int, str, dict]]:
-    return [(int(event_id.split("-")[0]), fields["event"], json.loads(fields["data"]))
-            for event_id, fields in stack.redis().xrange(events_key(job_id))]
+    return [
+        (int(event_id.split("-")[0]), fields["event"], json.loads(fields["data"]))
+        for event_id, fields in stack.redis().xrange(events_key(job_id))
+    ]
 
 
 def recovery(events: list[tuple[int, str, dict]], kill: dict, attempt: int) -> tuple[float | None, float | None]:
     """Seconds from the kill until the job was handed back, and until it ran again (or ended)."""
     handed = next((ms for ms, kind, data in events if kind == "attempt" and data["attempt"] == attempt + 1), None)
     after = handed if handed is not None else kill["ms"]
-    rerun = next((ms for ms, kind, data in events
-                  if ms >= after and (kind == "end" or (kind == "status" and data["status"] == "running"))), None)
+    rerun = next(
+        (
+            ms
+            for ms, kind, data in events
+            if ms >= after and (kind == "end" or (kind == "status" and data["status"] == "running"))
+        ),
+        None,
+    )
     seconds = [None if ms is None else round((ms - kill["ms"]) / 1000, 2) for ms in (handed, rerun)]
     return seconds[0], seconds[1]
 
@@ -173,40 +197,55 @@ def check_jobs(stack: Stack, load: Load, kills: list[dict], result: DrillResult)
         kinds = Counter(kind for _ms, kind, _data in events)
         statuses[record.get("status")] += 1
         attempts[int(record.get("attempt", 1))] += 1
-        result.check(record.get("status") == "succeeded",
-                     f"job {job_id} ({job['app']}) lost: {record.get('status')} {record.get('error', '')}")
-        result.check(kinds["result"] <= 1 and kinds["end"] <= 1,
-                     f"job {job_id} completed twice: {kinds['result']} results, {kinds['end']} ends")
+        result.check(
+            record.get("status") == "succeeded",
+            f"job {job_id} ({job['app']}) lost: {record.get('status')} {record.get('error', '')}",
+        )
+        result.check(
+            kinds["result"] <= 1 and kinds["end"] <= 1,
+            f"job {job_id} completed twice: {kinds['result']} results, {kinds['end']} ends",
+        )
         if record.get("status") == "succeeded":
             latencies.append(float(record["finished_at"]) - job["submitted"])
             text = json.loads(record["result"])["text"]
             last = max((i for i, (_ms, kind, _d) in enumerate(events) if kind == "attempt"), default=0)
             streamed = "".join(data["text"] for _ms, kind, data in events[last:] if kind == "token")
             expected = job["input"]["text"] if job["app"] == "echo" else streamed
-            result.check(text.strip() == expected.strip() and streamed.strip() == text.strip(),
-                         f"job {job_id}: its last attempt streamed {streamed[:60]!r} but the result is {text[:60]!r}")
+            result.check(
+                text.strip() == expected.strip() and streamed.strip() == text.strip(),
+                f"job {job_id}: its last attempt streamed {streamed[:60]!r} but the result is {text[:60]!r}",
+            )
     handed, reran = [], []
     for kill in kills:
         for job_id, attempt in kill["jobs"].items():
             to_handback, to_rerun = recovery(stream(stack, job_id), kill, attempt)
-            result.check(to_rerun is not None and to_rerun <= STUCK_S,
-                         f"job {job_id} of killed worker {kill['worker']} stuck: ran again after {to_rerun} s")
+            result.check(
+                to_rerun is not None and to_rerun <= STUCK_S,
+                f"job {job_id} of killed worker {kill['worker']} stuck: ran again after {to_rerun} s",
+            )
             if to_handback is not None:
                 handed.append(to_handback)
             if to_rerun is not None:
                 reran.append(to_rerun)
-    result.facts.update({
-        "kills": len(kills), "jobs_submitted": len(load.jobs), "submissions_refused": len(load.refused),
-        "refusals_sample": load.refused[:5], "final_statuses": dict(statuses),
-        "jobs_held_by_killed_workers": sum(len(k["jobs"]) for k in kills),
-        "attempts_distribution": {str(k): v for k, v in sorted(attempts.items())},
-        "max_kill_to_handed_back_s": max(handed, default=None),
-        "median_kill_to_handed_back_s": statistics.median(handed) if handed else None,
-        "max_time_to_recovery_s": max(reran, default=None),
-        "median_time_to_recovery_s": statistics.median(reran) if reran else None,
-        "max_job_latency_s": round(max(latencies, default=0), 2),
-        "lost_messages_republished": (stack.dir / "api.log").read_text(errors="replace").count(
-            "is gone from the broker"),
-        "settings": "fast (heartbeat 0.5 s, TTL 2 s, reaper 0.5 s, redelivery 4 s)" if stack.env.get(
-            "VIREO_WORKER_TTL_S") == "2" else "defaults (heartbeat 2 s, TTL 10 s, reaper 5 s, redelivery 20 s)",
-    })
+    result.facts.update(
+        {
+            "kills": len(kills),
+            "jobs_submitted": len(load.jobs),
+            "submissions_refused": len(load.refused),
+            "refusals_sample": load.refused[:5],
+            "final_statuses": dict(statuses),
+            "jobs_held_by_killed_workers": sum(len(k["jobs"]) for k in kills),
+            "attempts_distribution": {str(k): v for k, v in sorted(attempts.items())},
+            "max_kill_to_handed_back_s": max(handed, default=None),
+            "median_kill_to_handed_back_s": statistics.median(handed) if handed else None,
+            "max_time_to_recovery_s": max(reran, default=None),
+            "median_time_to_recovery_s": statistics.median(reran) if reran else None,
+            "max_job_latency_s": round(max(latencies, default=0), 2),
+            "lost_messages_republished": (stack.dir / "api.log")
+            .read_text(errors="replace")
+            .count("is gone from the broker"),
+            "settings": "fast (heartbeat 0.5 s, TTL 2 s, reaper 0.5 s, redelivery 4 s)"
+            if stack.env.get("VIREO_WORKER_TTL_S") == "2"
+            else "defaults (heartbeat 2 s, TTL 10 s, reaper 5 s, redelivery 20 s)",
+        }
+    )

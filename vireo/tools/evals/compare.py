@@ -28,9 +28,15 @@ def flatten(metrics: dict, prefix: str = "") -> dict[str, float]:
 def differences(base: dict, variant: dict) -> dict[str, dict]:
     """Every numeric metric the two runs share: base, variant and variant - base."""
     base_flat, variant_flat = flatten(base), flatten(variant)
-    return {path: {"base": base_flat[path], "variant": variant_flat[path],
-                   "delta": round(variant_flat[path] - base_flat[path], 4)}
-            for path in base_flat if path in variant_flat}
+    return {
+        path: {
+            "base": base_flat[path],
+            "variant": variant_flat[path],
+            "delta": round(variant_flat[path] - base_flat[path], 4),
+        }
+        for path in base_flat
+        if path in variant_flat
+    }
 
 
 def _side(result: dict) -> dict:
@@ -38,8 +44,15 @@ def _side(result: dict) -> dict:
     return {key: result[key] for key in ("config", "metrics", "items", "duration_s")}
 
 
-def compare(app_name: str, base: EvalConfig, variant: EvalConfig, runner_kind: str = "local",
-            full: bool = False, limit: int | None = None, concurrency: int | None = None) -> dict:
+def compare(
+    app_name: str,
+    base: EvalConfig,
+    variant: EvalConfig,
+    runner_kind: str = "local",
+    full: bool = False,
+    limit: int | None = None,
+    concurrency: int | None = None,
+) -> dict:
     """Run `app_name`'s eval on `base` then `variant`; the judge (on `base`) compares open-ended outputs."""
     machine = machine_info()
 
@@ -59,7 +72,16 @@ def compare(app_name: str, base: EvalConfig, variant: EvalConfig, runner_kind: s
                 variant_result = evaluate(variant_runner, variant)
             view = eval_module(app_name).judge_items
             judge = pairwise(base_runner, view(base_result["items"]), view(variant_result["items"]), base)
-    return {"app": app_name, "kind": "comparison", "runner": runner_kind, "varied": base.differences(variant),
-            "dataset": base_result["dataset"], "base": _side(base_result), "variant": _side(variant_result),
-            "differences": differences(base_result["metrics"], variant_result["metrics"]), "judge": judge,
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine}
+    return {
+        "app": app_name,
+        "kind": "comparison",
+        "runner": runner_kind,
+        "varied": base.differences(variant),
+        "dataset": base_result["dataset"],
+        "base": _side(base_result),
+        "variant": _side(variant_result),
+        "differences": differences(base_result["metrics"], variant_result["metrics"]),
+        "judge": judge,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine,
+    }

@@ -75,8 +75,10 @@ class EvalConfig:
         if self.spec not in SPECULATION:
             raise ConfigError(f"spec={self.spec}: choose one of {', '.join(SPECULATION)}")
         if self.quantization is not None and self.backend != "native":
-            raise ConfigError(f"quant={self.quant} loads our quantizer's checkpoints, which only the native "
-                              f"engine reads; use backend=native (not {self.backend})")
+            raise ConfigError(
+                f"quant={self.quant} loads our quantizer's checkpoints, which only the native "
+                f"engine reads; use backend=native (not {self.backend})"
+            )
         if self.spec != "off" and self.backend == "hf":
             raise ConfigError("spec= needs backend=native or vllm (the hf backend does not speculate)")
 

@@ -18,5 +18,9 @@ def load(name: str) -> dict:
 
 def describe(name: str, items: int, full: bool) -> dict:
     """How a result names its dataset: file, origin, size and whether it was the CI subset."""
-    return {"name": name, "description": load(name)["description"] if name.endswith(".json") else name,
-            "items": items, "subset": "full" if full else "ci"}
+    return {
+        "name": name,
+        "description": load(name)["description"] if name.endswith(".json") else name,
+        "items": items,
+        "subset": "full" if full else "ci",
+    }

@@ -29,13 +29,22 @@ def engine_config(config: EvalConfig) -> EngineConfig:
     from vireo.platform.settings import get_settings
 
     settings = get_settings()
-    return EngineConfig.model_validate({**settings.engine.model_dump(), "backend": config.backend,
-                                        "model": model_to_load(config, settings.home), "speculation": config.spec})
+    return EngineConfig.model_validate(
+        {
+            **settings.engine.model_dump(),
+            "backend": config.backend,
+            "model": model_to_load(config, settings.home),
+            "speculation": config.spec,
+        }
+    )
 
 
 def worker_environment(config: EvalConfig) -> dict[str, str]:
     """The `VIREO_*` variables that make a worker serve this configuration."""
     from vireo.platform.settings import get_settings
 
-    return {"VIREO_ENGINE": config.backend, "VIREO_MODEL": model_to_load(config, get_settings().home),
-            "VIREO_SPECULATION": config.spec}
+    return {
+        "VIREO_ENGINE": config.backend,
+        "VIREO_MODEL": model_to_load(config, get_settings().home),
+        "VIREO_SPECULATION": config.spec,
+    }

@@ -39,20 +39,30 @@ def score_output(item: dict, output: dict) -> dict:
     whether all `VARIANTS` came back distinct. A variant check passes when every variant passes it."""
     texts, error = [v["text"] for v in output.get("variants", [])], output.get("error")
     per_variant = [variant_checks(item, text) for text in texts]
-    checks = {name: error is None and bool(per_variant) and all(v[name] for v in per_variant)
-              for name in ("mentions", "word_band")}
+    checks = {
+        name: error is None and bool(per_variant) and all(v[name] for v in per_variant)
+        for name in ("mentions", "word_band")
+    }
     checks["n_returned"] = error is None and len(texts) == VARIANTS
     checks["distinct"] = error is None and len({t.strip() for t in texts}) == len(texts) > 1
-    return {"id": item["id"], "brief": output.get("brief", ""), "variants": texts,
-            "word_counts": [len(words(t)) for t in texts], "word_band": word_band_for(item["length"]),
-            "checks": checks, "error": error}
+    return {
+        "id": item["id"],
+        "brief": output.get("brief", ""),
+        "variants": texts,
+        "word_counts": [len(words(t)) for t in texts],
+        "word_band": word_band_for(item["length"]),
+        "checks": checks,
+        "error": error,
+    }
 
 
 def metrics_of(details: list[dict]) -> dict:
     counts = [n for d in details for n in d["word_counts"]]
-    return {"check_pass_rate": pass_rates([d["checks"] for d in details]),
-            "failed": sum(d["error"] is not None for d in details),
-            "mean_variant_words": round(mean(counts), 1) if counts else 0.0}
+    return {
+        "check_pass_rate": pass_rates([d["checks"] for d in details]),
+        "failed": sum(d["error"] is not None for d in details),
+        "mean_variant_words": round(mean(counts), 1) if counts else 0.0,
+    }
 
 
 def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> dict:
@@ -65,5 +75,7 @@ def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> 
 
 def judge_items(details: list[dict]) -> list[dict]:
     """What the judge grades: the first variant of each brief (there is no reference text)."""
-    return [{"id": d["id"], "question": d["brief"], "answer": d["variants"][0] if d["variants"] else "",
-             "reference": None} for d in details]
+    return [
+        {"id": d["id"], "question": d["brief"], "answer": d["variants"][0] if d["variants"] else "", "reference": None}
+        for d in details
+    ]

@@ -37,6 +37,7 @@ def available_evals() -> list[str]:
 
 def run_jobs(runner: Runner, jobs: list[tuple[str, dict, dict]], concurrency: int) -> list[dict]:
     """Run (app, input, options) jobs, `concurrency` at a time; a failure becomes {"error": ...}."""
+
     def one(job: tuple[str, dict, dict]) -> dict:
         try:
             return runner(*job)
@@ -59,8 +60,15 @@ def is_open_ended(app_name: str) -> bool:
     return hasattr(eval_module(app_name), "judge_items")
 
 
-def run_eval(app_name: str, runner: Runner, full: bool = False, *, concurrency: int | None = None,
-             config: EvalConfig | None = None, limit: int | None = None) -> dict:
+def run_eval(
+    app_name: str,
+    runner: Runner,
+    full: bool = False,
+    *,
+    concurrency: int | None = None,
+    config: EvalConfig | None = None,
+    limit: int | None = None,
+) -> dict:
     """Evaluate `app_name` on its dataset (the CI subset unless `full`; the first `limit` items
     when given) using `runner`; `config` names what the runner serves. Jobs in flight: `concurrency`,
     else the eval module's `CONCURRENCY`, else 4."""
@@ -74,10 +82,18 @@ def run_eval(app_name: str, runner: Runner, full: bool = False, *, concurrency: 
         result["dataset"]["subset"] = f"first {limit}"
     from vireo.inference.quant.quantize import weights_origin
 
-    return {"app": app_name, "model": config.model, "backend": config.backend, "config": config.as_dict(),
-            "weights_origin": weights_origin(config.model), **result,
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "duration_s": round(time.monotonic() - started, 1), "concurrency": concurrency, "machine": machine}
+    return {
+        "app": app_name,
+        "model": config.model,
+        "backend": config.backend,
+        "config": config.as_dict(),
+        "weights_origin": weights_origin(config.model),
+        **result,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "duration_s": round(time.monotonic() - started, 1),
+        "concurrency": concurrency,
+        "machine": machine,
+    }
 
 
 def result_path(folder: Path, app_name: str, config: EvalConfig, variant: EvalConfig | None = None) -> Path:

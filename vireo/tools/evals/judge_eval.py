@@ -18,20 +18,32 @@ def agreement(items: list[dict], verdicts: list[dict]) -> dict:
     """Share of verdicts equal to the human label; 'inconsistent' counts as a disagreement."""
     hits = [v["verdict"] == item["label"] for item, v in zip(items, verdicts)]
     decided = [v for v in verdicts if v["verdict"] != "inconsistent"]
-    return {"agreement": round(sum(hits) / len(items), 4),
-            "agreement_when_consistent": round(sum(h for h, v in zip(hits, verdicts)
-                                                   if v["verdict"] != "inconsistent") / len(decided), 4)
-            if decided else None,
-            "verdicts": dict(Counter(v["verdict"] for v in verdicts))}
+    return {
+        "agreement": round(sum(hits) / len(items), 4),
+        "agreement_when_consistent": round(
+            sum(h for h, v in zip(hits, verdicts) if v["verdict"] != "inconsistent") / len(decided), 4
+        )
+        if decided
+        else None,
+        "verdicts": dict(Counter(v["verdict"] for v in verdicts)),
+    }
 
 
 def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> dict:
     items = load(DATASET)["items"]
     items = (items if full else items[:CI_ITEMS])[:limit]
-    judge_items = [{"id": str(n), "question": i["question"], "answer_a": i["answer_a"], "answer_b": i["answer_b"]}
-                   for n, i in enumerate(items)]
-    jobs = [("judge", {"mode": "pairwise", "method": method, "items": judge_items, "rationale": False},
-             {"temperature": 0.0}) for method in METHODS]
+    judge_items = [
+        {"id": str(n), "question": i["question"], "answer_a": i["answer_a"], "answer_b": i["answer_b"]}
+        for n, i in enumerate(items)
+    ]
+    jobs = [
+        (
+            "judge",
+            {"mode": "pairwise", "method": method, "items": judge_items, "rationale": False},
+            {"temperature": 0.0},
+        )
+        for method in METHODS
+    ]
     outputs = run_jobs(runner, jobs, concurrency)
     metrics: dict[str, Any] = {}  # per method, and the always-A baseline
     details: dict[str, list[dict]] = {}
@@ -41,9 +53,16 @@ def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> 
             continue
         verdicts = out["verdicts"]
         metrics[method] = {**agreement(items, verdicts), "consistency_rate": out["summary"]["consistency_rate"]}
-        details[method] = [{"question": i["question"], "label": i["label"], "verdict": v["verdict"],
-                            "orders": v.get("orders"), "probabilities": v["probabilities"]}
-                           for i, v in zip(items, verdicts)]
+        details[method] = [
+            {
+                "question": i["question"],
+                "label": i["label"],
+                "verdict": v["verdict"],
+                "orders": v.get("orders"),
+                "probabilities": v["probabilities"],
+            }
+            for i, v in zip(items, verdicts)
+        ]
     labels = Counter(i["label"] for i in items)
     metrics["always_A_baseline"] = round(labels["A"] / len(items), 4)
     return {"dataset": describe(DATASET, len(items), full), "metrics": metrics, "items": details}

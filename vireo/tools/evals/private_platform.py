@@ -46,11 +46,17 @@ class PrivatePlatform:
         redis_url, redis_proc = start_embedded_redis(self.logs / "redis")
         self._procs.append(redis_proc)
         port = free_port()
-        env = {**os.environ, **worker_environment(self.config), "REDIS_URL": redis_url,
-               "VIREO_API_KEY": self.api_key, "VIREO_API_KEYS": ""}
+        env = {
+            **os.environ,
+            **worker_environment(self.config),
+            "REDIS_URL": redis_url,
+            "VIREO_API_KEY": self.api_key,
+            "VIREO_API_KEYS": "",
+        }
         worker = self._spawn(["serve", "worker"], env, "worker.log")
-        wait_worker_ready(redis_url, self.start_timeout_s, worker, self.logs / "worker.log",
-                          f"the eval worker for {self.config}")
+        wait_worker_ready(
+            redis_url, self.start_timeout_s, worker, self.logs / "worker.log", f"the eval worker for {self.config}"
+        )
         api = self._spawn(["serve", "api", "--port", str(port)], env, "api.log")
         self.url = f"http://127.0.0.1:{port}"
         wait_http_ok(f"{self.url}/healthz", 180, "the eval API", api, self.logs / "api.log")

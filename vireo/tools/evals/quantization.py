@@ -47,7 +47,7 @@ def perplexity(model, tokenizer, text: str, window: int = 512, max_tokens: int |
         ids = ids[:max_tokens]
     total, count = 0.0, 0
     for start in range(0, len(ids) - 1, window):
-        chunk = ids[start:start + window][None]
+        chunk = ids[start : start + window][None]
         if chunk.shape[1] < 2:
             break
         logits = model(chunk, use_cache=False).logits[0, :-1].float()
@@ -63,31 +63,53 @@ def _code_runs(path: Path) -> list[dict]:
         return []
     sides = [result["base"], result["variant"]] if result.get("kind") == "comparison" else [result]
     for side in sides:  # files from before quant/spec existed ran the defaults
-        side.setdefault("config", {"model": result.get("model"), "backend": result.get("backend"),
-                                   "quant": "none", "spec": "off"})
-    return [{**side, "file": path.name, "date": result["date"], "subset": result["dataset"]["subset"],
-             "machine": result["machine"]} for side in sides]
+        side.setdefault(
+            "config", {"model": result.get("model"), "backend": result.get("backend"), "quant": "none", "spec": "off"}
+        )
+    return [
+        {
+            **side,
+            "file": path.name,
+            "date": result["date"],
+            "subset": result["dataset"]["subset"],
+            "machine": result["machine"],
+        }
+        for side in sides
+    ]
 
 
 def humaneval_pass_at_1(model: str, quant: str, results: Path = QUALITY_RESULTS) -> dict | None:
     """pass@1 of `vireo eval code --full` (native engine, greedy) on `model` with weights `quant`
     ('none', 'int8-rtn', 'int4-rtn-g128', ...), from the newest result file that has it."""
-    runs = [run for path in sorted(results.glob("code*.json")) for run in _code_runs(path)
-            if run["config"] == {"model": model, "backend": "native", "quant": quant, "spec": "off"}
-            and run["subset"] == "full"]
+    runs = [
+        run
+        for path in sorted(results.glob("code*.json"))
+        for run in _code_runs(path)
+        if run["config"] == {"model": model, "backend": "native", "quant": quant, "spec": "off"}
+        and run["subset"] == "full"
+    ]
     if not runs:
         return None
     run = max(runs, key=lambda r: r["date"])
-    return {**{k: run["metrics"][k] for k in ("pass@1", "passed", "problems")}, "file": run["file"],
-            "date": run["date"], "duration_s": run["duration_s"],
-            "load_average_at_start": run["machine"].get("load_average_at_start")}
+    return {
+        **{k: run["metrics"][k] for k in ("pass@1", "passed", "problems")},
+        "file": run["file"],
+        "date": run["date"],
+        "duration_s": run["duration_s"],
+        "load_average_at_start": run["machine"].get("load_average_at_start"),
+    }
 
 
 VARIANTS = {  # name: (method, bits, group size); None method = unquantized at that dtype
-    "fp32": (None, None, torch.float32), "bf16": (None, None, torch.bfloat16),
-    "int8-rtn": ("rtn", 8, 128), "int4-g128-rtn": ("rtn", 4, 128), "int4-g128-awq": ("awq", 4, 128),
-    "int4-g128-gptq": ("gptq", 4, 128), "int4-g64-rtn": ("rtn", 4, 64),
-    "int4-g64-gptq": ("gptq", 4, 64), "int4-g32-rtn": ("rtn", 4, 32),
+    "fp32": (None, None, torch.float32),
+    "bf16": (None, None, torch.bfloat16),
+    "int8-rtn": ("rtn", 8, 128),
+    "int4-g128-rtn": ("rtn", 4, 128),
+    "int4-g128-awq": ("awq", 4, 128),
+    "int4-g128-gptq": ("gptq", 4, 128),
+    "int4-g64-rtn": ("rtn", 4, 64),
+    "int4-g64-gptq": ("gptq", 4, 64),
+    "int4-g32-rtn": ("rtn", 4, 32),
 }
 
 
@@ -105,12 +127,10 @@ def _load(model_name: str, source: Path, method, bits, extra):
     if method is None:
         return AutoModelForCausalLM.from_pretrained(source, dtype=extra).eval(), None
     folder = ensure_checkpoint(model_name, method, bits, extra)
-    return load_quantized(folder), {**json.loads((folder / "quantization.json").read_text()),
-                                    "checkpoint": folder.name}
+    return load_quantized(folder), {**json.loads((folder / "quantization.json").read_text()), "checkpoint": folder.name}
 
 
-def evaluate(model_name: str = "smollm2-135m", variants: list[str] | None = None,
-             docs_tokens: int = 4096) -> dict:
+def evaluate(model_name: str = "smollm2-135m", variants: list[str] | None = None, docs_tokens: int = 4096) -> dict:
     """Load (quantizing if needed) and score each variant; one JSON-ready report."""
     from transformers import AutoTokenizer
 
@@ -118,16 +138,20 @@ def evaluate(model_name: str = "smollm2-135m", variants: list[str] | None = None
 
     source = ModelRegistry().resolve(model_name).path
     tokenizer = AutoTokenizer.from_pretrained(source)
-    texts = {"heldout_prose": (heldout_text(), None),
-             "python_docs_heldout": (calib.heldout_docs_text(), docs_tokens)}
+    texts = {"heldout_prose": (heldout_text(), None), "python_docs_heldout": (calib.heldout_docs_text(), docs_tokens)}
     rows = []
     for name in variants or list(VARIANTS):
         method, bits, extra = VARIANTS[name]
         started = time.time()
         model, info = _load(model_name, source, method, bits, extra)
-        row = {"variant": name, "method": method or "none", "bits": bits or 16,
-               "group_size": extra if method and bits == 4 else None, "load_seconds": round(time.time() - started, 1),
-               "checkpoint": info}
+        row = {
+            "variant": name,
+            "method": method or "none",
+            "bits": bits or 16,
+            "group_size": extra if method and bits == 4 else None,
+            "load_seconds": round(time.time() - started, 1),
+            "checkpoint": info,
+        }
         for text_name, (text, limit) in texts.items():
             row[f"ppl_{text_name}"] = round(perplexity(model, tokenizer, text, max_tokens=limit), 4)
         row["humaneval"] = humaneval_pass_at_1(model_name, quant_name(method, bits, extra))
@@ -138,21 +162,30 @@ def evaluate(model_name: str = "smollm2-135m", variants: list[str] | None = None
     for row in rows:
         for key, ref in base.items():
             row[key.replace("ppl_", f"ppl_vs_{rows[0]['variant']}_")] = round(row[key] / ref, 4)
-    return {"model": model_name, "date": datetime.date.today().isoformat(), "machine": machine_info(),
-            "weights_origin": weights_origin(model_name),
-            "texts": {"heldout_prose": str(HELDOUT_FILE.name),
-                      "python_docs_heldout": f"last 20 % of pydoc_data.topics, first {docs_tokens} tokens"},
-            "humaneval": "pass@1 of `vireo eval code --full` on the same weights, read from its result file "
-                         "(humaneval_pass_at_1); null where no such run exists",
-            "results": rows}
+    return {
+        "model": model_name,
+        "date": datetime.date.today().isoformat(),
+        "machine": machine_info(),
+        "weights_origin": weights_origin(model_name),
+        "texts": {
+            "heldout_prose": str(HELDOUT_FILE.name),
+            "python_docs_heldout": f"last 20 % of pydoc_data.topics, first {docs_tokens} tokens",
+        },
+        "humaneval": "pass@1 of `vireo eval code --full` on the same weights, read from its result file "
+        "(humaneval_pass_at_1); null where no such run exists",
+        "results": rows,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", required=True, type=Path)
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--variants", default=",".join(VARIANTS),
-                        help=f"comma-separated, the first is the reference: {', '.join(VARIANTS)}")
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated, the first is the reference: {', '.join(VARIANTS)}",
+    )
     parser.add_argument("--docs-tokens", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     args = parser.parse_args(argv)

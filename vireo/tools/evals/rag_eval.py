@@ -47,17 +47,26 @@ def score_item(item: dict, out: dict) -> dict:
     answer = out.get("answer", "")
     passages, citations = out.get("passages", []), out.get("citations", [])
     gold = item["answer"]
-    detail = {"question": item["question"], "reference": gold, "answer": answer, "error": out.get("error"),
-              "abstained": bool(out.get("abstained")), "abstain_reason": out.get("abstain_reason"),
-              "checks": out.get("checks"), "retrieved": [p["source"] for p in passages],
-              "cited": [c["source"] for c in citations]}
+    detail = {
+        "question": item["question"],
+        "reference": gold,
+        "answer": answer,
+        "error": out.get("error"),
+        "abstained": bool(out.get("abstained")),
+        "abstain_reason": out.get("abstain_reason"),
+        "checks": out.get("checks"),
+        "retrieved": [p["source"] for p in passages],
+        "cited": [c["source"] for c in citations],
+    }
     if gold is None:
         return detail
-    detail.update(exact_match=float(normalize(answer) == normalize(gold)),
-                  contains_answer=float(normalize(gold) in normalize(answer)),
-                  token_f1=round(token_f1(answer, gold), 4),
-                  retrieval_hit=float(item["source"] in detail["retrieved"]),
-                  citation_correct=float(bool(citations) and citations[0]["source"] == item["source"]))
+    detail.update(
+        exact_match=float(normalize(answer) == normalize(gold)),
+        contains_answer=float(normalize(gold) in normalize(answer)),
+        token_f1=round(token_f1(answer, gold), 4),
+        retrieval_hit=float(item["source"] in detail["retrieved"]),
+        citation_correct=float(bool(citations) and citations[0]["source"] == item["source"]),
+    )
     return detail
 
 
@@ -66,11 +75,19 @@ def summarize(details: list[dict]) -> dict:
     unanswerable = [d for d in details if d["reference"] is None]
     answered = [d for d in answerable if not d["abstained"]]
     rate = lambda ds, key: round(mean(d[key] for d in ds), 4) if ds else None  # noqa: E731
-    margins = lambda ds: [d["checks"]["support_margin"] for d in ds  # noqa: E731
-                          if d.get("checks") and d["checks"].get("support_margin") is not None]
+
+    def margins(ds):
+        return [
+            d["checks"]["support_margin"]
+            for d in ds
+            if d.get("checks") and d["checks"].get("support_margin") is not None
+        ]
+
     return {
-        "exact_match": rate(answerable, "exact_match"), "contains_answer": rate(answerable, "contains_answer"),
-        "token_f1": rate(answerable, "token_f1"), f"retrieval_recall_at_{K}": rate(answerable, "retrieval_hit"),
+        "exact_match": rate(answerable, "exact_match"),
+        "contains_answer": rate(answerable, "contains_answer"),
+        "token_f1": rate(answerable, "token_f1"),
+        f"retrieval_recall_at_{K}": rate(answerable, "retrieval_hit"),
         "citation_correct_of_answered": rate(answered, "citation_correct"),
         "abstain_rate_unanswerable": round(mean(d["abstained"] for d in unanswerable), 4) if unanswerable else None,
         "false_abstain_rate_answerable": round(mean(d["abstained"] for d in answerable), 4) if answerable else None,
@@ -85,12 +102,28 @@ def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> 
     runner("rag_ingest", {"collection": COLLECTION, "documents": data["documents"]}, {})  # idempotent
     items = pick(data["questions"], full)[:limit]
     # the LLM support score is recorded for the report but does not gate (min margin -1e9)
-    jobs = [("rag", {"collection": COLLECTION, "question": q["question"], "k": K, "support_check": True,
-                     "min_support_margin": -1e9}, {"temperature": 0.0}) for q in items]
+    jobs = [
+        (
+            "rag",
+            {
+                "collection": COLLECTION,
+                "question": q["question"],
+                "k": K,
+                "support_check": True,
+                "min_support_margin": -1e9,
+            },
+            {"temperature": 0.0},
+        )
+        for q in items
+    ]
     outputs = run_jobs(runner, jobs, concurrency)
     details = [score_item(item, out) for item, out in zip(items, outputs)]
-    return {"dataset": describe(DATASET, len(items), full), "metrics": summarize(details), "items": details,
-            "settings": {"k": K, "min_similarity": 0.35, "min_grounding": 0.5, "support_check": "recorded only"}}
+    return {
+        "dataset": describe(DATASET, len(items), full),
+        "metrics": summarize(details),
+        "items": details,
+        "settings": {"k": K, "min_similarity": 0.35, "min_grounding": 0.5, "support_check": "recorded only"},
+    }
 
 
 def run_eval(app_name: str, runner, full: bool = False) -> dict:

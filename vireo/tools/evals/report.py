@@ -18,8 +18,10 @@ START, END = "<!-- eval-table:start -->", "<!-- eval-table:end -->"
 
 def _check_rates(metrics: dict) -> dict:
     """Apps graded by text checks (`text_checks.py`): the share of items passing each check."""
-    return {**{f"passed {name}": rate for name, rate in metrics["check_pass_rate"].items()},
-            "failed": metrics["failed"]}
+    return {
+        **{f"passed {name}": rate for name, rate in metrics["check_pass_rate"].items()},
+        "failed": metrics["failed"],
+    }
 
 
 HEADLINES = {  # which metrics make the table, per app
@@ -33,8 +35,17 @@ HEADLINES = {  # which metrics make the table, per app
     "generate": _check_rates,
 }
 # comparisons show the metrics whose change means something (the rest is in the JSON)
-COMPARED = ("rouge1", "rouge2", "rougeL", "mean_summary_words", "failed", "mean.accuracy", "mean.macro_f1",
-            "pass@1", "check_pass_rate.all")
+COMPARED = (
+    "rouge1",
+    "rouge2",
+    "rougeL",
+    "mean_summary_words",
+    "failed",
+    "mean.accuracy",
+    "mean.macro_f1",
+    "pass@1",
+    "check_pass_rate.all",
+)
 
 
 def _results(folder: Path) -> list[tuple[Path, dict]]:
@@ -57,8 +68,17 @@ def rows(folder: Path = RESULTS) -> list[list[str]]:
         if (result.get("judge") or {}).get("mean_score") is not None:
             metrics[f"judge score 1-10 ({result['judge']['judge']['model']})"] = result["judge"]["mean_score"]
         for metric, value in metrics.items():
-            table.append([result["app"], _config_text(result), metric, str(value),
-                          f"{dataset['items']} ({dataset['subset']})", result["date"][:10], path.name])
+            table.append(
+                [
+                    result["app"],
+                    _config_text(result),
+                    metric,
+                    str(value),
+                    f"{dataset['items']} ({dataset['subset']})",
+                    result["date"][:10],
+                    path.name,
+                ]
+            )
     return table
 
 
@@ -67,8 +87,9 @@ def _judge_rows(judge: dict | None) -> dict[str, str]:
     for method in ("labels", "likelihood"):
         if judge and method in judge:
             j = judge[method]
-            out[f"judge {method} ({judge['judge']['model']}): base/variant/tie/inconsistent"] = \
+            out[f"judge {method} ({judge['judge']['model']}): base/variant/tie/inconsistent"] = (
                 f"{j['base_wins']}/{j['variant_wins']}/{j['ties']}/{j['inconsistent']}"
+            )
     if judge:
         out["identical outputs"] = f"{judge.get('identical_outputs', 0)} of {judge['judged']}"
     return out
@@ -83,16 +104,27 @@ def comparison_rows(folder: Path = RESULTS) -> list[list[str]]:
         base = _config_text(result["base"])
         for metric, d in result["differences"].items():
             if metric in COMPARED:
-                table.append([result["app"], base, varied, metric, str(d["base"]), str(d["variant"]),
-                              f"{d['delta']:+}", path.name])
+                table.append(
+                    [
+                        result["app"],
+                        base,
+                        varied,
+                        metric,
+                        str(d["base"]),
+                        str(d["variant"]),
+                        f"{d['delta']:+}",
+                        path.name,
+                    ]
+                )
         for metric, value in _judge_rows(result.get("judge")).items():
             table.append([result["app"], base, varied, metric, "", value, "", path.name])
     return table
 
 
 def _table(header: list[str], body: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + \
-        ["| " + " | ".join(row) + " |" for row in body]
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(row) + " |" for row in body
+    ]
 
 
 def markdown(folder: Path = RESULTS) -> str:

@@ -30,8 +30,14 @@ def builtin_app(name: str):
     try:
         return get_app(name)
     except UnknownAppError:
-        builtin = {"code": "CodeApp", "translate": "TranslateApp", "summarize": "SummarizeApp",
-                   "classify": "ClassifyApp", "chat": "ChatApp", "generate": "GenerateApp"}
+        builtin = {
+            "code": "CodeApp",
+            "translate": "TranslateApp",
+            "summarize": "SummarizeApp",
+            "classify": "ClassifyApp",
+            "chat": "ChatApp",
+            "generate": "GenerateApp",
+        }
         if name not in builtin:
             raise
         return getattr(import_module(f"vireo.apps.{name}"), builtin[name])()
@@ -52,8 +58,9 @@ class LocalRunner:
 
         app = builtin_app(app_name)
         job_input = app.Input(**input_dict)
-        ctx = LocalContext(engine=self.engine, app_name=app_name, options=dict(options or {}),
-                           preferences=app.preferences)
+        ctx = LocalContext(
+            engine=self.engine, app_name=app_name, options=dict(options or {}), preferences=app.preferences
+        )
 
         async def job():
             app.validate_for_engine(job_input, self.engine.context_length, self.engine.count_tokens)
@@ -78,8 +85,7 @@ def rest_runner(base_url: str, api_key: str, poll_s: float = 0.5, timeout_s: flo
     """Submit `POST /v1/jobs` and poll `GET /v1/jobs/{id}` until the job is terminal."""
     import httpx
 
-    client = httpx.Client(base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {api_key}"},
-                          timeout=60)
+    client = httpx.Client(base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {api_key}"}, timeout=60)
 
     def run(app_name: str, input_dict: dict, options: dict) -> dict:
         response = client.post("/v1/jobs", json={"app": app_name, "input": input_dict, "options": options or {}})

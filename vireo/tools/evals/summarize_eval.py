@@ -17,15 +17,28 @@ def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> 
 
     items = load(DATASET)["items"]
     items = items[:limit] if limit else items if full else items[:CI_ITEMS]
-    outputs = run_jobs(runner, [("summarize", {"text": item["text"], "length": "short", "style": "paragraph"},
-                                 {"temperature": 0.0}) for item in items], concurrency)
+    outputs = run_jobs(
+        runner,
+        [
+            ("summarize", {"text": item["text"], "length": "short", "style": "paragraph"}, {"temperature": 0.0})
+            for item in items
+        ],
+        concurrency,
+    )
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
     details = []
     for item, out in zip(items, outputs):
         summary = out.get("summary", "")
         scores = scorer.score(item["reference"], summary)
-        details.append({"id": item["id"], "summary": summary, "reference": item["reference"],
-                        "error": out.get("error"), **{k: round(scores[k].fmeasure, 4) for k in ROUGE_TYPES}})
+        details.append(
+            {
+                "id": item["id"],
+                "summary": summary,
+                "reference": item["reference"],
+                "error": out.get("error"),
+                **{k: round(scores[k].fmeasure, 4) for k in ROUGE_TYPES},
+            }
+        )
     metrics = {k: round(mean(d[k] for d in details), 4) for k in ROUGE_TYPES}
     metrics["failed"] = sum(d["error"] is not None for d in details)
     metrics["mean_summary_words"] = round(mean(len(d["summary"].split()) for d in details), 1)
@@ -35,5 +48,12 @@ def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> 
 def judge_items(details: list[dict]) -> list[dict]:
     """What the judge grades: the summary of each document, against the reference summary."""
     texts = {item["id"]: item["text"] for item in load(DATASET)["items"]}
-    return [{"id": d["id"], "question": f"Summarize this text in a short paragraph.\n\n{texts[d['id']]}",
-             "answer": d["summary"], "reference": d["reference"]} for d in details]
+    return [
+        {
+            "id": d["id"],
+            "question": f"Summarize this text in a short paragraph.\n\n{texts[d['id']]}",
+            "answer": d["summary"],
+            "reference": d["reference"],
+        }
+        for d in details
+    ]

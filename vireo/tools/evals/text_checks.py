@@ -45,15 +45,20 @@ def json_keys(text: str, keys: list[str]) -> bool:
     """The reply holds a JSON object (a code fence around it is fine) with at least these keys."""
     start, end = text.find("{"), text.rfind("}")
     try:
-        value = json.loads(text[start:end + 1]) if 0 <= start < end else None
+        value = json.loads(text[start : end + 1]) if 0 <= start < end else None
     except json.JSONDecodeError:
         return False
     return isinstance(value, dict) and set(keys) <= set(value)
 
 
 CHECKS: dict[str, Callable[[str, Any], bool]] = {
-    "mentions": mentions, "max_words": max_words, "word_band": word_band, "list_items": list_items,
-    "starts_with_any": starts_with_any, "json_keys": json_keys}
+    "mentions": mentions,
+    "max_words": max_words,
+    "word_band": word_band,
+    "list_items": list_items,
+    "starts_with_any": starts_with_any,
+    "json_keys": json_keys,
+}
 
 
 def run_checks(text: str, checks: dict) -> dict[str, bool]:

@@ -25,26 +25,43 @@ def _in_target_language(text: str, target: str) -> bool:
 def _scores(hypotheses: list[str], references: list[str], target: str) -> dict:
     import sacrebleu
 
-    return {"chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
-            "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
-            "in_target_language": round(sum(_in_target_language(h, target) for h in hypotheses)
-                                        / len(hypotheses), 3)}
+    return {
+        "chrf": round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2),
+        "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
+        "in_target_language": round(sum(_in_target_language(h, target) for h in hypotheses) / len(hypotheses), 3),
+    }
 
 
 def evaluate(runner, full: bool, concurrency: int, limit: int | None = None) -> dict:
     pairs = load(DATASET)["pairs"]
     pairs = (pairs if full else pairs[:CI_ITEMS])[:limit]
     plan = [(engine, src, tgt, pair) for engine in ENGINES for src, tgt in DIRECTIONS for pair in pairs]
-    outputs = run_jobs(runner, [("translate", {"text": pair[src], "source": src, "target": tgt, "engine": engine},
-                                 {"temperature": 0.0}) for engine, src, tgt, pair in plan], concurrency)
+    outputs = run_jobs(
+        runner,
+        [
+            ("translate", {"text": pair[src], "source": src, "target": tgt, "engine": engine}, {"temperature": 0.0})
+            for engine, src, tgt, pair in plan
+        ],
+        concurrency,
+    )
     metrics, items = {}, []
     for engine in ENGINES:
         for src, tgt in DIRECTIONS:
             rows = [(pair, out) for (e, s, t, pair), out in zip(plan, outputs) if (e, s, t) == (engine, src, tgt)]
             hyps = [out.get("text", "").strip() for _, out in rows]
-            metrics[f"{engine} {src}->{tgt}"] = {**_scores(hyps, [pair[tgt] for pair, _ in rows], tgt),
-                                                 "failed": sum("error" in out for _, out in rows)}
-            items += [{"engine": engine, "direction": f"{src}->{tgt}", "source": pair[src],
-                       "reference": pair[tgt], "output": hyp, "error": out.get("error")}
-                      for (pair, out), hyp in zip(rows, hyps)]
+            metrics[f"{engine} {src}->{tgt}"] = {
+                **_scores(hyps, [pair[tgt] for pair, _ in rows], tgt),
+                "failed": sum("error" in out for _, out in rows),
+            }
+            items += [
+                {
+                    "engine": engine,
+                    "direction": f"{src}->{tgt}",
+                    "source": pair[src],
+                    "reference": pair[tgt],
+                    "output": hyp,
+                    "error": out.get("error"),
+                }
+                for (pair, out), hyp in zip(rows, hyps)
+            ]
     return {"dataset": describe(DATASET, len(pairs), full), "metrics": metrics, "items": items}

@@ -42,5 +42,4 @@ def page_for(app: dict) -> st.Page:
     def render() -> None:
         render_app(name)
 
-    return st.Page(render, title=app.get("title") or name, url_path=f"app-{name}",
-                   icon=":material/widgets:")
+    return st.Page(render, title=app.get("title") or name, url_path=f"app-{name}", icon=":material/widgets:")

@@ -17,8 +17,9 @@ def _history() -> list[dict]:
 
 def _settings_row() -> dict:
     with st.expander("System prompt and sampling", expanded=False):
-        system = st.text_area("System prompt", key="chat.system", height=80,
-                              placeholder="You are a concise, helpful assistant.")
+        system = st.text_area(
+            "System prompt", key="chat.system", height=80, placeholder="You are a concise, helpful assistant."
+        )
         cols = st.columns(3)
         temperature = cols[0].slider("Temperature", 0.0, 2.0, 0.7, 0.05, key="chat.temperature")
         max_tokens = cols[1].number_input("Max tokens", 1, 4096, 256, 32, key="chat.max_tokens")

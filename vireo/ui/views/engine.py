@@ -29,15 +29,19 @@ def show_stats(stats: dict) -> None:
     row[0].metric("KV blocks used", f"{used} / {total}" if total else str(used))
     row[1].metric("KV blocks evictable", stats.get("kv_blocks_evictable", 0))
     row[2].metric("Prefix-cache hit rate", _percent(stats.get("prefix_hit_rate")))
-    row[3].metric("Speculative acceptance", _percent(stats.get("spec_acceptance")),
-                  help=f"{stats.get('spec_accepted', 0)} accepted of {stats.get('spec_proposed', 0)} proposed")
+    row[3].metric(
+        "Speculative acceptance",
+        _percent(stats.get("spec_acceptance")),
+        help=f"{stats.get('spec_accepted', 0)} accepted of {stats.get('spec_proposed', 0)} proposed",
+    )
     if total:
         st.progress(min(used / total, 1.0), text=f"KV cache {_percent(used / total)} full")
     by_app = stats.get("prefix_hit_rate_by_app") or {}
     if by_app:
         st.markdown("**Prefix-cache hit rate by app**")
-        st.dataframe([{"app": app, "hit rate": _percent(rate)} for app, rate in sorted(by_app.items())],
-                     hide_index=True)
+        st.dataframe(
+            [{"app": app, "hit rate": _percent(rate)} for app, rate in sorted(by_app.items())], hide_index=True
+        )
     with st.expander("Raw stats (JSON)"):
         st.json(stats)
 

@@ -16,11 +16,15 @@ PAGE_SIZE = 20
 
 def _row(job: dict) -> dict:
     queued = (job.get("timings") or {}).get("queued_at")
-    return {"id": job["id"], "app": job["app"], "status": job["status"],
-            "progress": round(100 * (job.get("progress") or {}).get("fraction", 0)),
-            "queued": dt.datetime.fromtimestamp(queued).strftime("%Y-%m-%d %H:%M:%S") if queued else "",
-            "tokens": (job.get("usage") or {}).get("completion_tokens", 0),
-            "error": job.get("error") or ""}
+    return {
+        "id": job["id"],
+        "app": job["app"],
+        "status": job["status"],
+        "progress": round(100 * (job.get("progress") or {}).get("fraction", 0)),
+        "queued": dt.datetime.fromtimestamp(queued).strftime("%Y-%m-%d %H:%M:%S") if queued else "",
+        "tokens": (job.get("usage") or {}).get("completion_tokens", 0),
+        "error": job.get("error") or "",
+    }
 
 
 def _open(job_id: str) -> None:
@@ -52,8 +56,9 @@ def render() -> None:
         return
     labels = {j["id"]: f"{j['id']} · {j['app']} · {j['status']}" for j in jobs}
     # "" for a stale pick no longer listed (Streamlit formats the stored value too): not an option, so reset
-    chosen = st.selectbox("Open a job", list(labels), format_func=lambda job: labels.get(job, ""), index=None,
-                          key="jobs.pick")
+    chosen = st.selectbox(
+        "Open a job", list(labels), format_func=lambda job: labels.get(job, ""), index=None, key="jobs.pick"
+    )
     if chosen:
         _open(chosen)
     if job_id := current_job(SLOT):

@@ -22,8 +22,7 @@ def _collections() -> list[str] | None:
     try:
         listed = session.client().collections()
     except EndpointMissing:
-        st.info("This server has no collections API yet; type a collection name below and "
-                "`rag_ingest` creates it.")
+        st.info("This server has no collections API yet; type a collection name below and `rag_ingest` creates it.")
         return None
     except ApiError as exc:
         session.show_error(exc, "listing collections")
@@ -63,8 +62,17 @@ def _target_picker(names: list[str] | None) -> str:
     """Where documents go: an existing collection, or a new name typed in the same box."""
     if names is None:
         return st.text_input("Collection", key="rag.ingest.collection").strip()
-    return (st.selectbox("Collection", names, index=None, key="rag.ingest.collection", accept_new_options=True,
-                         placeholder="Choose one, or type a new name") or "").strip()
+    return (
+        st.selectbox(
+            "Collection",
+            names,
+            index=None,
+            key="rag.ingest.collection",
+            accept_new_options=True,
+            placeholder="Choose one, or type a new name",
+        )
+        or ""
+    ).strip()
 
 
 def _created_if_new(collection: str, names: list[str] | None) -> bool:
@@ -82,8 +90,7 @@ def _created_if_new(collection: str, names: list[str] | None) -> bool:
 
 
 def _documents(files, pasted: str) -> list[dict]:
-    docs = [{"filename": f.name, "content_base64": base64.b64encode(f.getvalue()).decode("ascii")}
-            for f in files or []]
+    docs = [{"filename": f.name, "content_base64": base64.b64encode(f.getvalue()).decode("ascii")} for f in files or []]
     if pasted.strip():
         docs.append({"text": pasted})
     return docs
@@ -96,8 +103,12 @@ def _ingest(names: list[str] | None) -> None:
     body_limit = session.request_body_limit()
     with st.form("rag.ingest"):
         collection = _target_picker(names)
-        files = st.file_uploader("Files", type=FILE_TYPES, accept_multiple_files=True,
-                                 max_upload_size=upload_limit.uploader_cap_mb(body_limit) if body_limit else None)
+        files = st.file_uploader(
+            "Files",
+            type=FILE_TYPES,
+            accept_multiple_files=True,
+            max_upload_size=upload_limit.uploader_cap_mb(body_limit) if body_limit else None,
+        )
         if body_limit:
             st.caption(upload_limit.note(body_limit))
         pasted = st.text_area("…or paste text", height=100)
@@ -149,8 +160,7 @@ def _ask(names: list[str] | None) -> None:
         try:
             if not (collection and question.strip()):
                 raise FormError("Choose a collection and type a question.")
-            start_job("rag.ask", "rag", {"collection": collection, question_field: question,
-                                         **build_input(extra, raw)})
+            start_job("rag.ask", "rag", {"collection": collection, question_field: question, **build_input(extra, raw)})
         except FormError as exc:
             st.warning(str(exc))
     state = job_panel("rag.ask", main_field="answer")

@@ -22,8 +22,12 @@ def render() -> None:
     # text and length get the prominent widgets; whatever else the app accepts goes under "More options"
     extra = [f for f in form_fields(app.get("input_schema") or {}) if f.name not in ("text", "length")]
     with st.form("summarize.form"):
-        text = st.text_area("Text to summarize", height=240, key="summarize.text",
-                            placeholder="Paste an article, a report, meeting notes…")
+        text = st.text_area(
+            "Text to summarize",
+            height=240,
+            key="summarize.text",
+            placeholder="Paste an article, a report, meeting notes…",
+        )
         length = st.radio("Length", LENGTHS, index=1, horizontal=True, key="summarize.length")
         if extra:
             with st.expander("More options"):

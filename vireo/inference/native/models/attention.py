@@ -48,8 +48,9 @@ class AttentionMetadata:
     kernel: KernelAttention | None = None  # set: the Triton kernels attend over the whole batch
 
 
-def write_kv(k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-             slots: torch.Tensor) -> None:
+def write_kv(
+    k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor, slots: torch.Tensor
+) -> None:
     """Store this step's keys/values [tokens, kv_heads, head_dim] at their cache slots."""
     k_cache.view(-1, *k.shape[1:]).index_copy_(0, slots, k)
     v_cache.view(-1, *v.shape[1:]).index_copy_(0, slots, v)
@@ -69,13 +70,12 @@ def _short_attention(q: torch.Tensor, k_cache, v_cache, short: ShortQueries) -> 
     v = _gather(v_cache, short.block_tables)
     kv_heads = k.shape[1]
     if short.q_len == 1:  # fold each KV head's query group into the query axis: no GQA expand
-        qg = q[:short.num_tokens].view(short.num_seqs, kv_heads, heads // kv_heads, head_dim)
+        qg = q[: short.num_tokens].view(short.num_seqs, kv_heads, heads // kv_heads, head_dim)
         out = F.scaled_dot_product_attention(qg, k, v, attn_mask=short.mask)
         return out.reshape(short.num_tokens, heads * head_dim)
     assert short.gather_rows is not None and short.valid_rows is not None  # set when q_len > 1
     padded = q.index_select(0, short.gather_rows).view(short.num_seqs, short.q_len, heads, head_dim)
-    out = F.scaled_dot_product_attention(padded.transpose(1, 2), k, v, attn_mask=short.mask,
-                                         enable_gqa=True)
+    out = F.scaled_dot_product_attention(padded.transpose(1, 2), k, v, attn_mask=short.mask, enable_gqa=True)
     out = out.transpose(1, 2).reshape(short.num_seqs * short.q_len, heads * head_dim)
     return out.index_select(0, short.valid_rows)
 
@@ -88,15 +88,20 @@ def _chunk_attention(q, k, v, k_cache, v_cache, chunk: PrefillChunk) -> torch.Te
         out = F.scaled_dot_product_attention(query, keys, values, is_causal=True, enable_gqa=True)
     else:
         table = chunk.block_table.unsqueeze(0)
-        keys = _gather(k_cache, table)[:, :, :chunk.context_len]
-        values = _gather(v_cache, table)[:, :, :chunk.context_len]
-        out = F.scaled_dot_product_attention(query, keys, values, attn_mask=chunk.mask,
-                                             enable_gqa=True)
+        keys = _gather(k_cache, table)[:, :, : chunk.context_len]
+        values = _gather(v_cache, table)[:, :, : chunk.context_len]
+        out = F.scaled_dot_product_attention(query, keys, values, attn_mask=chunk.mask, enable_gqa=True)
     return out.squeeze(0).transpose(0, 1).reshape(chunk.end - chunk.start, -1)
 
 
-def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor,
-                    v_cache: torch.Tensor, meta: AttentionMetadata) -> torch.Tensor:
+def paged_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    meta: AttentionMetadata,
+) -> torch.Tensor:
     """Causal attention for a flat batch q [tokens, heads, dim]; returns [tokens, heads * dim]."""
     if meta.kernel is not None:
         return kernel_paged_attention(q, k, v, k_cache, v_cache, meta.slot_mapping, meta.kernel)
@@ -106,7 +111,7 @@ def paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: 
         return _short_attention(q, k_cache, v_cache, meta.short)
     out = q.new_empty(q.shape[0], q.shape[1] * q.shape[2])
     if meta.short is not None:
-        out[:meta.short.num_tokens] = _short_attention(q, k_cache, v_cache, meta.short)
+        out[: meta.short.num_tokens] = _short_attention(q, k_cache, v_cache, meta.short)
     for chunk in meta.chunks:
-        out[chunk.start:chunk.end] = _chunk_attention(q, k, v, k_cache, v_cache, chunk)
+        out[chunk.start : chunk.end] = _chunk_attention(q, k, v, k_cache, v_cache, chunk)
     return out

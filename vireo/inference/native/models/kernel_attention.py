@@ -31,8 +31,9 @@ class KernelAttention:
     fresh: bool = False  # every sequence's context is its query rows: attend over k, v directly
 
 
-def kernel_meta(rows_per_seq: list[int], ends: list[int], tables: list[list[int]], block_size: int,
-                device: torch.device) -> KernelAttention:
+def kernel_meta(
+    rows_per_seq: list[int], ends: list[int], tables: list[list[int]], block_size: int, device: torch.device
+) -> KernelAttention:
     """Metadata for sequences with `rows_per_seq` query rows ending at positions `ends`."""
     width = max(-(-end // block_size) for end in ends)
     padded = [table[:width] + [0] * (width - min(width, len(table))) for table in tables]
@@ -46,13 +47,18 @@ def kernel_meta(rows_per_seq: list[int], ends: list[int], tables: list[list[int]
     for rows in rows_per_seq:
         offsets.append(offsets[-1] + rows)
     fresh = all(rows == end for rows, end in zip(rows_per_seq, ends))
-    return KernelAttention(ints(padded), ints(ends), max(ends), ints(offsets), max(rows_per_seq),
-                           fresh)
+    return KernelAttention(ints(padded), ints(ends), max(ends), ints(offsets), max(rows_per_seq), fresh)
 
 
-def kernel_paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                           k_cache: torch.Tensor, v_cache: torch.Tensor,
-                           slot_mapping: torch.Tensor | None, meta: KernelAttention) -> torch.Tensor:
+def kernel_paged_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    slot_mapping: torch.Tensor | None,
+    meta: KernelAttention,
+) -> torch.Tensor:
     """Store k, v [tokens, kv_heads, dim] at their slots, attend q [tokens, heads, dim] -> [tokens, heads*dim]."""
     from vireo.kernels.attention import launch_decode_attention, launch_prefill_attention, launch_store_kv_cache
     from vireo.kernels.flash_prefill import launch_flash_prefill
@@ -61,14 +67,21 @@ def kernel_paged_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         launch_store_kv_cache(k, v, k_cache, v_cache, slot_mapping)
     out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
     if meta.cu_seqlens_q is None:
-        launch_decode_attention(q, k_cache, v_cache, meta.block_tables, meta.context_lens,
-                                meta.max_context, out=out)
+        launch_decode_attention(q, k_cache, v_cache, meta.block_tables, meta.context_lens, meta.max_context, out=out)
     elif meta.fresh and k.stride(-1) == 1 and v.stride(-1) == 1:
         launch_flash_prefill(q, k, v, meta.cu_seqlens_q, meta.max_q_len, out=out)
     else:
-        launch_prefill_attention(q, k_cache, v_cache, meta.block_tables, meta.cu_seqlens_q,
-                                 meta.context_lens, meta.max_q_len, out=out,
-                                 block_m=_prefill_block_m(meta.max_q_len, q.device))
+        launch_prefill_attention(
+            q,
+            k_cache,
+            v_cache,
+            meta.block_tables,
+            meta.cu_seqlens_q,
+            meta.context_lens,
+            meta.max_q_len,
+            out=out,
+            block_m=_prefill_block_m(meta.max_q_len, q.device),
+        )
     return out.view(q.shape[0], -1)
 
 

@@ -34,8 +34,14 @@ def _pack_for_onednn(weight: torch.Tensor, batch_hint: int) -> torch.Tensor | No
 class Linear:
     """y = x @ W.T + b over a 2-D input; dispatches to the fastest path for the weight's device."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, batch_hint: int = 32,
-                 keep_weight: bool = False, dense_gemv: bool = True):
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        batch_hint: int = 32,
+        keep_weight: bool = False,
+        dense_gemv: bool = True,
+    ):
         self.out_features, self.in_features = weight.shape
         self.bias = bias
         self.dense_gemv = dense_gemv
@@ -71,8 +77,9 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return F.rms_norm(x, (x.shape[-1],), weight, eps)
 
 
-def add_rms_norm(x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Tensor,
-                 eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def add_rms_norm(
+    x: torch.Tensor, residual: torch.Tensor | None, weight: torch.Tensor, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Add the block output to the residual stream, then normalise it (one kernel on the GPU)."""
     if residual is not None and use_triton(x):
         from vireo.kernels import fused
@@ -91,8 +98,9 @@ def silu_and_mul(gate_up: torch.Tensor) -> torch.Tensor:
     return F.silu(gate_up[:, :half]) * gate_up[:, half:]
 
 
-def rotary_tables(inv_freq: torch.Tensor, max_positions: int, scaling: float,
-                  dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def rotary_tables(
+    inv_freq: torch.Tensor, max_positions: int, scaling: float, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin [max_positions, head_dim/2], computed in float32 like the reference."""
     positions = torch.arange(max_positions, dtype=torch.float32)
     freqs = torch.outer(positions, inv_freq.float())

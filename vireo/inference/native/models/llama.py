@@ -58,14 +58,13 @@ def inverse_frequencies(hf_config, head_dim: int) -> tuple[torch.Tensor, float]:
         return ROPE_INIT_FUNCTIONS[rope_type](hf_config, torch.device("cpu"))
     theta = params.get("rope_theta", getattr(hf_config, "rope_theta", 10000.0))
     exponents = torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim
-    return 1.0 / (theta ** exponents), 1.0
+    return 1.0 / (theta**exponents), 1.0
 
 
 def fused_linear(parts: list, bias: torch.Tensor | None, batch_hint: int, dense_gemv: bool = True):
     """One linear whose output features are those of `parts` (float tensors or quantized)."""
     if isinstance(parts[0], torch.Tensor):
-        return Linear(torch.cat(parts) if len(parts) > 1 else parts[0], bias, batch_hint,
-                      dense_gemv=dense_gemv)
+        return Linear(torch.cat(parts) if len(parts) > 1 else parts[0], bias, batch_hint, dense_gemv=dense_gemv)
     return QuantizedLinear(concat_out_features(parts), bias)
 
 
@@ -97,8 +96,7 @@ class DecoderLayer:
             bias = torch.cat([w[a + n + "_proj.bias"] for n in "qkv"])
         self.qkv = fused_linear([w[a + n + "_proj.weight"] for n in "qkv"], bias, batch_hint, dense_gemv)
         self.o = fused_linear([w[a + "o_proj.weight"]], None, batch_hint, dense_gemv)
-        self.gate_up = fused_linear([w[m + "gate_proj.weight"], w[m + "up_proj.weight"]], None,
-                                    batch_hint, dense_gemv)
+        self.gate_up = fused_linear([w[m + "gate_proj.weight"], w[m + "up_proj.weight"]], None, batch_hint, dense_gemv)
         self.down = fused_linear([w[m + "down_proj.weight"]], None, batch_hint, dense_gemv)
         self.input_norm = w[prefix + "input_layernorm.weight"]
         self.post_norm = w[prefix + "post_attention_layernorm.weight"]
@@ -107,9 +105,9 @@ class DecoderLayer:
         x, residual = add_rms_norm(h, residual, self.input_norm, self.eps)
         qkv = self.qkv(x)
         tokens, qk_heads = qkv.shape[0], self.heads + self.kv_heads
-        qk = rope.rotate(qkv[:, :qk_heads * self.head_dim].view(tokens, qk_heads, self.head_dim))
-        v = qkv[:, qk_heads * self.head_dim:].view(tokens, self.kv_heads, self.head_dim)
-        attn = paged_attention(qk[:, :self.heads], qk[:, self.heads:], v, kv[0], kv[1], meta)
+        qk = rope.rotate(qkv[:, : qk_heads * self.head_dim].view(tokens, qk_heads, self.head_dim))
+        v = qkv[:, qk_heads * self.head_dim :].view(tokens, self.kv_heads, self.head_dim)
+        attn = paged_attention(qk[:, : self.heads], qk[:, self.heads :], v, kv[0], kv[1], meta)
         x, residual = add_rms_norm(self.o(attn), residual, self.post_norm, self.eps)
         return self.down(silu_and_mul(self.gate_up(x))), residual
 
@@ -131,8 +129,15 @@ class ModelShape:
 class LlamaModel:
     """The whole decoder: token ids + positions + attention metadata -> hidden states."""
 
-    def __init__(self, hf_config, weights: Mapping, dtype: torch.dtype, batch_hint: int = 32,
-                 device: str | torch.device = "cpu", dense_gemv: bool = True):
+    def __init__(
+        self,
+        hf_config,
+        weights: Mapping,
+        dtype: torch.dtype,
+        batch_hint: int = 32,
+        device: str | torch.device = "cpu",
+        dense_gemv: bool = True,
+    ):
         arch = (getattr(hf_config, "architectures", None) or ["LlamaForCausalLM"])[0]
         if arch not in SUPPORTED:
             raise ValueError(f"native engine supports {', '.join(SUPPORTED)}, not {arch}")
@@ -140,13 +145,13 @@ class LlamaModel:
         self.dtype, self.device = dtype, torch.device(device)
         weights = {name: w.to(self.device) for name, w in weights.items()}
         self.embed = weights["model.embed_tokens.weight"]
-        self.layers = [DecoderLayer(weights, f"model.layers.{i}.", cfg, batch_hint, dense_gemv)
-                       for i in range(cfg.layers)]
+        self.layers = [
+            DecoderLayer(weights, f"model.layers.{i}.", cfg, batch_hint, dense_gemv) for i in range(cfg.layers)
+        ]
         self.norm = weights["model.norm.weight"]
         self.lm_head = Linear(weights.get("lm_head.weight", self.embed), None, batch_hint, dense_gemv=dense_gemv)
         inv_freq, scaling = inverse_frequencies(hf_config, cfg.head_dim)
-        self.cos, self.sin = (t.to(self.device) for t in
-                              rotary_tables(inv_freq, cfg.max_positions, scaling, dtype))
+        self.cos, self.sin = (t.to(self.device) for t in rotary_tables(inv_freq, cfg.max_positions, scaling, dtype))
         self._rope_params = (inv_freq, scaling)
         self._cos_sin: torch.Tensor | None = None
 
@@ -155,14 +160,19 @@ class LlamaModel:
         """The float32 RoPE table of the kernel path, made on first use."""
         if self._cos_sin is None:
             inv_freq, scaling = self._rope_params
-            self._cos_sin = rotary_cos_sin(inv_freq, self.shape.max_positions,
-                                           scaling).to(self.device)
+            self._cos_sin = rotary_cos_sin(inv_freq, self.shape.max_positions, scaling).to(self.device)
         return self._cos_sin
 
     @classmethod
-    def from_pretrained(cls, folder: Path, dtype: torch.dtype = torch.float32, batch_hint: int = 32,
-                        device: str | torch.device = "cpu", quantization: str = "none",
-                        dense_gemv: bool = True) -> "LlamaModel":
+    def from_pretrained(
+        cls,
+        folder: Path,
+        dtype: torch.dtype = torch.float32,
+        batch_hint: int = 32,
+        device: str | torch.device = "cpu",
+        quantization: str = "none",
+        dense_gemv: bool = True,
+    ) -> "LlamaModel":
         """A HF folder's model; a `vireo quantize` folder as it was quantized, a plain one with its
         linears rounded to nearest at load when `quantization` is int8 or int4."""
         from transformers import AutoConfig
@@ -173,19 +183,24 @@ class LlamaModel:
             weights = load_quantized_weights(folder, dtype)
         else:
             floats = load_safetensors(folder, dtype)
-            weights = floats if quantization == "none" else \
-                quantize_linears(floats, bits=8 if quantization == "int8" else 4)
+            weights = (
+                floats if quantization == "none" else quantize_linears(floats, bits=8 if quantization == "int8" else 4)
+            )
         return cls(hf_config, weights, dtype, batch_hint, device, dense_gemv)
 
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor, meta: AttentionMetadata,
-                kv_caches: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        meta: AttentionMetadata,
+        kv_caches: list[tuple[torch.Tensor, torch.Tensor]],
+    ) -> torch.Tensor:
         """Residual stream after the last layer, [tokens, hidden] (final norm not yet applied)."""
         h = F.embedding(input_ids, self.embed)
         if use_triton(h):
             rope = RopeInputs(positions, cos_sin=self.cos_sin)
         else:
-            rope = RopeInputs(positions, self.cos[positions].unsqueeze(1),
-                              self.sin[positions].unsqueeze(1))
+            rope = RopeInputs(positions, self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1))
         residual = None
         for layer, kv in zip(self.layers, kv_caches):
             h, residual = layer(h, residual, rope, meta, kv)

@@ -28,8 +28,7 @@ def _llguidance():
         import llguidance.hf
         import llguidance.torch
     except ImportError as exc:
-        raise EngineError("constrained decoding needs the llguidance package "
-                          "(pip install llguidance)") from exc
+        raise EngineError("constrained decoding needs the llguidance package (pip install llguidance)") from exc
     return llguidance
 
 
@@ -44,8 +43,9 @@ def grammar_for(constraint: Constraint) -> str:
     """The llguidance grammar of a constraint that sets exactly one of its fields."""
     given = [name for name in ("choices", "regex", "json_schema") if getattr(constraint, name) is not None]
     if len(given) != 1:
-        raise InvalidConstraintError("a constraint needs exactly one of choices, regex or json_schema; "
-                                     f"got {', '.join(given) or 'none'}")
+        raise InvalidConstraintError(
+            f"a constraint needs exactly one of choices, regex or json_schema; got {', '.join(given) or 'none'}"
+        )
     if constraint.choices is not None:
         if not constraint.choices:
             raise InvalidConstraintError("choices must list at least one option")
@@ -104,8 +104,9 @@ class ConstrainedDecoding:
     @property
     def tokenizer(self) -> llguidance.LLTokenizer:
         if self._tokenizer is None:  # ~0.3 s, so only engines that see a constraint pay it
-            self._tokenizer = _llguidance().hf.from_tokenizer(self.hf_tokenizer, n_vocab=self.vocab_size,
-                                                           eos_token=self.eos_token_ids)
+            self._tokenizer = _llguidance().hf.from_tokenizer(
+                self.hf_tokenizer, n_vocab=self.vocab_size, eos_token=self.eos_token_ids
+            )
         return self._tokenizer
 
     def matcher_for(self, constraint: Constraint) -> GrammarMatcher:
@@ -131,10 +132,10 @@ class ConstrainedDecoding:
         if not constrained:
             return logits
         rows = [row for row, _ in constrained]
-        bitmask = torch.full(_llguidance().torch.get_bitmask_shape(len(rows), logits.shape[-1]), -1,
-                             dtype=torch.int32)
+        bitmask = torch.full(_llguidance().torch.get_bitmask_shape(len(rows), logits.shape[-1]), -1, dtype=torch.int32)
         _llguidance().torch.fill_next_token_bitmask_par(
-            self.executor, [(grammar.matcher, i) for i, (_, grammar) in enumerate(constrained)], bitmask)
+            self.executor, [(grammar.matcher, i) for i, (_, grammar) in enumerate(constrained)], bitmask
+        )
         allowed = unpack_bitmask(bitmask, logits.shape[-1]).to(logits.device)
         index = torch.tensor(rows, device=logits.device)
         masked = logits.clone()

@@ -27,13 +27,12 @@ class StepSampler:
         offset = 0
         for item, rows in rows_of:
             if item.draft:
-                sampled[item] = self.speculator.verify(item, logits[offset:offset + len(rows)])
+                sampled[item] = self.speculator.verify(item, logits[offset : offset + len(rows)])
             offset += len(rows)
         self._sample_plain(rows_of, logits, sampled)
         return sampled
 
-    def _sample_plain(self, rows_of, logits: torch.Tensor,
-                      sampled: dict[ScheduledSeq, SampledTokens]) -> None:
+    def _sample_plain(self, rows_of, logits: torch.Tensor, sampled: dict[ScheduledSeq, SampledTokens]) -> None:
         """One argmax over every non-speculative row (and a draw for each sampled one)."""
         items, rows = [], []
         offset = 0

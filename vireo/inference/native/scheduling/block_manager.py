@@ -23,8 +23,7 @@ class OutOfBlocks(RuntimeError):
 class BlockManager:
     """Owns block ids 0..num_blocks-1; sequences hold them through their block tables."""
 
-    def __init__(self, num_blocks: int, block_size: int,
-                 prefix_cache: BasePrefixCache = NO_PREFIX_CACHE):
+    def __init__(self, num_blocks: int, block_size: int, prefix_cache: BasePrefixCache = NO_PREFIX_CACHE):
         self.num_blocks, self.block_size = num_blocks, block_size
         self.ref_counts = [0] * num_blocks
         self.clean: deque[int] = deque(range(num_blocks))  # free and holding nothing reusable
@@ -92,8 +91,7 @@ class BlockManager:
         return self.cache if seq.use_prefix_cache else NO_PREFIX_CACHE
 
     def _match(self, seq: Sequence) -> MatchResult:
-        return self._cache_for(seq).match(seq.block_keys(self.block_size), seq.token_ids,
-                                          self.block_size)
+        return self._cache_for(seq).match(seq.block_keys(self.block_size), seq.token_ids, self.block_size)
 
     def cached_prefix_tokens(self, seq: Sequence) -> int:
         """How many prompt tokens a lookup would find now (no side effects)."""
@@ -136,8 +134,7 @@ class BlockManager:
         cache, size = self._cache_for(seq), self.block_size
         keys = seq.block_keys(size)
         for index in range(seq.num_named_blocks, full):
-            cache.insert(keys[index], seq.block_table[index],
-                         tuple(seq.token_ids[index * size:(index + 1) * size]))
+            cache.insert(keys[index], seq.block_table[index], tuple(seq.token_ids[index * size : (index + 1) * size]))
         seq.num_named_blocks = full
 
     def take_pending_copies(self) -> list[tuple[int, int]]:

@@ -143,7 +143,7 @@ class PrefixCache(BasePrefixCache):
     def match(self, keys: list[int], token_ids: list[int], block_size: int) -> MatchResult:
         blocks = []
         for i, key in enumerate(keys):
-            block = self.lookup(key, tuple(token_ids[i * block_size:(i + 1) * block_size]))
+            block = self.lookup(key, tuple(token_ids[i * block_size : (i + 1) * block_size]))
             if block is None:
                 break
             blocks.append(block)

@@ -28,8 +28,14 @@ def _no_stop_strings(seq: Sequence, token: int) -> bool:
 class Scheduler:
     """Waiting and running queues over one `BlockManager`; owns its sequences' state."""
 
-    def __init__(self, blocks: BlockManager, max_batch: int = 32, max_tokens_per_step: int = 512,
-                 eos_token_ids: frozenset[int] = frozenset(), max_model_len: int | None = None):
+    def __init__(
+        self,
+        blocks: BlockManager,
+        max_batch: int = 32,
+        max_tokens_per_step: int = 512,
+        eos_token_ids: frozenset[int] = frozenset(),
+        max_model_len: int | None = None,
+    ):
         self.blocks = blocks
         self.max_batch = max_batch
         self.max_tokens_per_step = max_tokens_per_step
@@ -123,8 +129,12 @@ class Scheduler:
             budget -= num
 
     # --- applying a step's results ----------------------------------------------------------------
-    def update(self, items: list[ScheduledSeq], sampled: dict[ScheduledSeq, SampledTokens],
-               stop_strings: StopStrings = _no_stop_strings) -> list[SeqUpdate]:
+    def update(
+        self,
+        items: list[ScheduledSeq],
+        sampled: dict[ScheduledSeq, SampledTokens],
+        stop_strings: StopStrings = _no_stop_strings,
+    ) -> list[SeqUpdate]:
         """After a forward over `items` (in the flat batch's order): advance computed tokens
         (verified guesses included; blocks past them are released), name newly full blocks in
         the prefix cache, append sampled tokens and finish sequences that are done. A sequence
@@ -149,8 +159,9 @@ class Scheduler:
         if item.draft:
             self.blocks.trim(seq, len(seq) + len(tokens))
 
-    def _append(self, seq: Sequence, tokens: list[int], logprobs: list[float] | None,
-                stop_strings: StopStrings) -> SeqUpdate:
+    def _append(
+        self, seq: Sequence, tokens: list[int], logprobs: list[float] | None, stop_strings: StopStrings
+    ) -> SeqUpdate:
         """Append accepted tokens up to the first that ends the sequence; finish it if one does."""
         shown: list[int] = []
         reason: FinishReason | None = None
@@ -163,14 +174,14 @@ class Scheduler:
             if stop_strings(seq, token) or self._grammar_complete(seq, token):
                 reason = "stop"
             elif seq.num_completion_tokens >= seq.sampling.max_tokens or (
-                    self.max_model_len is not None and len(seq) >= self.max_model_len):
+                self.max_model_len is not None and len(seq) >= self.max_model_len
+            ):
                 reason = "length"
             if reason:
                 break
         if reason:
             self.finish(seq, reason)
-        return SeqUpdate(seq, shown, logprobs[:len(shown)] if logprobs is not None else None,
-                         count, reason)
+        return SeqUpdate(seq, shown, logprobs[: len(shown)] if logprobs is not None else None, count, reason)
 
     @staticmethod
     def _grammar_complete(seq: Sequence, token: int) -> bool:

@@ -84,7 +84,7 @@ class Sequence:
         keys = self._block_keys
         parent = keys[-1] if keys else ROOT_HASH
         for start in range(len(keys) * block_size, len(self.token_ids) - block_size + 1, block_size):
-            parent = block_hash(parent, tuple(self.token_ids[start:start + block_size]))
+            parent = block_hash(parent, tuple(self.token_ids[start : start + block_size]))
             keys.append(parent)
         return keys
 

@@ -35,8 +35,9 @@ class DraftModelProposer:
         if target is not None and Path(target[0]) == Path(path):
             self.model = target[1]  # same weights (tests, self-drafting): share them
         else:
-            self.model = LlamaModel.from_pretrained(path, torch_dtype(config.dtype), config.max_batch, config.device,
-                                                    dense_gemv=config.dense_gemv)
+            self.model = LlamaModel.from_pretrained(
+                path, torch_dtype(config.dtype), config.max_batch, config.device, dense_gemv=config.dense_gemv
+            )
         if target is not None and self.model.shape.vocab != target[1].shape.vocab:
             raise ValueError("the draft model must share the target's vocabulary")
         num_blocks = max(64, config.kv_cache_tokens // config.block_size // DRAFT_CACHE_SHARE)

@@ -23,7 +23,7 @@ class NgramIndex:
         last_end = len(tokens) - 1  # an n-gram must end before the final token to have a successor
         for end in range(self.indexed_end + 1, last_end + 1):
             for n in range(self.min_ngram, min(self.max_ngram, end) + 1):
-                self.latest[tuple(tokens[end - n:end])] = end - n
+                self.latest[tuple(tokens[end - n : end])] = end - n
         self.indexed_end = max(self.indexed_end, last_end)
 
     def propose(self, tokens: list[int], k: int) -> list[int]:
@@ -34,7 +34,7 @@ class NgramIndex:
                 continue
             start = self.latest.get(tuple(tokens[-n:]))
             if start is not None:
-                return tokens[start + n:start + n + k]
+                return tokens[start + n : start + n + k]
         return []
 
 

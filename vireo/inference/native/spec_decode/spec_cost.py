@@ -29,7 +29,7 @@ def expected_tokens(acceptance: float, depth: int) -> float:
     Each guess holds with probability `acceptance` given the previous ones held (a geometric run).
     """
     a = min(max(acceptance, 0.0), 0.999)
-    return sum(a ** i for i in range(depth + 1))
+    return sum(a**i for i in range(depth + 1))
 
 
 class StepCost:
@@ -50,8 +50,9 @@ class StepCost:
         those vary enough, a prior shape (a row costs PRIOR_ROW_SHARE of a one-row step) is scaled to
         the observed times.
         """
-        samples = [(r, t) for r, t in self.samples
-                   if around is None or around / 2 <= r <= 3 * around] or list(self.samples)
+        samples = [(r, t) for r, t in self.samples if around is None or around / 2 <= r <= 3 * around] or list(
+            self.samples
+        )
         n = len(samples)
         mean_rows = sum(r for r, _ in samples) / n if n else 1.0
         mean_time = sum(t for _, t in samples) / n if n else 1.0
@@ -65,8 +66,7 @@ class StepCost:
         return fixed, fixed * PRIOR_ROW_SHARE
 
 
-def best_depth(cost: StepCost, acceptances: list[float], other_rows: int, other_tokens: int,
-               max_depth: int) -> int:
+def best_depth(cost: StepCost, acceptances: list[float], other_rows: int, other_tokens: int, max_depth: int) -> int:
     """The depth (0..max_depth) for the speculating sequences that maximises tokens per second.
 
     `acceptances`: one per speculating sequence; `other_rows` / `other_tokens`: the rows and the

@@ -128,8 +128,7 @@ class Speculator:
         adds no rows; draft-model guesses cost a forward, so they are made once the depth is known.
         """
         decodes = [i for i in batch.items if i.samples and i.num_tokens == 1]
-        ready = [i for i in decodes if i.seq.speculation != "off" and self._reproducible(i.seq)
-                 and self._ready(i.seq)]
+        ready = [i for i in decodes if i.seq.speculation != "off" and self._reproducible(i.seq) and self._ready(i.seq)]
         if not ready:
             return
         guesses = {i: self._lookup(i.seq) for i in ready if i.seq.speculation == "prompt_lookup"}
@@ -137,9 +136,13 @@ class Speculator:
         if not candidates:
             return
         others = [i for i in batch.items if i not in candidates]
-        depth = best_depth(self.cost, [self.state(i.seq).rate for i in candidates],
-                           other_rows=sum(i.num_tokens for i in others),
-                           other_tokens=sum(1 for i in others if i.samples), max_depth=self.max_k)
+        depth = best_depth(
+            self.cost,
+            [self.state(i.seq).rate for i in candidates],
+            other_rows=sum(i.num_tokens for i in others),
+            other_tokens=sum(1 for i in others if i.samples),
+            max_depth=self.max_k,
+        )
         if len(decodes) == len(batch.items):  # a pure decode step: what such steps delivered decides
             depth = self.realized.allow(len(decodes), depth)
         if depth == 0:
@@ -147,7 +150,7 @@ class Speculator:
         drafted = [i for i in candidates if i.seq.speculation == "draft"]
         for item in candidates:
             if item in guesses:
-                item.draft = guesses[item][:self._depth(item.seq, depth)]
+                item.draft = guesses[item][: self._depth(item.seq, depth)]
         if drafted:
             wants = [min(self._depth(i.seq, depth), DRAFT_MAX_GUESSES) for i in drafted]
             for item, guess in zip(drafted, self.draft.propose([i.seq for i in drafted], wants)):
@@ -194,7 +197,7 @@ class Speculator:
         else:
             tokens = accept_sampled(draft, probabilities(logits, seq.sampling), seq.generator)
         self._learn(seq, len(draft), len(tokens) - 1)
-        logprobs = token_logprobs(logits[:len(tokens)], tokens) if seq.sampling.logprobs else None
+        logprobs = token_logprobs(logits[: len(tokens)], tokens) if seq.sampling.logprobs else None
         return SampledTokens(tokens, logprobs)
 
     def _learn(self, seq: Sequence, proposed: int, accepted: int) -> None:

@@ -49,9 +49,13 @@ class DecodeGraphs:
     def accepts(self, num_tokens: int, meta: AttentionMetadata) -> bool:
         """A pure decode batch (one query per sequence) that a captured size holds."""
         kernel = meta.kernel
-        return (kernel is not None and kernel.cu_seqlens_q is None and meta.slot_mapping is not None
-                and padded_batch_size(num_tokens, self.sizes) is not None
-                and kernel.block_tables.shape[1] <= self.width)
+        return (
+            kernel is not None
+            and kernel.cu_seqlens_q is None
+            and meta.slot_mapping is not None
+            and padded_batch_size(num_tokens, self.sizes) is not None
+            and kernel.block_tables.shape[1] <= self.width
+        )
 
     def capture(self) -> None:
         """Capture every size, largest first, sharing one memory pool."""
@@ -83,7 +87,7 @@ class DecodeGraphs:
         self.positions[:n].copy_(positions)
         self.slots[:n].copy_(slot_mapping)
         self.slots[n:size].fill_(-1)  # padding rows write nowhere
-        self.block_tables[:n, :tables.shape[1]].copy_(tables)
+        self.block_tables[:n, : tables.shape[1]].copy_(tables)
         self.context_lens[:n].copy_(kernel.context_lens)
         self.context_lens[n:size].fill_(1)
         self.graphs[size].replay()

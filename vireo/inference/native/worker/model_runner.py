@@ -43,16 +43,24 @@ class StepInputs:
 class ModelRunner:
     """Owns the model and its paged KV cache."""
 
-    def __init__(self, model: LlamaModel, num_blocks: int, block_size: int,
-                 device: str | torch.device = "cpu", cuda_graphs: bool = False,
-                 max_batch: int = 32, max_context: int | None = None):
+    def __init__(
+        self,
+        model: LlamaModel,
+        num_blocks: int,
+        block_size: int,
+        device: str | torch.device = "cpu",
+        cuda_graphs: bool = False,
+        max_batch: int = 32,
+        max_context: int | None = None,
+    ):
         self.model, self.block_size, self.device = model, block_size, torch.device(device)
         shape = model.shape
         self.num_blocks = num_blocks
 
         def cache() -> torch.Tensor:
-            return torch.empty(num_blocks, block_size, shape.kv_heads, shape.head_dim,
-                               dtype=model.dtype, device=self.device)
+            return torch.empty(
+                num_blocks, block_size, shape.kv_heads, shape.head_dim, dtype=model.dtype, device=self.device
+            )
 
         self.kv_caches = [(cache(), cache()) for _ in range(shape.layers)]  # (keys, values) per layer
         self.zeroed_blocks = 0
@@ -78,18 +86,20 @@ class ModelRunner:
         for item in short + long:
             start, n = item.start, item.num_tokens + len(item.draft)
             if input_ids is None:
-                ids += item.seq.token_ids[start:start + item.num_tokens] + item.draft
+                ids += item.seq.token_ids[start : start + item.num_tokens] + item.draft
             positions += range(start, start + n)
             table, bs = item.seq.block_table, self.block_size
             slots += [table[p // bs] * bs + p % bs for p in range(start, start + n)]
             first = len(ids) - n
-            logit_rows.append(list(range(first + item.num_tokens - 1, first + n))
-                              if item.samples else [])
+            logit_rows.append(list(range(first + item.num_tokens - 1, first + n)) if item.samples else [])
         if self.uses_kernels():
             meta = AttentionMetadata(self._tensor(slots), kernel=self._kernel_meta(short + long))
         else:
-            meta = AttentionMetadata(self._tensor(slots), self._short_group(short),
-                                     self._chunks(long, sum(i.num_tokens + len(i.draft) for i in short)))
+            meta = AttentionMetadata(
+                self._tensor(slots),
+                self._short_group(short),
+                self._chunks(long, sum(i.num_tokens + len(i.draft) for i in short)),
+            )
         if input_ids is None:
             input_ids = self._tensor(ids)
         elif long:
@@ -102,8 +112,7 @@ class ModelRunner:
     def _kernel_meta(self, items: list[ScheduledSeq]):
         rows = [i.num_tokens + len(i.draft) for i in items]
         ends = [i.start + n for i, n in zip(items, rows)]
-        return kernel_meta(rows, ends, [i.seq.block_table for i in items], self.block_size,
-                           self.device)
+        return kernel_meta(rows, ends, [i.seq.block_table for i in items], self.block_size, self.device)
 
     def _short_group(self, items: list[ScheduledSeq]) -> ShortQueries | None:
         if not items:
@@ -112,8 +121,9 @@ class ModelRunner:
         lens = [i.num_tokens + len(i.draft) for i in items]
         ends = [i.start + n for i, n in zip(items, lens)]
         width = -(-max(ends) // bs)
-        tables = self._tensor([i.seq.block_table[:width] + [0] * (width - min(width, len(i.seq.block_table)))
-                               for i in items])
+        tables = self._tensor(
+            [i.seq.block_table[:width] + [0] * (width - min(width, len(i.seq.block_table))) for i in items]
+        )
         q_len = max(lens)
         key_pos = torch.arange(width * bs, device=self.device)
         if q_len == 1:
@@ -149,8 +159,8 @@ class ModelRunner:
         """Zero blocks [zeroed_blocks, high_water) the first time the block manager hands them out."""
         if high_water > self.zeroed_blocks:
             for k_cache, v_cache in self.kv_caches:
-                k_cache[self.zeroed_blocks:high_water].zero_()
-                v_cache[self.zeroed_blocks:high_water].zero_()
+                k_cache[self.zeroed_blocks : high_water].zero_()
+                v_cache[self.zeroed_blocks : high_water].zero_()
             self.zeroed_blocks = high_water
 
     def prepare_cache(self, blocks: BlockManager) -> None:
@@ -168,8 +178,9 @@ class ModelRunner:
             k_cache.index_copy_(0, dst, k_cache.index_select(0, src))
             v_cache.index_copy_(0, dst, v_cache.index_select(0, src))
 
-    def run(self, items: list[ScheduledSeq], input_ids: torch.Tensor | None = None
-            ) -> tuple[StepInputs, torch.Tensor | None]:
+    def run(
+        self, items: list[ScheduledSeq], input_ids: torch.Tensor | None = None
+    ) -> tuple[StepInputs, torch.Tensor | None]:
         """Forward the batch; returns its inputs and float32 logits of every needed row, in order."""
         inputs = self.prepare(items, input_ids)
         hidden = self._forward(inputs)

@@ -18,8 +18,10 @@ def main(b: int = 4, h: int = 32, s: int = 4096, d: int = 128) -> None:
     k, v = torch.randn_like(q), torch.randn_like(q)
     qp, kp, vp = (t.transpose(1, 2).reshape(b * s, h, d).contiguous() for t in (q, k, v))
     cu = torch.arange(0, b * s + 1, s, device="cuda", dtype=torch.int32)
-    runs = [("flash_prefill (TMA)", lambda: flash_prefill(qp, kp, vp, cu, s)),
-            ("torch SDPA", lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True))]
+    runs = [
+        ("flash_prefill (TMA)", lambda: flash_prefill(qp, kp, vp, cu, s)),
+        ("torch SDPA", lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)),
+    ]
     for _, fn in runs:
         fn(), fn()
     torch.cuda.synchronize()
