@@ -113,7 +113,7 @@ def test_stale_and_duplicate_messages_run_nothing(stack, api):
     events = read_events(api, f"/v1/jobs/{running}/events")
     assert [e["event"] for e in events].count("result") == 1
     assert [e["data"] for e in events if e["event"] in ("status", "attempt")] == [
-        {"status": "queued"},
+        {"status": "queued", "model": "smollm2-135m"},  # the served model that runs it
         {"status": "running"},
     ]
 

@@ -175,30 +175,35 @@ class Attempts:
             await self.redis.srem(RUNNING_KEY, *gone)
         return jobs
 
-    async def handed_back(self, only: set[str] | None = None) -> list[tuple[str, int]]:
-        """(job id, attempt) of outbox jobs that still wait for their message."""
+    async def handed_back(self, only: set[str] | None = None) -> list[tuple[str, int, str]]:
+        """(job id, attempt, queue) of outbox jobs that still wait for their message."""
         ids = [j for j in await self.redis.smembers(REPUBLISH_KEY) if only is None or j in only]
         waiting = await self._still_queued(ids)
-        gone = set(ids) - {job_id for job_id, _ in waiting}  # cancelled, or claimed through a duplicate
+        gone = set(ids) - {job_id for job_id, _, _ in waiting}  # cancelled, or claimed through a duplicate
         if gone:
             await self.redis.srem(REPUBLISH_KEY, *gone)
         return waiting
 
-    async def queued_since(self, before: float, limit: int = 1000) -> list[tuple[str, int]]:
-        """(job id, attempt) of jobs still queued on a message published before `before`."""
+    async def queued_since(self, before: float, limit: int = 1000) -> list[tuple[str, int, str]]:
+        """(job id, attempt, queue) of jobs still queued on a message published before `before`."""
         ids = await self.redis.zrangebyscore(QUEUED_KEY, "-inf", before, start=0, num=limit)
         waiting = await self._still_queued(ids)
-        gone = set(ids) - {job_id for job_id, _ in waiting}  # claimed, cancelled or expired
+        gone = set(ids) - {job_id for job_id, _, _ in waiting}  # claimed, cancelled or expired
         if gone:
             await self.redis.zrem(QUEUED_KEY, *gone)
         return waiting
 
-    async def _still_queued(self, ids: list[str]) -> list[tuple[str, int]]:
+    async def _still_queued(self, ids: list[str]) -> list[tuple[str, int, str]]:
+        """(job id, attempt, queue) of those still queued; queue "" for a job stored before jobs named one."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
-                pipe.hmget(job_key(job_id), "status", "attempt")
+                pipe.hmget(job_key(job_id), "status", "attempt", "queue")
             rows = await pipe.execute()
-        return [(job_id, int(attempt)) for job_id, (status, attempt) in zip(ids, rows) if status == "queued"]
+        return [
+            (job_id, int(attempt), queue or "")
+            for job_id, (status, attempt, queue) in zip(ids, rows)
+            if status == "queued"
+        ]
 
     async def published(self, job_id: str) -> None:
         """The job's current attempt has a message again (republished): out of the outbox, its

@@ -43,12 +43,22 @@ def serve_api(host: str = "127.0.0.1", port: int = 8000) -> None:
 
 @serve.command("worker")
 def serve_worker(
-    concurrency: Optional[int] = None, loglevel: Optional[str] = typer.Option(None, help="Default: VIREO_LOG_LEVEL.")
+    concurrency: Optional[int] = None,
+    loglevel: Optional[str] = typer.Option(None, help="Default: VIREO_LOG_LEVEL."),
+    model: Optional[str] = typer.Option(
+        None, help="The served model (one of VIREO_MODELS) this worker runs; default: the first."
+    ),
 ) -> None:
-    """One Celery worker holding one engine (threads pool: many jobs share the engine)."""
-    from vireo.platform.tasks import celery_app
+    """One Celery worker holding one engine for one model (threads pool: many jobs share the engine); it
+    takes that model's jobs from the model's own queue."""
+    from vireo.platform.tasks import celery_app, serve_settings
 
     settings = _settings()
+    if model is not None:
+        if model not in settings.served_models:
+            raise typer.BadParameter(f"{model!r} is not among VIREO_MODELS ({', '.join(settings.served_models)})")
+        settings = settings.model_copy(update={"worker_model": model})
+    settings = serve_settings(settings.for_worker())  # the runtime this process builds uses these
     quiet = ["--quiet"] if settings.log_format == "json" else []  # no banner on stdout: every line is JSON
     celery_app.worker_main(
         [
@@ -123,7 +133,8 @@ def serve_sandbox(
 
 @app.command("worker-health")
 def worker_health() -> None:
-    """Exit 0 while a worker on this host beats on VIREO_QUEUE; else 1 with the reason (a container healthcheck)."""
+    """Exit 0 while a worker on this host beats on its model's queue (VIREO_WORKER_MODEL, default the first of
+    VIREO_MODELS); else 1 with the reason (a container healthcheck)."""
     import asyncio
     import socket
 
@@ -132,7 +143,7 @@ def worker_health() -> None:
 
     from vireo.platform.fleet import live_workers
 
-    settings, host = _settings(), socket.gethostname()
+    settings, host = _settings().for_worker(), socket.gethostname()  # VIREO_WORKER_MODEL's queue
 
     async def beating() -> list:
         client = aioredis.from_url(

@@ -21,3 +21,7 @@ class UnknownApp(ServiceError):
 
 class InvalidInput(ServiceError):
     """The job's input does not fit the app (a field error, or a limit such as the context length)."""
+
+
+class UnknownModel(ServiceError):
+    """The request names a model this deployment does not serve."""

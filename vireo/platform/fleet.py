@@ -31,6 +31,9 @@ class LiveWorker:
     queue: str
     model: str
     jobs: int  # the jobs it holds now
+    backend: str = ""
+    device: str = ""
+    capacity: int = 0  # jobs it runs at once (VIREO_WORKER_CONCURRENCY)
 
 
 async def live_workers(redis) -> list[LiveWorker]:
@@ -52,6 +55,9 @@ async def live_workers(redis) -> list[LiveWorker]:
                     beat.get("queue", ""),
                     beat.get("model", ""),
                     len(beat.get("jobs") or {}),
+                    beat.get("backend", ""),
+                    beat.get("device", ""),
+                    int(beat.get("capacity") or 0),
                 )
             )
     return workers
@@ -70,11 +76,11 @@ async def broker_backlog(redis, queue: str) -> int:
         return sum(await pipe.execute())
 
 
-async def read_families(redis, queue: str, model: str) -> list[Metric]:
-    """Gauges of the moment: live workers and waiting messages per queue and model (this API's queue and
-    every queue a live worker serves), and the queued and running job records."""
+async def read_families(redis, configured: set[tuple[str, str]]) -> list[Metric]:
+    """Gauges of the moment: live workers and waiting messages per queue and model (every (queue, model)
+    this API serves, and every one a live worker serves), and the queued and running job records."""
     workers = await live_workers(redis)
-    served = {(queue, model)} | {(w.queue, w.model) for w in workers}
+    served = configured | {(w.queue, w.model) for w in workers}
     live = GaugeMetricFamily(
         "vireo_workers_live", "Workers whose heartbeat is current, by queue and model", labels=["queue", "model"]
     )

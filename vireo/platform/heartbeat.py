@@ -37,13 +37,15 @@ class Heartbeat:
         queue: str,
         alive: Callable[[], bool] = lambda: True,
         model: str = "",
+        about: dict | None = None,
     ):
         self.worker_id = worker_id
         self.every_s = every_s
         self.ttl_ms = int(ttl_s * 1000)
         self.held_jobs = held_jobs
         self.alive = alive  # False while the worker is hung: then it does not beat, and its key expires
-        self.info = {"host": socket.gethostname(), "pid": os.getpid(), "queue": queue, "model": model}
+        # what the worker announces: where it runs, its queue and model, and `about` (backend, device, capacity)
+        self.info = {"host": socket.gethostname(), "pid": os.getpid(), "queue": queue, "model": model, **(about or {})}
         self.redis = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vireo-heartbeat", daemon=True)

@@ -95,9 +95,10 @@ async def report_job_end(redis, outcome: JobOutcome) -> None:
 
 async def report_from_store(store, job_id: str, model: str, record: dict, status: str) -> None:
     """Report a job that just ended, from its final record (first token time and usage reach the record
-    through the job's context); `record` stands in when Redis does not answer."""
+    through the job's context); `record` stands in when Redis does not answer. Counted under the job's
+    own model (its record's), else `model`."""
     try:
         final = await store.get(job_id) or record
     except (RedisError, OSError):
         final = record
-    await report_job_end(store.redis, JobOutcome.from_record(final, model, status))
+    await report_job_end(store.redis, JobOutcome.from_record(final, final.get("model") or model, status))

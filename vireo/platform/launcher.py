@@ -1,4 +1,4 @@
-"""`make run` / `vireo run`: Redis (found or started), the API, one worker and the UI, until Ctrl-C."""
+"""`make run` / `vireo run`: Redis (found or started), the API, one worker per served model and the UI, until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import redis
 
 from vireo.platform.processes import NotHealthy, free_port, start, stop, vireo_command, wait_http_ok, wait_until
-from vireo.platform.served_model import served_model
+from vireo.platform.served_model import served_models
 from vireo.platform.settings import Settings
 
 
@@ -201,9 +201,10 @@ def api_key(settings: Settings) -> str:
 def run_all(settings: Settings) -> None:
     from vireo.inference.registry import ModelRegistry
 
-    print(f"preparing model {settings.model} ...", flush=True)
-    if settings.engine.backend != "openai":
-        ModelRegistry(settings.home).resolve(settings.model)
+    for model in settings.served_models:
+        if settings.engine_for(model).backend != "openai":
+            print(f"preparing model {model} ...", flush=True)
+            ModelRegistry(settings.home).resolve(model)
     redis_choice = choose_redis(settings)
     signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     key = api_key(settings)
@@ -217,7 +218,8 @@ def run_all(settings: Settings) -> None:
     try:
         api = start(vireo_command("serve", "api", "--host", settings.api_host, "--port", str(settings.api_port)), env)
         procs.append(api)
-        procs.append(start(vireo_command("serve", "worker"), env))
+        for model in settings.served_models:  # one worker per served model, on that model's queue
+            procs.append(start(vireo_command("serve", "worker", "--model", model), env))
         procs.append(start(vireo_command("serve", "ui", "--port", str(settings.ui_port)), env))
         try:
             wait_http_ok(f"http://{settings.api_host}:{settings.api_port}/healthz", 120, "the API", api)
@@ -239,10 +241,14 @@ def _banner(settings: Settings, redis_choice: RedisChoice, key: str) -> str:
     api = f"http://{settings.api_host}:{settings.api_port}"
     kept = f"   (AOF in {settings.home / 'redis'})" if redis_choice.proc else ""
     notes = "".join(f"  ! {note}\n" for note in redis_choice.notes)
-    served = served_model(settings)
-    source = f" from {settings.model}" if served.configured != served.name else ""
+    models = []
+    for served in served_models(settings):
+        source = f" from {served.configured}" if served.configured != served.name else ""
+        backend = settings.engine_for(served.configured).backend
+        models.append(f"{served.name}{source} ({backend} engine{', default' if served.is_default else ''})")
     return (
-        f"\nVireo is running ({settings.engine.backend} engine, model {served.name}{source})\n"
+        "\nVireo is running\n"
+        f"  models    {'; '.join(models)}\n"
         f"  UI        http://127.0.0.1:{settings.ui_port}\n"
         f"  API       {api}   (docs: {api}/docs)\n"
         f"  Redis     {redis_choice.url}{kept}\n{notes}"

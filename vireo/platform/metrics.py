@@ -14,7 +14,7 @@ REQUESTS_LIMITED = Counter(
     ["limit", "tenant"],
 )
 ENGINE_GAUGES = {
-    name: Gauge(f"vireo_engine_{name}", help_text)
+    name: Gauge(f"vireo_engine_{name}", help_text, ["model"])
     for name, help_text in {
         "running": "Requests running in the engine",
         "waiting": "Requests waiting for the engine",
@@ -27,18 +27,19 @@ ENGINE_GAUGES = {
         "spec_acceptance": "Share of speculated tokens accepted",
     }.items()
 }
-PREFIX_HIT_RATE_BY_APP = Gauge("vireo_engine_prefix_hit_rate_by_app", "Prefix-cache hit rate per app", ["app"])
+PREFIX_HIT_RATE_BY_APP = Gauge("vireo_engine_prefix_hit_rate_by_app", "Prefix-cache hit rate per app", ["model", "app"])
 
 
-def refresh_engine_gauges(stats: dict | None) -> None:
+def refresh_engine_gauges(model: str, stats: dict | None) -> None:
+    """The gauges of one served model from the engine numbers its workers published (none: left as they were)."""
     if not stats:
         return
     for name, gauge in ENGINE_GAUGES.items():
         value = stats.get(name)
         if isinstance(value, (int, float)):
-            gauge.set(value)
+            gauge.labels(model=model).set(value)
     for app, rate in (stats.get("prefix_hit_rate_by_app") or {}).items():
-        PREFIX_HIT_RATE_BY_APP.labels(app=app).set(rate)
+        PREFIX_HIT_RATE_BY_APP.labels(model=model, app=app).set(rate)
 
 
 class Snapshot(Collector):

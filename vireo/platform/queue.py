@@ -42,15 +42,22 @@ class TaskPublisher:
             self._producer = self.celery_app.amqp.Producer(connection, auto_declare=False)
         return self._producer
 
-    def publish(self, job_id: str, priority: int = 0, attempt: int = 1) -> None:
-        """Send the task for the job's `attempt` (a worker runs the job only while it is at that attempt);
-        a stale pooled connection is retried once on a fresh one."""
+    def publish(self, job_id: str, priority: int = 0, attempt: int = 1, queue: str | None = None) -> None:
+        """Send the task for the job's `attempt` (a worker runs the job only while it is at that attempt) to
+        `queue` (its model's; default: this publisher's); a stale pooled connection is retried once on a
+        fresh one."""
         amqp = self.celery_app.amqp
         message = amqp.create_task_message(job_id, RUN_JOB, [job_id, attempt], {}, ignore_result=True)
         for try_number in (1, 2):
             try:
                 amqp.send_task_message(
-                    self._get_producer(), RUN_JOB, message, queue=self.queue, retry=False, declare=[], priority=priority
+                    self._get_producer(),
+                    RUN_JOB,
+                    message,
+                    queue=queue or self.queue,
+                    retry=False,
+                    declare=[],
+                    priority=priority,
                 )
                 return
             except Exception as exc:  # kombu raises its own errors, redis-py's and OSError alike
@@ -59,12 +66,17 @@ class TaskPublisher:
                     raise BrokerUnavailable(f"the job queue (Redis) did not take job {job_id}: {exc}") from exc
                 log.warning("publishing job %s failed; retrying on a fresh connection", job_id, exc_info=True)
 
-    def task_ids_in_broker(self) -> set[str]:
-        """Ids of the tasks (job ids) the broker holds for this queue: waiting at any priority, or
-        delivered and not acked yet (kombu's `unacked` hash, which every queue of the database shares)."""
+    def task_ids_in_broker(self, queues: set[str] | None = None) -> set[str]:
+        """Ids of the tasks (job ids) the broker holds for `queues` (default: this publisher's): waiting at
+        any priority, or delivered and not acked yet (kombu's `unacked` hash, which every queue of the
+        database shares)."""
         try:
             channel = self._get_producer().channel
-            keys = [channel._q_for_pri(self.queue, priority) for priority in channel.priority_steps]
+            keys = [
+                channel._q_for_pri(queue, priority)
+                for queue in sorted(queues or {self.queue})
+                for priority in channel.priority_steps
+            ]
             with channel.conn_or_acquire() as client, client.pipeline(transaction=True) as pipe:
                 for key in keys:
                     pipe.lrange(key, 0, -1)
@@ -98,8 +110,8 @@ RERUN_PRIORITY = 0
 async def republish_handed_back(attempts: Attempts, publisher: TaskPublisher, only: set[str] | None = None) -> int:
     """Publish the message of every handed-back job still waiting for one (the outbox of attempts.py)."""
     waiting = await attempts.handed_back(only)
-    for job_id, attempt in waiting:
-        publisher.publish(job_id, RERUN_PRIORITY, attempt)
+    for job_id, attempt, queue in waiting:
+        publisher.publish(job_id, RERUN_PRIORITY, attempt, queue or None)
         await attempts.published(job_id)
     return len(waiting)
 
@@ -112,10 +124,10 @@ async def republish_lost(attempts: Attempts, publisher: TaskPublisher, published
     suspects = await attempts.queued_since(published_before)
     if not suspects:
         return 0
-    present = publisher.task_ids_in_broker()
-    lost = [(job_id, attempt) for job_id, attempt in suspects if job_id not in present]
-    for job_id, attempt in lost:
+    present = publisher.task_ids_in_broker({queue or publisher.queue for _, _, queue in suspects})
+    lost = [(job_id, attempt, queue) for job_id, attempt, queue in suspects if job_id not in present]
+    for job_id, attempt, queue in lost:
         log.warning("job %s attempt %d: its message is gone from the broker; publishing it again", job_id, attempt)
-        publisher.publish(job_id, RERUN_PRIORITY, attempt)
+        publisher.publish(job_id, RERUN_PRIORITY, attempt, queue or None)
         await attempts.published(job_id)
     return len(lost)

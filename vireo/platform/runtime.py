@@ -71,6 +71,11 @@ class WorkerRuntime:
             settings.queue,
             alive=self.loop_answers,
             model=settings.model,
+            about={
+                "backend": self.engine.backend,
+                "device": str(getattr(getattr(self.engine, "config", settings.engine), "device", "")),
+                "capacity": settings.worker_concurrency,
+            },
         )
         self.heartbeat.start()
 
@@ -111,7 +116,7 @@ class WorkerRuntime:
         async def publish():
             while True:
                 try:
-                    await self.store.publish_stats(asdict(self.engine.stats()))
+                    await self.store.publish_stats(self.settings.model, asdict(self.engine.stats()))
                 except Exception:  # stats are best effort; never kill the loop
                     log.exception("publishing engine stats failed")
                 await asyncio.sleep(1.0)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +61,15 @@ class Settings(BaseSettings):
     # the engine the worker builds (vireo/inference/engine_config.py): flat VIREO_<FIELD> variables
     # (VIREO_ENGINE names the backend) or VIREO_ENGINE__<FIELD>; engine.home follows `home`
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    # the model pool (docs/OPERATIONS.md, "Several models"): VIREO_MODELS names the served models, the first
+    # being the default (unset: VIREO_MODEL alone); each has its own queue and workers (`vireo serve worker
+    # --model NAME`). VIREO_APP_MODELS=code:qwen2.5-coder-1.5b,... gives apps their default model;
+    # VIREO_MODEL_ENGINES='{"qwen2.5-coder-1.5b": {"quantization": "int8"}}' sets one model's engine
+    # settings apart from `engine`'s. worker_model: the model this worker process serves (set by --model).
+    models: str = ""
+    app_models: str = ""
+    model_engines: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    worker_model: str | None = None
     model_alias: str | None = None  # the name clients use instead of the model id (vireo/platform/served_model.py)
     chroma_url: str | None = None
 
@@ -89,8 +99,64 @@ class Settings(BaseSettings):
 
     @property
     def model(self) -> str:
-        """The served model's registry name (the engine's)."""
+        """The model of `engine`: the worker's own model in a worker (`for_worker`), else the default."""
         return self.engine.model
+
+    @property
+    def served_models(self) -> list[str]:
+        """The models this deployment serves, the default first (VIREO_MODELS, else VIREO_MODEL)."""
+        listed = [name.strip() for name in self.models.split(",") if name.strip()]
+        return list(dict.fromkeys(listed)) or [self.engine.model]
+
+    @property
+    def default_model(self) -> str:
+        return self.served_models[0]
+
+    def apps_default_models(self) -> dict[str, str]:
+        """VIREO_APP_MODELS as app → model."""
+        pairs = (pair.partition(":") for pair in self.app_models.split(",") if pair.strip())
+        return {app.strip(): model.strip() for app, _, model in pairs}
+
+    def queue_for(self, model: str) -> str:
+        """The Celery queue of a served model's workers: VIREO_QUEUE for the default model (so a one-model
+        deployment keeps its queue), `<VIREO_QUEUE>.<model>` for each other one."""
+        if model == self.default_model:
+            return self.queue
+        return f"{self.queue}.{re.sub(r'[^A-Za-z0-9_.-]+', '-', model).strip('-')[:100]}"
+
+    def engine_for(self, model: str) -> EngineConfig:
+        """The engine settings a worker of `model` builds: `engine`'s, with the model and its own overrides."""
+        return EngineConfig.model_validate(
+            {**self.engine.model_dump(), "model": model, **self.model_engines.get(model, {})}
+        )
+
+    def for_model(self, model: str) -> Settings:
+        """These settings as one model's worker sees them: its engine and its queue."""
+        return self.model_copy(update={"engine": self.engine_for(model), "queue": self.queue_for(model)})
+
+    def for_worker(self) -> Settings:
+        """The settings of this worker process: those of `worker_model` (default: the default model)."""
+        return self.for_model(self.worker_model or self.default_model)
+
+    @model_validator(mode="after")
+    def _pool_is_consistent(self) -> Settings:
+        served = self.served_models
+        unknown = {app: model for app, model in self.apps_default_models().items() if model not in served}
+        if unknown:
+            raise ValueError(
+                f"VIREO_APP_MODELS names models that VIREO_MODELS does not serve: {unknown}; "
+                f"served: {', '.join(served)}"
+            )
+        if self.worker_model is not None and self.worker_model not in served:
+            raise ValueError(
+                f"this worker's model {self.worker_model!r} is not among VIREO_MODELS ({', '.join(served)})"
+            )
+        stray = set(self.model_engines) - set(served)
+        if stray:
+            raise ValueError(f"VIREO_MODEL_ENGINES sets models that VIREO_MODELS does not serve: {sorted(stray)}")
+        if self.engine.model != self.default_model or self.default_model in self.model_engines:
+            self.engine = self.engine_for(self.default_model)  # `engine` is the default model's outside a worker
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -23,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from vireo.platform.redis_keys import QUEUED_KEY, STATS_KEY, active_key, events_key, job_key, tenant_key, tokens_key
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+STATS_TTL_S = 60  # engine stats older than this are from a worker that is gone
 
 _TRANSITION = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -71,9 +72,19 @@ class JobStore:
         await self.redis.aclose()
 
     async def create(
-        self, tenant: str, app: str, input: dict, options: dict, job_id: str | None = None, now: float | None = None
+        self,
+        tenant: str,
+        app: str,
+        input: dict,
+        options: dict,
+        job_id: str | None = None,
+        now: float | None = None,
+        model: str = "",
+        queue: str = "",
     ) -> str:
-        """Store a queued job (`job_id`: one the limiter admitted) and count it as the tenant's active job."""
+        """Store a queued job (`job_id`: one the limiter admitted) and count it as the tenant's active job;
+        `model` (the served model's name, as clients see it) and `queue` say which model runs it, and where its
+        messages go (the reaper re-queues it there)."""
         job_id = job_id or uuid.uuid4().hex
         now = now or time.time()
         record = {
@@ -87,6 +98,8 @@ class JobStore:
             "progress_fraction": 0.0,
             "progress_message": "",
             "attempt": 1,
+            "model": model,
+            "queue": queue,
         }
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(job_key(job_id), mapping=record)
@@ -96,7 +109,8 @@ class JobStore:
             pipe.zadd(active_key(tenant), {job_id: now})
             pipe.expire(active_key(tenant), self.ttl_s)
             pipe.zadd(QUEUED_KEY, {job_id: now})
-            pipe.xadd(events_key(job_id), {"event": "status", "data": json.dumps({"status": "queued"})})
+            queued = {"status": "queued", **({"model": model} if model else {})}
+            pipe.xadd(events_key(job_id), {"event": "status", "data": json.dumps(queued)})
             pipe.expire(events_key(job_id), self.ttl_s)
             await pipe.execute()
         return job_id
@@ -192,9 +206,15 @@ class JobStore:
                 records.append(record)
         return records
 
-    async def publish_stats(self, stats: dict) -> None:
-        await self.redis.set(STATS_KEY, json.dumps({**stats, "updated_at": time.time()}), ex=60)
+    async def publish_stats(self, model: str, stats: dict) -> None:
+        """A worker's engine numbers, under its model (the latest worker of a model to publish wins)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(STATS_KEY, model, json.dumps({**stats, "updated_at": time.time()}))
+            pipe.expire(STATS_KEY, STATS_TTL_S)
+            await pipe.execute()
 
-    async def engine_stats(self) -> dict | None:
-        raw = await self.redis.get(STATS_KEY)
-        return json.loads(raw) if raw else None
+    async def engine_stats(self, model: str) -> dict | None:
+        """The engine numbers a worker of `model` published last, if within STATS_TTL_S."""
+        raw = await self.redis.hget(STATS_KEY, model)
+        stats = json.loads(raw) if raw else None
+        return stats if stats and time.time() - stats.get("updated_at", 0) < STATS_TTL_S else None

@@ -25,11 +25,19 @@ from celery.worker.request import Request
 from vireo.platform.celery_app import celery_app
 from vireo.platform.queue import RUN_JOB, TaskPublisher
 from vireo.platform.runtime import WorkerRuntime
-from vireo.platform.settings import get_settings
+from vireo.platform.settings import Settings, get_settings
 
 _runtime: WorkerRuntime | None = None
+_settings: Settings | None = None  # set by `vireo serve worker` (its --model); else read when the runtime starts
 _lock = threading.Lock()
 _delivery = threading.local()
+
+
+def serve_settings(settings: Settings) -> Settings:
+    """The settings this worker process serves with (one model's: `Settings.for_worker`)."""
+    global _settings
+    _settings = settings
+    return settings
 
 
 def get_runtime() -> WorkerRuntime:
@@ -37,7 +45,7 @@ def get_runtime() -> WorkerRuntime:
     global _runtime
     with _lock:
         if _runtime is None:
-            _runtime = WorkerRuntime(get_settings())
+            _runtime = WorkerRuntime(_settings or get_settings().for_worker())  # its model's engine and queue
         return _runtime
 
 

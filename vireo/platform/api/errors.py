@@ -23,7 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match, Route
 
-from vireo.platform.errors import InvalidInput, ServiceError, UnknownApp
+from vireo.platform.errors import InvalidInput, ServiceError, UnknownApp, UnknownModel
 from vireo.platform.queue import BrokerUnavailable
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,11 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_S = 5  # Redis restarts (and replays its AOF) in a few seconds
 STORE_DOWN = (RedisConnectionError, RedisTimeoutError)
 QUEUE_DOWN = (BrokerUnavailable, BrokerError)
-OPENAI_PATHS = ("/v1/chat/", "/v1/completions", "/v1/models", "/v1/files", "/v1/batches")
+OPENAI_PATHS = ("/v1/chat/", "/v1/completions", "/v1/models", "/v1/files", "/v1/batches", "/v1/embeddings")
 OPENAI_TYPES = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error", 503: "server_error"}
 STATUS_OF_ERROR: dict[type[ServiceError], int] = {
     UnknownApp: status.HTTP_404_NOT_FOUND,
+    UnknownModel: status.HTTP_404_NOT_FOUND,
     InvalidInput: status.HTTP_422_UNPROCESSABLE_CONTENT,
 }
 

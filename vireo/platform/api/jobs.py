@@ -30,7 +30,9 @@ async def owned_job(job_id: str, store: StoreDep, tenant: TenantDep) -> dict:
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, responses=error_responses(404))
 async def submit_job(body: JobCreate, principal: PrincipalDep, jobs: JobsDep) -> JobAccepted:
-    job_id = await jobs.submit(principal, body.app, body.input, body.options.model_dump(exclude_none=True))
+    job_id = await jobs.submit(
+        principal, body.app, body.input, body.options.model_dump(exclude_none=True), model=body.model
+    )
     return JobAccepted(id=job_id, status="queued")
 
 

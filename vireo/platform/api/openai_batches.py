@@ -29,7 +29,7 @@ from vireo.platform.api.openai_requests import (
     chat_reply,
     completion_job,
     completion_reply,
-    served_name,
+    requested_model,
 )
 from vireo.platform.api.state import ApiState
 from vireo.platform.batch_runner import MAX_INFLIGHT_PER_BATCH, BatchRunner
@@ -55,7 +55,7 @@ class OpenAILines:
         if not isinstance(model, str):
             return "missing_required_parameter", "body.model must name the model", "body.model"
         try:
-            served_name(self.settings, model)
+            requested_model(self.settings, model)
         except HTTPException as exc:
             return "model_not_found", str(exc.detail), "body.model"
         return None
@@ -65,11 +65,11 @@ class OpenAILines:
             request: ChatCompletionRequest | CompletionRequest
             if endpoint == CHAT:
                 request = ChatCompletionRequest.model_validate(body)
-                self._check(request)
-                return await self.jobs.submit(principal, *chat_job(request), {"priority": -1})
+                model = self._check(request)
+                return await self.jobs.submit(principal, *chat_job(request), {"priority": -1}, model=model)
             request = CompletionRequest.model_validate(body)
-            self._check(request)
-            return await self.jobs.submit(principal, *completion_job(request), {"priority": -1})
+            model = self._check(request)
+            return await self.jobs.submit(principal, *completion_job(request), {"priority": -1}, model=model)
         except ValidationError as exc:
             errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in exc.errors(include_url=False)]
             raise LineError(400, _error_body(endpoint, 400, errors)) from exc
@@ -78,15 +78,17 @@ class OpenAILines:
         except ServiceError as exc:
             raise LineError(status_of(exc), _error_body(endpoint, status_of(exc), exc.detail)) from exc
 
-    def _check(self, body: ChatCompletionRequest | CompletionRequest) -> None:
-        served_name(self.settings, body.model)
+    def _check(self, body: ChatCompletionRequest | CompletionRequest) -> str:
+        """The configured name of the line's model, once the line is one a single request could be."""
+        served = requested_model(self.settings, body.model)
         refuse_unsupported(body)
         if body.stream:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "stream is not supported in a batch")
+        return served.configured
 
     def reply(self, endpoint: str, job_id: str, record: dict) -> dict:
         result, created = json.loads(record["result"]), int(float(record["queued_at"]))
-        model = served_model(self.settings).name
+        model = record.get("model") or served_model(self.settings).name
         if endpoint == CHAT:
             return chat_reply(job_id, created, model, result, record)
         return completion_reply(job_id, created, model, result, record)

@@ -11,8 +11,10 @@ import anyio
 from fastapi import APIRouter, HTTPException, Request, status
 from sse_starlette.sse import EventSourceResponse
 
-from vireo.platform.api.deps import JobsDep, PrincipalDep, SettingsDep, TenantDep
+from vireo.platform import fleet
+from vireo.platform.api.deps import JobsDep, PrincipalDep, SettingsDep, StoreDep, TenantDep
 from vireo.platform.api.error_docs import error_responses, streamed
+from vireo.platform.api.errors import STORE_DOWN
 from vireo.platform.api.openai_fields import refuse_unsupported
 from vireo.platform.api.openai_requests import (
     ChatCompletionRequest,
@@ -22,13 +24,13 @@ from vireo.platform.api.openai_requests import (
     chat_reply,
     completion_job,
     completion_reply,
-    served_name,
+    requested_model,
     usage,
 )
 from vireo.platform.api.openai_stream import RESTART_DIVERGED, Chunks, CompletionChunks, RestartDiverged
 from vireo.platform.jobs import JobService
 from vireo.platform.keys import Principal
-from vireo.platform.served_model import served_model
+from vireo.platform.served_model import served_models
 from vireo.platform.settings import Settings
 from vireo.platform.store import JobStore
 
@@ -113,11 +115,44 @@ def _stream(request: Request, jobs: JobService, job_id: str, chunks: Chunks) -> 
 
 
 @router.get("/models")
-async def list_models(settings: SettingsDep, _tenant: TenantDep) -> dict:
-    return {
-        "object": "list",
-        "data": [{"id": served_model(settings).name, "object": "model", "created": 0, "owned_by": "vireo"}],
-    }
+async def list_models(settings: SettingsDep, store: StoreDep, _tenant: TenantDep) -> dict:
+    """The served models (VIREO_MODELS), the default first, each with the workers that serve it now and
+    the jobs waiting for one; a model a live worker serves that is not configured here is listed too."""
+    try:
+        workers: list[fleet.LiveWorker] | None = await fleet.live_workers(store.redis)
+    except STORE_DOWN:  # the models are still these; who serves them is unknown until Redis is back
+        workers = None
+    listed = [
+        (served.name, served.configured, settings.queue_for(served.configured)) for served in served_models(settings)
+    ]
+    known = {(queue, configured) for _, configured, queue in listed}
+    if workers is None:
+        return {
+            "object": "list",
+            "data": [
+                _model_entry(name, known=True) | {"status": "unknown (Redis is unreachable)"} for name, _, _ in listed
+            ],
+        }
+    listed += sorted({(w.model, w.model, w.queue) for w in workers if (w.queue, w.model) not in known})
+    data = []
+    for name, configured, queue in listed:
+        serving = [w for w in workers if (w.queue, w.model) == (queue, configured)]
+        data.append(
+            _model_entry(name, known=(queue, configured) in known)
+            | {
+                "workers": len(serving),
+                "capacity": sum(w.capacity for w in serving),
+                "backends": sorted({w.backend for w in serving if w.backend}),
+                "devices": sorted({w.device for w in serving if w.device}),
+                "queued": await fleet.broker_backlog(store.redis, queue),
+                "status": "serving" if serving else "waiting for a worker",
+            }
+        )
+    return {"object": "list", "data": data}
+
+
+def _model_entry(name: str, known: bool) -> dict:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "vireo", "configured": known}
 
 
 @router.post("/chat/completions", responses=error_responses(400, 404, openai=True) | STREAMED)
@@ -148,9 +183,10 @@ async def _answer(
     id_prefix: str,
 ):
     """Submit the request's job; stream its events as chunks, or wait and answer with the whole reply."""
-    model = served_name(settings, body.model)
+    served = requested_model(settings, body.model)
     refuse_unsupported(body)
-    job_id = await jobs.submit(principal, *job_of(body), {"priority": -1})
+    job_id = await jobs.submit(principal, *job_of(body), {"priority": -1}, model=served.configured)
+    model = served.name
     created, include_usage = int(time.time()), body.stream_options is not None and body.stream_options.include_usage
     if body.stream:
         return _stream(request, jobs, job_id, chunks(f"{id_prefix}-{job_id}", created, model, include_usage))

@@ -17,7 +17,7 @@ from vireo.apps.chat_tools import Tool, ToolCall, ToolChoice
 from vireo.platform.api.openai_tools import chat_choice, choices_of, completion_choice
 from vireo.platform.api.schemas import SEED_LIMIT
 from vireo.platform.errors import InvalidInput
-from vireo.platform.served_model import served_model
+from vireo.platform.served_model import ServedModel, find_served, served_models
 from vireo.platform.settings import Settings
 
 # Fields not declared here reach `refuse_unsupported`: a 400 naming them unless ignorable (openai_fields.py).
@@ -75,14 +75,14 @@ class CompletionRequest(SampledRequest):
     max_tokens: int | None = Field(16, ge=1)
 
 
-def served_name(settings: Settings, name: str) -> str:
-    """The served model's name if `name` asks for it; 404 naming what is served otherwise."""
-    served = served_model(settings)
-    if not served.answers_to(name):
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"model {name!r} is not served here; this server serves {served.name!r}"
-        )
-    return served.name
+def requested_model(settings: Settings, name: str) -> ServedModel:
+    """The served model `name` asks for (by any name `/v1/models` lists, its id or its configured value);
+    404 naming what is served otherwise."""
+    served = find_served(settings, name)
+    if served is None:
+        names = ", ".join(repr(m.name) for m in served_models(settings))
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"model {name!r} is not served here; this server serves {names}")
+    return served
 
 
 def chat_job(body: ChatCompletionRequest) -> tuple[str, dict]:

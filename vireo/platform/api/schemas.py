@@ -29,6 +29,12 @@ class JobCreate(BaseModel):
     app: str = Field(..., min_length=1, examples=["summarize"])
     input: dict[str, Any]
     options: JobOptions = Field(default_factory=JobOptions)
+    model: str | None = Field(
+        None,
+        max_length=500,
+        description="A served model (GET /v1/models); default: the app's (VIREO_APP_MODELS), else the first served. "
+        "A model no worker serves right now keeps the job queued until one does.",
+    )
 
 
 class JobAccepted(BaseModel):
@@ -57,6 +63,7 @@ class TokenUsage(BaseModel):
 class JobView(BaseModel):
     id: str
     app: str
+    model: str | None = Field(None, description="the served model that runs (or ran) the job")
     status: JobStatus
     progress: Progress
     result: dict[str, Any] | None = None
@@ -77,6 +84,7 @@ class JobView(BaseModel):
         return cls(
             id=r["id"],
             app=r["app"],
+            model=r.get("model") or None,
             status=r["status"],
             progress=Progress(fraction=float(r.get("progress_fraction") or 0), message=r.get("progress_message", "")),
             result=json.loads(r["result"]) if r.get("result") else None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel
@@ -16,6 +16,7 @@ from vireo.platform.api.deps import SettingsDep, StoreDep, TenantDep
 from vireo.platform.api.error_docs import RETRY_AFTER, error_responses
 from vireo.platform.api.errors import RETRY_AFTER_S, STORE_DOWN, unreachable_message
 from vireo.platform.metrics import Snapshot, refresh_engine_gauges
+from vireo.platform.served_model import find_served, served_model, served_models
 
 router = APIRouter(tags=["system"])
 
@@ -56,29 +57,35 @@ class Readiness(BaseModel):
     responses={
         503: {
             "model": Readiness,
-            "description": "Not ready: no live worker serves this API's model on its queue, or Redis is unreachable.",
+            "description": "Not ready: a served model has no live worker on its queue, or Redis is unreachable.",
             "headers": RETRY_AFTER,
         }
     },
 )
 async def readyz(store: StoreDep, settings: SettingsDep):
-    """Ready when Redis answers and a live worker (a current heartbeat) serves this API's model on its
+    """Ready when Redis answers and every served model has a live worker (a current heartbeat) on its
     queue: submitted jobs will run. `/healthz` only says that the API process and Redis answer."""
     try:
         workers = await fleet.live_workers(store.redis)
     except STORE_DOWN as exc:
         return _not_ready(Readiness(status="degraded", detail=unreachable_message(exc)))
-    serving = [w for w in workers if w.queue == settings.queue and w.model == settings.model]
-    if serving:
-        return Readiness(status="ready", workers=len(serving))
+    serving = {
+        model: [w for w in workers if (w.queue, w.model) == (settings.queue_for(model), model)]
+        for model in settings.served_models
+    }
+    missing = [model for model, found in serving.items() if not found]
+    if not missing:
+        return Readiness(status="ready", workers=sum(len(found) for found in serving.values()))
     others = sorted({f"{w.model} on queue {w.queue}" for w in workers})
     return _not_ready(
         Readiness(
             status="not ready",
+            workers=sum(len(found) for found in serving.values()),
             detail=(
-                f"no live worker serves model {settings.model} on queue {settings.queue}"
+                "no live worker serves "
+                + ", ".join(f"model {model} on queue {settings.queue_for(model)}" for model in missing)
                 + (f" (live workers serve {', '.join(others)})" if others else "")
-                + "; start one with `vireo serve worker` and the same VIREO_MODEL and VIREO_QUEUE"
+                + "; start one with `vireo serve worker --model NAME` and the same VIREO_MODELS and VIREO_QUEUE"
             ),
         )
     )
@@ -95,10 +102,20 @@ async def list_apps(_tenant: TenantDep) -> dict:
     return {"apps": [app.describe() for app in load_apps().values()]}
 
 
-@router.get("/v1/engine/stats")
-async def engine_stats(store: StoreDep, _tenant: TenantDep) -> dict:
-    stats = await store.engine_stats()
-    return stats or {"status": "no worker has reported yet"}
+@router.get("/v1/engine/stats", responses=error_responses(404))
+async def engine_stats(store: StoreDep, settings: SettingsDep, _tenant: TenantDep, model: str | None = None) -> dict:
+    """The engine numbers of a served model's workers (default: the default model's)."""
+    served = settings.default_model if model is None else _served_or_404(settings, model)
+    stats = await store.engine_stats(served)
+    return stats or {"status": f"no worker of {served_model(settings, served).name} has reported yet"}
+
+
+def _served_or_404(settings, requested: str) -> str:
+    found = find_served(settings, requested)
+    if found is None:
+        names = ", ".join(s.name for s in served_models(settings))
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"model {requested!r} is not served here; served: {names}")
+    return found.configured
 
 
 @router.get("/metrics", response_class=PlainTextResponse, responses=error_responses(401, 403, 503))
@@ -106,11 +123,13 @@ async def metrics(store: StoreDep, settings: SettingsDep, _reader: None = Depend
     """Prometheus metrics for the operator (an admin key or VIREO_METRICS_TOKEN): this API process's own
     counters, then what every worker recorded in Redis (job_metrics.py) and the fleet's gauges."""
     redis = store.redis
-    refresh_engine_gauges(await store.engine_stats())
+    for model in settings.served_models:
+        refresh_engine_gauges(model, await store.engine_stats(model))
     shared = CollectorRegistry(auto_describe=False)
     shared.register(
         Snapshot(
-            await job_metrics.read_families(redis) + await fleet.read_families(redis, settings.queue, settings.model)
+            await job_metrics.read_families(redis)
+            + await fleet.read_families(redis, {(settings.queue_for(m), m) for m in settings.served_models})
         )
     )
     return Response(generate_latest() + generate_latest(shared), media_type=CONTENT_TYPE_LATEST)
