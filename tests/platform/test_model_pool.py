@@ -230,3 +230,19 @@ def test_two_workers_of_a_model_share_its_queue(pool):
     assert len(workers) == 2, f"one worker ran every job: {workers}"
     models = {m["id"]: m for m in client(pool).get("/v1/models").json()["data"]}
     assert models[A]["workers"] == 2 and models[A]["capacity"] == 8
+
+
+@pytest.mark.stack
+def test_the_ui_offers_the_served_models_and_an_apps_default(pool, monkeypatch):
+    """The sidebar's model picker, in Streamlit's own test runner against this stack's API."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("VIREO_API_URL", pool["url"])
+    monkeypatch.setenv("VIREO_API_KEY", API_KEY)
+    page = AppTest.from_file(str(ROOT / "vireo" / "ui" / "app.py"), default_timeout=60).run()
+    picker = page.sidebar.selectbox(key="model")
+    assert picker.options[0] == "Each app's default"
+    assert [option.split(" (")[0] for option in picker.options[1:]] == [A, pool["b_name"]]
+    assert page.session_state["model"] == "Each app's default"
+    picker.select(pool["b_name"]).run()
+    assert page.session_state["model"] == pool["b_name"] and not page.exception

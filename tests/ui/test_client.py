@@ -65,3 +65,13 @@ def test_an_unreachable_api_says_where_it_looked():
     url = f"http://127.0.0.1:{free_port()}"
     with VireoClient(url, "k", timeout_s=2) as client, pytest.raises(ApiUnavailable, match=url):
         client.apps()
+
+
+def test_the_served_models_are_listed_and_a_job_runs_on_the_one_it_names(api_client):
+    (served,) = api_client.models()  # the test stack serves one model
+    assert served["id"] == "smollm2-135m" and served["status"] == "serving" and served["workers"] >= 1
+    job_id = api_client.submit("echo", {"text": "which model?"}, model=served["id"])
+    state = follow(api_client, job_id)
+    assert state.status == "succeeded" and api_client.job(job_id)["model"] == served["id"]
+    with pytest.raises(ApiError, match="not served here"):
+        api_client.submit("echo", {"text": "x"}, model="no-such-model")

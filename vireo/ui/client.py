@@ -88,8 +88,20 @@ class VireoClient:
         return self._request("GET", "/v1/limits")
 
     # -- jobs ---------------------------------------------------------------------------------
-    def submit(self, app: str, input: dict, options: dict | None = None, timeout_s: float | None = None) -> str:
-        body = {"app": app, "input": input, "options": options or {}}
+    def models(self) -> list[dict]:
+        """The served models, the default first, each with its workers and waiting jobs (GET /v1/models)."""
+        return self._request("GET", "/v1/models")["data"]
+
+    def submit(
+        self,
+        app: str,
+        input: dict,
+        options: dict | None = None,
+        timeout_s: float | None = None,
+        model: str | None = None,
+    ) -> str:
+        """Submit a job; `model` names a served model (None: the app's default)."""
+        body = {"app": app, "input": input, "options": options or {}, **({"model": model} if model else {})}
         extra = {"timeout": timeout_s} if timeout_s else {}
         return self._request("POST", "/v1/jobs", json=body, **extra)["id"]
 

@@ -34,7 +34,9 @@ def start_job(slot: str, app: str, input: dict, options: dict | None = None) -> 
     """Submit a job and make it the one this page slot shows; False (with the error shown) on refusal."""
     try:
         with st.spinner("Submitting…"):
-            job_id = session.client().submit(app, input, options, timeout_s=SUBMIT_TIMEOUT_S)
+            job_id = session.client().submit(
+                app, input, options, timeout_s=SUBMIT_TIMEOUT_S, model=session.chosen_model()
+            )
     except ApiError as exc:
         session.show_error(exc, "the job was not accepted")
         return False

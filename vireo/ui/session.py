@@ -33,6 +33,47 @@ def connection_sidebar() -> None:
             type="password",
             help="Defaults to VIREO_API_KEY; `make run` prints the local key.",
         )
+        model_picker()
+
+
+APP_DEFAULT = "Each app's default"
+
+
+def model_picker() -> None:
+    """Which served model new jobs run on (only shown when the server serves more than one)."""
+    served = models()
+    if len(served) < 2:
+        st.session_state.pop("model", None)
+        return
+    labels = {m["id"]: f"{m['id']} ({m.get('status', '')})" if m.get("status") else m["id"] for m in served}
+    st.selectbox(
+        "Model",
+        [APP_DEFAULT, *labels],
+        key="model",
+        format_func=lambda choice: labels.get(choice, choice),
+        help="The model new jobs run on. Each app's default is set by the operator (VIREO_APP_MODELS); "
+        "a model with no worker right now keeps its jobs queued until one starts.",
+    )
+
+
+def chosen_model() -> str | None:
+    """The model picked in the sidebar, or None for each app's default."""
+    choice = st.session_state.get("model")
+    return None if choice in (None, APP_DEFAULT) else choice
+
+
+def models() -> list[dict]:
+    """The server's served models, refreshed every APPS_TTL_S; [] when they cannot be read."""
+    cached = st.session_state.get("models_cache")
+    api = client()
+    if cached and cached[0] == api.base_url and time.monotonic() - cached[1] < APPS_TTL_S:
+        return cached[2]
+    try:
+        served = api.models()
+    except ApiError:
+        return []
+    st.session_state.models_cache = (api.base_url, time.monotonic(), served)
+    return served
 
 
 def client() -> VireoClient:
