@@ -18,6 +18,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from vireo.inference import random_models
 from vireo.inference.api import UnknownModelError
 
 
@@ -151,6 +152,8 @@ class ModelRegistry:
         """A loadable folder for `name`: a registry name, a local folder, a .gguf file or hub id."""
         if name in PACKAGED:
             return ResolvedModel(name, self._prepare_packaged(PACKAGED[name]), "package")
+        if random_models.is_random_name(name):  # a real shape with seeded random weights (random_models.py)
+            return ResolvedModel(name, random_models.prepare(name, self.models_dir), "random")
         path = Path(name).expanduser()
         if path.is_dir() and (path / "config.json").exists():
             return ResolvedModel(path.name, path, "folder")

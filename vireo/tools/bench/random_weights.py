@@ -1,4 +1,5 @@
-"""Models of a real architecture's shape with random weights, built in memory where they run.
+"""Models of a real architecture's shape with random weights, built in memory where they run (the
+shapes, config and synthetic tokenizer are the runtime's: vireo/inference/random_models.py).
 
 For speed measurements on machines that cannot receive checkpoints: an HF `LlamaForCausalLM`
 initialised by transformers (normal, std = initializer_range) directly on the target device,
@@ -8,49 +9,11 @@ tokenizer is synthetic: one word per id ("t0" ... "tN"), enough for the engines'
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-SHAPES = {
-    "llama-8b": dict(
-        hidden_size=4096,
-        num_hidden_layers=32,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        intermediate_size=14336,
-        vocab_size=128256,
-        tie_word_embeddings=False,
-        rope_theta=500000.0,
-    ),
-    "llama-1b": dict(
-        hidden_size=2048,
-        num_hidden_layers=16,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        intermediate_size=8192,
-        vocab_size=128256,
-        tie_word_embeddings=True,
-        rope_theta=500000.0,
-    ),
-}
+from vireo.inference.random_models import SHAPES, llama_config, write_model_folder
 
-
-def llama_config(shape: str | dict, max_positions: int = 8192):
-    """A LlamaConfig of a named shape (`SHAPES`) or of explicit dimensions; no EOS token,
-    so generation always runs to its token budget."""
-    from transformers import LlamaConfig
-
-    dims = SHAPES[shape] if isinstance(shape, str) else shape
-    return LlamaConfig(
-        **dims,
-        max_position_embeddings=max_positions,
-        rms_norm_eps=1e-5,
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=0,
-        architectures=["LlamaForCausalLM"],
-    )
+__all__ = ["SHAPES", "llama_config", "write_model_folder", "random_hf_model", "native_model", "quantize_linears"]
 
 
 def random_hf_model(config, dtype: torch.dtype, device: str | torch.device, seed: int = 0):
@@ -90,21 +53,6 @@ def quantize_linears(weights: dict, bits: int, group_size: int = 128) -> dict:
         ".mlp.down_proj.weight",
     )
     return {name: quantize_weight(w, bits, group_size) if name.endswith(linear) else w for name, w in weights.items()}
-
-
-def write_model_folder(config, folder: Path) -> Path:
-    """config.json and a synthetic word-per-id tokenizer: what `LocalEngine` reads from a folder."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    folder = Path(folder)
-    config.save_pretrained(folder)
-    vocab = {f"t{i}": i for i in range(config.vocab_size)}
-    core = Tokenizer(models.WordLevel(vocab, unk_token="t0"))
-    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    core.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with spaces
-    PreTrainedTokenizerFast(tokenizer_object=core, unk_token="t0", pad_token="t0").save_pretrained(folder)
-    return folder
 
 
 def random_prompts(count: int, length: int, vocab: int, seed: int = 0) -> list[list[int]]:

@@ -31,6 +31,7 @@ from vireo.inference.native.models.layers import (
 from vireo.inference.quant.format import is_quantized_folder, load_quantized_weights
 from vireo.inference.quant.linear import QuantizedLinear, QuantizedWeight, concat_out_features
 from vireo.inference.quant.rtn import quantize_linears
+from vireo.inference.random_models import is_random_folder, random_weights
 from vireo.kernels.dispatch import use_triton
 
 SUPPORTED = ("LlamaForCausalLM", "Qwen2ForCausalLM")
@@ -182,7 +183,9 @@ class LlamaModel:
         if is_quantized_folder(folder):
             weights = load_quantized_weights(folder, dtype)
         else:
-            floats = load_safetensors(folder, dtype)
+            # a `random:<shape>` folder has no weight files: they are made on the device, seeded
+            random = is_random_folder(folder)
+            floats = random_weights(folder, hf_config, dtype, device) if random else load_safetensors(folder, dtype)
             weights = (
                 floats if quantization == "none" else quantize_linears(floats, bits=8 if quantization == "int8" else 4)
             )
