@@ -50,11 +50,29 @@ def _exit_now_if_vllm_ran() -> None:
 
 
 @bench.command("platform")
-def bench_platform(requests: int = 400, out: Path = RESULTS / "platform.json") -> None:
-    """API + queue overhead and submissions per second."""
+def bench_platform(
+    requests: int = 400,
+    out: Optional[Path] = None,
+    engine_ratio: bool = typer.Option(
+        False, help="REST jobs against the same engine alone, at each --concurrency (fixed prompt/new tokens)."
+    ),
+    concurrency: str = "1,8,32,64",
+    prompt_tokens: int = 128,
+    new_tokens: int = 128,
+    rounds: int = typer.Option(2, help="With --engine-ratio: requests per level = rounds × concurrency (at least 4)."),
+) -> None:
+    """API + queue overhead and submissions per second; with --engine-ratio, the platform's throughput and
+    time to first token against its own engine alone, same weights and workload, in one run."""
+    if engine_ratio:
+        from vireo.tools.bench.platform_ratio import run_engine_ratio
+
+        levels = [int(c) for c in concurrency.split(",")]
+        data = run_engine_ratio(levels, prompt_tokens, new_tokens, rounds)
+        _write_json(data, out or RESULTS / "platform-engine-ratio.json")
+        return
     from vireo.tools.bench.platform import run_platform_benchmark
 
-    _write_json(run_platform_benchmark(requests=requests), out)
+    _write_json(run_platform_benchmark(requests=requests), out or RESULTS / "platform.json")
 
 
 @bench.command("engines")

@@ -22,6 +22,9 @@ class JobOptions(BaseModel):
     top_k: int | None = Field(None, ge=0, le=2**31 - 1, description="0 = off")
     max_tokens: int | None = Field(None, ge=1, le=8192)
     seed: int | None = Field(None, ge=0, lt=SEED_LIMIT)
+    ignore_eos: bool | None = Field(
+        None, description="Generate max_tokens even past the end-of-sequence token (benchmarks, load tests)."
+    )
     priority: int = Field(0, ge=-10, le=10, description="lower runs first")
 
 

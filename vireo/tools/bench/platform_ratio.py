@@ -1,0 +1,233 @@
+"""The platform against its own engine: REST jobs through API → Celery → worker → SSE, and the same
+engine alone in this process, on the same weights and the same workload, side by side in one run.
+
+Workload (issue #16): prompts of `prompt_tokens` tokens (each opening with its own word, so none reuses
+another's cached prefix; the same prompts on both paths) and `new_tokens` new tokens per request,
+greedy, end-of-sequence ignored, at each concurrency (clients in flight). Per level and path:
+generated tokens per second (all tokens / wall time) and time to first token (p50, p95; the platform's
+measured at the client, from submit to the first token event). Ratios: platform tok/s over engine
+tok/s, and the platform's TTFT p50 minus the engine's (its overhead). The engine alone runs first and is
+shut down before the platform starts, so the two never share the machine.
+
+The engine is built by the settings alone (`Settings().for_worker().engine`, VIREO_* as the worker reads
+them), so the worker and the engine alone are the same engine; `random:llama-8b` gives both the same
+seeded weights on a GPU no checkpoint reaches (vireo/inference/random_models.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+import uuid
+from typing import Any
+
+import httpx
+import redis
+
+from vireo.inference.api import GenerationRequest, SamplingParams, TokenDelta
+from vireo.inference.factory import create_engine
+from vireo.platform.processes import free_port, start, stop, vireo_command, wait_http_ok, wait_worker_ready
+from vireo.platform.settings import Settings
+from vireo.tools.machine import load_average, machine_info, source_commit
+
+KEY = "bench-ratio-key"
+GOALS = {"platform_over_engine_tok_s_at_32_and_64": 0.9, "ttft_overhead_ms_p50": 10}
+
+
+def _p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _summary(wall_s: float, tokens: list[int], ttfts: list[float]) -> dict:
+    return {
+        "requests": len(tokens),
+        "wall_s": round(wall_s, 3),
+        "output_tokens": sum(tokens),
+        "all_requests_made_every_token": len(set(tokens)) == 1,
+        "tok_s": round(sum(tokens) / wall_s, 2),
+        "ttft_p50_ms": round(1000 * _p(ttfts, 0.5), 2),
+        "ttft_p95_ms": round(1000 * _p(ttfts, 0.95), 2),
+    }
+
+
+def fixed_prompts(engine, tokens: int, count: int) -> list[str]:
+    """`count` prompts of `tokens` tokens each for the engine's tokenizer, each opening with a word of its
+    own, so no request reuses another's cached prefix (words added until the count is reached)."""
+    filler = ["t7"] if engine.count_tokens("t7 t8") == 2 else ["the", "quick", "brown", "fox", "jumps"]
+    prompts = []
+    for i in range(count):
+        words = [f"t{i + 1}"]
+        while engine.count_tokens(" ".join(words)) < tokens:
+            words.append(filler[len(words) % len(filler)])
+        prompts.append(" ".join(words))
+    return prompts
+
+
+async def _engine_level(engine, prompts: list[str], new_tokens: int, clients: int, requests: int) -> dict:
+    tokens: list[int] = []
+    ttfts: list[float] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(requests):
+        queue.put_nowait(i)
+
+    async def client() -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            sent, first = time.perf_counter(), None
+            request = GenerationRequest(
+                prompt=prompts[i], sampling=SamplingParams(max_tokens=new_tokens, ignore_eos=True), app="bench"
+            )
+            async for event in engine.generate(request):
+                if isinstance(event, TokenDelta) and first is None:
+                    first = time.perf_counter()
+                elif not isinstance(event, TokenDelta):
+                    tokens.append(event.usage.completion_tokens)
+            ttfts.append((first or time.perf_counter()) - sent)
+
+    started = time.perf_counter()
+    await asyncio.gather(*[client() for _ in range(clients)])
+    return _summary(time.perf_counter() - started, tokens, ttfts)
+
+
+async def engine_alone(settings: Settings, prompt_tokens: int, new_tokens: int, levels: list[int], requests) -> tuple:
+    engine = create_engine(settings.for_worker().engine)
+    await engine.start()
+    try:
+        prompts = fixed_prompts(engine, prompt_tokens, max(requests(c) for c in levels) + 2)
+        warm = [f"t9 {p}" for p in prompts[:2]]
+        await _engine_level(engine, warm, new_tokens, 2, 2)  # warm-up (and CUDA graph capture)
+        results = {c: await _engine_level(engine, prompts, new_tokens, c, requests(c)) for c in levels}
+        counts = [engine.count_tokens(p) for p in prompts]
+        info = {"backend": engine.backend, "model": engine.model_name, "prompt_tokens": [min(counts), max(counts)]}
+        return prompts, results, info
+    finally:
+        await engine.shutdown()
+
+
+async def _platform_level(url: str, prompts: list[str], new_tokens: int, clients: int, requests: int) -> dict:
+    def body(i: int) -> dict:
+        return {
+            "app": "chat",
+            "input": {"prompt": prompts[i], "max_tokens": new_tokens, "temperature": 0},
+            "options": {"ignore_eos": True, "max_tokens": new_tokens},
+        }
+
+    tokens: list[int] = []
+    ttfts: list[float] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(requests):
+        queue.put_nowait(i)
+    limits = httpx.Limits(max_connections=2 * clients + 4)
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=600, limits=limits
+    ) as api:
+
+        async def client() -> None:
+            while not queue.empty():
+                i = queue.get_nowait()
+                sent, first = time.perf_counter(), None
+                reply = await api.post("/v1/jobs", json=body(i))
+                reply.raise_for_status()
+                job_id = reply.json()["id"]
+                async with api.stream("GET", f"/v1/jobs/{job_id}/events") as events:
+                    kind = ""
+                    async for line in events.aiter_lines():
+                        if line.startswith("event:"):
+                            kind = line.split(":", 1)[1].strip()
+                            if kind == "token" and first is None:
+                                first = time.perf_counter()
+                            if kind == "end":
+                                break
+                job = (await api.get(f"/v1/jobs/{job_id}")).json()
+                if job["status"] != "succeeded":
+                    raise RuntimeError(f"job {job_id} {job['status']}: {job.get('error')}")
+                tokens.append(job["usage"]["completion_tokens"])
+                ttfts.append((first or time.perf_counter()) - sent)
+
+        started = time.perf_counter()
+        await asyncio.gather(*[client() for _ in range(clients)])
+        return _summary(time.perf_counter() - started, tokens, ttfts)
+
+
+def through_platform(
+    prompts: list[str], new_tokens: int, levels: list[int], requests, redis_url: str, logs: Any = None
+) -> dict:
+    """The same workload as REST jobs on a private API and worker (the settings' engine)."""
+    redis.Redis.from_url(redis_url).flushdb()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "VIREO_API_KEY": KEY,
+        "VIREO_QUEUE": f"ratio-{uuid.uuid4().hex[:6]}",
+        "VIREO_RATE_LIMIT_RPM": "0",  # the platform's own cost, no limits in the way
+        "VIREO_MAX_CONCURRENT_JOBS": "0",
+        "VIREO_WORKER_CONCURRENCY": str(max(levels) + 8),
+    }
+    api = start(vireo_command("serve", "api", "--port", str(port)), env, logs and logs / "api.log")
+    worker = start(vireo_command("serve", "worker"), env, logs and logs / "worker.log")
+    try:
+        wait_http_ok(f"{url}/healthz", 300, "the API", api)
+        wait_worker_ready(redis_url, 900, worker)
+        asyncio.run(_platform_level(url, [f"t9 {p}" for p in prompts[:2]], new_tokens, 2, 2))  # warm-up
+        return {c: asyncio.run(_platform_level(url, prompts, new_tokens, c, requests(c))) for c in levels}
+    finally:
+        stop([api, worker], grace_s=20)
+
+
+def run_engine_ratio(
+    levels: list[int], prompt_tokens: int = 128, new_tokens: int = 128, rounds: int = 2, logs: Any = None
+) -> dict:
+    """Engine alone, then the platform, on one machine in one run; `rounds` × concurrency requests a level."""
+
+    def requests(clients: int) -> int:
+        return max(4, rounds * clients)
+
+    settings = Settings()
+    redis_url = os.environ.get("VIREO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+    gpu = settings.for_worker().engine.resolved().device == "cuda"
+    started = time.time()
+    prompts, alone, info = asyncio.run(engine_alone(settings, prompt_tokens, new_tokens, levels, requests))
+    platform = through_platform(prompts, new_tokens, levels, requests, redis_url, logs)
+    by_level = []
+    for c in levels:
+        by_level.append(
+            {
+                "concurrency": c,
+                "engine": alone[c],
+                "platform": platform[c],
+                "platform_over_engine_tok_s": round(platform[c]["tok_s"] / alone[c]["tok_s"], 3),
+                "ttft_overhead_ms_p50": round(platform[c]["ttft_p50_ms"] - alone[c]["ttft_p50_ms"], 2),
+            }
+        )
+    high = [level for level in by_level if level["concurrency"] >= 32]
+    return {
+        "benchmark": "platform vs engine (vireo bench platform --engine-ratio)",
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": source_commit(),
+        "machine": {**machine_info(gpu=gpu), "load_average_at_end": load_average()},
+        "engine": {**info, "settings": settings.for_worker().engine.model_dump(mode="json", exclude={"home"})},
+        "workload": {
+            "prompt_tokens": prompt_tokens,
+            "new_tokens": new_tokens,
+            "sampling": "greedy, ignore_eos",
+            "requests_per_level": {c: requests(c) for c in levels},
+            "platform_path": "POST /v1/jobs (chat app, raw prompt) → Celery on Redis → worker → SSE events",
+        },
+        "levels": by_level,
+        "goals": GOALS,
+        "meets_goals": {
+            "tok_s_at_32_and_64": bool(high)
+            and all(
+                level["platform_over_engine_tok_s"] >= GOALS["platform_over_engine_tok_s_at_32_and_64"]
+                for level in high
+            ),
+            "ttft_overhead_ms_p50": statistics.median(level["ttft_overhead_ms_p50"] for level in by_level)
+            <= GOALS["ttft_overhead_ms_p50"],
+        },
+        "seconds": round(time.time() - started, 1),
+    }
