@@ -75,6 +75,18 @@ def test_a_pool_that_does_not_add_up_is_refused_at_start(tmp_path, fields, messa
         Settings(home=tmp_path, **fields)
 
 
+def test_empty_pool_variables_mean_unset_and_engines_are_json(tmp_path, monkeypatch):
+    """Compose passes an empty .env value through as an empty variable."""
+    monkeypatch.setenv("VIREO_WORKER_MODEL", "")
+    monkeypatch.setenv("VIREO_MODEL_ENGINES", "")
+    assert (Settings(home=tmp_path).worker_model, Settings(home=tmp_path).model_engines) == (None, {})
+    monkeypatch.setenv("VIREO_MODEL_ENGINES", '{"smollm2-135m": {"quantization": "int8"}}')
+    assert Settings(home=tmp_path).engine.quantization == "int8"
+    monkeypatch.setenv("VIREO_MODEL_ENGINES", "int8")
+    with pytest.raises(ValidationError, match="VIREO_MODEL_ENGINES is not JSON"):
+        Settings(home=tmp_path)
+
+
 # --- the stack -----------------------------------------------------------------------------------
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from vireo.inference.engine_config import EngineConfig  # no torch at import: worker-health and the sandbox stay light
 from vireo.inference.registry import default_home
@@ -68,7 +69,7 @@ class Settings(BaseSettings):
     # settings apart from `engine`'s. worker_model: the model this worker process serves (set by --model).
     models: str = ""
     app_models: str = ""
-    model_engines: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    model_engines: Annotated[dict[str, dict[str, Any]], NoDecode] = Field(default_factory=dict)  # JSON, read below
     worker_model: str | None = None
     model_alias: str | None = None  # the name clients use instead of the model id (vireo/platform/served_model.py)
     chroma_url: str | None = None
@@ -78,6 +79,22 @@ class Settings(BaseSettings):
     sandbox: Literal["auto", "bwrap", "remote", "unsafe-local"] = "auto"
     sandbox_socket: Path | None = None  # the sandbox service's Unix socket (vireo serve sandbox)
     sandbox_python: str | None = None  # the interpreter programs run with (default: found, readable by the sandbox)
+
+    @field_validator("worker_model", "model_engines", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value, info):
+        """`VIREO_WORKER_MODEL=` or `VIREO_MODEL_ENGINES=` (compose passing an empty .env value) mean unset;
+        VIREO_MODEL_ENGINES is JSON."""
+        if isinstance(value, str) and not value.strip():
+            return None if info.field_name == "worker_model" else {}
+        if info.field_name == "model_engines" and isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f'VIREO_MODEL_ENGINES is not JSON ({exc}); e.g. \'{{"model": {{"quantization": "int8"}}}}\''
+                )
+        return value
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
