@@ -33,6 +33,7 @@ from vireo.platform.settings import Settings
 from vireo.tools.machine import load_average, machine_info, source_commit
 
 KEY = "bench-ratio-key"
+WARM_CLIENTS, WARM_REQUESTS = 4, 12
 GOALS = {"platform_over_engine_tok_s_at_32_and_64": 0.9, "ttft_overhead_ms_p50": 10}
 
 
@@ -66,6 +67,11 @@ def fixed_prompts(engine, tokens: int, count: int) -> list[str]:
     return prompts
 
 
+def warm_prompts(prompts: list[str]) -> list[str]:
+    """Prompts for the warm-up, none of which shares a prefix with a measured one."""
+    return [f"t9 {prompt}" for prompt in (prompts * WARM_REQUESTS)[:WARM_REQUESTS]]
+
+
 async def _engine_level(engine, prompts: list[str], new_tokens: int, clients: int, requests: int) -> dict:
     tokens: list[int] = []
     ttfts: list[float] = []
@@ -96,9 +102,9 @@ async def engine_alone(settings: Settings, prompt_tokens: int, new_tokens: int, 
     engine = create_engine(settings.for_worker().engine)
     await engine.start()
     try:
-        prompts = fixed_prompts(engine, prompt_tokens, max(requests(c) for c in levels) + 2)
-        warm = [f"t9 {p}" for p in prompts[:2]]
-        await _engine_level(engine, warm, new_tokens, 2, 2)  # warm-up (and CUDA graph capture)
+        prompts = fixed_prompts(engine, prompt_tokens, max(requests(c) for c in levels))
+        # warm-up (first requests run slower for a while on CPU; CUDA graphs are captured): both paths alike
+        await _engine_level(engine, warm_prompts(prompts), new_tokens, WARM_CLIENTS, WARM_REQUESTS)
         results = {c: await _engine_level(engine, prompts, new_tokens, c, requests(c)) for c in levels}
         counts = [engine.count_tokens(p) for p in prompts]
         info = {"backend": engine.backend, "model": engine.model_name, "prompt_tokens": [min(counts), max(counts)]}
@@ -173,7 +179,7 @@ def through_platform(
     try:
         wait_http_ok(f"{url}/healthz", 300, "the API", api)
         wait_worker_ready(redis_url, 900, worker)
-        asyncio.run(_platform_level(url, [f"t9 {p}" for p in prompts[:2]], new_tokens, 2, 2))  # warm-up
+        asyncio.run(_platform_level(url, warm_prompts(prompts), new_tokens, WARM_CLIENTS, WARM_REQUESTS))  # warm-up
         return {c: asyncio.run(_platform_level(url, prompts, new_tokens, c, requests(c))) for c in levels}
     finally:
         stop([api, worker], grace_s=20)
