@@ -11,11 +11,12 @@ MODEL=${VIREO_MODEL:-random:llama-8b}
 LEVELS=${LEVELS:-1,8,32,64}
 OUT=${OUT:-/tmp/out}
 mkdir -p /tmp/site /tmp/redis "$OUT"
-python3 -m pip install -q --no-index --no-deps --target /tmp/site _gpu_wheels/*.whl
+python3 -m pip install -q --upgrade --no-index --no-deps --target /tmp/site _gpu_wheels/*.whl
 rm -rf /tmp/site/vireo  # keep the wheel's entry points (the apps), run the checkout's code
 for deb in _gpu_redis/*.deb; do dpkg -x "$deb" /tmp/redis; done
 export LD_LIBRARY_PATH=/tmp/redis/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-/tmp/redis/usr/bin/redis-server --port 6379 --daemonize yes --save "" --appendonly no --dir /tmp
+/tmp/redis/usr/bin/redis-cli ping >/dev/null 2>&1 ||
+  /tmp/redis/usr/bin/redis-server --port 6379 --daemonize yes --save "" --appendonly no --dir /tmp
 for _ in $(seq 50); do /tmp/redis/usr/bin/redis-cli ping >/dev/null 2>&1 && break; sleep 0.1; done
 export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export VIREO_MODEL=$MODEL VIREO_HOME=/tmp/vireo-home VIREO_ENGINE=native VIREO_LOG_LEVEL=warning
