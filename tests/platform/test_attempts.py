@@ -43,6 +43,7 @@ async def test_a_handed_back_attempt_can_no_longer_write_or_finish(attempts):
     job_id = await running_job(attempts, "w1")
     assert await attempts.hand_back(job_id, 1, "w1", "worker w1 stopped", max_attempts=3) == "requeued"
     assert await attempts.emit(job_id, 1, "token", {"text": "late"}) is None
+    assert not await attempts.emit_many(job_id, 1, [("token", {"text": "late"}), ("token", {"text": "r"})])
     assert not await attempts.finish(
         job_id, 1, "tenant-a", "succeeded", {"result": {"text": "x"}}, ("result", {"result": {"text": "x"}})
     )
@@ -53,6 +54,13 @@ async def test_a_handed_back_attempt_can_no_longer_write_or_finish(attempts):
         ("attempt", {"attempt": 2, "reason": "worker w1 stopped"}),
         ("status", {"status": "running"}),
     ]
+
+
+async def test_a_run_of_events_goes_in_order_in_one_call(attempts):
+    job_id = await running_job(attempts, "w1")
+    events = [("token", {"text": f"t{i}"}) for i in range(5)] + [("progress", {"fraction": 0.5, "message": ""})]
+    assert await attempts.emit_many(job_id, 1, events)
+    assert (await kinds(attempts, job_id))[-6:] == events
 
 
 async def test_a_job_fails_clearly_after_max_attempts(attempts):

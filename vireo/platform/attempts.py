@@ -51,6 +51,15 @@ if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return false end
 return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[3], 'data', ARGV[4])
 """
 
+_FENCED_XADD_MANY = """
+-- KEYS: job, events. ARGV: attempt, events maxlen, then event, data pairs (appended in order)
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return false end
+for i = 3, #ARGV, 2 do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[i], 'data', ARGV[i + 1])
+end
+return (#ARGV - 2) / 2
+"""
+
 _FINISH = """
 -- KEYS: job, events, running index, tenant's active set.
 -- ARGV: job id, attempt, final status, events maxlen, event, event data, then field/value pairs
@@ -108,6 +117,7 @@ class Attempts:
         self.redis = store.redis
         self._claim = self.redis.register_script(_CLAIM)
         self._xadd = self.redis.register_script(_FENCED_XADD)
+        self._xadd_many = self.redis.register_script(_FENCED_XADD_MANY)
         self._finish = self.redis.register_script(_FINISH)
         self._hand_back = self.redis.register_script(_HAND_BACK)
 
@@ -125,6 +135,14 @@ class Attempts:
             keys=[job_key(job_id), events_key(job_id)],
             args=[attempt, self.store.events_maxlen, event, json.dumps(data)],
         )
+
+    async def emit_many(self, job_id: str, attempt: int, events: list[tuple[str, dict]]) -> bool:
+        """Append events in order, in one round trip, while `attempt` is still the job's attempt (all of
+        them, or none once it is not): a job streaming many tokens a second costs Redis one call a batch."""
+        args: list[Any] = [attempt, self.store.events_maxlen]
+        for event, data in events:
+            args += [event, json.dumps(data)]
+        return bool(await self._xadd_many(keys=[job_key(job_id), events_key(job_id)], args=args))
 
     async def state(self, job_id: str, attempt: int) -> str:
         """'running' while the attempt should go on; 'cancel' when the user cancelled it; 'superseded'

@@ -55,15 +55,22 @@ class JobContext(AppContext):
                 return
 
     async def _write(self, items: list[tuple]) -> None:
-        if not items:
-            return
+        """Write what queued up since the last write, in order; a run of events goes in one round trip
+        (at many tokens a second the writer falls behind a little and its batches grow)."""
+        events: list[tuple[str, dict]] = []
         for kind, payload in items:
             if kind == "event":
-                await self.attempts.emit(self.job_id, self.attempt, *payload)
-            elif kind == "fields":
+                events.append(payload)
+                continue
+            if events:
+                await self.attempts.emit_many(self.job_id, self.attempt, events)
+                events = []
+            if kind == "fields":
                 await self.store.update(self.job_id, **payload)
             elif kind == "usage":
                 await self.store.add_usage(self.job_id, *payload)
+        if events:
+            await self.attempts.emit_many(self.job_id, self.attempt, events)
 
     def progress(self, fraction: float, message: str = "") -> None:
         fraction = max(0.0, min(1.0, float(fraction)))
