@@ -9,7 +9,7 @@ from fastapi import FastAPI, HTTPException, status
 from fastapi.responses import JSONResponse
 
 from vireo.apps.registry import load_apps
-from vireo.platform.api import admin, jobs, limits, openai_batches, openai_compat, system
+from vireo.platform.api import admin, jobs, limits, openai_batches, openai_compat, openai_embeddings, system
 from vireo.platform.api.deps import APP_ROUTE_DEPS
 from vireo.platform.api.error_docs import document_errors
 from vireo.platform.api.errors import install_error_handlers, openai_error_body
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs.router,
         openai_compat.router,
         openai_batches.router,
+        openai_embeddings.router,
         limits.router,
         admin.router,
     ):
