@@ -68,8 +68,9 @@ def fixed_prompts(engine, tokens: int, count: int) -> list[str]:
 
 
 def warm_prompts(prompts: list[str]) -> list[str]:
-    """Prompts for the warm-up, none of which shares a prefix with a measured one."""
-    return [f"t9 {prompt}" for prompt in (prompts * WARM_REQUESTS)[:WARM_REQUESTS]]
+    """Prompts for the warm-up rounds, none of which shares a prefix with a measured one."""
+    count = max(len(prompts), WARM_REQUESTS)
+    return [f"t9 {prompt}" for prompt in (prompts * count)[:count]]
 
 
 async def _engine_level(engine, prompts: list[str], new_tokens: int, clients: int, requests: int) -> dict:
@@ -105,7 +106,10 @@ async def engine_alone(settings: Settings, prompt_tokens: int, new_tokens: int, 
         prompts = fixed_prompts(engine, prompt_tokens, max(requests(c) for c in levels))
         # warm-up (first requests run slower for a while on CPU; CUDA graphs are captured): both paths alike
         await _engine_level(engine, warm_prompts(prompts), new_tokens, WARM_CLIENTS, WARM_REQUESTS)
-        results = {c: await _engine_level(engine, prompts, new_tokens, c, requests(c)) for c in levels}
+        results = {}
+        for c in levels:  # a warm round at each level first: CUDA graphs are captured per batch size
+            await _engine_level(engine, warm_prompts(prompts), new_tokens, c, c)
+            results[c] = await _engine_level(engine, prompts, new_tokens, c, requests(c))
         counts = [engine.count_tokens(p) for p in prompts]
         info = {"backend": engine.backend, "model": engine.model_name, "prompt_tokens": [min(counts), max(counts)]}
         return prompts, results, info
@@ -180,7 +184,11 @@ def through_platform(
         wait_http_ok(f"{url}/healthz", 300, "the API", api)
         wait_worker_ready(redis_url, 900, worker)
         asyncio.run(_platform_level(url, warm_prompts(prompts), new_tokens, WARM_CLIENTS, WARM_REQUESTS))  # warm-up
-        return {c: asyncio.run(_platform_level(url, prompts, new_tokens, c, requests(c))) for c in levels}
+        results = {}
+        for c in levels:  # as for the engine alone: a warm round at each level first
+            asyncio.run(_platform_level(url, warm_prompts(prompts), new_tokens, c, c))
+            results[c] = asyncio.run(_platform_level(url, prompts, new_tokens, c, requests(c)))
+        return results
     finally:
         stop([api, worker], grace_s=20)
 
