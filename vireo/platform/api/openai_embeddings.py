@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from vireo.inference.embedder import shared_embedder
 from vireo.platform.api.deps import PrincipalDep
+from vireo.platform.api.error_docs import error_responses
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -79,7 +80,9 @@ def _encoded(vector: list[float], fmt: str) -> list[float] | str:
     return vector
 
 
-@router.post("/embeddings", summary="Embed texts (OpenAI-compatible)")
+@router.post(
+    "/embeddings", summary="Embed texts (OpenAI-compatible)", responses=error_responses(400, 404, 413, openai=True)
+)
 async def embeddings(body: EmbeddingRequest, principal: PrincipalDep) -> dict:
     texts = embedding_texts(body)
     vectors, tokens = await asyncio.to_thread(_embed, texts)
