@@ -36,6 +36,19 @@ def test_a_tampered_package_is_refused(tmp_path, monkeypatch):
     assert not (tmp_path / "models" / bad.name).exists()
 
 
+def test_gguf_path_is_the_packaged_file_checked_not_converted(tmp_path, monkeypatch):
+    gguf = ModelRegistry(tmp_path).gguf_path("smollm2-135m")
+    assert gguf.name == reg.PACKAGED["smollm2-135m"].gguf_name and gguf.read_bytes()[:4] == b"GGUF"
+    assert not (tmp_path / "models" / "smollm2-135m").exists()  # nothing converted
+    assert ModelRegistry(tmp_path).gguf_path(str(gguf)) == gguf  # a .gguf path as it is
+    bad = replace(reg.PACKAGED["smollm2-135m"], name="smollm2-tampered", sha256="0" * 64)
+    monkeypatch.setitem(reg.PACKAGED, bad.name, bad)
+    with pytest.raises(ModelIntegrityError, match="refusing"):
+        ModelRegistry(tmp_path).gguf_path(bad.name)
+    with pytest.raises(UnknownModelError):
+        ModelRegistry(tmp_path).gguf_path(str(tmp_path))  # a folder has no GGUF file
+
+
 def test_local_folder_resolves_as_is():
     folder = ModelRegistry().resolve("smollm2-135m").path
     assert ModelRegistry().resolve(str(folder)).path == folder

@@ -178,25 +178,49 @@ class ModelRegistry:
         except Exception as exc:  # offline or not found: say which models do work
             raise UnknownModelError(repo_id, self.known()) from exc
 
+    def gguf_path(self, name: str) -> Path:
+        """The GGUF file `name` is converted from, without converting it: a registry name's packaged
+        file (its parts joined, its sha256 checked), a `.gguf` path as it is. For readers of GGUF
+        itself, such as the llama.cpp peer of `vireo bench engines`."""
+        model = PACKAGED.get(name)
+        if model is None:
+            path = Path(name).expanduser()
+            if path.is_file() and path.suffix == ".gguf":
+                return path.resolve()
+            raise UnknownModelError(f"{name} (no GGUF file)", self.known())
+        dirs = self._installed_dirs(model)
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.models_dir / f"{model.name}.lock")):
+            return self._checked_gguf(model, dirs)
+
     def _prepare_packaged(self, model: PackagedModel) -> Path:
         target = self.converted_dir(model.name)
         if _converted_from(target) == model.sha256:
             return target
-        dirs = [_package_dir(p) for p in model.packages]
-        if any(d is None for d in dirs):
-            hint = f"pip install 'vireo[{model.extra}]'" if model.extra else f"pip install {model.packages[0]}"
-            raise UnknownModelError(f"{model.name} (not installed: {hint})", self.known())
+        dirs = self._installed_dirs(model)
         self.models_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.models_dir / f"{model.name}.lock")):
             if _converted_from(target) == model.sha256:  # another worker finished meanwhile
                 return target
-            gguf = self._gguf_file(model, dirs)  # type: ignore[arg-type]
-            digest = _sha256(gguf)
-            if digest != model.sha256:
-                raise ModelIntegrityError(
-                    f"{model.name}: sha256 of {gguf} is {digest}, expected {model.sha256}; refusing it"
-                )
-            return self._convert_gguf(gguf, model.name, model.dtype, digest, locked=True)
+            gguf = self._checked_gguf(model, dirs)
+            return self._convert_gguf(gguf, model.name, model.dtype, model.sha256, locked=True)
+
+    def _installed_dirs(self, model: PackagedModel) -> list[Path]:
+        dirs = [_package_dir(p) for p in model.packages]
+        if any(d is None for d in dirs):
+            hint = f"pip install 'vireo[{model.extra}]'" if model.extra else f"pip install {model.packages[0]}"
+            raise UnknownModelError(f"{model.name} (not installed: {hint})", self.known())
+        return dirs  # type: ignore[return-value]
+
+    def _checked_gguf(self, model: PackagedModel, dirs: list[Path]) -> Path:
+        """The model's GGUF file (joined from its parts when split), refused unless its sha256 is pinned."""
+        gguf = self._gguf_file(model, dirs)
+        digest = _sha256(gguf)
+        if digest != model.sha256:
+            raise ModelIntegrityError(
+                f"{model.name}: sha256 of {gguf} is {digest}, expected {model.sha256}; refusing it"
+            )
+        return gguf
 
     def _gguf_file(self, model: PackagedModel, dirs: list[Path]) -> Path:
         if model.gguf_name:
