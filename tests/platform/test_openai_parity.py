@@ -125,8 +125,8 @@ def test_bookkeeping_fields_and_neutral_values_are_accepted(client):
     assert reply.choices[0].message.content is not None
 
 
-def test_completions_refuse_echo_and_best_of(client):
-    for field, value in (("echo", True), ("best_of", 3), ("suffix", "end")):
+def test_completions_refuse_best_of_and_suffix(client):
+    for field, value in (("best_of", 3), ("suffix", "end")):
         with pytest.raises(openai.BadRequestError, match=field):
             client.completions.create(model=MODEL, prompt="Hi", max_tokens=2, extra_body={field: value})
 

@@ -116,11 +116,13 @@ class AppContext(abc.ABC):
         emit: bool = True,
         index: int = 0,
         on_text: Callable[[str], bool | None] | None = None,
+        on_token_ids: Callable[[list[int]], None] | None = None,
     ) -> Finished:
         """Generate, streaming deltas to the client (as choice `index`); aborts in the engine on cancel.
 
         `on_text`, when given, receives the text instead of the client; it returns True to stop the
-        generation there (the engine aborts it and its Finished event says "abort").
+        generation there (the engine aborts it and its Finished event says "abort"). `on_token_ids`
+        receives the ids of the tokens written, in order (where the engine reports them).
         """
         request.app = request.app or self.app_name
         if request.speculation is None and self.preferences is not None:
@@ -139,6 +141,8 @@ class AppContext(abc.ABC):
                     if not generated:
                         self.first_token()
                     generated += max(1, len(event.token_ids))
+                    if on_token_ids is not None and not stopping:
+                        on_token_ids(event.token_ids)
                     if not event.text or stopping:  # after a stop: the engine winding down
                         continue
                     if on_text is None:

@@ -5,20 +5,27 @@ The server keeps no conversation state: the client sends the previous messages (
 history is cheap because the engine's prefix cache recognises it. When a conversation outgrows
 the context, the oldest turns are dropped (the system prompt and the latest message stay).
 `n` answers are sampled at once (the engine batches them); `tools` may be called (tool_calling.py).
+A raw prompt may be text or token ids, or a list of such prompts (each answered `n` times), echoed
+in front of its answers and scored: `logprobs` (completion_logprobs.py) gives each token its
+log-probability, from one forward pass after the answer is written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Literal
+from typing import Callable, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from vireo.apps.base import App, AppContext, AppInputError, TechniquePreferences
 from vireo.apps.chat_tools import NamedToolChoice, Tool, ToolCall, ToolChoice, has_tool_history, tool_request
+from vireo.apps.completion_logprobs import MAX_TOP_LOGPROBS, CompletionLogprobs, completion_logprobs
 from vireo.apps.tool_calling import Reply, ToolCallingReply
-from vireo.inference.api import Constraint, GenerationRequest
+from vireo.inference.api import Constraint, Engine, GenerationRequest
+
+Prompt = str | list[int]  # a raw prompt: text, or token ids as the model's tokenizer makes them
+MAX_CHOICES = 128  # prompts × n, at most, in one job
 
 
 class OutputConstraint(BaseModel):
@@ -57,7 +64,11 @@ class ChatMessage(BaseModel):
 
 class ChatInput(BaseModel):
     messages: list[ChatMessage] | None = Field(None, description="The conversation so far, oldest first.")
-    prompt: str | None = Field(None, description="A raw prompt to continue (instead of messages).")
+    prompt: str | list[int] | list[Prompt] | None = Field(
+        None,
+        description="A raw prompt to continue (instead of messages): text, token ids, or a list of prompts "
+        "(choice p * n + i is answer i to prompt p).",
+    )
     system: str | None = Field(None, description="A system prompt placed before the messages.")
     session_id: str | None = Field(
         None, max_length=128, description="Ties the turns of one conversation together; echoed back."
@@ -65,12 +76,20 @@ class ChatInput(BaseModel):
     overflow: Literal["drop_oldest", "error"] = Field(
         "drop_oldest", description="When the conversation outgrows the context: drop the oldest turns, or fail."
     )
-    max_tokens: int = Field(256, ge=1, le=4096)
+    max_tokens: int = Field(256, ge=0, le=4096, description="0 (with echo): write nothing, only score the prompt.")
     temperature: float = Field(0.7, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
     stop: list[str] = Field(default_factory=list, max_length=8)
     seed: int | None = None
-    logprobs: bool = False
+    echo: bool = Field(False, description="Raw prompts: each choice's text (and logprobs) starts with its prompt.")
+    logprobs: bool = Field(
+        False,
+        description="Each choice's tokens with their log-probabilities (OpenAI's completion shape), scored after "
+        "the answer is written (native and hf engines).",
+    )
+    top_logprobs: int = Field(
+        0, ge=0, le=MAX_TOP_LOGPROBS, description="With logprobs: the most likely tokens at each position."
+    )
     constraint: OutputConstraint | None = Field(
         None, description="Constrain the reply (native and vllm engines; the hf engine refuses)."
     )
@@ -87,7 +106,32 @@ class ChatInput(BaseModel):
             raise ValueError("give either messages or prompt")
         if self.messages is not None and not self.messages:
             raise ValueError("messages is empty: send at least one message")
+        if isinstance(self.prompt, list) and (not self.prompt or any(p == [] for p in self.prompt)):
+            raise ValueError("prompt is empty: a token-id prompt needs at least one token")
+        if len(self.prompts) * self.n > MAX_CHOICES:
+            raise ValueError(f"prompts × n is {len(self.prompts) * self.n}; one job answers at most {MAX_CHOICES}")
         return self
+
+    @model_validator(mode="after")
+    def _scoring_fits(self) -> "ChatInput":
+        if self.echo and self.prompt is None:
+            raise ValueError("echo repeats a raw prompt: give prompt, not messages")
+        if self.max_tokens == 0 and not self.echo:
+            raise ValueError("max_tokens 0 writes nothing: use it with echo, to score the prompt")
+        if self.top_logprobs and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs")
+        if self.logprobs and self.calls_offered:
+            raise ValueError("logprobs are not given for replies that may call tools")
+        return self
+
+    @property
+    def prompts(self) -> list[Prompt]:
+        """The raw prompts, each text or token ids ([] for a conversation)."""
+        if self.prompt is None:
+            return []
+        if isinstance(self.prompt, str) or any(isinstance(t, int) for t in self.prompt):
+            return [self.prompt]  # type: ignore[list-item]  # one prompt: text, or token ids
+        return list(self.prompt)  # type: ignore[arg-type]  # a list of prompts
 
     @model_validator(mode="after")
     def _tools_fit(self) -> "ChatInput":
@@ -119,6 +163,7 @@ class ChatChoice(BaseModel):
     text: str
     finish_reason: str = Field(..., description="stop, length, or tool_calls when the reply calls tools.")
     tool_calls: list[ToolCall] | None = None
+    logprobs: CompletionLogprobs | None = Field(None, description="With logprobs: the choice's tokens, scored.")
 
 
 class ChatOutput(BaseModel):
@@ -128,7 +173,7 @@ class ChatOutput(BaseModel):
     choices: list[ChatChoice] = Field(
         default_factory=list, description="All n answers; the first is also text, finish_reason and tool_calls."
     )
-    prompt_tokens: int = Field(..., description="The conversation's tokens.")
+    prompt_tokens: int = Field(..., description="The conversation's tokens (every prompt's, for several).")
     completion_tokens: int = Field(..., description="Tokens generated, for all answers.")
     session_id: str | None = Field(None, description="The conversation's id (new when none was sent).")
     messages: list[ChatMessage] | None = Field(
@@ -165,26 +210,39 @@ class ChatApp(App[ChatInput]):
             dropped += 1
         return kept, dropped
 
-    def build_request(self, ctx: AppContext, input: ChatInput, messages: list[dict] | None = None) -> GenerationRequest:
+    def build_request(
+        self, ctx: AppContext, input: ChatInput, messages: list[dict] | None = None, prompt: Prompt | None = None
+    ) -> GenerationRequest:
+        """The engine request for `prompt` (text or token ids), else for the conversation."""
         sampling = ctx.sampling(
-            max_tokens=input.max_tokens,
+            max_tokens=max(input.max_tokens, 1),  # 0 (echo only) generates nothing: see `answer`
             temperature=input.temperature,
             top_p=input.top_p,
             stop=input.stop,
             seed=input.seed,
-            logprobs=input.logprobs,
         )
         constraint = input.constraint.to_engine() if input.constraint else None
-        if input.prompt is not None:
-            return GenerationRequest(prompt=input.prompt, sampling=sampling, constraint=constraint)
+        if prompt is None and input.prompt is not None:
+            prompt = input.prompts[0]
+        if isinstance(prompt, list):
+            return GenerationRequest(prompt_token_ids=prompt, sampling=sampling, constraint=constraint)
+        if prompt is not None:
+            return GenerationRequest(prompt=prompt, sampling=sampling, constraint=constraint)
         return GenerationRequest(
             messages=messages or self.conversation(input), sampling=sampling, constraint=constraint
         )
 
     def validate_for_engine(self, input: ChatInput, engine_context_length: int, count_tokens) -> None:
         if input.prompt is not None:
-            texts = [input.prompt]
-        elif input.overflow == "drop_oldest":  # only the system prompt and the last message must fit
+            for prompt in input.prompts:
+                tokens = len(prompt) if isinstance(prompt, list) else count_tokens(prompt)
+                if tokens >= engine_context_length:
+                    raise AppInputError(
+                        f"the prompt is {tokens} tokens; the model's context holds {engine_context_length}. "
+                        "Shorten it and try again"
+                    )
+            return
+        if input.overflow == "drop_oldest":  # only the system prompt and the last message must fit
             assert input.messages is not None  # ChatInput's validator: messages when there is no prompt
             texts = [m["content"] for m in self.conversation(input) if m["role"] == "system"] + [
                 input.messages[-1].content or ""
@@ -205,7 +263,15 @@ class ChatApp(App[ChatInput]):
             messages, dropped = self.conversation(input), 0
             if input.overflow == "drop_oldest":
                 messages, dropped = self.fit(messages, budget, ctx.engine.count_tokens)
-        replies = await asyncio.gather(*(self.reply(ctx, input, messages, i) for i in range(input.n)))
+        sources: list[Prompt | None] = [*input.prompts] or [None]  # None: the conversation
+        answers = await asyncio.gather(
+            *(
+                self.answer(ctx, input, messages, prompt, p * input.n + i, i)
+                for p, prompt in enumerate(sources)
+                for i in range(input.n)
+            )
+        )
+        choices, replies = [a[0] for a in answers], [a[1] for a in answers]
         first = replies[0]
         history = None
         if messages is not None:
@@ -217,28 +283,65 @@ class ChatApp(App[ChatInput]):
                 )
             ]
         return ChatOutput(
-            text=first.text,
+            text=choices[0].text,
             finish_reason=first.finish_reason,
             tool_calls=first.tool_calls or None,
-            choices=[
-                ChatChoice(index=i, text=r.text, finish_reason=r.finish_reason, tool_calls=r.tool_calls or None)
-                for i, r in enumerate(replies)
-            ],
-            prompt_tokens=first.prompt_tokens,
+            choices=choices,
+            prompt_tokens=sum(r.prompt_tokens for r in replies[:: input.n]),  # each prompt's first answer
             completion_tokens=sum(r.completion_tokens for r in replies),
             session_id=input.session_id or uuid.uuid4().hex,
             messages=history,
             dropped_messages=dropped,
         )
 
-    async def reply(self, ctx: AppContext, input: ChatInput, messages: list[dict] | None, index: int) -> Reply:
-        """Answer `index` of n: its own seed (seed + index), streamed as choice `index`."""
-        request = self.build_request(ctx, input, messages)
-        if index and request.sampling.seed is not None:
-            request.sampling.seed += index
-        if messages is not None and (input.tools or has_tool_history(messages)):
+    async def answer(
+        self,
+        ctx: AppContext,
+        input: ChatInput,
+        messages: list[dict] | None,
+        prompt: Prompt | None,
+        index: int,
+        sample: int,
+    ) -> tuple[ChatChoice, Reply]:
+        """Choice `index`: answer `sample` (seeded seed + sample) to `prompt` (None: the conversation),
+        behind the prompt when echoed, with its tokens' log-probabilities when asked."""
+        request = self.build_request(ctx, input, messages, prompt)
+        if sample and request.sampling.seed is not None:
+            request.sampling.seed += sample
+        completion_ids: list[int] = []
+        if input.max_tokens == 0:  # echo only: the prompt is read, nothing is written
+            prompt_tokens = len(prompt) if isinstance(prompt, list) else ctx.engine.count_tokens(prompt or "")
+            ctx.record_usage(prompt_tokens, 0)
+            reply = Reply("", "length", prompt_tokens=prompt_tokens)
+        else:
+            reply = await self.reply(ctx, input, request, index, completion_ids.extend)
+        logprobs = None
+        if input.logprobs:
+            prompt_ids = self.prompt_ids(ctx.engine, request)
+            logprobs = await completion_logprobs(ctx.engine, prompt_ids, completion_ids, input.top_logprobs, input.echo)
+        echoed = self.prompt_text(ctx.engine, prompt) if input.echo else ""
+        choice = ChatChoice(
+            index=index,
+            text=echoed + reply.text,
+            finish_reason=reply.finish_reason,
+            tool_calls=reply.tool_calls or None,
+            logprobs=logprobs,
+        )
+        return choice, reply
+
+    async def reply(
+        self,
+        ctx: AppContext,
+        input: ChatInput,
+        request: GenerationRequest,
+        index: int,
+        on_token_ids: Callable[[list[int]], None] | None = None,
+    ) -> Reply:
+        """Write choice `index` for `request`, streamed as that choice; a reply that may call tools
+        calls them (tool_calling.py). `on_token_ids` receives the tokens written (no tools)."""
+        if request.messages is not None and (input.tools or has_tool_history(request.messages)):
             offered = input.tools if input.calls_offered else None  # calls_offered: tools is not empty
-            shown = tool_request(ctx.engine, messages, offered)
+            shown = tool_request(ctx.engine, request.messages, offered)
             request.messages, request.tools = shown.messages, shown.tools
             if offered:
                 writer = ToolCallingReply(
@@ -251,10 +354,25 @@ class ChatApp(App[ChatInput]):
                     index,
                 )
                 return await writer.run()
-        final = await ctx.stream(request, index=index)
+        final = await ctx.stream(request, index=index, on_token_ids=on_token_ids)
         return Reply(
             final.text,
             final.finish_reason,
             prompt_tokens=final.usage.prompt_tokens,
             completion_tokens=final.usage.completion_tokens,
         )
+
+    @staticmethod
+    def prompt_ids(engine: Engine, request: GenerationRequest) -> list[int]:
+        """The prompt's tokens as the engine read them (the conversation rendered, a text encoded)."""
+        if request.prompt_token_ids is not None:
+            return request.prompt_token_ids
+        ids = engine.encode(engine.render(request))
+        if not ids:
+            raise AppInputError("logprobs need a prompt of at least one token; the prompt is empty")
+        return ids
+
+    @staticmethod
+    def prompt_text(engine: Engine, prompt: Prompt | None) -> str:
+        """An echoed prompt: its text, or its token ids decoded."""
+        return engine.decode(prompt) if isinstance(prompt, list) else prompt or ""

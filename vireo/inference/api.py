@@ -1,8 +1,9 @@
 """The engine API every backend implements and every app sees.
 
 An engine turns a `GenerationRequest` into an async stream of `TokenDelta` events closed by one
-`Finished` event. It can abort a request, score continuations (one forward pass), embed texts and
-report live statistics. Backends differ in speed, never in this contract.
+`Finished` event. It can abort a request, score continuations (one forward pass), give every token of
+a sequence its log-probability (`sequence_logprobs`, the same pass), embed texts and report live
+statistics. Backends differ in speed, never in this contract.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ class Constraint:
 
 @dataclass
 class GenerationRequest:
-    """One generation: a raw `prompt` or chat `messages` (rendered with the chat template)."""
+    """One generation: a raw `prompt`, its `prompt_token_ids` as given, or chat `messages` (rendered
+    with the chat template)."""
 
     prompt: str | None = None
     messages: list[dict] | None = None
@@ -102,10 +104,11 @@ class GenerationRequest:
     # another model of the engine's server (an OpenAI-compatible server may serve several); None: the
     # engine's own. An engine that serves one model refuses any other name.
     model: str | None = None
+    prompt_token_ids: list[int] | None = None  # a prompt already tokenized (OpenAI's token-id prompts)
 
     def __post_init__(self) -> None:
-        if (self.prompt is None) == (self.messages is None):
-            raise ValueError("give exactly one of prompt or messages")
+        if sum(x is not None for x in (self.prompt, self.messages, self.prompt_token_ids)) != 1:
+            raise ValueError("give exactly one of prompt, prompt_token_ids or messages")
 
 
 @dataclass
@@ -137,6 +140,18 @@ class Finished:
 
 
 EngineEvent = Union[TokenDelta, Finished]
+
+
+@dataclass
+class TokenLogprob:
+    """One token of a scored sequence: its text (the token decoded alone), its log-probability given
+    the tokens before it (None for the sequence's first token: nothing precedes it), and in `top` the
+    most likely tokens at its position, most likely first (each with an empty `top`)."""
+
+    token_id: int
+    text: str
+    logprob: float | None
+    top: list[TokenLogprob] = field(default_factory=list)
 
 
 @dataclass
@@ -186,6 +201,24 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     async def score(self, prompt: str, continuations: list[str]) -> list[float]:
         """Sum of log-probabilities of each continuation after `prompt`."""
+
+    async def sequence_logprobs(self, token_ids: list[int], top: int = 0, start: int = 0) -> list[TokenLogprob]:
+        """Teacher forcing, one forward pass: each token of `token_ids` from position `start` on with its
+        raw log-probability (the model's own distribution: no temperature, top-p or grammar) given the
+        tokens before it, and the `top` most likely tokens at its position. Backends that cannot run
+        the model over a given sequence refuse."""
+        raise EngineError(
+            f"the {self.backend} backend cannot give the log-probabilities of a token sequence; "
+            "serve the model with the native or hf backend for echo and logprobs"
+        )
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text` (without special tokens), as generation tokenizes a raw prompt."""
+        raise EngineError(f"the {self.backend} backend serving {self.model_name} has no tokenizer here")
+
+    def decode(self, token_ids: list[int]) -> str:
+        """The text of `token_ids` (special tokens shown)."""
+        raise EngineError(f"the {self.backend} backend serving {self.model_name} has no tokenizer here")
 
     @abc.abstractmethod
     async def embed(self, texts: list[str]) -> list[list[float]]:

@@ -11,16 +11,25 @@ import torch
 
 from vireo.inference.api import (
     Engine,
+    EngineError,
     EngineEvent,
     Finished,
     GenerationRequest,
     PromptTooLongError,
+    TokenLogprob,
     refuse_unsupported_inputs,
 )
 from vireo.inference.embedder import Embedder, shared_embedder
 from vireo.inference.engine_config import EngineConfig
 
 __all__ = ["EngineConfig", "LocalEngine", "events_until_finished", "torch_dtype"]
+
+LOGPROB_ROWS = 512  # positions log-softmaxed at once by `sequence_logprobs` (a float32 row is the vocabulary)
+MIN_LOGPROB = -9999.0  # JSON carries no -inf: a token the model rules out reads this (as vLLM's replies do)
+
+
+def _finite(logprob: float) -> float:
+    return max(logprob, MIN_LOGPROB)
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -72,10 +81,24 @@ class LocalEngine(Engine):
             )
             assert isinstance(rendered, str)  # tokenize=False: the text, not ids or a BatchEncoding
             return rendered
+        if request.prompt_token_ids is not None:
+            return self.decode(request.prompt_token_ids)
         return request.prompt or ""
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def decode(self, token_ids: list[int]) -> str:
+        text = self.tokenizer.decode(token_ids)
+        assert isinstance(text, str)  # one sequence of ids: one text
+        return text
+
+    def check_token_ids(self, token_ids: list[int]) -> None:
+        """Token ids given by a caller must name tokens of the vocabulary."""
+        vocabulary = len(self.tokenizer)
+        bad = next((t for t in token_ids if not 0 <= t < vocabulary), None)
+        if bad is not None:
+            raise EngineError(f"token id {bad} is not in the vocabulary of {self.model_name} (0 to {vocabulary - 1})")
 
     def count_tokens(self, text: str) -> int:
         return len(self.encode(text))
@@ -84,7 +107,11 @@ class LocalEngine(Engine):
         """Token ids of the rendered prompt, refusing prompts that cannot fit (and images, and other
         models: a local engine serves its one text model) before any work."""
         refuse_unsupported_inputs(self, request)
-        ids = self.encode(self.render(request))
+        if request.prompt_token_ids is not None:
+            self.check_token_ids(request.prompt_token_ids)
+            ids = list(request.prompt_token_ids)
+        else:
+            ids = self.encode(self.render(request))
         if not ids:
             ids = [self.tokenizer.bos_token_id or next(iter(self.eos_token_ids))]
         budget = request.sampling.max_tokens
@@ -96,8 +123,12 @@ class LocalEngine(Engine):
 
     # --- scoring: one forward over prompt + continuation --------------------------------------
     def forward_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Logits [batch, seq, vocab] for right-padded `input_ids`; backends provide the model."""
-        raise NotImplementedError
+        """Logits [batch, seq, vocab] for right-padded `input_ids`; backends that run the model here
+        provide it, the others refuse (vLLM scores through its own engine)."""
+        raise EngineError(
+            f"the {self.backend} backend does not run the model over a given sequence here; "
+            "serve with the native or hf backend for the log-probabilities of a token sequence"
+        )
 
     def score_sync(self, prompt: str, continuations: list[str]) -> list[float]:
         prompt_ids = self.encode(prompt)
@@ -122,6 +153,47 @@ class LocalEngine(Engine):
 
     async def score(self, prompt: str, continuations: list[str]) -> list[float]:
         return await asyncio.to_thread(self.score_sync, prompt, continuations)
+
+    def sequence_logprobs_sync(self, token_ids: list[int], top: int = 0, start: int = 0) -> list[TokenLogprob]:
+        """`sequence_logprobs` on the calling thread: one forward over `token_ids`; the row of position
+        i - 1 holds token i's distribution (the first token has none)."""
+        if not token_ids:
+            raise ValueError("no tokens to score")
+        self.check_token_ids(token_ids)
+        if len(token_ids) > self.context_length:
+            raise PromptTooLongError(len(token_ids), 0, self.context_length)
+        start = min(max(start, 0), len(token_ids))
+        first = max(start, 1)  # the first scored token: position 0 has no distribution
+        targets = torch.tensor(token_ids[first:])
+        picked: list[torch.Tensor] = []
+        top_values: list[torch.Tensor] = []
+        top_ids: list[torch.Tensor] = []
+        with self._score_lock, torch.inference_mode():
+            logits = self.forward_logits(torch.tensor([token_ids]))[0]
+            for low in range(first, len(token_ids), LOGPROB_ROWS):  # float32 log-softmax a slice at a time
+                high = min(low + LOGPROB_ROWS, len(token_ids))
+                rows = torch.log_softmax(logits[low - 1 : high - 1].float(), dim=-1).cpu()
+                picked.append(rows.gather(1, targets[low - first : high - first, None])[:, 0])
+                if top:
+                    values, ids = rows.topk(min(top, rows.shape[-1]), dim=-1)
+                    top_values.append(values)
+                    top_ids.append(ids)
+        logprobs = torch.cat(picked).tolist() if picked else []
+        best_values = torch.cat(top_values).tolist() if top_values else [[] for _ in logprobs]
+        best_ids = torch.cat(top_ids).tolist() if top_ids else [[] for _ in logprobs]
+        texts = self.tokenizer.batch_decode([[t] for t in token_ids[start:]])
+        distinct = sorted({t for row in best_ids for t in row})
+        alternatives = dict(zip(distinct, self.tokenizer.batch_decode([[t] for t in distinct])))
+        scored = [TokenLogprob(token_ids[0], texts[0], None)] if start == 0 else []
+        for token_id, text, logprob, values, ids in zip(
+            token_ids[first:], texts[first - start :], logprobs, best_values, best_ids
+        ):
+            top_tokens = [TokenLogprob(i, alternatives[i], _finite(v)) for i, v in zip(ids, values)]
+            scored.append(TokenLogprob(token_id, text, _finite(logprob), top_tokens))
+        return scored
+
+    async def sequence_logprobs(self, token_ids: list[int], top: int = 0, start: int = 0) -> list[TokenLogprob]:
+        return await asyncio.to_thread(self.sequence_logprobs_sync, token_ids, top, start)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         return await asyncio.to_thread(self._embedder.encode, texts)

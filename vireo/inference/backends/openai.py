@@ -121,6 +121,8 @@ class OpenAIEngine(Engine):
 
     # --- text and tokens -----------------------------------------------------------------------
     def render(self, request: GenerationRequest) -> str:
+        if request.prompt_token_ids is not None:
+            return self.tokenizer.decode(request.prompt_token_ids) if self.tokenizer is not None else ""
         if request.messages is None:
             return request.prompt or ""
         if self.tokenizer is not None:
@@ -137,8 +139,9 @@ class OpenAIEngine(Engine):
 
     def _check_length(self, request: GenerationRequest) -> int:
         """Prompt tokens; refuses (or clamps max_tokens) before any work when counts are exact."""
-        n = self.count_tokens(self.render(request))
-        if self.exact_tokens and self.context_length:
+        ids = request.prompt_token_ids
+        n = len(ids) if ids is not None else self.count_tokens(self.render(request))
+        if (self.exact_tokens or ids is not None) and self.context_length:
             if n >= self.context_length:
                 raise PromptTooLongError(n, request.sampling.max_tokens, self.context_length)
             request.sampling.max_tokens = min(request.sampling.max_tokens, self.context_length - n)
@@ -189,7 +192,8 @@ class OpenAIEngine(Engine):
                 return await client.chat.completions.create(messages=messages, stream=True, **args)
             if request.images:
                 raise EngineError("images go with chat messages; a raw prompt cannot show them")
-            return await client.completions.create(prompt=request.prompt or "", stream=True, **args)
+            prompt = request.prompt_token_ids if request.prompt_token_ids is not None else request.prompt or ""
+            return await client.completions.create(prompt=prompt, stream=True, **args)
         except openai.BadRequestError as exc:
             raise EngineError(f"{self.base_url} refused the request: {_server_message(exc)}") from exc
 

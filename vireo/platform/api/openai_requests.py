@@ -12,8 +12,9 @@ from fastapi import HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vireo.apps.caption.app import CaptionApp, CaptionInput
-from vireo.apps.chat import ChatApp, ChatInput, ChatMessage, OutputConstraint
+from vireo.apps.chat import ChatApp, ChatInput, ChatMessage, OutputConstraint, Prompt
 from vireo.apps.chat_tools import Tool, ToolCall, ToolChoice
+from vireo.apps.completion_logprobs import MAX_TOP_LOGPROBS
 from vireo.platform.api.openai_tools import chat_choice, choices_of, completion_choice
 from vireo.platform.api.schemas import SEED_LIMIT
 from vireo.platform.errors import InvalidInput
@@ -71,8 +72,17 @@ class ChatCompletionRequest(SampledRequest):
 
 
 class CompletionRequest(SampledRequest):
-    prompt: str
-    max_tokens: int | None = Field(16, ge=1)
+    prompt: str | list[int] | list[Prompt] = Field(
+        ..., description="Text, token ids, or a list of either (each prompt gets `n` choices)."
+    )
+    max_tokens: int | None = Field(16, ge=0, description="0 with echo: only score the prompt.")
+    echo: bool = Field(False, description="Each choice's text (and logprobs) starts with its prompt.")
+    logprobs: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_TOP_LOGPROBS,
+        description="The tokens' log-probabilities, with this many likeliest alternatives at each position.",
+    )
 
 
 def requested_model(settings: Settings, name: str) -> ServedModel:
@@ -126,16 +136,27 @@ def chat_job(body: ChatCompletionRequest) -> tuple[str, dict]:
 
 
 def completion_job(body: CompletionRequest) -> tuple[str, dict]:
-    """The app and input of a (legacy) completion's job: the chat app continuing a raw prompt."""
+    """The app and input of a (legacy) completion's job: the chat app continuing a raw prompt (or
+    several), echoing it and scoring the tokens when asked."""
+    if body.stream and (body.echo or body.logprobs is not None):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "echo and logprobs are not streamed: the tokens are scored once the reply is written; "
+            "send the request without stream",
+        )
+    scoring: dict[str, Any] = {"echo": True} if body.echo else {}
+    if body.logprobs is not None:
+        scoring |= {"logprobs": True, "top_logprobs": body.logprobs}
     chat = _app_input(
         lambda: _sampled(
             ChatInput(
                 prompt=body.prompt,
                 n=body.n,
-                max_tokens=body.max_tokens or 16,
+                max_tokens=16 if body.max_tokens is None else body.max_tokens,
                 stop=_stops(body),
                 seed=body.seed,
                 constraint=_constraint(body),
+                **scoring,
             ),
             body,
         )

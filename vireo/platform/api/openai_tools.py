@@ -38,4 +38,10 @@ def chat_choice(choice: dict) -> dict:
 
 
 def completion_choice(choice: dict) -> dict:
-    return {"index": choice["index"], "text": choice["text"], "finish_reason": finish_reason(choice), "logprobs": None}
+    """An answer as an OpenAI completion choice, with its tokens' `logprobs` when they were asked for."""
+    return {
+        "index": choice["index"],
+        "text": choice["text"],
+        "finish_reason": finish_reason(choice),
+        "logprobs": choice.get("logprobs"),
+    }
