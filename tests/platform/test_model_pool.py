@@ -214,7 +214,7 @@ def test_apps_run_on_their_models_and_a_job_may_name_one(pool):
 def test_openai_requests_pick_the_model_they_name(pool):
     openai_client = openai.OpenAI(base_url=f"{pool['url']}/v1", api_key=API_KEY)
     listed = [m.id for m in openai_client.models.list().data]
-    assert listed == [A, pool["b_name"]]
+    assert listed == [A, pool["b_name"], "all-minilm-l6-v2"]  # the served models, then the embedding model
     reply = openai_client.chat.completions.create(
         model=pool["b_name"], messages=[{"role": "user", "content": "Say hi."}], max_tokens=4, temperature=0
     )

@@ -14,7 +14,9 @@ def client(api_server, celery_worker):
 
 
 def test_models_lists_the_served_model(client):
-    assert [m.id for m in client.models.list().data] == ["smollm2-135m"]
+    listed = client.models.list().data
+    assert [m.id for m in listed] == ["smollm2-135m", "all-minilm-l6-v2"]  # the generator, then the embedder
+    assert [m.capabilities for m in listed] == [["chat.completions", "completions"], ["embeddings"]]
 
 
 def test_chat_completion_round_trip(client):

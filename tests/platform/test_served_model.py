@@ -57,7 +57,7 @@ def test_models_endpoint_and_refusals_name_the_alias_not_the_path(tmp_path, gguf
     app = create_app(settings_for(tmp_path, str(gguf), alias="house-model"))
     with TestClient(app) as client:
         listed = client.get("/v1/models", headers=KEY).json()["data"]
-        assert [m["id"] for m in listed] == ["house-model"]
+        assert [m["id"] for m in listed] == ["house-model", "all-minilm-l6-v2"]  # and the embedding model
         refused = client.post(
             "/v1/chat/completions",
             headers=KEY,

@@ -44,6 +44,15 @@ class Embedder:
             )
         return vectors.tolist()
 
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """The tokens each text encodes to for the model, special tokens included (what an embeddings
+        reply reports as usage; the model itself reads at most its `max_seq_length` of them)."""
+        if not texts:
+            return []
+        model = self._load()
+        with self._lock:  # one tokenizer is not safe to share between threads
+            return [len(ids) for ids in model.tokenizer(texts)["input_ids"]]
+
 
 @lru_cache(maxsize=1)
 def shared_embedder() -> Embedder:

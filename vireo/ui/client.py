@@ -89,8 +89,10 @@ class VireoClient:
 
     # -- jobs ---------------------------------------------------------------------------------
     def models(self) -> list[dict]:
-        """The served models, the default first, each with its workers and waiting jobs (GET /v1/models)."""
-        return self._request("GET", "/v1/models")["data"]
+        """The served models that run jobs, the default first, each with its workers and waiting jobs
+        (GET /v1/models, less the models that only embed)."""
+        listed = self._request("GET", "/v1/models")["data"]
+        return [m for m in listed if "completions" in m.get("capabilities", ["completions"])]
 
     def submit(
         self,

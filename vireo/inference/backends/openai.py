@@ -102,6 +102,7 @@ class OpenAIEngine(Engine):
             served = [m async for m in self._started().models.list()]
         except openai.APIError as exc:
             raise EngineError(f"cannot list models at {self.base_url}: {exc}") from exc
+        served = [m for m in served if _generates(m)]  # a Vireo server lists its embedding model too
         by_id = {m.id: m for m in served}
         if self.model_name not in by_id:
             if self.config.openai_model or len(served) != 1:
@@ -319,6 +320,13 @@ def _with_images(messages: list[dict], images: list[str]) -> list[dict]:
     parts = list(content) if isinstance(content, list) else [{"type": "text", "text": content or ""}]
     parts += [{"type": "image_url", "image_url": {"url": url}} for url in images]
     return [*messages[:last_user], {**message, "content": parts}, *messages[last_user + 1 :]]
+
+
+def _generates(model) -> bool:
+    """A listed model that writes text: Vireo marks its embedding model's `capabilities`; other servers'
+    models carry no such field and are taken to generate."""
+    capabilities = getattr(model, "capabilities", None)
+    return not isinstance(capabilities, list) or "completions" in capabilities
 
 
 def _with_v1(url: str) -> str:

@@ -15,6 +15,7 @@ from vireo.platform import fleet
 from vireo.platform.api.deps import JobsDep, PrincipalDep, SettingsDep, StoreDep, TenantDep
 from vireo.platform.api.error_docs import error_responses, streamed
 from vireo.platform.api.errors import STORE_DOWN
+from vireo.platform.api.openai_embeddings import EMBEDDING_DIMENSIONS, EMBEDDING_MODEL
 from vireo.platform.api.openai_fields import refuse_unsupported
 from vireo.platform.api.openai_requests import (
     ChatCompletionRequest,
@@ -117,7 +118,8 @@ def _stream(request: Request, jobs: JobService, job_id: str, chunks: Chunks) -> 
 @router.get("/models")
 async def list_models(settings: SettingsDep, store: StoreDep, _tenant: TenantDep) -> dict:
     """The served models (VIREO_MODELS), the default first, each with the workers that serve it now and
-    the jobs waiting for one; a model a live worker serves that is not configured here is listed too."""
+    the jobs waiting for one; a model a live worker serves that is not configured here is listed too.
+    Last, the embedding model of `POST /v1/embeddings`. `capabilities` says which endpoints take each."""
     try:
         workers: list[fleet.LiveWorker] | None = await fleet.live_workers(store.redis)
     except STORE_DOWN:  # the models are still these; who serves them is unknown until Redis is back
@@ -130,7 +132,11 @@ async def list_models(settings: SettingsDep, store: StoreDep, _tenant: TenantDep
         return {
             "object": "list",
             "data": [
-                _model_entry(name, known=True) | {"status": "unknown (Redis is unreachable)"} for name, _, _ in listed
+                *(
+                    _model_entry(name, known=True) | {"status": "unknown (Redis is unreachable)"}
+                    for name, _, _ in listed
+                ),
+                _embedding_entry(),
             ],
         }
     listed += sorted({(w.model, w.model, w.queue) for w in workers if (w.queue, w.model) not in known})
@@ -148,11 +154,32 @@ async def list_models(settings: SettingsDep, store: StoreDep, _tenant: TenantDep
                 "status": "serving" if serving else "waiting for a worker",
             }
         )
-    return {"object": "list", "data": data}
+    return {"object": "list", "data": [*data, _embedding_entry()]}
 
 
 def _model_entry(name: str, known: bool) -> dict:
-    return {"id": name, "object": "model", "created": 0, "owned_by": "vireo", "configured": known}
+    return {
+        "id": name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "vireo",
+        "configured": known,
+        "capabilities": ["chat.completions", "completions"],
+    }
+
+
+def _embedding_entry() -> dict:
+    """The embedding model: it embeds (no chat or completions), in the API process itself (no workers)."""
+    return {
+        "id": EMBEDDING_MODEL,
+        "object": "model",
+        "created": 0,
+        "owned_by": "vireo",
+        "configured": True,
+        "capabilities": ["embeddings"],
+        "dimensions": EMBEDDING_DIMENSIONS,
+        "status": "serving",
+    }
 
 
 @router.post("/chat/completions", responses=error_responses(400, 404, openai=True) | STREAMED)

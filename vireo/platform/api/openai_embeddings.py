@@ -68,10 +68,7 @@ def embedding_texts(body: EmbeddingRequest) -> list[str]:
 
 def _embed(texts: list[str]) -> tuple[list[list[float]], int]:
     embedder = shared_embedder()
-    vectors = embedder.encode(texts)
-    tokenizer = getattr(embedder._model, "tokenizer", None)
-    tokens = sum(len(tokenizer(t)["input_ids"]) for t in texts) if tokenizer is not None else 0
-    return vectors, tokens
+    return embedder.encode(texts), sum(embedder.count_tokens(texts))
 
 
 def _encoded(vector: list[float], fmt: str) -> list[float] | str:
