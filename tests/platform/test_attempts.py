@@ -43,7 +43,9 @@ async def test_a_handed_back_attempt_can_no_longer_write_or_finish(attempts):
     job_id = await running_job(attempts, "w1")
     assert await attempts.hand_back(job_id, 1, "w1", "worker w1 stopped", max_attempts=3) == "requeued"
     assert await attempts.emit(job_id, 1, "token", {"text": "late"}) is None
-    assert not await attempts.emit_many(job_id, 1, [("token", {"text": "late"}), ("token", {"text": "r"})])
+    assert await attempts.emit_batches([(job_id, 1, [("token", {"text": "late"}), ("token", {"text": "r"})])]) == [
+        False
+    ]
     assert not await attempts.finish(
         job_id, 1, "tenant-a", "succeeded", {"result": {"text": "x"}}, ("result", {"result": {"text": "x"}})
     )
@@ -56,11 +58,17 @@ async def test_a_handed_back_attempt_can_no_longer_write_or_finish(attempts):
     ]
 
 
-async def test_a_run_of_events_goes_in_order_in_one_call(attempts):
-    job_id = await running_job(attempts, "w1")
+async def test_several_jobs_events_go_in_order_in_one_call_each_fenced_by_its_attempt(attempts):
+    first, second, moved = [await running_job(attempts, "w1") for _ in range(3)]
+    assert await attempts.hand_back(moved, 1, "w1", "worker w1 stopped", max_attempts=3) == "requeued"
     events = [("token", {"text": f"t{i}"}) for i in range(5)] + [("progress", {"fraction": 0.5, "message": ""})]
-    assert await attempts.emit_many(job_id, 1, events)
-    assert (await kinds(attempts, job_id))[-6:] == events
+    written = await attempts.emit_batches(
+        [(first, 1, events), (moved, 1, [("token", {"text": "late"})]), (second, 1, events[:2])]
+    )
+    assert written == [True, False, True]
+    assert (await kinds(attempts, first))[-6:] == events
+    assert (await kinds(attempts, second))[-2:] == events[:2]
+    assert ("token", {"text": "late"}) not in await kinds(attempts, moved)
 
 
 async def test_a_job_fails_clearly_after_max_attempts(attempts):

@@ -10,8 +10,10 @@ import redis as sync_redis
 from pydantic import BaseModel
 
 from vireo.apps.base import App
+from vireo.platform.attempt_watch import AttemptWatch
 from vireo.platform.attempts import Attempts
 from vireo.platform.context import JobContext
+from vireo.platform.event_writer import EventWriter
 from vireo.platform.heartbeat import Heartbeat
 from vireo.platform.redis_keys import worker_key
 from vireo.platform.runtime import _run_app
@@ -47,10 +49,18 @@ async def attempts():
 async def test_a_job_past_its_time_limit_is_stopped_and_failed_with_the_reason(attempts):
     job_id = await attempts.store.create("tenant-a", "never-ends", {}, {})
     assert await attempts.claim(job_id, 1, "w1") == "claimed"
-    ctx = JobContext(engine=None, store=attempts.store, attempts=attempts, job_id=job_id, app_name="never-ends")
-    ctx.start()
+    ctx = JobContext(
+        engine=None,
+        store=attempts.store,
+        attempts=attempts,
+        writer=EventWriter(attempts),
+        job_id=job_id,
+        app_name="never-ends",
+    )
     started = time.monotonic()
-    status, fields, event = await _run_app(NeverEnds(), ctx, await attempts.store.get(job_id), 0.05, max_job_s=0.5)
+    status, fields, event = await _run_app(
+        NeverEnds(), ctx, await attempts.store.get(job_id), AttemptWatch(attempts, 0.05), max_job_s=0.5
+    )
     await ctx.close()
     assert time.monotonic() - started < 10
     assert status == "failed" and "time limit (0.5 s, VIREO_MAX_JOB_S)" in fields["error"]
@@ -60,9 +70,17 @@ async def test_a_job_past_its_time_limit_is_stopped_and_failed_with_the_reason(a
 async def test_without_a_limit_a_cancel_is_still_a_cancel(attempts):
     job_id = await attempts.store.create("tenant-a", "never-ends", {}, {})
     assert await attempts.claim(job_id, 1, "w1") == "claimed"
-    ctx = JobContext(engine=None, store=attempts.store, attempts=attempts, job_id=job_id, app_name="never-ends")
-    ctx.start()
-    running = asyncio.create_task(_run_app(NeverEnds(), ctx, await attempts.store.get(job_id), 0.05))
+    ctx = JobContext(
+        engine=None,
+        store=attempts.store,
+        attempts=attempts,
+        writer=EventWriter(attempts),
+        job_id=job_id,
+        app_name="never-ends",
+    )
+    running = asyncio.create_task(
+        _run_app(NeverEnds(), ctx, await attempts.store.get(job_id), AttemptWatch(attempts, 0.05))
+    )
     await asyncio.sleep(0.3)
     await attempts.store.request_cancel(job_id)
     status, fields, _event = await asyncio.wait_for(running, 10)

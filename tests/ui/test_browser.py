@@ -18,7 +18,7 @@ ARTICLE = (
     "library for a long time, because the old one is too small and often closed for repairs. Work will "
     "start in the spring, and local schools will help choose the books for the children's room."
 )
-TOKENS = re.compile(r"(\d+) tokens")
+STREAMED = re.compile(r"([\d,]+) characters")
 
 
 def open_page(page, ui_url: str, path: str = "") -> None:
@@ -32,13 +32,13 @@ def submit_summary(page, text: str, length: str = "medium") -> None:
     page.get_by_role("button", name="Summarize").click()
 
 
-def token_count(page) -> int | None:
-    """The live token counter of the job panel, or None while it is not drawn."""
-    line = page.locator("p", has_text=TOKENS).first
+def streamed_chars(page) -> int | None:
+    """The job panel's live count of streamed characters, or None while it is not drawn."""
+    line = page.locator("p", has_text=STREAMED).first
     if not line.count():
         return None
-    match = TOKENS.search(line.inner_text())
-    return int(match.group(1)) if match else None
+    match = STREAMED.search(line.inner_text())
+    return int(match.group(1).replace(",", "")) if match else None
 
 
 def shows_error(page) -> bool:
@@ -46,11 +46,11 @@ def shows_error(page) -> bool:
 
 
 def watch_stream(page, until: str, limit_s: float = 300) -> list[int]:
-    """Token counts seen while the job runs, polled until the text `until` (or an error) appears."""
+    """Streamed character counts seen while the job runs, polled until the text `until` (or an error) appears."""
     seen: list[int] = []
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline and not page.get_by_text(until).count() and not shows_error(page):
-        count = token_count(page)
+        count = streamed_chars(page)
         if count is not None and (not seen or count != seen[-1]):
             seen.append(count)
         page.wait_for_timeout(50)
@@ -88,7 +88,7 @@ def test_cancel_stops_a_running_summary(page, ui_url, api_client):
     open_page(page, ui_url)
     submit_summary(page, ARTICLE * 4, "long")
     deadline = time.monotonic() + 180
-    while (token_count(page) or 0) < 3 and time.monotonic() < deadline and not shows_error(page):
+    while (streamed_chars(page) or 0) < 3 and time.monotonic() < deadline and not shows_error(page):
         page.wait_for_timeout(50)
     page.get_by_role("button", name="Cancel").click()
     page.get_by_text("Cancelled.", exact=False).wait_for(timeout=60_000)

@@ -21,7 +21,7 @@ def test_tokens_accumulate_and_the_end_event_closes_the_job():
         ("result", {"result": {"text": "Hello"}}),
         ("end", {"status": "succeeded"}),
     )
-    assert (state.text, state.tokens, state.status, state.ended) == ("Hello", 2, "succeeded", True)
+    assert (state.text, state.status, state.ended) == ("Hello", "succeeded", True)
     assert state.result == {"text": "Hello"} and state.last_event_id == "4-0"
 
 
@@ -70,5 +70,5 @@ def test_an_attempt_event_starts_the_text_over():
         ("result", {"result": {"text": "Hello"}}),
         ("end", {"status": "succeeded"}),
     )
-    assert (state.text, state.tokens, state.fraction, state.message) == ("Hello", 1, 0.0, "")
+    assert (state.text, state.fraction, state.message) == ("Hello", 0.0, "")
     assert (state.attempt, state.restart_reason, state.status) == (2, "worker w1 stopped", "succeeded")

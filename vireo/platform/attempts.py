@@ -51,13 +51,24 @@ if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return false end
 return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[3], 'data', ARGV[4])
 """
 
-_FENCED_XADD_MANY = """
--- KEYS: job, events. ARGV: attempt, events maxlen, then event, data pairs (appended in order)
-if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return false end
-for i = 3, #ARGV, 2 do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[i], 'data', ARGV[i + 1])
+_FENCED_XADD_BATCHES = """
+-- KEYS: job 1, events 1, job 2, events 2, ... ARGV: events maxlen, then for each job its attempt, its
+-- number of events n and n event, data pairs. A job's events are appended in order while the attempt is
+-- still the job's (all of them, or none). Returns 1 or 0 per job.
+local written = {}
+local a = 2
+for j = 1, #KEYS, 2 do
+  local n = tonumber(ARGV[a + 1])
+  local current = redis.call('HGET', KEYS[j], 'attempt') == ARGV[a]
+  if current then
+    for i = a + 2, a + 2 * n, 2 do
+      redis.call('XADD', KEYS[j + 1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[i], 'data', ARGV[i + 1])
+    end
+  end
+  written[#written + 1] = current and 1 or 0
+  a = a + 2 + 2 * n
 end
-return (#ARGV - 2) / 2
+return written
 """
 
 _FINISH = """
@@ -109,6 +120,13 @@ return 'requeued'
 """
 
 
+def _state(reply: list[str | None], attempt: int) -> str:
+    status, current, cancel = reply
+    if status != "running" or current != str(attempt):
+        return "superseded"
+    return "cancel" if cancel == "1" else "running"
+
+
 class Attempts:
     """Claim, fenced writes, finish and hand-back of job attempts, each one atomic script."""
 
@@ -117,7 +135,7 @@ class Attempts:
         self.redis = store.redis
         self._claim = self.redis.register_script(_CLAIM)
         self._xadd = self.redis.register_script(_FENCED_XADD)
-        self._xadd_many = self.redis.register_script(_FENCED_XADD_MANY)
+        self._xadd_batches = self.redis.register_script(_FENCED_XADD_BATCHES)
         self._finish = self.redis.register_script(_FINISH)
         self._hand_back = self.redis.register_script(_HAND_BACK)
 
@@ -136,21 +154,28 @@ class Attempts:
             args=[attempt, self.store.events_maxlen, event, json.dumps(data)],
         )
 
-    async def emit_many(self, job_id: str, attempt: int, events: list[tuple[str, dict]]) -> bool:
-        """Append events in order, in one round trip, while `attempt` is still the job's attempt (all of
-        them, or none once it is not): a job streaming many tokens a second costs Redis one call a batch."""
-        args: list[Any] = [attempt, self.store.events_maxlen]
-        for event, data in events:
-            args += [event, json.dumps(data)]
-        return bool(await self._xadd_many(keys=[job_key(job_id), events_key(job_id)], args=args))
+    async def emit_batches(self, batches: list[tuple[str, int, list[tuple[str, dict]]]]) -> list[bool]:
+        """Append each (job id, attempt, events) batch's events in order while that attempt is still its
+        job's (all of a batch, or none), every job in one round trip: a worker streaming many jobs costs
+        Redis one call per write, not one per job. Returns, per batch, whether it was written."""
+        keys: list[str] = []
+        args: list[Any] = [self.store.events_maxlen]
+        for job_id, attempt, events in batches:
+            keys += [job_key(job_id), events_key(job_id)]
+            args += [attempt, len(events)]
+            for event, data in events:
+                args += [event, json.dumps(data)]
+        return [bool(flag) for flag in await self._xadd_batches(keys=keys, args=args)]
 
-    async def state(self, job_id: str, attempt: int) -> str:
-        """'running' while the attempt should go on; 'cancel' when the user cancelled it; 'superseded'
-        when the job moved on without it (handed back, or gone)."""
-        status, current, cancel = await self.redis.hmget(job_key(job_id), "status", "attempt", "cancel_requested")
-        if status != "running" or current != str(attempt):
-            return "superseded"
-        return "cancel" if cancel == "1" else "running"
+    async def states(self, attempts: list[tuple[str, int]]) -> list[str]:
+        """For each (job id, attempt): 'running' while the attempt should go on; 'cancel' when the user
+        cancelled it; 'superseded' when the job moved on without it (handed back, or gone). One round
+        trip for them all, so a worker watching many jobs polls Redis once, not once per job."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id, _attempt in attempts:
+                pipe.hmget(job_key(job_id), "status", "attempt", "cancel_requested")
+            replies = await pipe.execute()
+        return [_state(reply, attempt) for reply, (_job_id, attempt) in zip(replies, attempts)]
 
     async def finish(
         self, job_id: str, attempt: int, tenant: str, status: str, fields: dict[str, Any], event: tuple[str, dict]

@@ -21,14 +21,14 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from vireo.apps.base import AppInputError, JobCancelled
 from vireo.apps.registry import UnknownAppError, get_app
 from vireo.inference.api import Engine, EngineError
 from vireo.inference.factory import create_engine
+from vireo.platform.attempt_watch import AttemptWatch
 from vireo.platform.attempts import Attempts
 from vireo.platform.context import JobContext
+from vireo.platform.event_writer import EventWriter
 from vireo.platform.heartbeat import Heartbeat
 from vireo.platform.job_outcome import report_from_store
 from vireo.platform.queue import TaskPublisher, republish_handed_back
@@ -54,6 +54,8 @@ class WorkerRuntime:
         self.thread.start()
         self.store: JobStore = self.call(self._make_store())
         self.attempts = Attempts(self.store)
+        self.writer = EventWriter(self.attempts)  # every running job's events, written together
+        self.watch = AttemptWatch(self.attempts, settings.cancel_poll_s)  # and their attempts, polled together
         self.engine: Engine = self.call(self._make_engine())
         self.call(self._start_stats())
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -155,8 +157,9 @@ class WorkerRuntime:
                 self.attempts,
                 job_id,
                 attempt,
-                self.settings.cancel_poll_s,
-                self.settings.max_job_s,
+                writer=self.writer,
+                watch=self.watch,
+                max_job_s=self.settings.max_job_s,
                 model=self.settings.model,
             )
         )
@@ -188,7 +191,11 @@ async def execute_job(
     claimed = await attempts.claim(job_id, attempt, worker_id)
     if claimed != "claimed":
         return claimed
-    return await run_attempt(engine, attempts, job_id, attempt, cancel_poll_s)
+    writer, watch = EventWriter(attempts), AttemptWatch(attempts, cancel_poll_s)
+    try:
+        return await run_attempt(engine, attempts, job_id, attempt, writer=writer, watch=watch)
+    finally:
+        await asyncio.gather(writer.close(), watch.close())
 
 
 async def run_attempt(
@@ -196,12 +203,16 @@ async def run_attempt(
     attempts: Attempts,
     job_id: str,
     attempt: int,
-    cancel_poll_s: float = 0.1,
+    *,
+    writer: EventWriter,
+    watch: AttemptWatch,
     max_job_s: float | None = None,
     model: str | None = None,
 ) -> str:
     """Run a claimed attempt's app and finish the job, unless the job was handed to a newer attempt; the
-    end is logged and counted under `model` (VIREO_MODEL; default: the engine's)."""
+    end is logged and counted under `model` (VIREO_MODEL; default: the engine's). The job's events go
+    through `writer` and its cancellation or hand-back comes from `watch` (the worker's, shared by all
+    its jobs)."""
     store = attempts.store
     record = await store.get(job_id)
     if record is None:  # expired (VIREO_JOB_TTL_S) between its claim and now: nothing left to run or finish
@@ -217,6 +228,7 @@ async def run_attempt(
             engine=engine,
             store=store,
             attempts=attempts,
+            writer=writer,
             job_id=job_id,
             attempt=attempt,
             app_name=app.name,
@@ -224,8 +236,7 @@ async def run_attempt(
             options=json.loads(record.get("options") or "{}"),
             preferences=app.preferences,
         )
-        ctx.start()
-        status, fields, event = await _run_app(app, ctx, record, cancel_poll_s, max_job_s)
+        status, fields, event = await _run_app(app, ctx, record, watch, max_job_s)
         await ctx.close()
     fields["finished_at"] = time.time()
     if await attempts.finish(job_id, attempt, record["tenant"], status, fields, event):
@@ -236,10 +247,10 @@ async def run_attempt(
 
 
 async def _run_app(
-    app, ctx: JobContext, record: dict, cancel_poll_s: float, max_job_s: float | None = None
+    app, ctx: JobContext, record: dict, watch: AttemptWatch, max_job_s: float | None = None
 ) -> tuple[str, dict[str, Any], tuple]:
     task = asyncio.create_task(app.run(ctx, app.Input.model_validate_json(record["input"])))
-    watcher = asyncio.create_task(_watch(ctx, task, cancel_poll_s, max_job_s))
+    watcher = asyncio.create_task(_watch(ctx, task, watch, max_job_s))
     try:
         output = await task
         result = app.Output.model_validate(output).model_dump(mode="json")
@@ -262,24 +273,24 @@ async def _run_app(
         watcher.cancel()
 
 
-async def _watch(ctx: JobContext, task: asyncio.Task, poll_s: float, max_job_s: float | None = None) -> str:
+async def _watch(ctx: JobContext, task: asyncio.Task, watch: AttemptWatch, max_job_s: float | None = None) -> str:
     """Stop the app when its job is cancelled, handed to a newer attempt (the reaper or a drain did), or
     past its time limit; returns why ("time limit" for the last).
 
     Cancelling the app's task raises CancelledError in `ctx.stream`, whose finally aborts in the engine.
     """
-    deadline = time.monotonic() + max_job_s if max_job_s else None
-    while not task.done():
-        if deadline is not None and time.monotonic() > deadline:
-            task.cancel()
-            return "time limit"
-        try:
-            state = await ctx.attempts.state(ctx.job_id, ctx.attempt)
-        except RedisError:  # Redis away for a moment: keep generating; the fenced writes stay safe
-            state = "running"
-        if state != "running":
+    job = (ctx.job_id, ctx.attempt)
+    change = watch.watch(job)
+    try:
+        await asyncio.wait({task, change}, timeout=max_job_s or None, return_when=asyncio.FIRST_COMPLETED)
+        if change.done():
+            state = change.result()
             ctx.cancel_flag = state == "cancel"
             task.cancel()
             return state
-        await asyncio.sleep(poll_s)
-    return "done"
+        if task.done():
+            return "done"
+        task.cancel()
+        return "time limit"
+    finally:
+        watch.forget(job)

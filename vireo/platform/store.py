@@ -184,10 +184,12 @@ class JobStore:
     ) -> AsyncIterator[tuple[str, str, dict]]:
         """Events after `after`, then live ones as they come, until the job's "end" event.
 
-        `between_reads` runs after every read (for example, to notice that a client went away).
+        Token events of one choice that one read finds in a row come out as one (their texts joined,
+        the last one's id), so a reader that fell behind a fast stream catches up in fewer, larger
+        pieces. `between_reads` runs after every read (for example, to notice that a client went away).
         """
         while True:
-            for event_id, kind, data in await self.read_events(job_id, after, block_ms=block_ms):
+            for event_id, kind, data in _join_tokens(await self.read_events(job_id, after, block_ms=block_ms)):
                 after = event_id
                 yield event_id, kind, data
                 if kind == "end":
@@ -218,3 +220,18 @@ class JobStore:
         raw = await self.redis.hget(STATS_KEY, model)
         stats = json.loads(raw) if raw else None
         return stats if stats and time.time() - stats.get("updated_at", 0) < STATS_TTL_S else None
+
+
+def _join_tokens(events: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
+    joined: list[tuple[str, str, dict]] = []
+    for event_id, kind, data in events:
+        if joined and kind == "token" and joined[-1][1] == "token" and _same_choice(joined[-1][2], data):
+            previous = joined[-1][2]
+            joined[-1] = (event_id, kind, previous | {"text": previous["text"] + data["text"]})
+        else:
+            joined.append((event_id, kind, data))
+    return joined
+
+
+def _same_choice(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() <= {"text", "index"} and a.get("index", 0) == b.get("index", 0)

@@ -86,7 +86,7 @@ def follow_live(slot: str, job_id: str) -> JobState | None:
             else ""
         )
         status_line.markdown(
-            f"**{BADGES.get(state.status, state.status)}** · {state.tokens} tokens · {waited:.0f} s{restarted}"
+            f"**{BADGES.get(state.status, state.status)}** · {len(state.text):,} characters · {waited:.0f} s{restarted}"
         )
         if state.fraction or state.message:
             progress_bar.progress(

@@ -20,7 +20,6 @@ class JobState:
     message: str = ""
     result: dict | None = None
     error: str | None = None
-    tokens: int = 0
     last_event_id: str | None = None
     ended: bool = False
     attempt: int = 1
@@ -32,7 +31,6 @@ class JobState:
         data = event.data
         if event.kind == "token" and not data.get("index"):  # the first choice (jobs may sample n)
             self.text += data.get("text", "")
-            self.tokens += 1
         elif event.kind == "progress":
             self.fraction = float(data.get("fraction", self.fraction))
             self.message = data.get("message", self.message)
@@ -43,7 +41,7 @@ class JobState:
         elif event.kind == "error":
             self.error = data.get("error")
         elif event.kind == "attempt":  # the job started over (its worker stopped): the old text is void
-            self.text, self.tokens, self.fraction, self.message = "", 0, 0.0, ""
+            self.text, self.fraction, self.message = "", 0.0, ""
             self.status, self.result, self.error = "queued", None, None
             self.attempt = int(data.get("attempt", self.attempt + 1))
             self.restart_reason = data.get("reason")
