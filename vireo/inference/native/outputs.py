@@ -1,5 +1,9 @@
 """The way back to callers: each request's detokenizer and stop strings (`OutputStream`) and the
-asyncio queue its `generate()` awaits, filled from the step thread with `call_soon_threadsafe`."""
+asyncio queue its `generate()` awaits, filled from the step thread with `call_soon_threadsafe`.
+
+A step's events are posted together: one callback per caller event loop per step (`flush`), not one
+per request, so 64 streams wake their loop once a step rather than 64 times (each wake is a write to
+the loop's self-pipe, and the loop's thread competes with this one for the interpreter)."""
 
 from __future__ import annotations
 
@@ -22,15 +26,25 @@ class RequestChannel:
     events: asyncio.Queue
     pending_text: str = ""  # this step's text, not yet sent
 
-    def send(self, event: EngineEvent) -> None:
-        self.loop.call_soon_threadsafe(self.events.put_nowait, event)
-
 
 class RequestOutputs:
     """The live requests by id: text for each new token, deltas after each step, the final event."""
 
     def __init__(self) -> None:
         self.channels: dict[str, RequestChannel] = {}
+        self._unsent: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue, EngineEvent]]] = {}
+
+    def _send(self, channel: RequestChannel, event: EngineEvent) -> None:
+        self._unsent.setdefault(channel.loop, []).append((channel.events, event))
+
+    def flush(self) -> None:
+        """Hand every event of this step to its caller's loop, one callback per loop."""
+        unsent, self._unsent = self._unsent, {}
+        for loop, events in unsent.items():
+            try:
+                loop.call_soon_threadsafe(_put_all, events)
+            except RuntimeError:  # that caller's loop is closed: nobody is listening any more
+                pass
 
     def add(self, channel: RequestChannel) -> None:
         self.channels[channel.seq.request_id] = channel
@@ -50,7 +64,7 @@ class RequestOutputs:
         channel = self.channels[update.seq.request_id]
         text, channel.pending_text = channel.pending_text, ""
         if update.shown:
-            channel.send(TokenDelta(update.seq.request_id, text, update.shown, update.logprobs))
+            self._send(channel, TokenDelta(update.seq.request_id, text, update.shown, update.logprobs))
 
     def finish(self, seq: Sequence, error: str | None = None) -> None:
         """Flush the held-back text (unless aborted) and send `Finished`; forget the request."""
@@ -59,6 +73,11 @@ class RequestOutputs:
         assert reason is not None  # the scheduler finished it before its output is finished
         tail = channel.stream.finish() if reason != "abort" else ""
         if tail:
-            channel.send(TokenDelta(seq.request_id, tail, []))
+            self._send(channel, TokenDelta(seq.request_id, tail, []))
         usage = Usage(seq.num_prompt_tokens, seq.num_completion_tokens, seq.num_cached_tokens)
-        channel.send(Finished(seq.request_id, reason, channel.stream.text, usage, error=error))
+        self._send(channel, Finished(seq.request_id, reason, channel.stream.text, usage, error=error))
+
+
+def _put_all(events: list[tuple[asyncio.Queue, EngineEvent]]) -> None:
+    for queue, event in events:
+        queue.put_nowait(event)

@@ -77,6 +77,7 @@ class StepLoop:
         with torch.inference_mode():
             while not self._stop.is_set():
                 self._drain_inbox()
+                self.outputs.flush()  # aborts' final events
                 if not self.scheduler.has_work and self.overlap.flight is None:
                     self._wake.wait(IDLE_WAIT_S)
                     self._wake.clear()
@@ -86,6 +87,7 @@ class StepLoop:
                 except Exception as exc:  # a failed step fails its requests, never hangs them
                     log.exception("native engine step failed")
                     self._fail_all(f"{type(exc).__name__}: {exc}")
+                self.outputs.flush()
 
     def _drain_inbox(self) -> None:
         while True:
