@@ -82,6 +82,9 @@ def test_a_chunk_after_cached_blocks_reads_them_in_place(hf_model):
 
 def test_int4_linears_on_the_kernel_path_match_their_dequantized_reference(hf_model):
     model = native_model(hf_model, torch.float32, quantize_bits=4, group_size=32)
+    for layer in model.layers:  # the reference: weights de-quantized to float32, not the CPU int4 kernel (bf16)
+        for linear in (layer.qkv, layer.o, layer.gate_up, layer.down):
+            linear.cpu_weight = None
     runner = ModelRunner(model, num_blocks=4, block_size=BLOCK)
     runner.zero_new_blocks(4)
     ids = random_prompts(1, 12, TINY["vocab_size"], seed=4)[0]

@@ -18,7 +18,7 @@ from vireo.inference.api import EngineError
 Backend = Literal["native", "vllm", "hf", "openai"]
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
-Quantization = Literal["none", "int8", "int4"]
+Quantization = Literal["none", "int8", "int4", "gguf"]
 Speculation = Literal["auto", "off", "prompt_lookup", "draft"]
 
 DEFAULT_CONTEXT = 2048  # a model config that names no max_position_embeddings
@@ -34,7 +34,9 @@ class EngineConfig(BaseModel):
     device: Device = "auto"  # auto: CUDA when torch sees a GPU, else CPU
     dtype: DType = "auto"  # auto: bfloat16 on CUDA, float32 on CPU
     # none: the weights as they are (a `vireo quantize` folder is served quantized whatever this says);
-    # int8 / int4: a plain model's linears rounded to nearest (RTN) at load
+    # int8 / int4: a plain model's linears rounded to nearest (RTN) at load;
+    # gguf: a model converted from a GGUF file, its weights read from that file as it is quantized
+    # (Q4 blocks as int4, other block types as int8 per channel; CPU only, docs/quantization.md)
     quantization: Quantization = "none"
     cuda_graphs: bool = True  # decode steps replayed as CUDA graphs (CUDA only)
     overlap_decode: bool | None = None  # queue decode step n+1 before n's tokens land; None: on CUDA

@@ -27,7 +27,11 @@ def replace_linear(
 
 def save_quantized(model, out_dir: Path, source_dir: Path, info: dict) -> Path:
     """Write an HF model whose decoder linears are QuantizedLinears as a checkpoint folder."""
-    linears = {name: (m.weight_q, m.bias) for name, m in model.named_modules() if isinstance(m, QuantizedLinear)}
+    linears = {
+        name: (m.weight_q, m.bias)
+        for name, m in model.named_modules()
+        if isinstance(m, QuantizedLinear) and m.weight_q is not None  # HF models hold portable weights
+    }
     owned = tuple(f"{name}." for name in linears)
     floats = {k: v for k, v in model.state_dict().items() if not k.startswith(owned)}
     if getattr(model.config, "tie_word_embeddings", False):

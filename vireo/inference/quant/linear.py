@@ -3,8 +3,12 @@
 `QuantizedLinear` runs the Triton kernels of `vireo.kernels.quant` where dispatch says so; on the
 GPU (and under the Triton interpreter) it also keeps the weight re-packed for the decode kernels
 (`vireo.kernels.gemv_layout`: int8 for the K-major GEMV, int4 for the tensor-core kernel).
-Elsewhere it dequantizes once and calls `F.linear`. It is an `nn.Module` whose buffers
-(`qweight`, `scales`, `zeros`, `bias`) are the weight, so an HF model holding it can be saved.
+On CPU it runs PyTorch's weight-only int4 / int8 kernels (`vireo.kernels.cpu_quant`) over the
+weight in their packed form: given a portable `Int4Weight` / `Int8Weight` (an HF model being
+quantized or evaluated) it packs a copy and keeps the original, whose buffers (`qweight`,
+`scales`, `zeros`, `bias`) let the model be saved; given the CPU form itself (the native engine,
+which never saves) it holds only that. Where the kernels cannot hold a shape it dequantizes once
+and calls `F.linear`.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vireo.kernels.cpu_quant import CpuInt4Weight, CpuInt8Weight, CpuWeight, for_cpu_kernels
 from vireo.kernels.dispatch import interpreting, use_triton
 from vireo.kernels.gemv_layout import with_kmajor, with_mma
 from vireo.kernels.qweight import Int4Weight, Int8Weight, dequantize
@@ -54,16 +59,23 @@ class QuantizedLinear(torch.nn.Module):
 
     bias: torch.Tensor | None  # a registered buffer (nn.Module's __getattr__ would type it Tensor | Module)
 
-    def __init__(self, weight: QuantizedWeight, bias: torch.Tensor | None = None):
+    def __init__(self, weight: QuantizedWeight | CpuWeight, bias: torch.Tensor | None = None):
         super().__init__()
-        if weight.qweight.is_cuda or interpreting():
-            weight = with_decode_layout(weight)
-        self.weight_q = weight
+        self.weight_q: QuantizedWeight | None = None  # the portable weight (what `save_quantized` writes)
+        self.cpu_weight: CpuWeight | None = None  # the CPU kernels' packed form
+        if isinstance(weight, (CpuInt4Weight, CpuInt8Weight)):
+            self.cpu_weight = weight
+        else:
+            if weight.qweight.is_cuda or interpreting():
+                weight = with_decode_layout(weight)
+            self.weight_q = weight
+            self.register_buffer("qweight", weight.qweight)
+            self.register_buffer("scales", weight.scales)
+            if isinstance(weight, Int4Weight):
+                self.register_buffer("zeros", weight.zeros)
+            if not weight.qweight.is_cuda:
+                self.cpu_weight = for_cpu_kernels(weight)
         self.out_features, self.in_features = weight.shape
-        self.register_buffer("qweight", weight.qweight)
-        self.register_buffer("scales", weight.scales)
-        if isinstance(weight, Int4Weight):
-            self.register_buffer("zeros", weight.zeros)
         self.register_buffer("bias", bias)
         self._dense: torch.Tensor | None = None
 
@@ -71,12 +83,32 @@ class QuantizedLinear(torch.nn.Module):
         if use_triton(x):
             from vireo.kernels.quant import launch_quantized_matmul
 
+            assert self.weight_q is not None, "the CPU-only packed form has no GPU kernel"
             out = launch_quantized_matmul(x, self.weight_q)
             return out if self.bias is None else out.add_(self.bias)
-        if self._dense is None:  # no dequantizing kernel here: dequantize once, keep it
-            self._dense = dequantize(self.weight_q).to(x.dtype)
+        if self.cpu_weight is not None and x.device.type == "cpu":
+            out = self.cpu_weight.matmul(x.reshape(-1, self.in_features)).view(*x.shape[:-1], self.out_features)
+            return out if self.bias is None else out.add_(self.bias)
+        if self._dense is None:  # no kernel for this weight here: dequantize once, keep it
+            self._dense = self._dequantized().to(x.dtype)
         return F.linear(x, self._dense, self.bias)
 
+    def _dequantized(self) -> torch.Tensor:
+        if self.weight_q is not None:
+            return dequantize(self.weight_q)
+        raise RuntimeError("a CPU-packed QuantizedLinear runs on CPU tensors only")
+
+    def weight_nbytes(self) -> int:
+        """Bytes of the weight a matmul reads: the portable tensors, else the CPU kernels' form."""
+        if self.weight_q is not None:
+            w = self.weight_q
+            tensors = [w.qweight, w.scales] + ([w.zeros] if isinstance(w, Int4Weight) else [])
+            return sum(t.numel() * t.element_size() for t in tensors)
+        assert self.cpu_weight is not None
+        return self.cpu_weight.nbytes()
+
     def extra_repr(self) -> str:
-        group = getattr(self.weight_q, "group_size", None)
-        return f"in={self.in_features}, out={self.out_features}, bits={4 if group else 8}, group_size={group}"
+        weight = self.weight_q if self.weight_q is not None else self.cpu_weight
+        group = getattr(weight, "group_size", None)
+        kernel = "" if self.cpu_weight is None else ", cpu_kernel=True"
+        return f"in={self.in_features}, out={self.out_features}, bits={4 if group else 8}, group_size={group}{kernel}"

@@ -211,9 +211,7 @@ def weight_bytes(model) -> int:
     for layer in model.layers:
         for linear in (layer.qkv, layer.o, layer.gate_up, layer.down):
             if isinstance(linear, QuantizedLinear):
-                w = linear.weight_q
-                tensors = [w.qweight, w.scales] + ([w.zeros] if hasattr(w, "zeros") else [])
-                total += sum(t.numel() * t.element_size() for t in tensors)
+                total += linear.weight_nbytes()
             else:
                 total += linear.out_features * linear.in_features * dense
     return total

@@ -69,6 +69,19 @@ class Linear:
         return x.shape[0] <= MAX_M and use_triton(x)
 
 
+class ConcatLinear:
+    """Linears over the same input whose outputs are concatenated: a fused projection whose parts
+    come in different formats (a GGUF file's int4 q/k beside an int8 v)."""
+
+    def __init__(self, parts: list):
+        self.parts = parts
+        self.out_features = sum(p.out_features for p in parts)
+        self.in_features = parts[0].in_features
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([part(x) for part in self.parts], dim=-1)
+
+
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     if use_triton(x):
         from vireo.kernels import fused

@@ -9,6 +9,7 @@ on the fused qkv output, fused norms, paged attention kernels); on CPU the torch
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from safetensors import safe_open
 
 from vireo.inference.native.models.attention import AttentionMetadata, paged_attention
 from vireo.inference.native.models.layers import (
+    ConcatLinear,
     Linear,
     add_rms_norm,
     apply_rotary,
@@ -29,10 +31,12 @@ from vireo.inference.native.models.layers import (
     silu_and_mul,
 )
 from vireo.inference.quant.format import is_quantized_folder, load_quantized_weights
+from vireo.inference.quant.gguf_weights import GgufWeights, gguf_source
 from vireo.inference.quant.linear import QuantizedLinear, QuantizedWeight, concat_out_features
 from vireo.inference.quant.rtn import quantize_linears
 from vireo.inference.random_models import is_random_folder, random_weights
-from vireo.kernels.dispatch import use_triton
+from vireo.kernels.cpu_quant import CpuInt8Weight, Int4Grid, for_cpu_kernels, pack_int4
+from vireo.kernels.dispatch import interpreting, use_triton
 
 SUPPORTED = ("LlamaForCausalLM", "Qwen2ForCausalLM")
 
@@ -63,10 +67,35 @@ def inverse_frequencies(hf_config, head_dim: int) -> tuple[torch.Tensor, float]:
 
 
 def fused_linear(parts: list, bias: torch.Tensor | None, batch_hint: int, dense_gemv: bool = True):
-    """One linear whose output features are those of `parts` (float tensors or quantized)."""
-    if isinstance(parts[0], torch.Tensor):
-        return Linear(torch.cat(parts) if len(parts) > 1 else parts[0], bias, batch_hint, dense_gemv=dense_gemv)
-    return QuantizedLinear(concat_out_features(parts), bias)
+    """One linear whose output features are those of `parts` (float tensors or quantized); parts of
+    different formats (a GGUF Q4_K_M layer's Q6_K v_proj beside Q4_K q/k) run as one linear per
+    run of a format, outputs concatenated."""
+    runs = [list(run) for _, run in itertools.groupby(parts, key=type)]
+    if len(runs) == 1:
+        return _linear_of(parts, bias, batch_hint, dense_gemv)
+    linears, start = [], 0
+    for run in runs:
+        width = sum(p.shape[0] for p in run)
+        run_bias = None if bias is None else bias[start : start + width]
+        linears.append(_linear_of(run, run_bias, batch_hint, dense_gemv))
+        start += width
+    return ConcatLinear(linears)
+
+
+def _linear_of(parts: list, bias: torch.Tensor | None, batch_hint: int, dense_gemv: bool):
+    """The linear of same-format parts: float -> `Linear`; quantized -> `QuantizedLinear`, on CPU
+    holding only the CPU kernels' packed form where they take the shape."""
+    first = parts[0]
+    if isinstance(first, torch.Tensor):
+        return Linear(torch.cat(parts) if len(parts) > 1 else first, bias, batch_hint, dense_gemv=dense_gemv)
+    if isinstance(first, Int4Grid):  # a GGUF Q4 weight: fused, then packed once
+        return QuantizedLinear(pack_int4(Int4Grid.cat(parts)), bias)
+    if isinstance(first, CpuInt8Weight):
+        return QuantizedLinear(CpuInt8Weight.cat(parts), bias)
+    fused = concat_out_features(parts)
+    # the portable weight stays where Triton can run it: CUDA, or CPU tensors under the interpreter (tests)
+    cpu = None if fused.qweight.is_cuda or interpreting() else for_cpu_kernels(fused)
+    return QuantizedLinear(cpu or fused, bias)
 
 
 @dataclass
@@ -88,7 +117,7 @@ class RopeInputs:
 class DecoderLayer:
     """Pre-norm attention + SwiGLU MLP; the residual stream is carried between layers."""
 
-    def __init__(self, w: dict[str, torch.Tensor], prefix: str, cfg, batch_hint: int, dense_gemv: bool = True):
+    def __init__(self, w: Mapping, prefix: str, cfg, batch_hint: int, dense_gemv: bool = True):
         a, m = prefix + "self_attn.", prefix + "mlp."
         self.heads, self.kv_heads, self.head_dim = cfg.heads, cfg.kv_heads, cfg.head_dim
         self.eps = cfg.eps
@@ -144,13 +173,20 @@ class LlamaModel:
             raise ValueError(f"native engine supports {', '.join(SUPPORTED)}, not {arch}")
         self.shape = cfg = ModelShape(hf_config)
         self.dtype, self.device = dtype, torch.device(device)
-        weights = {name: w.to(self.device) for name, w in weights.items()}
-        self.embed = weights["model.embed_tokens.weight"]
+        if self.device.type != "cpu":  # on CPU, a lazy mapping (GGUF) stays lazy: one layer decoded at a time
+            weights = {name: w.to(self.device) for name, w in weights.items()}
+        # a float matrix, or (GGUF) int8 rows the lookup scales and the tied LM head multiplies
+        self.embed: torch.Tensor | CpuInt8Weight = weights["model.embed_tokens.weight"]
         self.layers = [
             DecoderLayer(weights, f"model.layers.{i}.", cfg, batch_hint, dense_gemv) for i in range(cfg.layers)
         ]
         self.norm = weights["model.norm.weight"]
-        self.lm_head = Linear(weights.get("lm_head.weight", self.embed), None, batch_hint, dense_gemv=dense_gemv)
+        head = weights.get("lm_head.weight", self.embed)
+        self.lm_head = (
+            QuantizedLinear(head, None)
+            if isinstance(head, CpuInt8Weight)
+            else Linear(head, None, batch_hint, dense_gemv=dense_gemv)
+        )
         inv_freq, scaling = inverse_frequencies(hf_config, cfg.head_dim)
         self.cos, self.sin = (t.to(self.device) for t in rotary_tables(inv_freq, cfg.max_positions, scaling, dtype))
         self._rope_params = (inv_freq, scaling)
@@ -175,12 +211,24 @@ class LlamaModel:
         dense_gemv: bool = True,
     ) -> "LlamaModel":
         """A HF folder's model; a `vireo quantize` folder as it was quantized, a plain one with its
-        linears rounded to nearest at load when `quantization` is int8 or int4."""
+        linears rounded to nearest at load when `quantization` is int8 or int4, and one the
+        registry converted from a GGUF file straight from that file's blocks when it is `gguf`
+        (CPU only: `quant.gguf_weights`)."""
         from transformers import AutoConfig
 
         hf_config = AutoConfig.from_pretrained(folder)
-        weights: Mapping[str, torch.Tensor | QuantizedWeight]
-        if is_quantized_folder(folder):
+        weights: Mapping[str, torch.Tensor | QuantizedWeight] | GgufWeights
+        if quantization == "gguf":
+            source = gguf_source(folder)
+            if source is None:
+                raise ValueError(
+                    f"quantization 'gguf' serves a model from the GGUF file it was converted from; "
+                    f"{folder} names none (its vireo-model.json): use a GGUF model or another quantization"
+                )
+            if torch.device(device).type != "cpu":
+                raise ValueError("quantization 'gguf' runs on CPU (the CPU int4/int8 kernels); on CUDA use int4/int8")
+            weights = GgufWeights(source, hf_config, dtype)
+        elif is_quantized_folder(folder):
             weights = load_quantized_weights(folder, dtype)
         else:
             # a `random:<shape>` folder has no weight files: they are made on the device, seeded
@@ -199,7 +247,11 @@ class LlamaModel:
         kv_caches: list[tuple[torch.Tensor, torch.Tensor]],
     ) -> torch.Tensor:
         """Residual stream after the last layer, [tokens, hidden] (final norm not yet applied)."""
-        h = F.embedding(input_ids, self.embed)
+        h = (
+            F.embedding(input_ids, self.embed)
+            if isinstance(self.embed, torch.Tensor)
+            else self.embed.rows(input_ids, self.dtype)
+        )
         if use_triton(h):
             rope = RopeInputs(positions, cos_sin=self.cos_sin)
         else:

@@ -1,0 +1,277 @@
+"""A GGUF file's weights as the native engine's CPU quantized forms, without de-quantizing them.
+
+`GgufWeights` is a read-only mapping from HF tensor names (`model.layers.0.self_attn.q_proj.weight`)
+to what the engine builds its layers from; each tensor is read from the file (not mapped, so its
+pages never count in the process's memory) and converted only when the model asks for it, one
+layer at a time:
+
+- Q4_0, Q4_1, Q4_K linears -> `Int4Grid`, group 32 (packed by the model after fusing q/k/v and
+  gate/up): exact; the kernel's bfloat16 scales and zeros then round by at most 2^-8 relative.
+- Q8_0, Q6_K and the other block types -> `CpuInt8Weight`, int8 per output channel (RTN): at most
+  half a step, max|w| of the row / 254 (as many bits as Q8_0, a coarser scale than its per-32 one).
+- F32, F16, BF16 -> a float tensor in the model's dtype: exact.
+
+A Q4 block is an int4 value times a per-32 scale plus a per-32 offset: Q4_0 w = d·(q − 8), Q4_1
+w = d·q + m, Q4_K (super-blocks of 256 = 8 sub-blocks of 32, 6-bit sub-scales and sub-minima)
+w = d·sc·q − dmin·m; so it maps onto the int4 kernel's (q − 8)·s + z exactly up to the rounding of
+s and z. The token embedding (tied to the output layer in the small Llama/Qwen models) and an
+untied `output.weight` become int8 per channel whatever their block type (the engine looks rows
+up from it and runs the LM head on it), or stay float if the file stores them float.
+
+llama.cpp's converter permutes the rows of Llama's q/k projections for its RoPE layout;
+transformers' GGUF loader reverses it, and so do we, on whole quantized rows (blocks run along K,
+so a row permutation moves blocks, exactly). Qwen2 files are not permuted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import mmap
+import re
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+from vireo.kernels.cpu_quant import CpuInt8Weight, Int4Grid, int4_supported, int8_supported, quantize_int8_rows
+
+MANIFEST = "vireo-model.json"  # the registry's record of the GGUF a converted folder came from
+Q4_TYPES = ("Q4_0", "Q4_1", "Q4_K")
+FLOAT_TYPES = ("F32", "F16", "BF16")
+PERMUTED_ARCHITECTURES = ("llama",)  # whose q/k rows llama.cpp's converter permutes
+_DEQUANT_ROWS = 2048  # rows de-quantized at a time when re-quantizing to int8
+
+_LAYER_NAMES = {
+    "attn_norm.weight": "input_layernorm.weight",
+    "ffn_norm.weight": "post_attention_layernorm.weight",
+    "attn_q.weight": "self_attn.q_proj.weight",
+    "attn_k.weight": "self_attn.k_proj.weight",
+    "attn_v.weight": "self_attn.v_proj.weight",
+    "attn_q.bias": "self_attn.q_proj.bias",
+    "attn_k.bias": "self_attn.k_proj.bias",
+    "attn_v.bias": "self_attn.v_proj.bias",
+    "attn_output.weight": "self_attn.o_proj.weight",
+    "ffn_gate.weight": "mlp.gate_proj.weight",
+    "ffn_up.weight": "mlp.up_proj.weight",
+    "ffn_down.weight": "mlp.down_proj.weight",
+}
+_GLOBAL_NAMES = {
+    "token_embd.weight": "model.embed_tokens.weight",
+    "output_norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+}
+_BLOCK = re.compile(r"blk\.(\d+)\.(.+)")
+
+GgufTensor = torch.Tensor | Int4Grid | CpuInt8Weight
+
+
+def hf_name(gguf_name: str) -> str | None:
+    """The HF name of a GGUF tensor of a Llama / Qwen2 model (None: one the model does not use)."""
+    if gguf_name in _GLOBAL_NAMES:
+        return _GLOBAL_NAMES[gguf_name]
+    match = _BLOCK.fullmatch(gguf_name)
+    if match and match.group(2) in _LAYER_NAMES:
+        return f"model.layers.{match.group(1)}.{_LAYER_NAMES[match.group(2)]}"
+    return None
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Where a tensor's blocks lie in a GGUF file."""
+
+    name: str
+    type: GGMLQuantizationType
+    shape: tuple[int, ...]  # ggml order: shape[0] is the row length K
+    offset: int  # absolute, in bytes
+    n_bytes: int
+
+    @property
+    def rows(self) -> int:
+        return math.prod(self.shape[1:])
+
+
+_SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # GGUFValueType -> bytes
+_STRING, _ARRAY, _UINT32 = 8, 9, 4
+
+
+def read_header(path: Path) -> tuple[dict[str, object], list[TensorInfo]]:
+    """A GGUF file's scalar and string metadata and its tensors' places, read from the header alone
+    (gguf's `GGUFReader` decodes every metadata array, the tokenizer's 100k strings included, into
+    numpy objects: seconds and hundreds of MB for what the model needs none of)."""
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        if buf[:4] != b"GGUF":
+            raise ValueError(f"{path} is not a GGUF file")
+        version, n_tensors, n_kv = struct.unpack_from("<IQQ", buf, 4)
+        if version < 2:
+            raise ValueError(f"{path}: GGUF version {version} is not supported")
+        pos = 24
+
+        def string(at: int) -> tuple[str, int]:
+            (length,) = struct.unpack_from("<Q", buf, at)
+            return bytes(buf[at + 8 : at + 8 + length]).decode("utf-8", "replace"), at + 8 + length
+
+        def skip(kind: int, at: int) -> tuple[object, int]:
+            if kind == _STRING:
+                return string(at)
+            if kind == _ARRAY:
+                item, count = struct.unpack_from("<IQ", buf, at)
+                at += 12
+                if item in _SCALAR_SIZES:
+                    return None, at + count * _SCALAR_SIZES[item]
+                for _ in range(count):
+                    _, at = skip(item, at)
+                return None, at
+            size = _SCALAR_SIZES[kind]
+            fmt = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}[size]
+            if kind == 6:
+                fmt = "<f"
+            elif kind == 12:
+                fmt = "<d"
+            return struct.unpack_from(fmt, buf, at)[0], at + size
+
+        metadata: dict[str, object] = {}
+        for _ in range(n_kv):
+            key, pos = string(pos)
+            (kind,) = struct.unpack_from("<I", buf, pos)
+            metadata[key], pos = skip(kind, pos + 4)
+        places = []
+        for _ in range(n_tensors):
+            name, pos = string(pos)
+            (n_dims,) = struct.unpack_from("<I", buf, pos)
+            shape = struct.unpack_from(f"<{n_dims}Q", buf, pos + 4)
+            kind, offset = struct.unpack_from("<IQ", buf, pos + 4 + 8 * n_dims)
+            pos += 4 + 8 * n_dims + 12
+            places.append((name, GGMLQuantizationType(kind), tuple(shape), offset))
+        alignment = int(metadata.get("general.alignment", 32))  # type: ignore[call-overload]
+        start = -(-pos // alignment) * alignment
+    tensors = []
+    for name, kind, shape, offset in places:
+        block, type_size = GGML_QUANT_SIZES[kind]
+        tensors.append(TensorInfo(name, kind, shape, start + offset, math.prod(shape) // block * type_size))
+    return metadata, tensors
+
+
+def gguf_source(folder: Path) -> Path | None:
+    """The GGUF file the registry converted `folder` from (its manifest), if it still exists."""
+    manifest = Path(folder) / MANIFEST
+    if not manifest.exists():
+        return None
+    path = json.loads(manifest.read_text()).get("gguf")
+    return Path(path) if path and Path(path).is_file() else None
+
+
+_Q4_BLOCKS = {  # one block of 32 (Q4_K: a super-block of 256) as a numpy record
+    "Q4_0": np.dtype([("d", "<f2"), ("qs", "u1", 16)]),
+    "Q4_1": np.dtype([("d", "<f2"), ("m", "<f2"), ("qs", "u1", 16)]),
+    "Q4_K": np.dtype([("d", "<f2"), ("dmin", "<f2"), ("scales", "u1", 12), ("qs", "u1", 128)]),
+}
+_Q8_0 = np.dtype([("d", "<f2"), ("qs", "i1", 32)])
+
+
+def q4_grid(raw: np.ndarray, type_name: str) -> Int4Grid:
+    """Q4_0 / Q4_1 / Q4_K rows (uint8 [N, bytes per row]) as int4 values with per-32 scale and
+    offset, exactly: w = q · scale + minimum."""
+    from gguf.quants import Q4_K
+
+    n = raw.shape[0]
+    blocks = np.ascontiguousarray(raw).view(_Q4_BLOCKS[type_name])  # [N, blocks per row]
+    d = blocks["d"].astype(np.float32)
+    if type_name == "Q4_K":
+        sc, m = Q4_K.get_scale_min(blocks["scales"].reshape(-1, 12))
+        scale = d[..., None] * sc.reshape(n, -1, 8).astype(np.float32)
+        minimum = -blocks["dmin"].astype(np.float32)[..., None] * m.reshape(n, -1, 8).astype(np.float32)
+        qs = blocks["qs"].reshape(n, -1, 4, 1, 32)  # sub-blocks 2j, 2j+1: low, high nibbles of 32 bytes
+        q = np.concatenate([qs & 0xF, qs >> 4], axis=3)
+    else:
+        scale = d
+        minimum = -8 * d if type_name == "Q4_0" else blocks["m"].astype(np.float32)
+        qs = blocks["qs"]  # [N, nb, 16]: values 0..15 low nibbles, 16..31 high nibbles
+        q = np.concatenate([qs & 0xF, qs >> 4], axis=-1)
+    return Int4Grid(
+        torch.from_numpy(q.reshape(n, -1)),
+        torch.from_numpy(np.ascontiguousarray(scale.reshape(n, -1))),
+        torch.from_numpy(np.ascontiguousarray(minimum.reshape(n, -1))),
+        32,
+    )
+
+
+def dequantize_rows(raw: np.ndarray, tensor_type: GGMLQuantizationType) -> torch.Tensor:
+    """Rows of any GGUF type as float32 [N, K] (gguf's own de-quantization; Q8_0 directly)."""
+    if tensor_type == GGMLQuantizationType.Q8_0:
+        blocks = np.ascontiguousarray(raw).view(_Q8_0)
+        values = blocks["d"].astype(np.float32)[..., None] * blocks["qs"].astype(np.float32)
+        return torch.from_numpy(values.reshape(raw.shape[0], -1))
+    from gguf.quants import dequantize
+
+    return torch.from_numpy(np.array(dequantize(raw, tensor_type), dtype=np.float32))
+
+
+def int8_rows(raw: np.ndarray, tensor_type: GGMLQuantizationType) -> CpuInt8Weight:
+    """Rows of a block type re-quantized to int8 per output channel, a slice of rows at a time."""
+    parts = [
+        quantize_int8_rows(dequantize_rows(raw[start : start + _DEQUANT_ROWS], tensor_type))
+        for start in range(0, raw.shape[0], _DEQUANT_ROWS)
+    ]
+    return CpuInt8Weight.cat(parts)
+
+
+def rope_row_order(rows: int, heads: int) -> np.ndarray:
+    """HF row i of a q/k projection is GGUF row order[i] (transformers' `_reverse_permute_weights`)."""
+    dim = rows // heads // 2
+    return np.arange(rows).reshape(heads, dim, 2).swapaxes(1, 2).reshape(rows)
+
+
+class GgufWeights(Mapping):
+    """HF-named weights of a GGUF file, converted on access (see the module's table)."""
+
+    def __init__(self, path: Path, hf_config, dtype: torch.dtype):
+        self.path, self.dtype = Path(path), dtype
+        metadata, tensors = read_header(self.path)
+        self.permuted = metadata.get("general.architecture") in PERMUTED_ARCHITECTURES
+        self.heads = hf_config.num_attention_heads
+        self.kv_heads = getattr(hf_config, "num_key_value_heads", None) or self.heads
+        self.tensors = {name: t for t in tensors if (name := hf_name(t.name)) is not None}
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tensors)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.tensors
+
+    def type_of(self, name: str) -> str:
+        """The GGUF block type of a tensor (`Q4_K`, `Q6_K`, `F32`, ...)."""
+        return self.tensors[name].type.name
+
+    def raw(self, name: str) -> np.ndarray:
+        """The tensor's bytes as rows [N, bytes per row] in HF row order (read, not mapped)."""
+        t = self.tensors[name]
+        buffer = bytearray(t.n_bytes)
+        with open(self.path, "rb") as f:
+            f.seek(t.offset)
+            if f.readinto(buffer) != t.n_bytes:
+                raise ValueError(f"{self.path} ends inside tensor {t.name}")
+        data = np.frombuffer(buffer, dtype=np.uint8).reshape(t.rows, -1)  # writable: it owns the buffer
+        if self.permuted and name.endswith(("q_proj.weight", "k_proj.weight")):
+            data = data[rope_row_order(t.rows, self.heads if "q_proj" in name else self.kv_heads)]
+        return data
+
+    def __getitem__(self, name: str) -> GgufTensor:
+        t = self.tensors[name]
+        raw = self.raw(name)
+        if t.type.name in FLOAT_TYPES or len(t.shape) == 1:
+            dense = dequantize_rows(raw, t.type)
+            return (dense.view(-1) if len(t.shape) == 1 else dense).to(self.dtype)
+        n, k = t.rows, t.shape[0]
+        if t.type.name in Q4_TYPES and ".layers." in name and int4_supported(n, k, 32):
+            return q4_grid(raw, t.type.name)
+        if int8_supported(n, k):
+            return int8_rows(raw, t.type)
+        return dequantize_rows(raw, t.type).to(self.dtype)

@@ -1,0 +1,246 @@
+"""Weight-only int4 / int8 linears on CPU, on PyTorch's own kernels.
+
+- int4: `aten._weight_int4pack_mm_for_cpu` (the "tinygemm" CPU kernel). The weight is packed once by
+  `aten._convert_weight_to_int4pack_for_cpu` from unsigned values q [N, K] (0..15) into a uint8
+  layout of its own (which depends on the CPU's vector width, so it is only ever read by the
+  kernel); per group of G input channels (G in 32, 64, 128, 256, dividing K) and per output
+  channel a scale and an additive zero, `scales_and_zeros` [K/G, N, 2]:
+  w[n, k] = (q[n, k] - 8) * scale + zero. N must be a multiple of 16.
+- int8: `aten._weight_int8pack_mm`: int8 [N, K], one scale per output channel, w = q * scale.
+
+Both take activations, scales and zeros in one dtype. On AVX2 machines only the bfloat16 variant
+is vectorised (float32 runs a scalar loop, about 10x slower), so activations are rounded to
+bfloat16 for the matmul, accumulated in float32 inside the kernel, and the output is cast back to
+the caller's dtype. The scales are therefore held in bfloat16: the one new rounding of a weight
+that arrives as an int4 value times a scale plus an offset (GGUF Q4_0 / Q4_1 / Q4_K, `vireo
+quantize` int4) is that of its scale and zero, at most 2^-8 of each relative (bfloat16 keeps 8 significant bits).
+
+`Int4Grid` is the unpacked form every int4 source is first brought into (cheap to concatenate
+along N for fused q/k/v and gate/up); `pack_int4` turns it into the `CpuInt4Weight` the kernel
+reads.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from vireo.kernels.int4pack_layout import probe_layout
+from vireo.kernels.qweight import Int4Weight, Int8Weight, unpack_int4
+
+KERNEL_GROUP_SIZES = (256, 128, 64, 32)  # what the int4 kernel accepts, largest first
+COMPUTE_DTYPE = torch.bfloat16  # the kernels' vectorised activation dtype on AVX2
+INT4_OFFSET = 8  # the kernel computes (q - 8) * scale + zero
+_PACK_ROWS = 1024  # output channels packed at a time (bounds the int32 copy the packer takes)
+# From this many rows of x on, a matmul de-quantizes the weight slice by slice into float32 GEMMs
+# instead of calling the kernel (measured on an AVX2 machine: docs/quantization.md, "CPU kernels").
+DENSE_FROM_ROWS = 128
+_DENSE_SLICE = 1 << 22  # weights de-quantized at a time by that path (16 MB of float32)
+
+
+@dataclass
+class Int4Grid:
+    """int4 values with per-group affine parameters: w[n, k] = q[n, k] * scale[n, g] + minimum[n, g],
+    g = k // group_size. The layout of GGUF's Q4 blocks, not yet packed."""
+
+    q: torch.Tensor  # uint8 [N, K], 0..15
+    scale: torch.Tensor  # float32 [N, K/G]
+    minimum: torch.Tensor  # float32 [N, K/G]
+    group_size: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.q.shape[0], self.q.shape[1]
+
+    def dequantize(self) -> torch.Tensor:
+        """The float32 weight [N, K] (a reference; the engine never makes it)."""
+        s = self.scale.repeat_interleave(self.group_size, 1)[:, : self.q.shape[1]]
+        m = self.minimum.repeat_interleave(self.group_size, 1)[:, : self.q.shape[1]]
+        return self.q.float() * s + m
+
+    @staticmethod
+    def cat(grids: list[Int4Grid]) -> Int4Grid:
+        """One grid whose output channels are those of `grids` in order (same K and group)."""
+        if len(grids) == 1:
+            return grids[0]
+        assert len({g.group_size for g in grids}) == 1, "fused int4 weights share one group size"
+        return Int4Grid(
+            torch.cat([g.q for g in grids]),
+            torch.cat([g.scale for g in grids]),
+            torch.cat([g.minimum for g in grids]),
+            grids[0].group_size,
+        )
+
+    @staticmethod
+    def from_int4_weight(w: Int4Weight) -> Int4Grid:
+        """A `vireo quantize` / RTN weight (w = (q - z) * s, integer z) as a grid."""
+        scale = w.scales.float().t()
+        return Int4Grid(unpack_int4(w.qweight, w.in_features).t(), scale, -w.zeros.float().t() * scale, w.group_size)
+
+
+def kernel_group_size(group_size: int, k: int) -> int | None:
+    """The largest group size the int4 kernel takes that divides both K and `group_size` (a weight
+    grouped by G is the same weight grouped by any divisor of G, its scales repeated), or None."""
+    common = math.gcd(group_size, k)
+    return next((g for g in KERNEL_GROUP_SIZES if common % g == 0), None)
+
+
+def int4_supported(n: int, k: int, group_size: int) -> bool:
+    """Whether the int4 kernel can hold an [N, K] weight grouped by `group_size`."""
+    return n % 16 == 0 and kernel_group_size(group_size, k) is not None
+
+
+def int8_supported(n: int, k: int) -> bool:
+    """Whether the int8 kernel can hold an [N, K] weight (it misreads some K not a multiple of 8)."""
+    return n > 0 and k % 32 == 0
+
+
+@dataclass
+class CpuInt4Weight:
+    """An int4 weight in the CPU kernel's packed layout."""
+
+    packed: torch.Tensor  # uint8 [N, K/2], the kernel's own layout
+    scales_and_zeros: torch.Tensor  # bfloat16 [K/G, N, 2]
+    group_size: int
+    in_features: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(out_features, in_features), as nn.Linear counts them."""
+        return self.packed.shape[0], self.in_features
+
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """x [M, K] @ W.T -> [M, N] in x's dtype: the int4 kernel for decode-size M, slices of the
+        weight de-quantized into a float32 matmul for prefill-size M (`DENSE_FROM_ROWS`)."""
+        if x.shape[0] >= DENSE_FROM_ROWS and probe_layout() is not None:
+            return _sliced_matmul(x, self.shape[0], self.in_features, self.dequantized_t)
+        xc = x.to(COMPUTE_DTYPE).contiguous()
+        out = torch.ops.aten._weight_int4pack_mm_for_cpu(xc, self.packed, self.group_size, self.scales_and_zeros)
+        return out.to(x.dtype)
+
+    def dequantized_t(self, start: int, stop: int) -> torch.Tensor:
+        """W^T [K, stop - start] in float32 for output channels start..stop (block-aligned), exactly
+        as the kernel reads it: (q - 8) * scale + zero."""
+        layout = probe_layout()
+        if layout is None:
+            raise RuntimeError("this PyTorch packs int4 weights in a layout Vireo cannot read back")
+        k, g = self.in_features, self.group_size
+        q = layout.unpack_t(self.packed[start:stop], k).view(k // g, g, stop - start)
+        sz = self.scales_and_zeros[:, start:stop].float()
+        scale = sz[..., 0].contiguous()  # contiguous: a broadcast operand with strides slows the loop
+        offset = sz[..., 1] - INT4_OFFSET * scale
+        return q.mul_(scale.unsqueeze(1)).add_(offset.unsqueeze(1)).view(k, stop - start)
+
+    def dequantize(self) -> torch.Tensor:
+        """The float32 weight [N, K] (a reference)."""
+        return self.dequantized_t(0, self.shape[0]).t()
+
+    def nbytes(self) -> int:
+        return self.packed.nbytes + self.scales_and_zeros.nbytes
+
+
+@dataclass
+class CpuInt8Weight:
+    """An int8 weight [N, K] with one scale per output channel, for the CPU int8 kernel."""
+
+    qweight: torch.Tensor  # int8 [N, K]
+    scales: torch.Tensor  # bfloat16 [N]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.qweight.shape[0], self.qweight.shape[1]
+
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """x [M, K] @ W.T -> [M, N] in x's dtype (prefill-size M: de-quantized slices, as int4)."""
+        if x.shape[0] >= DENSE_FROM_ROWS:
+            return _sliced_matmul(x, self.shape[0], self.shape[1], self.dequantized_t)
+        out = torch.ops.aten._weight_int8pack_mm(x.to(COMPUTE_DTYPE).contiguous(), self.qweight, self.scales)
+        return out.to(x.dtype)
+
+    def dequantized_t(self, start: int, stop: int) -> torch.Tensor:
+        """W^T [K, stop - start] in float32 for output channels start..stop."""
+        return (self.qweight[start:stop].float() * self.scales[start:stop].float()[:, None]).t()
+
+    def rows(self, index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Rows `index` of W (an embedding lookup on a tied embedding matrix), in `dtype`."""
+        return self.qweight[index].to(dtype) * self.scales[index].to(dtype).unsqueeze(-1)
+
+    def dequantize(self) -> torch.Tensor:
+        return self.qweight.float() * self.scales.float()[:, None]
+
+    def nbytes(self) -> int:
+        return self.qweight.nbytes + self.scales.nbytes
+
+    @staticmethod
+    def cat(weights: list[CpuInt8Weight]) -> CpuInt8Weight:
+        if len(weights) == 1:
+            return weights[0]
+        return CpuInt8Weight(torch.cat([w.qweight for w in weights]), torch.cat([w.scales for w in weights]))
+
+
+CpuWeight = CpuInt4Weight | CpuInt8Weight
+
+
+def _sliced_matmul(x: torch.Tensor, n: int, k: int, dequantized_t) -> torch.Tensor:
+    """x @ W.T with W de-quantized `_DENSE_SLICE` weights at a time (never a float copy of all of
+    it), each slice a float32 matmul: at prefill sizes this beats the int4/int8 kernels, which
+    de-quantize their tile again for every 4 rows of x."""
+    rows = max(64, _DENSE_SLICE // k // 64 * 64)  # a multiple of the packer's blocks
+    xf = x.float()
+    parts = [torch.mm(xf, dequantized_t(start, min(start + rows, n))) for start in range(0, n, rows)]
+    out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+    return out.to(x.dtype)
+
+
+def pack_int4(grid: Int4Grid) -> CpuInt4Weight:
+    """The kernel's packed form of a grid, re-grouped to a size the kernel takes (exactly: scales
+    repeated); packed `_PACK_ROWS` output channels at a time (the packer wants int32 values)."""
+    n, k = grid.shape
+    group = kernel_group_size(grid.group_size, k)
+    if group is None or n % 16:
+        raise ValueError(f"the CPU int4 kernel cannot hold a [{n}, {k}] weight grouped by {grid.group_size}")
+    repeat = grid.group_size // group
+    scale = grid.scale.float().repeat_interleave(repeat, 1)[:, : k // group]
+    minimum = grid.minimum.float().repeat_interleave(repeat, 1)[:, : k // group]
+    zero = minimum + INT4_OFFSET * scale
+    scales_and_zeros = torch.stack([scale.t(), zero.t()], dim=-1).to(COMPUTE_DTYPE).contiguous()
+    # Blocks of output channels are packed independently, so packing in slices of a multiple of
+    # the block (32 or 64 channels) and concatenating gives the same layout.
+    parts = [
+        torch.ops.aten._convert_weight_to_int4pack_for_cpu(grid.q[start : start + _PACK_ROWS].to(torch.int32), 1)
+        for start in range(0, n, _PACK_ROWS)
+    ]
+    packed = torch.cat(parts) if len(parts) > 1 else parts[0]
+    return CpuInt4Weight(packed, scales_and_zeros, group, k)
+
+
+def int8_from_weight(w: Int8Weight) -> CpuInt8Weight:
+    """A `vireo quantize` / RTN int8 weight (int8 [K, N]) in the kernel's [N, K] layout."""
+    return CpuInt8Weight(w.qweight.t().contiguous(), w.scales.to(COMPUTE_DTYPE))
+
+
+def quantize_int8_rows(weight: torch.Tensor, chunk_rows: int = 4096) -> CpuInt8Weight:
+    """Round a float weight [N, K] to int8, one symmetric scale per output row (RTN), `chunk_rows`
+    rows at a time so that no float copy of the whole matrix is made."""
+    n, k = weight.shape
+    q = torch.empty(n, k, dtype=torch.int8)
+    scales = torch.empty(n, dtype=COMPUTE_DTYPE)
+    for start in range(0, n, chunk_rows):
+        rows = weight[start : start + chunk_rows].float()
+        # the scale the kernel will use (bfloat16), rounded up so that the row's largest value fits
+        scale = (rows.abs().amax(dim=1) / 127 * (1 + 2**-7)).clamp(min=1e-30).to(COMPUTE_DTYPE)
+        q[start : start + chunk_rows] = torch.round(rows / scale.float()[:, None]).clamp_(-127, 127).to(torch.int8)
+        scales[start : start + chunk_rows] = scale
+    return CpuInt8Weight(q, scales)
+
+
+def for_cpu_kernels(w: Int4Weight | Int8Weight) -> CpuWeight | None:
+    """A portable quantized weight in the CPU kernels' form, or None where they cannot hold it."""
+    n, k = w.shape
+    if isinstance(w, Int8Weight):
+        return int8_from_weight(w) if int8_supported(n, k) else None
+    if not int4_supported(n, k, w.group_size):
+        return None
+    return pack_int4(Int4Grid.from_int4_weight(w))
