@@ -78,3 +78,12 @@ def test_the_served_models_are_listed_and_a_job_runs_on_the_one_it_names(api_cli
     assert state.status == "succeeded" and api_client.job(job_id)["model"] == served["id"]
     with pytest.raises(ApiError, match="not served here"):
         api_client.submit("echo", {"text": "x"}, model="no-such-model")
+
+
+def test_a_job_shows_the_input_and_options_it_was_submitted_with(api_client):
+    job_id = api_client.submit("echo", {"text": "again, please"}, {"max_tokens": 7})
+    follow(api_client, job_id)
+    view = api_client.job(job_id)
+    assert view["input"] == {"text": "again, please"} and view["options"]["max_tokens"] == 7
+    listed = next(j for j in api_client.jobs(limit=5)["jobs"] if j["id"] == job_id)
+    assert "input" not in listed  # lists stay light: a caption job's input is a whole picture

@@ -17,7 +17,16 @@ SYSTEM = "You are a skilled copywriter and author. Write exactly what is asked, 
 
 
 class GenerateInput(BaseModel):
-    template: Literal["ad_copy", "product_description", "story", "script", "email", "custom"] = "custom"
+    template: Literal["ad_copy", "product_description", "story", "script", "email", "custom"] = Field(
+        "custom",
+        description="What to write; each template has its own variables.",
+        # x-variables: each template's variables, for clients' forms
+        json_schema_extra={
+            "x-variables": {
+                name: {"required": list(t.required), "optional": list(t.optional)} for name, t in TEMPLATES.items()
+            }
+        },
+    )
     variables: dict[str, str] = Field(
         default_factory=dict, max_length=20, description="Values for the template's variables."
     )

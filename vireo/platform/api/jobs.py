@@ -12,7 +12,7 @@ from sse_starlette.sse import EventSourceResponse
 from vireo.platform.api.deps import JobsDep, PrincipalDep, StoreDep, TenantDep
 from vireo.platform.api.error_docs import error_responses, streamed
 from vireo.platform.api.errors import STORE_DOWN
-from vireo.platform.api.schemas import CancelReply, JobAccepted, JobCreate, JobList, JobView
+from vireo.platform.api.schemas import CancelReply, JobAccepted, JobCreate, JobDetail, JobList, JobView
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -53,9 +53,9 @@ async def list_jobs(
     return JobList(jobs=[JobView.from_record(r) for r in records], next_cursor=next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobView, responses=error_responses(404))
-async def get_job(record: dict = Depends(owned_job)) -> JobView:
-    return JobView.from_record(record)
+@router.get("/{job_id}", response_model=JobDetail, responses=error_responses(404))
+async def get_job(record: dict = Depends(owned_job)) -> JobDetail:
+    return JobDetail.from_record(record)
 
 
 @router.delete("/{job_id}", response_model=CancelReply, responses=error_responses(404))

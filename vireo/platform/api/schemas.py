@@ -107,6 +107,18 @@ class JobView(BaseModel):
         )
 
 
+class JobDetail(JobView):
+    """One job as `GET /v1/jobs/{id}` shows it: its view and what was submitted (lists leave these out)."""
+
+    input: dict[str, Any] | None = Field(None, description="the job's input as submitted")
+    options: dict[str, Any] | None = Field(None, description="the job's generation options as submitted")
+
+    @classmethod
+    def from_record(cls, r: dict[str, str]) -> "JobDetail":
+        submitted = {name: json.loads(r[name]) if r.get(name) else None for name in ("input", "options")}
+        return cls(**JobView.from_record(r).model_dump(), **submitted)
+
+
 class JobList(BaseModel):
     jobs: list[JobView]
     next_cursor: str | None = None
