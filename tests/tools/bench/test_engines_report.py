@@ -1,0 +1,43 @@
+"""`vireo bench engines`' report: ratios to a peer measured in the same run, and its Markdown table."""
+
+from __future__ import annotations
+
+from vireo.tools.bench.engines import compare_speed, markdown_table
+
+
+def _result(backend: str, levels: list[tuple[int, float, float]]) -> dict:
+    return {
+        "backend": backend,
+        "startup_s": 1.0,
+        "peak_rss_mb": 500,
+        "levels": [
+            {
+                "concurrency": c,
+                "output_tokens_per_s": tps,
+                "ttft_p50_s": ttft,
+                "ttft_p95_s": ttft,
+                "itl_p50_s": 0.01,
+                "itl_p95_s": 0.02,
+            }
+            for c, tps, ttft in levels
+        ],
+    }
+
+
+def test_ratios_to_llamacpp_are_per_concurrency_and_shown_in_their_own_column():
+    results = [_result("native", [(1, 20.0, 0.2), (4, 60.0, 0.4)]), _result("llamacpp", [(1, 100.0, 0.1)])]
+    compare_speed(results, "llamacpp")
+    native_1, native_4 = results[0]["levels"]
+    assert native_1["tokens_per_s_vs_llamacpp"] == 0.2 and native_1["ttft_p50_vs_llamacpp"] == 2.0
+    assert "tokens_per_s_vs_llamacpp" not in native_4  # llama.cpp did not run that level
+    table = markdown_table({"results": results, "failures": {"hf": "RuntimeError: boom"}}).splitlines()
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    assert header[3:5] == ["vs hf", "vs llamacpp"]
+    native_row = [cell.strip() for cell in table[2].strip("|").split("|")]
+    assert native_row[:5] == ["native", "1", "20.0", "-", "0.2"] and len(native_row) == len(header)
+    assert table[-1].startswith("| hf | failed: RuntimeError: boom |") and table[-1].count("|") == len(header) + 1
+
+
+def test_without_llamacpp_the_table_keeps_its_columns():
+    header = markdown_table({"results": [_result("native", [(1, 20.0, 0.2)])]}).splitlines()[0]
+    assert "vs llamacpp" not in header and header.count("|") == 10
