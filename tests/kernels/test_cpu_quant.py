@@ -4,13 +4,14 @@ against float references.
 The int4 kernel computes w = (q - 8) * scale + zero with bfloat16 activations, scales and zeros,
 accumulating in float32; its output is bfloat16. So the reference is x rounded to bfloat16 times
 the weight the bfloat16 parameters describe, and the only other error is the output's rounding
-(2^-8 relative) plus float32 accumulation order.
+(2^-8 relative) plus float32 accumulation order. Our AVX2 kernels, which take these weights' place
+where they build, are turned off here (tests/kernels/test_cpu_int8dot.py tests them).
 """
 
 import pytest
 import torch
 
-from vireo.kernels import cpu_quant
+from vireo.kernels import cpu_int8dot, cpu_quant
 from vireo.kernels.cpu_quant import (
     COMPUTE_DTYPE,
     DENSE_FROM_ROWS,
@@ -24,6 +25,13 @@ from vireo.kernels.cpu_quant import (
 )
 from vireo.kernels.int4pack_layout import probe_layout
 from vireo.kernels.qweight import dequantize, quantize_int4, quantize_int8
+
+
+@pytest.fixture(autouse=True)
+def pytorch_kernels_only():
+    with cpu_int8dot.turned_off():
+        yield
+
 
 OUTPUT_ROUNDING = 2**-7  # bfloat16 output (2^-8) plus accumulation order, relative to max |y|
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from vireo.kernels import cpu_int8dot
 from vireo.kernels.int4pack_layout import probe_layout
 from vireo.kernels.qweight import Int4Weight, Int8Weight, unpack_int4
 
@@ -88,8 +89,8 @@ def kernel_group_size(group_size: int, k: int) -> int | None:
 
 
 def int4_supported(n: int, k: int, group_size: int) -> bool:
-    """Whether the int4 kernel can hold an [N, K] weight grouped by `group_size`."""
-    return n % 16 == 0 and kernel_group_size(group_size, k) is not None
+    """Whether a CPU int4 kernel (ours or PyTorch's) can hold an [N, K] weight grouped by `group_size`."""
+    return (n % 16 == 0 and kernel_group_size(group_size, k) is not None) or int4_dot_supported(k, group_size)
 
 
 def int8_supported(n: int, k: int) -> bool:
@@ -105,6 +106,7 @@ class CpuInt4Weight:
     scales_and_zeros: torch.Tensor  # bfloat16 [K/G, N, 2]
     group_size: int
     in_features: int
+    dense_from_rows = DENSE_FROM_ROWS
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -142,6 +144,66 @@ class CpuInt4Weight:
 
 
 @dataclass
+class CpuInt4DotWeight:
+    """An int4 group-32 weight for our AVX2 kernel (`cpu_int8dot`), which rounds activations to int8
+    per block of 32 and takes integer dot products: what llama.cpp does for Q4 on AVX2 machines, where
+    PyTorch's int4 kernel is compute-bound. w[n, k] = q[n, k] * scale[n, g] + minimum[n, g]."""
+
+    packed: torch.Tensor  # uint8 [N, K/2] (`cpu_int8dot.pack_groups`)
+    scale: torch.Tensor  # float32 [N, K/32]
+    minimum: torch.Tensor  # float32 [N, K/32]
+    group_size = cpu_int8dot.GROUP
+    # the kernel's time grows with every row of x (no reuse across rows beyond four); from here on the
+    # de-quantized slices are faster (measured on SmolLM2 / Qwen2.5-0.5B shapes: crossover 32-64 rows)
+    dense_from_rows = 64
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.packed.shape[0], self.packed.shape[1] * 2
+
+    @property
+    def in_features(self) -> int:
+        return self.packed.shape[1] * 2
+
+    @staticmethod
+    def from_grid(grid: Int4Grid) -> CpuInt4DotWeight:
+        """The grid re-grouped by 32 (exactly: a group of G is G/32 groups of 32 with its scale repeated)."""
+        n, k = grid.shape
+        repeat = grid.group_size // cpu_int8dot.GROUP
+        scale = grid.scale.float().repeat_interleave(repeat, 1)[:, : k // cpu_int8dot.GROUP].contiguous()
+        minimum = grid.minimum.float().repeat_interleave(repeat, 1)[:, : k // cpu_int8dot.GROUP].contiguous()
+        return CpuInt4DotWeight(cpu_int8dot.pack_groups(grid.q), scale, minimum)
+
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """x [M, K] @ W.T -> [M, N] in x's dtype: the AVX2 kernel for decode-size M, de-quantized slices in
+        float32 matmuls for prefill-size M (`dense_from_rows`)."""
+        n, k = self.shape
+        if x.shape[0] >= self.dense_from_rows:
+            return _sliced_matmul(x, n, k, self.dequantized_t)
+        return cpu_int8dot.int4_mm(x, self.packed, self.scale, self.minimum).to(x.dtype)
+
+    def dequantized_t(self, start: int, stop: int) -> torch.Tensor:
+        """W^T [K, stop - start] in float32 for output channels start..stop."""
+        q = cpu_int8dot.unpack_groups(self.packed[start:stop]).float()
+        g = cpu_int8dot.GROUP
+        w = q.view(stop - start, -1, g).mul_(self.scale[start:stop, :, None]).add_(self.minimum[start:stop, :, None])
+        return w.view(stop - start, -1).t()
+
+    def dequantize(self) -> torch.Tensor:
+        """The float32 weight [N, K] (a reference)."""
+        return self.dequantized_t(0, self.shape[0]).t()
+
+    def nbytes(self) -> int:
+        return self.packed.nbytes + self.scale.nbytes + self.minimum.nbytes
+
+
+def int4_dot_supported(k: int, group_size: int) -> bool:
+    """Whether our AVX2 kernel is built here and can hold a weight of K inputs grouped by `group_size`."""
+    g = cpu_int8dot.GROUP
+    return k % g == 0 and group_size % g == 0 and cpu_int8dot.load_kernel() is not None
+
+
+@dataclass
 class CpuInt8Weight:
     """An int8 weight [N, K] with one scale per output channel, for the CPU int8 kernel."""
 
@@ -156,6 +218,10 @@ class CpuInt8Weight:
         """x [M, K] @ W.T -> [M, N] in x's dtype (prefill-size M: de-quantized slices, as int4)."""
         if x.shape[0] >= DENSE_FROM_ROWS:
             return _sliced_matmul(x, self.shape[0], self.shape[1], self.dequantized_t)
+        if x.shape[0] == 1 and self.shape[1] % cpu_int8dot.GROUP == 0 and cpu_int8dot.load_kernel() is not None:
+            # one row (one stream decoding): our AVX2 kernel; measured in the engine (SmolLM2's int8 LM head)
+            # 1.13x PyTorch's kernel at one stream, 0.95x at four, so more rows stay on PyTorch's
+            return cpu_int8dot.int8_mm(x, self.qweight, self.scales).to(x.dtype)
         out = torch.ops.aten._weight_int8pack_mm(x.to(COMPUTE_DTYPE).contiguous(), self.qweight, self.scales)
         return out.to(x.dtype)
 
@@ -180,7 +246,7 @@ class CpuInt8Weight:
         return CpuInt8Weight(torch.cat([w.qweight for w in weights]), torch.cat([w.scales for w in weights]))
 
 
-CpuWeight = CpuInt4Weight | CpuInt8Weight
+CpuWeight = CpuInt4Weight | CpuInt4DotWeight | CpuInt8Weight
 
 
 def _sliced_matmul(x: torch.Tensor, n: int, k: int, dequantized_t) -> torch.Tensor:
@@ -194,10 +260,13 @@ def _sliced_matmul(x: torch.Tensor, n: int, k: int, dequantized_t) -> torch.Tens
     return out.to(x.dtype)
 
 
-def pack_int4(grid: Int4Grid) -> CpuInt4Weight:
-    """The kernel's packed form of a grid, re-grouped to a size the kernel takes (exactly: scales
-    repeated); packed `_PACK_ROWS` output channels at a time (the packer wants int32 values)."""
+def pack_int4(grid: Int4Grid) -> CpuInt4Weight | CpuInt4DotWeight:
+    """A grid in the form of the fastest CPU kernel here that holds it: our AVX2 kernel's
+    (`CpuInt4DotWeight`), else PyTorch's int4 kernel's, re-grouped to a size that kernel takes (exactly:
+    scales repeated), packed `_PACK_ROWS` output channels at a time (the packer wants int32 values)."""
     n, k = grid.shape
+    if int4_dot_supported(k, grid.group_size):
+        return CpuInt4DotWeight.from_grid(grid)
     group = kernel_group_size(grid.group_size, k)
     if group is None or n % 16:
         raise ValueError(f"the CPU int4 kernel cannot hold a [{n}, {k}] weight grouped by {grid.group_size}")

@@ -2,10 +2,12 @@
 Q4_1 linears on the CPU int4 kernel, the Q8_0 embedding / tied LM head as int8 per channel), against
 the float32 model the registry de-quantized from the same file.
 
-Tolerances, measured on the held-out prose (KL mean 0.002 nats, top-1 agreement 94-97 %, mean NLL
-within 0.3 %), with room for the next tie: the int4 weights are the file's up to bfloat16 scales,
-so what separates the two is bfloat16 activations in the kernels and the int8 embedding. A wrong
-nibble order, scale group or q/k permutation puts the KL in whole nats.
+Tolerances, measured on the held-out prose, with room for the next tie. On PyTorch's kernels (KL mean
+0.002 nats, top-1 agreement 94-97 %, mean NLL within 0.3 %) the int4 weights are the file's up to
+bfloat16 scales, so what separates the two is bfloat16 activations and the int8 embedding. On our
+AVX2 kernels (KL mean 0.014, top-1 94.5 %) activations are rounded to int8 per block of 32, as
+llama.cpp rounds them (its Q8 blocks). A wrong nibble order, scale group or q/k permutation puts the
+KL in whole nats.
 """
 
 import pytest
@@ -15,7 +17,8 @@ from vireo.inference.api import GenerationRequest, SamplingParams, TokenDelta
 from vireo.inference.native.models.llama import LlamaModel
 from vireo.inference.native.worker.model_runner import ModelRunner
 from vireo.inference.quant.linear import QuantizedLinear
-from vireo.kernels.cpu_quant import DENSE_FROM_ROWS, CpuInt4Weight, CpuInt8Weight
+from vireo.kernels import cpu_int8dot
+from vireo.kernels.cpu_quant import CpuInt4DotWeight, CpuInt4Weight, CpuInt8Weight
 
 from .conftest import PROMPTS
 
@@ -41,21 +44,27 @@ def teacher_forced(model, ids: list[int]) -> torch.Tensor:
         return ModelRunner(model, -(-len(ids) // 16), 16).forward_logits(torch.tensor([ids]))[0].log_softmax(-1)
 
 
+# the int4 form of this machine: our AVX2 kernel's where it builds, else PyTorch's
+OURS = cpu_int8dot.load_kernel() is not None
+INT4_FORM = CpuInt4DotWeight if OURS else CpuInt4Weight
+KL_MEAN_BOUND = 0.03 if OURS else 0.01
+
+
 def test_every_layer_holds_only_the_cpu_kernels_forms(gguf_model):
     for layer in gguf_model.layers:
         for linear in (layer.qkv, layer.o, layer.gate_up, layer.down):
             assert isinstance(linear, QuantizedLinear) and linear.weight_q is None
-            assert isinstance(linear.cpu_weight, CpuInt4Weight) and linear.cpu_weight.group_size == 32
+            assert isinstance(linear.cpu_weight, INT4_FORM) and linear.cpu_weight.group_size == 32
     assert isinstance(gguf_model.embed, CpuInt8Weight)
     assert gguf_model.lm_head.cpu_weight is gguf_model.embed  # tied: one int8 copy for lookup and head
 
 
-@pytest.mark.parametrize("tokens", [DENSE_FROM_ROWS - 1, 400], ids=["int4-kernels", "dequantized-slices"])
+@pytest.mark.parametrize("tokens", [INT4_FORM.dense_from_rows - 1, 400], ids=["int4-kernels", "dequantized-slices"])
 def test_teacher_forced_logits_track_the_dequantized_float32_model(shared_model, gguf_model, heldout_ids, tokens):
     ids = heldout_ids[:tokens]
     reference, ours = teacher_forced(shared_model, ids), teacher_forced(gguf_model, ids)
     kl = (reference.exp() * (reference - ours)).sum(-1)
-    assert kl.mean() < 0.01 and kl.max() < 0.1
+    assert kl.mean() < KL_MEAN_BOUND and kl.max() < 0.1
     assert (reference.argmax(-1) == ours.argmax(-1)).float().mean() >= 0.9
     target = torch.tensor(ids[1:])[:, None]
     nll, nll_ours = (-lp[:-1].gather(1, target).mean() for lp in (reference, ours))
@@ -76,7 +85,7 @@ async def test_the_engine_serves_the_gguf_file_by_settings_alone(shared_model):
             speculation="off",
         )
     )
-    assert isinstance(engine.model.layers[0].gate_up.cpu_weight, CpuInt4Weight)
+    assert isinstance(engine.model.layers[0].gate_up.cpu_weight, INT4_FORM)
     await engine.start()
     try:
         prompt_ids = engine.prompt_ids(GenerationRequest(prompt=PROMPTS[7], sampling=SamplingParams()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from vireo.tools.bench.engines import compare_speed, markdown_table
 
 
@@ -41,3 +43,16 @@ def test_ratios_to_llamacpp_are_per_concurrency_and_shown_in_their_own_column():
 def test_without_llamacpp_the_table_keeps_its_columns():
     header = markdown_table({"results": [_result("native", [(1, 20.0, 0.2)])]}).splitlines()[0]
     assert "vs llamacpp" not in header and header.count("|") == 10
+
+
+def test_a_backend_named_with_a_quantization_and_kernels_is_that_engine_config():
+    from vireo.tools.bench.engines import backend_variant
+
+    assert backend_variant("native") == ("native", {})
+    assert backend_variant("native:gguf") == ("native", {"quantization": "gguf"})
+    assert backend_variant("native:gguf:pytorch-kernels") == (
+        "native",
+        {"quantization": "gguf", "cpu_int8_kernels": False},
+    )
+    with pytest.raises(ValueError, match="quantization"):
+        backend_variant("native:int3")

@@ -3,12 +3,12 @@
 `QuantizedLinear` runs the Triton kernels of `vireo.kernels.quant` where dispatch says so; on the
 GPU (and under the Triton interpreter) it also keeps the weight re-packed for the decode kernels
 (`vireo.kernels.gemv_layout`: int8 for the K-major GEMV, int4 for the tensor-core kernel).
-On CPU it runs PyTorch's weight-only int4 / int8 kernels (`vireo.kernels.cpu_quant`) over the
-weight in their packed form: given a portable `Int4Weight` / `Int8Weight` (an HF model being
-quantized or evaluated) it packs a copy and keeps the original, whose buffers (`qweight`,
-`scales`, `zeros`, `bias`) let the model be saved; given the CPU form itself (the native engine,
-which never saves) it holds only that. Where the kernels cannot hold a shape it dequantizes once
-and calls `F.linear`.
+On CPU it runs our AVX2 int8-activation kernels where they build, else PyTorch's weight-only
+int4 / int8 kernels (`vireo.kernels.cpu_quant`), over the weight in their packed form: given a
+portable `Int4Weight` / `Int8Weight` (an HF model being quantized or evaluated) it packs a copy and
+keeps the original, whose buffers (`qweight`, `scales`, `zeros`, `bias`) let the model be saved;
+given the CPU form itself (the native engine, which never saves) it holds only that. Where the
+kernels cannot hold a shape it dequantizes once and calls `F.linear`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vireo.kernels.cpu_quant import CpuInt4Weight, CpuInt8Weight, CpuWeight, for_cpu_kernels
+from vireo.kernels.cpu_quant import CpuInt4DotWeight, CpuInt4Weight, CpuInt8Weight, CpuWeight, for_cpu_kernels
 from vireo.kernels.dispatch import interpreting, use_triton
 from vireo.kernels.gemv_layout import with_kmajor, with_mma
 from vireo.kernels.qweight import Int4Weight, Int8Weight, dequantize
@@ -63,7 +63,7 @@ class QuantizedLinear(torch.nn.Module):
         super().__init__()
         self.weight_q: QuantizedWeight | None = None  # the portable weight (what `save_quantized` writes)
         self.cpu_weight: CpuWeight | None = None  # the CPU kernels' packed form
-        if isinstance(weight, (CpuInt4Weight, CpuInt8Weight)):
+        if isinstance(weight, (CpuInt4Weight, CpuInt4DotWeight, CpuInt8Weight)):
             self.cpu_weight = weight
         else:
             if weight.qweight.is_cuda or interpreting():

@@ -1,18 +1,33 @@
-// Decode-size (M = 1..8) matmul of bf16/float activations with int4 group-32 weights on AVX2:
-// activations quantized to int8 per block of 32, integer dot products per (row, group),
-// float accumulation of x_scale * w_scale plus zero * sum(x over the group).
-#include <torch/extension.h>
+// Decode-size matmuls on AVX2 with activations rounded to int8 per block of 32 (llama.cpp's approach):
+// integer dot products of each block of x with the weight's block, float accumulation of the block
+// scales' product. Two weight forms:
+//   int4_mm: 4-bit values q in 0..15 per group of 32, w = q * scale + minimum (GGUF Q4_0/Q4_1/Q4_K's
+//            form); the minimum term needs only the float sum of x over the group.
+//   int8_mm: int8 values, one scale per output channel, w = q * scale.
+// Work is split over output channels with at::parallel_for, so torch.set_num_threads governs it.
+#include <ATen/Parallel.h>
 #include <immintrin.h>
+#include <torch/extension.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 namespace {
 
-constexpr int kGroup = 32;
+constexpr int64_t kGroup = 32;
+constexpr int kRowBlock = 4;  // rows of x that share one unpacked weight block
 
-// x [M, K] float -> xq [M, K] int8, xs [M, K/32] scale, xsum [M, K/32] float sum of x.
-void quantize_rows(const float* x, int64_t m, int64_t k, int8_t* xq, float* xs, float* xsum) {
+struct QuantizedX {
+  std::vector<int8_t> q;    // [M, K]
+  std::vector<float> scale; // [M, K/32]
+  std::vector<float> sum;   // [M, K/32]: float sum of x over the group
+};
+
+QuantizedX quantize_rows(const float* x, int64_t m, int64_t k) {
   const int64_t groups = k / kGroup;
+  QuantizedX out{std::vector<int8_t>(m * k), std::vector<float>(m * groups), std::vector<float>(m * groups)};
   for (int64_t r = 0; r < m; ++r) {
     for (int64_t g = 0; g < groups; ++g) {
       const float* src = x + r * k + g * kGroup;
@@ -23,65 +38,142 @@ void quantize_rows(const float* x, int64_t m, int64_t k, int8_t* xq, float* xs, 
       }
       const float scale = amax / 127.f;
       const float inv = scale > 0.f ? 1.f / scale : 0.f;
-      int8_t* dst = xq + r * k + g * kGroup;
+      int8_t* dst = out.q.data() + r * k + g * kGroup;
       for (int i = 0; i < kGroup; ++i) dst[i] = static_cast<int8_t>(std::nearbyint(src[i] * inv));
-      xs[r * groups + g] = scale;
-      xsum[r * groups + g] = sum;
-    }
-  }
-}
-
-inline float hsum(__m256 v) {
-  __m128 lo = _mm256_castps256_ps128(v);
-  __m128 hi = _mm256_extractf128_ps(v, 1);
-  lo = _mm_add_ps(lo, hi);
-  lo = _mm_hadd_ps(lo, lo);
-  lo = _mm_hadd_ps(lo, lo);
-  return _mm_cvtss_f32(lo);
-}
-
-}  // namespace
-
-// qpacked [N, K/2] uint8: byte j of a group holds value j (low nibble) and value j + 16 (high nibble).
-// scale, zero [N, K/32] float32: w = (q - 8) * scale + zero.
-torch::Tensor int4_mm(torch::Tensor x, torch::Tensor qpacked, torch::Tensor scale, torch::Tensor zero) {
-  TORCH_CHECK(x.dim() == 2 && qpacked.dim() == 2, "x [M, K] and qpacked [N, K/2]");
-  auto xf = x.to(torch::kFloat32).contiguous();
-  const int64_t m = xf.size(0), k = xf.size(1), n = qpacked.size(0), groups = k / kGroup;
-  TORCH_CHECK(k % kGroup == 0 && qpacked.size(1) * 2 == k, "K must be a multiple of 32");
-  std::vector<int8_t> xq(m * k);
-  std::vector<float> xs(m * groups), xsum(m * groups);
-  quantize_rows(xf.data_ptr<float>(), m, k, xq.data(), xs.data(), xsum.data());
-  auto out = torch::empty({m, n}, torch::kFloat32);
-  float* y = out.data_ptr<float>();
-  const uint8_t* q = qpacked.data_ptr<uint8_t>();
-  const float* ws = scale.data_ptr<float>();
-  const float* wz = zero.data_ptr<float>();
-  const __m256i low_mask = _mm256_set1_epi8(0x0f);
-  const __m256i ones = _mm256_set1_epi16(1);
-#pragma omp parallel for schedule(static)
-  for (int64_t row = 0; row < n; ++row) {
-    const uint8_t* qrow = q + row * (k / 2);
-    for (int64_t r = 0; r < m; ++r) {
-      __m256 acc = _mm256_setzero_ps();
-      float zacc = 0.f;
-      for (int64_t g = 0; g < groups; ++g) {
-        const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qrow + g * 16));
-        // low nibbles -> values 0..15, high nibbles -> values 16..31 (q unsigned 0..15)
-        const __m256i both = _mm256_set_m128i(_mm_srli_epi16(bytes, 4), bytes);
-        const __m256i qv = _mm256_and_si256(both, low_mask);
-        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq.data() + r * k + g * kGroup));
-        const __m256i prod16 = _mm256_maddubs_epi16(qv, xv);  // unsigned q x signed x, pairs summed
-        const __m256i prod32 = _mm256_madd_epi16(prod16, ones);
-        const float d = xs[r * groups + g] * ws[row * groups + g];
-        // q * s = (q - 8) * s + 8 s: subtract 8 s * sum(xq) via the offset term below
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(prod32), acc);
-        zacc += (wz[row * groups + g] - 8.f * ws[row * groups + g]) * xsum[r * groups + g];
-      }
-      y[r * n + row] = hsum(acc) + zacc;
+      out.scale[r * groups + g] = scale;
+      out.sum[r * groups + g] = sum;
     }
   }
   return out;
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("int4_mm", &int4_mm, "int4 group-32 x int8 activations (AVX2)"); }
+inline float hsum(__m256 v) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  lo = _mm_hadd_ps(lo, lo);
+  lo = _mm_hadd_ps(lo, lo);
+  return _mm_cvtss_f32(lo);
+}
+
+// unsigned bytes u times signed bytes s, the 32 products summed in eight int32 lanes, as floats
+inline __m256 dot_u8_s8(__m256i u, __m256i s) {
+  const __m256i pairs = _mm256_maddubs_epi16(u, s);  // |u*s| <= 127*127: two of them fit int16
+  return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
+// the 32 values of a packed group: byte j holds value j (low nibble) and value j + 16 (high nibble)
+inline __m256i unpack_int4(const uint8_t* p) {
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(bytes, 4), bytes);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+}
+
+inline __m256i load32(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+template <int R>
+void int4_rows(const QuantizedX& x, int64_t r0, int64_t k, int64_t n, int64_t row, const uint8_t* qrow,
+               const float* ws, const float* wmin, float* y) {
+  const int64_t groups = k / kGroup;
+  __m256 acc[R];
+  float macc[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps(), macc[i] = 0.f;
+  for (int64_t g = 0; g < groups; ++g) {
+    const __m256i qv = unpack_int4(qrow + g * (kGroup / 2));
+    const float s = ws[g], mn = wmin[g];
+    for (int i = 0; i < R; ++i) {
+      const int64_t r = r0 + i;
+      const __m256 d = _mm256_set1_ps(x.scale[r * groups + g] * s);
+      acc[i] = _mm256_fmadd_ps(d, dot_u8_s8(qv, load32(x.q.data() + r * k + g * kGroup)), acc[i]);
+      macc[i] += mn * x.sum[r * groups + g];
+    }
+  }
+  for (int i = 0; i < R; ++i) y[(r0 + i) * n + row] = hsum(acc[i]) + macc[i];
+}
+
+template <int R>
+void int8_rows(const QuantizedX& x, int64_t r0, int64_t k, int64_t n, int64_t row, const int8_t* wrow, float ws,
+               float* y) {
+  const int64_t groups = k / kGroup;
+  __m256 acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g) {
+    const __m256i w = load32(wrow + g * kGroup);
+    const __m256i wabs = _mm256_sign_epi8(w, w);
+    for (int i = 0; i < R; ++i) {
+      const int64_t r = r0 + i;
+      // |w| * (x with w's sign): unsigned by signed, as maddubs wants
+      const __m256i xs = _mm256_sign_epi8(load32(x.q.data() + r * k + g * kGroup), w);
+      acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(x.scale[r * groups + g]), dot_u8_s8(wabs, xs), acc[i]);
+    }
+  }
+  for (int i = 0; i < R; ++i) y[(r0 + i) * n + row] = hsum(acc[i]) * ws;
+}
+
+// rows of x in blocks of kRowBlock, the tail one at a time
+template <typename RowFn>
+void for_row_blocks(int64_t m, RowFn fn) {
+  int64_t r = 0;
+  for (; r + kRowBlock <= m; r += kRowBlock) fn(std::integral_constant<int, kRowBlock>{}, r);
+  for (; r < m; ++r) fn(std::integral_constant<int, 1>{}, r);
+}
+
+QuantizedX quantized_input(const torch::Tensor& x, int64_t k) {
+  TORCH_CHECK(x.dim() == 2 && x.size(1) == k, "x must be [M, K] with K = ", k);
+  TORCH_CHECK(k % kGroup == 0, "K must be a multiple of 32");
+  const auto xf = x.to(torch::kFloat32).contiguous();
+  return quantize_rows(xf.data_ptr<float>(), xf.size(0), k);
+}
+
+}  // namespace
+
+// x [M, K]; qpacked uint8 [N, K/2]; scale, minimum float32 [N, K/32]: w = q * scale + minimum.
+torch::Tensor int4_mm(torch::Tensor x, torch::Tensor qpacked, torch::Tensor scale, torch::Tensor minimum) {
+  const int64_t n = qpacked.size(0), k = qpacked.size(1) * 2, groups = k / kGroup;
+  TORCH_CHECK(qpacked.scalar_type() == torch::kUInt8 && qpacked.is_contiguous(), "qpacked: contiguous uint8");
+  TORCH_CHECK(scale.scalar_type() == torch::kFloat32 && scale.is_contiguous() && scale.numel() == n * groups,
+              "scale: contiguous float32 [N, K/32]");
+  TORCH_CHECK(minimum.scalar_type() == torch::kFloat32 && minimum.is_contiguous() && minimum.numel() == n * groups,
+              "minimum: contiguous float32 [N, K/32]");
+  const QuantizedX xq = quantized_input(x, k);
+  const int64_t m = x.size(0);
+  auto out = torch::empty({m, n}, torch::kFloat32);
+  float* y = out.data_ptr<float>();
+  const uint8_t* q = qpacked.data_ptr<uint8_t>();
+  const float* ws = scale.data_ptr<float>();
+  const float* wmin = minimum.data_ptr<float>();
+  at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      for_row_blocks(m, [&](auto block, int64_t r0) {
+        int4_rows<decltype(block)::value>(xq, r0, k, n, row, q + row * (k / 2), ws + row * groups,
+                                          wmin + row * groups, y);
+      });
+    }
+  });
+  return out;
+}
+
+// x [M, K]; qweight int8 [N, K]; scale [N] (any float dtype): w = q * scale.
+torch::Tensor int8_mm(torch::Tensor x, torch::Tensor qweight, torch::Tensor scale) {
+  const int64_t n = qweight.size(0), k = qweight.size(1);
+  TORCH_CHECK(qweight.scalar_type() == torch::kInt8 && qweight.is_contiguous(), "qweight: contiguous int8");
+  TORCH_CHECK(scale.numel() == n, "scale: one per output channel");
+  const QuantizedX xq = quantized_input(x, k);
+  const int64_t m = x.size(0);
+  const auto sf = scale.to(torch::kFloat32).contiguous();
+  auto out = torch::empty({m, n}, torch::kFloat32);
+  float* y = out.data_ptr<float>();
+  const int8_t* w = qweight.data_ptr<int8_t>();
+  const float* ws = sf.data_ptr<float>();
+  at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      for_row_blocks(m, [&](auto block, int64_t r0) {
+        int8_rows<decltype(block)::value>(xq, r0, k, n, row, w + row * k, ws[row], y);
+      });
+    }
+  });
+  return out;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("int4_mm", &int4_mm, "x @ W.T, W int4 group-32 (q * scale + minimum), x rounded to int8 (AVX2)");
+  m.def("int8_mm", &int8_mm, "x @ W.T, W int8 per output channel, x rounded to int8 (AVX2)");
+}

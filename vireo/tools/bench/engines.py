@@ -8,6 +8,9 @@ Reported per backend and concurrency: output tokens/s, TTFT and inter-token late
 memory, start-up time, ratios to `hf` and to `llamacpp`, and whether greedy outputs equal hf's.
 `llamacpp` (llama.cpp on the same GGUF file and thread count, `llamacpp_peer.py`) is a peer, not a
 backend Vireo serves: it runs when llama-cpp-python is installed (the `llamacpp` extra).
+A backend may be named with a quantization, `native:gguf` (the native engine serving that GGUF file's
+own blocks) or `native:int4`, and `:pytorch-kernels` for PyTorch's CPU kernels instead of ours
+(`cpu_int8_kernels` off): each variant is reported under the name it was given.
 
     python -m vireo.tools.bench.engines --json benchmarks/results/engines-cpu.json --requests 16
 """
@@ -218,6 +221,22 @@ def run_engine_benchmark(
     )
 
 
+VARIANT_FLAGS = {"pytorch-kernels": {"cpu_int8_kernels": False}}
+
+
+def backend_variant(spec: str) -> tuple[str, dict]:
+    """`native:gguf:pytorch-kernels` -> ("native", {"quantization": "gguf", "cpu_int8_kernels": False})."""
+    backend, *parts = spec.split(":")
+    settings: dict = {}
+    for part in parts:
+        if part in VARIANT_FLAGS:
+            settings |= VARIANT_FLAGS[part]
+        else:
+            settings["quantization"] = part
+    EngineConfig(backend=backend, **settings)  # an unknown backend or quantization is refused here, named
+    return backend, settings
+
+
 def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concurrency, dtype, openai_url, threads):
     from transformers import AutoTokenizer
 
@@ -250,8 +269,9 @@ def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concurrency
             if backend == "llamacpp":
                 job = llamacpp_job(model, tokenizer, workload, new_tokens, threads, context)
             else:
+                name, variant = backend_variant(backend)
                 config = EngineConfig(
-                    backend=backend,
+                    backend=name,
                     model=model,
                     dtype=dtype,
                     max_model_len=context,
@@ -259,6 +279,7 @@ def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concurrency
                     threads=threads,
                     openai_base_url=openai_url,
                     openai_model=model if backend == "openai" else None,
+                    **variant,
                 )
                 job = {
                     "backend": backend,
