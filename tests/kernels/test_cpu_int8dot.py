@@ -4,7 +4,7 @@ references, and the weights that hold them."""
 import pytest
 import torch
 
-from vireo.kernels import cpu_int8dot
+from vireo.kernels import cpu_extensions, cpu_int8dot
 from vireo.kernels.cpu_int8dot import load_kernel, pack_groups, quantize_activations, unpack_groups
 from vireo.kernels.cpu_quant import CpuInt4DotWeight, CpuInt8Weight, Int4Grid, pack_int4
 
@@ -105,7 +105,7 @@ def test_an_int8_weight_takes_our_kernel_for_one_row_only() -> None:
     w = random_int8(9)
     one, four = torch.randn(1, 1536), torch.randn(4, 1536)
     assert torch.equal(w.matmul(one), cpu_int8dot.int8_mm(one, w.qweight, w.scales))
-    with cpu_int8dot.turned_off():
+    with cpu_extensions.turned_off():
         pytorchs = w.matmul(four)
     assert torch.equal(w.matmul(four), pytorchs)  # four rows: PyTorch's kernel, as with ours turned off
 
@@ -117,7 +117,7 @@ def test_bfloat16_activations_come_back_in_their_dtype():
 
 
 def test_pytorchs_kernels_when_turned_off() -> None:
-    with cpu_int8dot.turned_off():
+    with cpu_extensions.turned_off():
         assert cpu_int8dot.load_kernel() is None
         packed = pack_int4(random_grid(32, 64, seed=4))
         assert not isinstance(packed, CpuInt4DotWeight)  # PyTorch's int4 kernel's form
@@ -126,8 +126,8 @@ def test_pytorchs_kernels_when_turned_off() -> None:
 def test_the_engine_setting_turns_them_off(monkeypatch: pytest.MonkeyPatch) -> None:
     from vireo.platform.settings import Settings
 
-    monkeypatch.setenv("VIREO_CPU_INT8_KERNELS", "0")
-    assert Settings(_env_file=None).engine.cpu_int8_kernels is False
+    monkeypatch.setenv("VIREO_CPU_KERNELS", "0")
+    assert Settings(_env_file=None).engine.cpu_kernels is False
 
 
 @needs_kernel
@@ -136,8 +136,8 @@ def test_a_stale_build_lock_is_cleared(tmp_path) -> None:
 
     lock = tmp_path / "lock"
     lock.write_text("")
-    cpu_int8dot.clear_stale_lock(tmp_path)
+    cpu_extensions.clear_stale_lock(tmp_path)
     assert lock.exists()  # a build may be under way
     os.utime(lock, (0, 0))
-    cpu_int8dot.clear_stale_lock(tmp_path)
+    cpu_extensions.clear_stale_lock(tmp_path)
     assert not lock.exists()

@@ -11,7 +11,7 @@ where they build, are turned off here (tests/kernels/test_cpu_int8dot.py tests t
 import pytest
 import torch
 
-from vireo.kernels import cpu_int8dot, cpu_quant
+from vireo.kernels import cpu_extensions, cpu_quant
 from vireo.kernels.cpu_quant import (
     COMPUTE_DTYPE,
     DENSE_FROM_ROWS,
@@ -29,7 +29,7 @@ from vireo.kernels.qweight import dequantize, quantize_int4, quantize_int8
 
 @pytest.fixture(autouse=True)
 def pytorch_kernels_only():
-    with cpu_int8dot.turned_off():
+    with cpu_extensions.turned_off():
         yield
 
 

@@ -41,8 +41,8 @@ class EngineConfig(BaseModel):
     cuda_graphs: bool = True  # decode steps replayed as CUDA graphs (CUDA only)
     overlap_decode: bool | None = None  # queue decode step n+1 before n's tokens land; None: on CUDA
     dense_gemv: bool = True  # 16-bit decode linears through the one-launch Triton GEMV (CUDA only)
-    # quantized linears on CPU through our AVX2 int8-activation kernels where they build (else PyTorch's)
-    cpu_int8_kernels: bool = True
+    # CPU: our AVX2 kernels where they build (int8-activation quantized linears, paged decode attention)
+    cpu_kernels: bool = True
     max_batch: int = Field(32, ge=1)
     max_model_len: int | None = Field(8192, ge=1)  # None: the model's own context
     threads: int | None = Field(None, ge=1)  # torch CPU threads; None: torch's choice

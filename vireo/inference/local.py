@@ -62,10 +62,10 @@ class LocalEngine(Engine):
         self._score_lock = threading.Lock()
         if config.threads:
             torch.set_num_threads(config.threads)
-        if config.device == "cpu":  # quantized linears on our AVX2 kernels, or PyTorch's (settings)
-            from vireo.kernels import cpu_int8dot
+        if config.device == "cpu":  # our AVX2 kernels, or PyTorch's operators (settings)
+            from vireo.kernels import cpu_extensions
 
-            cpu_int8dot.configure(config.cpu_int8_kernels, config.home)
+            cpu_extensions.configure(config.cpu_kernels, config.home)
 
     def _eos_ids(self, hf_config) -> set[int]:
         ids = set()

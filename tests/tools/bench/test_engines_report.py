@@ -52,7 +52,7 @@ def test_a_backend_named_with_a_quantization_and_kernels_is_that_engine_config()
     assert backend_variant("native:gguf") == ("native", {"quantization": "gguf"})
     assert backend_variant("native:gguf:pytorch-kernels") == (
         "native",
-        {"quantization": "gguf", "cpu_int8_kernels": False},
+        {"quantization": "gguf", "cpu_kernels": False},
     )
     with pytest.raises(ValueError, match="quantization"):
         backend_variant("native:int3")

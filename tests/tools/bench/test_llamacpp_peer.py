@@ -20,8 +20,9 @@ pytestmark = [
     ),
 ]
 
-NEW_TOKENS = 12
+NEW_TOKENS = 16
 # a finished chat turn: SmolLM2 answers in a few tokens and then says <|im_end|>, its end of generation
+# (which words, and how many, differ between llama.cpp's AVX2 and AVX-512 builds: 12 tokens on the latter)
 CHAT = "<|im_start|>user\nSay yes.<|im_end|>\n<|im_start|>assistant\n"
 STORY = "Document c2-1. Continue the text.\nThe river town woke slowly, its bakeries lighting up one window"
 
@@ -46,8 +47,8 @@ def test_every_sequence_makes_exactly_new_tokens_and_batching_keeps_the_greedy_t
     assert [len(tokens) for tokens in alone + together] == [NEW_TOKENS] * 4
     assert together == alone, "a prompt's greedy tokens changed when it shared the batch"
     lib = peer._lib
-    assert any(lib.llama_vocab_is_eog(peer.vocab, t) for t in alone[0]), "the chat turn should end early"
-    assert "yes" in peer.detokenize(alone[0]).lower()
+    ends = [i for i, t in enumerate(alone[0]) if lib.llama_vocab_is_eog(peer.vocab, t)]
+    assert ends and ends[0] < NEW_TOKENS - 1, "the chat turn should end early, and decoding go on past its end"
 
 
 def test_a_level_runs_more_requests_than_sequences_reusing_them(peer):

@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from vireo.kernels import cpu_int8dot
+from vireo.kernels import cpu_extensions, cpu_int8dot
 from vireo.kernels.cpu_quant import CpuInt4DotWeight, CpuInt8Weight, Int4Grid, quantize_int8_rows
 from vireo.kernels.cpu_quant import pack_int4 as pack_best_int4
 from vireo.tools.machine import machine_info, source_commit
@@ -43,7 +43,7 @@ MS = [1, 2, 4, 8, 16]
 
 def torch_int4(grid: Int4Grid):
     """PyTorch's int4 kernel's form of the grid."""
-    with cpu_int8dot.turned_off():
+    with cpu_extensions.turned_off():
         return pack_best_int4(grid)
 
 

@@ -10,7 +10,7 @@ memory, start-up time, ratios to `hf` and to `llamacpp`, and whether greedy outp
 backend Vireo serves: it runs when llama-cpp-python is installed (the `llamacpp` extra).
 A backend may be named with a quantization, `native:gguf` (the native engine serving that GGUF file's
 own blocks) or `native:int4`, and `:pytorch-kernels` for PyTorch's CPU kernels instead of ours
-(`cpu_int8_kernels` off): each variant is reported under the name it was given.
+(`cpu_kernels` off): each variant is reported under the name it was given.
 
     python -m vireo.tools.bench.engines --json benchmarks/results/engines-cpu.json --requests 16
 """
@@ -221,11 +221,11 @@ def run_engine_benchmark(
     )
 
 
-VARIANT_FLAGS = {"pytorch-kernels": {"cpu_int8_kernels": False}}
+VARIANT_FLAGS = {"pytorch-kernels": {"cpu_kernels": False}}
 
 
 def backend_variant(spec: str) -> tuple[str, dict]:
-    """`native:gguf:pytorch-kernels` -> ("native", {"quantization": "gguf", "cpu_int8_kernels": False})."""
+    """`native:gguf:pytorch-kernels` -> ("native", {"quantization": "gguf", "cpu_kernels": False})."""
     backend, *parts = spec.split(":")
     settings: dict = {}
     for part in parts:

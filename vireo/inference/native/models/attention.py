@@ -1,9 +1,12 @@
-"""Attention over the paged KV cache: torch SDPA on CPU, the Triton kernels on the GPU.
+"""Attention over the paged KV cache: torch SDPA (and our CPU decode kernel) on CPU, the Triton
+kernels on the GPU.
 
 The flat batch holds first a group of short queries (decodes, speculative verifications) that run
-as one batched SDPA call, then long prefill chunks, one call each. Keys and values of the short
-group are gathered from the cache by block table with one `index_select` per tensor. When the
-metadata carries `kernel` inputs (the GPU path), `kernel_attention` runs instead.
+as one batched call, then long prefill chunks, one call each. On a CPU, a group of one-token decodes
+runs our kernel (`vireo.kernels.cpu_attention`), which reads keys and values through the block
+tables; otherwise keys and values of the short group are gathered from the cache by block table with
+one `index_select` per tensor for one SDPA call. When the metadata carries `kernel` inputs (the GPU
+path), `kernel_attention` runs instead.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from vireo.inference.native.models.kernel_attention import KernelAttention, kernel_paged_attention
+from vireo.kernels import cpu_attention
 
 
 @dataclass
@@ -27,6 +31,7 @@ class ShortQueries:
     mask: torch.Tensor  # [seqs, 1, q_len, blocks * block_size], True = may attend
     gather_rows: torch.Tensor | None = None  # [seqs * q_len] flat rows; None when q_len == 1
     valid_rows: torch.Tensor | None = None  # [num_tokens] padded rows that are real
+    context_lens: torch.Tensor | None = None  # [seqs] keys each sees, when q_len == 1 (the CPU kernel)
 
 
 @dataclass
@@ -66,6 +71,11 @@ def _gather(cache: torch.Tensor, block_tables: torch.Tensor) -> torch.Tensor:
 
 def _short_attention(q: torch.Tensor, k_cache, v_cache, short: ShortQueries) -> torch.Tensor:
     heads, head_dim = q.shape[1:]
+    if short.context_lens is not None and cpu_attention.available(q, k_cache):
+        out = cpu_attention.decode_attention(
+            q[: short.num_tokens], k_cache, v_cache, short.block_tables, short.context_lens
+        )
+        return out.view(short.num_tokens, heads * head_dim)
     k = _gather(k_cache, short.block_tables)
     v = _gather(v_cache, short.block_tables)
     kv_heads = k.shape[1]

@@ -127,8 +127,9 @@ class ModelRunner:
         q_len = max(lens)
         key_pos = torch.arange(width * bs, device=self.device)
         if q_len == 1:
-            mask = key_pos[None, :] < self._tensor(ends)[:, None]
-            return ShortQueries(len(items), len(items), 1, tables, mask[:, None, None, :])
+            ends_t = self._tensor(ends)
+            mask = key_pos[None, :] < ends_t[:, None]
+            return ShortQueries(len(items), len(items), 1, tables, mask[:, None, None, :], context_lens=ends_t)
         # Query row r of a sequence sees keys up to its own position; padding rows copy the last.
         rows = torch.arange(q_len, device=self.device)[None, :]
         lens_t, ends_t = self._tensor(lens)[:, None], self._tensor(ends)[:, None]

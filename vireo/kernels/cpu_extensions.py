@@ -1,0 +1,91 @@
+"""Our C++ CPU kernels (`csrc/<name>.cpp`, AVX2): built once per machine with
+`torch.utils.cpp_extension.load`, each in its own folder under the engine's home
+(`torch_extensions/<name>`, or $TORCH_EXTENSIONS_DIR), and loaded once per process.
+
+Whether they are used is the engine setting `cpu_kernels` (VIREO_CPU_KERNELS; `configure`, called by
+the local engines). `load` returns None, the reason logged once, when they are turned off, when the CPU
+lacks AVX2, or when the build fails (no compiler): callers then keep PyTorch's own operators.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Iterator
+
+import torch
+
+log = logging.getLogger(__name__)
+
+CSRC = Path(__file__).parent / "csrc"
+BUILD_LOCK_STALE_S = 300  # a build takes about a minute; a lock older than this was left by a killed one
+FLAGS = ["-O3", "-mavx2", "-mfma"]
+
+_enabled = True
+_build_root: Path | None = None
+
+
+def configure(enabled: bool = True, build_root: Path | None = None) -> None:
+    """The engine's settings (`EngineConfig.cpu_kernels`, its home) for this process: whether to use our
+    kernels, and where to build them (default: ~/.cache/vireo/torch_extensions, or $TORCH_EXTENSIONS_DIR)."""
+    global _enabled, _build_root
+    _enabled, _build_root = enabled, build_root
+    load.cache_clear()
+
+
+@contextlib.contextmanager
+def turned_off() -> Iterator[None]:
+    """PyTorch's operators within (tests and benchmarks that measure them)."""
+    before = _enabled, _build_root
+    configure(False, _build_root)
+    try:
+        yield
+    finally:
+        configure(*before)
+
+
+@functools.cache
+def load(name: str) -> ModuleType | None:
+    """The compiled extension `csrc/<name>.cpp`, or None (reason logged once)."""
+    if not _enabled:
+        log.info("our CPU kernel %s is turned off (cpu_kernels); using PyTorch's operators", name)
+        return None
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability not in ("AVX2", "AVX512"):
+        log.info("our CPU kernel %s needs AVX2 (cpu capability %s); using PyTorch's operators", name, capability)
+        return None
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or str(
+        (_build_root or Path.home() / ".cache" / "vireo") / "torch_extensions"
+    )
+    build_dir = Path(root) / name
+    try:
+        from torch.utils.cpp_extension import load as build
+
+        build_dir.mkdir(parents=True, exist_ok=True)
+        clear_stale_lock(build_dir)
+        return build(
+            name=f"vireo_{name}",
+            sources=[str(CSRC / f"{name}.cpp")],
+            extra_cflags=FLAGS,
+            build_directory=str(build_dir),
+            verbose=False,
+        )
+    except Exception as exc:  # compiler missing or build failure: fall back, say why once
+        log.warning("our CPU kernel %s could not be built (%s); using PyTorch's operators", name, exc)
+        return None
+
+
+def clear_stale_lock(build_dir: Path, older_than_s: float = BUILD_LOCK_STALE_S) -> None:
+    """Remove the build's lock file if a process killed mid-build left it: the build would wait on it forever."""
+    lock = build_dir / "lock"
+    try:
+        if time.time() - lock.stat().st_mtime > older_than_s:
+            log.warning("removing a stale build lock %s (a build was killed?)", lock)
+            lock.unlink(missing_ok=True)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,184 @@
+// Decode attention (one query token per sequence) straight from the paged KV cache on the CPU: each
+// (sequence, KV head) reads its keys and values block by block through the block table, for all the
+// query heads that share that KV head, with no gathered copy of the cache. Scores, softmax and the
+// weighted sum of values in float32.
+#include <ATen/Parallel.h>
+#include <immintrin.h>
+#include <torch/extension.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+inline float dot(const float* a, const float* b, int64_t n) {
+  int64_t i = 0;
+  __m256 acc = _mm256_setzero_ps();
+  for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  lo = _mm_hadd_ps(lo, lo);
+  lo = _mm_hadd_ps(lo, lo);
+  float sum = _mm_cvtss_f32(lo);
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+// y += w * x
+inline void axpy(float w, const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  const __m256 wv = _mm256_set1_ps(w);
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += w * x[i];
+}
+
+// e^x for eight floats: Cephes' range reduction (x = n ln2 + r) and degree-5 polynomial for e^r,
+// within a few ulps of expf over the softmax's range (x <= 0); scalar expf was a third of the kernel
+inline __m256 exp8(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));  // below this e^x is 0 in float32 anyway
+  const __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // ln 2 in two parts, for exactness
+  x = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), x);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.f)));
+  const __m256i scale = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(scale));
+}
+
+// row[t] = e^(row[t] - top) for t < n; returns their sum
+inline float exp_shifted_sum(float* row, int64_t n, float top) {
+  int64_t t = 0;
+  __m256 total = _mm256_setzero_ps();
+  const __m256 shift = _mm256_set1_ps(top);
+  for (; t + 8 <= n; t += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(row + t), shift));
+    _mm256_storeu_ps(row + t, e);
+    total = _mm256_add_ps(total, e);
+  }
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(total), _mm256_extractf128_ps(total, 1));
+  lo = _mm_hadd_ps(lo, lo);
+  lo = _mm_hadd_ps(lo, lo);
+  float sum = _mm_cvtss_f32(lo);
+  for (; t < n; ++t) sum += (row[t] = std::exp(row[t] - top));
+  return sum;
+}
+
+// calls fn(t, slot) for the keys [first, last) of a block table, walking block by block (no division per key)
+template <typename Fn>
+inline void for_slots(const int64_t* table, int64_t block_size, int64_t first, int64_t last, Fn fn) {
+  int64_t pos = first;
+  while (pos < last) {
+    const int64_t b = pos / block_size;
+    const int64_t stop = std::min(last, (b + 1) * block_size);
+    const int64_t base = table[b] * block_size - b * block_size;  // slot of pos = base + pos
+    for (; pos < stop; ++pos) fn(pos - first, base + pos);
+  }
+}
+
+}  // namespace
+
+constexpr int64_t kChunk = 256;  // keys per work item: a long context is split over the threads
+
+struct Item {
+  int64_t seq, kv_head, first, last;  // keys [first, last) of one (sequence, KV head)
+};
+
+// q [S, H, D]; k_cache, v_cache [blocks, block_size, KVH, D]; block_tables [S, W] int64;
+// context_lens [S] int64 (keys 0 .. len-1 are attended); all float32 contiguous. -> out [S, H, D]
+// Work items are (sequence, KV head, chunk of up to kChunk keys), so one long sequence still spreads
+// over every thread; each chunk keeps its softmax's max and sum, and the chunks of a (sequence, KV
+// head) are merged at the end (the flash-decoding split).
+torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k_cache, torch::Tensor v_cache, torch::Tensor block_tables,
+                               torch::Tensor context_lens, double scale) {
+  TORCH_CHECK(q.dim() == 3 && k_cache.dim() == 4 && v_cache.sizes() == k_cache.sizes(), "q [S, H, D], caches [N, B, KVH, D]");
+  TORCH_CHECK(q.scalar_type() == torch::kFloat32 && k_cache.scalar_type() == torch::kFloat32 &&
+                  v_cache.scalar_type() == torch::kFloat32,
+              "float32 query and caches");
+  TORCH_CHECK(k_cache.is_contiguous() && v_cache.is_contiguous(), "contiguous caches");
+  const auto qc = q.contiguous();
+  const auto tables = block_tables.to(torch::kInt64).contiguous();
+  const auto lens = context_lens.to(torch::kInt64).contiguous();
+  const int64_t seqs = qc.size(0), heads = qc.size(1), dim = qc.size(2);
+  const int64_t block_size = k_cache.size(1), kv_heads = k_cache.size(2), width = tables.size(1);
+  TORCH_CHECK(k_cache.size(3) == dim && heads % kv_heads == 0, "head dims and GQA groups must match");
+  TORCH_CHECK(tables.size(0) == seqs && lens.size(0) == seqs, "one block table and length per sequence");
+  const int64_t group = heads / kv_heads;
+  const float* qp = qc.data_ptr<float>();
+  const float* kp = k_cache.data_ptr<float>();
+  const float* vp = v_cache.data_ptr<float>();
+  const int64_t* tp = tables.data_ptr<int64_t>();
+  const int64_t* lp = lens.data_ptr<int64_t>();
+  const float fscale = static_cast<float>(scale);
+  const int64_t token_stride = kv_heads * dim;  // between consecutive slots of the cache
+
+  std::vector<Item> items;
+  std::vector<int64_t> first_item(seqs * kv_heads + 1);  // items of (s, kh): [first_item[i], first_item[i+1])
+  for (int64_t s = 0; s < seqs; ++s) {
+    const int64_t len = lp[s];
+    TORCH_CHECK(len >= 1 && len <= width * block_size, "context length outside the block table");
+    for (int64_t kh = 0; kh < kv_heads; ++kh) {
+      first_item[s * kv_heads + kh] = static_cast<int64_t>(items.size());
+      for (int64_t a = 0; a < len; a += kChunk) items.push_back({s, kh, a, std::min(len, a + kChunk)});
+    }
+  }
+  first_item[seqs * kv_heads] = static_cast<int64_t>(items.size());
+  const int64_t n_items = static_cast<int64_t>(items.size());
+  std::vector<float> part_out(n_items * group * dim, 0.f), part_max(n_items * group), part_sum(n_items * group);
+
+  at::parallel_for(0, n_items, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(group * kChunk);
+    for (int64_t i = begin; i < end; ++i) {
+      const Item it = items[i];
+      const int64_t n = it.last - it.first;
+      const float* qrow = qp + (it.seq * heads + it.kv_head * group) * dim;
+      const int64_t* table = tp + it.seq * width;
+      for_slots(table, block_size, it.first, it.last, [&](int64_t t, int64_t slot) {
+        const float* key = kp + slot * token_stride + it.kv_head * dim;
+        for (int64_t g = 0; g < group; ++g) scores[g * n + t] = dot(qrow + g * dim, key, dim) * fscale;
+      });
+      for (int64_t g = 0; g < group; ++g) {
+        float* row = scores.data() + g * n;
+        const float top = *std::max_element(row, row + n);
+        part_max[i * group + g] = top;
+        part_sum[i * group + g] = exp_shifted_sum(row, n, top);
+      }
+      float* out = part_out.data() + i * group * dim;
+      for_slots(table, block_size, it.first, it.last, [&](int64_t t, int64_t slot) {
+        const float* value = vp + slot * token_stride + it.kv_head * dim;
+        for (int64_t g = 0; g < group; ++g) axpy(scores[g * n + t], value, out + g * dim, dim);
+      });
+    }
+  });
+
+  auto result = torch::zeros({seqs, heads, dim}, torch::kFloat32);
+  float* op = result.data_ptr<float>();
+  at::parallel_for(0, seqs * kv_heads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t sk = begin; sk < end; ++sk) {
+      const int64_t s = sk / kv_heads, kh = sk % kv_heads;
+      for (int64_t g = 0; g < group; ++g) {
+        float top = -INFINITY;
+        for (int64_t i = first_item[sk]; i < first_item[sk + 1]; ++i) top = std::max(top, part_max[i * group + g]);
+        float total = 0.f;
+        float* out = op + (s * heads + kh * group + g) * dim;
+        for (int64_t i = first_item[sk]; i < first_item[sk + 1]; ++i) {
+          const float w = std::exp(part_max[i * group + g] - top);
+          total += w * part_sum[i * group + g];
+          axpy(w, part_out.data() + (i * group + g) * dim, out, dim);
+        }
+        const float inv = 1.f / total;
+        for (int64_t d = 0; d < dim; ++d) out[d] *= inv;
+      }
+    }
+  });
+  return result;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("decode_attention", &decode_attention, "one-token attention over the paged KV cache (AVX2)");
+}
