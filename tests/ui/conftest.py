@@ -5,6 +5,7 @@ Chromium comes from Debian (`apt-get install chromium`); Playwright drives it th
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -42,6 +43,7 @@ def ui_url(api_server, celery_worker, platform_env, tmp_path_factory) -> str:
         "VIREO_API_KEY": API_KEY,
         "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
         "STREAMLIT_CLIENT_TOOLBAR_MODE": "minimal",
+        "VIREO_UI_HOME": str(tmp_path_factory.mktemp("ui-home")),  # chat conversations kept by this UI
     }
     proc = start(vireo_command("serve", "ui", "--port", str(port)), env, log, ROOT, own_group=True)
     url = f"http://127.0.0.1:{port}"
@@ -67,18 +69,40 @@ def browser():
 
 @pytest.fixture(scope="session")
 def screenshots(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("screenshots")
+    """Where each browser test leaves a screenshot of its page: VIREO_UI_SCREENSHOTS (CI keeps it as an
+    artifact), else a temporary folder of the session."""
+    chosen = os.environ.get("VIREO_UI_SCREENSHOTS")
+    if not chosen:
+        return tmp_path_factory.mktemp("screenshots")
+    Path(chosen).mkdir(parents=True, exist_ok=True)
+    return Path(chosen)
+
+
+# tall enough that a page's result is in the picture: Streamlit scrolls its main area inside the window, so a
+# full-page screenshot holds only what the window shows
+VIEWPORT = {"width": 1280, "height": 1800}
 
 
 @pytest.fixture
 def page(browser, ui_url, screenshots, request):
     """A fresh browser tab (its own Streamlit session); a screenshot of it is kept after each test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 1400})
+    context = browser.new_context(viewport=VIEWPORT)
     tab = context.new_page()
     tab.set_default_timeout(30_000)
     yield tab
+    settle(tab)
     tab.screenshot(path=str(screenshots / f"{request.node.name}.png"), full_page=True)
     context.close()
+
+
+def settle(tab, limit_ms: int = 10_000) -> None:
+    """Wait (a while at most) until Streamlit has drawn every element: no placeholders, nothing left over
+    from the previous run."""
+    waited = 0
+    pending = "[data-testid='stSkeleton'], [data-stale='true']"
+    while waited < limit_ms and tab.locator(pending).count():
+        tab.wait_for_timeout(200)
+        waited += 200
 
 
 @pytest.fixture(scope="session")

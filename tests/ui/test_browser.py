@@ -27,9 +27,9 @@ def open_page(page, ui_url: str, path: str = "") -> None:
 
 
 def submit_summary(page, text: str, length: str = "medium") -> None:
-    page.get_by_label("Text to summarize").fill(text)
+    page.get_by_label("Text to summarize", exact=True).fill(text)
     page.get_by_text(length, exact=True).click()
-    page.get_by_role("button", name="Summarize").click()
+    page.get_by_role("button", name="Summarize", exact=True).click()
 
 
 def streamed_chars(page) -> int | None:
@@ -80,7 +80,7 @@ def test_summarize_streams_tokens_then_shows_the_result(page, ui_url, api_client
     assert job["app"] == "summarize" and job["status"] == "succeeded"
     summary = job["result"]["summary"]
     assert summary and page.get_by_text(summary[:40]).count()
-    page.get_by_text("Completion tokens").wait_for()
+    page.get_by_text("Tokens out").wait_for()
     page.get_by_text("First token").wait_for()
 
 
@@ -97,7 +97,9 @@ def test_cancel_stops_a_running_summary(page, ui_url, api_client):
 
 
 def test_a_generic_app_page_builds_its_form_from_the_schema(page, ui_url):
-    open_page(page, ui_url, "app-echo")
+    open_page(page, ui_url)
+    assert not page.locator("[data-testid='stSidebarNav']").get_by_text("Echo", exact=False).count()  # diagnostics
+    open_page(page, ui_url, "app-echo?diagnostics=1")  # asked for: listed, with its generic form
     page.get_by_label("Text").fill("hello from the browser test")
     page.get_by_role("button", name="Run").click()
     page.get_by_text("succeeded").first.wait_for(timeout=120_000)
@@ -119,13 +121,14 @@ def test_the_engine_page_shows_the_worker_statistics(page, ui_url):
     open_page(page, ui_url, "engine")
     page.get_by_text("Prefix-cache hit rate").first.wait_for()
     # the page re-renders every 2 s, so wait for each label rather than counting at one instant
-    for label in ("Running", "Waiting", "KV blocks used", "Tokens/s", "Speculative acceptance"):
+    for label in ("Running", "Waiting", "KV-cache use", "Tokens/s", "Prefix-cache hit rate"):
         page.get_by_text(label, exact=True).first.wait_for(timeout=20_000)
 
 
 def test_an_unreachable_api_is_explained_not_crashed(page, ui_url):
     open_page(page, ui_url)
     dead = f"http://127.0.0.1:{free_port()}"
+    page.get_by_text("Connection", exact=True).click()  # folded away while the API answers
     url_box = page.get_by_label("API URL")
     url_box.fill(dead)
     url_box.press("Enter")
@@ -136,8 +139,8 @@ def test_an_unreachable_api_is_explained_not_crashed(page, ui_url):
 def test_chat_keeps_the_conversation_and_streams_replies(page, ui_url, api_client):
     open_page(page, ui_url, "chat")
     page.get_by_text("System prompt and sampling").click()
-    page.get_by_label("System prompt").fill("You answer in one short sentence.")
-    max_tokens = page.get_by_label("Max tokens")
+    page.get_by_label("System prompt", exact=True).fill("You answer in one short sentence.")
+    max_tokens = page.get_by_label("Max tokens", exact=True)
     max_tokens.fill("12")
     max_tokens.press("Enter")
     page.get_by_placeholder("Message Vireo").fill("Name a colour.")
@@ -217,7 +220,9 @@ def test_rag_collection_documents_and_a_cited_answer(page, ui_url, api_client):
         visible_tab(page).get_by_text("No answer from these documents").wait_for()
     else:
         visible_tab(page).get_by_text("Citations", exact=True).wait_for()
-        assert "1887" in visible_tab(page).inner_text()
+        visible_tab(page).get_by_role("button", name="[1]").first.click()  # a citation opens its passage
+        page.get_by_role("dialog").get_by_text("1887", exact=False).wait_for()
+        page.get_by_role("dialog").get_by_role("button", name="Close").click()
 
     page.get_by_role("tab", name="Collections").click()
     pick(page, visible_tab(page), "Delete a collection", name)

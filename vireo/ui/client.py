@@ -80,8 +80,9 @@ class VireoClient:
     def apps(self) -> list[dict]:
         return self._request("GET", "/v1/apps")["apps"]
 
-    def engine_stats(self) -> dict:
-        return self._request("GET", "/v1/engine/stats")
+    def engine_stats(self, model: str | None = None) -> dict:
+        """The engine numbers of a served model's workers (None: the default model's)."""
+        return self._request("GET", "/v1/engine/stats", params={"model": model} if model else None)
 
     def limits(self) -> dict:
         """This key's limits, and the largest request body the API takes (`request_body_bytes`)."""
@@ -108,6 +109,7 @@ class VireoClient:
         return self._request("POST", "/v1/jobs", json=body, **extra)["id"]
 
     def job(self, job_id: str) -> dict:
+        """The job's view, with the `input` and `options` it was submitted with."""
         return self._request("GET", f"/v1/jobs/{job_id}")
 
     def cancel(self, job_id: str) -> dict:

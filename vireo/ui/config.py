@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,3 +16,7 @@ class UISettings(BaseSettings):
     api_key: str = ""
     # how long an event stream may stay silent before the page refreshes itself (and notices clicks)
     idle_refresh_s: float = 1.0
+    # list diagnostics apps (echo) in the menu from the start (VIREO_SHOW_DIAGNOSTICS)
+    show_diagnostics: bool = False
+    # where the UI keeps what it keeps (chat conversations, per API key): VIREO_UI_HOME
+    ui_home: Path = Path.home() / ".cache" / "vireo" / "ui"

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from vireo.ui.labels import field_label
+
 # string fields whose content is long prose or code get a text area rather than a one-line input
 LONG_TEXT_HINTS = (
     "text",
@@ -114,7 +116,7 @@ def field_for(schema: dict, name: str, raw: dict, required: bool) -> FormField:
     kind = node.get("type")
     common = dict(
         name=name,
-        label=node.get("title") or name.replace("_", " ").capitalize(),
+        label=field_label(name, raw.get("title")),
         required=required,
         default=node.get("default"),
         help=node.get("description", ""),
@@ -206,3 +208,23 @@ def main_text_field(output_schema: dict) -> str | None:
         if name in strings:
             return name
     return strings[0] if strings else None
+
+
+def field_help(schema: dict, name: str) -> str | None:
+    """The description the app's author gave field `name`, as a widget's help text (None if none)."""
+    node = schema.get("properties", {}).get(name)
+    return resolve(schema, node).get("description") or None if node is not None else None
+
+
+def field_default(schema: dict, name: str, fallback: Any = None) -> Any:
+    """The field's default in the app's schema (what the app does when the field is left out)."""
+    node = schema.get("properties", {}).get(name)
+    return resolve(schema, node).get("default", fallback) if node is not None else fallback
+
+
+def field_bounds(schema: dict, name: str) -> tuple[float | None, float | None]:
+    """The field's minimum and maximum in the app's schema (exclusive bounds as given)."""
+    node = resolve(schema, schema.get("properties", {}).get(name) or {})
+    low = node.get("minimum", node.get("exclusiveMinimum"))
+    high = node.get("maximum", node.get("exclusiveMaximum"))
+    return low, high

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from contextlib import closing
+from typing import Callable
 
 import streamlit as st
 
@@ -49,14 +50,18 @@ def current_job(slot: str) -> str | None:
     return st.session_state.get(f"{slot}.job")
 
 
-def job_panel(slot: str, main_field: str | None = None) -> JobState | None:
-    """Show the slot's job: live while it runs (with Cancel), then its final result; returns the state."""
+ResultView = Callable[[dict], None]  # draws a succeeded job's result the way its page wants it shown
+
+
+def job_panel(slot: str, main_field: str | None = None, result_view: ResultView | None = None) -> JobState | None:
+    """Show the slot's job: live while it runs (with Cancel), then its final result (drawn by `result_view`
+    when given, else its `main_field` as text); returns the state."""
     job_id = current_job(slot)
     if not job_id:
         return None
     done = st.session_state.get(f"{slot}.done")
     if done and done[0].job_id == job_id:
-        show_final(done[0], done[1], main_field)
+        show_final(done[0], done[1], main_field, result_view)
         return done[0]
     state = follow_live(slot, job_id)
     if state is None:
@@ -120,16 +125,20 @@ def current_status(job_id: str) -> str | None:
         return None  # the event stream reports the problem
 
 
-def show_final(state: JobState, view: dict, main_field: str | None) -> None:
-    """A finished job: status, the main text, error, timings, usage and the full result."""
+def show_final(state: JobState, view: dict, main_field: str | None, result_view: ResultView | None = None) -> None:
+    """A finished job: status, the main text (or the page's own view of the result), error, timings, usage
+    and the full result."""
     status = view.get("status", state.status)
-    st.markdown(f"**{BADGES.get(status, status)}** · job `{state.job_id}`")
+    model = f" · model `{view['model']}`" if view.get("model") else ""
+    st.markdown(f"**{BADGES.get(status, status)}** · job `{state.job_id}`{model}")
     result = view.get("result") or state.result
     error = view.get("error") or state.error
     text = (result or {}).get(main_field) if main_field else None
     if text is None and state.text:
         text = state.text  # cancelled or failed: show what had streamed
-    if text:
+    if result and result_view is not None:
+        result_view(result)
+    elif text:
         with st.container(border=True):
             st.markdown(safe_markdown(str(text)))
     if status == "failed":
@@ -155,12 +164,14 @@ def show_numbers(view: dict) -> None:
     usage_cells = [
         (label, str(usage[key]))
         for key, label in (
-            ("prompt_tokens", "Prompt tokens"),
-            ("completion_tokens", "Completion tokens"),
-            ("cached_tokens", "Cached tokens"),
+            ("prompt_tokens", "Tokens in"),
+            ("completion_tokens", "Tokens out"),
+            ("cached_tokens", "Cached"),
         )
         if key in usage
     ]
+    if not any(usage.get(key) for key in ("prompt_tokens", "completion_tokens")):
+        usage_cells = []  # an app that scores or runs no model (classify, echo): no tokens to show
     for cells in (timing_cells, usage_cells):
         if cells:
             for column, (label, value) in zip(st.columns(4), cells):

@@ -21,19 +21,37 @@ def settings() -> UISettings:
 
 
 def connection_sidebar() -> None:
-    """API address and key in the sidebar; the environment fills them in."""
+    """API address and key (the environment fills them in; open when the API cannot be read), the model
+    picker and the switch that lists diagnostics apps."""
     conf = settings()
     with st.sidebar:
         st.markdown("### Vireo")
-        st.text_input("API URL", value=conf.api_url, key="api_url")
-        st.text_input(
-            "API key",
-            value=conf.api_key,
-            key="api_key",
-            type="password",
-            help="Defaults to VIREO_API_KEY; `make run` prints the local key.",
-        )
+        with st.expander("Connection", expanded=not apps()):
+            st.text_input("API URL", value=conf.api_url, key="api_url")
+            st.text_input(
+                "API key",
+                value=conf.api_key,
+                key="api_key",
+                type="password",
+                help="Defaults to VIREO_API_KEY; `make run` prints the local key.",
+            )
         model_picker()
+        st.toggle(
+            "Show diagnostics apps",
+            value=diagnostics_asked_for(),
+            key="show_diagnostics",
+            help="Apps for checking the platform rather than for tasks (echo). Also "
+            "VIREO_SHOW_DIAGNOSTICS=1, or ?diagnostics=1 in the address.",
+        )
+
+
+def diagnostics_asked_for() -> bool:
+    """Diagnostics apps listed from the start: by the setting, or by `?diagnostics=1` in the address."""
+    return settings().show_diagnostics or st.query_params.get("diagnostics") in ("1", "true", "yes")
+
+
+def show_diagnostics() -> bool:
+    return bool(st.session_state.get("show_diagnostics", diagnostics_asked_for()))
 
 
 APP_DEFAULT = "Each app's default"

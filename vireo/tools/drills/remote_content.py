@@ -103,7 +103,7 @@ def browser_reaches(page, beacon: Beacon, timeout_s: float = 10) -> bool:
 
 def show_in_ui(page, ui_url: str, payload: str, timeout_ms: int = 120_000) -> None:
     """Run the echo app on `payload` from its UI page and wait until the finished job is drawn."""
-    page.goto(f"{ui_url}/app-echo")
+    page.goto(f"{ui_url}/app-echo?diagnostics=1")  # echo is a diagnostics app: listed when asked for
     page.get_by_label("Text").fill(payload)
     page.get_by_role("button", name="Run").click()
     page.get_by_text("succeeded").filter(visible=True).first.wait_for(timeout=timeout_ms)

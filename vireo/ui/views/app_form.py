@@ -1,4 +1,4 @@
-"""A page for any installed app: a form built from its input schema, the output streamed live."""
+"""The page of an app that ships none of its own: a form built from its input schema, the output streamed live."""
 
 from __future__ import annotations
 
@@ -33,13 +33,3 @@ def render_app(name: str) -> None:
         except FormError as exc:
             st.warning(str(exc))
     job_panel(slot, main_field=main_text_field(app.get("output_schema") or {}))
-
-
-def page_for(app: dict) -> st.Page:
-    """A navigation entry for one app of the catalogue."""
-    name = app["name"]
-
-    def render() -> None:
-        render_app(name)
-
-    return st.Page(render, title=app.get("title") or name, url_path=f"app-{name}", icon=":material/widgets:")

@@ -11,6 +11,7 @@ from vireo.ui.client import ApiError, EndpointMissing
 from vireo.ui.form_widgets import form_values
 from vireo.ui.forms import FormError, build_input, form_fields
 from vireo.ui.job_panel import job_panel, start_job
+from vireo.ui.page_plugins import AppPage
 from vireo.ui.safe_markdown import escape_text, safe_markdown
 
 FILE_TYPES = ["txt", "md", "markdown", "pdf", "html", "htm"]
@@ -125,20 +126,59 @@ def _ingest(names: list[str] | None) -> None:
     job_panel("rag.ingest")
 
 
+def _where(cite: dict) -> str:
+    where = cite.get("source") or cite.get("filename") or cite.get("doc_id") or cite.get("id") or "source"
+    page = f", page {cite['page']}" if cite.get("page") not in (None, "") else ""
+    return f"{where}{page}"
+
+
+@st.dialog("Cited passage", width="large")
+def _show_passage(cite: dict) -> None:
+    st.markdown(escape_text(f"[{cite.get('number', '?')}] {_where(cite)}"))
+    scores = [f"similarity {cite['similarity']:.2f}"] if isinstance(cite.get("similarity"), float) else []
+    if isinstance(cite.get("rerank_score"), float):
+        scores.append(f"rerank score {cite['rerank_score']:.2f}")
+    if cite.get("chunk") is not None:
+        scores.append(f"chunk {cite['chunk']}")
+    if scores:
+        st.caption(" · ".join(scores))
+    with st.container(border=True):
+        st.markdown(safe_markdown(str(cite.get("text") or cite.get("snippet") or cite.get("content") or "")))
+
+
 def _citations(result: dict) -> None:
+    """The cited passages as numbered buttons: each opens its passage; every passage shown is listed below."""
     cited = result.get("citations") or result.get("sources") or []
-    if not cited:
-        return
-    st.markdown("**Citations**")
-    for number, cite in enumerate(cited, 1):
-        if not isinstance(cite, dict):
-            st.markdown(escape_text(f"[{number}] {cite}"))
-            continue
-        where = cite.get("source") or cite.get("filename") or cite.get("doc_id") or cite.get("id") or "source"
-        page = f", page {cite['page']}" if cite.get("page") not in (None, "") else ""
-        score = f" · similarity {cite['similarity']:.2f}" if isinstance(cite.get("similarity"), float) else ""
-        with st.expander(escape_text(f"[{cite.get('number', number)}] {where}{page}{score}")):
-            st.markdown(safe_markdown(str(cite.get("text") or cite.get("snippet") or cite.get("content") or "")))
+    if cited:
+        st.markdown("**Citations**")
+        cols = st.columns(min(len(cited), 4))
+        for number, cite in enumerate(cited, 1):
+            if not isinstance(cite, dict):
+                cols[(number - 1) % len(cols)].markdown(escape_text(f"[{number}] {cite}"))
+                continue
+            label = f"[{cite.get('number', number)}] {_where(cite)}"
+            if cols[(number - 1) % len(cols)].button(
+                label, key=f"rag.cite.{number}", icon=":material/format_quote:", width="stretch"
+            ):
+                _show_passage(cite)
+    passages = result.get("passages") or []
+    if passages:
+        with st.expander(f"All {len(passages)} passage(s) the model was shown"):
+            for cite in passages:
+                mark = "cited" if cite.get("cited") else "not cited"
+                sim = f" · similarity {cite['similarity']:.2f}" if isinstance(cite.get("similarity"), float) else ""
+                st.markdown(escape_text(f"[{cite.get('number', '?')}] {_where(cite)} · {mark}{sim}"))
+                st.markdown(safe_markdown(str(cite.get("text") or "")))
+
+
+def _show_answer(result: dict) -> None:
+    if result.get("abstained"):
+        reason = escape_text(str(result.get("abstain_reason") or "the documents do not support an answer"))
+        st.warning(f"**No answer from these documents.** The model abstained: {reason}.", icon=":material/block:")
+    else:
+        with st.container(border=True):
+            st.markdown(safe_markdown(str(result.get("answer") or "")))
+    _citations(result)
 
 
 def _ask(names: list[str] | None) -> None:
@@ -163,15 +203,10 @@ def _ask(names: list[str] | None) -> None:
             start_job("rag.ask", "rag", {"collection": collection, question_field: question, **build_input(extra, raw)})
         except FormError as exc:
             st.warning(str(exc))
-    state = job_panel("rag.ask", main_field="answer")
-    if state is not None and state.result:
-        if state.result.get("abstained"):
-            reason = escape_text(str(state.result.get("abstain_reason") or "not supported"))
-            st.info(f"No answer from these documents: {reason}.")
-        _citations(state.result)
+    job_panel("rag.ask", main_field="answer", result_view=_show_answer)
 
 
-def render() -> None:
+def render(client, app: dict) -> None:
     st.title("Ask your documents")
     names = _collections()
     ask, add, manage = st.tabs(["Ask", "Add documents", "Collections"])
@@ -181,3 +216,8 @@ def render() -> None:
         _ingest(names)
     with manage:
         _manage(names)
+
+
+PAGE = AppPage(
+    render=render, title="Ask your documents", icon=":material/library_books:", order=30, also_serves=("rag_ingest",)
+)
