@@ -65,7 +65,7 @@ class LocalEngine(Engine):
         if config.device == "cpu":  # our AVX2 kernels, or PyTorch's operators (settings)
             from vireo.kernels import cpu_extensions
 
-            cpu_extensions.configure(config.cpu_kernels, config.home)
+            cpu_extensions.configure(config.cpu_kernels)
 
     def _eos_ids(self, hf_config) -> set[int]:
         ids = set()

@@ -1,6 +1,7 @@
 """Our C++ CPU kernels (`csrc/<name>.cpp`, AVX2): built once per machine with
-`torch.utils.cpp_extension.load`, each in its own folder under the engine's home
-(`torch_extensions/<name>`, or $TORCH_EXTENSIONS_DIR), and loaded once per process.
+`torch.utils.cpp_extension.load`, each in its own folder of the machine's cache
+(~/.cache/vireo/torch_extensions/<name>, or $TORCH_EXTENSIONS_DIR: compiled code belongs to the machine,
+not to a model home), and loaded once per process.
 
 Whether they are used is the engine setting `cpu_kernels` (VIREO_CPU_KERNELS; `configure`, called by
 the local engines). `load` returns None, the reason logged once, when they are turned off, when the CPU
@@ -26,27 +27,28 @@ CSRC = Path(__file__).parent / "csrc"
 BUILD_LOCK_STALE_S = 300  # a build takes about a minute; a lock older than this was left by a killed one
 FLAGS = ["-O3", "-mavx2", "-mfma"]
 
+BUILD_ROOT = Path.home() / ".cache" / "vireo" / "torch_extensions"
+
 _enabled = True
-_build_root: Path | None = None
 
 
-def configure(enabled: bool = True, build_root: Path | None = None) -> None:
-    """The engine's settings (`EngineConfig.cpu_kernels`, its home) for this process: whether to use our
-    kernels, and where to build them (default: ~/.cache/vireo/torch_extensions, or $TORCH_EXTENSIONS_DIR)."""
-    global _enabled, _build_root
-    _enabled, _build_root = enabled, build_root
-    load.cache_clear()
+def configure(enabled: bool = True) -> None:
+    """The engine's setting (`EngineConfig.cpu_kernels`) for this process: whether to use our kernels."""
+    global _enabled
+    if enabled != _enabled:
+        _enabled = enabled
+        load.cache_clear()
 
 
 @contextlib.contextmanager
 def turned_off() -> Iterator[None]:
     """PyTorch's operators within (tests and benchmarks that measure them)."""
-    before = _enabled, _build_root
-    configure(False, _build_root)
+    before = _enabled
+    configure(False)
     try:
         yield
     finally:
-        configure(*before)
+        configure(before)
 
 
 @functools.cache
@@ -59,10 +61,7 @@ def load(name: str) -> ModuleType | None:
     if capability not in ("AVX2", "AVX512"):
         log.info("our CPU kernel %s needs AVX2 (cpu capability %s); using PyTorch's operators", name, capability)
         return None
-    root = os.environ.get("TORCH_EXTENSIONS_DIR") or str(
-        (_build_root or Path.home() / ".cache" / "vireo") / "torch_extensions"
-    )
-    build_dir = Path(root) / name
+    build_dir = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or BUILD_ROOT) / name
     try:
         from torch.utils.cpp_extension import load as build
 
