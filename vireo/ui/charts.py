@@ -10,6 +10,32 @@ import pandas as pd
 import streamlit as st
 
 PALETTE = ["#c8303d", "#1f6fb2", "#2a9d5c", "#e08a1e"]
+BAR_COLOR = PALETTE[0]
+
+
+def label_bars(
+    rows: list[dict],
+    label: str,
+    value: str,
+    alt_text: str,
+    sort: bool | str = False,
+    base_height: int = 60,
+    row_height: int = 34,
+) -> None:
+    """One horizontal bar per row, its `label` beside it and its `value` along the axis (labels, verdicts,
+    apps): sized to the rows so that none is squeezed or cut."""
+    st.bar_chart(
+        rows,
+        x=label,
+        y=value,
+        horizontal=True,
+        sort=sort,
+        color=BAR_COLOR,
+        x_label="",
+        y_label=value,
+        height=base_height + row_height * max(len(rows), 1),
+        alt=alt_text,
+    )
 
 
 def time_chart(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from vireo.ui.charts import label_bars
 from vireo.ui.forms import field_help, resolve
 from vireo.ui.job_panel import current_job, job_panel, start_job
 from vireo.ui.labelled_table import csv_columns, jsonl_fields, label_counts, labelled_csv, labelled_jsonl
@@ -25,7 +26,6 @@ STARTER_LABELS = [
     {"label": "bug report", "description": "something is broken"},
     {"label": "praise", "description": "the customer is happy"},
 ]
-BAR_COLOR = "#c8303d"
 
 
 def presets(schema: dict) -> list[str]:
@@ -114,17 +114,12 @@ def show_single(result: dict) -> None:
     st.markdown(f"### {escape_text(', '.join(str(c) for c in chosen))}{confidence}")
     scores = result.get("scores") or []
     if scores:
-        st.bar_chart(
+        label_bars(
             [{"label": s["label"], "probability": s["probability"]} for s in scores],
-            x="label",
-            y="probability",
-            horizontal=True,
+            "label",
+            "probability",
+            "Probability of each label",
             sort="-probability",
-            color=BAR_COLOR,
-            x_label="",
-            y_label="probability",
-            height=60 + 34 * len(scores),
-            alt="Probability of each label",
         )
     st.caption(escape_text(result.get("method") or ""))
 
@@ -133,18 +128,7 @@ def show_batch(result: dict, upload: dict) -> None:
     results = result.get("results") or []
     counts = result.get("counts") or {}
     st.markdown(f"**{len(results)} texts labelled**")
-    st.bar_chart(
-        label_counts(results, list(counts)),
-        x="label",
-        y="texts",
-        horizontal=True,
-        sort=False,
-        color=BAR_COLOR,
-        x_label="",
-        y_label="texts",
-        height=60 + 34 * max(len(counts), 1),
-        alt="How many texts got each label",
-    )
+    label_bars(label_counts(results, list(counts)), "label", "texts", "How many texts got each label")
     st.dataframe(
         [
             {

@@ -10,7 +10,7 @@ import time
 import streamlit as st
 
 from vireo.ui import session
-from vireo.ui.charts import time_chart
+from vireo.ui.charts import BAR_COLOR, time_chart
 from vireo.ui.client import ApiError
 from vireo.ui.engine_series import add_sample, latency_percentiles, sample_of, window
 
@@ -111,7 +111,7 @@ def _charts(model: str, stats: dict, seconds: int, now: float) -> None:
             y="hit rate",
             horizontal=True,
             height=60 + 30 * len(by_app),
-            color="#c8303d",
+            color=BAR_COLOR,
         )
 
 

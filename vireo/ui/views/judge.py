@@ -9,6 +9,7 @@ from collections import Counter
 
 import streamlit as st
 
+from vireo.ui.charts import BAR_COLOR, label_bars
 from vireo.ui.forms import field_help
 from vireo.ui.job_panel import job_panel, start_job
 from vireo.ui.page_plugins import AppPage
@@ -17,7 +18,6 @@ from vireo.ui.safe_markdown import escape_text, safe_markdown
 MODES = {"score": "Score 1-10", "pass_fail": "Pass / fail against a reference", "pairwise": "A/B (pairwise)"}
 METHODS = {"labels": "The model compares them (both orders)", "likelihood": "Each answer's likelihood"}
 VERDICT_WORDS = {"A": "Answer A is better", "B": "Answer B is better", "tie": "A tie", "inconsistent": "Undecided"}
-BAR_COLOR = "#c8303d"
 
 
 def _rubric(schema: dict, key: str) -> str:
@@ -28,17 +28,12 @@ def _rubric(schema: dict, key: str) -> str:
 
 def _probability_bars(probabilities: dict[str, float], order: list[str] | None = None) -> None:
     labels = order or list(probabilities)
-    st.bar_chart(
+    label_bars(
         [{"verdict": label, "probability": probabilities.get(label, 0.0)} for label in labels],
-        x="verdict",
-        y="probability",
-        horizontal=True,
-        sort=False,
-        color=BAR_COLOR,
-        x_label="",
-        y_label="probability",
-        height=70 + 34 * len(labels),
-        alt="How likely each verdict was",
+        "verdict",
+        "probability",
+        "How likely each verdict was",
+        base_height=70,
     )
 
 
