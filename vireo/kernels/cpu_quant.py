@@ -61,6 +61,15 @@ class Int4Grid:
         m = self.minimum.repeat_interleave(self.group_size, 1)[:, : self.q.shape[1]]
         return self.q.float() * s + m
 
+    def regrouped(self, group: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 (scale, minimum) [N, K/group] for a group that divides `group_size`: the same weight,
+        each group's parameters repeated over the smaller groups it holds (exact)."""
+        repeat, groups = self.group_size // group, self.q.shape[1] // group
+        return (
+            self.scale.float().repeat_interleave(repeat, 1)[:, :groups],
+            self.minimum.float().repeat_interleave(repeat, 1)[:, :groups],
+        )
+
     @staticmethod
     def cat(grids: list[Int4Grid]) -> Int4Grid:
         """One grid whose output channels are those of `grids` in order (same K and group)."""
@@ -168,11 +177,8 @@ class CpuInt4DotWeight:
     @staticmethod
     def from_grid(grid: Int4Grid) -> CpuInt4DotWeight:
         """The grid re-grouped by 32 (exactly: a group of G is G/32 groups of 32 with its scale repeated)."""
-        n, k = grid.shape
-        repeat = grid.group_size // cpu_int8dot.GROUP
-        scale = grid.scale.float().repeat_interleave(repeat, 1)[:, : k // cpu_int8dot.GROUP].contiguous()
-        minimum = grid.minimum.float().repeat_interleave(repeat, 1)[:, : k // cpu_int8dot.GROUP].contiguous()
-        return CpuInt4DotWeight(cpu_int8dot.pack_groups(grid.q), scale, minimum)
+        scale, minimum = grid.regrouped(cpu_int8dot.GROUP)
+        return CpuInt4DotWeight(cpu_int8dot.pack_groups(grid.q), scale.contiguous(), minimum.contiguous())
 
     def matmul(self, x: torch.Tensor) -> torch.Tensor:
         """x [M, K] @ W.T -> [M, N] in x's dtype: the AVX2 kernel for decode-size M, de-quantized slices in
@@ -270,9 +276,7 @@ def pack_int4(grid: Int4Grid) -> CpuInt4Weight | CpuInt4DotWeight:
     group = kernel_group_size(grid.group_size, k)
     if group is None or n % 16:
         raise ValueError(f"the CPU int4 kernel cannot hold a [{n}, {k}] weight grouped by {grid.group_size}")
-    repeat = grid.group_size // group
-    scale = grid.scale.float().repeat_interleave(repeat, 1)[:, : k // group]
-    minimum = grid.minimum.float().repeat_interleave(repeat, 1)[:, : k // group]
+    scale, minimum = grid.regrouped(group)
     zero = minimum + INT4_OFFSET * scale
     scales_and_zeros = torch.stack([scale.t(), zero.t()], dim=-1).to(COMPUTE_DTYPE).contiguous()
     # Blocks of output channels are packed independently, so packing in slices of a multiple of
