@@ -24,7 +24,8 @@ from vireo.inference.local import EngineConfig
 from vireo.inference.registry import ModelRegistry
 
 MODEL = "smollm2-135m"
-BACKENDS = ["hf", "native", "vllm", "openai"]
+# native-process: the native engine in a process of its own (engine_process.py), the worker's form on CUDA
+BACKENDS = ["hf", "native", "native-process", "vllm", "openai"]
 CONTEXT = 2048  # a modest window keeps vLLM's start-up and the too-long test small
 SERVER_START_TIMEOUT_S = 420
 # One torch thread: the vLLM server boots beside the in-process engines, and two spinning OpenMP
@@ -129,8 +130,15 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 def engine_config(backend: str) -> EngineConfig:
     if backend == "openai":
         return EngineConfig(backend="openai", model=MODEL, openai_base_url=_server.wait_ready(), openai_model=MODEL)
+    own_process = backend == "native-process"
     return EngineConfig(
-        backend=backend, model=MODEL, dtype="float32", max_model_len=CONTEXT, max_batch=16, threads=TORCH_THREADS
+        backend="native" if own_process else backend,
+        own_process=own_process,
+        model=MODEL,
+        dtype="float32",
+        max_model_len=CONTEXT,
+        max_batch=16,
+        threads=TORCH_THREADS,
     )
 
 

@@ -1,7 +1,7 @@
 """The engine contract, one behaviour per test, checked on every backend with the real model.
 
-`engine` is parametrized over hf, native, vllm and openai (conftest.py); backends may differ in
-speed, never in these behaviours.
+`engine` is parametrized over hf, native, native in a process of its own, vllm and openai (conftest.py);
+backends may differ in speed, never in these behaviours.
 """
 
 from __future__ import annotations

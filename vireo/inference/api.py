@@ -30,6 +30,9 @@ class PromptTooLongError(EngineError):
             f"but the model's context holds {context_length} tokens in all; shorten the input"
         )
 
+    def __reduce__(self):  # rebuilt from its fields (an engine in its own process raises it across the pipe)
+        return type(self), (self.prompt_tokens, self.max_tokens, self.context_length)
+
 
 class UnknownModelError(EngineError):
     """A model name that the registry cannot resolve."""
@@ -40,6 +43,9 @@ class UnknownModelError(EngineError):
             f"unknown model {name!r}; known models: {', '.join(known)} "
             "(or a local HF folder, a .gguf file, or a hub id when a hub is reachable)"
         )
+
+    def __reduce__(self):
+        return type(self), (self.name, self.known)
 
 
 class InvalidConstraintError(EngineError, ValueError):

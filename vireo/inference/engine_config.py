@@ -21,6 +21,7 @@ DType = Literal["auto", "float32", "bfloat16", "float16"]
 Quantization = Literal["none", "int8", "int4", "gguf"]
 Speculation = Literal["auto", "off", "prompt_lookup", "draft"]
 
+LOCAL_BACKENDS = ("native", "hf")  # the model runs in Vireo's own process (the others: vLLM's, a server's)
 DEFAULT_CONTEXT = 2048  # a model config that names no max_position_embeddings
 
 
@@ -43,6 +44,9 @@ class EngineConfig(BaseModel):
     dense_gemv: bool = True  # 16-bit decode linears through the one-launch Triton GEMV (CUDA only)
     # CPU: our AVX2 kernels where they build (int8-activation quantized linears, paged decode attention)
     cpu_kernels: bool = True
+    # native / hf: the engine in a process of its own, apart from the worker's apps and Redis writes
+    # (engine_process.py); None: on CUDA, where the engine outruns one interpreter shared with them
+    own_process: bool | None = None
     max_batch: int = Field(32, ge=1)
     max_model_len: int | None = Field(8192, ge=1)  # None: the model's own context
     threads: int | None = Field(None, ge=1)  # torch CPU threads; None: torch's choice
@@ -67,7 +71,7 @@ class EngineConfig(BaseModel):
         return self
 
     def resolved(self) -> EngineConfig:
-        """This config with `auto` device, dtype and overlap made concrete for this machine;
+        """This config with `auto` device, dtype overlap and own process made concrete for this machine;
         EngineError if it asks for CUDA where torch sees none."""
         import torch  # here, not at import: the settings module must stay light
 
@@ -81,7 +85,11 @@ class EngineConfig(BaseModel):
             )
         dtype = self.dtype if self.dtype != "auto" else ("bfloat16" if device == "cuda" else "float32")
         overlap = self.overlap_decode if self.overlap_decode is not None else device == "cuda"
-        return self.model_copy(update={"device": device, "dtype": dtype, "overlap_decode": overlap})
+        own_process = self.own_process if self.own_process is not None else device == "cuda"
+        own_process = own_process and self.backend in LOCAL_BACKENDS
+        return self.model_copy(
+            update={"device": device, "dtype": dtype, "overlap_decode": overlap, "own_process": own_process}
+        )
 
     def context_length(self, model_max_positions: int | None) -> int:
         """The longest prompt + completion this engine takes: `max_model_len`, never past the model's

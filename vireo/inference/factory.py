@@ -30,6 +30,10 @@ def create_engine(config: EngineConfig) -> Engine:
     if not backend_available(backend):
         raise EngineError(f"backend {backend!r} is not installed here (pip install 'vireo[{backend}]')")
     config = config.resolved()
+    if config.own_process:
+        from vireo.inference.engine_process import EngineProcess
+
+        return EngineProcess(config)
     resolved = ModelRegistry(config.home).resolve(config.model)
     if backend == "hf":
         from vireo.inference.backends.hf import HFEngine

@@ -21,6 +21,7 @@ from vireo.inference.api import (
 )
 from vireo.inference.embedder import Embedder, shared_embedder
 from vireo.inference.engine_config import EngineConfig
+from vireo.inference.prompt_text import PromptText
 
 __all__ = ["EngineConfig", "LocalEngine", "events_until_finished", "torch_dtype"]
 
@@ -55,6 +56,7 @@ class LocalEngine(Engine):
         self.model_path = model_path
         self.model_name = model_name
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.text = PromptText(self.tokenizer, model_name)
         hf_config = AutoConfig.from_pretrained(model_path)
         self.context_length = config.context_length(getattr(hf_config, "max_position_embeddings", None))
         self.eos_token_ids = self._eos_ids(hf_config)
@@ -77,35 +79,19 @@ class LocalEngine(Engine):
         return ids
 
     def render(self, request: GenerationRequest) -> str:
-        if request.messages is not None:
-            # transformers types `tools` as an invariant list[dict | Callable]: a list[dict] is what it reads
-            tools: list | None = request.tools
-            rendered = self.tokenizer.apply_chat_template(
-                request.messages, tools=tools, tokenize=False, add_generation_prompt=True
-            )
-            assert isinstance(rendered, str)  # tokenize=False: the text, not ids or a BatchEncoding
-            return rendered
-        if request.prompt_token_ids is not None:
-            return self.decode(request.prompt_token_ids)
-        return request.prompt or ""
+        return self.text.render(request)
 
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self.text.encode(text)
 
     def decode(self, token_ids: list[int]) -> str:
-        text = self.tokenizer.decode(token_ids)
-        assert isinstance(text, str)  # one sequence of ids: one text
-        return text
+        return self.text.decode(token_ids)
 
     def check_token_ids(self, token_ids: list[int]) -> None:
-        """Token ids given by a caller must name tokens of the vocabulary."""
-        vocabulary = len(self.tokenizer)
-        bad = next((t for t in token_ids if not 0 <= t < vocabulary), None)
-        if bad is not None:
-            raise EngineError(f"token id {bad} is not in the vocabulary of {self.model_name} (0 to {vocabulary - 1})")
+        self.text.check_token_ids(token_ids)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.encode(text))
+        return self.text.count_tokens(text)
 
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
         """Token ids of the rendered prompt, refusing prompts that cannot fit (and images, and other

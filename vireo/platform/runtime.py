@@ -19,11 +19,13 @@ import uuid
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 from vireo.apps.base import AppInputError, JobCancelled
 from vireo.apps.registry import UnknownAppError, get_app
 from vireo.inference.api import Engine, EngineError
+from vireo.inference.engine_process import EngineProcess
 from vireo.inference.factory import create_engine
 from vireo.platform.attempt_watch import AttemptWatch
 from vireo.platform.attempts import Attempts
@@ -31,12 +33,24 @@ from vireo.platform.context import JobContext
 from vireo.platform.event_writer import EventWriter
 from vireo.platform.heartbeat import Heartbeat
 from vireo.platform.job_outcome import report_from_store
+from vireo.platform.logs import configure_logging
 from vireo.platform.queue import TaskPublisher, republish_handed_back
 from vireo.platform.services import configure_app_services
 from vireo.platform.settings import Settings
 from vireo.platform.store import JobStore
 
 log = logging.getLogger(__name__)
+
+
+EXIT_ENGINE_LOST = 70  # the worker's exit status when its engine's process died under it
+
+
+def engine_lost(reason: str) -> None:
+    """The engine's own process died: exit at once, before any job is failed for it. The jobs stay
+    `running` under this worker's id; its heartbeat expires and the reaper re-runs them elsewhere."""
+    log.critical("%s; the worker exits so that its jobs run again on another worker", reason)
+    logging.shutdown()
+    os._exit(EXIT_ENGINE_LOST)
 
 
 class WorkerDraining(Exception):
@@ -102,6 +116,9 @@ class WorkerRuntime:
     async def _make_engine(self) -> Engine:
         started = time.perf_counter()
         engine = await asyncio.to_thread(create_engine, self.settings.engine)
+        if isinstance(engine, EngineProcess):  # the engine's own process logs as this one does
+            engine.on_lost = engine_lost
+            engine.child_initializer = partial(configure_logging, self.settings.log_level, self.settings.log_format)
         await engine.start()
         config = getattr(engine, "config", self.settings.engine)  # local engines hold it resolved for this machine
         log.info(

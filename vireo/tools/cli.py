@@ -60,6 +60,11 @@ def bench_platform(
     prompt_tokens: int = 128,
     new_tokens: int = 128,
     rounds: int = typer.Option(2, help="With --engine-ratio: requests per level = rounds × concurrency (at least 4)."),
+    in_worker_too: bool = typer.Option(
+        False,
+        help="With --engine-ratio, where the worker's engine has a process of its own: run the platform again "
+        "with the engine inside the worker's process (VIREO_OWN_PROCESS=false), in the same run.",
+    ),
 ) -> None:
     """API + queue overhead and submissions per second; with --engine-ratio, the platform's throughput and
     time to first token against its own engine alone, same weights and workload, in one run."""
@@ -67,7 +72,7 @@ def bench_platform(
         from vireo.tools.bench.platform_ratio import run_engine_ratio
 
         levels = [int(c) for c in concurrency.split(",")]
-        data = run_engine_ratio(levels, prompt_tokens, new_tokens, rounds)
+        data = run_engine_ratio(levels, prompt_tokens, new_tokens, rounds, in_worker_too=in_worker_too)
         _write_json(data, out or RESULTS / "platform-engine-ratio.json")
         return
     from vireo.tools.bench.platform import run_platform_benchmark

@@ -10,7 +10,10 @@ tok/s, and the platform's TTFT p50 minus the engine's (its overhead). The engine
 shut down before the platform starts, so the two never share the machine.
 
 The engine is built by the settings alone (`Settings().for_worker().engine`, VIREO_* as the worker reads
-them), so the worker and the engine alone are the same engine; `random:llama-8b` gives both the same
+them), so the worker and the engine alone are the same engine (the engine alone always in this process;
+the worker's in a process of its own where the settings say so, the default on CUDA). With
+`in_worker_too`, the platform runs a second time with the engine inside the worker's own process
+(VIREO_OWN_PROCESS=false), so the two designs are compared in one run; `random:llama-8b` gives both the same
 seeded weights on a GPU no checkpoint reaches (vireo/inference/random_models.py).
 """
 
@@ -100,7 +103,7 @@ async def _engine_level(engine, prompts: list[str], new_tokens: int, clients: in
 
 
 async def engine_alone(settings: Settings, prompt_tokens: int, new_tokens: int, levels: list[int], requests) -> tuple:
-    engine = create_engine(settings.for_worker().engine)
+    engine = create_engine(settings.for_worker().engine.model_copy(update={"own_process": False}))
     await engine.start()
     try:
         prompts = fixed_prompts(engine, prompt_tokens, max(requests(c) for c in levels))
@@ -163,9 +166,15 @@ async def _platform_level(url: str, prompts: list[str], new_tokens: int, clients
 
 
 def through_platform(
-    prompts: list[str], new_tokens: int, levels: list[int], requests, redis_url: str, logs: Any = None
+    prompts: list[str],
+    new_tokens: int,
+    levels: list[int],
+    requests,
+    redis_url: str,
+    logs: Any = None,
+    extra_env: dict[str, str] | None = None,
 ) -> dict:
-    """The same workload as REST jobs on a private API and worker (the settings' engine)."""
+    """The same workload as REST jobs on a private API and worker (the settings' engine, `extra_env` over them)."""
     redis.Redis.from_url(redis_url).flushdb()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -177,6 +186,7 @@ def through_platform(
         "VIREO_RATE_LIMIT_RPM": "0",  # the platform's own cost, no limits in the way
         "VIREO_MAX_CONCURRENT_JOBS": "0",
         "VIREO_WORKER_CONCURRENCY": str(max(levels) + 8),
+        **(extra_env or {}),
     }
     api = start(vireo_command("serve", "api", "--port", str(port)), env, logs and logs / "api.log")
     worker = start(vireo_command("serve", "worker"), env, logs and logs / "worker.log")
@@ -194,30 +204,44 @@ def through_platform(
 
 
 def run_engine_ratio(
-    levels: list[int], prompt_tokens: int = 128, new_tokens: int = 128, rounds: int = 2, logs: Any = None
+    levels: list[int],
+    prompt_tokens: int = 128,
+    new_tokens: int = 128,
+    rounds: int = 2,
+    logs: Any = None,
+    in_worker_too: bool = False,
 ) -> dict:
-    """Engine alone, then the platform, on one machine in one run; `rounds` × concurrency requests a level."""
+    """Engine alone, then the platform (and, with `in_worker_too`, the platform with the engine inside the
+    worker's process), on one machine in one run; `rounds` × concurrency requests a level."""
 
     def requests(clients: int) -> int:
         return max(4, rounds * clients)
 
     settings = Settings()
     redis_url = os.environ.get("VIREO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
-    gpu = settings.for_worker().engine.resolved().device == "cuda"
+    resolved = settings.for_worker().engine.resolved()
+    gpu = resolved.device == "cuda"
     started = time.time()
     prompts, alone, info = asyncio.run(engine_alone(settings, prompt_tokens, new_tokens, levels, requests))
     platform = through_platform(prompts, new_tokens, levels, requests, redis_url, logs)
+    in_worker = (
+        through_platform(prompts, new_tokens, levels, requests, redis_url, logs, {"VIREO_OWN_PROCESS": "false"})
+        if in_worker_too and resolved.own_process
+        else None
+    )
     by_level = []
     for c in levels:
-        by_level.append(
-            {
-                "concurrency": c,
-                "engine": alone[c],
-                "platform": platform[c],
-                "platform_over_engine_tok_s": round(platform[c]["tok_s"] / alone[c]["tok_s"], 3),
-                "ttft_overhead_ms_p50": round(platform[c]["ttft_p50_ms"] - alone[c]["ttft_p50_ms"], 2),
-            }
-        )
+        level = {
+            "concurrency": c,
+            "engine": alone[c],
+            "platform": platform[c],
+            "platform_over_engine_tok_s": round(platform[c]["tok_s"] / alone[c]["tok_s"], 3),
+            "ttft_overhead_ms_p50": round(platform[c]["ttft_p50_ms"] - alone[c]["ttft_p50_ms"], 2),
+        }
+        if in_worker is not None:
+            level["platform_engine_in_worker"] = in_worker[c]
+            level["engine_in_worker_over_engine_tok_s"] = round(in_worker[c]["tok_s"] / alone[c]["tok_s"], 3)
+        by_level.append(level)
     high = [level for level in by_level if level["concurrency"] >= 32]
     return {
         "benchmark": "platform vs engine (vireo bench platform --engine-ratio)",
@@ -225,6 +249,7 @@ def run_engine_ratio(
         "commit": source_commit(),
         "machine": {**machine_info(gpu=gpu), "load_average_at_end": load_average()},
         "engine": {**info, "settings": settings.for_worker().engine.model_dump(mode="json", exclude={"home"})},
+        "worker_engine": "in a process of its own" if resolved.own_process else "in the worker's process",
         "workload": {
             "prompt_tokens": prompt_tokens,
             "new_tokens": new_tokens,

@@ -1,0 +1,56 @@
+"""A model's text side: chat rendering, tokenizing and detokenizing with its HF tokenizer.
+
+`LocalEngine` holds one beside its model; `EngineProcess` holds one in the caller's process, so that
+counting a prompt's tokens or rendering a chat never waits on the engine's own process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vireo.inference.api import EngineError, GenerationRequest
+
+
+class PromptText:
+    """render / encode / decode / count_tokens of one model's tokenizer and chat template."""
+
+    def __init__(self, tokenizer, model_name: str):
+        self.tokenizer = tokenizer
+        self.model_name = model_name
+
+    @classmethod
+    def load(cls, model_path: Path, model_name: str) -> PromptText:
+        from transformers import AutoTokenizer
+
+        return cls(AutoTokenizer.from_pretrained(model_path), model_name)
+
+    def render(self, request: GenerationRequest) -> str:
+        if request.messages is not None:
+            # transformers types `tools` as an invariant list[dict | Callable]: a list[dict] is what it reads
+            tools: list | None = request.tools
+            rendered = self.tokenizer.apply_chat_template(
+                request.messages, tools=tools, tokenize=False, add_generation_prompt=True
+            )
+            assert isinstance(rendered, str)  # tokenize=False: the text, not ids or a BatchEncoding
+            return rendered
+        if request.prompt_token_ids is not None:
+            return self.decode(request.prompt_token_ids)
+        return request.prompt or ""
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def decode(self, token_ids: list[int]) -> str:
+        text = self.tokenizer.decode(token_ids)
+        assert isinstance(text, str)  # one sequence of ids: one text
+        return text
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def check_token_ids(self, token_ids: list[int]) -> None:
+        """Token ids given by a caller must name tokens of the vocabulary."""
+        vocabulary = len(self.tokenizer)
+        bad = next((t for t in token_ids if not 0 <= t < vocabulary), None)
+        if bad is not None:
+            raise EngineError(f"token id {bad} is not in the vocabulary of {self.model_name} (0 to {vocabulary - 1})")
