@@ -10,7 +10,7 @@ import time
 import streamlit as st
 
 from vireo.ui import session
-from vireo.ui.charts import BAR_COLOR, time_chart
+from vireo.ui.charts import label_bars, time_chart
 from vireo.ui.client import ApiError
 from vireo.ui.engine_series import add_sample, latency_percentiles, sample_of, window
 
@@ -105,13 +105,11 @@ def _charts(model: str, stats: dict, seconds: int, now: float) -> None:
     by_app = stats.get("prefix_hit_rate_by_app") or {}
     if by_app:
         st.markdown("**Prefix-cache hit rate by app**")
-        st.bar_chart(
-            [{"app": app, "hit rate": rate} for app, rate in sorted(by_app.items())],
-            x="app",
-            y="hit rate",
-            horizontal=True,
-            height=60 + 30 * len(by_app),
-            color=BAR_COLOR,
+        label_bars(  # in percent, as the hit-rate metric above shows it
+            [{"app": app, "hit rate (%)": round(100 * rate, 1)} for app, rate in sorted(by_app.items())],
+            "app",
+            "hit rate (%)",
+            "Prefix-cache hit rate of each app, in percent",
         )
 
 
