@@ -39,7 +39,7 @@ def test_a_variant_equal_to_the_base_is_refused():
     [
         ("backend=tensorrt", "backend"),
         ("spec=draft", "spec"),
-        ("quant=int3", "int8 or int4"),
+        ("quant=int3", "gguf, int8 or int4"),
         ("quant=int4-fancy", "method"),
         ("quant=int8,backend=hf", "native"),
         ("backend=hf,spec=prompt_lookup", "speculate"),
@@ -66,3 +66,23 @@ def test_labels_name_what_differs_for_file_names():
     assert label(base) == ""
     assert label(variant_of(base, "quant=int8"), base) == "quant-int8-rtn"
     assert label(EvalConfig(model="org/model", backend="hf")) == "model-org_model-backend-hf"
+
+
+def test_quant_gguf_serves_the_files_own_blocks():
+    """quant=gguf: no checkpoint of ours; the engine reads the GGUF file's blocks (how `make run` serves
+    the packaged Qwen models on a CPU)."""
+    variant = variant_of(EvalConfig(), "model=qwen2.5-coder-1.5b,quant=gguf")
+    assert variant.quantization is None and variant.engine_settings == {"quantization": "gguf"}
+    assert label(variant) == "model-qwen2.5-coder-1.5b-quant-gguf"
+    assert EvalConfig().engine_settings == {}
+    with pytest.raises(ConfigError, match="native"):
+        variant_of(EvalConfig(), "quant=gguf,backend=hf")
+
+
+def test_quant_gguf_reaches_the_engine_and_the_worker():
+    from vireo.tools.evals.engine_settings import engine_config, worker_environment
+
+    config = EvalConfig(model="smollm2-135m", quant="gguf")
+    assert engine_config(config).quantization == "gguf"
+    assert worker_environment(config)["VIREO_QUANTIZATION"] == "gguf"
+    assert "VIREO_QUANTIZATION" not in worker_environment(EvalConfig())

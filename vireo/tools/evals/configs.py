@@ -18,6 +18,9 @@ QUANT_METHODS = ("rtn", "awq", "gptq")
 SPECULATION = ("off", "prompt_lookup")
 # quant=int8 / int4 pick the method measured best for that width (docs/quantization.md)
 DEFAULT_QUANT_METHOD = {8: "rtn", 4: "awq"}
+# quant=gguf: a model converted from a GGUF file served from that file's own blocks (Q4 as int4), as
+# `make run` serves the packaged models on a CPU (EngineConfig.quantization "gguf")
+GGUF = "gguf"
 
 
 class ConfigError(ValueError):
@@ -34,12 +37,13 @@ class Quantization:
 
     @classmethod
     def parse(cls, text: str) -> "Quantization | None":
-        """'none' -> None; 'int8', 'int4', 'int4-gptq', 'int4-rtn-g64' -> a Quantization."""
-        if text == "none":
+        """'none' and 'gguf' (no checkpoint of ours) -> None; 'int8', 'int4', 'int4-gptq', 'int4-rtn-g64' ->
+        a Quantization."""
+        if text in ("none", GGUF):
             return None
         width, _, rest = text.partition("-")
         if width not in ("int8", "int4"):
-            raise ConfigError(f"quant={text}: use none, int8 or int4 (optionally int4-gptq, int4-rtn-g64, ...)")
+            raise ConfigError(f"quant={text}: use none, gguf, int8 or int4 (optionally int4-gptq, int4-rtn-g64, ...)")
         bits = int(width[3:])
         method, _, group = rest.partition("-g")
         method = method or DEFAULT_QUANT_METHOD[bits]
@@ -74,7 +78,7 @@ class EvalConfig:
             raise ConfigError(f"backend={self.backend}: choose one of {', '.join(BACKENDS)}")
         if self.spec not in SPECULATION:
             raise ConfigError(f"spec={self.spec}: choose one of {', '.join(SPECULATION)}")
-        if self.quantization is not None and self.backend != "native":
+        if (self.quantization is not None or self.quant == GGUF) and self.backend != "native":
             raise ConfigError(
                 f"quant={self.quant} loads our quantizer's checkpoints, which only the native "
                 f"engine reads; use backend=native (not {self.backend})"
@@ -86,12 +90,18 @@ class EvalConfig:
     def quantization(self) -> Quantization | None:
         return Quantization.parse(self.quant)
 
+    @property
+    def engine_settings(self) -> dict[str, str]:
+        """Engine settings this configuration sets beyond its model: quantization "gguf" for quant=gguf
+        (a checkpoint of ours names its own quantization)."""
+        return {"quantization": GGUF} if self.quant == GGUF else {}
+
     def with_overrides(self, overrides: dict[str, str]) -> "EvalConfig":
         return replace(self, **overrides)
 
     def as_dict(self) -> dict:
         quantization = self.quantization
-        return {**asdict(self), "quant": quantization.name if quantization else "none"}
+        return {**asdict(self), "quant": quantization.name if quantization else self.quant}
 
     def differences(self, other: "EvalConfig") -> dict[str, str]:
         """The settings where `other` differs from this configuration."""

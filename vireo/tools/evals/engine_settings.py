@@ -34,6 +34,7 @@ def engine_config(config: EvalConfig) -> EngineConfig:
             **settings.engine.model_dump(),
             "backend": config.backend,
             "model": model_to_load(config, settings.home),
+            **config.engine_settings,
             "speculation": config.spec,
         }
     )
@@ -47,4 +48,5 @@ def worker_environment(config: EvalConfig) -> dict[str, str]:
         "VIREO_ENGINE": config.backend,
         "VIREO_MODEL": model_to_load(config, get_settings().home),
         "VIREO_SPECULATION": config.spec,
+        **{f"VIREO_{key.upper()}": value for key, value in config.engine_settings.items()},
     }
