@@ -11,6 +11,21 @@ from pathlib import Path
 from vireo.inference.api import EngineError, GenerationRequest
 
 
+def load_tokenizer(model_path: Path):
+    """The folder's tokenizer. A `tokenizer.json` loads as transformers' fast tokenizer class itself:
+    `AutoTokenizer` gives the same tokens (tests/inference/test_prompt_text.py), but importing it pulls in
+    transformers' generation code and with it scikit-learn, pandas and torch's compiler (~290 MB resident
+    here), a cost for a process that needs only the tokenizer (the API's submit-time length check).
+    Folders without one (sentencepiece only) take `AutoTokenizer`."""
+    if (Path(model_path) / "tokenizer.json").is_file():
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast.from_pretrained(model_path)
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_path)
+
+
 class PromptText:
     """render / encode / decode / count_tokens of one model's tokenizer and chat template."""
 
@@ -20,9 +35,7 @@ class PromptText:
 
     @classmethod
     def load(cls, model_path: Path, model_name: str) -> PromptText:
-        from transformers import AutoTokenizer
-
-        return cls(AutoTokenizer.from_pretrained(model_path), model_name)
+        return cls(load_tokenizer(model_path), model_name)
 
     def render(self, request: GenerationRequest) -> str:
         if request.messages is not None:

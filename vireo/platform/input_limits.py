@@ -78,15 +78,14 @@ class ModelLimits:
     @cached_property
     def model(self) -> TokenModel | None:
         try:
-            from transformers import AutoTokenizer
-
+            from vireo.inference.prompt_text import load_tokenizer
             from vireo.inference.registry import ModelRegistry
 
             engine = self.settings.engine
             path = ModelRegistry(engine.home).resolve(engine.model).path
             # the worker's engine computes its limit with the same call on the same settings
             positions = json.loads((path / "config.json").read_text()).get("max_position_embeddings")
-            return TokenModel(AutoTokenizer.from_pretrained(path), engine.context_length(positions))
+            return TokenModel(load_tokenizer(path), engine.context_length(positions))
         except Exception:  # a remote-only model: the worker checks length instead
             log.warning("no local tokenizer for %s; input length is checked by the worker", self.settings.model)
             return None

@@ -344,9 +344,9 @@ def _local_tokenizer(config: EngineConfig):
     for name in names:
         try:
             path = ModelRegistry(config.home).resolve(name).path
-            from transformers import AutoTokenizer
+            from vireo.inference.prompt_text import load_tokenizer
 
-            return AutoTokenizer.from_pretrained(path)
+            return load_tokenizer(path)
         except Exception:  # not a local model: fall back to labelled approximations
             continue
     return None
