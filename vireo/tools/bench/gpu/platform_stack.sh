@@ -2,13 +2,9 @@
 # The whole stack on a lent GPU (issue #16): Redis, the API and a worker on CUDA, then
 # `vireo bench platform --engine-ratio` (REST jobs against the native engine alone, same weights).
 #
-# The GPU image lacks the platform's packages and redis-server (../shared/GPU.md): carry (the device
-# tool's `carry`, the folder is git-ignored) wheels in _gpu/wheels/ (`pip download --only-binary=:all:
-# --python-version 3.12 --platform manylinux_2_31_x86_64 ... -c constraints.txt fastapi uvicorn
-# sse-starlette python-multipart pydantic pydantic-settings 'celery[redis]' redis python-json-logger
-# llguidance filelock pyyaml psutil`, less click/typing_extensions/packaging/idna/anyio/h11, which the
-# image has; plus `pip wheel --no-deps .` for Vireo's entry points) and the Debian packages in
-# _gpu/redis/ (`apt-get download redis-server redis-tools libjemalloc2 liblzf1`).
+# The GPU image lacks the platform's packages and redis-server (../shared/GPU.md): fill _gpu/ here with
+# carry_platform.sh (wheels for the image's Python, Vireo's own wheel for its entry points, Debian's
+# redis-server) and carry it (the device tool's `carry`: ["_gpu"]; the folder is git-ignored).
 # Usage there, from the checkout: bash vireo/tools/bench/gpu/platform_stack.sh
 # The worker's engine runs in a process of its own (the default on CUDA); IN_WORKER_TOO=1 runs the
 # platform a second time with the engine inside the worker's process, in the same call.
