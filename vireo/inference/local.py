@@ -21,6 +21,7 @@ from vireo.inference.api import (
 )
 from vireo.inference.embedder import Embedder, shared_embedder
 from vireo.inference.engine_config import EngineConfig
+from vireo.inference.model_config import read_model_config
 from vireo.inference.prompt_text import PromptText, load_tokenizer
 
 __all__ = ["EngineConfig", "LocalEngine", "events_until_finished", "torch_dtype"]
@@ -50,14 +51,12 @@ class LocalEngine(Engine):
     """Base for engines that hold a HF tokenizer and a torch model in this process."""
 
     def __init__(self, config: EngineConfig, model_path: Path, model_name: str, embedder: Embedder | None = None):
-        from transformers import AutoConfig
-
         self.config = config = config.resolved()
         self.model_path = model_path
         self.model_name = model_name
         self.tokenizer = load_tokenizer(model_path)
         self.text = PromptText(self.tokenizer, model_name)
-        hf_config = AutoConfig.from_pretrained(model_path)
+        hf_config = read_model_config(model_path)
         self.context_length = config.context_length(getattr(hf_config, "max_position_embeddings", None))
         self.eos_token_ids = self._eos_ids(hf_config)
         self._embedder = embedder or shared_embedder()

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 
+from vireo.inference.model_config import read_model_config
 from vireo.inference.native.models.attention import AttentionMetadata, paged_attention
 from vireo.inference.native.models.layers import (
     ConcatLinear,
@@ -214,9 +215,7 @@ class LlamaModel:
         linears rounded to nearest at load when `quantization` is int8 or int4, and one the
         registry converted from a GGUF file straight from that file's blocks when it is `gguf`
         (CPU only: `quant.gguf_weights`)."""
-        from transformers import AutoConfig
-
-        hf_config = AutoConfig.from_pretrained(folder)
+        hf_config = read_model_config(folder)
         weights: Mapping[str, torch.Tensor | QuantizedWeight] | GgufWeights
         if quantization == "gguf":
             source = gguf_source(folder)
