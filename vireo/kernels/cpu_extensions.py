@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import os
 import time
@@ -51,6 +52,15 @@ def turned_off() -> Iterator[None]:
         configure(before)
 
 
+def headers_digest() -> str:
+    """A digest of the shared headers (`csrc/*.h`): torch rebuilds an extension when its sources or
+    flags change, and sees no header, so the digest goes into the flags."""
+    digest = hashlib.sha1()
+    for header in sorted(CSRC.glob("*.h")):
+        digest.update(header.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 @functools.cache
 def load(name: str) -> ModuleType | None:
     """The compiled extension `csrc/<name>.cpp`, or None (reason logged once)."""
@@ -70,7 +80,7 @@ def load(name: str) -> ModuleType | None:
         return build(
             name=f"vireo_{name}",
             sources=[str(CSRC / f"{name}.cpp")],
-            extra_cflags=FLAGS,
+            extra_cflags=[*FLAGS, f"-DVIREO_CSRC_HEADERS={headers_digest()}"],
             build_directory=str(build_dir),
             verbose=False,
         )

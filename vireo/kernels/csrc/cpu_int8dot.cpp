@@ -9,12 +9,16 @@
 #include <immintrin.h>
 #include <torch/extension.h>
 
+#include "avx2_math.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
 namespace {
+
+using vireo_avx2::hsum;
 
 constexpr int64_t kGroup = 32;
 constexpr int kRowBlock = 4;  // rows of x that share one unpacked weight block
@@ -45,13 +49,6 @@ QuantizedX quantize_rows(const float* x, int64_t m, int64_t k) {
     }
   }
   return out;
-}
-
-inline float hsum(__m256 v) {
-  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  lo = _mm_hadd_ps(lo, lo);
-  lo = _mm_hadd_ps(lo, lo);
-  return _mm_cvtss_f32(lo);
 }
 
 // unsigned bytes u times signed bytes s, the 32 products summed in eight int32 lanes, as floats

@@ -6,6 +6,8 @@
 #include <immintrin.h>
 #include <torch/extension.h>
 
+#include "avx2_math.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -13,14 +15,14 @@
 
 namespace {
 
+using vireo_avx2::exp8;
+using vireo_avx2::hsum;
+
 inline float dot(const float* a, const float* b, int64_t n) {
   int64_t i = 0;
   __m256 acc = _mm256_setzero_ps();
   for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  lo = _mm_hadd_ps(lo, lo);
-  lo = _mm_hadd_ps(lo, lo);
-  float sum = _mm_cvtss_f32(lo);
+  float sum = hsum(acc);
   for (; i < n; ++i) sum += a[i] * b[i];
   return sum;
 }
@@ -31,24 +33,6 @@ inline void axpy(float w, const float* x, float* y, int64_t n) {
   const __m256 wv = _mm256_set1_ps(w);
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
   for (; i < n; ++i) y[i] += w * x[i];
-}
-
-// e^x for eight floats: Cephes' range reduction (x = n ln2 + r) and degree-5 polynomial for e^r,
-// within a few ulps of expf over the softmax's range (x <= 0); scalar expf was a third of the kernel
-inline __m256 exp8(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));  // below this e^x is 0 in float32 anyway
-  const __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
-  x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // ln 2 in two parts, for exactness
-  x = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), x);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.f)));
-  const __m256i scale = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(scale));
 }
 
 // row[t] = e^(row[t] - top) for t < n; returns their sum

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vireo.kernels import cpu_decode_ops
 from vireo.kernels.dispatch import use_triton
 
 _HALF = (torch.bfloat16, torch.float16)
@@ -87,6 +88,8 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
         from vireo.kernels import fused
 
         return fused.launch_rms_norm(x, weight, eps)
+    if x.dim() == 2 and x.is_contiguous() and (ops := cpu_decode_ops.for_rows(x)) is not None:
+        return ops.rms_norm(x, weight, eps)
     return F.rms_norm(x, (x.shape[-1],), weight, eps)
 
 
@@ -98,6 +101,9 @@ def add_rms_norm(
         from vireo.kernels import fused
 
         return fused.launch_rms_norm(x, weight, eps, residual=residual, residual_out=residual)
+    if residual is not None and x.is_contiguous() and residual.is_contiguous() and x.dim() == 2:
+        if (ops := cpu_decode_ops.for_rows(x)) is not None:
+            return ops.add_rms_norm(x, residual, weight, eps), residual  # the add done in place
     residual = x if residual is None else residual.add_(x)
     return rms_norm(residual, weight, eps), residual
 
@@ -107,6 +113,8 @@ def silu_and_mul(gate_up: torch.Tensor) -> torch.Tensor:
         from vireo.kernels import fused
 
         return fused.launch_silu_and_mul(gate_up)
+    if gate_up.dim() == 2 and gate_up.is_contiguous() and (ops := cpu_decode_ops.for_rows(gate_up)) is not None:
+        return ops.silu_mul(gate_up)
     half = gate_up.shape[-1] // 2
     return F.silu(gate_up[:, :half]) * gate_up[:, half:]
 
@@ -132,6 +140,17 @@ def rotate_in_place(x: torch.Tensor, positions: torch.Tensor, cos_sin: torch.Ten
     from vireo.kernels import fused
 
     return fused.launch_rope(x, positions, cos_sin, out=x)
+
+
+def rotate_tables_in_place(
+    x: torch.Tensor, positions: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+) -> torch.Tensor | None:
+    """Rotate-half RoPE on x [tokens, heads, head_dim] (a view into the qkv output) in place, with the
+    whole cos/sin tables [max_positions, head_dim/2] (our CPU kernel); None where it cannot run."""
+    ops = cpu_decode_ops.for_rows(x)
+    if ops is None or cos.dtype != torch.float32:
+        return None
+    return ops.rope(x, positions, cos, sin, x.shape[1])
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

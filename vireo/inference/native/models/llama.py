@@ -29,6 +29,7 @@ from vireo.inference.native.models.layers import (
     rotary_cos_sin,
     rotary_tables,
     rotate_in_place,
+    rotate_tables_in_place,
     silu_and_mul,
 )
 from vireo.inference.quant.format import is_quantized_folder, load_quantized_weights
@@ -36,6 +37,7 @@ from vireo.inference.quant.gguf_weights import GgufWeights, gguf_source
 from vireo.inference.quant.linear import QuantizedLinear, QuantizedWeight, concat_out_features
 from vireo.inference.quant.rtn import quantize_linears
 from vireo.inference.random_models import is_random_folder, random_weights
+from vireo.kernels import cpu_decode_ops
 from vireo.kernels.cpu_quant import CpuInt8Weight, Int4Grid, for_cpu_kernels, pack_int4
 from vireo.kernels.dispatch import interpreting, use_triton
 
@@ -101,16 +103,23 @@ def _linear_of(parts: list, bias: torch.Tensor | None, batch_hint: int, dense_ge
 
 @dataclass
 class RopeInputs:
-    """This step's rotary inputs: cos/sin rows (torch path) or positions + table (kernel)."""
+    """This step's rotary inputs: cos/sin rows (torch path), or positions + the whole tables (our CPU
+    kernel: `tables`; the Triton kernel: `cos_sin`)."""
 
     positions: torch.Tensor
     cos: torch.Tensor | None = None  # [tokens, 1, head_dim/2]
     sin: torch.Tensor | None = None
     cos_sin: torch.Tensor | None = None  # float32 [max_positions, head_dim]
+    tables: tuple[torch.Tensor, torch.Tensor] | None = None  # cos, sin [max_positions, head_dim/2]
 
     def rotate(self, x: torch.Tensor) -> torch.Tensor:
         if self.cos_sin is not None:
             return rotate_in_place(x, self.positions, self.cos_sin)
+        if self.tables is not None:
+            rotated = rotate_tables_in_place(x, self.positions, *self.tables)
+            if rotated is not None:
+                return rotated
+            self.cos, self.sin = (table[self.positions].unsqueeze(1) for table in self.tables)
         assert self.cos is not None and self.sin is not None  # the torch path's inputs
         return apply_rotary(x, self.cos, self.sin)
 
@@ -253,6 +262,8 @@ class LlamaModel:
         )
         if use_triton(h):
             rope = RopeInputs(positions, cos_sin=self.cos_sin)
+        elif cpu_decode_ops.for_rows(h) is not None:
+            rope = RopeInputs(positions, tables=(self.cos, self.sin))
         else:
             rope = RopeInputs(positions, self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1))
         residual = None

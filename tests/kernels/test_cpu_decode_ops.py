@@ -1,0 +1,50 @@
+"""Our C++ per-layer CPU operations (csrc/cpu_decode_ops.cpp) against PyTorch's operators, the reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vireo.inference.native.models.layers import apply_rotary
+from vireo.kernels import cpu_decode_ops
+
+ops = cpu_decode_ops.for_rows(torch.zeros(1, 8))
+pytestmark = pytest.mark.skipif(ops is None, reason="our CPU kernels are not built here (no AVX2 or no compiler)")
+
+
+@pytest.mark.parametrize("rows, width", [(1, 576), (5, 896), (40, 1536), (3, 100)])
+def test_rms_norm_and_its_residual_add(rows, width):
+    x, residual, weight = torch.randn(rows, width), torch.randn(rows, width) * 3, torch.rand(width) + 0.5
+    expected_residual = residual + x
+    expected = F.rms_norm(expected_residual, (width,), weight, 1e-5)
+    torch.testing.assert_close(ops.rms_norm(expected_residual, weight, 1e-5), expected, rtol=1e-5, atol=1e-5)
+    out = ops.add_rms_norm(x, residual, weight, 1e-5)
+    torch.testing.assert_close(residual, expected_residual)  # the add lands in the residual stream
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("tokens, heads, width, dim", [(1, 12, 15, 64), (7, 16, 18, 128), (3, 2, 2, 40)])
+def test_rope_in_place_on_a_prefix_of_the_heads(tokens, heads, width, dim):
+    """The kernel rotates heads [0, heads) of each row of a wider [T, width, D] view (q and k of a qkv
+    output), at each token's position, and leaves the rest (v) alone."""
+    qkv = torch.randn(tokens, width * dim)
+    view = qkv.view(tokens, width, dim)
+    positions = torch.randint(0, 500, (tokens,))
+    angles = torch.outer(torch.arange(512, dtype=torch.float32), torch.rand(dim // 2))
+    cos, sin = angles.cos(), angles.sin()
+    expected = apply_rotary(view[:, :heads].clone(), cos[positions].unsqueeze(1), sin[positions].unsqueeze(1))
+    untouched = view[:, heads:].clone()
+    ops.rope(view[:, :heads], positions, cos, sin, heads)
+    torch.testing.assert_close(view[:, :heads], expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(view[:, heads:], untouched)
+    with pytest.raises(RuntimeError, match="position out of range"):
+        ops.rope(view[:, :heads], torch.full((tokens,), 512), cos, sin, heads)
+
+
+@pytest.mark.parametrize("rows, width", [(1, 1536), (4, 4864), (2, 13)])
+def test_silu_and_mul(rows, width):
+    gate_up = torch.randn(rows, 2 * width) * 8  # wide enough a range to reach exp's clamps
+    gate_up[0, :4] = torch.tensor([-100.0, 100.0, 0.0, -90.0])
+    expected = F.silu(gate_up[:, :width]) * gate_up[:, width:]
+    torch.testing.assert_close(ops.silu_mul(gate_up), expected, rtol=1e-5, atol=1e-5)
