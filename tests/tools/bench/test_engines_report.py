@@ -56,3 +56,11 @@ def test_a_backend_named_with_a_quantization_and_kernels_is_that_engine_config()
     )
     with pytest.raises(ValueError, match="quantization"):
         backend_variant("native:int3")
+
+
+def test_the_llamacpp_peer_takes_its_named_variants_only():
+    from vireo.tools.bench.engines import is_llamacpp, llamacpp_job
+
+    assert is_llamacpp("llamacpp") and is_llamacpp("llamacpp:no-extra-bufts") and not is_llamacpp("native:gguf")
+    with pytest.raises(ValueError, match="no-extra-bufts"):
+        llamacpp_job("smollm2-135m", None, {}, 4, 2, 128, "llamacpp:fast")

@@ -132,8 +132,9 @@ async def run_backend(
 def run_in_own_process(backend: str, job: dict) -> tuple[dict, dict[int, list[str]]]:
     """One backend's run (`run_backend`, or the llama.cpp peer) in a fresh Python process; its
     result and greedy texts. The process imports only what that backend needs."""
-    module = "vireo.tools.bench.llamacpp_peer" if backend == "llamacpp" else "vireo.tools.bench.engines"
-    args = [] if backend == "llamacpp" else ["--backend-job"]
+    peer = is_llamacpp(backend)
+    module = "vireo.tools.bench.llamacpp_peer" if peer else "vireo.tools.bench.engines"
+    args = [] if peer else ["--backend-job"]
     with tempfile.TemporaryDirectory(prefix=f"vireo-bench-{backend}-") as folder:
         job_path, out_path = Path(folder) / "job.json", Path(folder) / "result.json"
         job_path.write_text(json.dumps(job))
@@ -266,8 +267,8 @@ def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concurrency
     texts = {}
     for backend in backends:
         try:
-            if backend == "llamacpp":
-                job = llamacpp_job(model, tokenizer, workload, new_tokens, threads, context)
+            if is_llamacpp(backend):
+                job = llamacpp_job(model, tokenizer, workload, new_tokens, threads, context, backend)
             else:
                 name, variant = backend_variant(backend)
                 config = EngineConfig(
@@ -287,11 +288,13 @@ def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concurrency
                     "workload": workload,
                     "new_tokens": new_tokens,
                 }
-            result, texts[backend] = run_in_own_process(backend, job)
+            result, texts[result["backend"]] = run_in_own_process(backend, job)  # (every llamacpp spec: "llamacpp")
             report["results"].append(result)
         except Exception as exc:  # a backend that fails is reported, not hidden
             report["failures"][backend] = f"{type(exc).__name__}: {exc}"
-        progress = report["results"][-1] if backend in texts else {backend: report["failures"][backend]}
+        progress = (
+            report["results"][-1] if backend not in report["failures"] else {backend: report["failures"][backend]}
+        )
         print(json.dumps(progress), flush=True)
     compare_to_hf(report["results"], texts)
     if "llamacpp" in texts:
@@ -300,14 +303,28 @@ def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concurrency
     return report
 
 
-def llamacpp_job(model: str, tokenizer, workload: dict[int, list[str]], new_tokens: int, threads, context) -> dict:
+LLAMACPP_VARIANTS = {"llamacpp": True, "llamacpp:no-extra-bufts": False}  # spec -> extra buffer types
+
+
+def is_llamacpp(spec: str) -> bool:
+    return spec.split(":")[0] == "llamacpp"
+
+
+def llamacpp_job(
+    model: str, tokenizer, workload: dict[int, list[str]], new_tokens: int, threads, context, spec: str = "llamacpp"
+) -> dict:
     """What the llama.cpp peer's process needs: the GGUF file the registry converts for `model`, the
     thread count (the machine's cores when none is given: torch's default here), a context per
     sequence as long as the other backends' `max_model_len`, and the prompts with the token ids our
-    engine makes of them (`LocalEngine.encode`: no special tokens added)."""
+    engine makes of them (`LocalEngine.encode`: no special tokens added). `llamacpp:no-extra-bufts`
+    loads the weights without llama.cpp's extra buffer types (AMX, repacked layouts), as its
+    `--no-repack` does, where those fault."""
     from vireo.inference.registry import ModelRegistry
 
+    if spec not in LLAMACPP_VARIANTS:
+        raise ValueError(f"{spec}: the llama.cpp peer takes {', '.join(LLAMACPP_VARIANTS)}")
     return {
+        "extra_bufts": LLAMACPP_VARIANTS[spec],
         "gguf": str(ModelRegistry().gguf_path(model)),
         "threads": threads or len(os.sched_getaffinity(0)),
         "context_per_sequence": context,

@@ -66,14 +66,26 @@ class _Sequence:
 class LlamaCppPeer:
     """A GGUF model in one llama.cpp context of `n_seq_max` parallel sequences."""
 
-    def __init__(self, gguf: Path, threads: int, n_seq_max: int, context_per_sequence: int, n_batch: int = 2048):
+    def __init__(
+        self,
+        gguf: Path,
+        threads: int,
+        n_seq_max: int,
+        context_per_sequence: int,
+        n_batch: int = 2048,
+        extra_bufts: bool = True,
+    ):
         import llama_cpp
 
         logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # its loader's chatter off
         self._lib: Any = llama_cpp
         lib = self._lib
         lib.llama_backend_init()
-        self.model = lib.llama_model_load_from_file(str(gguf).encode(), lib.llama_model_default_params())
+        model_params = lib.llama_model_default_params()
+        # False: no extra weight buffer types (AMX, repacked layouts), as llama.cpp's --no-repack; its AMX
+        # path faults on some VMs (a general protection fault in libggml-cpu on the 2026-12-05 Xeon VM)
+        model_params.use_extra_bufts = extra_bufts
+        self.model = lib.llama_model_load_from_file(str(gguf).encode(), model_params)
         if not self.model:
             raise RuntimeError(f"llama.cpp could not load {gguf}")
         params = lib.llama_context_default_params()
@@ -102,6 +114,7 @@ class LlamaCppPeer:
             "n_batch": n_batch,
             "n_ubatch": lib.llama_n_ubatch(self.ctx),
             "kv_unified": False,
+            "extra_buffer_types": extra_bufts,
             "flash_attention": "llama.cpp's default (auto)",
             "llama_cpp_python": llama_cpp.__version__,
             "system_info": lib.llama_print_system_info().decode(errors="replace").strip(),
@@ -225,7 +238,13 @@ def run_peer(job: dict) -> dict:
     load_before = [round(x, 2) for x in os.getloadavg()]
     with monitor:
         began = time.perf_counter()
-        peer = LlamaCppPeer(Path(job["gguf"]), job["threads"], max(levels_ids), job["context_per_sequence"])
+        peer = LlamaCppPeer(
+            Path(job["gguf"]),
+            job["threads"],
+            max(levels_ids),
+            job["context_per_sequence"],
+            extra_bufts=job.get("extra_bufts", True),
+        )
         startup = time.perf_counter() - began
         try:
             peer.run_level([peer.tokenize("Warm up.")], 4, 1)  # as the other backends' warm-up request
