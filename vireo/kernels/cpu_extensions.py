@@ -15,7 +15,6 @@ import functools
 import hashlib
 import logging
 import os
-import time
 from pathlib import Path
 from types import ModuleType
 from typing import Iterator
@@ -25,7 +24,6 @@ import torch
 log = logging.getLogger(__name__)
 
 CSRC = Path(__file__).parent / "csrc"
-BUILD_LOCK_STALE_S = 300  # a build takes about a minute; a lock older than this was left by a killed one
 FLAGS = ["-O3", "-mavx2", "-mfma"]
 
 BUILD_ROOT = Path.home() / ".cache" / "vireo" / "torch_extensions"
@@ -73,28 +71,22 @@ def load(name: str) -> ModuleType | None:
         return None
     build_dir = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or BUILD_ROOT) / name
     try:
+        from filelock import FileLock
         from torch.utils.cpp_extension import load as build
 
         build_dir.mkdir(parents=True, exist_ok=True)
-        clear_stale_lock(build_dir)
-        return build(
-            name=f"vireo_{name}",
-            sources=[str(CSRC / f"{name}.cpp")],
-            extra_cflags=[*FLAGS, f"-DVIREO_CSRC_HEADERS={headers_digest()}"],
-            build_directory=str(build_dir),
-            verbose=False,
-        )
+        # torch guards a build with a lock file that outlives a killed holder, and its waiters wait for
+        # it forever (a worker SIGKILLed while loading froze every later worker). Our lock is an flock,
+        # which the kernel drops when its holder dies; holding it, torch's file can only be a dead one's.
+        with FileLock(str(build_dir / "vireo-build.lock")):
+            (build_dir / "lock").unlink(missing_ok=True)
+            return build(
+                name=f"vireo_{name}",
+                sources=[str(CSRC / f"{name}.cpp")],
+                extra_cflags=[*FLAGS, f"-DVIREO_CSRC_HEADERS={headers_digest()}"],
+                build_directory=str(build_dir),
+                verbose=False,
+            )
     except Exception as exc:  # compiler missing or build failure: fall back, say why once
         log.warning("our CPU kernel %s could not be built (%s); using PyTorch's operators", name, exc)
         return None
-
-
-def clear_stale_lock(build_dir: Path, older_than_s: float = BUILD_LOCK_STALE_S) -> None:
-    """Remove the build's lock file if a process killed mid-build left it: the build would wait on it forever."""
-    lock = build_dir / "lock"
-    try:
-        if time.time() - lock.stat().st_mtime > older_than_s:
-            log.warning("removing a stale build lock %s (a build was killed?)", lock)
-            lock.unlink(missing_ok=True)
-    except FileNotFoundError:
-        pass
