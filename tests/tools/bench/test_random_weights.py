@@ -82,4 +82,7 @@ def test_native_model_loads_a_vireo_quantized_folder(tmp_path):
         with torch.inference_mode():
             ours = ModelRunner(model, 4, 16).forward_logits(ids)
             reference = load_quantized(folder)(ids).logits
-        torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-4)
+        # int4 runs our int8-activation kernel on both sides; rounding an activation to int8 turns the last
+        # bits in which our fused RMSNorm/RoPE/SiLU differ from PyTorch's into a step of ~1/127 of a group
+        tolerance = 1e-4 if bits == 8 else 1e-2
+        torch.testing.assert_close(ours, reference, rtol=tolerance, atol=tolerance)
