@@ -211,11 +211,10 @@ def default_pool_environment(settings: Settings) -> tuple[Settings, dict[str, st
     print(f"models: {', '.join(choice.models)}: {choice.reason}", flush=True)
     if choice.models == [settings.default_model]:
         return settings, {}
+    env = choice.environment()
     return Settings(
-        models=",".join(choice.models),
-        app_models=choice.environment()["VIREO_APP_MODELS"],
-        model_engines=choice.model_engines,
-    ), choice.environment()
+        models=env["VIREO_MODELS"], app_models=env["VIREO_APP_MODELS"], model_engines=choice.model_engines
+    ), env
 
 
 def run_all(settings: Settings) -> None:
