@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vireo.kernels import cpu_int8dot
+from vireo.kernels import cpu_gguf_dot, cpu_int8dot
 from vireo.kernels.int4pack_layout import probe_layout
 from vireo.kernels.qweight import Int4Weight, Int8Weight, unpack_int4
 
@@ -252,7 +252,62 @@ class CpuInt8Weight:
         return CpuInt8Weight(torch.cat([w.qweight for w in weights]), torch.cat([w.scales for w in weights]))
 
 
-CpuWeight = CpuInt4Weight | CpuInt4DotWeight | CpuInt8Weight
+@dataclass
+class CpuGgufWeight:
+    """A weight in a GGUF file's own quantized blocks (Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K), read by our AVX2
+    kernel (`cpu_gguf_dot`): the bytes llama.cpp reads, nothing re-rounded."""
+
+    blocks: torch.Tensor  # uint8 [N, bytes per row]
+    block_type: str  # "Q4_K", ...
+    in_features: int
+    # the kernel's time grows with every row of x; from here on de-quantized slices in float32 GEMMs win
+    dense_from_rows = 64
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.blocks.shape[0], self.in_features
+
+    def matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """x [M, K] @ W.T -> [M, N] in x's dtype (prefill-size M: de-quantized slices)."""
+        n, k = self.shape
+        if x.shape[0] >= self.dense_from_rows:
+            return _sliced_matmul(x, n, k, self.dequantized_t)
+        return cpu_gguf_dot.gguf_mm(x, self.blocks, self.block_type, k).to(x.dtype)
+
+    def dequantized_t(self, start: int, stop: int) -> torch.Tensor:
+        """W^T [K, stop - start] in float32 for output channels start..stop."""
+        return cpu_gguf_dot.dequantize(self.blocks[start:stop], self.block_type, self.in_features).t()
+
+    def rows(self, index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Rows `index` of W (an embedding lookup), in `dtype`."""
+        picked = self.blocks.index_select(0, index.reshape(-1))
+        rows = cpu_gguf_dot.dequantize(picked, self.block_type, self.in_features)
+        return rows.view(*index.shape, self.in_features).to(dtype)
+
+    def dequantize(self) -> torch.Tensor:
+        """The float32 weight [N, K] (a reference)."""
+        return cpu_gguf_dot.dequantize(self.blocks, self.block_type, self.in_features)
+
+    def nbytes(self) -> int:
+        return self.blocks.nbytes
+
+    @staticmethod
+    def cat(weights: list[CpuGgufWeight]) -> CpuGgufWeight:
+        """One weight whose output channels are those of `weights` in order (same type and K)."""
+        if len(weights) == 1:
+            return weights[0]
+        first = weights[0]
+        assert all(w.block_type == first.block_type and w.in_features == first.in_features for w in weights)
+        return CpuGgufWeight(torch.cat([w.blocks for w in weights]), first.block_type, first.in_features)
+
+
+def gguf_blocks_supported(block_type: str, k: int) -> bool:
+    """Whether our AVX2 kernel is built here and reads rows of K values of `block_type` blocks."""
+    spec = cpu_gguf_dot.BLOCK_TYPES.get(block_type)
+    return spec is not None and k % spec[1] == 0 and cpu_gguf_dot.load_kernel() is not None
+
+
+CpuWeight = CpuInt4Weight | CpuInt4DotWeight | CpuInt8Weight | CpuGgufWeight
 
 
 def _sliced_matmul(x: torch.Tensor, n: int, k: int, dequantized_t) -> torch.Tensor:

@@ -5,6 +5,10 @@ to what the engine builds its layers from; each tensor is read from the file (no
 pages never count in the process's memory) and converted only when the model asks for it, one
 layer at a time:
 
+- Where our AVX2 kernel `cpu_gguf_dot` builds, every Q8_0, Q4_K and Q6_K matrix (layers, the LM head,
+  the token embedding) -> `CpuGgufWeight`: the file's own rows of blocks, the bytes llama.cpp reads,
+  nothing re-rounded (fused q/k/v and gate/up concatenate rows of one type); Q5_0 -> Q8_0 blocks, exactly
+  (`BLOCKS_SERVED` says why, by measurement). Otherwise, and for Q4_0 / Q4_1:
 - Q4_0, Q4_1, Q4_K linears -> `Int4Grid`, group 32 (packed by the model after fusing q/k/v and
   gate/up): exact; the kernel's bfloat16 scales and zeros then round by at most 2^-8 relative.
 - Q8_0, Q6_K and the other block types -> `CpuInt8Weight`, int8 per output channel (RTN): at most
@@ -38,7 +42,15 @@ import numpy as np
 import torch
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
-from vireo.kernels.cpu_quant import CpuInt8Weight, Int4Grid, int4_supported, int8_supported, quantize_int8_rows
+from vireo.kernels.cpu_quant import (
+    CpuGgufWeight,
+    CpuInt8Weight,
+    Int4Grid,
+    gguf_blocks_supported,
+    int4_supported,
+    int8_supported,
+    quantize_int8_rows,
+)
 
 MANIFEST = "vireo-model.json"  # the registry's record of the GGUF a converted folder came from
 Q4_TYPES = ("Q4_0", "Q4_1", "Q4_K")
@@ -67,7 +79,15 @@ _GLOBAL_NAMES = {
 }
 _BLOCK = re.compile(r"blk\.(\d+)\.(.+)")
 
-GgufTensor = torch.Tensor | Int4Grid | CpuInt8Weight
+# The block types served as blocks on our kernel (`cpu_gguf_dot`) where it builds, by measurement
+# (`python -m vireo.tools.bench.gguf_kernels`, benchmarks/results/gguf-kernels-*.json): Q4_K's blocks run
+# 1.1-1.2x our int4 form; Q6_K and Q8_0 blocks about as fast as int8 rows (0.9-1.2x) and exact where
+# int8 rows re-round; Q5_0 becomes Q8_0 blocks (exact: q - 16 fits a byte) because its own blocks ran at
+# 0.6x. Q4_0 / Q4_1 keep the int4 form (exact too, float32 scales; their blocks ran at 0.75-0.9x).
+BLOCKS_SERVED = ("Q8_0", "Q4_K", "Q6_K")
+_Q5_0 = np.dtype([("d", "<f2"), ("qh", "<u4"), ("qs", "u1", 16)])
+
+GgufTensor = torch.Tensor | Int4Grid | CpuInt8Weight | CpuGgufWeight
 
 
 def hf_name(gguf_name: str) -> str | None:
@@ -200,6 +220,17 @@ def q4_grid(raw: np.ndarray, type_name: str) -> Int4Grid:
     )
 
 
+def q5_0_as_q8_0(raw: np.ndarray) -> np.ndarray:
+    """Q5_0 rows (w = d * (q - 16), q of five bits) as Q8_0 rows (w = d * int8): the same weights exactly."""
+    blocks = np.ascontiguousarray(raw).view(_Q5_0)  # [N, blocks per row]
+    low = np.concatenate([blocks["qs"] & 0xF, blocks["qs"] >> 4], axis=-1)  # values j and j + 16
+    fifth = (blocks["qh"][..., None] >> np.arange(32, dtype=np.uint32)) & 1
+    out = np.empty(blocks.shape, dtype=_Q8_0)
+    out["d"] = blocks["d"]
+    out["qs"] = (low.astype(np.int16) | (fifth.astype(np.int16) << 4)) - 16
+    return out.view(np.uint8).reshape(raw.shape[0], -1)
+
+
 def dequantize_rows(raw: np.ndarray, tensor_type: GGMLQuantizationType) -> torch.Tensor:
     """Rows of any GGUF type as float32 [N, K] (gguf's own de-quantization; Q8_0 directly)."""
     if tensor_type == GGMLQuantizationType.Q8_0:
@@ -270,6 +301,10 @@ class GgufWeights(Mapping):
             dense = dequantize_rows(raw, t.type)
             return (dense.view(-1) if len(t.shape) == 1 else dense).to(self.dtype)
         n, k = t.rows, t.shape[0]
+        if t.type.name in BLOCKS_SERVED and gguf_blocks_supported(t.type.name, k):
+            return CpuGgufWeight(torch.from_numpy(np.ascontiguousarray(raw)), t.type.name, k)
+        if t.type.name == "Q5_0" and gguf_blocks_supported("Q8_0", k):
+            return CpuGgufWeight(torch.from_numpy(q5_0_as_q8_0(raw)), "Q8_0", k)
         if t.type.name in Q4_TYPES and ".layers." in name and int4_supported(n, k, 32):
             return q4_grid(raw, t.type.name)
         if int8_supported(n, k):

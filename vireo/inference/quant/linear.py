@@ -16,7 +16,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vireo.kernels.cpu_quant import CpuInt4DotWeight, CpuInt4Weight, CpuInt8Weight, CpuWeight, for_cpu_kernels
+from vireo.kernels.cpu_quant import (
+    CpuGgufWeight,
+    CpuInt4DotWeight,
+    CpuInt4Weight,
+    CpuInt8Weight,
+    CpuWeight,
+    for_cpu_kernels,
+)
 from vireo.kernels.dispatch import interpreting, use_triton
 from vireo.kernels.gemv_layout import with_kmajor, with_mma
 from vireo.kernels.qweight import Int4Weight, Int8Weight, dequantize
@@ -63,7 +70,7 @@ class QuantizedLinear(torch.nn.Module):
         super().__init__()
         self.weight_q: QuantizedWeight | None = None  # the portable weight (what `save_quantized` writes)
         self.cpu_weight: CpuWeight | None = None  # the CPU kernels' packed form
-        if isinstance(weight, (CpuInt4Weight, CpuInt4DotWeight, CpuInt8Weight)):
+        if isinstance(weight, (CpuInt4Weight, CpuInt4DotWeight, CpuInt8Weight, CpuGgufWeight)):
             self.cpu_weight = weight
         else:
             if weight.qweight.is_cuda or interpreting():
@@ -111,4 +118,6 @@ class QuantizedLinear(torch.nn.Module):
         weight = self.weight_q if self.weight_q is not None else self.cpu_weight
         group = getattr(weight, "group_size", None)
         kernel = "" if self.cpu_weight is None else ", cpu_kernel=True"
+        if isinstance(weight, CpuGgufWeight):
+            return f"in={self.in_features}, out={self.out_features}, gguf={weight.block_type}{kernel}"
         return f"in={self.in_features}, out={self.out_features}, bits={4 if group else 8}, group_size={group}{kernel}"

@@ -10,6 +10,7 @@
 #include <torch/extension.h>
 
 #include "avx2_math.h"
+#include "int8_activations.h"
 
 #include <algorithm>
 #include <cmath>
@@ -19,52 +20,7 @@
 namespace {
 
 using vireo_avx2::hsum;
-
-constexpr int64_t kGroup = 32;
-constexpr int kRowBlock = 4;  // rows of x that share one unpacked weight block
-
-struct QuantizedX {
-  std::vector<int8_t> q;    // [M, K]
-  std::vector<float> scale; // [M, K/32]
-  std::vector<float> sum;   // [M, K/32]: float sum of x over the group
-};
-
-QuantizedX quantize_rows(const float* x, int64_t m, int64_t k) {
-  const int64_t groups = k / kGroup;
-  QuantizedX out{std::vector<int8_t>(m * k), std::vector<float>(m * groups), std::vector<float>(m * groups)};
-  for (int64_t r = 0; r < m; ++r) {
-    for (int64_t g = 0; g < groups; ++g) {
-      const float* src = x + r * k + g * kGroup;
-      float amax = 0.f, sum = 0.f;
-      for (int i = 0; i < kGroup; ++i) {
-        amax = std::max(amax, std::fabs(src[i]));
-        sum += src[i];
-      }
-      const float scale = amax / 127.f;
-      const float inv = scale > 0.f ? 1.f / scale : 0.f;
-      int8_t* dst = out.q.data() + r * k + g * kGroup;
-      for (int i = 0; i < kGroup; ++i) dst[i] = static_cast<int8_t>(std::nearbyint(src[i] * inv));
-      out.scale[r * groups + g] = scale;
-      out.sum[r * groups + g] = sum;
-    }
-  }
-  return out;
-}
-
-// unsigned bytes u times signed bytes s, the 32 products summed in eight int32 lanes, as floats
-inline __m256 dot_u8_s8(__m256i u, __m256i s) {
-  const __m256i pairs = _mm256_maddubs_epi16(u, s);  // |u*s| <= 127*127: two of them fit int16
-  return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
-}
-
-// the 32 values of a packed group: byte j holds value j (low nibble) and value j + 16 (high nibble)
-inline __m256i unpack_int4(const uint8_t* p) {
-  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(bytes, 4), bytes);
-  return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
-}
-
-inline __m256i load32(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+using namespace vireo_int8x;
 
 // the group scales of x times the weight's, for every group of one row: broadcast from memory below
 inline void scale_products(const float* xs, const float* ws, int64_t groups, float* d) {
@@ -220,20 +176,6 @@ void int8_rows(const QuantizedX& x, int64_t r0, int64_t k, int64_t n, int64_t ro
   }
 }
 
-// rows of x in blocks of kRowBlock, the tail one at a time
-template <typename RowFn>
-void for_row_blocks(int64_t m, RowFn fn) {
-  int64_t r = 0;
-  for (; r + kRowBlock <= m; r += kRowBlock) fn(std::integral_constant<int, kRowBlock>{}, r);
-  for (; r < m; ++r) fn(std::integral_constant<int, 1>{}, r);
-}
-
-QuantizedX quantized_input(const torch::Tensor& x, int64_t k) {
-  TORCH_CHECK(x.dim() == 2 && x.size(1) == k, "x must be [M, K] with K = ", k);
-  TORCH_CHECK(k % kGroup == 0, "K must be a multiple of 32");
-  const auto xf = x.to(torch::kFloat32).contiguous();
-  return quantize_rows(xf.data_ptr<float>(), xf.size(0), k);
-}
 
 }  // namespace
 

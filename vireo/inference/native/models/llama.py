@@ -38,7 +38,7 @@ from vireo.inference.quant.linear import QuantizedLinear, QuantizedWeight, conca
 from vireo.inference.quant.rtn import quantize_linears
 from vireo.inference.random_models import is_random_folder, random_weights
 from vireo.kernels import cpu_decode_ops
-from vireo.kernels.cpu_quant import CpuInt8Weight, Int4Grid, for_cpu_kernels, pack_int4
+from vireo.kernels.cpu_quant import CpuGgufWeight, CpuInt8Weight, Int4Grid, for_cpu_kernels, pack_int4
 from vireo.kernels.dispatch import interpreting, use_triton
 
 SUPPORTED = ("LlamaForCausalLM", "Qwen2ForCausalLM")
@@ -73,7 +73,7 @@ def fused_linear(parts: list, bias: torch.Tensor | None, batch_hint: int, dense_
     """One linear whose output features are those of `parts` (float tensors or quantized); parts of
     different formats (a GGUF Q4_K_M layer's Q6_K v_proj beside Q4_K q/k) run as one linear per
     run of a format, outputs concatenated."""
-    runs = [list(run) for _, run in itertools.groupby(parts, key=type)]
+    runs = [list(run) for _, run in itertools.groupby(parts, key=lambda p: (type(p), getattr(p, "block_type", None)))]
     if len(runs) == 1:
         return _linear_of(parts, bias, batch_hint, dense_gemv)
     linears, start = [], 0
@@ -95,6 +95,8 @@ def _linear_of(parts: list, bias: torch.Tensor | None, batch_hint: int, dense_ge
         return QuantizedLinear(pack_int4(Int4Grid.cat(parts)), bias)
     if isinstance(first, CpuInt8Weight):
         return QuantizedLinear(CpuInt8Weight.cat(parts), bias)
+    if isinstance(first, CpuGgufWeight):  # a GGUF file's own blocks
+        return QuantizedLinear(CpuGgufWeight.cat(parts), bias)
     fused = concat_out_features(parts)
     # the portable weight stays where Triton can run it: CUDA, or CPU tensors under the interpreter (tests)
     cpu = None if fused.qweight.is_cuda or interpreting() else for_cpu_kernels(fused)
@@ -185,8 +187,8 @@ class LlamaModel:
         self.dtype, self.device = dtype, torch.device(device)
         if self.device.type != "cpu":  # on CPU, a lazy mapping (GGUF) stays lazy: one layer decoded at a time
             weights = {name: w.to(self.device) for name, w in weights.items()}
-        # a float matrix, or (GGUF) int8 rows the lookup scales and the tied LM head multiplies
-        self.embed: torch.Tensor | CpuInt8Weight = weights["model.embed_tokens.weight"]
+        # a float matrix, or (GGUF) quantized rows the lookup de-quantizes and the tied LM head multiplies
+        self.embed: torch.Tensor | CpuInt8Weight | CpuGgufWeight = weights["model.embed_tokens.weight"]
         self.layers = [
             DecoderLayer(weights, f"model.layers.{i}.", cfg, batch_hint, dense_gemv) for i in range(cfg.layers)
         ]
@@ -194,7 +196,7 @@ class LlamaModel:
         head = weights.get("lm_head.weight", self.embed)
         self.lm_head = (
             QuantizedLinear(head, None)
-            if isinstance(head, CpuInt8Weight)
+            if isinstance(head, (CpuInt8Weight, CpuGgufWeight))
             else Linear(head, None, batch_hint, dense_gemv=dense_gemv)
         )
         inv_freq, scaling = inverse_frequencies(hf_config, cfg.head_dim)

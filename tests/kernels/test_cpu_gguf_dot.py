@@ -1,0 +1,93 @@
+"""Our AVX2 kernel over GGUF's own blocks (`cpu_gguf_dot`): each type's de-quantization equals gguf's
+(`gguf.quants.dequantize`, the format's reference code) exactly, and its matmul equals, in float64, the
+de-quantized weight times x rounded as the kernel rounds it (per 32 values; per 256 for the K-quants)."""
+
+import numpy as np
+import pytest
+import torch
+from gguf import GGMLQuantizationType
+from gguf.quants import dequantize
+
+from vireo.kernels import cpu_gguf_dot
+from vireo.kernels.cpu_quant import CpuGgufWeight
+
+pytestmark = pytest.mark.skipif(cpu_gguf_dot.load_kernel() is None, reason="AVX2 extension not available here")
+
+TYPES = list(cpu_gguf_dot.BLOCK_TYPES)
+ROWS = [1, 3, 4, 5, 8]  # blocks of four rows of x and the tail one by one
+N, K = 72, 768  # K: three super-blocks of 256
+
+
+def random_blocks(block_type: str, n: int = N, k: int = K, seed: int = 0) -> np.ndarray:
+    """Rows [n, bytes] of random blocks (every bit pattern of the values) with sane float16 scales."""
+    rng = np.random.default_rng(seed)
+    _, values, size = cpu_gguf_dot.BLOCK_TYPES[block_type]
+    raw = rng.integers(0, 256, (n, k // values, size), dtype=np.uint8)
+    halves = rng.uniform(1e-3, 2e-2, (n, k // values, 2)).astype(np.float16).view(np.uint8)
+    if block_type == "Q6_K":
+        raw[..., 208:210] = halves[..., :2]  # d follows ql, qh and the int8 sub-scales
+    elif block_type in ("Q4_1", "Q4_K"):
+        raw[..., 0:4] = halves  # d and m (Q4_1) or dmin (Q4_K)
+    else:
+        raw[..., 0:2] = halves[..., :2]
+    return raw.reshape(n, -1)
+
+
+def reference_weight(raw: np.ndarray, block_type: str) -> torch.Tensor:
+    return torch.from_numpy(np.array(dequantize(raw, GGMLQuantizationType[block_type]), dtype=np.float32))
+
+
+def rounded(x: torch.Tensor, block: int) -> torch.Tensor:
+    """x as the kernel rounds it: int8 per `block` values, scale max|x| / 127 (float64)."""
+    m, k = x.shape
+    b = x.double().view(m, k // block, block)
+    scale = b.abs().amax(-1, keepdim=True).float().double() / 127
+    q = torch.where(scale > 0, torch.round(b / torch.where(scale > 0, scale, 1)), 0)
+    return (q * scale).view(m, k)
+
+
+@pytest.mark.parametrize("block_type", TYPES)
+def test_dequantization_equals_gguf_reference_code(block_type):
+    raw = random_blocks(block_type)
+    ours = cpu_gguf_dot.dequantize(torch.from_numpy(raw), block_type, K)
+    assert torch.equal(ours, reference_weight(raw, block_type))
+
+
+@pytest.mark.parametrize("block_type", TYPES)
+@pytest.mark.parametrize("m", ROWS)
+def test_matmul_equals_the_weight_times_rounded_x(block_type, m):
+    raw = random_blocks(block_type, seed=m)
+    x = torch.randn(m, K, generator=torch.Generator().manual_seed(100 + m))
+    weight = CpuGgufWeight(torch.from_numpy(raw), block_type, K)
+    got = weight.matmul(x).double()
+    block = 256 if block_type.endswith("_K") else 32
+    ref = rounded(x, block) @ reference_weight(raw, block_type).double().t()
+    # float32 accumulation of integer block products: relative to the output's scale
+    assert (got - ref).abs().max() <= 1e-5 * ref.abs().max()
+    # and not merely close to zero: x's rounding is what the reference models, not a looser bound
+    assert ref.abs().max() > 0.1
+
+
+@pytest.mark.parametrize("block_type", ["Q4_K", "Q8_0"])
+def test_prefill_rows_take_dequantized_slices_of_the_same_weight(block_type):
+    raw = random_blocks(block_type, seed=7)
+    weight = CpuGgufWeight(torch.from_numpy(raw), block_type, K)
+    x = torch.randn(weight.dense_from_rows, K)
+    ref = x.double() @ reference_weight(raw, block_type).double().t()
+    assert torch.allclose(weight.matmul(x).double(), ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
+
+
+def test_embedding_rows_and_concatenation():
+    raw = random_blocks("Q5_0", seed=3)
+    weight = CpuGgufWeight(torch.from_numpy(raw), "Q5_0", K)
+    index = torch.tensor([[5, 0], [71, 5]])
+    full = reference_weight(raw, "Q5_0")
+    assert torch.equal(weight.rows(index, torch.float32), full[index])
+    both = CpuGgufWeight.cat([weight, CpuGgufWeight(torch.from_numpy(raw[:8].copy()), "Q5_0", K)])
+    assert both.shape == (N + 8, K) and torch.equal(both.dequantize()[N:], full[:8])
+
+
+def test_a_row_of_the_wrong_size_is_refused():
+    raw = torch.from_numpy(random_blocks("Q4_K"))
+    with pytest.raises(RuntimeError, match="bytes of this type"):
+        cpu_gguf_dot.gguf_mm(torch.randn(1, 512), raw, "Q4_K", 512)

@@ -1,0 +1,53 @@
+"""Our AVX2 CPU kernel over a GGUF file's own quantized blocks (`csrc/cpu_gguf_dot.cpp`): decode-size
+matmuls that read exactly the bytes llama.cpp reads (Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K), activations
+rounded to int8 per block of 32, and each type's de-quantization to float32. `vireo.kernels.cpu_quant`'s
+`CpuGgufWeight` holds the blocks.
+
+Built and loaded by `cpu_extensions` (the engine setting `cpu_kernels` turns it off); where `load_kernel`
+returns None, GGUF weights take the int4/int8 forms of `cpu_quant` instead.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import torch
+
+from vireo.kernels import cpu_extensions
+
+# GGML's number and (values, bytes) per block of each type the kernel reads
+BLOCK_TYPES: dict[str, tuple[int, int, int]] = {
+    "Q4_0": (2, 32, 18),
+    "Q4_1": (3, 32, 20),
+    "Q5_0": (6, 32, 22),
+    "Q8_0": (8, 32, 34),
+    "Q4_K": (12, 256, 144),
+    "Q6_K": (14, 256, 210),
+}
+
+
+def load_kernel() -> ModuleType | None:
+    """The compiled extension, or None (`cpu_extensions.load`: turned off, no AVX2, or no compiler)."""
+    return cpu_extensions.load("cpu_gguf_dot")
+
+
+def row_bytes(block_type: str, k: int) -> int:
+    """Bytes of one row of K values in `block_type`."""
+    _, values, size = BLOCK_TYPES[block_type]
+    if k % values:
+        raise ValueError(f"a {block_type} row holds a multiple of {values} values, not {k}")
+    return k // values * size
+
+
+def gguf_mm(x: torch.Tensor, blocks: torch.Tensor, block_type: str, k: int) -> torch.Tensor:
+    """x [M, K] @ W.T -> float32 [M, N]; W: uint8 [N, bytes per row] of `block_type` blocks."""
+    kernel = load_kernel()
+    assert kernel is not None, "the AVX2 kernel is not built here"
+    return kernel.gguf_mm(x, blocks, BLOCK_TYPES[block_type][0], k)
+
+
+def dequantize(blocks: torch.Tensor, block_type: str, k: int) -> torch.Tensor:
+    """W as float32 [N, K]."""
+    kernel = load_kernel()
+    assert kernel is not None, "the AVX2 kernel is not built here"
+    return kernel.gguf_dequantize(blocks.contiguous(), BLOCK_TYPES[block_type][0], k)

@@ -1,0 +1,102 @@
+"""CPU benchmark of a GGUF file's matrices in the forms the engine can hold them, side by side in one
+process: the file's own blocks on our `cpu_gguf_dot` kernel against the forms used before it (Q4 types as
+int4 group 32 on `cpu_int8dot`, the other types re-quantized to int8 rows), timed interleaved per (tensor,
+M) as `cpu_kernels` times its contenders, medians reported.
+
+    python -m vireo.tools.bench.gguf_kernels --models qwen2.5-coder-0.5b --json benchmarks/results/gguf-kernels.json
+
+One tensor per (block type, shape) of each model's file: its decode matmuls as the engine runs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vireo.inference.model_config import read_model_config
+from vireo.inference.quant.gguf_weights import Q4_TYPES, GgufWeights, gguf_source, int8_rows, q4_grid
+from vireo.inference.registry import ModelRegistry
+from vireo.kernels import cpu_gguf_dot
+from vireo.kernels.cpu_quant import CpuGgufWeight, pack_int4
+from vireo.tools.bench.cpu_kernels import timed
+from vireo.tools.machine import machine_info, source_commit
+
+MS = [1, 4, 8]
+
+
+def representative_tensors(weights: GgufWeights) -> dict[tuple[str, int, int], str]:
+    """One HF name per (block type, N, K) among the file's quantized matrices."""
+    chosen: dict[tuple[str, int, int], str] = {}
+    for name, info in weights.tensors.items():
+        if len(info.shape) == 2 and info.type.name in cpu_gguf_dot.BLOCK_TYPES and name != "model.embed_tokens.weight":
+            chosen.setdefault((info.type.name, info.rows, info.shape[0]), name)
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"])
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--min-s", type=float, default=0.05)
+    args = parser.parse_args(argv)
+    if cpu_gguf_dot.load_kernel() is None:
+        raise SystemExit("our AVX2 kernel is not available here: nothing to compare")
+    rows = []
+    for model in args.models:
+        folder = ModelRegistry().resolve(model).path
+        source = gguf_source(folder)
+        if source is None:
+            print(f"{model}: no GGUF file, skipped")
+            continue
+        weights = GgufWeights(source, read_model_config(folder), torch.float32)
+        for (block_type, n, k), name in representative_tensors(weights).items():
+            raw = weights.raw(name)
+            blocks = CpuGgufWeight(torch.from_numpy(np.ascontiguousarray(raw)), block_type, k)
+            if block_type in Q4_TYPES:
+                before = pack_int4(q4_grid(raw, block_type))
+            else:
+                before = int8_rows(raw, weights.tensors[name].type)
+            fns = {"gguf_blocks": blocks.matmul, "before": before.matmul}
+            for m in MS:
+                ms = timed(fns, torch.randn(m, k), args.rounds, args.min_s)
+                row = {
+                    "model": model,
+                    "tensor": name,
+                    "block_type": block_type,
+                    "n": n,
+                    "k": k,
+                    "m": m,
+                    "before_form": type(before).__name__,
+                    "median_ms": ms,
+                    "blocks_speedup": round(ms["before"] / ms["gguf_blocks"], 3),
+                    "bytes": {"gguf_blocks": blocks.nbytes(), "before": before.nbytes()},
+                }
+                rows.append(row)
+                print(
+                    f"{model:20} {block_type:5} {n:>6}x{k:<5} M={m}: blocks {ms['gguf_blocks']:.3f} ms, "
+                    f"{type(before).__name__} {ms['before']:.3f} ms ({row['blocks_speedup']:.2f}x)",
+                    flush=True,
+                )
+    result = {
+        "benchmark": "gguf_kernels",
+        "what": "x @ W.T per call for a GGUF file's matrices: the file's blocks on cpu_gguf_dot vs the forms "
+        "used before it; medians of interleaved rounds; blocks_speedup > 1: the blocks faster",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "commit": source_commit(),
+        "machine": machine_info(),
+        "threads": torch.get_num_threads(),
+        "rows": rows,
+    }
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
