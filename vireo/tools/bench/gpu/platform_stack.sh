@@ -30,7 +30,7 @@ python3 -m vireo.cli bench platform --engine-ratio --concurrency "$LEVELS" --rou
 python3 - "$OUT/platform-h200.json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
-print("card:", d["machine"].get("gpu"), "| model:", d["engine"]["model"])
+print("card:", d["machine"].get("card"), "| model:", d["engine"]["model"])
 print(f"{'clients':>7} {'engine tok/s':>12} {'platform tok/s':>14} {'ratio':>6} {'TTFT eng ms':>11} {'TTFT plat ms':>12}")
 for level in d["levels"]:
     e, p = level["engine"], level["platform"]
