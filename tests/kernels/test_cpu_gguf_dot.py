@@ -2,6 +2,8 @@
 (`gguf.quants.dequantize`, the format's reference code) exactly, and its matmul equals, in float64, the
 de-quantized weight times x rounded as the kernel rounds it (per 32 values; per 256 for the K-quants)."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -91,3 +93,15 @@ def test_a_row_of_the_wrong_size_is_refused():
     raw = torch.from_numpy(random_blocks("Q4_K"))
     with pytest.raises(RuntimeError, match="bytes of this type"):
         cpu_gguf_dot.gguf_mm(torch.randn(1, 512), raw, "Q4_K", 512)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one CPU")
+def test_the_kernels_split_their_work_over_torchs_threads():
+    """at::parallel_for's loop is inline OpenMP: built without -fopenmp it runs on one thread, silently
+    (every kernel here did until 2026-12-06, at half the speed on two cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert cpu_gguf_dot.load_kernel().threads_used(256) == 2
+    finally:
+        torch.set_num_threads(before)

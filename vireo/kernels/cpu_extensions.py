@@ -24,7 +24,7 @@ import torch
 log = logging.getLogger(__name__)
 
 CSRC = Path(__file__).parent / "csrc"
-FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c"]  # F16C: GGUF blocks keep their scales in float16
+FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp"]
 
 BUILD_ROOT = Path.home() / ".cache" / "vireo" / "torch_extensions"
 

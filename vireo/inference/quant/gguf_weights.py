@@ -221,13 +221,17 @@ def q4_grid(raw: np.ndarray, type_name: str) -> Int4Grid:
 
 
 def q5_0_as_q8_0(raw: np.ndarray) -> np.ndarray:
-    """Q5_0 rows (w = d * (q - 16), q of five bits) as Q8_0 rows (w = d * int8): the same weights exactly."""
+    """Q5_0 rows (w = d * (q - 16), q of five bits) as Q8_0 rows (w = d * int8): the same weights exactly,
+    converted `_DEQUANT_ROWS` rows at a time (a 151936-row embedding's whole intermediates are GBs)."""
     blocks = np.ascontiguousarray(raw).view(_Q5_0)  # [N, blocks per row]
-    low = np.concatenate([blocks["qs"] & 0xF, blocks["qs"] >> 4], axis=-1)  # values j and j + 16
-    fifth = (blocks["qh"][..., None] >> np.arange(32, dtype=np.uint32)) & 1
     out = np.empty(blocks.shape, dtype=_Q8_0)
     out["d"] = blocks["d"]
-    out["qs"] = (low.astype(np.int16) | (fifth.astype(np.int16) << 4)) - 16
+    bit = np.arange(32, dtype=np.uint32)
+    for start in range(0, blocks.shape[0], _DEQUANT_ROWS):
+        part = blocks[start : start + _DEQUANT_ROWS]
+        low = np.concatenate([part["qs"] & 0xF, part["qs"] >> 4], axis=-1).astype(np.int8)  # values j, j + 16
+        fifth = (((part["qh"][..., None] >> bit) & 1) << 4).astype(np.int8)
+        out["qs"][start : start + _DEQUANT_ROWS] = (low | fifth) - 16
     return out.view(np.uint8).reshape(raw.shape[0], -1)
 
 

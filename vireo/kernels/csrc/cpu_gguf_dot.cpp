@@ -13,6 +13,7 @@
 #include "avx2_math.h"
 #include "int8_activations.h"
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 
@@ -103,57 +104,57 @@ struct Rows {
 template <int R>
 struct Acc {
   __m256 v[R][2];
-  float offset[R];
+  float offset[R][2];
   Acc() {
-    for (int i = 0; i < R; ++i) v[i][0] = v[i][1] = _mm256_setzero_ps(), offset[i] = 0.f;
+    for (int i = 0; i < R; ++i) v[i][0] = v[i][1] = _mm256_setzero_ps(), offset[i][0] = offset[i][1] = 0.f;
   }
-  float total(int i) const { return hsum(_mm256_add_ps(v[i][0], v[i][1])) + offset[i]; }
+  float total(int i) const { return hsum(_mm256_add_ps(v[i][0], v[i][1])) + offset[i][0] + offset[i][1]; }
 };
 
 // A block of 32 unsigned values u (w = d * u + c): the integer dot product, and c times the block's
 // sum of rounded x.
-template <int R>
-inline void add_unsigned32(__m256i u, float d, float c, const Rows<R>& x, int64_t v0, int lane, Acc<R>& acc) {
+template <int L, int R>
+inline void add_unsigned32(__m256i u, float d, float c, const Rows<R>& x, int64_t v0, Acc<R>& acc) {
   for (int i = 0; i < R; ++i) {
     const float xs = *x.scale(i, v0);
-    acc.v[i][lane] = _mm256_fmadd_ps(_mm256_set1_ps(d * xs), dot_u8_s8(u, load32(x.q(i, v0))), acc.v[i][lane]);
-    acc.offset[i] += c * *x.qsum(i, v0);
+    acc.v[i][L] = _mm256_fmadd_ps(_mm256_set1_ps(d * xs), dot_u8_s8(u, load32(x.q(i, v0))), acc.v[i][L]);
+    acc.offset[i][L] += c * *x.qsum(i, v0);
   }
 }
 
-template <int R>
-inline void add_block(const BlockQ4_0& b, const Rows<R>& x, int64_t v0, int lane, Acc<R>& acc) {
+template <int L, int R>
+inline void add_block(const BlockQ4_0& b, const Rows<R>& x, int64_t v0, Acc<R>& acc) {
   const float d = half(b.d);
-  add_unsigned32(unpack_int4(b.qs), d, -8.f * d, x, v0, lane, acc);
+  add_unsigned32<L>(unpack_int4(b.qs), d, -8.f * d, x, v0, acc);
 }
 
-template <int R>
-inline void add_block(const BlockQ4_1& b, const Rows<R>& x, int64_t v0, int lane, Acc<R>& acc) {
-  add_unsigned32(unpack_int4(b.qs), half(b.d), half(b.m), x, v0, lane, acc);
+template <int L, int R>
+inline void add_block(const BlockQ4_1& b, const Rows<R>& x, int64_t v0, Acc<R>& acc) {
+  add_unsigned32<L>(unpack_int4(b.qs), half(b.d), half(b.m), x, v0, acc);
 }
 
 // signed weights w (|w| <= 127) times x: |w| * (x with w's sign), unsigned by signed as maddubs wants
-template <int R>
-inline void add_signed32(__m256i w, float d, const Rows<R>& x, int64_t v0, int lane, Acc<R>& acc) {
+template <int L, int R>
+inline void add_signed32(__m256i w, float d, const Rows<R>& x, int64_t v0, Acc<R>& acc) {
   const __m256i magnitude = _mm256_sign_epi8(w, w);
   for (int i = 0; i < R; ++i) {
     const __m256 dot = dot_u8_s8(magnitude, _mm256_sign_epi8(load32(x.q(i, v0)), w));
-    acc.v[i][lane] = _mm256_fmadd_ps(_mm256_set1_ps(d * *x.scale(i, v0)), dot, acc.v[i][lane]);
+    acc.v[i][L] = _mm256_fmadd_ps(_mm256_set1_ps(d * *x.scale(i, v0)), dot, acc.v[i][L]);
   }
 }
 
-template <int R>
-inline void add_block(const BlockQ5_0& b, const Rows<R>& x, int64_t v0, int lane, Acc<R>& acc) {
+template <int L, int R>
+inline void add_block(const BlockQ5_0& b, const Rows<R>& x, int64_t v0, Acc<R>& acc) {
   uint32_t high;
   std::memcpy(&high, b.qh, 4);
   // q - 16 as a signed byte straight away: the low four bits, and 0xf0 (-16) where the fifth bit is clear
   const __m256i w = _mm256_or_si256(unpack_int4(b.qs), _mm256_andnot_si256(bits_to_bytes(high), _mm256_set1_epi8(-16)));
-  add_signed32(w, half(b.d), x, v0, lane, acc);
+  add_signed32<L>(w, half(b.d), x, v0, acc);
 }
 
-template <int R>
-inline void add_block(const BlockQ8_0& b, const Rows<R>& x, int64_t v0, int lane, Acc<R>& acc) {
-  add_signed32(load32(b.qs), half(b.d), x, v0, lane, acc);
+template <int L, int R>
+inline void add_block(const BlockQ8_0& b, const Rows<R>& x, int64_t v0, Acc<R>& acc) {
+  add_signed32<L>(load32(b.qs), half(b.d), x, v0, acc);
 }
 
 // R rows of x rounded per 256 (the K-quants' activations); v is a value index along K, a multiple of 256
@@ -166,8 +167,8 @@ struct Rows256 {
   __m256i bsums(int i, int64_t v) const { return load32(x.bsums.data() + ((r0 + i) * k + v) / 16); }
 };
 
-// _mm256_shuffle_epi8 masks over eight int16 held in both 128-bit lanes, built once: kPickSame[e] repeats
-// element e in both lanes (a Q4_K sub-block's scale over its 32 values), kPickPair[t] element 2t in lane 0
+// _mm256_shuffle_epi8 masks over eight int16 held in both 128-bit lanes, built once: same[e] repeats
+// element e in both lanes (a Q4_K sub-block's scale over its 32 values), pair[t] element 2t in lane 0
 // and 2t + 1 in lane 1 (a Q6_K 32-value chunk's two sub-scales, one per 16 values)
 struct PickMasks {
   alignas(32) int8_t same[8][32];
@@ -183,8 +184,8 @@ const PickMasks kPick;
 
 // Q4_K: the sub-blocks' products times their 6-bit scales add up in int32 over the super-block; one
 // float multiply-add per super-block, and the minima against the integer sums of x
-template <int R>
-inline void add_block(const BlockQ4_K& b, const Rows256<R>& x, int64_t v0, int, Acc<R>& acc) {
+template <int L, int R>
+inline void add_block(const BlockQ4_K& b, const Rows256<R>& x, int64_t v0, Acc<R>& acc) {
   alignas(8) uint8_t sc[8], mn[8];
   q4k_scales(b.scales, sc, mn);
   // the eight scales as int16 in both 128-bit lanes (kPick.same broadcasts one)
@@ -217,8 +218,8 @@ inline void add_block(const BlockQ4_K& b, const Rows256<R>& x, int64_t v0, int, 
 }
 
 // Q6_K: (q - 32) * x as q * x minus 32 times the sums of x, every product times its int8 sub-scale in int32
-template <int R>
-inline void add_block(const BlockQ6_K& b, const Rows256<R>& x, int64_t v0, int lane, Acc<R>& acc) {
+template <int L, int R>
+inline void add_block(const BlockQ6_K& b, const Rows256<R>& x, int64_t v0, Acc<R>& acc) {
   const float d = half(b.d);
   const __m128i scale_bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
   const __m256i scales16 = _mm256_cvtepi8_epi16(scale_bytes);  // the sixteen sub-scales, one per 16 values
@@ -247,8 +248,8 @@ inline void add_block(const BlockQ6_K& b, const Rows256<R>& x, int64_t v0, int l
   }
   for (int i = 0; i < R; ++i) {
     const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(scales16, x.bsums(i, v0)), 5);  // 32 * sc * sum
-    acc.v[i][lane] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.scale(i, v0)),
-                                           _mm256_cvtepi32_ps(_mm256_sub_epi32(isum[i], offset)), acc.v[i][lane]);
+    acc.v[i][L] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.scale(i, v0)),
+                                           _mm256_cvtepi32_ps(_mm256_sub_epi32(isum[i], offset)), acc.v[i][L]);
   }
 }
 
@@ -336,7 +337,13 @@ torch::Tensor matmul(const torch::Tensor& x, const torch::Tensor& blocks, int64_
           else return RowsR{xq, r0, k, k / kGroup};
         }();
         Acc<R> acc;
-        for (int64_t j = 0; j < nblocks; ++j) add_block<R>(wrow[j], rows, j * Block::kValues, j & 1, acc);
+        // two blocks a step, each into an accumulator of its own (named at compile time: registers)
+        int64_t j = 0;
+        for (; j + 2 <= nblocks; j += 2) {
+          add_block<0, R>(wrow[j], rows, j * Block::kValues, acc);
+          add_block<1, R>(wrow[j + 1], rows, (j + 1) * Block::kValues, acc);
+        }
+        if (j < nblocks) add_block<0, R>(wrow[j], rows, j * Block::kValues, acc);
         for (int i = 0; i < R; ++i) y[(r0 + i) * n + row] = acc.total(i);
       });
     }
@@ -386,7 +393,16 @@ torch::Tensor gguf_dequantize(torch::Tensor blocks, int64_t type, int64_t k) {
   return by_type(type, [&](auto block) { return dequantize<decltype(block)>(blocks, k); });
 }
 
+// How many threads at::parallel_for ran `tasks` tasks on: its loop is inline OpenMP, which a build without
+// -fopenmp silently runs on one thread (cpu_extensions.FLAGS; tests/kernels/test_cpu_gguf_dot.py)
+int64_t threads_used(int64_t tasks) {
+  std::atomic<uint64_t> seen{0};
+  at::parallel_for(0, tasks, 1, [&](int64_t, int64_t) { seen |= uint64_t{1} << (at::get_thread_num() % 64); });
+  return __builtin_popcountll(seen.load());
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gguf_mm", &gguf_mm, "x @ W.T, W in GGML blocks (Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K), x rounded to int8 (AVX2)");
   m.def("gguf_dequantize", &gguf_dequantize, "GGML blocks as float32 [N, K]");
+  m.def("threads_used", &threads_used, "threads at::parallel_for ran `tasks` tasks on");
 }
