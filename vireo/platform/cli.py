@@ -38,7 +38,18 @@ def serve_api(host: str = "127.0.0.1", port: int = 8000) -> None:
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
     # uvicorn's own logging off: its lines go through ours, and the API logs each request itself
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    if settings.api_workers > 1:  # processes of their own, each building the app from the environment
+        uvicorn.run(
+            "vireo.platform.api.app:create_app",
+            factory=True,
+            workers=settings.api_workers,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+        )
+    else:
+        uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
 
 
 @serve.command("worker")

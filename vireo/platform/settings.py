@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     tokens_per_day: int = Field(0, ge=0)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # API processes (uvicorn workers) on that port: each SSE stream costs the API a Redis read and a send
+    # per engine step, so a GPU serving dozens of streams wants several (the reaper runs under a lease)
+    api_workers: int = Field(1, ge=1)
     ui_port: int = 8501
     api_url: str = "http://127.0.0.1:8000"
     # logs and metrics (docs/OPERATIONS.md): json = one JSON object per line, text = for a terminal;

@@ -16,6 +16,7 @@ from vireo.platform.api.errors import install_error_handlers, openai_error_body
 from vireo.platform.api.request_log import RequestLog
 from vireo.platform.api.state import ApiState
 from vireo.platform.limits import LimitExceeded
+from vireo.platform.logs import configure_logging
 from vireo.platform.reaper import Reaper
 from vireo.platform.services import configure_app_services
 from vireo.platform.settings import Settings, get_settings
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        configure_logging(settings.log_level, settings.log_format)  # each API process's own (api_workers > 1)
         configure_app_services(settings)
         state = app.state.vireo = ApiState.open(settings)  # what the routes' dependencies hand out (deps.py)
         await asyncio.to_thread(state.jobs.warm_up)  # heavy imports before the first request
