@@ -22,7 +22,7 @@ from vireo.inference.model_config import read_model_config
 from vireo.inference.quant.gguf_weights import Q4_TYPES, GgufWeights, gguf_source, int8_rows, q4_grid
 from vireo.inference.registry import ModelRegistry
 from vireo.kernels import cpu_gguf_dot
-from vireo.kernels.cpu_quant import CpuGgufWeight, pack_int4
+from vireo.kernels.cpu_quant import CpuGgufWeight, CpuWeight, pack_int4
 from vireo.tools.bench.cpu_kernels import timed
 from vireo.tools.machine import machine_info, source_commit
 
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         for (block_type, n, k), name in representative_tensors(weights).items():
             raw = weights.raw(name)
             blocks = CpuGgufWeight(torch.from_numpy(np.ascontiguousarray(raw)), block_type, k)
+            before: CpuWeight
             if block_type in Q4_TYPES:
                 before = pack_int4(q4_grid(raw, block_type))
             else:
