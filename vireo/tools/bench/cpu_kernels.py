@@ -108,6 +108,23 @@ def timed(fns: dict[str, Callable], x: torch.Tensor, rounds: int, min_s: float) 
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def write_result(path: Path | None, benchmark: str, what: str, rows: list[dict]) -> None:
+    """A kernel benchmark's rows with the date, commit, machine and thread count, as JSON at `path`."""
+    if path is None:
+        return
+    result = {
+        "benchmark": benchmark,
+        "what": what,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "commit": source_commit(),
+        "machine": machine_info(),
+        "threads": torch.get_num_threads(),
+        "rows": rows,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the results here")
@@ -136,19 +153,13 @@ def main(argv: list[str] | None = None) -> None:
                 f"int8 torch {ms['torch_int8']:.3f} ours {ms['ours_int8']:.3f} ({row['ours_int8_vs_torch_int8']:.2f}x)",
                 flush=True,
             )
-    result = {
-        "benchmark": "cpu_kernels",
-        "what": "x @ W.T per call: our AVX2 int8-activation kernels vs PyTorch's int4/int8 weight-only kernels "
+    write_result(
+        args.json,
+        "cpu_kernels",
+        "x @ W.T per call: our AVX2 int8-activation kernels vs PyTorch's int4/int8 weight-only kernels "
         "and the float32 linear; medians of interleaved rounds; ratios > 1: ours (or the quantized one) faster",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": source_commit(),
-        "machine": machine_info(),
-        "threads": torch.get_num_threads(),
-        "rows": rows,
-    }
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        rows,
+    )
 
 
 if __name__ == "__main__":

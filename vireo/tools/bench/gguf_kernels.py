@@ -11,8 +11,6 @@ One tensor per (block type, shape) of each model's file: its decode matmuls as t
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +21,7 @@ from vireo.inference.quant.gguf_weights import Q4_TYPES, GgufWeights, gguf_sourc
 from vireo.inference.registry import ModelRegistry
 from vireo.kernels import cpu_gguf_dot
 from vireo.kernels.cpu_quant import CpuGgufWeight, CpuWeight, pack_int4
-from vireo.tools.bench.cpu_kernels import timed
-from vireo.tools.machine import machine_info, source_commit
+from vireo.tools.bench.cpu_kernels import timed, write_result
 
 MS = [1, 4, 8]
 
@@ -84,19 +81,13 @@ def main(argv: list[str] | None = None) -> None:
                     f"{type(before).__name__} {ms['before']:.3f} ms ({row['blocks_speedup']:.2f}x)",
                     flush=True,
                 )
-    result = {
-        "benchmark": "gguf_kernels",
-        "what": "x @ W.T per call for a GGUF file's matrices: the file's blocks on cpu_gguf_dot vs the forms "
+    write_result(
+        args.json,
+        "gguf_kernels",
+        "x @ W.T per call for a GGUF file's matrices: the file's blocks on cpu_gguf_dot vs the forms "
         "used before it; medians of interleaved rounds; blocks_speedup > 1: the blocks faster",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": source_commit(),
-        "machine": machine_info(),
-        "threads": torch.get_num_threads(),
-        "rows": rows,
-    }
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        rows,
+    )
 
 
 if __name__ == "__main__":
