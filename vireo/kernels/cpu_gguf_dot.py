@@ -31,14 +31,6 @@ def load_kernel() -> ModuleType | None:
     return cpu_extensions.load("cpu_gguf_dot")
 
 
-def row_bytes(block_type: str, k: int) -> int:
-    """Bytes of one row of K values in `block_type`."""
-    _, values, size = BLOCK_TYPES[block_type]
-    if k % values:
-        raise ValueError(f"a {block_type} row holds a multiple of {values} values, not {k}")
-    return k // values * size
-
-
 def gguf_mm(x: torch.Tensor, blocks: torch.Tensor, block_type: str, k: int) -> torch.Tensor:
     """x [M, K] @ W.T -> float32 [M, N]; W: uint8 [N, bytes per row] of `block_type` blocks."""
     kernel = load_kernel()
