@@ -53,7 +53,7 @@ run: install $(QWEN_STAMP)
 
 test: install
 	$(PY) -m vireo.cli models pull smollm2-135m >/dev/null
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 
 # the unit tests alone: no model-loading engines, no API/worker/Redis processes, no browser (markers in
 # pyproject.toml; tests/conftest.py marks a test by the fixtures it uses)

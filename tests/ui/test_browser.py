@@ -106,17 +106,6 @@ def test_a_generic_app_page_builds_its_form_from_the_schema(page, ui_url):
     assert page.get_by_text("hello from the browser test").count()
 
 
-def test_the_jobs_page_lists_my_jobs(page, ui_url, api_client):
-    job_id = api_client.submit("echo", {"text": "listed job"})
-    open_page(page, ui_url, "jobs")
-    page.get_by_text("Jobs", exact=True).first.wait_for()
-    page.locator("[data-testid='stDataFrame']").wait_for()
-    page.get_by_role("combobox").last.click()
-    page.get_by_text(re.compile(re.escape(job_id))).last.click()
-    # the text shows in the job panel; a collapsed "Result (JSON)" expander holds a hidden copy too
-    page.get_by_text("listed job").filter(visible=True).first.wait_for(timeout=60_000)
-
-
 def test_the_engine_page_shows_the_worker_statistics(page, ui_url):
     open_page(page, ui_url, "engine")
     page.get_by_text("Prefix-cache hit rate").first.wait_for()
