@@ -48,6 +48,9 @@ class EngineConfig(BaseModel):
     # (engine_process.py); None: on CUDA, where the engine outruns one interpreter shared with them
     own_process: bool | None = None
     max_batch: int = Field(32, ge=1)
+    # native engine: one model over this many devices (GPUs; CPU processes where there is no GPU),
+    # heads and MLP split between them (`native/parallel/`)
+    tensor_parallel_size: int = Field(1, ge=1)
     max_model_len: int | None = Field(8192, ge=1)  # None: the model's own context
     threads: int | None = Field(None, ge=1)  # torch CPU threads; None: torch's choice
     # native engine: KV cache of kv_cache_tokens slots, or (CUDA) this share of free GPU memory
@@ -63,6 +66,15 @@ class EngineConfig(BaseModel):
     openai_api_key: str | None = None
     openai_model: str | None = None  # the server's name for the model (default: `model`)
     home: Path | None = None  # the model registry's folder (None: the default home)
+
+    @model_validator(mode="after")
+    def _tensor_parallel_is_native(self) -> EngineConfig:
+        if self.tensor_parallel_size > 1 and self.backend != "native":
+            raise ValueError(
+                f"tensor_parallel_size {self.tensor_parallel_size} is for the native engine; the {self.backend} "
+                "backend shards its model itself (vLLM: its own --tensor-parallel-size)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _draft_needs_a_model(self) -> EngineConfig:
@@ -82,6 +94,11 @@ class EngineConfig(BaseModel):
                 "the engine is set to run on CUDA (VIREO_DEVICE=cuda) but torch sees no CUDA "
                 f"device here (torch {torch.__version__}, CUDA build: {torch.version.cuda}); "
                 "set VIREO_DEVICE=auto or cpu, or install a CUDA build of torch"
+            )
+        if device == "cuda" and self.tensor_parallel_size > torch.cuda.device_count():
+            raise EngineError(
+                f"tensor_parallel_size {self.tensor_parallel_size} needs as many GPUs; torch sees "
+                f"{torch.cuda.device_count()} here (VIREO_TENSOR_PARALLEL_SIZE)"
             )
         dtype = self.dtype if self.dtype != "auto" else ("bfloat16" if device == "cuda" else "float32")
         overlap = self.overlap_decode if self.overlap_decode is not None else device == "cuda"

@@ -99,7 +99,9 @@ class EngineProcess(Engine):
             target=serve_engine,
             args=(child_config, there, self.child_initializer),
             name=f"vireo-engine-{self.config.model}",
-            daemon=True,  # ended with this process; the child also ends when the pipe closes
+            # ended with this process (the child also ends when the pipe closes); a tensor-parallel
+            # engine starts processes of its own ranks, which a daemon process may not
+            daemon=self.config.tensor_parallel_size == 1,
         )
         self._process.start()
         there.close()

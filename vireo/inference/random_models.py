@@ -11,6 +11,7 @@ end-of-sequence token: generation always runs to its token budget, as speed meas
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -105,9 +106,12 @@ def is_random_folder(folder: Path) -> bool:
     return (Path(folder) / MARKER).exists()
 
 
-def random_weights(folder: Path, hf_config, dtype: torch.dtype, device: str | torch.device) -> dict[str, torch.Tensor]:
+def random_weights(
+    folder: Path, hf_config, dtype: torch.dtype, device: str | torch.device, keep: Callable | None = None
+) -> dict[str, torch.Tensor]:
     """The model's weights, made on `device` from the folder's seed: normal(0, initializer_range) for
-    matrices and embeddings, ones for norms (transformers' own initialisation of a Llama)."""
+    matrices and embeddings, ones for norms (transformers' own initialisation of a Llama). `keep(name,
+    tensor)` returns the part to hold (a tensor-parallel rank's shard), made one tensor at a time."""
     from transformers import AutoModelForCausalLM
 
     seed = json.loads((Path(folder) / MARKER).read_text())["seed"]
@@ -118,7 +122,8 @@ def random_weights(folder: Path, hf_config, dtype: torch.dtype, device: str | to
     weights = {}
     for name, shape in shapes.items():  # named_parameters: a tied lm_head is the embedding, listed once
         if name.endswith("norm.weight"):
-            weights[name] = torch.ones(shape, dtype=dtype, device=device)
+            weight = torch.ones(shape, dtype=dtype, device=device)
         else:
-            weights[name] = (torch.randn(shape, generator=generator, device=device) * std).to(dtype)
+            weight = (torch.randn(shape, generator=generator, device=device) * std).to(dtype)
+        weights[name] = weight if keep is None else keep(name, weight)
     return weights

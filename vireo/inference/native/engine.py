@@ -21,6 +21,7 @@ from vireo.inference.native.kv_budget import kv_cache_slots
 from vireo.inference.native.models.llama import LlamaModel
 from vireo.inference.native.outputs import RequestChannel, RequestOutputs
 from vireo.inference.native.overlap import OverlappedDecoding
+from vireo.inference.native.parallel.ranks import ShardedRunner, start_ranks
 from vireo.inference.native.sampling.constraints import ConstrainedDecoding, GrammarMatcher
 from vireo.inference.native.sampling.step_sampler import StepSampler
 from vireo.inference.native.scheduling.block_manager import BlockManager
@@ -49,27 +50,33 @@ class NativeEngine(LocalEngine):
         super().__init__(config, model_path, model_name, **kw)
         config = self.config  # resolved: a concrete device, dtype and overlap choice
         assert config.overlap_decode is not None  # made a bool by `EngineConfig.resolved`
-        self.model = model or LlamaModel.from_pretrained(
-            model_path,
-            torch_dtype(config.dtype),
-            config.max_batch,
-            config.device,
-            quantization=config.quantization,
-            dense_gemv=config.dense_gemv,
-        )
-        slots = kv_cache_slots(config, self.model.shape, self.model.dtype, self.model.device)
-        num_blocks = max(1, slots // config.block_size)
+        if config.tensor_parallel_size > 1:  # this process is rank 0; the other ranks start here
+            if model is not None:
+                raise ValueError("a tensor-parallel engine loads its own shards: pass no model")
+            self.runner: ModelRunner = start_ranks(config, model_path, self.context_length)
+            self.model, num_blocks = self.runner.model, self.runner.num_blocks
+        else:
+            self.model = model or LlamaModel.from_pretrained(
+                model_path,
+                torch_dtype(config.dtype),
+                config.max_batch,
+                config.device,
+                quantization=config.quantization,
+                dense_gemv=config.dense_gemv,
+            )
+            slots = kv_cache_slots(config, self.model.shape, self.model.dtype, self.model.device)
+            num_blocks = max(1, slots // config.block_size)
+            self.runner = ModelRunner(
+                self.model,
+                num_blocks,
+                config.block_size,
+                config.device,
+                config.cuda_graphs,
+                config.max_batch,
+                self.context_length,
+            )
         self.blocks = BlockManager(
             num_blocks, config.block_size, PrefixCache() if config.prefix_caching else NoPrefixCache()
-        )
-        self.runner = ModelRunner(
-            self.model,
-            num_blocks,
-            config.block_size,
-            config.device,
-            config.cuda_graphs,
-            config.max_batch,
-            self.context_length,
         )
         self.scheduler = Scheduler(
             self.blocks, config.max_batch, MAX_TOKENS_PER_STEP, frozenset(self.eos_token_ids), self.context_length
@@ -144,6 +151,8 @@ class NativeEngine(LocalEngine):
     async def shutdown(self) -> None:
         self.loop.stop()
         await asyncio.to_thread(self.loop.join, 5)
+        if isinstance(self.runner, ShardedRunner):
+            await asyncio.to_thread(self.runner.close)
 
     def forward_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.runner.forward_logits(input_ids)

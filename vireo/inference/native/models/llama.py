@@ -32,6 +32,8 @@ from vireo.inference.native.models.layers import (
     rotate_tables_in_place,
     silu_and_mul,
 )
+from vireo.inference.native.parallel.group import TensorParallel
+from vireo.inference.native.parallel.sharding import Shard, shard_weights
 from vireo.inference.quant.format import is_quantized_folder, load_quantized_weights
 from vireo.inference.quant.gguf_weights import GgufWeights, gguf_source
 from vireo.inference.quant.linear import QuantizedLinear, QuantizedWeight, concat_out_features
@@ -129,8 +131,11 @@ class RopeInputs:
 class DecoderLayer:
     """Pre-norm attention + SwiGLU MLP; the residual stream is carried between layers."""
 
-    def __init__(self, w: Mapping, prefix: str, cfg, batch_hint: int, dense_gemv: bool = True):
+    def __init__(
+        self, w: Mapping, prefix: str, cfg, batch_hint: int, dense_gemv: bool = True, tp: TensorParallel | None = None
+    ):
         a, m = prefix + "self_attn.", prefix + "mlp."
+        self.tp = tp  # set: o and down hold this rank's input features, their outputs summed over the ranks
         self.heads, self.kv_heads, self.head_dim = cfg.heads, cfg.kv_heads, cfg.head_dim
         self.eps = cfg.eps
         bias = None
@@ -150,18 +155,22 @@ class DecoderLayer:
         qk = rope.rotate(qkv[:, : qk_heads * self.head_dim].view(tokens, qk_heads, self.head_dim))
         v = qkv[:, qk_heads * self.head_dim :].view(tokens, self.kv_heads, self.head_dim)
         attn = paged_attention(qk[:, : self.heads], qk[:, self.heads :], v, kv[0], kv[1], meta)
-        x, residual = add_rms_norm(self.o(attn), residual, self.post_norm, self.eps)
-        return self.down(silu_and_mul(self.gate_up(x))), residual
+        x, residual = add_rms_norm(self._summed(self.o(attn)), residual, self.post_norm, self.eps)
+        return self._summed(self.down(silu_and_mul(self.gate_up(x)))), residual
+
+    def _summed(self, partial: torch.Tensor) -> torch.Tensor:
+        return partial if self.tp is None else self.tp.all_reduce(partial)
 
 
 class ModelShape:
-    """The few numbers of a HF config the model needs."""
+    """The few numbers of a HF config the model needs; heads are those of one tensor-parallel rank."""
 
-    def __init__(self, hf_config):
+    def __init__(self, hf_config, tp_size: int = 1):
         self.hidden = hf_config.hidden_size
-        self.heads = hf_config.num_attention_heads
-        self.kv_heads = getattr(hf_config, "num_key_value_heads", None) or self.heads
-        self.head_dim = getattr(hf_config, "head_dim", None) or self.hidden // self.heads
+        heads = hf_config.num_attention_heads
+        self.head_dim = getattr(hf_config, "head_dim", None) or self.hidden // heads
+        self.heads = heads // tp_size
+        self.kv_heads = (getattr(hf_config, "num_key_value_heads", None) or heads) // tp_size
         self.layers = hf_config.num_hidden_layers
         self.vocab = hf_config.vocab_size
         self.eps = hf_config.rms_norm_eps
@@ -179,18 +188,20 @@ class LlamaModel:
         batch_hint: int = 32,
         device: str | torch.device = "cpu",
         dense_gemv: bool = True,
+        tp: TensorParallel | None = None,
     ):
         arch = (getattr(hf_config, "architectures", None) or ["LlamaForCausalLM"])[0]
         if arch not in SUPPORTED:
             raise ValueError(f"native engine supports {', '.join(SUPPORTED)}, not {arch}")
-        self.shape = cfg = ModelShape(hf_config)
+        self.tp = tp  # set: `weights` are this rank's shard (`parallel.sharding`)
+        self.shape = cfg = ModelShape(hf_config, tp.size if tp else 1)
         self.dtype, self.device = dtype, torch.device(device)
         if self.device.type != "cpu":  # on CPU, a lazy mapping (GGUF) stays lazy: one layer decoded at a time
             weights = {name: w.to(self.device) for name, w in weights.items()}
         # a float matrix, or (GGUF) quantized rows the lookup de-quantizes and the tied LM head multiplies
         self.embed: torch.Tensor | CpuInt8Weight | CpuGgufWeight = weights["model.embed_tokens.weight"]
         self.layers = [
-            DecoderLayer(weights, f"model.layers.{i}.", cfg, batch_hint, dense_gemv) for i in range(cfg.layers)
+            DecoderLayer(weights, f"model.layers.{i}.", cfg, batch_hint, dense_gemv, tp) for i in range(cfg.layers)
         ]
         self.norm = weights["model.norm.weight"]
         head = weights.get("lm_head.weight", self.embed)
@@ -221,13 +232,17 @@ class LlamaModel:
         device: str | torch.device = "cpu",
         quantization: str = "none",
         dense_gemv: bool = True,
+        tp: TensorParallel | None = None,
     ) -> "LlamaModel":
         """A HF folder's model; a `vireo quantize` folder as it was quantized, a plain one with its
         linears rounded to nearest at load when `quantization` is int8 or int4, and one the
         registry converted from a GGUF file straight from that file's blocks when it is `gguf`
-        (CPU only: `quant.gguf_weights`)."""
+        (CPU only: `quant.gguf_weights`). With `tp`, each weight is this rank's shard."""
         hf_config = read_model_config(folder)
+        shard = None if tp is None else Shard(hf_config, tp.rank, tp.size)
         weights: Mapping[str, torch.Tensor | QuantizedWeight] | GgufWeights
+        if quantization == "gguf" and shard is not None:
+            raise ValueError("quantization 'gguf' runs on one CPU process: serve it with tensor_parallel_size 1")
         if quantization == "gguf":
             source = gguf_source(folder)
             if source is None:
@@ -240,14 +255,20 @@ class LlamaModel:
             weights = GgufWeights(source, hf_config, dtype)
         elif is_quantized_folder(folder):
             weights = load_quantized_weights(folder, dtype)
+            weights = weights if shard is None else shard_weights(weights, shard)
         else:
-            # a `random:<shape>` folder has no weight files: they are made on the device, seeded
-            random = is_random_folder(folder)
-            floats = random_weights(folder, hf_config, dtype, device) if random else load_safetensors(folder, dtype)
+            # a `random:<shape>` folder has no weight files: they are made on the device, seeded (and a
+            # rank's shard cut from each as it is made); a plain model is cut before it is quantized
+            if is_random_folder(folder):
+                floats = random_weights(folder, hf_config, dtype, device, keep=shard)
+                floats = floats if shard is None else shard.tie_head(floats)
+            else:
+                floats = load_safetensors(folder, dtype)
+                floats = floats if shard is None else shard_weights(floats, shard)
             weights = (
                 floats if quantization == "none" else quantize_linears(floats, bits=8 if quantization == "int8" else 4)
             )
-        return cls(hf_config, weights, dtype, batch_hint, device, dense_gemv)
+        return cls(hf_config, weights, dtype, batch_hint, device, dense_gemv, tp)
 
     def forward(
         self,
@@ -276,4 +297,7 @@ class LlamaModel:
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Float32 logits [rows, vocab] for the chosen rows of `forward`'s output."""
-        return self.lm_head(rms_norm(hidden, self.norm, self.shape.eps)).float()
+        logits = self.lm_head(rms_norm(hidden, self.norm, self.shape.eps))
+        if self.tp is not None:  # each rank made its rows of the vocabulary (the last one padded)
+            logits = self.tp.gather_last_dim(logits)[:, : self.shape.vocab]
+        return logits.float()

@@ -31,6 +31,35 @@ def is_short_query(item: ScheduledSeq) -> bool:
     return item.num_tokens == 1
 
 
+def flat_order(items: list[ScheduledSeq]) -> list[ScheduledSeq]:
+    """The flat batch's order: short queries first, then prompt chunks."""
+    return [i for i in items if is_short_query(i)] + [i for i in items if not is_short_query(i)]
+
+
+@dataclass
+class PlannedSeq:
+    """What the step needs of one scheduled item, as host integers."""
+
+    start: int  # first position computed
+    num_tokens: int  # of the sequence's own tokens, then `num_draft` guesses
+    num_draft: int
+    block_table: list[int]  # the blocks up to this step's last position
+    samples: bool  # a new token is sampled after this step
+
+    @property
+    def rows(self) -> int:
+        return self.num_tokens + self.num_draft
+
+
+@dataclass
+class StepPlan:
+    """One step in host integers, short queries first: what `ModelRunner.inputs` makes tensors of."""
+
+    seqs: list[PlannedSeq]
+    num_short: int
+    ids: list[int] | None  # None: the token ids come as a device tensor (overlapped decoding)
+
+
 @dataclass
 class StepInputs:
     input_ids: torch.Tensor
@@ -74,56 +103,67 @@ class ModelRunner:
         return use_triton(self.kv_caches[0][0])
 
     # --- building the step's tensors ----------------------------------------------------------
+    def plan(self, items: list[ScheduledSeq], with_ids: bool = True) -> StepPlan:
+        """The step as host integers, short queries first (what a tensor-parallel rank is sent)."""
+        ids: list[int] = []
+        seqs = []
+        for item in flat_order(items):
+            if with_ids:
+                ids += item.seq.token_ids[item.start : item.start + item.num_tokens] + item.draft
+            end = item.start + item.num_tokens + len(item.draft)
+            table = item.seq.block_table[: -(-end // self.block_size)]
+            seqs.append(PlannedSeq(item.start, item.num_tokens, len(item.draft), table, item.samples))
+        return StepPlan(seqs, sum(is_short_query(i) for i in items), ids if with_ids else None)
+
     def prepare(self, items: list[ScheduledSeq], input_ids: torch.Tensor | None = None) -> StepInputs:
         """The step's tensors; `input_ids` (device, one per item of a decode batch, in `items`
         order) stands in for tokens the host does not know yet (`overlap.py`)."""
-        short = [i for i in items if is_short_query(i)]
-        long = [i for i in items if not is_short_query(i)]
-        ids: list[int] = []
+        return self.inputs(self.plan(items, with_ids=input_ids is None), input_ids, flat_order(items))
+
+    def inputs(
+        self, plan: StepPlan, input_ids: torch.Tensor | None = None, order: list[ScheduledSeq] | None = None
+    ) -> StepInputs:
+        """The tensors of a planned step (`order`: the scheduled items behind `plan.seqs`, if known here)."""
+        short, long = plan.seqs[: plan.num_short], plan.seqs[plan.num_short :]
         positions: list[int] = []
         slots: list[int] = []
         logit_rows: list[list[int]] = []
-        for item in short + long:
-            start, n = item.start, item.num_tokens + len(item.draft)
-            if input_ids is None:
-                ids += item.seq.token_ids[start : start + item.num_tokens] + item.draft
-            positions += range(start, start + n)
-            table, bs = item.seq.block_table, self.block_size
-            slots += [table[p // bs] * bs + p % bs for p in range(start, start + n)]
-            first = len(ids) - n
+        first, bs = 0, self.block_size
+        for item in plan.seqs:
+            n = item.rows
+            positions += range(item.start, item.start + n)
+            slots += [item.block_table[p // bs] * bs + p % bs for p in range(item.start, item.start + n)]
             logit_rows.append(list(range(first + item.num_tokens - 1, first + n)) if item.samples else [])
+            first += n
         if self.uses_kernels():
-            meta = AttentionMetadata(self._tensor(slots), kernel=self._kernel_meta(short + long))
+            meta = AttentionMetadata(self._tensor(slots), kernel=self._kernel_meta(plan.seqs))
         else:
             meta = AttentionMetadata(
-                self._tensor(slots),
-                self._short_group(short),
-                self._chunks(long, sum(i.num_tokens + len(i.draft) for i in short)),
+                self._tensor(slots), self._short_group(short), self._chunks(long, sum(i.rows for i in short))
             )
         if input_ids is None:
-            input_ids = self._tensor(ids)
+            assert plan.ids is not None, "a step without device ids plans its token ids"
+            input_ids = self._tensor(plan.ids)
         elif long:
             raise ValueError("device input ids are for decode batches only")
-        return StepInputs(input_ids, self._tensor(positions), meta, short + long, logit_rows)
+        return StepInputs(input_ids, self._tensor(positions), meta, order or [], logit_rows)
 
     def _tensor(self, values: list[int] | list[list[int]]) -> torch.Tensor:
         return to_device(values, torch.long, self.device)
 
-    def _kernel_meta(self, items: list[ScheduledSeq]):
-        rows = [i.num_tokens + len(i.draft) for i in items]
+    def _kernel_meta(self, items: list[PlannedSeq]):
+        rows = [i.rows for i in items]
         ends = [i.start + n for i, n in zip(items, rows)]
-        return kernel_meta(rows, ends, [i.seq.block_table for i in items], self.block_size, self.device)
+        return kernel_meta(rows, ends, [i.block_table for i in items], self.block_size, self.device)
 
-    def _short_group(self, items: list[ScheduledSeq]) -> ShortQueries | None:
+    def _short_group(self, items: list[PlannedSeq]) -> ShortQueries | None:
         if not items:
             return None
         bs = self.block_size
-        lens = [i.num_tokens + len(i.draft) for i in items]
+        lens = [i.rows for i in items]
         ends = [i.start + n for i, n in zip(items, lens)]
         width = -(-max(ends) // bs)
-        tables = self._tensor(
-            [i.seq.block_table[:width] + [0] * (width - min(width, len(i.seq.block_table))) for i in items]
-        )
+        tables = self._tensor([i.block_table[:width] + [0] * (width - min(width, len(i.block_table))) for i in items])
         q_len = max(lens)
         key_pos = torch.arange(width * bs, device=self.device)
         if q_len == 1:
@@ -140,14 +180,14 @@ class ModelRunner:
         valid = (torch.arange(len(items), device=self.device)[:, None] * q_len + rows)[rows < lens_t]
         return ShortQueries(sum(lens), len(items), q_len, tables, mask[:, None], gather, valid)
 
-    def _chunks(self, items: list[ScheduledSeq], first_row: int) -> list[PrefillChunk]:
+    def _chunks(self, items: list[PlannedSeq], first_row: int) -> list[PrefillChunk]:
         chunks, row = [], first_row
         for item in items:
-            n = item.num_tokens + len(item.draft)
+            n = item.rows
             chunk = PrefillChunk(row, row + n, item.start + n)
             if item.start > 0:  # earlier positions are cached: attend through the block table
                 width = -(-chunk.context_len // self.block_size)
-                chunk.block_table = self._tensor(item.seq.block_table[:width])
+                chunk.block_table = self._tensor(item.block_table[:width])
                 query_pos = torch.arange(item.start, item.start + n, device=self.device)
                 key_pos = torch.arange(chunk.context_len, device=self.device)
                 chunk.mask = key_pos[None, :] <= query_pos[:, None]
@@ -184,13 +224,17 @@ class ModelRunner:
     ) -> tuple[StepInputs, torch.Tensor | None]:
         """Forward the batch; returns its inputs and float32 logits of every needed row, in order."""
         inputs = self.prepare(items, input_ids)
+        return inputs, self.run_inputs(inputs)
+
+    def run_inputs(self, inputs: StepInputs) -> torch.Tensor | None:
+        """The float32 logits of the step's needed rows (None if none is needed)."""
         hidden = self._forward(inputs)
         rows = [r for item_rows in inputs.logit_rows for r in item_rows]
         if not rows:
-            return inputs, None
+            return None
         if len(rows) == hidden.shape[0]:
-            return inputs, self.model.logits(hidden)
-        return inputs, self.model.logits(hidden.index_select(0, self._tensor(rows)))
+            return self.model.logits(hidden)
+        return self.model.logits(hidden.index_select(0, self._tensor(rows)))
 
     def _forward(self, inputs: StepInputs) -> torch.Tensor:
         if self.graphs is not None and self.graphs.accepts(inputs.input_ids.shape[0], inputs.meta):
