@@ -13,10 +13,9 @@ from pathlib import Path
 
 import torch
 
-for name, value in (("NCCL_NVLS_ENABLE", "0"), ("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1"), ("NVSHMEM_DISABLE_NVLS", "1")):
-    os.environ[name] = value
+MULTICAST_OFF = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+os.environ.update(MULTICAST_OFF)
 
-from vireo.inference.native.models.attention import AttentionMetadata  # noqa: E402
 from vireo.inference.native.models.llama import LlamaModel  # noqa: E402
 from vireo.inference.native.parallel.group import join, leave  # noqa: E402
 from vireo.inference.native.worker.model_runner import ModelRunner, PlannedSeq, StepPlan  # noqa: E402
@@ -42,14 +41,19 @@ def main() -> None:
             for model in (plain, sharded):
                 runner = ModelRunner(model, 64, 16, device, cuda_graphs=graphs, max_batch=8, max_context=1024)
                 runner.zero_new_blocks(64)
-                prompt = StepPlan([PlannedSeq(0, 32, 0, [0, 1], True), PlannedSeq(0, 32, 0, [2, 3], True)], 0,
-                                  list(range(100, 132)) * 2)
+                prompt = StepPlan(
+                    [PlannedSeq(0, 32, 0, [0, 1], True), PlannedSeq(0, 32, 0, [2, 3], True)],
+                    0,
+                    list(range(100, 132)) * 2,
+                )
                 runner.run_inputs(runner.inputs(prompt))
                 logits = []
                 for step in range(4):  # decode steps: graph replays where graphs are on
-                    plan = StepPlan([PlannedSeq(32 + step, 1, 0, [0, 1, 4], True), PlannedSeq(32 + step, 1, 0, [2, 3, 5], True)],
-                                    2, [7 + step, 9 + step])
-                    logits.append(runner.run_inputs(runner.inputs(plan)))
+                    seqs = [PlannedSeq(32 + step, 1, 0, [0, 1, 4], True), PlannedSeq(32 + step, 1, 0, [2, 3, 5], True)]
+                    plan = StepPlan(seqs, 2, [7 + step, 9 + step])
+                    step_logits = runner.run_inputs(runner.inputs(plan))
+                    assert step_logits is not None  # both rows sample
+                    logits.append(step_logits)
                 outs.append(torch.stack(logits).float())
             results[label] = float((outs[0] - outs[1]).abs().max())
     leave()
