@@ -95,7 +95,7 @@ class EngineConfig(BaseModel):
                 f"device here (torch {torch.__version__}, CUDA build: {torch.version.cuda}); "
                 "set VIREO_DEVICE=auto or cpu, or install a CUDA build of torch"
             )
-        if device == "cuda" and self.tensor_parallel_size > torch.cuda.device_count():
+        if device == "cuda" and self.tensor_parallel_size > 1 and self.tensor_parallel_size > torch.cuda.device_count():
             raise EngineError(
                 f"tensor_parallel_size {self.tensor_parallel_size} needs as many GPUs; torch sees "
                 f"{torch.cuda.device_count()} here (VIREO_TENSOR_PARALLEL_SIZE)"

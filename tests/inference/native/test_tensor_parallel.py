@@ -128,3 +128,13 @@ def _tiny_dims() -> dict:
     from vireo.inference.random_models import SHAPES
 
     return dict(SHAPES["tiny"])
+
+
+def test_more_ranks_than_gpus_is_refused_when_the_settings_are_resolved(monkeypatch):
+    from vireo.inference.api import EngineError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(EngineError, match="tensor_parallel_size 2 needs as many GPUs; torch sees 1"):
+        EngineConfig(device="cuda", tensor_parallel_size=2).resolved()
+    assert EngineConfig(device="cuda").resolved().device == "cuda"  # one rank asks for nothing more

@@ -134,7 +134,7 @@ def start_ranks(config: EngineConfig, model_path: Path, context_length: int) -> 
     peers = PeerRanks(config, model_path, context_length)
     try:
         tp = join(0, peers.size, peers.address, rank_device(config.device, 0))
-        model, num_blocks = load_rank(config, model_path, tp, context_length)
+        model, num_blocks = load_rank(config, model_path, tp)
         runner = ShardedRunner(
             peers, model, num_blocks, config.block_size, tp.device, config.cuda_graphs, config.max_batch, context_length
         )
@@ -146,9 +146,7 @@ def start_ranks(config: EngineConfig, model_path: Path, context_length: int) -> 
         raise
 
 
-def load_rank(
-    config: EngineConfig, model_path: Path, tp: TensorParallel, context_length: int
-) -> tuple[LlamaModel, int]:
+def load_rank(config: EngineConfig, model_path: Path, tp: TensorParallel) -> tuple[LlamaModel, int]:
     """This rank's shard of the model and the KV-cache blocks every rank can hold (the same on all)."""
     from vireo.inference.local import torch_dtype
 
@@ -171,7 +169,7 @@ def serve_rank(rank: int, address: str, config: EngineConfig, model_path: Path, 
         if config.threads:
             torch.set_num_threads(config.threads)
         tp = join(rank, config.tensor_parallel_size, address, rank_device(config.device, rank))
-        model, num_blocks = load_rank(config, model_path, tp, context_length)
+        model, num_blocks = load_rank(config, model_path, tp)
         runner = ModelRunner(
             model, num_blocks, config.block_size, tp.device, config.cuda_graphs, config.max_batch, context_length
         )
