@@ -65,6 +65,11 @@ def bench_platform(
         help="With --engine-ratio, where the worker's engine has a process of its own: run the platform again "
         "with the engine inside the worker's process (VIREO_OWN_PROCESS=false), in the same run.",
     ),
+    client_processes: int = typer.Option(
+        1,
+        help="With --engine-ratio: spread the REST clients over this many processes (64 SSE streams can "
+        "saturate one Python client).",
+    ),
 ) -> None:
     """API + queue overhead and submissions per second; with --engine-ratio, the platform's throughput and
     time to first token against its own engine alone, same weights and workload, in one run."""
@@ -72,7 +77,9 @@ def bench_platform(
         from vireo.tools.bench.platform_ratio import run_engine_ratio
 
         levels = [int(c) for c in concurrency.split(",")]
-        data = run_engine_ratio(levels, prompt_tokens, new_tokens, rounds, in_worker_too=in_worker_too)
+        data = run_engine_ratio(
+            levels, prompt_tokens, new_tokens, rounds, in_worker_too=in_worker_too, client_processes=client_processes
+        )
         _write_json(data, out or RESULTS / "platform-engine-ratio.json")
         return
     from vireo.tools.bench.platform import run_platform_benchmark

@@ -20,6 +20,8 @@ seeded weights on a GPU no checkpoint reaches (vireo/inference/random_models.py)
 from __future__ import annotations
 
 import asyncio
+import functools
+import multiprocessing
 import os
 import statistics
 import time
@@ -27,6 +29,7 @@ import uuid
 from typing import Any
 
 import httpx
+import psutil
 import redis
 
 from vireo.inference.api import GenerationRequest, SamplingParams, TokenDelta
@@ -97,9 +100,11 @@ async def _engine_level(engine, prompts: list[str], new_tokens: int, clients: in
                     tokens.append(event.usage.completion_tokens)
             ttfts.append((first or time.perf_counter()) - sent)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*[client() for _ in range(clients)])
-    return _summary(time.perf_counter() - started, tokens, ttfts)
+    wall = time.perf_counter() - started
+    busy = round((time.process_time() - cpu) / wall, 2)
+    return {**_summary(wall, tokens, ttfts), "cpu_cores_busy": {"bench_process": busy}}
 
 
 async def engine_alone(settings: Settings, prompt_tokens: int, new_tokens: int, levels: list[int], requests) -> tuple:
@@ -120,19 +125,22 @@ async def engine_alone(settings: Settings, prompt_tokens: int, new_tokens: int, 
         await engine.shutdown()
 
 
-async def _platform_level(url: str, prompts: list[str], new_tokens: int, clients: int, requests: int) -> dict:
-    def body(i: int) -> dict:
-        return {
-            "app": "chat",
-            "input": {"prompt": prompts[i], "max_tokens": new_tokens, "temperature": 0},
-            "options": {"ignore_eos": True, "max_tokens": new_tokens},
-        }
+def _job_body(prompt: str, new_tokens: int) -> dict:
+    return {
+        "app": "chat",
+        "input": {"prompt": prompt, "max_tokens": new_tokens, "temperature": 0},
+        "options": {"ignore_eos": True, "max_tokens": new_tokens},
+    }
 
+
+async def _platform_clients(url: str, prompts: list[str], new_tokens: int, clients: int) -> tuple[list, list]:
+    """`clients` REST clients working through `prompts` (submit, follow the job's SSE events, read its record):
+    completion tokens and times to first token of every request."""
     tokens: list[int] = []
     ttfts: list[float] = []
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(requests):
-        queue.put_nowait(i)
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for prompt in prompts:
+        queue.put_nowait(prompt)
     limits = httpx.Limits(max_connections=2 * clients + 4)
     async with httpx.AsyncClient(
         base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=600, limits=limits
@@ -140,9 +148,9 @@ async def _platform_level(url: str, prompts: list[str], new_tokens: int, clients
 
         async def client() -> None:
             while not queue.empty():
-                i = queue.get_nowait()
+                prompt = queue.get_nowait()
                 sent, first = time.perf_counter(), None
-                reply = await api.post("/v1/jobs", json=body(i))
+                reply = await api.post("/v1/jobs", json=_job_body(prompt, new_tokens))
                 reply.raise_for_status()
                 job_id = reply.json()["id"]
                 async with api.stream("GET", f"/v1/jobs/{job_id}/events") as events:
@@ -160,9 +168,99 @@ async def _platform_level(url: str, prompts: list[str], new_tokens: int, clients
                 tokens.append(job["usage"]["completion_tokens"])
                 ttfts.append((first or time.perf_counter()) - sent)
 
-        started = time.perf_counter()
-        await asyncio.gather(*[client() for _ in range(clients)])
-        return _summary(time.perf_counter() - started, tokens, ttfts)
+        await asyncio.gather(*[client() for _ in range(max(1, clients))])
+    return tokens, ttfts
+
+
+def _client_share(url: str, prompts: list[str], new_tokens: int, clients: int, ready, go, results) -> None:
+    """One client process's share of a level: ready, wait for the common start, run, report."""
+    ready.put(os.getpid())
+    go.wait()
+    cpu = time.process_time()
+    try:
+        tokens, ttfts = asyncio.run(_platform_clients(url, prompts, new_tokens, clients))
+        results.put((tokens, ttfts, time.time(), time.process_time() - cpu, None))
+    except Exception as exc:  # the parent raises it
+        results.put(([], [], time.time(), time.process_time() - cpu, repr(exc)))
+
+
+def _platform_level(
+    url: str, prompts: list[str], new_tokens: int, clients: int, requests: int, processes: int, watched: dict
+) -> dict:
+    """`requests` jobs by `clients` REST clients spread over `processes` client processes (one Python process
+    parsing 64 SSE streams can itself become the bottleneck, which a real fleet of users never is), with
+    the CPU each watched process used during the level, in cores."""
+    chosen = [prompts[i % len(prompts)] for i in range(requests)]
+    processes = max(1, min(processes, clients))
+    before = {name: cpu_seconds(watch) for name, watch in watched.items()}
+    if processes == 1:
+        cpu, started = time.process_time(), time.time()
+        tokens, ttfts = asyncio.run(_platform_clients(url, chosen, new_tokens, clients))
+        ended, client_cpu = time.time(), time.process_time() - cpu
+    else:
+        context = multiprocessing.get_context("spawn")
+        ready, results, go = context.Queue(), context.Queue(), context.Event()
+        shares = [
+            context.Process(
+                target=_client_share,
+                args=(
+                    url,
+                    chosen[k::processes],
+                    new_tokens,
+                    clients // processes + (k < clients % processes),
+                    ready,
+                    go,
+                    results,
+                ),
+                daemon=True,
+            )
+            for k in range(processes)
+        ]
+        for share in shares:
+            share.start()
+        for _ in shares:
+            ready.get(timeout=120)
+        before = {name: cpu_seconds(watch) for name, watch in watched.items()}
+        started = time.time()
+        go.set()
+        tokens, ttfts, ends, client_cpu = [], [], [], 0.0
+        for _ in shares:
+            share_tokens, share_ttfts, end, share_cpu, error = results.get(timeout=3600)
+            if error:
+                raise RuntimeError(f"a client process failed: {error}")
+            tokens += share_tokens
+            ttfts += share_ttfts
+            ends.append(end)
+            client_cpu += share_cpu
+        for share in shares:
+            share.join(timeout=30)
+        ended = max(ends)
+    wall = ended - started
+    busy = {name: round((cpu_seconds(watch) - before[name]) / wall, 2) for name, watch in watched.items()}
+    return {
+        **_summary(wall, tokens, ttfts),
+        "client_processes": processes,
+        "cpu_cores_busy": {**busy, "bench_clients": round(client_cpu / wall, 2)},
+    }
+
+
+def cpu_seconds(watch: tuple[int, str]) -> float:
+    """User + system CPU seconds, as of now, of process `pid` (`which` = "self"), of its descendants
+    ("children") or of both ("all"); processes gone count 0."""
+    pid, which = watch
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        family = ([root] if which != "children" else []) + (root.children(recursive=True) if which != "self" else [])
+    except psutil.NoSuchProcess:
+        return 0.0
+    for process in family:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def through_platform(
@@ -173,8 +271,10 @@ def through_platform(
     redis_url: str,
     logs: Any = None,
     extra_env: dict[str, str] | None = None,
+    client_processes: int = 1,
 ) -> dict:
-    """The same workload as REST jobs on a private API and worker (the settings' engine, `extra_env` over them)."""
+    """The same workload as REST jobs on a private API and worker (the settings' engine, `extra_env` over them),
+    the clients spread over `client_processes` processes."""
     redis.Redis.from_url(redis_url).flushdb()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -193,11 +293,15 @@ def through_platform(
     try:
         wait_http_ok(f"{url}/healthz", 300, "the API", api)
         wait_worker_ready(redis_url, 900, worker)
-        asyncio.run(_platform_level(url, warm_prompts(prompts), new_tokens, WARM_CLIENTS, WARM_REQUESTS))  # warm-up
+        # the CPU each process uses during a level, in cores: the API (all its processes), the worker's own
+        # process, and its children (the engine's process where it has one)
+        watched = {"api": (api.pid, "all"), "worker": (worker.pid, "self"), "worker_children": (worker.pid, "children")}
+        level = functools.partial(_platform_level, url, processes=client_processes, watched=watched)
+        level(warm_prompts(prompts), new_tokens, WARM_CLIENTS, WARM_REQUESTS)  # warm-up
         results = {}
         for c in levels:  # as for the engine alone: a warm round at each level first
-            asyncio.run(_platform_level(url, warm_prompts(prompts), new_tokens, c, c))
-            results[c] = asyncio.run(_platform_level(url, prompts, new_tokens, c, requests(c)))
+            level(warm_prompts(prompts), new_tokens, c, c)
+            results[c] = level(prompts, new_tokens, c, requests(c))
         return results
     finally:
         stop([api, worker], grace_s=20)
@@ -210,6 +314,7 @@ def run_engine_ratio(
     rounds: int = 2,
     logs: Any = None,
     in_worker_too: bool = False,
+    client_processes: int = 1,
 ) -> dict:
     """Engine alone, then the platform (and, with `in_worker_too`, the platform with the engine inside the
     worker's process), on one machine in one run; `rounds` × concurrency requests a level."""
@@ -223,9 +328,11 @@ def run_engine_ratio(
     gpu = resolved.device == "cuda"
     started = time.time()
     prompts, alone, info = asyncio.run(engine_alone(settings, prompt_tokens, new_tokens, levels, requests))
-    platform = through_platform(prompts, new_tokens, levels, requests, redis_url, logs)
+    platform = through_platform(prompts, new_tokens, levels, requests, redis_url, logs, None, client_processes)
     in_worker = (
-        through_platform(prompts, new_tokens, levels, requests, redis_url, logs, {"VIREO_OWN_PROCESS": "false"})
+        through_platform(
+            prompts, new_tokens, levels, requests, redis_url, logs, {"VIREO_OWN_PROCESS": "false"}, client_processes
+        )
         if in_worker_too and resolved.own_process
         else None
     )
@@ -255,6 +362,7 @@ def run_engine_ratio(
             "new_tokens": new_tokens,
             "sampling": "greedy, ignore_eos",
             "requests_per_level": {c: requests(c) for c in levels},
+            "client_processes": client_processes,
             "platform_path": "POST /v1/jobs (chat app, raw prompt) → Celery on Redis → worker → SSE events",
         },
         "levels": by_level,

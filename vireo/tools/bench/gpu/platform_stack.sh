@@ -26,6 +26,7 @@ export VIREO_BENCH_REDIS_URL=redis://127.0.0.1:6379/1
 python3 -c "import torch; print(torch.cuda.get_device_name(), torch.__version__)"
 python3 -c "import celery, fastapi, uvicorn, sse_starlette, pydantic_settings, redis, llguidance, vireo.platform.api.app"
 python3 -m vireo.cli bench platform --engine-ratio --concurrency "$LEVELS" --rounds "${ROUNDS:-2}" \
+  --client-processes "${CLIENT_PROCESSES:-1}" \
   $([ "${IN_WORKER_TOO:-0}" = 1 ] && echo --in-worker-too) --out "$OUT/platform-h200.json"
 python3 - "$OUT/platform-h200.json" <<'EOF'
 import json, sys
@@ -38,5 +39,6 @@ for level in d["levels"]:
           f"{e['ttft_p50_ms']:>11} {p['ttft_p50_ms']:>12}"
           + (f"  in-worker {level['platform_engine_in_worker']['tok_s']} ({level['engine_in_worker_over_engine_tok_s']})"
              if "platform_engine_in_worker" in level else ""))
+    print(f"{'':>7} CPU cores busy: engine alone {e['cpu_cores_busy']}; platform {p['cpu_cores_busy']}")
 print("meets goals:", d["meets_goals"])
 EOF
