@@ -133,11 +133,11 @@ def _job_body(prompt: str, new_tokens: int) -> dict:
     }
 
 
-async def _platform_clients(url: str, prompts: list[str], new_tokens: int, clients: int) -> tuple[list, list]:
-    """`clients` REST clients working through `prompts` (submit, follow the job's SSE events, read its record):
-    completion tokens and times to first token of every request."""
-    tokens: list[int] = []
-    ttfts: list[float] = []
+async def _platform_clients(url: str, prompts: list[str], new_tokens: int, clients: int) -> tuple[list[dict], float]:
+    """`clients` REST clients working through `prompts` (submit, follow the job's SSE events to its end), then
+    each job's record: a timeline per request (client clock and the record's own times) and when the last
+    stream ended (the records are read after that, outside the measured time)."""
+    timelines: list[dict] = []
     queue: asyncio.Queue[str] = asyncio.Queue()
     for prompt in prompts:
         queue.put_nowait(prompt)
@@ -149,27 +149,52 @@ async def _platform_clients(url: str, prompts: list[str], new_tokens: int, clien
         async def client() -> None:
             while not queue.empty():
                 prompt = queue.get_nowait()
-                sent, first = time.perf_counter(), None
+                sent = time.time()
                 reply = await api.post("/v1/jobs", json=_job_body(prompt, new_tokens))
                 reply.raise_for_status()
-                job_id = reply.json()["id"]
-                async with api.stream("GET", f"/v1/jobs/{job_id}/events") as events:
-                    kind = ""
+                timeline = {"id": reply.json()["id"], "sent": sent, "posted": time.time(), "first": None}
+                async with api.stream("GET", f"/v1/jobs/{timeline['id']}/events") as events:
                     async for line in events.aiter_lines():
                         if line.startswith("event:"):
                             kind = line.split(":", 1)[1].strip()
-                            if kind == "token" and first is None:
-                                first = time.perf_counter()
+                            if kind == "token" and timeline["first"] is None:
+                                timeline["first"] = time.time()
                             if kind == "end":
                                 break
-                job = (await api.get(f"/v1/jobs/{job_id}")).json()
-                if job["status"] != "succeeded":
-                    raise RuntimeError(f"job {job_id} {job['status']}: {job.get('error')}")
-                tokens.append(job["usage"]["completion_tokens"])
-                ttfts.append((first or time.perf_counter()) - sent)
+                timeline["end"] = time.time()
+                timeline["first"] = timeline["first"] or timeline["end"]
+                timelines.append(timeline)
 
         await asyncio.gather(*[client() for _ in range(max(1, clients))])
-    return tokens, ttfts
+        ended = time.time()
+        reading = asyncio.Semaphore(16)
+
+        async def read_record(timeline: dict) -> None:
+            async with reading:
+                job = (await api.get(f"/v1/jobs/{timeline['id']}")).json()
+            if job["status"] != "succeeded":
+                raise RuntimeError(f"job {timeline['id']} {job['status']}: {job.get('error')}")
+            timeline["tokens"] = job["usage"]["completion_tokens"]
+            timeline.update(job["timings"])  # queued_at, started_at, first_token_at, finished_at
+
+        await asyncio.gather(*[read_record(timeline) for timeline in timelines])
+    return timelines, ended
+
+
+def _where_time_goes(timelines: list[dict]) -> dict:
+    """p50 of each stretch of a request's way, in ms (the client's clock and the job record's, one host)."""
+    stretches = {
+        "submit_http": ("sent", "posted"),
+        "queued_to_started": ("queued_at", "started_at"),
+        "started_to_first_token": ("started_at", "first_token_at"),
+        "first_token_to_client": ("first_token_at", "first"),
+        "finished_to_client_end": ("finished_at", "end"),
+    }
+    return {
+        name: round(1000 * _p([t[to] - t[since] for t in timelines if t.get(since) and t.get(to)], 0.5), 2)
+        for name, (since, to) in stretches.items()
+        if any(t.get(since) and t.get(to) for t in timelines)
+    }
 
 
 def _client_share(url: str, prompts: list[str], new_tokens: int, clients: int, ready, go, results) -> None:
@@ -178,10 +203,10 @@ def _client_share(url: str, prompts: list[str], new_tokens: int, clients: int, r
     go.wait()
     cpu = time.process_time()
     try:
-        tokens, ttfts = asyncio.run(_platform_clients(url, prompts, new_tokens, clients))
-        results.put((tokens, ttfts, time.time(), time.process_time() - cpu, None))
+        timelines, ended = asyncio.run(_platform_clients(url, prompts, new_tokens, clients))
+        results.put((timelines, ended, time.process_time() - cpu, None))
     except Exception as exc:  # the parent raises it
-        results.put(([], [], time.time(), time.process_time() - cpu, repr(exc)))
+        results.put(([], time.time(), time.process_time() - cpu, repr(exc)))
 
 
 def _platform_level(
@@ -195,8 +220,8 @@ def _platform_level(
     before = {name: cpu_seconds(watch) for name, watch in watched.items()}
     if processes == 1:
         cpu, started = time.process_time(), time.time()
-        tokens, ttfts = asyncio.run(_platform_clients(url, chosen, new_tokens, clients))
-        ended, client_cpu = time.time(), time.process_time() - cpu
+        timelines, ended = asyncio.run(_platform_clients(url, chosen, new_tokens, clients))
+        client_cpu = time.process_time() - cpu
     else:
         context = multiprocessing.get_context("spawn")
         ready, results, go = context.Queue(), context.Queue(), context.Event()
@@ -223,13 +248,12 @@ def _platform_level(
         before = {name: cpu_seconds(watch) for name, watch in watched.items()}
         started = time.time()
         go.set()
-        tokens, ttfts, ends, client_cpu = [], [], [], 0.0
+        timelines, ends, client_cpu = [], [], 0.0
         for _ in shares:
-            share_tokens, share_ttfts, end, share_cpu, error = results.get(timeout=3600)
+            share_timelines, end, share_cpu, error = results.get(timeout=3600)
             if error:
                 raise RuntimeError(f"a client process failed: {error}")
-            tokens += share_tokens
-            ttfts += share_ttfts
+            timelines += share_timelines
             ends.append(end)
             client_cpu += share_cpu
         for share in shares:
@@ -237,8 +261,10 @@ def _platform_level(
         ended = max(ends)
     wall = ended - started
     busy = {name: round((cpu_seconds(watch) - before[name]) / wall, 2) for name, watch in watched.items()}
+    tokens = [t["tokens"] for t in timelines]
     return {
-        **_summary(wall, tokens, ttfts),
+        **_summary(wall, tokens, [t["first"] - t["sent"] for t in timelines]),
+        "where_time_goes_ms_p50": _where_time_goes(timelines),
         "client_processes": processes,
         "cpu_cores_busy": {**busy, "bench_clients": round(client_cpu / wall, 2)},
     }

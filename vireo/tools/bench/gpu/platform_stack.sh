@@ -40,5 +40,6 @@ for level in d["levels"]:
           + (f"  in-worker {level['platform_engine_in_worker']['tok_s']} ({level['engine_in_worker_over_engine_tok_s']})"
              if "platform_engine_in_worker" in level else ""))
     print(f"{'':>7} CPU cores busy: engine alone {e['cpu_cores_busy']}; platform {p['cpu_cores_busy']}")
+    print(f"{'':>7} platform p50 ms: {p['where_time_goes_ms_p50']}")
 print("meets goals:", d["meets_goals"])
 EOF
