@@ -48,6 +48,11 @@ class EngineConfig(BaseModel):
     # (engine_process.py); None: on CUDA, where the engine outruns one interpreter shared with them
     own_process: bool | None = None
     max_batch: int = Field(32, ge=1)
+    # native engine: while decodes run, a new request waits up to this long (times the share of max_batch
+    # running) for others to join it, so that staggered arrivals are prefilled together in one mixed step
+    # instead of one each (each such step stops overlapped decoding and runs without CUDA graphs);
+    # 0: every arrival is admitted at once
+    admission_window_ms: float = Field(0.0, ge=0)
     # native engine: one model over this many devices (GPUs; CPU processes where there is no GPU),
     # heads and MLP split between them (`native/parallel/`)
     tensor_parallel_size: int = Field(1, ge=1)

@@ -166,3 +166,17 @@ async def test_requests_that_need_the_host_between_steps_do_not_run_ahead(pair):
     logprobs = await ahead.complete(request(PROMPTS[0], 12, logprobs=True))
     assert ahead.overlap.steps_run_ahead == 0
     assert seeded.text == again.text and logprobs.usage.completion_tokens == 12
+
+
+async def test_an_admission_window_keeps_every_requests_tokens(pair):
+    """Arrivals held back while others decode (then admitted together) get the tokens they get at once."""
+    windowed, _ = pair(admission_window_ms=200)
+    _, plain = pair()
+    prompts, lengths = PROMPTS[:6], [7, 40, 16, 64, 3, 25]
+    got_runs = await staggered(windowed, prompts, lengths)
+    want_runs = await staggered(plain, prompts, lengths)
+    for (got, got_final), (want, want_final) in zip(got_runs, want_runs):
+        assert got == want
+        assert got_final.finish_reason == want_final.finish_reason
+    await wait_idle(windowed)
+    assert windowed.blocks.num_used == 0 and not windowed.scheduler.waiting

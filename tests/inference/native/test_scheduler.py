@@ -122,3 +122,37 @@ def test_update_keeps_verified_guesses_up_to_a_stop_string_and_releases_their_bl
     assert updates[0].shown == [9, 10] and updates[0].finish_reason == "stop"
     assert a.token_ids[4:] == [1, 9, 10] and a.num_computed_tokens == 8
     assert blocks.num_free == 16  # finished: every block back
+
+
+def test_an_arrival_waits_the_admission_window_while_others_decode():
+    s = Scheduler(BlockManager(64, 4), max_batch=3, max_tokens_per_step=64)
+    first = seq(4)
+    s.add(first)
+    assert s.admission_due(0.0, window_s=0.05)  # nothing runs: at once, window or not
+    run_step(s, s.schedule())
+    late = seq(4, start=100)
+    s.add(late)
+    assert not s.admission_due(0.01, window_s=0.05)  # decodes run: it waits for others to join it
+    batch = s.schedule(admit=False)
+    assert [i.seq for i in batch.items] == [first] and s.waiting == [late]
+    run_step(s, batch)
+    assert s.admission_due(0.05, window_s=0.05)  # the window has passed
+    assert s.admission_due(0.0, window_s=0.0)  # no window: every arrival at once
+    s.add(seq(4, start=200))
+    assert s.admission_due(0.0, window_s=0.05)  # the two waiting fill both free places: no need to wait
+    batch = s.schedule(admit=True)
+    assert len(batch.items) == 3 and not s.waiting
+
+
+def test_nothing_is_admitted_while_the_batch_is_full():
+    s = Scheduler(BlockManager(64, 4), max_batch=1, max_tokens_per_step=64)
+    s.add(seq(4))
+    run_step(s, s.schedule())
+    s.add(seq(4, start=100))
+    assert not s.admission_due(10.0, window_s=0.0)  # no free place: decoding need not stop for it
+
+
+def test_without_admission_a_step_still_admits_when_nothing_runs():
+    s = Scheduler(BlockManager(64, 4), max_tokens_per_step=64)
+    s.add(seq(4))
+    assert len(s.schedule(admit=False).items) == 1

@@ -95,6 +95,7 @@ class NativeEngine(LocalEngine):
             self.outputs,
             self.counters,
             config.threads,
+            config.admission_window_ms / 1000,
         )
 
     def _draft_path(self) -> Path | None:

@@ -42,10 +42,13 @@ class StepLoop:
         outputs: RequestOutputs,
         counters: EngineCounters,
         threads: int | None = None,
+        admission_window_s: float = 0.0,
     ):
         self.scheduler, self.runner, self.speculator = scheduler, runner, speculator
         self.sampler, self.overlap, self.outputs, self.counters = sampler, overlap, outputs, counters
         self.threads = threads
+        self.admission_window_s = admission_window_s
+        self._waiting_since: float | None = None  # when the oldest request still waiting arrived
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -98,14 +101,29 @@ class StepLoop:
             if kind == "add":
                 self.outputs.add(payload)
                 self.scheduler.add(payload.seq)
+                if self._waiting_since is None:
+                    self._waiting_since = time.monotonic()
             elif (channel := self.outputs.get(payload)) is not None:
                 self._end(channel.seq, "abort")
 
+    def admit_now(self) -> bool:
+        """Whether waiting requests join this step (`Scheduler.admission_due`, the oldest's wait timed here)."""
+        now = time.monotonic()
+        if self.scheduler.waiting and self._waiting_since is None:
+            self._waiting_since = now
+        waited = now - self._waiting_since if self._waiting_since is not None else 0.0
+        return self.scheduler.admission_due(waited, self.admission_window_s)
+
     def step(self) -> None:
-        if self.overlap.flight is not None:
-            self._apply(*self.overlap.advance(admitting=bool(self.scheduler.waiting)))
+        self._step(self.admit_now())
+        if not self.scheduler.waiting:  # the next arrival opens a window of its own
+            self._waiting_since = None
+
+    def _step(self, admit: bool) -> None:
+        if self.overlap.flight is not None:  # (admitting: the step in flight lands, nothing is queued after it)
+            self._apply(*self.overlap.advance(admitting=admit))
             return
-        batch = self.scheduler.schedule()
+        batch = self.scheduler.schedule(admit)
         if not batch.items:
             return
         if self.overlap.takes(batch):

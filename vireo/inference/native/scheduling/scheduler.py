@@ -63,12 +63,26 @@ class Scheduler:
         self.blocks.free(seq)
 
     # --- planning a step --------------------------------------------------------------------------
-    def schedule(self) -> Batch:
+    def admission_due(self, waited_s: float, window_s: float) -> bool:
+        """Whether waiting sequences should join the next step, the oldest having waited `waited_s`: never
+        while the batch is full (decoding stays overlapped); at once where nothing runs or there is no
+        window; else once the waiting ones fill every free place, or once they have waited the window's
+        share that the batch fills (a full batch, where arrivals are most frequent, waits it all; a
+        batch of a few, almost not): arrivals gathered into one mixed prefill step instead of one each."""
+        free = self.max_batch - len(self.running)
+        if not self.waiting or free <= 0:
+            return False
+        if not self.running or window_s <= 0:
+            return True
+        return len(self.waiting) >= free or waited_s >= window_s * len(self.running) / self.max_batch
+
+    def schedule(self, admit: bool = True) -> Batch:
+        """This step's batch; waiting sequences join it only where `admit` (or where nothing runs)."""
         budget = self.max_tokens_per_step
         batch = Batch([])
         self.running.sort(key=Sequence.sort_key)
         budget = self._schedule_running(batch, budget)
-        if not batch.preempted:
+        if not batch.preempted and (admit or not self.running):
             self._admit_waiting(batch, budget)
         return batch
 
