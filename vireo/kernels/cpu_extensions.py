@@ -27,6 +27,7 @@ CSRC = Path(__file__).parent / "csrc"
 FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp"]
 
 BUILD_ROOT = Path.home() / ".cache" / "vireo" / "torch_extensions"
+POOL = "cpu_pool"  # the helper threads every other kernel's parallel loops run on (csrc/cpu_pool.cpp)
 
 _enabled = True
 
@@ -80,7 +81,7 @@ def load(name: str) -> ModuleType | None:
         # which the kernel drops when its holder dies; holding it, torch's file can only be a dead one's.
         with FileLock(str(build_dir / "vireo-build.lock")):
             (build_dir / "lock").unlink(missing_ok=True)
-            return build(
+            module = build(
                 name=f"vireo_{name}",
                 sources=[str(CSRC / f"{name}.cpp")],
                 extra_cflags=[*FLAGS, f"-DVIREO_CSRC_HEADERS={headers_digest()}"],
@@ -90,3 +91,8 @@ def load(name: str) -> ModuleType | None:
     except Exception as exc:  # compiler missing or build failure: fall back, say why once
         log.warning("our CPU kernel %s could not be built (%s); using PyTorch's operators", name, exc)
         return None
+    if name != POOL and hasattr(module, "use_pool"):  # its loops on the process's one pool (csrc/spin_pool.h)
+        pool = load(POOL)
+        if pool is not None:
+            module.use_pool(pool.api())
+    return module

@@ -4,10 +4,12 @@
 //   rms_norm:     rms_norm(x) * weight
 //   rope:         rotate-half RoPE in place on the first `heads` heads of each row of a [T, H, D] view
 //   silu_mul:     silu(gate) * up for gate_up = [gate | up]
-// float32 rows, AVX2 + FMA; rows split over threads with at::parallel_for when there are many.
+// float32 rows, AVX2 + FMA; rows split over threads (spin_pool.h) when there are many.
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 #include <torch/extension.h>
+
+#include "spin_pool.h"
 
 #include "avx2_math.h"
 
@@ -56,7 +58,7 @@ torch::Tensor rms_norm(torch::Tensor x, torch::Tensor weight, double eps) {
   auto out = torch::empty_like(x);
   const float *px = x.data_ptr<float>(), *pw = weight.data_ptr<float>();
   float* po = out.data_ptr<float>();
-  at::parallel_for(0, rows, kRowsPerTask, [&](int64_t begin, int64_t end) {
+  vireo_pool::parallel_for(0, rows, kRowsPerTask, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const float inv = 1.f / std::sqrt(sum_of_squares(px + r * n, n) / n + static_cast<float>(eps));
       scale_row(px + r * n, pw, inv, po + r * n, n);
@@ -73,7 +75,7 @@ torch::Tensor add_rms_norm(torch::Tensor x, torch::Tensor residual, torch::Tenso
   auto out = torch::empty_like(x);
   const float *px = x.data_ptr<float>(), *pw = weight.data_ptr<float>();
   float *pr = residual.data_ptr<float>(), *po = out.data_ptr<float>();
-  at::parallel_for(0, rows, kRowsPerTask, [&](int64_t begin, int64_t end) {
+  vireo_pool::parallel_for(0, rows, kRowsPerTask, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       float* res = pr + r * n;
       const float* add = px + r * n;
@@ -104,7 +106,7 @@ torch::Tensor rope(torch::Tensor x, torch::Tensor positions, torch::Tensor cos, 
   float* px = x.data_ptr<float>();
   const int64_t row_stride = x.stride(0), head_stride = x.stride(1);
   const float *pc = cos.data_ptr<float>(), *ps = sin.data_ptr<float>();
-  at::parallel_for(0, tokens, kRowsPerTask, [&](int64_t begin, int64_t end) {
+  vireo_pool::parallel_for(0, tokens, kRowsPerTask, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const float* c = pc + pp[t] * half;
       const float* s = ps + pp[t] * half;
@@ -136,7 +138,7 @@ torch::Tensor silu_mul(torch::Tensor gate_up) {
   auto out = torch::empty({rows, width}, gate_up.options());
   const float* pg = gate_up.data_ptr<float>();
   float* po = out.data_ptr<float>();
-  at::parallel_for(0, rows, kRowsPerTask, [&](int64_t begin, int64_t end) {
+  vireo_pool::parallel_for(0, rows, kRowsPerTask, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const float* g = pg + r * 2 * width;
       const float* u = g + width;
@@ -155,6 +157,7 @@ torch::Tensor silu_mul(torch::Tensor gate_up) {
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  VIREO_POOL_BINDING(m);
   m.def("rms_norm", &rms_norm, "rms_norm(x) * weight, float32 rows");
   m.def("add_rms_norm", &add_rms_norm, "residual += x; rms_norm(residual) * weight");
   m.def("rope", &rope, "rotate-half RoPE in place on the first `heads` heads");

@@ -4,11 +4,13 @@
 // with the weight's values and one float multiply-add by the product of the two scales. Offsets (Q4_0's
 // -8, Q5_0's -16, Q4_1's and Q4_K's minima) multiply the block's sum of the rounded x, Q6_K's -32 enters
 // the integer products (its sub-scales are per 16 values). Also each type's de-quantization to float32
-// (the prefill path's slices, embedding rows). Work is split over output channels with at::parallel_for.
+// (the prefill path's slices, embedding rows). Work is split over output channels (spin_pool.h).
 // The block layouts are GGUF's, as its format describes them (gguf-py's quants.py reads them the same way).
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 #include <torch/extension.h>
+
+#include "spin_pool.h"
 
 #include "avx2_math.h"
 #include "int8_activations.h"
@@ -326,7 +328,7 @@ torch::Tensor matmul(const torch::Tensor& x, const torch::Tensor& blocks, int64_
   auto out = torch::empty({m, n}, torch::kFloat32);
   float* y = out.data_ptr<float>();
   const Block* w = reinterpret_cast<const Block*>(blocks.data_ptr<uint8_t>());
-  at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
+  vireo_pool::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const Block* wrow = w + row * nblocks;
       for_row_blocks(m, [&](auto block, int64_t r0) {
@@ -358,7 +360,7 @@ torch::Tensor dequantize(const torch::Tensor& blocks, int64_t k) {
   auto out = torch::empty({n, k}, torch::kFloat32);
   float* y = out.data_ptr<float>();
   const Block* w = reinterpret_cast<const Block*>(blocks.data_ptr<uint8_t>());
-  at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
+  vireo_pool::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row)
       for (int64_t j = 0; j < nblocks; ++j) dequantize_block(w[row * nblocks + j], y + row * k + j * Block::kValues);
   });
@@ -402,6 +404,7 @@ int64_t threads_used(int64_t tasks) {
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  VIREO_POOL_BINDING(m);
   m.def("gguf_mm", &gguf_mm, "x @ W.T, W in GGML blocks (Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K), x rounded to int8 (AVX2)");
   m.def("gguf_dequantize", &gguf_dequantize, "GGML blocks as float32 [N, K]");
   m.def("threads_used", &threads_used, "threads at::parallel_for ran `tasks` tasks on");

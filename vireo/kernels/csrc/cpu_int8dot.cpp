@@ -4,10 +4,12 @@
 //   int4_mm: 4-bit values q in 0..15 per group of 32, w = q * scale + minimum (GGUF Q4_0/Q4_1/Q4_K's
 //            form); the minimum term needs only the float sum of x over the group.
 //   int8_mm: int8 values, one scale per output channel, w = q * scale.
-// Work is split over output channels with at::parallel_for, so torch.set_num_threads governs it.
+// Work is split over output channels (spin_pool.h), on as many threads as torch.set_num_threads says.
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 #include <torch/extension.h>
+
+#include "spin_pool.h"
 
 #include "avx2_math.h"
 #include "int8_activations.h"
@@ -194,7 +196,7 @@ torch::Tensor int4_mm(torch::Tensor x, torch::Tensor qpacked, torch::Tensor scal
   const uint8_t* q = qpacked.data_ptr<uint8_t>();
   const float* ws = scale.data_ptr<float>();
   const float* wmin = minimum.data_ptr<float>();
-  at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
+  vireo_pool::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       for_row_blocks(m, [&](auto block, int64_t r0) {
         int4_rows<decltype(block)::value>(xq, r0, k, n, row, q + row * (k / 2), ws + row * groups,
@@ -217,7 +219,7 @@ torch::Tensor int8_mm(torch::Tensor x, torch::Tensor qweight, torch::Tensor scal
   float* y = out.data_ptr<float>();
   const int8_t* w = qweight.data_ptr<int8_t>();
   const float* ws = sf.data_ptr<float>();
-  at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
+  vireo_pool::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       for_row_blocks(m, [&](auto block, int64_t r0) {
         int8_rows<decltype(block)::value>(xq, r0, k, n, row, w + row * k, ws[row], y);
@@ -228,6 +230,7 @@ torch::Tensor int8_mm(torch::Tensor x, torch::Tensor qweight, torch::Tensor scal
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  VIREO_POOL_BINDING(m);
   m.def("int4_mm", &int4_mm, "x @ W.T, W int4 group-32 (q * scale + minimum), x rounded to int8 (AVX2)");
   m.def("int8_mm", &int8_mm, "x @ W.T, W int8 per output channel, x rounded to int8 (AVX2)");
 }

@@ -6,6 +6,8 @@
 #include <immintrin.h>
 #include <torch/extension.h>
 
+#include "spin_pool.h"
+
 #include "avx2_math.h"
 
 #include <algorithm>
@@ -115,7 +117,7 @@ torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k_cache, torch::Te
   const int64_t n_items = static_cast<int64_t>(items.size());
   std::vector<float> part_out(n_items * group * dim, 0.f), part_max(n_items * group), part_sum(n_items * group);
 
-  at::parallel_for(0, n_items, 1, [&](int64_t begin, int64_t end) {
+  vireo_pool::parallel_for(0, n_items, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scores(group * kChunk);
     for (int64_t i = begin; i < end; ++i) {
       const Item it = items[i];
@@ -142,7 +144,7 @@ torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k_cache, torch::Te
 
   auto result = torch::zeros({seqs, heads, dim}, torch::kFloat32);
   float* op = result.data_ptr<float>();
-  at::parallel_for(0, seqs * kv_heads, 1, [&](int64_t begin, int64_t end) {
+  vireo_pool::parallel_for(0, seqs * kv_heads, 1, [&](int64_t begin, int64_t end) {
     for (int64_t sk = begin; sk < end; ++sk) {
       const int64_t s = sk / kv_heads, kh = sk % kv_heads;
       for (int64_t g = 0; g < group; ++g) {
@@ -164,5 +166,6 @@ torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k_cache, torch::Te
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  VIREO_POOL_BINDING(m);
   m.def("decode_attention", &decode_attention, "one-token attention over the paged KV cache (AVX2)");
 }
