@@ -10,7 +10,7 @@ import torch
 from gguf import GGMLQuantizationType
 from gguf.quants import dequantize
 
-from vireo.kernels import cpu_gguf_dot
+from vireo.kernels import cpu_gguf_dot, cpu_quant
 from vireo.kernels.cpu_quant import CpuGgufWeight
 
 pytestmark = pytest.mark.skipif(cpu_gguf_dot.load_kernel() is None, reason="AVX2 extension not available here")
@@ -70,13 +70,31 @@ def test_matmul_equals_the_weight_times_rounded_x(block_type, m):
     assert ref.abs().max() > 0.1
 
 
+@pytest.mark.parametrize("block_type", TYPES)
+def test_dequantization_to_bfloat16_rounds_the_reference_to_nearest(block_type):
+    raw = random_blocks(block_type, seed=11)
+    ours = cpu_gguf_dot.dequantize(torch.from_numpy(raw), block_type, K, torch.bfloat16)
+    assert ours.dtype == torch.bfloat16 and torch.equal(ours, reference_weight(raw, block_type).bfloat16())
+
+
 @pytest.mark.parametrize("block_type", ["Q4_K", "Q8_0"])
-def test_prefill_rows_take_dequantized_slices_of_the_same_weight(block_type):
+@pytest.mark.parametrize("bfloat16", [False, True])
+def test_prefill_rows_take_dequantized_slices_of_the_same_weight(block_type, bfloat16, monkeypatch):
+    """Float32 slices; or, where bfloat16 GEMMs are native, x and the slices rounded to bfloat16 and the
+    product rounded once more (8 significant bits), both paths checked on any CPU."""
+    monkeypatch.setattr(cpu_quant, "bfloat16_matmuls_pay", lambda: bfloat16)
     raw = random_blocks(block_type, seed=7)
     weight = CpuGgufWeight(torch.from_numpy(raw), block_type, K)
     x = torch.randn(weight.dense_from_rows, K)
-    ref = x.double() @ reference_weight(raw, block_type).double().t()
-    assert torch.allclose(weight.matmul(x).double(), ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
+    w = reference_weight(raw, block_type)
+    got = weight.matmul(x).double()
+    if not bfloat16:
+        ref = x.double() @ w.double().t()
+        assert torch.allclose(got, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
+        return
+    ref = x.bfloat16().double() @ w.bfloat16().double().t()
+    assert ((got - ref).abs() <= 2**-8 * ref.abs() + 1e-6 * ref.abs().max()).all()
+    assert (got - x.double() @ w.double().t()).abs().max() > 0  # the rounding happened: not the float32 path
 
 
 def test_embedding_rows_and_concatenation():

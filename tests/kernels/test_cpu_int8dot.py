@@ -4,7 +4,7 @@ references, and the weights that hold them."""
 import pytest
 import torch
 
-from vireo.kernels import cpu_extensions, cpu_int8dot
+from vireo.kernels import cpu_extensions, cpu_int8dot, cpu_quant
 from vireo.kernels.cpu_int8dot import load_kernel, pack_groups, quantize_activations, unpack_groups
 from vireo.kernels.cpu_quant import CpuInt4DotWeight, CpuInt8Weight, Int4Grid, pack_int4
 
@@ -77,11 +77,19 @@ def test_our_kernel_holds_shapes_pytorchs_cannot():
 
 
 @needs_kernel
-def test_int4_prefill_size_rows_take_the_dequantized_path():
+@pytest.mark.parametrize("bfloat16", [False, True])
+def test_int4_prefill_size_rows_take_the_dequantized_path(bfloat16, monkeypatch):
+    """Float32 slices, or (where bfloat16 GEMMs are native) x and slices rounded to bfloat16, the product
+    rounded once more."""
+    monkeypatch.setattr(cpu_quant, "bfloat16_matmuls_pay", lambda: bfloat16)
     grid = random_grid(64, 256, seed=2)
     w = CpuInt4DotWeight.from_grid(grid)
     x = torch.randn(CpuInt4DotWeight.dense_from_rows, 256)
-    assert torch.allclose(w.matmul(x), x @ grid.dequantize().t(), rtol=1e-4, atol=1e-4)
+    if not bfloat16:
+        assert torch.allclose(w.matmul(x), x @ grid.dequantize().t(), rtol=1e-4, atol=1e-4)
+        return
+    ref = x.bfloat16().double() @ grid.dequantize().bfloat16().double().t()
+    assert ((w.matmul(x).double() - ref).abs() <= 2**-8 * ref.abs() + 1e-6 * ref.abs().max()).all()
 
 
 def random_int8(seed: int) -> CpuInt8Weight:

@@ -80,6 +80,7 @@ def test_prefill_sized_inputs_run_dequantized_slices_that_agree_with_the_kernel(
     reference = weight.dequantize()
     x = torch.randn(DENSE_FROM_ROWS, 128)
     monkeypatch.setattr(cpu_quant, "_DENSE_SLICE", 64 * 128)  # slices of 64 channels: 64, 64, then 16
+    monkeypatch.setattr(cpu_quant, "bfloat16_matmuls_pay", lambda: False)  # float32 slices (test_cpu_int8dot: both)
     sliced = weight.matmul(x)
     torch.testing.assert_close(sliced, x @ reference.t(), rtol=1e-5, atol=1e-5)
     kernel = weight.matmul(x[: DENSE_FROM_ROWS - 1])  # one row fewer: the kernel, bfloat16 activations

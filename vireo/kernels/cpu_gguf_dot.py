@@ -38,8 +38,9 @@ def gguf_mm(x: torch.Tensor, blocks: torch.Tensor, block_type: str, k: int) -> t
     return kernel.gguf_mm(x, blocks, BLOCK_TYPES[block_type][0], k)
 
 
-def dequantize(blocks: torch.Tensor, block_type: str, k: int) -> torch.Tensor:
-    """W as float32 [N, K]."""
+def dequantize(blocks: torch.Tensor, block_type: str, k: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """W as float32 [N, K], or rounded to bfloat16 (`dtype`)."""
     kernel = load_kernel()
     assert kernel is not None, "the AVX2 kernel is not built here"
-    return kernel.gguf_dequantize(blocks.contiguous(), BLOCK_TYPES[block_type][0], k)
+    assert dtype in (torch.float32, torch.bfloat16), dtype
+    return kernel.gguf_dequantize(blocks.contiguous(), BLOCK_TYPES[block_type][0], k, dtype == torch.bfloat16)

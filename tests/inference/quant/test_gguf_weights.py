@@ -7,6 +7,9 @@ Bounds, per format, of the conversion's error against `gguf.quants.dequantize`:
 - Q8_0 / Q6_K -> int8 per output channel: at most half a step (the row's bfloat16 scale / 2).
 """
 
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -22,7 +25,7 @@ from vireo.inference.quant.gguf_weights import (
     rope_row_order,
 )
 from vireo.kernels import cpu_gguf_dot
-from vireo.kernels.cpu_quant import CpuGgufWeight, pack_int4
+from vireo.kernels.cpu_quant import CpuGgufWeight, gguf_blocks_supported, pack_int4
 
 ROWS, K = 48, 512
 
@@ -186,3 +189,39 @@ def test_q5_0_rows_become_q8_0_rows_of_the_same_weights():
     raw[..., :2] = rng.uniform(1e-3, 2e-2, (ROWS, K // 32)).astype(np.float16).view(np.uint8).reshape(ROWS, -1, 2)
     raw = raw.reshape(ROWS, -1)
     assert torch.equal(gguf_reference(q5_0_as_q8_0(raw), T.Q8_0), gguf_reference(raw, T.Q5_0))
+
+
+def write_gguf(path: Path, tensors: dict[str, tuple[np.ndarray, T]]) -> Path:
+    """A Qwen2 GGUF file holding these tensors (float32 values, quantized to their block type by gguf)."""
+    from gguf import GGUFWriter
+
+    writer = GGUFWriter(str(path), "qwen2")
+    for name, (values, kind) in tensors.items():
+        writer.add_tensor(name, quantize(values, kind), raw_dtype=kind)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@pytest.mark.skipif(not gguf_blocks_supported("Q5_0", 256), reason="AVX2 extension not available here")
+def test_a_q5_0_embedding_beside_an_output_layer_keeps_its_own_blocks(tmp_path):
+    """Only lookups read it (the output layer is a tensor of its own), so it stays Q5_0 (22 bytes a block,
+    not Q8_0's 34); its rows are the file's. Tied to the LM head, the matmul's Q8_0 form is kept."""
+    rng = np.random.default_rng(0)
+    embed = rng.standard_normal((64, 256)).astype(np.float32)
+    config = SimpleNamespace(num_attention_heads=4, num_key_value_heads=2)
+    untied = write_gguf(
+        tmp_path / "untied.gguf", {"token_embd.weight": (embed, T.Q5_0), "output.weight": (embed, T.Q8_0)}
+    )
+    weights = GgufWeights(untied, config, torch.float32)
+    looked_up = weights["model.embed_tokens.weight"]
+    assert isinstance(looked_up, CpuGgufWeight) and looked_up.block_type == "Q5_0"
+    want = gguf_reference(weights.raw("model.embed_tokens.weight"), T.Q5_0)
+    rows = torch.tensor([0, 5, 63])
+    assert torch.equal(looked_up.rows(rows, torch.float32), want[rows])
+    tied = write_gguf(tmp_path / "tied.gguf", {"token_embd.weight": (embed, T.Q5_0)})
+    head = GgufWeights(tied, config, torch.float32)["model.embed_tokens.weight"]
+    assert isinstance(head, CpuGgufWeight) and head.block_type == "Q8_0"
+    assert torch.equal(head.rows(rows, torch.float32), want[rows])

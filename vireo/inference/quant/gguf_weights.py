@@ -8,7 +8,8 @@ layer at a time:
 - Where our AVX2 kernel `cpu_gguf_dot` builds, every Q8_0, Q4_K and Q6_K matrix (layers, the LM head,
   the token embedding) -> `CpuGgufWeight`: the file's own rows of blocks, the bytes llama.cpp reads,
   nothing re-rounded (fused q/k/v and gate/up concatenate rows of one type); Q5_0 -> Q8_0 blocks, exactly
-  (`BLOCKS_SERVED` says why, by measurement). Otherwise, and for Q4_0 / Q4_1:
+  (`BLOCKS_SERVED` says why, by measurement), except a Q5_0 token embedding that only lookups read (the
+  model has an output layer of its own): its own blocks. Otherwise, and for Q4_0 / Q4_1:
 - Q4_0, Q4_1, Q4_K linears -> `Int4Grid`, group 32 (packed by the model after fusing q/k/v and
   gate/up): exact; the kernel's bfloat16 scales and zeros then round by at most 2^-8 relative.
 - Q8_0, Q6_K and the other block types -> `CpuInt8Weight`, int8 per output channel (RTN): at most
@@ -285,6 +286,11 @@ class GgufWeights(Mapping):
         """The GGUF block type of a tensor (`Q4_K`, `Q6_K`, `F32`, ...)."""
         return self.tensors[name].type.name
 
+    def only_looked_up(self, name: str) -> bool:
+        """The token embedding of a model with an output layer of its own: only its rows are ever read
+        (so a Q5_0 embedding keeps its own blocks, 0.69x the bytes of the Q8_0 ones the matmuls prefer)."""
+        return name == "model.embed_tokens.weight" and "lm_head.weight" in self.tensors
+
     def raw(self, name: str) -> np.ndarray:
         """The tensor's bytes as rows [N, bytes per row] in HF row order (read, not mapped)."""
         t = self.tensors[name]
@@ -307,6 +313,8 @@ class GgufWeights(Mapping):
         n, k = t.rows, t.shape[0]
         if t.type.name in BLOCKS_SERVED and gguf_blocks_supported(t.type.name, k):
             return CpuGgufWeight(torch.from_numpy(np.ascontiguousarray(raw)), t.type.name, k)
+        if t.type.name == "Q5_0" and self.only_looked_up(name) and gguf_blocks_supported("Q5_0", k):
+            return CpuGgufWeight(torch.from_numpy(np.ascontiguousarray(raw)), "Q5_0", k)  # rows: no matmul
         if t.type.name == "Q5_0" and gguf_blocks_supported("Q8_0", k):
             return CpuGgufWeight(torch.from_numpy(q5_0_as_q8_0(raw)), "Q8_0", k)
         if t.type.name in Q4_TYPES and ".layers." in name and int4_supported(n, k, 32):

@@ -353,16 +353,31 @@ torch::Tensor matmul(const torch::Tensor& x, const torch::Tensor& blocks, int64_
   return out;
 }
 
+// W as float32, or rounded (to nearest even) to bfloat16: the prefill's GEMM operand where bfloat16 GEMMs
+// are native, half the bytes to write
 template <class Block>
-torch::Tensor dequantize(const torch::Tensor& blocks, int64_t k) {
+torch::Tensor dequantize(const torch::Tensor& blocks, int64_t k, bool bfloat16) {
   check_blocks<Block>(blocks, k);
   const int64_t n = blocks.size(0), nblocks = k / Block::kValues;
-  auto out = torch::empty({n, k}, torch::kFloat32);
-  float* y = out.data_ptr<float>();
+  auto out = torch::empty({n, k}, bfloat16 ? torch::kBFloat16 : torch::kFloat32);
   const Block* w = reinterpret_cast<const Block*>(blocks.data_ptr<uint8_t>());
+  if (!bfloat16) {
+    float* y = out.data_ptr<float>();
+    vireo_pool::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row)
+        for (int64_t j = 0; j < nblocks; ++j) dequantize_block(w[row * nblocks + j], y + row * k + j * Block::kValues);
+    });
+    return out;
+  }
+  at::BFloat16* y = out.data_ptr<at::BFloat16>();
   vireo_pool::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
+    float values[Block::kValues];
     for (int64_t row = begin; row < end; ++row)
-      for (int64_t j = 0; j < nblocks; ++j) dequantize_block(w[row * nblocks + j], y + row * k + j * Block::kValues);
+      for (int64_t j = 0; j < nblocks; ++j) {
+        dequantize_block(w[row * nblocks + j], values);
+        at::BFloat16* dst = y + row * k + j * Block::kValues;
+        for (int v = 0; v < Block::kValues; ++v) dst[v] = at::BFloat16(values[v]);
+      }
   });
   return out;
 }
@@ -390,9 +405,9 @@ torch::Tensor gguf_mm(torch::Tensor x, torch::Tensor blocks, int64_t type, int64
   return by_type(type, [&](auto block) { return matmul<decltype(block)>(x, blocks, k); });
 }
 
-// W as float32 [N, K]
-torch::Tensor gguf_dequantize(torch::Tensor blocks, int64_t type, int64_t k) {
-  return by_type(type, [&](auto block) { return dequantize<decltype(block)>(blocks, k); });
+// W as float32 (or bfloat16) [N, K]
+torch::Tensor gguf_dequantize(torch::Tensor blocks, int64_t type, int64_t k, bool bfloat16) {
+  return by_type(type, [&](auto block) { return dequantize<decltype(block)>(blocks, k, bfloat16); });
 }
 
 // How many threads at::parallel_for ran `tasks` tasks on: its loop is inline OpenMP, which a build without
@@ -406,6 +421,7 @@ int64_t threads_used(int64_t tasks) {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   VIREO_POOL_BINDING(m);
   m.def("gguf_mm", &gguf_mm, "x @ W.T, W in GGML blocks (Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K), x rounded to int8 (AVX2)");
-  m.def("gguf_dequantize", &gguf_dequantize, "GGML blocks as float32 [N, K]");
+  m.def("gguf_dequantize", &gguf_dequantize, "GGML blocks as float32 [N, K], or rounded to bfloat16",
+        pybind11::arg("blocks"), pybind11::arg("type"), pybind11::arg("k"), pybind11::arg("bfloat16") = false);
   m.def("threads_used", &threads_used, "threads at::parallel_for ran `tasks` tasks on");
 }

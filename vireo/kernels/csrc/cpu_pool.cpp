@@ -1,7 +1,8 @@
 // The process's one pool of helper threads for our kernels' parallel loops (spin_pool.h says why they
 // are not OpenMP's). The caller runs the first part itself; helpers, woken by a generation counter, run
-// the others. A helper spins (pausing) for kSpin after its last part, so the loops of one decode step
-// find it awake, then sleeps on a condition variable until the next job. One job at a time: a call
+// the others. A helper spins after its last part (pausing, then yielding its core to any thread that
+// has work, as the caller between loops may) for kSpin, so the loops of one decode step find it awake,
+// then sleeps on a condition variable until the next job. One job at a time: a call
 // that finds the pool busy (another thread's loop) runs its loop alone. After fork() the child starts a
 // pool of its own (its copy of the helpers does not exist).
 #include <ATen/Parallel.h>
@@ -22,7 +23,8 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr auto kSpin = std::chrono::microseconds(2000);
+constexpr auto kBusySpin = std::chrono::microseconds(50);  // then spin yielding the core to others
+constexpr auto kSpin = std::chrono::microseconds(2000);     // then sleep
 
 class Pool {
  public:
@@ -45,7 +47,10 @@ class Pool {
       wake_.notify_all();
     }
     run_part(0, parts);
-    while (pending_.load(std::memory_order_acquire) != 0) _mm_pause();
+    for (int spins = 1; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+      _mm_pause();
+      if (spins % 1024 == 0) std::this_thread::yield();  // a helper that was descheduled gets the core back
+    }
     busy_.unlock();
   }
 
@@ -76,7 +81,10 @@ class Pool {
       int spins = 0;
       while (((state = state_.load(std::memory_order_acquire)) >> kPartBits) == seen) {
         _mm_pause();
-        if (++spins % 256 == 0 && Clock::now() - since > kSpin) {
+        if (++spins % 256 != 0) continue;
+        const auto waited = Clock::now() - since;
+        if (waited > kBusySpin) std::this_thread::yield();  // a thread that has work (the caller) comes first
+        if (waited > kSpin) {
           std::unique_lock<std::mutex> lock(mutex_);
           sleepers_.fetch_add(1, std::memory_order_seq_cst);
           wake_.wait(lock, [&] { return (state_.load(std::memory_order_seq_cst) >> kPartBits) != seen; });
