@@ -331,16 +331,9 @@ def _sliced_matmul(x: torch.Tensor, n: int, k: int, dequantized_t) -> torch.Tens
     (`bfloat16_matmuls_pay`), x and each slice are rounded to bfloat16 first (the prefill's activations
     then carry 8 significant bits, as llama.cpp's int8 blocks carry about as many)."""
     rows = max(64, _DENSE_SLICE // k // 64 * 64)  # a multiple of the packer's blocks
-    if bfloat16_matmuls_pay():
-        xb = x.to(torch.bfloat16)
-        parts = [
-            torch.mm(xb, dequantized_t(start, min(start + rows, n), torch.bfloat16)).float()
-            for start in range(0, n, rows)
-        ]
-        out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-        return out.to(x.dtype)
-    xf = x.float()
-    parts = [torch.mm(xf, dequantized_t(start, min(start + rows, n))) for start in range(0, n, rows)]
+    dtype = torch.bfloat16 if bfloat16_matmuls_pay() else torch.float32
+    xs = x.to(dtype)
+    parts = [torch.mm(xs, dequantized_t(start, min(start + rows, n), dtype)) for start in range(0, n, rows)]
     out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
     return out.to(x.dtype)
 

@@ -48,7 +48,7 @@ class StepLoop:
         self.sampler, self.overlap, self.outputs, self.counters = sampler, overlap, outputs, counters
         self.threads = threads
         self.admission_window_s = admission_window_s
-        self._waiting_since: float | None = None  # when the oldest request still waiting arrived
+        self._waiting_since: float | None = None  # when a step first saw the oldest request still waiting
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -101,8 +101,6 @@ class StepLoop:
             if kind == "add":
                 self.outputs.add(payload)
                 self.scheduler.add(payload.seq)
-                if self._waiting_since is None:
-                    self._waiting_since = time.monotonic()
             elif (channel := self.outputs.get(payload)) is not None:
                 self._end(channel.seq, "abort")
 

@@ -217,8 +217,8 @@ def _platform_level(
     the CPU each watched process used during the level, in cores."""
     chosen = [prompts[i % len(prompts)] for i in range(requests)]
     processes = max(1, min(processes, clients))
-    before = {name: cpu_seconds(watch) for name, watch in watched.items()}
     if processes == 1:
+        before = {name: cpu_seconds(watch) for name, watch in watched.items()}
         cpu, started = time.process_time(), time.time()
         timelines, ended = asyncio.run(_platform_clients(url, chosen, new_tokens, clients))
         client_cpu = time.process_time() - cpu
