@@ -50,7 +50,7 @@ class EngineConfig(BaseModel):
     max_batch: int = Field(32, ge=1)
     # native engine: while decodes run, a new request waits up to this long (times the share of max_batch
     # running) for others to join it, so that staggered arrivals are prefilled together in one mixed step
-    # instead of one each (each such step stops overlapped decoding and runs without CUDA graphs);
+    # instead of one each (each such step runs without CUDA graphs);
     # 0: every arrival is admitted at once
     admission_window_ms: float = Field(0.0, ge=0)
     # native engine: one model over this many devices (GPUs; CPU processes where there is no GPU),

@@ -180,3 +180,107 @@ async def test_an_admission_window_keeps_every_requests_tokens(pair):
         assert got_final.finish_reason == want_final.finish_reason
     await wait_idle(windowed)
     assert windowed.blocks.num_used == 0 and not windowed.scheduler.waiting
+
+
+async def mid_flight(engine, lead, later, after=4):
+    """`lead` streams `after` tokens (decoding ahead by then, where overlap is on), then `later`
+    arrive one right after another: each run's token ids and Finished event, `lead`'s first."""
+    decoding = asyncio.Event()
+
+    async def first():
+        token_ids, final = [], None
+        async for event in engine.generate(lead):
+            if isinstance(event, TokenDelta):
+                token_ids.extend(event.token_ids)
+                if len(token_ids) >= after:
+                    decoding.set()
+            elif isinstance(event, Finished):
+                final = event
+        return token_ids, final
+
+    async def then():
+        await decoding.wait()
+        return await asyncio.gather(*(streamed(engine, req) for req in later))
+
+    lead_run, later_runs = await asyncio.gather(first(), then())
+    return [lead_run, *later_runs]
+
+
+def same_runs(got_runs, want_runs) -> bool:
+    """The same token ids, text, finish reason and token count, request by request."""
+
+    def summary(runs):
+        return [(ids, f.text, f.finish_reason, f.usage.completion_tokens) for ids, f in runs]
+
+    return summary(got_runs) == summary(want_runs)
+
+
+async def test_requests_arriving_mid_flight_join_the_run_ahead_with_the_plain_paths_tokens(pair):
+    ahead, plain = pair()
+    prompts, lengths = PROMPTS[4:10], [30, 12, 45, 5, 20, 33]
+    got_runs = await staggered(ahead, prompts, lengths)
+    want_runs = await staggered(plain, prompts, lengths)
+    assert ahead.overlap.steps_admitted_ahead > 0 and plain.overlap.steps_admitted_ahead == 0
+    assert same_runs(got_runs, want_runs)
+    stats = await wait_idle(ahead)
+    assert stats.kv_blocks_used == 0 and stats.running == 0
+
+
+async def test_a_request_that_needs_the_host_arriving_mid_flight_waits_for_the_usual_step(pair):
+    ahead, plain = pair()
+
+    def requests():
+        lead = request(PROMPTS[1], 60, ignore_eos=True)
+        joins = request(PROMPTS[3], 12)  # first in line: joins the run-ahead, and admission stops after it
+        return lead, [joins, request(PROMPTS[0], 12, logprobs=True), request(PROMPTS[2], 12, temperature=0.9, seed=5)]
+
+    got_runs = await mid_flight(ahead, *requests())
+    want_runs = await mid_flight(plain, *requests())
+    assert ahead.overlap.steps_admitted_ahead > 0
+    assert same_runs(got_runs, want_runs)
+    stats = await wait_idle(ahead)
+    assert stats.kv_blocks_used == 0 and stats.running == 0
+
+
+async def test_a_prompt_over_the_step_budget_is_prefilled_in_chunks_once_the_flight_lands(pair):
+    ahead, plain = pair()
+    for engine in (ahead, plain):
+        engine.scheduler.max_tokens_per_step = 32  # (set before any request: the step thread is idle)
+    long_prompt = " ".join(PROMPTS)
+    assert len(ahead.tokenizer.encode(long_prompt)) > 32
+
+    def requests():
+        later = [request(PROMPTS[3], 10), request(long_prompt, 10), request(PROMPTS[5], 10)]
+        return request(PROMPTS[1], 60, ignore_eos=True), later
+
+    got_runs = await mid_flight(ahead, *requests())
+    want_runs = await mid_flight(plain, *requests())
+    assert ahead.overlap.steps_admitted_ahead > 0
+    assert same_runs(got_runs, want_runs)
+    stats = await wait_idle(ahead)
+    assert stats.kv_blocks_used == 0 and stats.running == 0
+
+
+async def test_abort_of_a_request_admitted_into_the_run_ahead_frees_everything(pair):
+    ahead, plain = pair(prefix_caching=False)
+    lead, joined = request(PROMPTS[1], 40, ignore_eos=True), request(PROMPTS[0], 200)
+
+    async def abort_once_admitted():
+        """Abort `joined` as soon as the scheduler runs it: its prompt is then in the step queued ahead."""
+        while not any(seq.request_id == joined.request_id for seq in list(ahead.scheduler.running)):
+            await asyncio.sleep(0.001)
+        await ahead.abort(joined.request_id)
+
+    aborter = asyncio.create_task(abort_once_admitted())
+    (lead_ids, lead_final), (_, final) = await mid_flight(ahead, lead, [joined])
+    await aborter
+    want_ids, _ = await streamed(plain, request(PROMPTS[1], 40, ignore_eos=True))
+    assert final.finish_reason == "abort" and final.usage.completion_tokens <= 1  # its first token, at most
+    assert lead_ids == want_ids and lead_final.finish_reason == "length"
+    assert ahead.overlap.steps_admitted_ahead > 0
+    stats = await wait_idle(ahead)
+    for _ in range(100):  # the step thread lands the last flight right after the lead's final event
+        if ahead.overlap.flight is None:
+            break
+        await asyncio.sleep(0.02)
+    assert stats.kv_blocks_used == 0 and stats.running == 0 and ahead.overlap.flight is None

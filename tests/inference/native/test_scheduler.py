@@ -1,7 +1,7 @@
 """Scheduling: token budget, chunked prefill, priorities, preemption."""
 
 from vireo.inference.api import SamplingParams
-from vireo.inference.native.scheduling.batch import SampledTokens
+from vireo.inference.native.scheduling.batch import Batch, SampledTokens
 from vireo.inference.native.scheduling.block_manager import BlockManager
 from vireo.inference.native.scheduling.prefix_cache import PrefixCache
 from vireo.inference.native.scheduling.scheduler import Scheduler
@@ -156,3 +156,36 @@ def test_without_admission_a_step_still_admits_when_nothing_runs():
     s = Scheduler(BlockManager(64, 4), max_tokens_per_step=64)
     s.add(seq(4))
     assert len(s.schedule(admit=False).items) == 1
+
+
+def test_admitting_whole_prompts_stops_at_the_first_that_does_not_fit_whole():
+    s = Scheduler(BlockManager(64, 4), max_tokens_per_step=64)
+    short, long, after = seq(3, start=0), seq(9, start=100), seq(2, start=200)
+    for waiting in (short, long, after):
+        s.add(waiting)
+    batch = Batch([])
+    s.admit_whole(batch, 8, lambda seq: True)  # `after` would fit, but it comes after `long`
+    assert [(i.seq, i.num_tokens, i.samples) for i in batch.items] == [(short, 3, True)]
+    assert s.waiting == [long, after] and not long.block_table and s.running == [short]
+
+
+def test_admitting_whole_prompts_stops_at_the_first_that_may_not_join():
+    s = Scheduler(BlockManager(64, 4), max_tokens_per_step=64)
+    first, refused, after = seq(3, start=0), seq(3, start=100), seq(3, start=200)
+    for waiting in (first, refused, after):
+        s.add(waiting)
+    batch = Batch([])
+    s.admit_whole(batch, 64, lambda seq: seq is not refused)
+    assert [i.seq for i in batch.items] == [first] and s.waiting == [refused, after]
+
+
+def test_admitting_whole_prompts_keeps_to_max_batch():
+    s = Scheduler(BlockManager(64, 4), max_batch=2, max_tokens_per_step=64)
+    running = seq(3, start=0)
+    s.add(running)
+    run_step(s, s.schedule())
+    for start in (100, 200):
+        s.add(seq(3, start=start))
+    batch = Batch([])
+    s.admit_whole(batch, 64, lambda seq: True)
+    assert len(batch.items) == 1 and len(s.running) == 2 and len(s.waiting) == 1

@@ -17,6 +17,8 @@ from vireo.inference.random_models import llama_config, random_weights
 from vireo.inference.registry import ModelRegistry
 from vireo.kernels.qweight import dequantize, quantize_int4, quantize_int8
 
+from .test_overlap import mid_flight, request
+
 LOGIT_TOLERANCE = 1e-4  # float32 logits: the ranks' partial sums are added in another order
 
 
@@ -117,6 +119,33 @@ async def test_ranks_in_processes_generate_what_one_process_does(tiny, model, si
     assert sharded == single and all(text.strip() for text in single)  # greedy, the requests batched together
     assert (sharded_logits - single_logits).abs().max().item() < LOGIT_TOLERANCE
     assert stats.generated_tokens == 24 * len(prompts) and heads * size == all_heads
+
+
+async def _mid_flight(config: EngineConfig, prompts: list[str]):
+    """Each request's token ids, the later ones arriving while the first decodes; and how many steps
+    admitted requests into the run-ahead."""
+    engine = create_engine(config)
+    await engine.start()
+    try:
+        later = [request(p, 16, ignore_eos=True) for p in prompts[1:]]
+        runs = await mid_flight(engine, request(prompts[0], 64, ignore_eos=True), later)
+        return [ids for ids, _ in runs], engine.overlap.steps_admitted_ahead
+    finally:
+        await engine.shutdown()
+
+
+async def test_ranks_run_steps_queued_ahead_with_prompts_admitted_into_them(tiny):
+    """Overlapped decoding forced on: the ranks take a queued step's decode ids by broadcast and plan
+    the prompts admitted into it, and generate what one process does without overlap."""
+    prompts = ["t5 t6 t7 t8 t9", "t1 t2 t3", "t4 t4 t2 t8"]
+    base = EngineConfig(
+        backend="native", model="random:tiny", home=tiny[0], max_model_len=512, kv_cache_tokens=2048, threads=1
+    )
+    single, _ = await _mid_flight(base.model_copy(update={"overlap_decode": False}), prompts)
+    sharded, admitted = await _mid_flight(
+        base.model_copy(update={"overlap_decode": True, "tensor_parallel_size": 2}), prompts
+    )
+    assert sharded == single and admitted > 0
 
 
 def test_an_engine_whose_heads_do_not_split_says_so_before_starting_ranks():

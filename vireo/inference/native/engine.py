@@ -83,7 +83,7 @@ class NativeEngine(LocalEngine):
         )
         self.speculator = Speculator(config, self.blocks, self._draft_path(), (model_path, self.model))
         self.constraints = ConstrainedDecoding(self.tokenizer, self.model.shape.vocab, self.eos_token_ids)
-        self.overlap = OverlappedDecoding(self.runner, self.blocks, config.overlap_decode, self.context_length)
+        self.overlap = OverlappedDecoding(self.runner, self.scheduler, config.overlap_decode, self.context_length)
         self.outputs = RequestOutputs()
         self.counters = EngineCounters()
         self.loop = StepLoop(

@@ -1,4 +1,4 @@
-"""Overlapped decoding: launch the next decode step before this one's tokens reach the host.
+"""Overlapped decoding: launch the next step before this one's tokens reach the host.
 
 Without it a decode step is strictly serial: the GPU runs the forward, the host waits for the
 sampled tokens, then streams them, checks stops and builds the next step's tensors while the GPU
@@ -12,9 +12,17 @@ its bookkeeping, while the GPU computes. A sequence that the earlier tokens fini
 string, an abort) has computed one token too many: its row is dropped, and the KV slot it wrote
 lies past its end, in a block no prefix-cache entry names.
 
+Requests that arrive meanwhile join the run-ahead: where one waits for admission
+(`StepLoop.admit_now`), the scheduler admits waiting sequences into the queued step by its usual
+rules (`Scheduler.admit_whole`), each with its whole prompt (host-known ids, planned after the
+decodes' device ids), so that every row of the step samples and its tokens land one step later like
+any decode's; the sequence then decodes ahead from its first token on. Staggered arrivals (one per
+step or so, through the platform) would otherwise stop the run-ahead at nearly every step.
+
 The run-ahead stops (the step in flight is completed first, then the scheduler runs as usual)
-whenever a request waits for admission, a block cannot be had, or a sequence needs the host
-between steps: speculation, a grammar, log-probabilities or a seeded sampler.
+when a block cannot be had, when a sequence needs the host between steps (speculation, a grammar,
+log-probabilities or a seeded sampler), and when the first request to admit is such a sequence or
+its prompt does not fit this step's token budget whole (it is then prefilled in chunks).
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import torch
 
 from vireo.inference.native.sampling.sampler import probabilities
 from vireo.inference.native.scheduling.batch import Batch, SampledTokens, ScheduledSeq
-from vireo.inference.native.scheduling.block_manager import BlockManager
+from vireo.inference.native.scheduling.scheduler import Scheduler
 from vireo.inference.native.scheduling.sequence import Sequence
 from vireo.inference.native.worker.model_runner import ModelRunner
 from vireo.inference.native.worker.transfer import to_device
@@ -44,7 +52,7 @@ class AheadSeq(ScheduledSeq):
 
 @dataclass
 class Flight:
-    """A launched decode step: its items and the tokens it is sampling (device, then host)."""
+    """A launched step: its items (in its rows' order) and the tokens it is sampling (device, then host)."""
 
     items: list[ScheduledSeq]
     tokens: torch.Tensor  # [items] on the device
@@ -69,17 +77,19 @@ def may_overlap(seq: Sequence) -> bool:
 
 
 def launch(runner: ModelRunner, items: list[ScheduledSeq], input_ids: torch.Tensor | None = None) -> Flight:
-    """Queue the forward and the sampling of a decode batch; nothing here waits for the GPU."""
-    _, logits = runner.run(items, input_ids)
-    assert logits is not None  # every row of a decode batch samples
-    tokens = pick_on_device(logits, [item.seq for item in items])
+    """Queue the forward and the sampling of a batch whose every item samples; nothing here waits
+    for the GPU. `input_ids`: the device ids of its leading decodes (`ModelRunner.prepare`)."""
+    inputs, logits = runner.run(items, input_ids)
+    assert logits is not None  # every item samples
+    order = inputs.order  # the logits' rows: decodes first, then prompts (`flat_order`)
+    tokens = pick_on_device(logits, [item.seq for item in order])
     if tokens.device.type != "cuda":
-        return Flight(items, tokens, tokens)
+        return Flight(order, tokens, tokens)
     host = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
     host.copy_(tokens, non_blocking=True)
     ready = torch.cuda.Event()
     ready.record()
-    return Flight(items, tokens, host, ready)
+    return Flight(order, tokens, host, ready)
 
 
 def pick_on_device(logits: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
@@ -92,7 +102,8 @@ def pick_on_device(logits: torch.Tensor, seqs: list[Sequence]) -> torch.Tensor:
 
 
 def ahead_items(flight: Flight, context_length: int) -> list[ScheduledSeq]:
-    """The next decode batch (`AheadSeq`s): the flight's sequences that its tokens cannot finish for sure."""
+    """The next decode batch (`AheadSeq`s): the flight's sequences that its tokens cannot finish for
+    sure (a prompt in the flight included: its first token is the one in flight)."""
     items: list[ScheduledSeq] = []
     for item in flight.items:
         seq = item.seq
@@ -114,14 +125,15 @@ def ahead_input_ids(flight: Flight, items: list[ScheduledSeq]) -> torch.Tensor:
 
 
 class OverlappedDecoding:
-    """The step in flight, if any: started from a pure decode batch, kept going while nothing else
-    needs the scheduler, landed one step behind (`StepLoop` applies what lands)."""
+    """The step in flight, if any: started from a pure decode batch, kept going (admitting what
+    may join it) while nothing needs the host, landed one step behind (`StepLoop` applies what lands)."""
 
-    def __init__(self, runner: ModelRunner, blocks: BlockManager, enabled: bool, context_length: int):
-        self.runner, self.blocks = runner, blocks
+    def __init__(self, runner: ModelRunner, scheduler: Scheduler, enabled: bool, context_length: int):
+        self.runner, self.scheduler, self.blocks = runner, scheduler, scheduler.blocks
         self.enabled, self.context_length = enabled, context_length
-        self.flight: Flight | None = None  # a decode step launched, its tokens not yet landed
-        self.steps_run_ahead = 0  # decode steps queued before the previous one's tokens landed
+        self.flight: Flight | None = None  # a step launched, its tokens not yet landed
+        self.steps_run_ahead = 0  # steps queued before the previous one's tokens landed
+        self.steps_admitted_ahead = 0  # of those, steps that admitted waiting requests
 
     def takes(self, batch: Batch) -> bool:
         """A pure decode batch whose tokens can all be picked on the device."""
@@ -134,15 +146,24 @@ class OverlappedDecoding:
         self.flight = launch(self.runner, items)
 
     def advance(self, admitting: bool) -> tuple[list[ScheduledSeq], dict[ScheduledSeq, SampledTokens]]:
-        """Queue the next decode step behind the one in flight (unless a request waits for
-        admission), then land the one in flight while the GPU computes: its items and tokens."""
+        """Queue the next step behind the one in flight (its decodes, plus, where `admitting`, the
+        waiting requests that may join it; nothing if none may), then land the one in flight while
+        the GPU computes: its items and tokens."""
         flight, self.flight = self.flight, None
         assert flight is not None  # called only with a step in flight
-        if not admitting:
-            items = ahead_items(flight, self.context_length)
-            if items and all(self.blocks.allocate(i.seq, len(i.seq) + 1) for i in items):
+        decodes = ahead_items(flight, self.context_length)
+        if decodes and all(self.blocks.allocate(i.seq, len(i.seq) + 1) for i in decodes):
+            admitted = self._admit(len(decodes)) if admitting else []
+            if admitted or not admitting:  # else the waiting request needs the usual step: drain
                 self.runner.prepare_cache(self.blocks)
-                self.flight = launch(self.runner, items, ahead_input_ids(flight, items))
+                self.flight = launch(self.runner, decodes + admitted, ahead_input_ids(flight, decodes))
                 self.steps_run_ahead += 1
+                self.steps_admitted_ahead += bool(admitted)
         tokens = flight.wait()
         return flight.items, {item: SampledTokens([token]) for item, token in zip(flight.items, tokens)}
+
+    def _admit(self, decode_rows: int) -> list[ScheduledSeq]:
+        """Waiting sequences admitted whole into the step queued behind `decode_rows` decodes."""
+        batch = Batch([])
+        self.scheduler.admit_whole(batch, self.scheduler.max_tokens_per_step - decode_rows, may_overlap)
+        return batch.items

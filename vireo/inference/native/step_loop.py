@@ -118,7 +118,7 @@ class StepLoop:
             self._waiting_since = None
 
     def _step(self, admit: bool) -> None:
-        if self.overlap.flight is not None:  # (admitting: the step in flight lands, nothing is queued after it)
+        if self.overlap.flight is not None:  # the next step is queued (admitting what may join it), this one lands
             self._apply(*self.overlap.advance(admitting=admit))
             return
         batch = self.scheduler.schedule(admit)

@@ -3,7 +3,8 @@ ranks 1..N-1 are processes of their own that hold their shards and run every ste
 
 Rank 0 sends each step as host integers (`StepPlan`) down a pipe to every other rank; each rank then
 builds the same tensors and runs the same forward, so their collectives pair up, in the order rank 0
-ran them. Token ids a step was queued with on the device (overlapped decoding) follow as a broadcast.
+ran them. The token ids of a step's leading decode rows, queued on the device (overlapped decoding),
+follow as a broadcast; the plan holds the rest.
 A rank whose step fails exits; its peers' next collective then fails or times out, and the engine
 fails the step's requests (`StepLoop`).
 """
@@ -26,7 +27,7 @@ from vireo.inference.native.parallel.group import TensorParallel, join, leave, r
 from vireo.inference.native.parallel.sharding import check_shardable
 from vireo.inference.native.scheduling.batch import ScheduledSeq
 from vireo.inference.native.scheduling.block_manager import BlockManager
-from vireo.inference.native.worker.model_runner import ModelRunner, StepInputs, flat_order
+from vireo.inference.native.worker.model_runner import ModelRunner, StepInputs, device_rows_of, flat_order
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 1800  # a rank loading a large model from a slow disk
@@ -108,7 +109,7 @@ class ShardedRunner(ModelRunner):
     def run(
         self, items: list[ScheduledSeq], input_ids: torch.Tensor | None = None
     ) -> tuple[StepInputs, torch.Tensor | None]:
-        plan = self.plan(items, with_ids=input_ids is None)
+        plan = self.plan(items, device_rows_of(input_ids))
         with self._lock:
             self.peers.send(("run", plan))
             if input_ids is not None:
@@ -199,8 +200,8 @@ def _serve_steps(runner: ModelRunner, tp: TensorParallel, conn) -> None:
         elif kind == "run":
             plan = message[1]
             input_ids = None
-            if plan.ids is None:
-                input_ids = tp.broadcast(torch.empty(len(plan.seqs), dtype=torch.long, device=tp.device))
+            if plan.device_rows:
+                input_ids = tp.broadcast(torch.empty(plan.device_rows, dtype=torch.long, device=tp.device))
             runner.run_inputs(runner.inputs(plan, input_ids))
         elif kind == "score":
             runner.forward_logits(message[1].to(tp.device))

@@ -4,6 +4,8 @@ Every step spends a token budget: running sequences first (a decode costs one to
 prefill a chunk), then waiting ones in priority order (lower `priority` first, then the longest
 cached prefix, then arrival). When blocks run out, the least important running sequence is
 preempted: its blocks are freed and it is recomputed later (its KV may still hit the prefix cache).
+A step queued behind one still in flight (overlapped decoding) admits by the same rules, but whole
+prompts only (`admit_whole`).
 After the forward, `update` applies the step's results: the one place a sequence's tokens grow.
 """
 
@@ -23,6 +25,10 @@ StopStrings = Callable[[Sequence, int], bool]
 
 def _no_stop_strings(seq: Sequence, token: int) -> bool:
     return False
+
+
+def _anyone(seq: Sequence) -> bool:
+    return True
 
 
 class Scheduler:
@@ -122,7 +128,15 @@ class Scheduler:
         self.blocks.prepare_write(seq, seq.num_computed_tokens, end)
         return True
 
-    def _admit_waiting(self, batch: Batch, budget: int) -> None:
+    def admit_whole(self, batch: Batch, budget: int, may_join: Callable[[Sequence], bool]) -> None:
+        """Admit waiting sequences into `batch` (a step queued behind one in flight) within `budget`
+        tokens, in the usual order, each with its whole uncomputed prompt so that it samples; stop at
+        the first that `may_join` refuses or that does not fit whole (the usual step takes it later)."""
+        self._admit_waiting(batch, budget, may_join, whole=True)
+
+    def _admit_waiting(
+        self, batch: Batch, budget: int, may_join: Callable[[Sequence], bool] = _anyone, whole: bool = False
+    ) -> None:
         if not self.waiting:
             return
         for seq in self.waiting:
@@ -130,9 +144,11 @@ class Scheduler:
         self.waiting.sort(key=Sequence.sort_key)
         while self.waiting and budget > 0 and len(self.running) < self.max_batch:
             seq = self.waiting[0]
+            if not may_join(seq):
+                break
             seq.start(self.blocks.match_prefix(seq))
             num = min(seq.num_uncomputed, budget)
-            if not self._reserve(seq, num):
+            if (whole and num < seq.num_uncomputed) or not self._reserve(seq, num):
                 self.blocks.free(seq)  # give back the prefix references until it fits
                 seq.wait()
                 break

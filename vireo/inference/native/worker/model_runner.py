@@ -4,7 +4,9 @@ The KV cache is preallocated per layer as [num_blocks, block_size, kv_heads, hea
 uninitialised, so untouched blocks cost no memory; a block is zeroed before its first use because
 masked-out attention slots still multiply their values by 0, and uninitialised memory may be NaN.
 The flat batch puts short queries (decodes, speculative verifications) first, batched into one
-attention call, then long prefill chunks. Where the kernels run (CUDA, or Triton forced), the
+attention call, then long prefill chunks. A step queued behind one in flight (`overlap.py`) takes
+its leading decodes' token ids from the device, where they are being sampled, and plans the rest
+(prompts admitted into it) on the host. Where the kernels run (CUDA, or Triton forced), the
 attention metadata is the kernels' (block tables and context lengths) and pure decode steps may
 replay a CUDA graph (`cuda_graphs.py`).
 """
@@ -57,7 +59,9 @@ class StepPlan:
 
     seqs: list[PlannedSeq]
     num_short: int
-    ids: list[int] | None  # None: the token ids come as a device tensor (overlapped decoding)
+    ids: list[int]  # the token ids of every row after the first `device_rows`
+    # leading decode rows whose token ids come as a device tensor: tokens still being sampled (`overlap.py`)
+    device_rows: int = 0
 
 
 @dataclass
@@ -67,6 +71,11 @@ class StepInputs:
     meta: AttentionMetadata
     order: list[ScheduledSeq]  # items in flat-batch order
     logit_rows: list[list[int]]  # per item in `order`: flat rows whose logits are needed
+
+
+def device_rows_of(input_ids: torch.Tensor | None) -> int:
+    """How many leading rows of a step take their token ids from `input_ids` (a device tensor, or none)."""
+    return 0 if input_ids is None else input_ids.shape[0]
 
 
 class ModelRunner:
@@ -103,22 +112,24 @@ class ModelRunner:
         return use_triton(self.kv_caches[0][0])
 
     # --- building the step's tensors ----------------------------------------------------------
-    def plan(self, items: list[ScheduledSeq], with_ids: bool = True) -> StepPlan:
-        """The step as host integers, short queries first (what a tensor-parallel rank is sent)."""
+    def plan(self, items: list[ScheduledSeq], device_rows: int = 0) -> StepPlan:
+        """The step as host integers, short queries first (what a tensor-parallel rank is sent); the
+        token ids of its first `device_rows` rows are left out: they come as a device tensor."""
         ids: list[int] = []
         seqs = []
-        for item in flat_order(items):
-            if with_ids:
+        for index, item in enumerate(flat_order(items)):
+            if index >= device_rows:
                 ids += item.seq.token_ids[item.start : item.start + item.num_tokens] + item.draft
             end = item.start + item.num_tokens + len(item.draft)
             table = item.seq.block_table[: -(-end // self.block_size)]
             seqs.append(PlannedSeq(item.start, item.num_tokens, len(item.draft), table, item.samples))
-        return StepPlan(seqs, sum(is_short_query(i) for i in items), ids if with_ids else None)
+        return StepPlan(seqs, sum(is_short_query(i) for i in items), ids, device_rows)
 
     def prepare(self, items: list[ScheduledSeq], input_ids: torch.Tensor | None = None) -> StepInputs:
-        """The step's tensors; `input_ids` (device, one per item of a decode batch, in `items`
-        order) stands in for tokens the host does not know yet (`overlap.py`)."""
-        return self.inputs(self.plan(items, with_ids=input_ids is None), input_ids, flat_order(items))
+        """The step's tensors; `input_ids` (device, one per row) stands for the token ids of the flat
+        batch's first rows, decodes of tokens the host does not know yet (`overlap.py`): the caller
+        lists those decodes first, so that `flat_order` keeps them first."""
+        return self.inputs(self.plan(items, device_rows_of(input_ids)), input_ids, flat_order(items))
 
     def inputs(
         self, plan: StepPlan, input_ids: torch.Tensor | None = None, order: list[ScheduledSeq] | None = None
@@ -141,12 +152,16 @@ class ModelRunner:
             meta = AttentionMetadata(
                 self._tensor(slots), self._short_group(short), self._chunks(long, sum(i.rows for i in short))
             )
-        if input_ids is None:
-            assert plan.ids is not None, "a step without device ids plans its token ids"
-            input_ids = self._tensor(plan.ids)
-        elif long:
-            raise ValueError("device input ids are for decode batches only")
-        return StepInputs(input_ids, self._tensor(positions), meta, order or [], logit_rows)
+        return StepInputs(self._input_ids(plan, input_ids), self._tensor(positions), meta, order or [], logit_rows)
+
+    def _input_ids(self, plan: StepPlan, device_ids: torch.Tensor | None) -> torch.Tensor:
+        """The step's token ids: `device_ids` for its first `plan.device_rows` rows, then the planned ones."""
+        if not plan.device_rows:
+            return self._tensor(plan.ids)
+        assert device_ids is not None and device_ids.shape[0] == plan.device_rows, "one device id per device row"
+        if any(seq.rows != 1 for seq in plan.seqs[: plan.device_rows]):
+            raise ValueError("device input ids are for the leading decode rows only")
+        return torch.cat([device_ids, self._tensor(plan.ids)]) if plan.ids else device_ids
 
     def _tensor(self, values: list[int] | list[list[int]]) -> torch.Tensor:
         return to_device(values, torch.long, self.device)
