@@ -134,6 +134,7 @@ class OverlappedDecoding:
         self.flight: Flight | None = None  # a step launched, its tokens not yet landed
         self.steps_run_ahead = 0  # steps queued before the previous one's tokens landed
         self.steps_admitted_ahead = 0  # of those, steps that admitted waiting requests
+        self.admit_ahead = True  # False: an arrival drains the run-ahead (the usual step admits it)
 
     def takes(self, batch: Batch) -> bool:
         """A pure decode batch whose tokens can all be picked on the device."""
@@ -153,7 +154,7 @@ class OverlappedDecoding:
         assert flight is not None  # called only with a step in flight
         decodes = ahead_items(flight, self.context_length)
         if decodes and all(self.blocks.allocate(i.seq, len(i.seq) + 1) for i in decodes):
-            admitted = self._admit(len(decodes)) if admitting else []
+            admitted = self._admit(len(decodes)) if admitting and self.admit_ahead else []
             if admitted or not admitting:  # else the waiting request needs the usual step: drain
                 self.runner.prepare_cache(self.blocks)
                 self.flight = launch(self.runner, decodes + admitted, ahead_input_ids(flight, decodes))
