@@ -96,6 +96,7 @@ def bench_engines(
     prompt_tokens: str = typer.Option("128,512", help="min,max prompt length in tokens"),
     new_tokens: int = 128,
     threads: Optional[int] = typer.Option(None, help="torch threads of the torch backends, llama.cpp's threads"),
+    rounds: int = typer.Option(1, help="run the backends this many times in turn (A B A B): same-run ratios per round"),
     random_weights: Optional[str] = None,
     as_json: bool = typer.Option(False, "--json"),
     out: Optional[Path] = None,
@@ -119,6 +120,7 @@ def bench_engines(
         concurrency=tuple(int(c) for c in concurrency.split(",")),
         new_tokens=new_tokens,
         threads=threads,
+        rounds=rounds,
     )
     _write_json(result, out if out else (None if as_json else RESULTS / "engines-cpu.json"))
     _exit_now_if_vllm_ran()

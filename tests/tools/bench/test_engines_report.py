@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vireo.tools.bench.engines import compare_speed, markdown_table
+from vireo.tools.bench.engines import compare_speed, markdown_table, median_over_rounds
 
 
 def _result(backend: str, levels: list[tuple[int, float, float]]) -> dict:
@@ -38,6 +38,24 @@ def test_ratios_to_llamacpp_are_per_concurrency_and_shown_in_their_own_column():
     native_row = [cell.strip() for cell in table[2].strip("|").split("|")]
     assert native_row[:5] == ["native", "1", "20.0", "-", "0.2"] and len(native_row) == len(header)
     assert table[-1].startswith("| hf | failed: RuntimeError: boom |") and table[-1].count("|") == len(header) + 1
+
+
+def test_rounds_take_their_own_ratios_and_the_median_of_each():
+    rounds = []
+    for native_tps, peer_tps, native_itl in ((20.0, 10.0, 0.05), (30.0, 10.0, 0.04), (12.0, 12.0, 0.08)):
+        results = [_result("native", [(1, native_tps, 0.2)]), _result("llamacpp", [(1, peer_tps, 0.1)])]
+        results[0]["levels"][0]["itl_p50_s"] = native_itl
+        results[1]["levels"][0]["itl_p50_s"] = 0.04
+        compare_speed(results, "llamacpp")
+        rounds.append(results)
+    summary = median_over_rounds(rounds)
+    (native,) = summary["native"]
+    assert native["rounds"] == 3
+    assert native["output_tokens_per_s"] == {"per_round": [20.0, 30.0, 12.0], "median": 20.0}
+    assert native["tokens_per_s_vs_llamacpp"] == {"per_round": [2.0, 3.0, 1.0], "median": 2.0}
+    assert native["itl_p50_llamacpp_over_ours"] == {"per_round": [0.8, 1.0, 0.5], "median": 0.8}
+    (peer,) = summary["llamacpp"]
+    assert "itl_p50_llamacpp_over_ours" not in peer and peer["tokens_per_s_vs_llamacpp"]["median"] == 1.0
 
 
 def test_without_llamacpp_the_table_keeps_its_columns():

@@ -6,6 +6,10 @@ request; prompts are deterministic English text with lengths spread over `prompt
 request and per concurrency level (so no backend gets prefix-cache hits the others cannot).
 Reported per backend and concurrency: output tokens/s, TTFT and inter-token latency p50/p95, peak
 memory, start-up time, ratios to `hf` and to `llamacpp`, and whether greedy outputs equal hf's.
+`--rounds N` runs the backends N times in turn (A B A B ...): a shared VM's speed drifts by tens of
+percent over minutes, so one backend's whole run against another's later one can measure the drift;
+each round's ratios are its own, and `median_over_rounds` gives per backend and level the median of the
+rounds' tok/s, ITL p50 and ratios (`results` stays the first round's).
 `llamacpp` (llama.cpp on the same GGUF file and thread count, `llamacpp_peer.py`) is a peer, not a
 backend Vireo serves: it runs when llama-cpp-python is installed (the `llamacpp` extra).
 A backend may be named with a quantization, `native:gguf` (the native engine serving that GGUF file's
@@ -24,6 +28,7 @@ import gc
 import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -207,8 +212,12 @@ def run_engine_benchmark(
     dtype: str = "float32",
     openai_url: str | None = None,
     threads: int | None = None,
+    rounds: int = 1,
 ) -> dict:
-    """Run the workload through each backend in turn; returns the report (see module docstring)."""
+    """Run the workload through each backend in turn, `rounds` times; returns the report (see module
+    docstring)."""
+    if rounds < 1:
+        raise ValueError("rounds must be at least 1")
     return _benchmark(
         model,
         backends or installed_backends(openai_url),
@@ -219,6 +228,7 @@ def run_engine_benchmark(
         dtype,
         openai_url,
         threads,
+        rounds,
     )
 
 
@@ -238,7 +248,7 @@ def backend_variant(spec: str) -> tuple[str, dict]:
     return backend, settings
 
 
-def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concurrency, dtype, openai_url, threads):
+def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concurrency, dtype, openai_url, threads, rounds):
     from transformers import AutoTokenizer
 
     from vireo.inference.registry import ModelRegistry
@@ -260,11 +270,34 @@ def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concurrency
             "concurrency": list(concurrency),
             "sampling": "greedy, ignore_eos",
             "torch_threads": threads or "torch default",
+            "rounds": rounds,
         },
         "results": [],
         "failures": {},
     }
-    texts = {}
+    per_round = []
+    for _ in range(rounds):
+        results, texts = _one_round(
+            report, model, backends, tokenizer, workload, new_tokens, concurrency, dtype, context, openai_url, threads
+        )
+        compare_to_hf(results, texts)
+        if "llamacpp" in texts:
+            compare_speed(results, "llamacpp")
+        per_round.append(results)
+    report["results"] = per_round[0]
+    if rounds > 1:
+        report["rounds"] = per_round
+        report["median_over_rounds"] = median_over_rounds(per_round)
+    report["machine"]["load_average_at_end"] = list(os.getloadavg())
+    return report
+
+
+def _one_round(
+    report, model, backends, tokenizer, workload, new_tokens, concurrency, dtype, context, openai_url, threads
+):
+    """Every backend once, each in its own process: their results and greedy texts (failures go to
+    `report["failures"]`)."""
+    results, texts = [], {}
     for backend in backends:
         try:
             if is_llamacpp(backend):
@@ -289,18 +322,51 @@ def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concurrency
                     "new_tokens": new_tokens,
                 }
             result, texts[result["backend"]] = run_in_own_process(backend, job)  # (every llamacpp spec: "llamacpp")
-            report["results"].append(result)
+            results.append(result)
         except Exception as exc:  # a backend that fails is reported, not hidden
             report["failures"][backend] = f"{type(exc).__name__}: {exc}"
-        progress = (
-            report["results"][-1] if backend not in report["failures"] else {backend: report["failures"][backend]}
-        )
+        progress = results[-1] if backend not in report["failures"] else {backend: report["failures"][backend]}
         print(json.dumps(progress), flush=True)
-    compare_to_hf(report["results"], texts)
-    if "llamacpp" in texts:
-        compare_speed(report["results"], "llamacpp")
-    report["machine"]["load_average_at_end"] = list(os.getloadavg())
-    return report
+    return results, texts
+
+
+MEDIAN_FIELDS = ("output_tokens_per_s", "itl_p50_s", "ttft_p50_s", "tokens_per_s_vs_llamacpp", "tokens_per_s_vs_hf")
+
+
+def median_over_rounds(per_round: list[list[dict]]) -> dict[str, list[dict]]:
+    """Per backend and concurrency: each field of `MEDIAN_FIELDS` over the rounds (as a list, in round
+    order) and its median; also the ITL ratio to llama.cpp of each round (theirs / ours, > 1 when ours is
+    faster) and its median."""
+
+    def level_of(results: list[dict], backend: str, concurrency: int) -> dict | None:
+        for result in results:
+            if result["backend"] == backend:
+                return next((lvl for lvl in result["levels"] if lvl["concurrency"] == concurrency), None)
+        return None
+
+    summary: dict[str, list[dict]] = {}
+    for result in per_round[0]:
+        backend = result["backend"]
+        rows = []
+        for first in result["levels"]:
+            c = first["concurrency"]
+            levels = [lvl for results in per_round if (lvl := level_of(results, backend, c)) is not None]
+            row: dict = {"concurrency": c, "rounds": len(levels)}
+            for name in MEDIAN_FIELDS:
+                values = [lvl[name] for lvl in levels if lvl.get(name) is not None]
+                if values:
+                    row[name] = {"per_round": values, "median": round(statistics.median(values), 4)}
+            peers = [level_of(results, "llamacpp", c) for results in per_round]
+            itl_ratios = [
+                round(peer["itl_p50_s"] / lvl["itl_p50_s"], 3)
+                for lvl, peer in zip(levels, peers)
+                if peer and peer.get("itl_p50_s") and lvl.get("itl_p50_s")
+            ]
+            if itl_ratios and backend != "llamacpp":
+                row["itl_p50_llamacpp_over_ours"] = {"per_round": itl_ratios, "median": statistics.median(itl_ratios)}
+            rows.append(row)
+        summary[backend] = rows
+    return summary
 
 
 LLAMACPP_VARIANTS = {"llamacpp": True, "llamacpp:no-extra-bufts": False}  # spec -> extra buffer types
@@ -371,6 +437,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--openai-url", help="also benchmark an OpenAI-compatible server at this URL")
     parser.add_argument("--threads", type=int, help="torch threads for the torch backends, llama.cpp's threads")
+    parser.add_argument("--rounds", type=int, default=1, help="run the backends this many times in turn (A B A B)")
     parser.add_argument("--table", type=Path, help="print an existing JSON report as Markdown and exit")
     parser.add_argument("--backend-job", nargs=2, type=Path, help=argparse.SUPPRESS)  # run_in_own_process
     args = parser.parse_args(argv)
@@ -390,6 +457,7 @@ def main(argv: list[str] | None = None) -> None:
         dtype=args.dtype,
         openai_url=args.openai_url,
         threads=args.threads,
+        rounds=args.rounds,
     )
     text = json.dumps(report, indent=2)
     if args.json:
