@@ -1,6 +1,7 @@
-"""Our AVX2 kernel over GGUF's own blocks (`cpu_gguf_dot`): each type's de-quantization equals gguf's
+"""Our kernel over GGUF's own blocks (`cpu_gguf_dot`): each type's de-quantization equals gguf's
 (`gguf.quants.dequantize`, the format's reference code) exactly, and its matmul equals, in float64, the
-de-quantized weight times x rounded as the kernel rounds it (per 32 values; per 256 for the K-quants)."""
+de-quantized weight times x rounded as the kernel rounds it (per 32 values; per 256 for the K-quants),
+with its AVX2 dot products and with its AVX-512 VNNI ones (those only where the CPU has VNNI)."""
 
 import os
 
@@ -18,6 +19,18 @@ pytestmark = pytest.mark.skipif(cpu_gguf_dot.load_kernel() is None, reason="AVX2
 TYPES = list(cpu_gguf_dot.BLOCK_TYPES)
 ROWS = [1, 3, 4, 5, 8]  # blocks of four rows of x and the tail one by one
 N, K = 72, 768  # K: three super-blocks of 256
+
+
+@pytest.fixture(params=["avx2", "vnni"])
+def isa(request):
+    """The kernel's dot products on each instruction set it has (VNNI only where this CPU has it)."""
+    if request.param == "avx2":
+        with cpu_gguf_dot.avx2_only():
+            yield "avx2"
+    elif cpu_gguf_dot.vnni():
+        yield "vnni"
+    else:
+        pytest.skip("this CPU has no AVX-512 VNNI: the AVX2 run is the check here")
 
 
 def random_blocks(block_type: str, n: int = N, k: int = K, seed: int = 0) -> np.ndarray:
@@ -57,7 +70,7 @@ def test_dequantization_equals_gguf_reference_code(block_type):
 
 @pytest.mark.parametrize("block_type", TYPES)
 @pytest.mark.parametrize("m", ROWS)
-def test_matmul_equals_the_weight_times_rounded_x(block_type, m):
+def test_matmul_equals_the_weight_times_rounded_x(block_type, m, isa):
     raw = random_blocks(block_type, seed=m)
     x = torch.randn(m, K, generator=torch.Generator().manual_seed(100 + m))
     weight = CpuGgufWeight(torch.from_numpy(raw), block_type, K)

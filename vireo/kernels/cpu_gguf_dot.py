@@ -1,7 +1,8 @@
-"""Our AVX2 CPU kernel over a GGUF file's own quantized blocks (`csrc/cpu_gguf_dot.cpp`): decode-size
+"""Our CPU kernel over a GGUF file's own quantized blocks (`csrc/cpu_gguf_dot.cpp`): decode-size
 matmuls that read exactly the bytes llama.cpp reads (Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K), activations
 rounded to int8 per block of 32, and each type's de-quantization to float32. `vireo.kernels.cpu_quant`'s
-`CpuGgufWeight` holds the blocks.
+`CpuGgufWeight` holds the blocks. Its dot products run on AVX-512 VNNI where the CPU has it (`vnni`),
+else on AVX2.
 
 Built and loaded by `cpu_extensions` (the engine setting `cpu_kernels` turns it off); where `load_kernel`
 returns None, GGUF weights take the int4/int8 forms of `cpu_quant` instead.
@@ -9,6 +10,8 @@ returns None, GGUF weights take the int4/int8 forms of `cpu_quant` instead.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from types import ModuleType
 
 import torch
@@ -29,6 +32,25 @@ BLOCK_TYPES: dict[str, tuple[int, int, int]] = {
 def load_kernel() -> ModuleType | None:
     """The compiled extension, or None (`cpu_extensions.load`: turned off, no AVX2, or no compiler)."""
     return cpu_extensions.load("cpu_gguf_dot")
+
+
+def vnni() -> bool:
+    """Whether the dot products run on AVX-512 VNNI here (else AVX2): where they do, Q5_0's own blocks are
+    streamed faster than as Q8_0 blocks (`gguf_weights.blocks_served`)."""
+    kernel = load_kernel()
+    return kernel is not None and kernel.vnni()
+
+
+@contextlib.contextmanager
+def avx2_only() -> Iterator[None]:
+    """The AVX2 dot products within, even where the CPU has VNNI (tests and benchmarks of both)."""
+    kernel = load_kernel()
+    assert kernel is not None, "the AVX2 kernel is not built here"
+    kernel.use_vnni(False)
+    try:
+        yield
+    finally:
+        kernel.use_vnni(True)
 
 
 def gguf_mm(x: torch.Tensor, blocks: torch.Tensor, block_type: str, k: int) -> torch.Tensor:

@@ -206,9 +206,13 @@ def write_gguf(path: Path, tensors: dict[str, tuple[np.ndarray, T]]) -> Path:
 
 
 @pytest.mark.skipif(not gguf_blocks_supported("Q5_0", 256), reason="AVX2 extension not available here")
-def test_a_q5_0_embedding_beside_an_output_layer_keeps_its_own_blocks(tmp_path):
+@pytest.mark.parametrize("vnni", [False, True])
+def test_a_q5_0_embedding_beside_an_output_layer_keeps_its_own_blocks(tmp_path, vnni, monkeypatch):
     """Only lookups read it (the output layer is a tensor of its own), so it stays Q5_0 (22 bytes a block,
-    not Q8_0's 34); its rows are the file's. Tied to the LM head, the matmul's Q8_0 form is kept."""
+    not Q8_0's 34); its rows are the file's. Tied to the LM head, a matrix the matmuls read: Q8_0 blocks,
+    or its own where the kernel runs on AVX-512 VNNI (`blocks_served`; both decisions checked on any CPU,
+    the kernel has Q5_0 dot products for either instruction set)."""
+    monkeypatch.setattr(cpu_gguf_dot, "vnni", lambda: vnni)
     rng = np.random.default_rng(0)
     embed = rng.standard_normal((64, 256)).astype(np.float32)
     config = SimpleNamespace(num_attention_heads=4, num_key_value_heads=2)
@@ -223,5 +227,8 @@ def test_a_q5_0_embedding_beside_an_output_layer_keeps_its_own_blocks(tmp_path):
     assert torch.equal(looked_up.rows(rows, torch.float32), want[rows])
     tied = write_gguf(tmp_path / "tied.gguf", {"token_embd.weight": (embed, T.Q5_0)})
     head = GgufWeights(tied, config, torch.float32)["model.embed_tokens.weight"]
-    assert isinstance(head, CpuGgufWeight) and head.block_type == "Q8_0"
+    assert isinstance(head, CpuGgufWeight) and head.block_type == ("Q5_0" if vnni else "Q8_0")
     assert torch.equal(head.rows(rows, torch.float32), want[rows])
+    x = torch.randn(2, 256, generator=torch.Generator().manual_seed(2))
+    reference = x @ want.t()
+    assert (head.matmul(x) - reference).abs().max() <= 2e-2 * reference.abs().max()  # x rounded to int8 per 32

@@ -17,6 +17,7 @@ import torch
 
 from vireo.inference.api import EngineError, EngineEvent, EngineStats, GenerationRequest
 from vireo.inference.local import EngineConfig, LocalEngine, events_until_finished, torch_dtype
+from vireo.inference.native.heap import release_free_heap
 from vireo.inference.native.kv_budget import kv_cache_slots
 from vireo.inference.native.models.llama import LlamaModel
 from vireo.inference.native.outputs import RequestChannel, RequestOutputs
@@ -97,6 +98,7 @@ class NativeEngine(LocalEngine):
             config.threads,
             config.admission_window_ms / 1000,
         )
+        release_free_heap()  # what loading freed (heap.py)
 
     def _draft_path(self) -> Path | None:
         if not self.config.draft_model:
