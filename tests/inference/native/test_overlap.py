@@ -215,6 +215,17 @@ def same_runs(got_runs, want_runs) -> bool:
     return summary(got_runs) == summary(want_runs)
 
 
+async def joins_ahead_like_the_plain_path(ahead, plain, requests) -> None:
+    """`requests()` (a lead and those arriving mid-flight) on both engines: the overlapped one admits ahead,
+    both give the same runs, and the overlapped one ends holding nothing."""
+    got_runs = await mid_flight(ahead, *requests())
+    want_runs = await mid_flight(plain, *requests())
+    assert ahead.overlap.steps_admitted_ahead > 0
+    assert same_runs(got_runs, want_runs)
+    stats = await wait_idle(ahead)
+    assert stats.kv_blocks_used == 0 and stats.running == 0
+
+
 async def test_requests_arriving_mid_flight_join_the_run_ahead_with_the_plain_paths_tokens(pair):
     ahead, plain = pair()
     prompts, lengths = PROMPTS[4:10], [30, 12, 45, 5, 20, 33]
@@ -234,12 +245,7 @@ async def test_a_request_that_needs_the_host_arriving_mid_flight_waits_for_the_u
         joins = request(PROMPTS[3], 12)  # first in line: joins the run-ahead, and admission stops after it
         return lead, [joins, request(PROMPTS[0], 12, logprobs=True), request(PROMPTS[2], 12, temperature=0.9, seed=5)]
 
-    got_runs = await mid_flight(ahead, *requests())
-    want_runs = await mid_flight(plain, *requests())
-    assert ahead.overlap.steps_admitted_ahead > 0
-    assert same_runs(got_runs, want_runs)
-    stats = await wait_idle(ahead)
-    assert stats.kv_blocks_used == 0 and stats.running == 0
+    await joins_ahead_like_the_plain_path(ahead, plain, requests)
 
 
 async def test_a_prompt_over_the_step_budget_is_prefilled_in_chunks_once_the_flight_lands(pair):
@@ -253,12 +259,7 @@ async def test_a_prompt_over_the_step_budget_is_prefilled_in_chunks_once_the_fli
         later = [request(PROMPTS[3], 10), request(long_prompt, 10), request(PROMPTS[5], 10)]
         return request(PROMPTS[1], 60, ignore_eos=True), later
 
-    got_runs = await mid_flight(ahead, *requests())
-    want_runs = await mid_flight(plain, *requests())
-    assert ahead.overlap.steps_admitted_ahead > 0
-    assert same_runs(got_runs, want_runs)
-    stats = await wait_idle(ahead)
-    assert stats.kv_blocks_used == 0 and stats.running == 0
+    await joins_ahead_like_the_plain_path(ahead, plain, requests)
 
 
 async def test_abort_of_a_request_admitted_into_the_run_ahead_frees_everything(pair):

@@ -158,23 +158,25 @@ def test_without_admission_a_step_still_admits_when_nothing_runs():
     assert len(s.schedule(admit=False).items) == 1
 
 
-def test_admitting_whole_prompts_stops_at_the_first_that_does_not_fit_whole():
+def waiting_on(*seqs) -> tuple[Scheduler, Batch]:
+    """A scheduler with `seqs` waiting in that order, nothing running, and an empty batch to admit into."""
     s = Scheduler(BlockManager(64, 4), max_tokens_per_step=64)
-    short, long, after = seq(3, start=0), seq(9, start=100), seq(2, start=200)
-    for waiting in (short, long, after):
+    for waiting in seqs:
         s.add(waiting)
-    batch = Batch([])
+    return s, Batch([])
+
+
+def test_admitting_whole_prompts_stops_at_the_first_that_does_not_fit_whole():
+    short, long, after = seq(3, start=0), seq(9, start=100), seq(2, start=200)
+    s, batch = waiting_on(short, long, after)
     s.admit_whole(batch, 8, lambda seq: True)  # `after` would fit, but it comes after `long`
     assert [(i.seq, i.num_tokens, i.samples) for i in batch.items] == [(short, 3, True)]
     assert s.waiting == [long, after] and not long.block_table and s.running == [short]
 
 
 def test_admitting_whole_prompts_stops_at_the_first_that_may_not_join():
-    s = Scheduler(BlockManager(64, 4), max_tokens_per_step=64)
     first, refused, after = seq(3, start=0), seq(3, start=100), seq(3, start=200)
-    for waiting in (first, refused, after):
-        s.add(waiting)
-    batch = Batch([])
+    s, batch = waiting_on(first, refused, after)
     s.admit_whole(batch, 64, lambda seq: seq is not refused)
     assert [i.seq for i in batch.items] == [first] and s.waiting == [refused, after]
 
