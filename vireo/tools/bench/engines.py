@@ -275,11 +275,12 @@ def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concurrency
         "results": [],
         "failures": {},
     }
+    jobs = _jobs(
+        report, model, backends, tokenizer, workload, new_tokens, concurrency, dtype, context, openai_url, threads
+    )
     per_round = []
-    for _ in range(rounds):
-        results, texts = _one_round(
-            report, model, backends, tokenizer, workload, new_tokens, concurrency, dtype, context, openai_url, threads
-        )
+    for round_index in range(rounds):
+        results, texts = _one_round(report, jobs, round_index)
         compare_to_hf(results, texts)
         if "llamacpp" in texts:
             compare_speed(results, "llamacpp")
@@ -292,40 +293,54 @@ def _benchmark(model, backends, requests, prompt_tokens, new_tokens, concurrency
     return report
 
 
-def _one_round(
+def _jobs(
     report, model, backends, tokenizer, workload, new_tokens, concurrency, dtype, context, openai_url, threads
-):
-    """Every backend once, each in its own process: their results and greedy texts (failures go to
-    `report["failures"]`)."""
-    results, texts = [], {}
+) -> dict[str, dict]:
+    """What each backend's process is given, built once for every round (a backend whose job cannot be
+    built goes to `report["failures"]`)."""
+    jobs = {}
     for backend in backends:
         try:
             if is_llamacpp(backend):
-                job = llamacpp_job(model, tokenizer, workload, new_tokens, threads, context, backend)
-            else:
-                name, variant = backend_variant(backend)
-                config = EngineConfig(
-                    backend=name,
-                    model=model,
-                    dtype=dtype,
-                    max_model_len=context,
-                    max_batch=max(concurrency),
-                    threads=threads,
-                    openai_base_url=openai_url,
-                    openai_model=model if backend == "openai" else None,
-                    **variant,
-                )
-                job = {
-                    "backend": backend,
-                    "config": config.model_dump(mode="json"),
-                    "workload": workload,
-                    "new_tokens": new_tokens,
-                }
-            result, texts[result["backend"]] = run_in_own_process(backend, job)  # (every llamacpp spec: "llamacpp")
-            results.append(result)
+                jobs[backend] = llamacpp_job(model, tokenizer, workload, new_tokens, threads, context, backend)
+                continue
+            name, variant = backend_variant(backend)
+            config = EngineConfig(
+                backend=name,
+                model=model,
+                dtype=dtype,
+                max_model_len=context,
+                max_batch=max(concurrency),
+                threads=threads,
+                openai_base_url=openai_url,
+                openai_model=model if backend == "openai" else None,
+                **variant,
+            )
+            jobs[backend] = {
+                "backend": backend,
+                "config": config.model_dump(mode="json"),
+                "workload": workload,
+                "new_tokens": new_tokens,
+            }
         except Exception as exc:  # a backend that fails is reported, not hidden
             report["failures"][backend] = f"{type(exc).__name__}: {exc}"
-        progress = results[-1] if backend not in report["failures"] else {backend: report["failures"][backend]}
+            print(json.dumps({backend: report["failures"][backend]}), flush=True)
+    return jobs
+
+
+def _one_round(report, jobs: dict[str, dict], round_index: int):
+    """Every backend once, each in its own process: their results and greedy texts (a failure goes to
+    `report["failures"]`, named with its round after the first)."""
+    results, texts = [], {}
+    for backend, job in jobs.items():
+        failure_key = backend if round_index == 0 else f"{backend} (round {round_index + 1})"
+        try:
+            result, texts[result["backend"]] = run_in_own_process(backend, job)  # (every llamacpp spec: "llamacpp")
+            results.append(result)
+            progress = result
+        except Exception as exc:  # a backend that fails is reported, not hidden
+            report["failures"][failure_key] = f"{type(exc).__name__}: {exc}"
+            progress = {failure_key: report["failures"][failure_key]}
         print(json.dumps(progress), flush=True)
     return results, texts
 
