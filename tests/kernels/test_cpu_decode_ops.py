@@ -48,3 +48,27 @@ def test_silu_and_mul(rows, width):
     gate_up[0, :4] = torch.tensor([-100.0, 100.0, 0.0, -90.0])
     expected = F.silu(gate_up[:, :width]) * gate_up[:, width:]
     torch.testing.assert_close(ops.silu_mul(gate_up), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("tokens, heads, kv_heads, dim", [(1, 9, 3, 64), (5, 14, 2, 64), (3, 4, 4, 40)])
+def test_store_kv_writes_the_views_of_a_qkv_output_to_their_slots(tokens, heads, kv_heads, dim):
+    """Keys and values as the layer passes them (views into one qkv row, not contiguous) land in their
+    slots exactly as index_copy_ puts them; every other slot is left alone."""
+    qkv = torch.randn(tokens, (heads + 2 * kv_heads) * dim)
+    k = qkv[:, heads * dim : (heads + kv_heads) * dim].view(tokens, kv_heads, dim)
+    v = qkv[:, (heads + kv_heads) * dim :].view(tokens, kv_heads, dim)
+    k_cache, v_cache = torch.randn(6, 4, kv_heads, dim), torch.randn(6, 4, kv_heads, dim)
+    slots = torch.randperm(24)[:tokens]
+    expected_k, expected_v = k_cache.clone(), v_cache.clone()
+    expected_k.view(-1, kv_heads, dim).index_copy_(0, slots, k)
+    expected_v.view(-1, kv_heads, dim).index_copy_(0, slots, v)
+    ops.store_kv(k_cache, v_cache, k, v, slots)
+    assert torch.equal(k_cache, expected_k) and torch.equal(v_cache, expected_v)
+
+
+def test_store_kv_refuses_a_slot_outside_the_cache():
+    k = torch.randn(1, 2, 8)
+    cache = torch.zeros(2, 4, 2, 8)
+    with pytest.raises(RuntimeError, match="slot out of range"):
+        ops.store_kv(cache, cache.clone(), k, k.clone(), torch.tensor([8]))
+    assert not cache.any()

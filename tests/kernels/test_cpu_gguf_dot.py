@@ -11,6 +11,7 @@ import torch
 from gguf import GGMLQuantizationType
 from gguf.quants import dequantize
 
+from vireo.inference.quant.linear import QuantizedLinear
 from vireo.kernels import cpu_gguf_dot, cpu_quant
 from vireo.kernels.cpu_quant import CpuGgufWeight
 
@@ -108,6 +109,24 @@ def test_prefill_rows_take_dequantized_slices_of_the_same_weight(block_type, bfl
     ref = x.bfloat16().double() @ w.bfloat16().double().t()
     assert ((got - ref).abs() <= 2**-8 * ref.abs() + 1e-6 * ref.abs().max()).all()
     assert (got - x.double() @ w.double().t()).abs().max() > 0  # the rounding happened: not the float32 path
+
+
+@pytest.mark.parametrize("rows", [1, 8, 63, 64])
+def test_a_linear_calls_its_bound_decode_kernel_with_the_same_result_as_matmul(rows):
+    """`QuantizedLinear`'s decode path (the kernel bound to the weight once) gives exactly what the general
+    path gives, bias added; prefill-size x (`dense_from_rows` on) keeps the de-quantized slices."""
+    raw = random_blocks("Q4_K", seed=11)
+    weight = CpuGgufWeight(torch.from_numpy(raw), "Q4_K", K)
+    bias = torch.randn(N)
+    linear = QuantizedLinear(weight, bias)
+    assert linear._decode is not None and linear._decode_rows == weight.dense_from_rows == 64
+    x = torch.randn(rows, K)
+    assert torch.equal(linear(x), weight.matmul(x) + bias)
+    calls = []
+    bound = linear._decode
+    linear._decode = lambda x: calls.append(x) or bound(x)
+    linear(x)
+    assert len(calls) == (1 if rows < weight.dense_from_rows else 0)
 
 
 def test_embedding_rows_and_concatenation():

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,9 @@ _PACK_ROWS = 1024  # output channels packed at a time (bounds the int32 copy the
 # instead of calling the kernel (measured on an AVX2 machine: docs/quantization.md, "CPU kernels").
 DENSE_FROM_ROWS = 128
 _DENSE_SLICE = 1 << 22  # weights de-quantized at a time by that path (16 MB of float32)
+# x [M, K] float32 -> x @ W.T float32 [M, N] for decode-size M: a weight's kernel with its operands bound
+# (`decode_kernel`), called once per linear per step, so none of `matmul`'s choosing runs each time
+DecodeKernel = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -133,6 +137,10 @@ class CpuInt4Weight:
         out = torch.ops.aten._weight_int4pack_mm_for_cpu(xc, self.packed, self.group_size, self.scales_and_zeros)
         return out.to(x.dtype)
 
+    def decode_kernel(self) -> DecodeKernel | None:
+        """None: `matmul` rounds x to bfloat16 for PyTorch's kernel, no direct float32 call."""
+        return None
+
     def dequantized_t(self, start: int, stop: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """W^T [K, stop - start] in float32 (or rounded to `dtype`) for output channels start..stop
         (block-aligned), exactly as the kernel reads it: (q - 8) * scale + zero."""
@@ -190,6 +198,14 @@ class CpuInt4DotWeight:
             return _sliced_matmul(x, n, k, self.dequantized_t)
         return cpu_int8dot.int4_mm(x, self.packed, self.scale, self.minimum).to(x.dtype)
 
+    def decode_kernel(self) -> DecodeKernel | None:
+        """`matmul` for float32 x of fewer than `dense_from_rows` rows, the kernel and its operands bound once."""
+        kernel = cpu_int8dot.load_kernel()
+        if kernel is None:
+            return None
+        mm, packed, scale, minimum = kernel.int4_mm, self.packed, self.scale, self.minimum
+        return lambda x: mm(x, packed, scale, minimum)
+
     def dequantized_t(self, start: int, stop: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """W^T [K, stop - start] in float32 (or rounded to `dtype`) for output channels start..stop."""
         q = cpu_int8dot.unpack_groups(self.packed[start:stop]).float()
@@ -217,6 +233,7 @@ class CpuInt8Weight:
 
     qweight: torch.Tensor  # int8 [N, K]
     scales: torch.Tensor  # bfloat16 [N]
+    dense_from_rows = DENSE_FROM_ROWS
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -224,7 +241,7 @@ class CpuInt8Weight:
 
     def matmul(self, x: torch.Tensor) -> torch.Tensor:
         """x [M, K] @ W.T -> [M, N] in x's dtype (prefill-size M: de-quantized slices, as int4)."""
-        if x.shape[0] >= DENSE_FROM_ROWS:
+        if x.shape[0] >= self.dense_from_rows:
             return _sliced_matmul(x, self.shape[0], self.shape[1], self.dequantized_t)
         if x.shape[0] == 1 and self.shape[1] % cpu_int8dot.GROUP == 0 and cpu_int8dot.load_kernel() is not None:
             # one row (one stream decoding): our AVX2 kernel; measured in the engine (SmolLM2's int8 LM head)
@@ -232,6 +249,10 @@ class CpuInt8Weight:
             return cpu_int8dot.int8_mm(x, self.qweight, self.scales).to(x.dtype)
         out = torch.ops.aten._weight_int8pack_mm(x.to(COMPUTE_DTYPE).contiguous(), self.qweight, self.scales)
         return out.to(x.dtype)
+
+    def decode_kernel(self) -> DecodeKernel | None:
+        """None: `matmul` picks a kernel by the rows of x."""
+        return None
 
     def dequantized_t(self, start: int, stop: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """W^T [K, stop - start] in float32 (or rounded to `dtype`) for output channels start..stop."""
@@ -275,6 +296,15 @@ class CpuGgufWeight:
         if x.shape[0] >= self.dense_from_rows:
             return _sliced_matmul(x, n, k, self.dequantized_t)
         return cpu_gguf_dot.gguf_mm(x, self.blocks, self.block_type, k).to(x.dtype)
+
+    def decode_kernel(self) -> DecodeKernel | None:
+        """`matmul` for float32 x of fewer than `dense_from_rows` rows, the kernel and its operands bound once."""
+        kernel = cpu_gguf_dot.load_kernel()
+        if kernel is None:
+            return None
+        mm, blocks, k = kernel.gguf_mm, self.blocks, self.in_features
+        type_number = cpu_gguf_dot.BLOCK_TYPES[self.block_type][0]
+        return lambda x: mm(x, blocks, type_number, k)
 
     def dequantized_t(self, start: int, stop: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """W^T [K, stop - start] in float32 (or rounded to bfloat16) for output channels start..stop."""

@@ -4,6 +4,7 @@
 //   rms_norm:     rms_norm(x) * weight
 //   rope:         rotate-half RoPE in place on the first `heads` heads of each row of a [T, H, D] view
 //   silu_mul:     silu(gate) * up for gate_up = [gate | up]
+//   store_kv:     a step's keys and values [T, KVH, D] (views into the qkv output) copied to their cache slots
 // float32 rows, AVX2 + FMA; rows split over threads (spin_pool.h) when there are many.
 #include <ATen/Parallel.h>
 #include <immintrin.h>
@@ -15,6 +16,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 namespace {
 
@@ -156,10 +158,42 @@ torch::Tensor silu_mul(torch::Tensor gate_up) {
   return out;
 }
 
+namespace {
+
+// rows [T, KVH, D] of a view whose (KVH, D) part is dense: one memcpy of KVH * D floats per token
+void check_kv_rows(const torch::Tensor& rows, const torch::Tensor& cache, const char* name) {
+  TORCH_CHECK(rows.scalar_type() == torch::kFloat32 && rows.dim() == 3 && rows.stride(2) == 1 &&
+                  rows.stride(1) == rows.size(2),
+              name, ": float32 [T, KVH, D] with dense heads");
+  TORCH_CHECK(cache.scalar_type() == torch::kFloat32 && cache.is_contiguous() && cache.dim() == 4 &&
+                  cache.size(2) == rows.size(1) && cache.size(3) == rows.size(2),
+              name, " cache: contiguous float32 [blocks, block_size, KVH, D] of the rows' KVH and D");
+}
+
+}  // namespace
+
+void store_kv(torch::Tensor k_cache, torch::Tensor v_cache, torch::Tensor k, torch::Tensor v, torch::Tensor slots) {
+  check_kv_rows(k, k_cache, "k");
+  check_kv_rows(v, v_cache, "v");
+  TORCH_CHECK(k.size(0) == v.size(0) && slots.dim() == 1 && slots.size(0) == k.size(0), "one slot per token");
+  const auto slot = slots.to(torch::kInt64).contiguous();
+  const int64_t* ps = slot.data_ptr<int64_t>();
+  const int64_t tokens = k.size(0), width = k.size(1) * k.size(2);
+  const int64_t capacity = k_cache.size(0) * k_cache.size(1);
+  for (int64_t t = 0; t < tokens; ++t) TORCH_CHECK(ps[t] >= 0 && ps[t] < capacity, "KV slot out of range");
+  const float *pk = k.data_ptr<float>(), *pv = v.data_ptr<float>();
+  float *ck = k_cache.data_ptr<float>(), *cv = v_cache.data_ptr<float>();
+  for (int64_t t = 0; t < tokens; ++t) {
+    std::memcpy(ck + ps[t] * width, pk + t * k.stride(0), width * sizeof(float));
+    std::memcpy(cv + ps[t] * width, pv + t * v.stride(0), width * sizeof(float));
+  }
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   VIREO_POOL_BINDING(m);
   m.def("rms_norm", &rms_norm, "rms_norm(x) * weight, float32 rows");
   m.def("add_rms_norm", &add_rms_norm, "residual += x; rms_norm(residual) * weight");
   m.def("rope", &rope, "rotate-half RoPE in place on the first `heads` heads");
   m.def("silu_mul", &silu_mul, "silu(gate) * up");
+  m.def("store_kv", &store_kv, "keys and values [T, KVH, D] copied to their cache slots");
 }
