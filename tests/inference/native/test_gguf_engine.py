@@ -1,5 +1,6 @@
 """The native engine serving the packaged SmolLM2 straight from its GGUF file (`quantization="gguf"`:
-Q4_1 linears on the CPU int4 kernel, the Q8_0 embedding / tied LM head as int8 per channel), against
+Q4_1 linears as the file's blocks where our kernel runs on AVX-512 VNNI, else on the CPU int4 kernel; the
+Q8_0 embedding / tied LM head as the file's blocks, else int8 per channel), against
 the float32 model the registry de-quantized from the same file.
 
 Tolerances, measured on the held-out prose, with room for the next tie. On PyTorch's kernels (KL mean
@@ -16,6 +17,7 @@ import torch
 from vireo.inference.api import GenerationRequest, SamplingParams, TokenDelta
 from vireo.inference.native.models.llama import LlamaModel
 from vireo.inference.native.worker.model_runner import ModelRunner
+from vireo.inference.quant.gguf_weights import blocks_served
 from vireo.inference.quant.linear import QuantizedLinear
 from vireo.kernels import cpu_gguf_dot, cpu_int8dot
 from vireo.kernels.cpu_quant import CpuGgufWeight, CpuInt4DotWeight, CpuInt4Weight, CpuInt8Weight
@@ -44,11 +46,13 @@ def teacher_forced(model, ids: list[int]) -> torch.Tensor:
         return ModelRunner(model, -(-len(ids) // 16), 16).forward_logits(torch.tensor([ids]))[0].log_softmax(-1)
 
 
-# the int4 form of this machine (SmolLM2's Q4_1 linears): our AVX2 kernel's where it builds, else PyTorch's;
-# its Q8_0 embedding: the file's blocks on `cpu_gguf_dot` where that builds, else int8 rows
+# SmolLM2's Q4_1 linears: the file's blocks where our kernel runs on AVX-512 VNNI (`blocks_served`), else the
+# int4 form of this machine (our AVX2 kernel's where it builds, else PyTorch's); its Q8_0 embedding: the file's
+# blocks on `cpu_gguf_dot` where that builds, else int8 rows
 OURS = cpu_int8dot.load_kernel() is not None
 BLOCKS = cpu_gguf_dot.load_kernel() is not None
-INT4_FORM = CpuInt4DotWeight if OURS else CpuInt4Weight
+Q4_1_BLOCKS = "Q4_1" in blocks_served() and BLOCKS
+INT4_FORM = CpuGgufWeight if Q4_1_BLOCKS else CpuInt4DotWeight if OURS else CpuInt4Weight
 KL_MEAN_BOUND = 0.03 if OURS else 0.01
 
 
@@ -56,7 +60,12 @@ def test_every_layer_holds_only_the_cpu_kernels_forms(gguf_model):
     for layer in gguf_model.layers:
         for linear in (layer.qkv, layer.o, layer.gate_up, layer.down):
             assert isinstance(linear, QuantizedLinear) and linear.weight_q is None
-            assert isinstance(linear.cpu_weight, INT4_FORM) and linear.cpu_weight.group_size == 32
+            weight = linear.cpu_weight
+            assert isinstance(weight, INT4_FORM)
+            if isinstance(weight, CpuGgufWeight):
+                assert weight.block_type == "Q4_1"
+            else:
+                assert weight.group_size == 32
     # tied: one copy for lookup and head
     assert isinstance(gguf_model.embed, CpuGgufWeight if BLOCKS else CpuInt8Weight)
     assert gguf_model.lm_head.cpu_weight is gguf_model.embed
