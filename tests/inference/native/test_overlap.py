@@ -20,13 +20,12 @@ def request(prompt, max_tokens=24, **sampling):
 
 @pytest.fixture
 def pair(engine_factory):
-    """The same engine settings with overlapped decoding forced on and off."""
+    """The same engine settings with overlapped decoding forced on (arrivals admitted into the run-ahead) and off."""
 
     def build(**settings):
-        return (
-            engine_factory(overlap_decode=True, speculation="off", **settings),
-            engine_factory(overlap_decode=False, speculation="off", **settings),
-        )
+        ahead = engine_factory(overlap_decode=True, speculation="off", **settings)
+        ahead.overlap.admit_ahead = True  # (set before any request: the step thread is idle)
+        return ahead, engine_factory(overlap_decode=False, speculation="off", **settings)
 
     return build
 
@@ -235,6 +234,15 @@ async def test_requests_arriving_mid_flight_join_the_run_ahead_with_the_plain_pa
     assert same_runs(got_runs, want_runs)
     stats = await wait_idle(ahead)
     assert stats.kv_blocks_used == 0 and stats.running == 0
+
+
+async def test_by_default_an_arrival_drains_the_run_ahead_and_runs_the_plain_paths_tokens(engine_factory, pair):
+    default = engine_factory(overlap_decode=True, speculation="off")
+    _, plain = pair()
+    prompts, lengths = PROMPTS[4:8], [30, 12, 45, 5]
+    got_runs = await staggered(default, prompts, lengths)
+    assert default.overlap.steps_run_ahead > 0 and default.overlap.steps_admitted_ahead == 0
+    assert same_runs(got_runs, await staggered(plain, prompts, lengths))
 
 
 async def test_a_request_that_needs_the_host_arriving_mid_flight_waits_for_the_usual_step(pair):

@@ -125,6 +125,7 @@ async def _mid_flight(config: EngineConfig, prompts: list[str]):
     """Each request's token ids, the later ones arriving while the first decodes; and how many steps
     admitted requests into the run-ahead."""
     engine = create_engine(config)
+    engine.overlap.admit_ahead = True
     await engine.start()
     try:
         later = [request(p, 16, ignore_eos=True) for p in prompts[1:]]

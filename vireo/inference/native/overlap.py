@@ -134,7 +134,13 @@ class OverlappedDecoding:
         self.flight: Flight | None = None  # a step launched, its tokens not yet landed
         self.steps_run_ahead = 0  # steps queued before the previous one's tokens landed
         self.steps_admitted_ahead = 0  # of those, steps that admitted waiting requests
-        self.admit_ahead = True  # False: an arrival drains the run-ahead (the usual step admits it)
+        # True: arrivals join the step queued ahead. Off: an arrival drains the run-ahead and the usual step
+        # admits it. Measured on an H100 (random Llama-8B, 64 closed-loop clients, arrivals staggered by
+        # 40-160 ms, seven alternating pairs; benchmarks/results/gpu/staggered-arrivals-h100-2026-12-06.json):
+        # the same tok/s within 0.5 %, TTFT p50 6-15 ms worse admitted ahead (its first token lands a step
+        # later); through the platform too, no gain (platform-admission-ab-h100-2026-12-06.json). Kept, tested,
+        # as a switch for benchmarks.
+        self.admit_ahead = False
 
     def takes(self, batch: Batch) -> bool:
         """A pure decode batch whose tokens can all be picked on the device."""
