@@ -236,9 +236,9 @@ async def test_requests_arriving_mid_flight_join_the_run_ahead_with_the_plain_pa
     assert stats.kv_blocks_used == 0 and stats.running == 0
 
 
-async def test_by_default_an_arrival_drains_the_run_ahead_and_runs_the_plain_paths_tokens(engine_factory, pair):
+async def test_by_default_an_arrival_drains_the_run_ahead_and_runs_the_plain_paths_tokens(engine_factory):
     default = engine_factory(overlap_decode=True, speculation="off")
-    _, plain = pair()
+    plain = engine_factory(overlap_decode=False, speculation="off")
     prompts, lengths = PROMPTS[4:8], [30, 12, 45, 5]
     got_runs = await staggered(default, prompts, lengths)
     assert default.overlap.steps_run_ahead > 0 and default.overlap.steps_admitted_ahead == 0
