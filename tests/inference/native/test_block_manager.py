@@ -27,6 +27,22 @@ def test_allocate_covers_positions_and_free_returns_blocks():
     assert m.num_free == 8 and s.block_table == []
 
 
+def test_freed_blocks_are_taken_again_before_never_used_ones():
+    """A freed block is reused first (its pages are already touched); new ids are reached only when the
+    touched ones are in use, so a server running one request after another keeps touching the same few
+    blocks instead of walking the whole cache (and its memory) block by block."""
+    m = BlockManager(64, 4)
+    for _ in range(10):
+        s = seq(range(10))
+        assert m.allocate(s, 10)
+        assert sorted(s.block_table) == [0, 1, 2]
+        m.free(s)
+    assert m.high_water == 3
+    a, b = seq(range(10)), seq(range(10))
+    assert m.allocate(a, 10) and m.allocate(b, 10)
+    assert sorted(a.block_table + b.block_table) == list(range(6)) and m.high_water == 6
+
+
 def test_allocate_refuses_without_partial_allocation():
     m = BlockManager(2, 4)
     s = seq(range(12))

@@ -205,6 +205,17 @@ def write_gguf(path: Path, tensors: dict[str, tuple[np.ndarray, T]]) -> Path:
     return path
 
 
+def file_mapping_holds(path: Path, address: int) -> bool:
+    """Whether `address` lies in a mapping of the file at `path` (/proc/self/maps)."""
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5] == str(Path(path).resolve()):
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if start <= address < end:
+                return True
+    return False
+
+
 @pytest.mark.skipif(not gguf_blocks_supported("Q5_0", 256), reason="AVX2 extension not available here")
 @pytest.mark.parametrize("vnni", [False, True])
 def test_a_q5_0_embedding_beside_an_output_layer_keeps_its_own_blocks(tmp_path, vnni, monkeypatch):
@@ -225,6 +236,8 @@ def test_a_q5_0_embedding_beside_an_output_layer_keeps_its_own_blocks(tmp_path, 
     want = gguf_reference(weights.raw("model.embed_tokens.weight"), T.Q5_0)
     rows = torch.tensor([0, 5, 63])
     assert torch.equal(looked_up.rows(rows, torch.float32), want[rows])
+    # mapped from the file, not read into memory of its own: a lookup touches only its rows' pages
+    assert file_mapping_holds(untied, looked_up.blocks.data_ptr())
     tied = write_gguf(tmp_path / "tied.gguf", {"token_embd.weight": (embed, T.Q5_0)})
     head = GgufWeights(tied, config, torch.float32)["model.embed_tokens.weight"]
     assert isinstance(head, CpuGgufWeight) and head.block_type == ("Q5_0" if vnni else "Q8_0")

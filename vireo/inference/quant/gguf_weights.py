@@ -1,15 +1,17 @@
 """A GGUF file's weights as the native engine's CPU quantized forms, without de-quantizing them.
 
 `GgufWeights` is a read-only mapping from HF tensor names (`model.layers.0.self_attn.q_proj.weight`)
-to what the engine builds its layers from; each tensor is read from the file (not mapped, so its
-pages never count in the process's memory) and converted only when the model asks for it, one
-layer at a time:
+to what the engine builds its layers from; each tensor is read from the file (not mapped: the bytes the
+engine keeps are its own copy, converted, and the file's pages are not kept) and converted only when the
+model asks for it, one layer at a time. The one exception is a token embedding that only lookups read
+(the model has an output layer of its own): it is mapped from the file in its own blocks, so only the
+pages of rows the prompts use are ever read and count in the process's memory (llama.cpp maps the whole
+file; its embedding costs it the same).
 
 - Where our AVX2 kernel `cpu_gguf_dot` builds, every Q8_0, Q4_K and Q6_K matrix (layers, the LM head,
   the token embedding) -> `CpuGgufWeight`: the file's own rows of blocks, the bytes llama.cpp reads,
   nothing re-rounded (fused q/k/v and gate/up concatenate rows of one type); Q5_0 -> Q8_0 blocks, exactly
-  (`BLOCKS_SERVED` says why, by measurement), except where the kernel runs on AVX-512 VNNI and for a Q5_0
-  token embedding that only lookups read (the model has an output layer of its own): its own blocks.
+  (`BLOCKS_SERVED` says why, by measurement), except where the kernel runs on AVX-512 VNNI: its own blocks.
   Where the kernel runs on AVX-512 VNNI, Q4_1 matrices too. Otherwise, and for Q4_0:
 - Q4_0, Q4_1, Q4_K linears -> `Int4Grid`, group 32 (packed by the model after fusing q/k/v and
   gate/up): exact; the kernel's bfloat16 scales and zeros then round by at most 2^-8 relative.
@@ -303,8 +305,8 @@ class GgufWeights(Mapping):
         return self.tensors[name].type.name
 
     def only_looked_up(self, name: str) -> bool:
-        """The token embedding of a model with an output layer of its own: only its rows are ever read
-        (so a Q5_0 embedding keeps its own blocks, 0.69x the bytes of the Q8_0 ones the matmuls prefer)."""
+        """The token embedding of a model with an output layer of its own: only its rows are ever read (so
+        it keeps its own blocks, mapped: a Q5_0 one 0.69x the bytes of the Q8_0 ones the matmuls prefer)."""
         return name == "model.embed_tokens.weight" and "lm_head.weight" in self.tensors
 
     def raw(self, name: str) -> np.ndarray:
@@ -320,8 +322,19 @@ class GgufWeights(Mapping):
             data = data[rope_row_order(t.rows, self.heads if "q_proj" in name else self.kv_heads)]
         return data
 
+    def mapped(self, name: str) -> np.ndarray:
+        """The tensor's bytes as rows [N, bytes per row], mapped copy-on-write from the file: a page is
+        read (and counts in the process's memory) only when a row on it is, so an embedding that only
+        lookups read costs the rows the prompts use, as in llama.cpp's mapped file."""
+        t = self.tensors[name]
+        return np.memmap(self.path, dtype=np.uint8, mode="c", offset=t.offset, shape=(t.rows, t.n_bytes // t.rows))
+
     def __getitem__(self, name: str) -> GgufTensor:
         t = self.tensors[name]
+        if self.only_looked_up(name) and t.type.name not in FLOAT_TYPES:
+            k = t.shape[0]
+            if gguf_blocks_supported(t.type.name, k):
+                return CpuGgufWeight(torch.from_numpy(self.mapped(name)), t.type.name, k)  # rows: no matmul
         raw = self.raw(name)
         if t.type.name in FLOAT_TYPES or len(t.shape) == 1:
             dense = dequantize_rows(raw, t.type)
@@ -329,8 +342,6 @@ class GgufWeights(Mapping):
         n, k = t.rows, t.shape[0]
         if t.type.name in blocks_served() and gguf_blocks_supported(t.type.name, k):
             return CpuGgufWeight(torch.from_numpy(np.ascontiguousarray(raw)), t.type.name, k)
-        if t.type.name == "Q5_0" and self.only_looked_up(name) and gguf_blocks_supported("Q5_0", k):
-            return CpuGgufWeight(torch.from_numpy(np.ascontiguousarray(raw)), "Q5_0", k)  # rows: no matmul
         if t.type.name == "Q5_0" and gguf_blocks_supported("Q8_0", k):
             return CpuGgufWeight(torch.from_numpy(q5_0_as_q8_0(raw)), "Q8_0", k)
         if t.type.name in Q4_TYPES and ".layers." in name and int4_supported(n, k, 32):

@@ -8,8 +8,6 @@ With caching off the cache is a `NoPrefixCache`: nothing is found or named.
 
 from __future__ import annotations
 
-from collections import deque
-
 from vireo.inference.native.scheduling.prefix_cache import BasePrefixCache, MatchResult, NoPrefixCache
 from vireo.inference.native.scheduling.sequence import Sequence
 
@@ -26,7 +24,10 @@ class BlockManager:
     def __init__(self, num_blocks: int, block_size: int, prefix_cache: BasePrefixCache = NO_PREFIX_CACHE):
         self.num_blocks, self.block_size = num_blocks, block_size
         self.ref_counts = [0] * num_blocks
-        self.clean: deque[int] = deque(range(num_blocks))  # free and holding nothing reusable
+        # free and holding nothing reusable, a stack: the block freed last is taken first, so a step reuses
+        # memory it has already touched (on the CPU a block's pages count only once written) and the
+        # never-used ones, taken in id order from the bottom, are reached only when the others are in use
+        self.clean: list[int] = list(range(num_blocks - 1, -1, -1))
         self.cache = prefix_cache
         self.pending_copies: list[tuple[int, int]] = []  # (src, dst) for copy-on-write
         self.high_water = 0  # blocks [0, high_water) have been handed out at least once
@@ -49,7 +50,7 @@ class BlockManager:
     def _take(self) -> int:
         block: int | None
         if self.clean:
-            block = self.clean.popleft()
+            block = self.clean.pop()
         elif (block := self.cache.evict_oldest()) is None:
             raise OutOfBlocks("no free KV block")
         self.ref_counts[block] = 1
