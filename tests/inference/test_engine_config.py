@@ -30,6 +30,20 @@ def test_an_explicit_dtype_and_overlap_are_kept():
     assert (config.dtype, config.overlap_decode) == ("bfloat16", True)
 
 
+def test_the_kv_cache_is_float16_on_a_cpu_with_our_kernels_else_the_models_dtype():
+    assert EngineConfig(device="cpu").resolved().kv_cache_dtype == "float16"
+    assert EngineConfig(device="cpu", cpu_kernels=False).resolved().kv_cache_dtype == "float32"
+    assert EngineConfig(device="cpu", dtype="bfloat16").resolved().kv_cache_dtype == "bfloat16"
+    assert EngineConfig(device="cpu", kv_cache_dtype="float32").resolved().kv_cache_dtype == "float32"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="asserts what a CUDA machine does")
+def test_a_float16_cache_beside_a_bfloat16_model_is_refused_on_cuda():
+    assert EngineConfig(device="cuda").resolved().kv_cache_dtype == "bfloat16"
+    with pytest.raises(EngineError, match="KV cache is for the CPU"):
+        EngineConfig(device="cuda", kv_cache_dtype="float16").resolved()
+
+
 @no_gpu
 def test_cuda_without_a_gpu_is_refused_before_any_model_loads():
     config = EngineConfig(device="cuda", model="no-such-model")  # an unknown model: proof nothing resolved

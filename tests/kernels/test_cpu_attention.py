@@ -37,10 +37,15 @@ def paged_case(seqs: int, heads: int, kv_heads: int, dim: int, lens: list[int], 
         (2, 8, 8, 12, [5, 40]),  # no GQA, a head size that is not a multiple of 8
     ],
 )
-def test_matches_gather_and_sdpa(seqs, heads, kv_heads, dim, lens):
-    case = paged_case(seqs, heads, kv_heads, dim, lens)
-    got = cpu_attention.decode_attention(*case)
-    want = cpu_attention.reference(*case)
+@pytest.mark.parametrize("cache_dtype", [torch.float32, torch.float16])
+def test_matches_gather_and_sdpa(seqs, heads, kv_heads, dim, lens, cache_dtype):
+    """A float16 cache is read as it is (each value widened exactly): the same result as SDPA over the
+    same float16 values widened to float32."""
+    q, k_cache, v_cache, tables, context_lens = paged_case(seqs, heads, kv_heads, dim, lens)
+    k_cache, v_cache = k_cache.to(cache_dtype), v_cache.to(cache_dtype)
+    got = cpu_attention.decode_attention(q, k_cache, v_cache, tables, context_lens)
+    assert got.dtype == torch.float32
+    want = cpu_attention.reference(q, k_cache, v_cache, tables, context_lens)
     assert torch.allclose(got, want, atol=2e-5, rtol=1e-4)
 
 
@@ -55,4 +60,6 @@ def test_not_available_when_turned_off_or_not_float32():
     q, k, *_ = paged_case(1, 4, 2, 16, [3])
     with cpu_extensions.turned_off():
         assert not cpu_attention.available(q, k)
+        assert not cpu_attention.available(q, k.half())
     assert not cpu_attention.available(q.bfloat16(), k.bfloat16())
+    assert not cpu_attention.available(q, k.bfloat16())

@@ -50,18 +50,20 @@ def test_silu_and_mul(rows, width):
     torch.testing.assert_close(ops.silu_mul(gate_up), expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("tokens, heads, kv_heads, dim", [(1, 9, 3, 64), (5, 14, 2, 64), (3, 4, 4, 40)])
-def test_store_kv_writes_the_views_of_a_qkv_output_to_their_slots(tokens, heads, kv_heads, dim):
+@pytest.mark.parametrize("cache_dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("tokens, heads, kv_heads, dim", [(1, 9, 3, 64), (5, 14, 2, 64), (3, 4, 4, 40), (2, 3, 1, 13)])
+def test_store_kv_writes_the_views_of_a_qkv_output_to_their_slots(tokens, heads, kv_heads, dim, cache_dtype):
     """Keys and values as the layer passes them (views into one qkv row, not contiguous) land in their
-    slots exactly as index_copy_ puts them; every other slot is left alone."""
-    qkv = torch.randn(tokens, (heads + 2 * kv_heads) * dim)
+    slots exactly as index_copy_ puts them (a float16 cache: rounded exactly as torch's .to(float16),
+    including the values past the last eight of a row); every other slot is left alone."""
+    qkv = torch.randn(tokens, (heads + 2 * kv_heads) * dim) * 300  # some values round in float16's coarse range
     k = qkv[:, heads * dim : (heads + kv_heads) * dim].view(tokens, kv_heads, dim)
     v = qkv[:, (heads + kv_heads) * dim :].view(tokens, kv_heads, dim)
-    k_cache, v_cache = torch.randn(6, 4, kv_heads, dim), torch.randn(6, 4, kv_heads, dim)
+    k_cache, v_cache = (torch.randn(6, 4, kv_heads, dim).to(cache_dtype) for _ in range(2))
     slots = torch.randperm(24)[:tokens]
     expected_k, expected_v = k_cache.clone(), v_cache.clone()
-    expected_k.view(-1, kv_heads, dim).index_copy_(0, slots, k)
-    expected_v.view(-1, kv_heads, dim).index_copy_(0, slots, v)
+    expected_k.view(-1, kv_heads, dim).index_copy_(0, slots, k.to(cache_dtype))
+    expected_v.view(-1, kv_heads, dim).index_copy_(0, slots, v.to(cache_dtype))
     ops.store_kv(k_cache, v_cache, k, v, slots)
     assert torch.equal(k_cache, expected_k) and torch.equal(v_cache, expected_v)
 

@@ -43,6 +43,7 @@ NEW_NAMES = {
     "VIREO_OVERLAP_DECODE": ("overlap_decode", "false", False),
     "VIREO_DENSE_GEMV": ("dense_gemv", "0", False),
     "VIREO_KV_CACHE_MEMORY_FRACTION": ("kv_cache_memory_fraction", "0.8", 0.8),
+    "VIREO_KV_CACHE_DTYPE": ("kv_cache_dtype", "float32", "float32"),
 }
 
 

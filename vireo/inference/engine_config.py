@@ -62,6 +62,11 @@ class EngineConfig(BaseModel):
     block_size: int = Field(16, ge=1)
     kv_cache_tokens: int = Field(65536, ge=1)
     kv_cache_memory_fraction: float | None = Field(None, gt=0, le=1)
+    # native engine: what the KV cache holds. auto: float16 on a CPU where our kernels run (`cpu_kernels`:
+    # half the memory and the bytes attention reads, as llama.cpp's default f16 cache), else the model's
+    # dtype; another dtype on a CPU is read back through a gather; on CUDA only the model's dtype (the Triton
+    # kernels read and write the cache in it)
+    kv_cache_dtype: DType = "auto"
     prefix_caching: bool = True
     speculation: Speculation = "auto"  # auto: per app preference
     draft_model: str | None = None
@@ -88,7 +93,7 @@ class EngineConfig(BaseModel):
         return self
 
     def resolved(self) -> EngineConfig:
-        """This config with `auto` device, dtype overlap and own process made concrete for this machine;
+        """This config with `auto` device, dtypes, overlap and own process made concrete for this machine;
         EngineError if it asks for CUDA where torch sees none."""
         import torch  # here, not at import: the settings module must stay light
 
@@ -106,11 +111,25 @@ class EngineConfig(BaseModel):
                 f"{torch.cuda.device_count()} here (VIREO_TENSOR_PARALLEL_SIZE)"
             )
         dtype = self.dtype if self.dtype != "auto" else ("bfloat16" if device == "cuda" else "float32")
+        kv_dtype = self.kv_cache_dtype
+        if kv_dtype == "auto":
+            kv_dtype = "float16" if device == "cpu" and self.cpu_kernels and dtype == "float32" else dtype
+        if device == "cuda" and kv_dtype != dtype:
+            raise EngineError(
+                f"a {kv_dtype} KV cache is for the CPU; on CUDA the cache holds the model's dtype ({dtype}): "
+                "set VIREO_KV_CACHE_DTYPE=auto"
+            )
         overlap = self.overlap_decode if self.overlap_decode is not None else device == "cuda"
         own_process = self.own_process if self.own_process is not None else device == "cuda"
         own_process = own_process and self.backend in LOCAL_BACKENDS
         return self.model_copy(
-            update={"device": device, "dtype": dtype, "overlap_decode": overlap, "own_process": own_process}
+            update={
+                "device": device,
+                "dtype": dtype,
+                "kv_cache_dtype": kv_dtype,
+                "overlap_decode": overlap,
+                "own_process": own_process,
+            }
         )
 
     def context_length(self, model_max_positions: int | None) -> int:

@@ -1,7 +1,8 @@
 """Decode attention on the CPU straight from the paged KV cache (our AVX2 kernel,
 `csrc/cpu_paged_attention.cpp`): one query token per sequence, each (sequence, KV head) reading its
 keys and values through the block table for every query head of its group, with no gathered copy of
-the cache. Where `available` is False (turned off, no AVX2, no compiler, not float32) the engine keeps
+the cache, float32 or float16 (read 8 values a load with F16C). Where `available` is False (turned off,
+no AVX2, no compiler, a query not float32) the engine keeps
 its gather + SDPA path; `reference` is that computation, for tests."""
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from vireo.kernels import cpu_extensions
 
 
 def available(q: torch.Tensor, k_cache: torch.Tensor) -> bool:
-    """Whether the kernel can run this step: CPU float32 tensors and the extension built."""
+    """Whether the kernel can run this step: a CPU float32 query, a float32 or float16 cache, the extension
+    built."""
     return (
         q.device.type == "cpu"
         and q.dtype == torch.float32
-        and k_cache.dtype == torch.float32
+        and k_cache.dtype in (torch.float32, torch.float16)
         and cpu_extensions.load("cpu_paged_attention") is not None
     )
 
@@ -53,7 +55,7 @@ def reference(
     for s in range(seqs):
         n = int(context_lens[s])
         table = block_tables[s]
-        k = k_cache.index_select(0, table).reshape(-1, kv_heads, dim)[:n].transpose(0, 1)
-        v = v_cache.index_select(0, table).reshape(-1, kv_heads, dim)[:n].transpose(0, 1)
+        k = k_cache.index_select(0, table).reshape(-1, kv_heads, dim)[:n].transpose(0, 1).to(q.dtype)
+        v = v_cache.index_select(0, table).reshape(-1, kv_heads, dim)[:n].transpose(0, 1).to(q.dtype)
         out[s] = F.scaled_dot_product_attention(q[s].unsqueeze(1), k, v, enable_gqa=True).squeeze(1)
     return out

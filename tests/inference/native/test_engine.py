@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+import torch
 
 from vireo.inference.api import Finished, GenerationRequest, PromptTooLongError, SamplingParams, TokenDelta
 
@@ -128,3 +129,25 @@ async def test_stats_report_engine_state(native):
     stats = native.stats()
     assert stats.backend == "native" and stats.kv_blocks_total == 16384 // 16
     assert stats.generated_tokens > 0 and stats.tokens_per_s > 0
+
+
+async def test_a_float16_cache_keeps_greedy_output_and_logprobs_of_a_float32_one(engine_factory):
+    """The CPU default (`kv_cache_dtype` auto: float16 where our kernels run) against a float32 cache: the
+    same greedy tokens for every prompt, each token's logprob within 0.02 (float16 keeps 11 bits of each
+    key and value; llama.cpp's default cache is float16 too)."""
+    half = engine_factory(kv_cache_tokens=4096, kv_cache_dtype="float16", speculation="off")
+    full = engine_factory(kv_cache_tokens=4096, kv_cache_dtype="float32", speculation="off")
+    assert half.runner.kv_caches[0][0].dtype == torch.float16 and full.runner.kv_caches[0][0].dtype == torch.float32
+
+    async def tokens_and_logprobs(engine, prompt):
+        request = GenerationRequest(prompt=prompt, sampling=SamplingParams(max_tokens=24, logprobs=True))
+        deltas = [e async for e in engine.generate(request) if isinstance(e, TokenDelta) and e.token_ids]
+        return [t for d in deltas for t in d.token_ids], [lp for d in deltas for lp in d.logprobs]
+
+    for prompt in PROMPTS:
+        (ours, our_logprobs), (reference, reference_logprobs) = [
+            await tokens_and_logprobs(engine, prompt) for engine in (half, full)
+        ]
+        assert ours == reference, prompt
+        drift = max(abs(a - b) for a, b in zip(our_logprobs, reference_logprobs, strict=True))
+        assert drift < 0.02, (prompt, drift)

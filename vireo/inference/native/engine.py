@@ -65,7 +65,8 @@ class NativeEngine(LocalEngine):
                 quantization=config.quantization,
                 dense_gemv=config.dense_gemv,
             )
-            slots = kv_cache_slots(config, self.model.shape, self.model.dtype, self.model.device)
+            kv_dtype = torch_dtype(config.kv_cache_dtype)
+            slots = kv_cache_slots(config, self.model.shape, kv_dtype, self.model.device)
             num_blocks = max(1, slots // config.block_size)
             self.runner = ModelRunner(
                 self.model,
@@ -75,6 +76,7 @@ class NativeEngine(LocalEngine):
                 config.cuda_graphs,
                 config.max_batch,
                 self.context_length,
+                kv_dtype,
             )
         self.blocks = BlockManager(
             num_blocks, config.block_size, PrefixCache() if config.prefix_caching else NoPrefixCache()

@@ -5,6 +5,7 @@
 //   rope:         rotate-half RoPE in place on the first `heads` heads of each row of a [T, H, D] view
 //   silu_mul:     silu(gate) * up for gate_up = [gate | up]
 //   store_kv:     a step's keys and values [T, KVH, D] (views into the qkv output) copied to their cache slots
+//                 (a float16 cache: rounded to nearest even, as torch's .to(float16))
 // float32 rows, AVX2 + FMA; rows split over threads (spin_pool.h) when there are many.
 #include <ATen/Parallel.h>
 #include <immintrin.h>
@@ -17,6 +18,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace {
 
@@ -160,14 +162,35 @@ torch::Tensor silu_mul(torch::Tensor gate_up) {
 
 namespace {
 
-// rows [T, KVH, D] of a view whose (KVH, D) part is dense: one memcpy of KVH * D floats per token
+// rows [T, KVH, D] of a view whose (KVH, D) part is dense: KVH * D floats per token, one copy each
 void check_kv_rows(const torch::Tensor& rows, const torch::Tensor& cache, const char* name) {
   TORCH_CHECK(rows.scalar_type() == torch::kFloat32 && rows.dim() == 3 && rows.stride(2) == 1 &&
                   rows.stride(1) == rows.size(2),
               name, ": float32 [T, KVH, D] with dense heads");
-  TORCH_CHECK(cache.scalar_type() == torch::kFloat32 && cache.is_contiguous() && cache.dim() == 4 &&
-                  cache.size(2) == rows.size(1) && cache.size(3) == rows.size(2),
-              name, " cache: contiguous float32 [blocks, block_size, KVH, D] of the rows' KVH and D");
+  TORCH_CHECK((cache.scalar_type() == torch::kFloat32 || cache.scalar_type() == torch::kFloat16) &&
+                  cache.is_contiguous() && cache.dim() == 4 && cache.size(2) == rows.size(1) &&
+                  cache.size(3) == rows.size(2),
+              name, " cache: contiguous float32 or float16 [blocks, block_size, KVH, D] of the rows' KVH and D");
+}
+
+// n floats to float16, rounded to nearest even (as torch's .to(float16))
+inline void to_half(const float* src, at::Half* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; ++i) dst[i] = at::Half(src[i]);
+}
+
+template <typename T>
+void store_rows(torch::Tensor& cache, const torch::Tensor& rows, const int64_t* slot, int64_t tokens, int64_t width) {
+  const float* src = rows.data_ptr<float>();
+  T* dst = cache.data_ptr<T>();
+  for (int64_t t = 0; t < tokens; ++t) {
+    if constexpr (std::is_same_v<T, float>)
+      std::memcpy(dst + slot[t] * width, src + t * rows.stride(0), width * sizeof(float));
+    else
+      to_half(src + t * rows.stride(0), dst + slot[t] * width, width);
+  }
 }
 
 }  // namespace
@@ -181,11 +204,13 @@ void store_kv(torch::Tensor k_cache, torch::Tensor v_cache, torch::Tensor k, tor
   const int64_t tokens = k.size(0), width = k.size(1) * k.size(2);
   const int64_t capacity = k_cache.size(0) * k_cache.size(1);
   for (int64_t t = 0; t < tokens; ++t) TORCH_CHECK(ps[t] >= 0 && ps[t] < capacity, "KV slot out of range");
-  const float *pk = k.data_ptr<float>(), *pv = v.data_ptr<float>();
-  float *ck = k_cache.data_ptr<float>(), *cv = v_cache.data_ptr<float>();
-  for (int64_t t = 0; t < tokens; ++t) {
-    std::memcpy(ck + ps[t] * width, pk + t * k.stride(0), width * sizeof(float));
-    std::memcpy(cv + ps[t] * width, pv + t * v.stride(0), width * sizeof(float));
+  TORCH_CHECK(k_cache.scalar_type() == v_cache.scalar_type(), "key and value caches of one dtype");
+  if (k_cache.scalar_type() == torch::kFloat32) {
+    store_rows<float>(k_cache, k, ps, tokens, width);
+    store_rows<float>(v_cache, v, ps, tokens, width);
+  } else {
+    store_rows<at::Half>(k_cache, k, ps, tokens, width);
+    store_rows<at::Half>(v_cache, v, ps, tokens, width);
   }
 }
 
@@ -195,5 +220,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("add_rms_norm", &add_rms_norm, "residual += x; rms_norm(residual) * weight");
   m.def("rope", &rope, "rotate-half RoPE in place on the first `heads` heads");
   m.def("silu_mul", &silu_mul, "silu(gate) * up");
-  m.def("store_kv", &store_kv, "keys and values [T, KVH, D] copied to their cache slots");
+  m.def("store_kv", &store_kv, "keys and values [T, KVH, D] copied (float32) or rounded (float16) to their cache slots");
 }

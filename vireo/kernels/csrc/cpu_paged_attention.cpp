@@ -1,7 +1,7 @@
 // Decode attention (one query token per sequence) straight from the paged KV cache on the CPU: each
 // (sequence, KV head) reads its keys and values block by block through the block table, for all the
-// query heads that share that KV head, with no gathered copy of the cache. Scores, softmax and the
-// weighted sum of values in float32.
+// query heads that share that KV head, with no gathered copy of the cache. The cache holds float32 or
+// float16 (read with F16C, 8 values a load); scores, softmax and the weighted sum of values in float32.
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 #include <torch/extension.h>
@@ -20,21 +20,29 @@ namespace {
 using vireo_avx2::exp8;
 using vireo_avx2::hsum;
 
-inline float dot(const float* a, const float* b, int64_t n) {
+// eight cache values as float32
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const at::Half* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+template <typename T>
+inline float dot(const float* a, const T* b, int64_t n) {
   int64_t i = 0;
   __m256 acc = _mm256_setzero_ps();
-  for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+  for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load8(b + i), acc);
   float sum = hsum(acc);
-  for (; i < n; ++i) sum += a[i] * b[i];
+  for (; i < n; ++i) sum += a[i] * static_cast<float>(b[i]);
   return sum;
 }
 
 // y += w * x
-inline void axpy(float w, const float* x, float* y, int64_t n) {
+template <typename T>
+inline void axpy(float w, const T* x, float* y, int64_t n) {
   int64_t i = 0;
   const __m256 wv = _mm256_set1_ps(w);
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; ++i) y[i] += w * x[i];
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(wv, load8(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += w * static_cast<float>(x[i]);
 }
 
 // row[t] = e^(row[t] - top) for t < n; returns their sum
@@ -69,15 +77,16 @@ inline void for_slots(const int64_t* table, int64_t block_size, int64_t first, i
 
 // scores of eight keys (rows `base + slot[j] * stride + offset`) against q, dim a multiple of 8: eight
 // accumulators, reduced together at the end (one horizontal sum per key would cost more than its dot product)
-inline void eight_scores(const float* q, const float* base, const int64_t* slot, int64_t stride, int64_t offset,
+template <typename T>
+inline void eight_scores(const float* q, const T* base, const int64_t* slot, int64_t stride, int64_t offset,
                          int64_t dim, float scale, float* out) {
-  const float* key[8];
+  const T* key[8];
   for (int j = 0; j < 8; ++j) key[j] = base + slot[j] * stride + offset;
   __m256 acc[8];
   for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
   for (int64_t d = 0; d < dim; d += 8) {
     const __m256 qv = _mm256_loadu_ps(q + d);
-    for (int j = 0; j < 8; ++j) acc[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(key[j] + d), acc[j]);
+    for (int j = 0; j < 8; ++j) acc[j] = _mm256_fmadd_ps(qv, load8(key[j] + d), acc[j]);
   }
   // pairwise sums: lane-local halves of keys 0-3 and 4-7, then the two 128-bit lanes added
   const __m256 s01 = _mm256_hadd_ps(acc[0], acc[1]), s23 = _mm256_hadd_ps(acc[2], acc[3]);
@@ -88,14 +97,15 @@ inline void eight_scores(const float* q, const float* base, const int64_t* slot,
 }
 
 // out[0..64) = sum over the n keys of p[t] * value row t, in eight register accumulators
-inline void weighted_values_64(const float* p, const float* base, const int64_t* slot, int64_t stride, int64_t offset,
+template <typename T>
+inline void weighted_values_64(const float* p, const T* base, const int64_t* slot, int64_t stride, int64_t offset,
                                int64_t n, float* out) {
   __m256 acc[8];
   for (int i = 0; i < 8; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t t = 0; t < n; ++t) {
     const __m256 w = _mm256_set1_ps(p[t]);
-    const float* v = base + slot[t] * stride + offset;
-    for (int i = 0; i < 8; ++i) acc[i] = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 8 * i), acc[i]);
+    const T* v = base + slot[t] * stride + offset;
+    for (int i = 0; i < 8; ++i) acc[i] = _mm256_fmadd_ps(w, load8(v + 8 * i), acc[i]);
   }
   for (int i = 0; i < 8; ++i) _mm256_storeu_ps(out + 8 * i, acc[i]);
 }
@@ -112,17 +122,13 @@ struct Item {
 };
 
 // q [S, H, D]; k_cache, v_cache [blocks, block_size, KVH, D]; block_tables [S, W] int64;
-// context_lens [S] int64 (keys 0 .. len-1 are attended); all float32 contiguous. -> out [S, H, D]
+// context_lens [S] int64 (keys 0 .. len-1 are attended); contiguous. -> out [S, H, D] float32
 // Work items are (sequence, KV head, chunk of up to kChunk keys), so one long sequence still spreads
 // over every thread; each chunk keeps its softmax's max and sum, and the chunks of a (sequence, KV
 // head) are merged at the end (the flash-decoding split).
-torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k_cache, torch::Tensor v_cache, torch::Tensor block_tables,
-                               torch::Tensor context_lens, double scale) {
-  TORCH_CHECK(q.dim() == 3 && k_cache.dim() == 4 && v_cache.sizes() == k_cache.sizes(), "q [S, H, D], caches [N, B, KVH, D]");
-  TORCH_CHECK(q.scalar_type() == torch::kFloat32 && k_cache.scalar_type() == torch::kFloat32 &&
-                  v_cache.scalar_type() == torch::kFloat32,
-              "float32 query and caches");
-  TORCH_CHECK(k_cache.is_contiguous() && v_cache.is_contiguous(), "contiguous caches");
+template <typename T>
+torch::Tensor attend_over(const torch::Tensor& q, const torch::Tensor& k_cache, const torch::Tensor& v_cache,
+                          const torch::Tensor& block_tables, const torch::Tensor& context_lens, double scale) {
   const auto qc = q.contiguous();
   const auto tables = block_tables.to(torch::kInt64).contiguous();
   const auto lens = context_lens.to(torch::kInt64).contiguous();
@@ -132,8 +138,8 @@ torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k_cache, torch::Te
   TORCH_CHECK(tables.size(0) == seqs && lens.size(0) == seqs, "one block table and length per sequence");
   const int64_t group = heads / kv_heads;
   const float* qp = qc.data_ptr<float>();
-  const float* kp = k_cache.data_ptr<float>();
-  const float* vp = v_cache.data_ptr<float>();
+  const T* kp = k_cache.data_ptr<T>();
+  const T* vp = v_cache.data_ptr<T>();
   const int64_t* tp = tables.data_ptr<int64_t>();
   const int64_t* lp = lens.data_ptr<int64_t>();
   const float fscale = static_cast<float>(scale);
@@ -183,7 +189,7 @@ torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k_cache, torch::Te
             weighted_values_64(scores.data() + g * n, vp, slots.data(), token_stride, offset + c, n, out + g * dim + c);
       } else {
         for (int64_t t = 0; t < n; ++t) {
-          const float* value = vp + slots[t] * token_stride + offset;
+          const T* value = vp + slots[t] * token_stride + offset;
           for (int64_t g = 0; g < group; ++g) axpy(scores[g * n + t], value, out + g * dim, dim);
         }
       }
@@ -217,7 +223,20 @@ torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k_cache, torch::Te
   return result;
 }
 
+// q [S, H, D] float32; k_cache, v_cache [blocks, block_size, KVH, D] float32 or float16 (both one dtype)
+torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k_cache, torch::Tensor v_cache, torch::Tensor block_tables,
+                               torch::Tensor context_lens, double scale) {
+  TORCH_CHECK(q.dim() == 3 && k_cache.dim() == 4 && v_cache.sizes() == k_cache.sizes(), "q [S, H, D], caches [N, B, KVH, D]");
+  const auto kv = k_cache.scalar_type();
+  TORCH_CHECK(q.scalar_type() == torch::kFloat32 && (kv == torch::kFloat32 || kv == torch::kFloat16) &&
+                  v_cache.scalar_type() == kv,
+              "a float32 query; float32 or float16 caches, both of one dtype");
+  TORCH_CHECK(k_cache.is_contiguous() && v_cache.is_contiguous(), "contiguous caches");
+  if (kv == torch::kFloat16) return attend_over<at::Half>(q, k_cache, v_cache, block_tables, context_lens, scale);
+  return attend_over<float>(q, k_cache, v_cache, block_tables, context_lens, scale);
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   VIREO_POOL_BINDING(m);
-  m.def("decode_attention", &decode_attention, "one-token attention over the paged KV cache (AVX2)");
+  m.def("decode_attention", &decode_attention, "one-token attention over the paged KV cache, float32 or float16 (AVX2, F16C)");
 }

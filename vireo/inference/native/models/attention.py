@@ -5,7 +5,8 @@ The flat batch holds first a group of short queries (decodes, speculative verifi
 as one batched call, then long prefill chunks, one call each. On a CPU, a group of one-token decodes
 runs our kernel (`vireo.kernels.cpu_attention`), which reads keys and values through the block
 tables; otherwise keys and values of the short group are gathered from the cache by block table with
-one `index_select` per tensor for one SDPA call. When the metadata carries `kernel` inputs (the GPU
+one `index_select` per tensor for one SDPA call. A CPU cache may hold float16 (`kv_cache_dtype`): the
+kernel reads it as it is, a gather converts it to the query's dtype. When the metadata carries `kernel` inputs (the GPU
 path), `kernel_attention` runs instead.
 """
 
@@ -58,18 +59,20 @@ def write_kv(
 ) -> None:
     """Store this step's keys/values [tokens, kv_heads, head_dim] at their cache slots."""
     dense_heads = k.stride(1) == k.shape[2] and v.stride(1) == v.shape[2] and v.stride(2) == 1
-    if dense_heads and k_cache.dtype == torch.float32 and (ops := cpu_decode_ops.for_rows(k)) is not None:
+    stored = k_cache.dtype in (torch.float32, torch.float16)
+    if dense_heads and stored and (ops := cpu_decode_ops.for_rows(k)) is not None:
         ops.store_kv(k_cache, v_cache, k, v, slots)  # one call (two index_copy_ are ~6 us each at one token)
         return
-    k_cache.view(-1, *k.shape[1:]).index_copy_(0, slots, k)
-    v_cache.view(-1, *v.shape[1:]).index_copy_(0, slots, v)
+    k_cache.view(-1, *k.shape[1:]).index_copy_(0, slots, k.to(k_cache.dtype))
+    v_cache.view(-1, *v.shape[1:]).index_copy_(0, slots, v.to(v_cache.dtype))
 
 
-def _gather(cache: torch.Tensor, block_tables: torch.Tensor) -> torch.Tensor:
-    """[seqs, kv_heads, blocks*block_size, head_dim] view of each sequence's cached tensors."""
+def _gather(cache: torch.Tensor, block_tables: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[seqs, kv_heads, blocks*block_size, head_dim] view of each sequence's cached tensors, in `dtype`
+    (the query's: a float16 cache on a CPU is read back to float32 for SDPA)."""
     seqs, blocks = block_tables.shape
     _, block_size, kv_heads, head_dim = cache.shape
-    gathered = cache.index_select(0, block_tables.reshape(-1))
+    gathered = cache.index_select(0, block_tables.reshape(-1)).to(dtype)
     return gathered.view(seqs, blocks * block_size, kv_heads, head_dim).transpose(1, 2)
 
 
@@ -80,8 +83,8 @@ def _short_attention(q: torch.Tensor, k_cache, v_cache, short: ShortQueries) -> 
             q[: short.num_tokens], k_cache, v_cache, short.block_tables, short.context_lens
         )
         return out.view(short.num_tokens, heads * head_dim)
-    k = _gather(k_cache, short.block_tables)
-    v = _gather(v_cache, short.block_tables)
+    k = _gather(k_cache, short.block_tables, q.dtype)
+    v = _gather(v_cache, short.block_tables, q.dtype)
     kv_heads = k.shape[1]
     if short.q_len == 1:  # fold each KV head's query group into the query axis: no GQA expand
         qg = q[: short.num_tokens].view(short.num_seqs, kv_heads, heads // kv_heads, head_dim)
@@ -102,8 +105,8 @@ def _chunk_attention(q, k, v, k_cache, v_cache, chunk: PrefillChunk) -> torch.Te
         out = F.scaled_dot_product_attention(query, keys, values, is_causal=True, enable_gqa=True)
     else:
         table = chunk.block_table.unsqueeze(0)
-        keys = _gather(k_cache, table)[:, :, : chunk.context_len]
-        values = _gather(v_cache, table)[:, :, : chunk.context_len]
+        keys = _gather(k_cache, table, q.dtype)[:, :, : chunk.context_len]
+        values = _gather(v_cache, table, q.dtype)[:, :, : chunk.context_len]
         out = F.scaled_dot_product_attention(query, keys, values, attn_mask=chunk.mask, enable_gqa=True)
     return out.squeeze(0).transpose(0, 1).reshape(chunk.end - chunk.start, -1)
 

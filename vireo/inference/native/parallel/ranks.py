@@ -160,7 +160,7 @@ def load_rank(config: EngineConfig, model_path: Path, tp: TensorParallel) -> tup
         dense_gemv=config.dense_gemv,
         tp=tp,
     )
-    slots = tp.min_int(kv_cache_slots(config, model.shape, model.dtype, model.device))
+    slots = tp.min_int(kv_cache_slots(config, model.shape, torch_dtype(config.kv_cache_dtype), model.device))
     return model, max(1, slots // config.block_size)
 
 
@@ -171,8 +171,17 @@ def serve_rank(rank: int, address: str, config: EngineConfig, model_path: Path, 
             torch.set_num_threads(config.threads)
         tp = join(rank, config.tensor_parallel_size, address, rank_device(config.device, rank))
         model, num_blocks = load_rank(config, model_path, tp)
+        from vireo.inference.local import torch_dtype
+
         runner = ModelRunner(
-            model, num_blocks, config.block_size, tp.device, config.cuda_graphs, config.max_batch, context_length
+            model,
+            num_blocks,
+            config.block_size,
+            tp.device,
+            config.cuda_graphs,
+            config.max_batch,
+            context_length,
+            torch_dtype(config.kv_cache_dtype),
         )
     except Exception as exc:  # told to rank 0, which raises it where the engine is built
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))

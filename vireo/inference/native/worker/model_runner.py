@@ -90,14 +90,16 @@ class ModelRunner:
         cuda_graphs: bool = False,
         max_batch: int = 32,
         max_context: int | None = None,
+        kv_dtype: torch.dtype | None = None,
     ):
         self.model, self.block_size, self.device = model, block_size, torch.device(device)
+        kv_dtype = kv_dtype or model.dtype  # float16 on a CPU: the attention kernel reads it (cpu_attention)
         shape = model.shape
         self.num_blocks = num_blocks
 
         def cache() -> torch.Tensor:
             return torch.empty(
-                num_blocks, block_size, shape.kv_heads, shape.head_dim, dtype=model.dtype, device=self.device
+                num_blocks, block_size, shape.kv_heads, shape.head_dim, dtype=kv_dtype, device=self.device
             )
 
         self.kv_caches = [(cache(), cache()) for _ in range(shape.layers)]  # (keys, values) per layer
