@@ -82,3 +82,19 @@ def test_the_llamacpp_peer_takes_its_named_variants_only():
     assert is_llamacpp("llamacpp") and is_llamacpp("llamacpp:no-extra-bufts") and not is_llamacpp("native:gguf")
     with pytest.raises(ValueError, match="no-extra-bufts"):
         llamacpp_job("smollm2-135m", None, {}, 4, 2, 128, "llamacpp:fast")
+
+
+def test_a_backends_peak_memory_is_its_own_not_that_of_the_process_that_started_it():
+    """Each backend runs in a process the bench starts; Linux's `ru_maxrss` carries the starting process's
+    peak over `exec`, so a small process started by a large one reported the large one's memory (the
+    llama.cpp peer's SmolLM2 peak read 624 MB where its own was ~270). `own_peak_rss_mb` is the child's."""
+    import subprocess
+    import sys
+
+    held = bytearray(300 * 2**20)
+    for i in range(0, len(held), 4096):
+        held[i] = 1  # touched: 300 MB more of this process's RSS
+    code = "from vireo.tools.bench.engine_measures import own_peak_rss_mb; print(own_peak_rss_mb())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 0 < child < 150, child
+    del held

@@ -4,6 +4,7 @@ measured in a process that holds only its own memory."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass, field
 
@@ -51,10 +52,20 @@ def level_summary(timings: list[RequestTiming], wall: float, concurrency: int, n
 
 
 def own_peak_rss_mb() -> float:
-    """The kernel's high-water mark of this process's RSS (children not included), in MB."""
-    import resource
+    """The kernel's high-water mark of this process's own RSS (children not included), in MB: Linux's
+    `VmHWM`. Not `getrusage`'s `ru_maxrss`: Linux carries that over `exec` from the process that spawned
+    this one (a backend's process started by a bench holding 600 MB reported 600 MB before doing anything)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    import resource  # elsewhere: the best there is (macOS reports bytes, Linux KiB)
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
 
 
 def backend_result(
@@ -63,8 +74,7 @@ def backend_result(
     """One backend's row of the report: its levels with its start-up and memory. Each backend runs
     in a process of its own, so its RSS is its own. `peak_rss_hwm_mb` is the kernel's exact
     high-water mark of that process; `peak_mb` the process and its children (vLLM's engine core)
-    sampled every 0.2 s from before the engine starts, which misses a peak shorter than that
-    (llama.cpp touches buffers while it makes its context and frees them within the second);
+    sampled every 0.2 s from before the engine starts, which misses a peak shorter than that;
     `peak_rss_mb` is the larger of the two, each a lower bound of the true peak."""
     hwm = own_peak_rss_mb()
     peak = max(peak_mb, hwm)
