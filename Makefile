@@ -51,9 +51,13 @@ run: install $(QWEN_STAMP)
 	$(PY) -m vireo.cli models pull $${VIREO_MODEL:-smollm2-135m} >/dev/null
 	$(PY) -m vireo.cli run
 
+# The files run on TEST_WORKERS pytest-xdist processes, each file's tests on one of them (their Redis databases
+# and module fixtures are per file; tests/conftest.py gives each worker's shared platform its own database):
+# on 2 cores the suite waits on processes starting and jobs finishing about half the time.
+TEST_WORKERS ?= 2
 test: install
 	$(PY) -m vireo.cli models pull smollm2-135m >/dev/null
-	$(PY) -m pytest -q -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 # the unit tests alone: no model-loading engines, no API/worker/Redis processes, no browser (markers in
 # pyproject.toml; tests/conftest.py marks a test by the fixtures it uses)

