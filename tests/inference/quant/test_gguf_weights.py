@@ -7,6 +7,8 @@ Bounds, per format, of the conversion's error against `gguf.quants.dequantize`:
 - Q8_0 / Q6_K -> int8 per output channel: at most half a step (the row's bfloat16 scale / 2).
 """
 
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -245,3 +247,17 @@ def test_a_q5_0_embedding_beside_an_output_layer_keeps_its_own_blocks(tmp_path, 
     x = torch.randn(2, 256, generator=torch.Generator().manual_seed(2))
     reference = x @ want.t()
     assert (head.matmul(x) - reference).abs().max() <= 2e-2 * reference.abs().max()  # x rounded to int8 per 32
+
+
+def test_reading_gguf_files_does_not_load_mistral_tokenizers():
+    """gguf's package imports mistral_common's tokenizers where the vllm extra installs them (~50 MB in
+    every engine process); the weights reader imports gguf with them hidden."""
+    pytest.importorskip("mistral_common", reason="mistral_common is not installed here: nothing to hide")
+    code = (
+        "import sys, vireo.inference.quant.gguf_weights, gguf.quants\n"
+        "print(sorted(m for m in sys.modules if m.startswith('mistral_common')))\n"
+        "import mistral_common.tokens\n"  # still importable by whoever wants it later
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"

@@ -38,13 +38,13 @@ import math
 import mmap
 import re
 import struct
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from vireo.kernels import cpu_gguf_dot
 from vireo.kernels.cpu_quant import (
@@ -56,6 +56,24 @@ from vireo.kernels.cpu_quant import (
     int8_supported,
     quantize_int8_rows,
 )
+
+
+def _import_gguf_without_mistral_tokenizers() -> None:
+    """Import the `gguf` package with `mistral_common` hidden. gguf's `__init__` imports its vocab module,
+    which loads mistral_common's tokenizers where that is installed (the vllm extra brings it): ~50 MB in
+    every engine process for classes only gguf's converters use. Hidden, the vocab module records it as
+    absent; the package itself is imported normally by whoever asks for it later."""
+    if "gguf" in sys.modules or "mistral_common" in sys.modules:
+        return
+    sys.modules["mistral_common"] = None  # type: ignore[assignment]  # an import of it raises ImportError
+    try:
+        import gguf  # noqa: F401
+    finally:
+        del sys.modules["mistral_common"]
+
+
+_import_gguf_without_mistral_tokenizers()
+from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType  # noqa: E402
 
 MANIFEST = "vireo-model.json"  # the registry's record of the GGUF a converted folder came from
 Q4_TYPES = ("Q4_0", "Q4_1", "Q4_K")

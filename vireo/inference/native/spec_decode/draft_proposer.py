@@ -42,7 +42,9 @@ class DraftModelProposer:
             raise ValueError("the draft model must share the target's vocabulary")
         num_blocks = max(64, config.kv_cache_tokens // config.block_size // DRAFT_CACHE_SHARE)
         self.blocks = BlockManager(num_blocks, config.block_size)
-        self.runner = ModelRunner(self.model, num_blocks, config.block_size, config.device)
+        self.runner = ModelRunner(
+            self.model, num_blocks, config.block_size, config.device, kv_dtype=torch_dtype(config.kv_cache_dtype)
+        )
         self.shadows: dict[int, Sequence] = {}  # by the target's seq_id
         self.synced: dict[int, int] = {}  # target tokens the shadow copied at its last sync
 
