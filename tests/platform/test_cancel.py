@@ -19,7 +19,16 @@ pytestmark = pytest.mark.stack  # starts API processes of its own
 LONG_PROMPT = {"prompt": "Count from 1 to 1000, separated by commas: 1, 2, 3, 4,", "max_tokens": 2000, "temperature": 0}
 
 
+def wait_engine_idle(api, seconds: float) -> dict:
+    deadline = time.time() + seconds
+    while (stats := api.get("/v1/engine/stats").json())["running"] + stats["waiting"] and time.time() < deadline:
+        time.sleep(0.3)
+    return stats
+
+
 def test_cancel_while_running_stops_the_engine(api):
+    # the worker is shared by the session's files: jobs an earlier file left running end first
+    assert wait_engine_idle(api, 120)["running"] == 0, "the shared worker's engine never went idle"
     job_id = api.post("/v1/jobs", json={"app": "chat", "input": LONG_PROMPT}).json()["id"]
     cancelled = {}
 
@@ -35,9 +44,7 @@ def test_cancel_while_running_stops_the_engine(api):
     assert 0 < len(tokens) < 500, "generation should have stopped long before max_tokens"
     job = api.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "cancelled" and job["timings"]["finished_at"]
-    deadline = time.time() + 15
-    while (stats := api.get("/v1/engine/stats").json())["running"] != 0 and time.time() < deadline:
-        time.sleep(0.3)
+    stats = wait_engine_idle(api, 15)
     assert stats["running"] == 0 and stats["waiting"] == 0, stats
     # the slot is free: the next job runs normally
     follow = api.post("/v1/jobs", json={"app": "chat", "input": {"prompt": "Hello", "max_tokens": 3}}).json()

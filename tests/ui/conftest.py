@@ -52,7 +52,10 @@ def ui_url(api_server, celery_worker, platform_env, tmp_path_factory) -> str:
     _stop(proc)
 
 
-@pytest.fixture(scope="session")
+# per module, not per session: Playwright's sync API keeps its event loop set as the thread's running loop
+# while it is started, and every async test or asyncio.run() after it in the same process would fail
+# ("cannot be called from a running event loop"); make test's xdist workers run other files after these
+@pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail(
