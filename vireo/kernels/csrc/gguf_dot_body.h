@@ -7,7 +7,8 @@
 // one instruction (AVX2: maddubs, then madd), and its byte masks take Q5_0's fifth bits straight from the
 // block's 32-bit word; so there every 32-value type is unsigned values u with w = d * u + c (Q5_0: u = q,
 // c = -16 d; Q8_0: u = q + 128, c = -128 d), the offset c times the block's sum of x. AVX2 keeps the signed
-// form for Q5_0 and Q8_0 (maddubs' pair sums would overflow int16 at u up to 255).
+// form for Q5_0 and Q8_0 (maddubs' pair sums would overflow int16 at u up to 255). The K-quants' sub-scale
+// multiply-adds (madd, then add) are one vpdpwssd on VNNI.
 
 // 0xff in byte j where bit j of `bits` is set, else 0
 inline __m256i bits_to_bytes(uint32_t bits) {
@@ -46,6 +47,16 @@ inline __m256 dot_u8_s8(__m256i u, __m256i s) {
   return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s));
 #else
   return vireo_int8x::dot_u8_s8(u, s);  // |u| <= 127: a pair's sum stays within int16
+#endif
+}
+
+// acc + the int16 pairs' products summed per int32 lane (madd): one instruction on VNNI (vpdpwssd), else two;
+// exact either way (int32 sums that wrap as the adds did)
+inline __m256i add_madd(__m256i acc, __m256i a, __m256i b) {
+#ifdef VIREO_GGUF_VNNI
+  return _mm256_dpwssd_epi32(acc, a, b);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
 #endif
 }
 
@@ -144,8 +155,9 @@ inline void add_block(const BlockQ4_K& b, const Rows256<R>& x, int64_t v0, Acc<R
   const __m128i m8 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn)));
   const __m256i mins = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
   const float d = half(b.d), dmin = half(b.dmin);
-  __m256i isum[R];
-  for (int i = 0; i < R; ++i) isum[i] = _mm256_setzero_si256();
+  // per row, the low nibbles' sums and the high nibbles' apart (two chains of multiply-adds, not one)
+  __m256i isum[R], isum_hi[R];
+  for (int i = 0; i < R; ++i) isum[i] = isum_hi[i] = _mm256_setzero_si256();
   const __m256i low4 = _mm256_set1_epi8(0x0f);
   for (int j = 0; j < 4; ++j) {
     const __m256i sc_lo = _mm256_shuffle_epi8(scales, load32(kPick.same[2 * j]));
@@ -154,11 +166,11 @@ inline void add_block(const BlockQ4_K& b, const Rows256<R>& x, int64_t v0, Acc<R
     const __m256i lo = _mm256_and_si256(bytes, low4), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
     for (int i = 0; i < R; ++i) {
       const int8_t* xq = x.q(i, v0 + 64 * j);
-      const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load32(xq)), sc_lo);
-      const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load32(xq + 32)), sc_hi);
-      isum[i] = _mm256_add_epi32(isum[i], _mm256_add_epi32(p_lo, p_hi));
+      isum[i] = add_madd(isum[i], _mm256_maddubs_epi16(lo, load32(xq)), sc_lo);
+      isum_hi[i] = add_madd(isum_hi[i], _mm256_maddubs_epi16(hi, load32(xq + 32)), sc_hi);
     }
   }
+  for (int i = 0; i < R; ++i) isum[i] = _mm256_add_epi32(isum[i], isum_hi[i]);
   for (int i = 0; i < R; ++i) {
     const float xs = x.scale(i, v0);
     const __m256i msum = _mm256_madd_epi16(mins, x.bsums(i, v0));
@@ -174,8 +186,8 @@ inline void add_block(const BlockQ6_K& b, const Rows256<R>& x, int64_t v0, Acc<R
   const __m128i scale_bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
   const __m256i scales16 = _mm256_cvtepi8_epi16(scale_bytes);  // the sixteen sub-scales, one per 16 values
   const __m256i low4 = _mm256_set1_epi8(0x0f), low2 = _mm256_set1_epi8(3);
-  __m256i isum[R];
-  for (int i = 0; i < R; ++i) isum[i] = _mm256_setzero_si256();
+  __m256i isum[R], isum_odd[R];  // per row, chunks t even and odd apart (two chains of multiply-adds)
+  for (int i = 0; i < R; ++i) isum[i] = isum_odd[i] = _mm256_setzero_si256();
   for (int h = 0; h < 2; ++h) {  // two halves of 128 values
     const __m256i half_scales = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_srli_si128(scale_bytes, 8) : scale_bytes));
     const __m256i ql0 = load32(b.ql + 64 * h), ql1 = load32(b.ql + 64 * h + 32), qh = load32(b.qh + 32 * h);
@@ -192,10 +204,12 @@ inline void add_block(const BlockQ6_K& b, const Rows256<R>& x, int64_t v0, Acc<R
       const __m256i scales = _mm256_shuffle_epi8(half_scales, load32(kPick.pair[t]));
       for (int i = 0; i < R; ++i) {
         const __m256i xq = load32(x.q(i, v0 + 128 * h + 32 * t));
-        isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(_mm256_maddubs_epi16(u[t], xq), scales));
+        __m256i& sum = t % 2 ? isum_odd[i] : isum[i];
+        sum = add_madd(sum, _mm256_maddubs_epi16(u[t], xq), scales);
       }
     }
   }
+  for (int i = 0; i < R; ++i) isum[i] = _mm256_add_epi32(isum[i], isum_odd[i]);
   for (int i = 0; i < R; ++i) {
     const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(scales16, x.bsums(i, v0)), 5);  // 32 * sc * sum
     acc.v[i][L] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.scale(i, v0)),
