@@ -51,10 +51,11 @@ run: install $(QWEN_STAMP)
 	$(PY) -m vireo.cli models pull $${VIREO_MODEL:-smollm2-135m} >/dev/null
 	$(PY) -m vireo.cli run
 
-# The files run on TEST_WORKERS pytest-xdist processes, each file's tests on one of them (their Redis databases
+# TEST_WORKERS=2 runs the files on two pytest-xdist processes, each file's tests on one of them (Redis databases
 # and module fixtures are per file; tests/conftest.py gives each worker's shared platform its own database):
-# on 2 cores the suite waits on processes starting and jobs finishing about half the time.
-TEST_WORKERS ?= 2
+# ~19 instead of ~29 minutes on 2 cores, but the engine-process tests' spawned children still fail on a worker
+# (they run execnet's bootstrap script again), so the default stays serial (0) until that is mended.
+TEST_WORKERS ?= 0
 test: install
 	$(PY) -m vireo.cli models pull smollm2-135m >/dev/null
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
