@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -43,14 +42,7 @@ async def hf_engine():
     await engine.shutdown()
 
 
-# A pytest-xdist worker's __main__ is a script execnet wrote to a temporary file, which multiprocessing's spawn
-# start method would run again by its path in every child (the engine-process tests' children failed with
-# "NameError: __args"); without a path, a child imports no __main__, as under plain pytest's `python -m`.
-if os.environ.get("PYTEST_XDIST_WORKER") and hasattr(sys.modules["__main__"], "__file__"):
-    del sys.modules["__main__"].__file__
-
-
-# `make test` runs the files on several pytest-xdist workers (`--dist loadfile`: a file's tests stay on one):
+# `make test TEST_WORKERS=2` runs the files on pytest-xdist workers (`--dist loadfile`: a file's tests stay on one):
 # each worker's shared platform gets a Redis database of its own. Files that name a database of their own
 # (4-10, 12-14, one each) keep it: one worker runs each of them.
 WORKER_DATABASES = (11, 15, 0, 1, 2, 3)
