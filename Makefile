@@ -51,11 +51,10 @@ run: install $(QWEN_STAMP)
 	$(PY) -m vireo.cli models pull $${VIREO_MODEL:-smollm2-135m} >/dev/null
 	$(PY) -m vireo.cli run
 
-# TEST_WORKERS=2 runs the files on two pytest-xdist processes, each file's tests on one of them (Redis databases
-# and module fixtures are per file; tests/conftest.py gives each worker's shared platform its own database):
-# ~19 instead of ~29 minutes on 2 cores, but the engine-process tests' spawned children still fail on a worker
-# (they run execnet's bootstrap script again), so the default stays serial (0) until that is mended.
-TEST_WORKERS ?= 0
+# The files run on two pytest-xdist processes, each file's tests on one of them (Redis databases and module
+# fixtures are per file; tests/conftest.py gives each worker's shared platform its own database): ~20 instead
+# of ~29 minutes on 2 cores. TEST_WORKERS=0 runs them serially in this process.
+TEST_WORKERS ?= 2
 test: install
 	$(PY) -m vireo.cli models pull smollm2-135m >/dev/null
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -40,6 +41,16 @@ async def hf_engine():
     await engine.start()
     yield engine
     await engine.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def main_module_kept():
+    """Streamlit's AppTest installs its script as `sys.modules["__main__"]` and leaves it there; every
+    multiprocessing spawn child after it (the engine-process tests) would run that script again as its
+    main module ("NameError: name '__args' is not defined"). Each test gets the real one back."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 # `make test TEST_WORKERS=2` runs the files on pytest-xdist workers (`--dist loadfile`: a file's tests stay on one):
