@@ -1,7 +1,8 @@
 """Our kernel over GGUF's own blocks (`cpu_gguf_dot`): each type's de-quantization equals gguf's
 (`gguf.quants.dequantize`, the format's reference code) exactly, and its matmul equals, in float64, the
 de-quantized weight times x rounded as the kernel rounds it (per 32 values; per 256 for the K-quants),
-with its AVX2 dot products and with its AVX-512 VNNI ones (those only where the CPU has VNNI)."""
+with its AVX2 dot products and with its AVX-512 VNNI ones (those only where the CPU has VNNI). Our regrouped
+layouts (Q4_K_R: a file's Q4_K blocks regrouped at load) are held to the file type's reference the same way."""
 
 import os
 
@@ -18,6 +19,9 @@ from vireo.kernels.cpu_quant import CpuGgufWeight
 pytestmark = pytest.mark.skipif(cpu_gguf_dot.load_kernel() is None, reason="AVX2 extension not available here")
 
 TYPES = list(cpu_gguf_dot.BLOCK_TYPES)
+# each file type as the kernel reads it in the file's layout, and the types it regroups in ours ("Q4_K_R")
+LAYOUTS = TYPES + list(cpu_gguf_dot.REGROUPED.values())
+FILE_TYPE = {layout: file_type for file_type, layout in cpu_gguf_dot.REGROUPED.items()}
 ROWS = [1, 3, 4, 5, 8]  # blocks of four rows of x and the tail one by one
 N, K = 72, 768  # K: three super-blocks of 256
 
@@ -49,6 +53,16 @@ def random_blocks(block_type: str, n: int = N, k: int = K, seed: int = 0) -> np.
     return raw.reshape(n, -1)
 
 
+def weight_of(layout: str, seed: int) -> tuple[CpuGgufWeight, np.ndarray]:
+    """A weight in `layout` (a file type as is, or regrouped from its file type), and the file's blocks."""
+    raw = random_blocks(FILE_TYPE.get(layout, layout), seed=seed)
+    if layout in FILE_TYPE:
+        weight = CpuGgufWeight.from_file(torch.from_numpy(raw), FILE_TYPE[layout], K)
+        assert weight.block_type == layout and weight.blocks.shape[1] == K // 256 * cpu_gguf_dot.KERNEL_TYPES[layout][2]
+        return weight, raw
+    return CpuGgufWeight(torch.from_numpy(raw), layout, K), raw
+
+
 def reference_weight(raw: np.ndarray, block_type: str) -> torch.Tensor:
     return torch.from_numpy(np.array(dequantize(raw, GGMLQuantizationType[block_type]), dtype=np.float32))
 
@@ -62,33 +76,51 @@ def rounded(x: torch.Tensor, block: int) -> torch.Tensor:
     return (q * scale).view(m, k)
 
 
-@pytest.mark.parametrize("block_type", TYPES)
-def test_dequantization_equals_gguf_reference_code(block_type):
-    raw = random_blocks(block_type)
-    ours = cpu_gguf_dot.dequantize(torch.from_numpy(raw), block_type, K)
-    assert torch.equal(ours, reference_weight(raw, block_type))
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_dequantization_equals_gguf_reference_code(layout):
+    weight, raw = weight_of(layout, seed=0)
+    ours = cpu_gguf_dot.dequantize(weight.blocks, layout, K)
+    assert torch.equal(ours, reference_weight(raw, FILE_TYPE.get(layout, layout)))
 
 
-@pytest.mark.parametrize("block_type", TYPES)
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("m", ROWS)
-def test_matmul_equals_the_weight_times_rounded_x(block_type, m, isa):
-    raw = random_blocks(block_type, seed=m)
+def test_matmul_equals_the_weight_times_rounded_x(layout, m, isa):
+    weight, raw = weight_of(layout, seed=m)
     x = torch.randn(m, K, generator=torch.Generator().manual_seed(100 + m))
-    weight = CpuGgufWeight(torch.from_numpy(raw), block_type, K)
     got = weight.matmul(x).double()
-    block = 256 if block_type.endswith("_K") else 32
-    ref = rounded(x, block) @ reference_weight(raw, block_type).double().t()
+    file_type = FILE_TYPE.get(layout, layout)
+    block = 256 if file_type.endswith("_K") else 32
+    ref = rounded(x, block) @ reference_weight(raw, file_type).double().t()
     # float32 accumulation of integer block products: relative to the output's scale
     assert (got - ref).abs().max() <= 1e-5 * ref.abs().max()
     # and not merely close to zero: x's rounding is what the reference models, not a looser bound
     assert ref.abs().max() > 0.1
 
 
-@pytest.mark.parametrize("block_type", TYPES)
-def test_dequantization_to_bfloat16_rounds_the_reference_to_nearest(block_type):
-    raw = random_blocks(block_type, seed=11)
-    ours = cpu_gguf_dot.dequantize(torch.from_numpy(raw), block_type, K, torch.bfloat16)
-    assert ours.dtype == torch.bfloat16 and torch.equal(ours, reference_weight(raw, block_type).bfloat16())
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_dequantization_to_bfloat16_rounds_the_reference_to_nearest(layout):
+    weight, raw = weight_of(layout, seed=11)
+    ours = cpu_gguf_dot.dequantize(weight.blocks, layout, K, torch.bfloat16)
+    assert ours.dtype == torch.bfloat16 and torch.equal(
+        ours, reference_weight(raw, FILE_TYPE.get(layout, layout)).bfloat16()
+    )
+
+
+@pytest.mark.parametrize("file_type", list(cpu_gguf_dot.REGROUPED))
+def test_only_the_k_quants_are_regrouped_and_their_rows_stay_in_order(file_type):
+    """Types without a layout of ours keep the file's bytes; a regrouped weight's rows are the file's rows
+    (its output channels neither move nor mix), so fused projections and slices stay right."""
+    raw = torch.from_numpy(random_blocks("Q8_0"))
+    assert cpu_gguf_dot.regroup(raw, "Q8_0", K) == (raw, "Q8_0")
+    with pytest.raises(RuntimeError, match="only Q4_K"):
+        cpu_gguf_dot.load_kernel().gguf_regroup(raw, cpu_gguf_dot.BLOCK_TYPES["Q8_0"][0], K)
+    blocks = random_blocks(file_type, seed=5)
+    whole = CpuGgufWeight.from_file(torch.from_numpy(blocks), file_type, K)
+    part = CpuGgufWeight.from_file(torch.from_numpy(blocks[10:20].copy()), file_type, K)
+    assert torch.equal(whole.blocks[10:20], part.blocks) and not torch.equal(
+        part.blocks, torch.from_numpy(blocks[10:20])
+    )
 
 
 @pytest.mark.parametrize("block_type", ["Q4_K", "Q8_0"])
@@ -98,7 +130,7 @@ def test_prefill_rows_take_dequantized_slices_of_the_same_weight(block_type, bfl
     product rounded once more (8 significant bits), both paths checked on any CPU."""
     monkeypatch.setattr(cpu_quant, "bfloat16_matmuls_pay", lambda: bfloat16)
     raw = random_blocks(block_type, seed=7)
-    weight = CpuGgufWeight(torch.from_numpy(raw), block_type, K)
+    weight = CpuGgufWeight.from_file(torch.from_numpy(raw), block_type, K)
     x = torch.randn(weight.dense_from_rows, K)
     w = reference_weight(raw, block_type)
     got = weight.matmul(x).double()
@@ -116,7 +148,7 @@ def test_a_linear_calls_its_bound_decode_kernel_with_the_same_result_as_matmul(r
     """`QuantizedLinear`'s decode path (the kernel bound to the weight once) gives exactly what the general
     path gives, bias added; prefill-size x (`dense_from_rows` on) keeps the de-quantized slices."""
     raw = random_blocks("Q4_K", seed=11)
-    weight = CpuGgufWeight(torch.from_numpy(raw), "Q4_K", K)
+    weight = CpuGgufWeight.from_file(torch.from_numpy(raw), "Q4_K", K)
     bias = torch.randn(N)
     linear = QuantizedLinear(weight, bias)
     assert linear._decode is not None and linear._decode_rows == weight.dense_from_rows == 64

@@ -1,6 +1,7 @@
 """Our CPU kernel over a GGUF file's own quantized blocks (`csrc/cpu_gguf_dot.cpp`): decode-size
-matmuls that read exactly the bytes llama.cpp reads (Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K), activations
-rounded to int8 per block of 32, and each type's de-quantization to float32. `vireo.kernels.cpu_quant`'s
+matmuls that read exactly the bytes llama.cpp reads (Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K; the K-quants
+regrouped at load, `regroup`), activations rounded to int8 per block of 32 (per 256 for the K-quants), and each type's
+de-quantization to float32. `vireo.kernels.cpu_quant`'s
 `CpuGgufWeight` holds the blocks. Its dot products run on AVX-512 VNNI where the CPU has it (`vnni`),
 else on AVX2.
 
@@ -27,6 +28,12 @@ BLOCK_TYPES: dict[str, tuple[int, int, int]] = {
     "Q4_K": (12, 256, 144),
     "Q6_K": (14, 256, 210),
 }
+# Our layouts of a file's type that the kernel reads faster (`regroup`), made once at load, with our numbers:
+# Q4_K with its 6-bit scales unpacked to bytes (148 bytes a block) and Q6_K (same size), their low four bits
+# regrouped so that one 64-byte load pairs with 128 contiguous values of x (512-bit registers on VNNI; the
+# AVX2 dot products read them too), Q6_K's top two bits four values to a byte.
+REGROUPED: dict[str, str] = {"Q4_K": "Q4_K_R", "Q6_K": "Q6_K_R"}
+KERNEL_TYPES: dict[str, tuple[int, int, int]] = BLOCK_TYPES | {"Q4_K_R": (112, 256, 148), "Q6_K_R": (114, 256, 210)}
 
 
 def load_kernel() -> ModuleType | None:
@@ -54,10 +61,22 @@ def avx2_only() -> Iterator[None]:
 
 
 def gguf_mm(x: torch.Tensor, blocks: torch.Tensor, block_type: str, k: int) -> torch.Tensor:
-    """x [M, K] @ W.T -> float32 [M, N]; W: uint8 [N, bytes per row] of `block_type` blocks."""
+    """x [M, K] @ W.T -> float32 [M, N]; W: uint8 [N, bytes per row] of `block_type` blocks (a file's type
+    or one of our `REGROUPED` layouts)."""
     kernel = load_kernel()
     assert kernel is not None, "the AVX2 kernel is not built here"
-    return kernel.gguf_mm(x, blocks, BLOCK_TYPES[block_type][0], k)
+    return kernel.gguf_mm(x, blocks, KERNEL_TYPES[block_type][0], k)
+
+
+def regroup(blocks: torch.Tensor, block_type: str, k: int) -> tuple[torch.Tensor, str]:
+    """A file's blocks in the layout the kernel reads fastest, and that layout's name: `REGROUPED`'s new
+    bytes, or the same blocks where the type has no other layout."""
+    regrouped = REGROUPED.get(block_type)
+    if regrouped is None:
+        return blocks, block_type
+    kernel = load_kernel()
+    assert kernel is not None, "the AVX2 kernel is not built here"
+    return kernel.gguf_regroup(blocks.contiguous(), BLOCK_TYPES[block_type][0], k), regrouped
 
 
 def dequantize(blocks: torch.Tensor, block_type: str, k: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -65,4 +84,4 @@ def dequantize(blocks: torch.Tensor, block_type: str, k: int, dtype: torch.dtype
     kernel = load_kernel()
     assert kernel is not None, "the AVX2 kernel is not built here"
     assert dtype in (torch.float32, torch.bfloat16), dtype
-    return kernel.gguf_dequantize(blocks.contiguous(), BLOCK_TYPES[block_type][0], k, dtype == torch.bfloat16)
+    return kernel.gguf_dequantize(blocks.contiguous(), KERNEL_TYPES[block_type][0], k, dtype == torch.bfloat16)

@@ -281,10 +281,16 @@ class CpuGgufWeight:
     kernel (`cpu_gguf_dot`): the bytes llama.cpp reads, nothing re-rounded."""
 
     blocks: torch.Tensor  # uint8 [N, bytes per row]
-    block_type: str  # "Q4_K", ...
+    block_type: str  # "Q4_K", ..., or our regrouped "Q4_K_R" (`cpu_gguf_dot.KERNEL_TYPES`)
     in_features: int
     # the kernel's time grows with every row of x; from here on de-quantized slices in float32 GEMMs win
     dense_from_rows = 64
+
+    @classmethod
+    def from_file(cls, blocks: torch.Tensor, block_type: str, k: int) -> CpuGgufWeight:
+        """A weight of a file's blocks that matmuls read: regrouped where the kernel has a faster layout
+        of the type (`cpu_gguf_dot.regroup`: new bytes; rows that only lookups read keep the file's)."""
+        return cls(*cpu_gguf_dot.regroup(blocks, block_type, k), k)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -303,7 +309,7 @@ class CpuGgufWeight:
         if kernel is None:
             return None
         mm, blocks, k = kernel.gguf_mm, self.blocks, self.in_features
-        type_number = cpu_gguf_dot.BLOCK_TYPES[self.block_type][0]
+        type_number = cpu_gguf_dot.KERNEL_TYPES[self.block_type][0]
         return lambda x: mm(x, blocks, type_number, k)
 
     def dequantized_t(self, start: int, stop: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

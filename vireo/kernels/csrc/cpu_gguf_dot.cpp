@@ -7,7 +7,8 @@
 // for AVX2 and for AVX-512 VNNI, the latter run where the CPU has it (checked once, at run time: the
 // machines we run on differ). Also each type's de-quantization to float32 (the prefill path's slices,
 // embedding rows). Work is split over output channels (spin_pool.h).
-// The block layouts are GGUF's, as its format describes them (gguf-py's quants.py reads them the same way).
+// The block layouts are GGUF's, as its format describes them (gguf-py's quants.py reads them the same way),
+// and two of ours: Q4_K and Q6_K regrouped (`gguf_regroup`, once at load) so that wide registers read them whole.
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 #include <torch/extension.h>
@@ -63,7 +64,27 @@ struct BlockQ6_K {
   int8_t scales[16];  // one per 16 values
   uint16_t d;         // w = d * scales[i / 16] * (q - 32)
 };
+// Q4_K regrouped (our layout, made by `regroup_block`): the sub-scales and sub-minima unpacked to bytes, and
+// in each half of 128 values byte i holds value i (low nibble) and value i + 64 (high): a 64-byte load's low
+// nibbles are 64 consecutive values (two sub-blocks), its high nibbles the next 64. Four bytes more a block.
+struct BlockQ4_KR {
+  static constexpr int kValues = 256;
+  uint16_t d, dmin;
+  uint8_t sc[8], mn[8];  // w = d * sc[b] * q - dmin * mn[b], b = the sub-block of 32
+  uint8_t qs[128];
+};
+// Q6_K regrouped (`regroup_block`): the same bytes per block, the values' low four bits paired as in
+// BlockQ4_KR (in each half of 128 values byte i of ql holds value i and i + 64) and qh's byte i holding the top
+// two bits of values i, i + 64, i + 128 and i + 192 (bits 0-1, 2-3, 4-5, 6-7).
+struct BlockQ6_KR {
+  static constexpr int kValues = 256;
+  uint8_t ql[128];
+  uint8_t qh[64];
+  int8_t scales[16];  // one per 16 values, as the file's
+  uint16_t d;         // w = d * scales[v / 16] * (q - 32)
+};
 #pragma pack(pop)
+static_assert(sizeof(BlockQ4_KR) == 148 && sizeof(BlockQ6_KR) == 210);
 static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 && sizeof(BlockQ5_0) == 22);
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_K) == 144 && sizeof(BlockQ6_K) == 210);
 
@@ -78,6 +99,48 @@ inline void q4k_scales(const uint8_t* packed, uint8_t sc[8], uint8_t mn[8]) {
                            ((u[2] >> 4) & low4) | (((u[1] >> 6) & low2) << 4)};
   std::memcpy(sc, out, 8);
   std::memcpy(mn, out + 2, 8);
+}
+
+// A Q4_K block regrouped (BlockQ4_KR): file chunk j's 32 bytes hold values 64j + l (low) and 64j + 32 + l
+// (high); half h's byte i takes value 128h + i and 128h + 64 + i, so from chunks a = 2h and b = 2h + 1 byte l
+// (l < 32): low nibbles a's and b's low nibbles, and byte 32 + l their high nibbles.
+inline void regroup_block(const BlockQ4_K& in, BlockQ4_KR& out) {
+  out.d = in.d;
+  out.dmin = in.dmin;
+  q4k_scales(in.scales, out.sc, out.mn);
+  for (int h = 0; h < 2; ++h) {
+    const uint8_t *a = in.qs + 64 * h, *b = a + 32;
+    uint8_t* q = out.qs + 64 * h;
+    for (int l = 0; l < 32; ++l) {
+      q[l] = static_cast<uint8_t>((a[l] & 0x0f) | (b[l] << 4));
+      q[32 + l] = static_cast<uint8_t>((a[l] >> 4) | (b[l] & 0xf0));
+    }
+  }
+}
+
+// The file's Q6_K values (0..63, before the -32) in order
+inline void q6k_values(const BlockQ6_K& b, uint8_t q[256]) {
+  for (int h = 0; h < 2; ++h) {
+    const uint8_t *ql = b.ql + 64 * h, *qh = b.qh + 32 * h;
+    uint8_t* out = q + 128 * h;
+    for (int l = 0; l < 32; ++l) {
+      out[l] = static_cast<uint8_t>((ql[l] & 0xf) | ((qh[l] & 3) << 4));
+      out[l + 32] = static_cast<uint8_t>((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4));
+      out[l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+      out[l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+    }
+  }
+}
+
+inline void regroup_block(const BlockQ6_K& in, BlockQ6_KR& out) {
+  uint8_t q[256];
+  q6k_values(in, q);
+  for (int h = 0; h < 2; ++h)
+    for (int i = 0; i < 64; ++i) out.ql[64 * h + i] = static_cast<uint8_t>((q[128 * h + i] & 0xf) | (q[128 * h + 64 + i] << 4));
+  for (int i = 0; i < 64; ++i)
+    out.qh[i] = static_cast<uint8_t>((q[i] >> 4) | ((q[64 + i] >> 4) << 2) | ((q[128 + i] >> 4) << 4) | ((q[192 + i] >> 4) << 6));
+  std::memcpy(out.scales, in.scales, 16);
+  out.d = in.d;
 }
 
 namespace vireo_gguf_avx2 {
@@ -133,6 +196,25 @@ inline void dequantize_block(const BlockQ4_K& b, float* y) {
       y[64 * j + l] = d0 * (b.qs[32 * j + l] & 0xf) - m0;
       y[64 * j + 32 + l] = d1 * (b.qs[32 * j + l] >> 4) - m1;
     }
+  }
+}
+inline void dequantize_block(const BlockQ4_KR& b, float* y) {
+  const float d = half(b.d), dmin = half(b.dmin);
+  for (int h = 0; h < 2; ++h)
+    for (int i = 0; i < 64; ++i) {
+      const int lo = 128 * h + i, hi = lo + 64;  // the values of byte i's two nibbles
+      const float d0 = d * b.sc[lo / 32], m0 = dmin * b.mn[lo / 32], d1 = d * b.sc[hi / 32], m1 = dmin * b.mn[hi / 32];
+      y[lo] = d0 * (b.qs[64 * h + i] & 0xf) - m0;
+      y[hi] = d1 * (b.qs[64 * h + i] >> 4) - m1;
+    }
+}
+inline void dequantize_block(const BlockQ6_KR& b, float* y) {
+  const float d = half(b.d);
+  for (int v = 0; v < 256; ++v) {
+    const int h = v / 128, i = v % 64, upper = (v % 128) / 64;  // byte i of half h, high nibble for upper
+    const int low = upper ? b.ql[64 * h + i] >> 4 : b.ql[64 * h + i] & 0xf;
+    const int top = (b.qh[i] >> (2 * (v / 64))) & 3;
+    y[v] = d * b.scales[v / 16] * ((low | (top << 4)) - 32);
   }
 }
 inline void dequantize_block(const BlockQ6_K& b, float* y) {
@@ -211,8 +293,8 @@ torch::Tensor dequantize(const torch::Tensor& blocks, int64_t k, bool bfloat16) 
   return out;
 }
 
-// GGML's type numbers
-enum BlockType : int64_t { kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ8_0 = 8, kQ4_K = 12, kQ6_K = 14 };
+// GGML's type numbers, and ours for the regrouped Q4_K (GGML has no type 112)
+enum BlockType : int64_t { kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ8_0 = 8, kQ4_K = 12, kQ6_K = 14, kQ4_KR = 112, kQ6_KR = 114 };
 
 template <typename Fn>
 torch::Tensor by_type(int64_t type, Fn fn) {
@@ -223,6 +305,8 @@ torch::Tensor by_type(int64_t type, Fn fn) {
     case kQ8_0: return fn(BlockQ8_0{});
     case kQ4_K: return fn(BlockQ4_K{});
     case kQ6_K: return fn(BlockQ6_K{});
+    case kQ4_KR: return fn(BlockQ4_KR{});
+    case kQ6_KR: return fn(BlockQ6_KR{});
   }
   TORCH_CHECK(false, "GGML block type ", type, " has no kernel here");
 }
@@ -239,6 +323,26 @@ torch::Tensor gguf_dequantize(torch::Tensor blocks, int64_t type, int64_t k, boo
   return by_type(type, [&](auto block) { return dequantize<decltype(block)>(blocks, k, bfloat16); });
 }
 
+template <class From, class To>
+torch::Tensor regrouped(const torch::Tensor& blocks, int64_t k) {
+  check_blocks<From>(blocks, k);
+  const int64_t n = blocks.size(0), nblocks = k / From::kValues;
+  auto out = torch::empty({n, nblocks * static_cast<int64_t>(sizeof(To))}, torch::kUInt8);
+  const auto* in = reinterpret_cast<const From*>(blocks.data_ptr<uint8_t>());
+  auto* to = reinterpret_cast<To*>(out.data_ptr<uint8_t>());
+  vireo_pool::parallel_for(0, n * nblocks, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) regroup_block(in[j], to[j]);
+  });
+  return out;
+}
+
+// Q4_K or Q6_K rows [N, bytes] as our regrouped rows (types 112, 114): what gguf_mm reads fastest, made once
+torch::Tensor gguf_regroup(torch::Tensor blocks, int64_t type, int64_t k) {
+  if (type == kQ4_K) return regrouped<BlockQ4_K, BlockQ4_KR>(blocks, k);
+  if (type == kQ6_K) return regrouped<BlockQ6_K, BlockQ6_KR>(blocks, k);
+  TORCH_CHECK(false, "only Q4_K (12) and Q6_K (14) have a regrouped layout, not type ", type);
+}
+
 // How many threads at::parallel_for ran `tasks` tasks on: its loop is inline OpenMP, which a build without
 // -fopenmp silently runs on one thread (cpu_extensions.FLAGS; tests/kernels/test_cpu_gguf_dot.py)
 int64_t threads_used(int64_t tasks) {
@@ -249,7 +353,8 @@ int64_t threads_used(int64_t tasks) {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   VIREO_POOL_BINDING(m);
-  m.def("gguf_mm", &gguf_mm, "x @ W.T, W in GGML blocks (Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K), x rounded to int8 (AVX2)");
+  m.def("gguf_mm", &gguf_mm, "x @ W.T, W in GGML blocks (Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K) or regrouped Q4_K / Q6_K, x rounded to int8");
+  m.def("gguf_regroup", &gguf_regroup, "Q4_K / Q6_K blocks regrouped (our types 112 / 114), what gguf_mm reads fastest");
   m.def("gguf_dequantize", &gguf_dequantize, "GGML blocks as float32 [N, K], or rounded to bfloat16",
         pybind11::arg("blocks"), pybind11::arg("type"), pybind11::arg("k"), pybind11::arg("bfloat16") = false);
   m.def("threads_used", &threads_used, "threads at::parallel_for ran `tasks` tasks on");

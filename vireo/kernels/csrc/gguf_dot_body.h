@@ -8,7 +8,8 @@
 // block's 32-bit word; so there every 32-value type is unsigned values u with w = d * u + c (Q5_0: u = q,
 // c = -16 d; Q8_0: u = q + 128, c = -128 d), the offset c times the block's sum of x. AVX2 keeps the signed
 // form for Q5_0 and Q8_0 (maddubs' pair sums would overflow int16 at u up to 255). The K-quants' sub-scale
-// multiply-adds (madd, then add) are one vpdpwssd on VNNI.
+// multiply-adds (madd, then add) are one vpdpwssd on VNNI, and there the regrouped Q4_K and Q6_K are read 64
+// bytes of low bits (128 values) a step in 512-bit registers.
 
 // 0xff in byte j where bit j of `bits` is set, else 0
 inline __m256i bits_to_bytes(uint32_t bits) {
@@ -179,6 +180,89 @@ inline void add_block(const BlockQ4_K& b, const Rows256<R>& x, int64_t v0, Acc<R
   }
 }
 
+// The regrouped Q4_K (BlockQ4_KR): as Q4_K, without unpacking the scales' bits, and each load of weight bytes
+// pairs with contiguous x (its low nibbles are the values from v, its high nibbles those from v + 64)
+#ifdef VIREO_GGUF_VNNI
+// _mm512_permutexvar_epi16 indices over the eight int16 sub-scales: lo[h] puts sub-block 4h's scale in the 16
+// int16 lanes of a maddubs result's first 32 values and 4h + 1's in the next; hi[h] those of 4h + 2, 4h + 3.
+// pairs: each of eight minima twice (against the sums of x per 16).
+struct PickIndices {
+  alignas(64) int16_t lo[2][32];
+  alignas(64) int16_t hi[2][32];
+  alignas(32) int16_t pairs[16];
+  alignas(64) int16_t q6_lo[2][32];  // Q6_K's sixteen sub-scales, one per 16 values: 8h..8h + 3 (low nibbles)
+  alignas(64) int16_t q6_hi[2][32];  // and 8h + 4..8h + 7 (high nibbles), each over eight int16 lanes
+  PickIndices() {
+    for (int h = 0; h < 2; ++h)
+      for (int t = 0; t < 32; ++t) {
+        lo[h][t] = static_cast<int16_t>(4 * h + t / 16), hi[h][t] = static_cast<int16_t>(4 * h + 2 + t / 16);
+        q6_lo[h][t] = static_cast<int16_t>(8 * h + t / 8), q6_hi[h][t] = static_cast<int16_t>(8 * h + 4 + t / 8);
+      }
+    for (int t = 0; t < 16; ++t) pairs[t] = static_cast<int16_t>(t / 2);
+  }
+};
+inline const PickIndices kPickIndices;
+
+template <int L, int R>
+inline void add_block(const BlockQ4_KR& b, const Rows256<R>& x, int64_t v0, Acc<R>& acc) {
+  const __m512i scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.sc))));
+  const __m256i mins = _mm256_permutexvar_epi16(load32(kPickIndices.pairs),
+                                                _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.mn)))));
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  __m512i isum[R], isum_hi[R];  // per row, the low nibbles' products and the high ones' (two chains)
+  for (int i = 0; i < R; ++i) isum[i] = isum_hi[i] = _mm512_setzero_si512();
+  for (int h = 0; h < 2; ++h) {
+    const __m512i bytes = _mm512_loadu_si512(b.qs + 64 * h);
+    const __m512i lo = _mm512_and_si512(bytes, low4), hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low4);
+    const __m512i sc_lo = _mm512_permutexvar_epi16(_mm512_load_si512(kPickIndices.lo[h]), scales);
+    const __m512i sc_hi = _mm512_permutexvar_epi16(_mm512_load_si512(kPickIndices.hi[h]), scales);
+    for (int i = 0; i < R; ++i) {
+      const int8_t* xq = x.q(i, v0 + 128 * h);
+      isum[i] = _mm512_dpwssd_epi32(isum[i], _mm512_maddubs_epi16(lo, _mm512_loadu_si512(xq)), sc_lo);
+      isum_hi[i] = _mm512_dpwssd_epi32(isum_hi[i], _mm512_maddubs_epi16(hi, _mm512_loadu_si512(xq + 64)), sc_hi);
+    }
+  }
+  const float d = half(b.d), dmin = half(b.dmin);
+  for (int i = 0; i < R; ++i) {
+    const __m512i both = _mm512_add_epi32(isum[i], isum_hi[i]);
+    const __m256i sum = _mm256_add_epi32(_mm512_castsi512_si256(both), _mm512_extracti64x4_epi64(both, 1));
+    const float xs = x.scale(i, v0);
+    const __m256i msum = _mm256_madd_epi16(mins, x.bsums(i, v0));
+    acc.v[i][0] = _mm256_fmadd_ps(_mm256_set1_ps(d * xs), _mm256_cvtepi32_ps(sum), acc.v[i][0]);
+    acc.v[i][1] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * xs), _mm256_cvtepi32_ps(msum), acc.v[i][1]);
+  }
+}
+#else
+template <int L, int R>
+inline void add_block(const BlockQ4_KR& b, const Rows256<R>& x, int64_t v0, Acc<R>& acc) {
+  const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.sc))));
+  const __m128i m8 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.mn)));
+  const __m256i mins = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8), _mm_unpacklo_epi16(m8, m8));
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  __m256i isum[R], isum_hi[R];
+  for (int i = 0; i < R; ++i) isum[i] = isum_hi[i] = _mm256_setzero_si256();
+  for (int c = 0; c < 4; ++c) {  // bytes 32c..: values 128h + 32e (low nibbles) and + 64 (high), h = c / 2, e = c % 2
+    const int h = c / 2, e = c % 2;
+    const __m256i bytes = load32(b.qs + 32 * c);
+    const __m256i lo = _mm256_and_si256(bytes, low4), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
+    const __m256i sc_lo = _mm256_shuffle_epi8(scales, load32(kPick.same[4 * h + e]));
+    const __m256i sc_hi = _mm256_shuffle_epi8(scales, load32(kPick.same[4 * h + 2 + e]));
+    for (int i = 0; i < R; ++i) {
+      const int8_t* xq = x.q(i, v0 + 128 * h + 32 * e);
+      isum[i] = add_madd(isum[i], _mm256_maddubs_epi16(lo, load32(xq)), sc_lo);
+      isum_hi[i] = add_madd(isum_hi[i], _mm256_maddubs_epi16(hi, load32(xq + 64)), sc_hi);
+    }
+  }
+  const float d = half(b.d), dmin = half(b.dmin);
+  for (int i = 0; i < R; ++i) {
+    const float xs = x.scale(i, v0);
+    const __m256i msum = _mm256_madd_epi16(mins, x.bsums(i, v0));
+    acc.v[i][0] = _mm256_fmadd_ps(_mm256_set1_ps(d * xs), _mm256_cvtepi32_ps(_mm256_add_epi32(isum[i], isum_hi[i])), acc.v[i][0]);
+    acc.v[i][1] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * xs), _mm256_cvtepi32_ps(msum), acc.v[i][1]);
+  }
+}
+#endif
+
 // Q6_K: (q - 32) * x as q * x minus 32 times the sums of x, every product times its int8 sub-scale in int32
 template <int L, int R>
 inline void add_block(const BlockQ6_K& b, const Rows256<R>& x, int64_t v0, Acc<R>& acc) {
@@ -216,6 +300,95 @@ inline void add_block(const BlockQ6_K& b, const Rows256<R>& x, int64_t v0, Acc<R
                                            _mm256_cvtepi32_ps(_mm256_sub_epi32(isum[i], offset)), acc.v[i][L]);
   }
 }
+
+// The regrouped Q6_K (BlockQ6_KR): as Q6_K, each load of the low bits pairing with contiguous x, the top two
+// bits of values 64p + i in bits 2p of qh's byte i, moved to bits 4-5 (the 0x30 of the 6-bit value)
+template <int P, class V>
+inline V q6_top_bits(V qh, V top2) {
+  if constexpr (sizeof(V) == 64) {
+    if constexpr (P == 0) return _mm512_and_si512(_mm512_slli_epi16(qh, 4), top2);
+    else if constexpr (P == 1) return _mm512_and_si512(_mm512_slli_epi16(qh, 2), top2);
+    else if constexpr (P == 2) return _mm512_and_si512(qh, top2);
+    else return _mm512_and_si512(_mm512_srli_epi16(qh, 2), top2);
+  } else {
+    if constexpr (P == 0) return _mm256_and_si256(_mm256_slli_epi16(qh, 4), top2);
+    else if constexpr (P == 1) return _mm256_and_si256(_mm256_slli_epi16(qh, 2), top2);
+    else if constexpr (P == 2) return _mm256_and_si256(qh, top2);
+    else return _mm256_and_si256(_mm256_srli_epi16(qh, 2), top2);
+  }
+}
+
+#ifdef VIREO_GGUF_VNNI
+template <int L, int R, int H>
+inline void add_q6k_half(const BlockQ6_KR& b, __m512i qh, __m512i scales, const Rows256<R>& x, int64_t v0, __m512i* isum,
+                         __m512i* isum_hi) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f), top2 = _mm512_set1_epi8(0x30);
+  const __m512i ql = _mm512_loadu_si512(b.ql + 64 * H);
+  const __m512i lo = _mm512_or_si512(_mm512_and_si512(ql, low4), q6_top_bits<2 * H>(qh, top2));
+  const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4), q6_top_bits<2 * H + 1>(qh, top2));
+  const __m512i sc_lo = _mm512_permutexvar_epi16(_mm512_load_si512(kPickIndices.q6_lo[H]), scales);
+  const __m512i sc_hi = _mm512_permutexvar_epi16(_mm512_load_si512(kPickIndices.q6_hi[H]), scales);
+  for (int i = 0; i < R; ++i) {
+    const int8_t* xq = x.q(i, v0 + 128 * H);
+    isum[i] = _mm512_dpwssd_epi32(isum[i], _mm512_maddubs_epi16(lo, _mm512_loadu_si512(xq)), sc_lo);
+    isum_hi[i] = _mm512_dpwssd_epi32(isum_hi[i], _mm512_maddubs_epi16(hi, _mm512_loadu_si512(xq + 64)), sc_hi);
+  }
+}
+
+template <int L, int R>
+inline void add_block(const BlockQ6_KR& b, const Rows256<R>& x, int64_t v0, Acc<R>& acc) {
+  const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+  const __m512i scales = _mm512_castsi256_si512(scales16), qh = _mm512_loadu_si512(b.qh);
+  __m512i isum[R], isum_hi[R];
+  for (int i = 0; i < R; ++i) isum[i] = isum_hi[i] = _mm512_setzero_si512();
+  add_q6k_half<L, R, 0>(b, qh, scales, x, v0, isum, isum_hi);
+  add_q6k_half<L, R, 1>(b, qh, scales, x, v0, isum, isum_hi);
+  const float d = half(b.d);
+  for (int i = 0; i < R; ++i) {
+    const __m512i both = _mm512_add_epi32(isum[i], isum_hi[i]);
+    const __m256i sum = _mm256_add_epi32(_mm512_castsi512_si256(both), _mm512_extracti64x4_epi64(both, 1));
+    const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(scales16, x.bsums(i, v0)), 5);  // 32 * sc * sum
+    acc.v[i][L] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.scale(i, v0)), _mm256_cvtepi32_ps(_mm256_sub_epi32(sum, offset)), acc.v[i][L]);
+  }
+}
+#else
+template <int L, int R, int C>
+inline void add_q6k_quarter(const BlockQ6_KR& b, const __m256i* half_scales, const Rows256<R>& x, int64_t v0, __m256i* isum,
+                            __m256i* isum_hi) {
+  constexpr int h = C / 2, e = C % 2;  // bytes 32C..: values 128h + 32e + j (low nibbles) and + 64 (high)
+  const __m256i low4 = _mm256_set1_epi8(0x0f), top2 = _mm256_set1_epi8(0x30);
+  const __m256i ql = load32(b.ql + 32 * C), qh = load32(b.qh + 32 * e);
+  const __m256i lo = _mm256_or_si256(_mm256_and_si256(ql, low4), q6_top_bits<2 * h>(qh, top2));
+  const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql, 4), low4), q6_top_bits<2 * h + 1>(qh, top2));
+  const __m256i sc_lo = _mm256_shuffle_epi8(half_scales[h], load32(kPick.pair[e]));
+  const __m256i sc_hi = _mm256_shuffle_epi8(half_scales[h], load32(kPick.pair[2 + e]));
+  for (int i = 0; i < R; ++i) {
+    const int8_t* xq = x.q(i, v0 + 128 * h + 32 * e);
+    isum[i] = add_madd(isum[i], _mm256_maddubs_epi16(lo, load32(xq)), sc_lo);
+    isum_hi[i] = add_madd(isum_hi[i], _mm256_maddubs_epi16(hi, load32(xq + 64)), sc_hi);
+  }
+}
+
+template <int L, int R>
+inline void add_block(const BlockQ6_KR& b, const Rows256<R>& x, int64_t v0, Acc<R>& acc) {
+  const __m128i scale_bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+  const __m256i scales16 = _mm256_cvtepi8_epi16(scale_bytes);
+  const __m256i half_scales[2] = {_mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(scale_bytes)),
+                                  _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_srli_si128(scale_bytes, 8)))};
+  __m256i isum[R], isum_hi[R];
+  for (int i = 0; i < R; ++i) isum[i] = isum_hi[i] = _mm256_setzero_si256();
+  add_q6k_quarter<L, R, 0>(b, half_scales, x, v0, isum, isum_hi);
+  add_q6k_quarter<L, R, 1>(b, half_scales, x, v0, isum, isum_hi);
+  add_q6k_quarter<L, R, 2>(b, half_scales, x, v0, isum, isum_hi);
+  add_q6k_quarter<L, R, 3>(b, half_scales, x, v0, isum, isum_hi);
+  const float d = half(b.d);
+  for (int i = 0; i < R; ++i) {
+    const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(scales16, x.bsums(i, v0)), 5);
+    const __m256i sum = _mm256_sub_epi32(_mm256_add_epi32(isum[i], isum_hi[i]), offset);
+    acc.v[i][L] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.scale(i, v0)), _mm256_cvtepi32_ps(sum), acc.v[i][L]);
+  }
+}
+#endif
 
 // One row of W (`wrow`, nblocks blocks) against R rows of x from r0 on: y[(r0 + i) * n]
 template <int R, class Block, class Activations>
