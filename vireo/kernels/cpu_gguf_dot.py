@@ -68,15 +68,17 @@ def gguf_mm(x: torch.Tensor, blocks: torch.Tensor, block_type: str, k: int) -> t
     return kernel.gguf_mm(x, blocks, KERNEL_TYPES[block_type][0], k)
 
 
-def regroup(blocks: torch.Tensor, block_type: str, k: int) -> tuple[torch.Tensor, str]:
+def regroup(blocks: torch.Tensor, block_type: str, k: int, in_place: bool = False) -> tuple[torch.Tensor, str]:
     """A file's blocks in the layout the kernel reads fastest, and that layout's name: `REGROUPED`'s new
-    bytes, or the same blocks where the type has no other layout."""
+    bytes (`in_place`: written over `blocks` where the layout is the same size, Q6_K's), or the same blocks
+    where the type has no other layout."""
     regrouped = REGROUPED.get(block_type)
     if regrouped is None:
         return blocks, block_type
     kernel = load_kernel()
     assert kernel is not None, "the AVX2 kernel is not built here"
-    return kernel.gguf_regroup(blocks.contiguous(), BLOCK_TYPES[block_type][0], k), regrouped
+    assert blocks.is_contiguous(), "regroup reads contiguous rows of blocks"
+    return kernel.gguf_regroup(blocks, BLOCK_TYPES[block_type][0], k, in_place), regrouped
 
 
 def dequantize(blocks: torch.Tensor, block_type: str, k: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -287,10 +287,11 @@ class CpuGgufWeight:
     dense_from_rows = 64
 
     @classmethod
-    def from_file(cls, blocks: torch.Tensor, block_type: str, k: int) -> CpuGgufWeight:
+    def from_file(cls, blocks: torch.Tensor, block_type: str, k: int, in_place: bool = False) -> CpuGgufWeight:
         """A weight of a file's blocks that matmuls read: regrouped where the kernel has a faster layout
-        of the type (`cpu_gguf_dot.regroup`: new bytes; rows that only lookups read keep the file's)."""
-        return cls(*cpu_gguf_dot.regroup(blocks, block_type, k), k)
+        of the type (`cpu_gguf_dot.regroup`; `in_place`: `blocks` may be written over; rows that only
+        lookups read keep the file's layout)."""
+        return cls(*cpu_gguf_dot.regroup(blocks, block_type, k, in_place), k)
 
     @property
     def shape(self) -> tuple[int, int]:

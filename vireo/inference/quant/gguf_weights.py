@@ -359,7 +359,8 @@ class GgufWeights(Mapping):
             return (dense.view(-1) if len(t.shape) == 1 else dense).to(self.dtype)
         n, k = t.rows, t.shape[0]
         if t.type.name in blocks_served() and gguf_blocks_supported(t.type.name, k):
-            return CpuGgufWeight.from_file(torch.from_numpy(np.ascontiguousarray(raw)), t.type.name, k)
+            # raw's buffer is this call's own: regrouped in place where the layouts are the same size
+            return CpuGgufWeight.from_file(torch.from_numpy(np.ascontiguousarray(raw)), t.type.name, k, in_place=True)
         if t.type.name == "Q5_0" and gguf_blocks_supported("Q8_0", k):
             return CpuGgufWeight(torch.from_numpy(q5_0_as_q8_0(raw)), "Q8_0", k)
         if t.type.name in Q4_TYPES and ".layers." in name and int4_supported(n, k, 32):

@@ -323,23 +323,29 @@ torch::Tensor gguf_dequantize(torch::Tensor blocks, int64_t type, int64_t k, boo
   return by_type(type, [&](auto block) { return dequantize<decltype(block)>(blocks, k, bfloat16); });
 }
 
+// `in_place`: where the layouts are the same size (Q6_K), the blocks are overwritten and returned (no second
+// copy of a large matrix, such as a tied LM head, while the model loads)
 template <class From, class To>
-torch::Tensor regrouped(const torch::Tensor& blocks, int64_t k) {
+torch::Tensor regrouped(const torch::Tensor& blocks, int64_t k, bool in_place) {
   check_blocks<From>(blocks, k);
   const int64_t n = blocks.size(0), nblocks = k / From::kValues;
-  auto out = torch::empty({n, nblocks * static_cast<int64_t>(sizeof(To))}, torch::kUInt8);
+  constexpr bool kSameSize = sizeof(From) == sizeof(To);
+  auto out = kSameSize && in_place ? blocks : torch::empty({n, nblocks * static_cast<int64_t>(sizeof(To))}, torch::kUInt8);
   const auto* in = reinterpret_cast<const From*>(blocks.data_ptr<uint8_t>());
   auto* to = reinterpret_cast<To*>(out.data_ptr<uint8_t>());
   vireo_pool::parallel_for(0, n * nblocks, 256, [&](int64_t begin, int64_t end) {
-    for (int64_t j = begin; j < end; ++j) regroup_block(in[j], to[j]);
+    for (int64_t j = begin; j < end; ++j) {
+      const From block = in[j];  // a copy: `to` may be `in`
+      regroup_block(block, to[j]);
+    }
   });
   return out;
 }
 
 // Q4_K or Q6_K rows [N, bytes] as our regrouped rows (types 112, 114): what gguf_mm reads fastest, made once
-torch::Tensor gguf_regroup(torch::Tensor blocks, int64_t type, int64_t k) {
-  if (type == kQ4_K) return regrouped<BlockQ4_K, BlockQ4_KR>(blocks, k);
-  if (type == kQ6_K) return regrouped<BlockQ6_K, BlockQ6_KR>(blocks, k);
+torch::Tensor gguf_regroup(torch::Tensor blocks, int64_t type, int64_t k, bool in_place) {
+  if (type == kQ4_K) return regrouped<BlockQ4_K, BlockQ4_KR>(blocks, k, in_place);
+  if (type == kQ6_K) return regrouped<BlockQ6_K, BlockQ6_KR>(blocks, k, in_place);
   TORCH_CHECK(false, "only Q4_K (12) and Q6_K (14) have a regrouped layout, not type ", type);
 }
 
@@ -354,7 +360,8 @@ int64_t threads_used(int64_t tasks) {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   VIREO_POOL_BINDING(m);
   m.def("gguf_mm", &gguf_mm, "x @ W.T, W in GGML blocks (Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K) or regrouped Q4_K / Q6_K, x rounded to int8");
-  m.def("gguf_regroup", &gguf_regroup, "Q4_K / Q6_K blocks regrouped (our types 112 / 114), what gguf_mm reads fastest");
+  m.def("gguf_regroup", &gguf_regroup, "Q4_K / Q6_K blocks regrouped (our types 112 / 114), what gguf_mm reads fastest",
+        pybind11::arg("blocks"), pybind11::arg("type"), pybind11::arg("k"), pybind11::arg("in_place") = false);
   m.def("gguf_dequantize", &gguf_dequantize, "GGML blocks as float32 [N, K], or rounded to bfloat16",
         pybind11::arg("blocks"), pybind11::arg("type"), pybind11::arg("k"), pybind11::arg("bfloat16") = false);
   m.def("threads_used", &threads_used, "threads at::parallel_for ran `tasks` tasks on");
