@@ -201,21 +201,26 @@ inline void dequantize_block(const BlockQ4_K& b, float* y) {
 inline void dequantize_block(const BlockQ4_KR& b, float* y) {
   const float d = half(b.d), dmin = half(b.dmin);
   for (int h = 0; h < 2; ++h)
-    for (int i = 0; i < 64; ++i) {
-      const int lo = 128 * h + i, hi = lo + 64;  // the values of byte i's two nibbles
-      const float d0 = d * b.sc[lo / 32], m0 = dmin * b.mn[lo / 32], d1 = d * b.sc[hi / 32], m1 = dmin * b.mn[hi / 32];
-      y[lo] = d0 * (b.qs[64 * h + i] & 0xf) - m0;
-      y[hi] = d1 * (b.qs[64 * h + i] >> 4) - m1;
+    for (int s = 0; s < 2; ++s) {  // bytes 64h + 32s..: sub-block 4h + s (low nibbles), 4h + 2 + s (high)
+      const float d0 = d * b.sc[4 * h + s], m0 = dmin * b.mn[4 * h + s];
+      const float d1 = d * b.sc[4 * h + 2 + s], m1 = dmin * b.mn[4 * h + 2 + s];
+      const uint8_t* q = b.qs + 64 * h + 32 * s;
+      float* out = y + 128 * h + 32 * s;
+      for (int l = 0; l < 32; ++l) out[l] = d0 * (q[l] & 0xf) - m0, out[64 + l] = d1 * (q[l] >> 4) - m1;
     }
 }
 inline void dequantize_block(const BlockQ6_KR& b, float* y) {
   const float d = half(b.d);
-  for (int v = 0; v < 256; ++v) {
-    const int h = v / 128, i = v % 64, upper = (v % 128) / 64;  // byte i of half h, high nibble for upper
-    const int low = upper ? b.ql[64 * h + i] >> 4 : b.ql[64 * h + i] & 0xf;
-    const int top = (b.qh[i] >> (2 * (v / 64))) & 3;
-    y[v] = d * b.scales[v / 16] * ((low | (top << 4)) - 32);
-  }
+  for (int h = 0; h < 2; ++h)
+    for (int g = 0; g < 4; ++g) {  // values 128h + 16g.. (low nibbles, scale 8h + g) and + 64 (high, 8h + 4 + g)
+      const float d0 = d * b.scales[8 * h + g], d1 = d * b.scales[8 * h + 4 + g];
+      const uint8_t *ql = b.ql + 64 * h + 16 * g, *qh = b.qh + 16 * g;
+      float* out = y + 128 * h + 16 * g;
+      for (int l = 0; l < 16; ++l) {
+        out[l] = d0 * (static_cast<int>((ql[l] & 0xf) | (((qh[l] >> (4 * h)) & 3) << 4)) - 32);
+        out[64 + l] = d1 * (static_cast<int>((ql[l] >> 4) | (((qh[l] >> (4 * h + 2)) & 3) << 4)) - 32);
+      }
+    }
 }
 inline void dequantize_block(const BlockQ6_K& b, float* y) {
   const float d = half(b.d);
