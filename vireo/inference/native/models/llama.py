@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 
 from vireo.inference.model_config import read_model_config
+from vireo.inference.native.heap import release_free_heap
 from vireo.inference.native.models.attention import AttentionMetadata, paged_attention
 from vireo.inference.native.models.layers import (
     ConcatLinear,
@@ -200,9 +201,11 @@ class LlamaModel:
             weights = {name: w.to(self.device) for name, w in weights.items()}
         # a float matrix, or (GGUF) quantized rows the lookup de-quantizes and the tied LM head multiplies
         self.embed: torch.Tensor | CpuInt8Weight | CpuGgufWeight = weights["model.embed_tokens.weight"]
-        self.layers = [
-            DecoderLayer(weights, f"model.layers.{i}.", cfg, batch_hint, dense_gemv, tp) for i in range(cfg.layers)
-        ]
+        self.layers = []
+        for i in range(cfg.layers):
+            self.layers.append(DecoderLayer(weights, f"model.layers.{i}.", cfg, batch_hint, dense_gemv, tp))
+            if self.device.type == "cpu":  # the layer's read buffers, freed: glibc's heap would hold them to the end
+                release_free_heap()
         self.norm = weights["model.norm.weight"]
         head = weights.get("lm_head.weight", self.embed)
         self.lm_head = (
