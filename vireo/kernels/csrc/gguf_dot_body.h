@@ -203,6 +203,18 @@ struct PickIndices {
 };
 inline const PickIndices kPickIndices;
 
+// 128 values of R rows of x from v: low-nibble values (lo) against x[v, v + 64), high (hi) against [v + 64, v + 128),
+// each pair's products times its int16 sub-scales into the rows' two int32 chains
+template <int R>
+inline void add_128(__m512i lo, __m512i hi, __m512i sc_lo, __m512i sc_hi, const Rows256<R>& x, int64_t v, __m512i* isum,
+                    __m512i* isum_hi) {
+  for (int i = 0; i < R; ++i) {
+    const int8_t* xq = x.q(i, v);
+    isum[i] = _mm512_dpwssd_epi32(isum[i], _mm512_maddubs_epi16(lo, _mm512_loadu_si512(xq)), sc_lo);
+    isum_hi[i] = _mm512_dpwssd_epi32(isum_hi[i], _mm512_maddubs_epi16(hi, _mm512_loadu_si512(xq + 64)), sc_hi);
+  }
+}
+
 template <int L, int R>
 inline void add_block(const BlockQ4_KR& b, const Rows256<R>& x, int64_t v0, Acc<R>& acc) {
   const __m512i scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.sc))));
@@ -216,11 +228,7 @@ inline void add_block(const BlockQ4_KR& b, const Rows256<R>& x, int64_t v0, Acc<
     const __m512i lo = _mm512_and_si512(bytes, low4), hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low4);
     const __m512i sc_lo = _mm512_permutexvar_epi16(_mm512_load_si512(kPickIndices.lo[h]), scales);
     const __m512i sc_hi = _mm512_permutexvar_epi16(_mm512_load_si512(kPickIndices.hi[h]), scales);
-    for (int i = 0; i < R; ++i) {
-      const int8_t* xq = x.q(i, v0 + 128 * h);
-      isum[i] = _mm512_dpwssd_epi32(isum[i], _mm512_maddubs_epi16(lo, _mm512_loadu_si512(xq)), sc_lo);
-      isum_hi[i] = _mm512_dpwssd_epi32(isum_hi[i], _mm512_maddubs_epi16(hi, _mm512_loadu_si512(xq + 64)), sc_hi);
-    }
+    add_128<R>(lo, hi, sc_lo, sc_hi, x, v0 + 128 * h, isum, isum_hi);
   }
   const float d = half(b.d), dmin = half(b.dmin);
   for (int i = 0; i < R; ++i) {
@@ -328,11 +336,7 @@ inline void add_q6k_half(const BlockQ6_KR& b, __m512i qh, __m512i scales, const 
   const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4), q6_top_bits<2 * H + 1>(qh, top2));
   const __m512i sc_lo = _mm512_permutexvar_epi16(_mm512_load_si512(kPickIndices.q6_lo[H]), scales);
   const __m512i sc_hi = _mm512_permutexvar_epi16(_mm512_load_si512(kPickIndices.q6_hi[H]), scales);
-  for (int i = 0; i < R; ++i) {
-    const int8_t* xq = x.q(i, v0 + 128 * H);
-    isum[i] = _mm512_dpwssd_epi32(isum[i], _mm512_maddubs_epi16(lo, _mm512_loadu_si512(xq)), sc_lo);
-    isum_hi[i] = _mm512_dpwssd_epi32(isum_hi[i], _mm512_maddubs_epi16(hi, _mm512_loadu_si512(xq + 64)), sc_hi);
-  }
+  add_128<R>(lo, hi, sc_lo, sc_hi, x, v0 + 128 * H, isum, isum_hi);
 }
 
 template <int L, int R>
