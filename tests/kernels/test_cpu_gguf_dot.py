@@ -2,7 +2,8 @@
 (`gguf.quants.dequantize`, the format's reference code) exactly, and its matmul equals, in float64, the
 de-quantized weight times x rounded as the kernel rounds it (per 32 values; per 256 for the K-quants),
 with its AVX2 dot products and with its AVX-512 VNNI ones (those only where the CPU has VNNI). Our regrouped
-layouts (Q4_K_R: a file's Q4_K blocks regrouped at load) are held to the file type's reference the same way."""
+layouts (Q4_K_R, Q6_K_R: a file's K-quant blocks regrouped at load) are held to the file type's reference the
+same way."""
 
 import os
 
@@ -19,7 +20,7 @@ from vireo.kernels.cpu_quant import CpuGgufWeight
 pytestmark = pytest.mark.skipif(cpu_gguf_dot.load_kernel() is None, reason="AVX2 extension not available here")
 
 TYPES = list(cpu_gguf_dot.BLOCK_TYPES)
-# each file type as the kernel reads it in the file's layout, and the types it regroups in ours ("Q4_K_R")
+# each file type as the kernel reads it in the file's layout, and the types it regroups in ours ("Q4_K_R", ...)
 LAYOUTS = TYPES + list(cpu_gguf_dot.REGROUPED.values())
 FILE_TYPE = {layout: file_type for file_type, layout in cpu_gguf_dot.REGROUPED.items()}
 ROWS = [1, 3, 4, 5, 8]  # blocks of four rows of x and the tail one by one

@@ -281,7 +281,7 @@ class CpuGgufWeight:
     kernel (`cpu_gguf_dot`): the bytes llama.cpp reads, nothing re-rounded."""
 
     blocks: torch.Tensor  # uint8 [N, bytes per row]
-    block_type: str  # "Q4_K", ..., or our regrouped "Q4_K_R" (`cpu_gguf_dot.KERNEL_TYPES`)
+    block_type: str  # "Q4_K", ..., or our regrouped "Q4_K_R" / "Q6_K_R" (`cpu_gguf_dot.KERNEL_TYPES`)
     in_features: int
     # the kernel's time grows with every row of x; from here on de-quantized slices in float32 GEMMs win
     dense_from_rows = 64

@@ -224,18 +224,9 @@ inline void dequantize_block(const BlockQ6_KR& b, float* y) {
 }
 inline void dequantize_block(const BlockQ6_K& b, float* y) {
   const float d = half(b.d);
-  for (int h = 0; h < 2; ++h) {
-    const uint8_t *ql = b.ql + 64 * h, *qh = b.qh + 32 * h;
-    const int8_t* sc = b.scales + 8 * h;
-    float* out = y + 128 * h;
-    for (int l = 0; l < 32; ++l) {
-      const int s = l / 16;
-      out[l] = d * sc[s] * (((ql[l] & 0xf) | ((qh[l] & 3) << 4)) - 32);
-      out[l + 32] = d * sc[s + 2] * (((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32);
-      out[l + 64] = d * sc[s + 4] * (((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
-      out[l + 96] = d * sc[s + 6] * (((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
-    }
-  }
+  uint8_t q[256];
+  q6k_values(b, q);
+  for (int v = 0; v < 256; ++v) y[v] = d * b.scales[v / 16] * (q[v] - 32);
 }
 
 // ---- whole matrices ----
@@ -298,7 +289,7 @@ torch::Tensor dequantize(const torch::Tensor& blocks, int64_t k, bool bfloat16) 
   return out;
 }
 
-// GGML's type numbers, and ours for the regrouped Q4_K (GGML has no type 112)
+// GGML's type numbers, and ours for the regrouped Q4_K and Q6_K (GGML has no types 112 and 114)
 enum BlockType : int64_t { kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ8_0 = 8, kQ4_K = 12, kQ6_K = 14, kQ4_KR = 112, kQ6_KR = 114 };
 
 template <typename Fn>

@@ -241,6 +241,17 @@ inline void add_block(const BlockQ4_KR& b, const Rows256<R>& x, int64_t v0, Acc<
   }
 }
 #else
+// 32 values from v against lo (low nibbles) and 32 from v + 64 against hi: add_128's half, for AVX2
+template <int R>
+inline void add_64(__m256i lo, __m256i hi, __m256i sc_lo, __m256i sc_hi, const Rows256<R>& x, int64_t v, __m256i* isum,
+                   __m256i* isum_hi) {
+  for (int i = 0; i < R; ++i) {
+    const int8_t* xq = x.q(i, v);
+    isum[i] = add_madd(isum[i], _mm256_maddubs_epi16(lo, load32(xq)), sc_lo);
+    isum_hi[i] = add_madd(isum_hi[i], _mm256_maddubs_epi16(hi, load32(xq + 64)), sc_hi);
+  }
+}
+
 template <int L, int R>
 inline void add_block(const BlockQ4_KR& b, const Rows256<R>& x, int64_t v0, Acc<R>& acc) {
   const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.sc))));
@@ -255,11 +266,7 @@ inline void add_block(const BlockQ4_KR& b, const Rows256<R>& x, int64_t v0, Acc<
     const __m256i lo = _mm256_and_si256(bytes, low4), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
     const __m256i sc_lo = _mm256_shuffle_epi8(scales, load32(kPick.same[4 * h + e]));
     const __m256i sc_hi = _mm256_shuffle_epi8(scales, load32(kPick.same[4 * h + 2 + e]));
-    for (int i = 0; i < R; ++i) {
-      const int8_t* xq = x.q(i, v0 + 128 * h + 32 * e);
-      isum[i] = add_madd(isum[i], _mm256_maddubs_epi16(lo, load32(xq)), sc_lo);
-      isum_hi[i] = add_madd(isum_hi[i], _mm256_maddubs_epi16(hi, load32(xq + 64)), sc_hi);
-    }
+    add_64<R>(lo, hi, sc_lo, sc_hi, x, v0 + 128 * h + 32 * e, isum, isum_hi);
   }
   const float d = half(b.d), dmin = half(b.dmin);
   for (int i = 0; i < R; ++i) {
@@ -327,7 +334,7 @@ inline V q6_top_bits(V qh, V top2) {
 }
 
 #ifdef VIREO_GGUF_VNNI
-template <int L, int R, int H>
+template <int R, int H>
 inline void add_q6k_half(const BlockQ6_KR& b, __m512i qh, __m512i scales, const Rows256<R>& x, int64_t v0, __m512i* isum,
                          __m512i* isum_hi) {
   const __m512i low4 = _mm512_set1_epi8(0x0f), top2 = _mm512_set1_epi8(0x30);
@@ -345,8 +352,8 @@ inline void add_block(const BlockQ6_KR& b, const Rows256<R>& x, int64_t v0, Acc<
   const __m512i scales = _mm512_castsi256_si512(scales16), qh = _mm512_loadu_si512(b.qh);
   __m512i isum[R], isum_hi[R];
   for (int i = 0; i < R; ++i) isum[i] = isum_hi[i] = _mm512_setzero_si512();
-  add_q6k_half<L, R, 0>(b, qh, scales, x, v0, isum, isum_hi);
-  add_q6k_half<L, R, 1>(b, qh, scales, x, v0, isum, isum_hi);
+  add_q6k_half<R, 0>(b, qh, scales, x, v0, isum, isum_hi);
+  add_q6k_half<R, 1>(b, qh, scales, x, v0, isum, isum_hi);
   const float d = half(b.d);
   for (int i = 0; i < R; ++i) {
     const __m512i both = _mm512_add_epi32(isum[i], isum_hi[i]);
@@ -356,7 +363,7 @@ inline void add_block(const BlockQ6_KR& b, const Rows256<R>& x, int64_t v0, Acc<
   }
 }
 #else
-template <int L, int R, int C>
+template <int R, int C>
 inline void add_q6k_quarter(const BlockQ6_KR& b, const __m256i* half_scales, const Rows256<R>& x, int64_t v0, __m256i* isum,
                             __m256i* isum_hi) {
   constexpr int h = C / 2, e = C % 2;  // bytes 32C..: values 128h + 32e + j (low nibbles) and + 64 (high)
@@ -366,11 +373,7 @@ inline void add_q6k_quarter(const BlockQ6_KR& b, const __m256i* half_scales, con
   const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql, 4), low4), q6_top_bits<2 * h + 1>(qh, top2));
   const __m256i sc_lo = _mm256_shuffle_epi8(half_scales[h], load32(kPick.pair[e]));
   const __m256i sc_hi = _mm256_shuffle_epi8(half_scales[h], load32(kPick.pair[2 + e]));
-  for (int i = 0; i < R; ++i) {
-    const int8_t* xq = x.q(i, v0 + 128 * h + 32 * e);
-    isum[i] = add_madd(isum[i], _mm256_maddubs_epi16(lo, load32(xq)), sc_lo);
-    isum_hi[i] = add_madd(isum_hi[i], _mm256_maddubs_epi16(hi, load32(xq + 64)), sc_hi);
-  }
+  add_64<R>(lo, hi, sc_lo, sc_hi, x, v0 + 128 * h + 32 * e, isum, isum_hi);
 }
 
 template <int L, int R>
@@ -381,10 +384,10 @@ inline void add_block(const BlockQ6_KR& b, const Rows256<R>& x, int64_t v0, Acc<
                                   _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_srli_si128(scale_bytes, 8)))};
   __m256i isum[R], isum_hi[R];
   for (int i = 0; i < R; ++i) isum[i] = isum_hi[i] = _mm256_setzero_si256();
-  add_q6k_quarter<L, R, 0>(b, half_scales, x, v0, isum, isum_hi);
-  add_q6k_quarter<L, R, 1>(b, half_scales, x, v0, isum, isum_hi);
-  add_q6k_quarter<L, R, 2>(b, half_scales, x, v0, isum, isum_hi);
-  add_q6k_quarter<L, R, 3>(b, half_scales, x, v0, isum, isum_hi);
+  add_q6k_quarter<R, 0>(b, half_scales, x, v0, isum, isum_hi);
+  add_q6k_quarter<R, 1>(b, half_scales, x, v0, isum, isum_hi);
+  add_q6k_quarter<R, 2>(b, half_scales, x, v0, isum, isum_hi);
+  add_q6k_quarter<R, 3>(b, half_scales, x, v0, isum, isum_hi);
   const float d = half(b.d);
   for (int i = 0; i < R; ++i) {
     const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(scales16, x.bsums(i, v0)), 5);
