@@ -1,9 +1,9 @@
 """Our kernel over GGUF's own blocks (`cpu_gguf_dot`): each type's de-quantization equals gguf's
 (`gguf.quants.dequantize`, the format's reference code) exactly, and its matmul equals, in float64, the
 de-quantized weight times x rounded as the kernel rounds it (per 32 values; per 256 for the K-quants),
-with its AVX2 dot products and with its AVX-512 VNNI ones (those only where the CPU has VNNI). Our regrouped
-layouts (Q4_K_R, Q6_K_R: a file's K-quant blocks regrouped at load) are held to the file type's reference the
-same way."""
+with its AVX2 dot products and with its AVX-512 VNNI ones (those only where the CPU has VNNI). Our layouts
+of a file's K-quant blocks, made at load (Q4_K_R, Q6_K_R: regrouped rows; Q4_K_X16, Q6_K_X16: sixteen rows
+interleaved), are held to the file type's reference the same way."""
 
 import os
 
@@ -20,11 +20,12 @@ from vireo.kernels.cpu_quant import CpuGgufWeight
 pytestmark = pytest.mark.skipif(cpu_gguf_dot.load_kernel() is None, reason="AVX2 extension not available here")
 
 TYPES = list(cpu_gguf_dot.BLOCK_TYPES)
-# each file type as the kernel reads it in the file's layout, and the types it regroups in ours ("Q4_K_R", ...)
-LAYOUTS = TYPES + list(cpu_gguf_dot.REGROUPED.values())
-FILE_TYPE = {layout: file_type for file_type, layout in cpu_gguf_dot.REGROUPED.items()}
+# each file type as the kernel reads it in the file's layout, and the types it lays out in ours ("Q4_K_R", ...)
+OURS = {layout: file_type for kind in (cpu_gguf_dot.REGROUPED, cpu_gguf_dot.INTERLEAVED) for file_type, layout in kind.items()}
+LAYOUTS = TYPES + list(OURS)
+FILE_TYPE = OURS
 ROWS = [1, 3, 4, 5, 8]  # blocks of four rows of x and the tail one by one
-N, K = 72, 768  # K: three super-blocks of 256
+N, K = 80, 768  # N: five groups of sixteen rows; K: three super-blocks of 256
 
 
 @pytest.fixture(params=["avx2", "vnni"])
@@ -55,12 +56,12 @@ def random_blocks(block_type: str, n: int = N, k: int = K, seed: int = 0) -> np.
 
 
 def weight_of(layout: str, seed: int) -> tuple[CpuGgufWeight, np.ndarray]:
-    """A weight in `layout` (a file type as is, or regrouped from its file type), and the file's blocks."""
+    """A weight in `layout` (a file type as is, or laid out in ours from its file type), and the file's blocks."""
     raw = random_blocks(FILE_TYPE.get(layout, layout), seed=seed)
     if layout in FILE_TYPE:
-        weight = CpuGgufWeight.from_file(torch.from_numpy(raw), FILE_TYPE[layout], K)
-        assert weight.block_type == layout and weight.blocks.shape[1] == K // 256 * cpu_gguf_dot.KERNEL_TYPES[layout][2]
-        return weight, raw
+        blocks = cpu_gguf_dot.relayout(torch.from_numpy(raw), FILE_TYPE[layout], layout, K)
+        assert blocks.shape == (N, K // 256 * cpu_gguf_dot.KERNEL_TYPES[layout][2])
+        return CpuGgufWeight(blocks, layout, K), raw
     return CpuGgufWeight(torch.from_numpy(raw), layout, K), raw
 
 
@@ -109,19 +110,32 @@ def test_dequantization_to_bfloat16_rounds_the_reference_to_nearest(layout):
 
 
 @pytest.mark.parametrize("file_type", list(cpu_gguf_dot.REGROUPED))
-def test_only_the_k_quants_are_regrouped_and_their_rows_stay_in_order(file_type):
-    """Types without a layout of ours keep the file's bytes; a regrouped weight's rows are the file's rows
-    (its output channels neither move nor mix), so fused projections and slices stay right."""
+def test_only_the_k_quants_are_laid_out_anew_and_their_rows_stay_in_order(file_type):
+    """Types without a layout of ours keep the file's bytes; rows in sixteens are interleaved, others
+    regrouped row by row; either way a weight's rows are the file's rows (its output channels neither move
+    nor mix), so fused projections and slices stay right."""
     raw = torch.from_numpy(random_blocks("Q8_0"))
     assert cpu_gguf_dot.regroup(raw, "Q8_0", K) == (raw, "Q8_0")
-    with pytest.raises(RuntimeError, match="only Q4_K"):
-        cpu_gguf_dot.load_kernel().gguf_regroup(raw, cpu_gguf_dot.BLOCK_TYPES["Q8_0"][0], K)
+    with pytest.raises(RuntimeError, match="no layout"):
+        cpu_gguf_dot.load_kernel().gguf_regroup(raw, cpu_gguf_dot.BLOCK_TYPES["Q8_0"][0], 212, K)
     blocks = random_blocks(file_type, seed=5)
     whole = CpuGgufWeight.from_file(torch.from_numpy(blocks), file_type, K)
-    part = CpuGgufWeight.from_file(torch.from_numpy(blocks[10:20].copy()), file_type, K)
-    assert torch.equal(whole.blocks[10:20], part.blocks) and not torch.equal(
-        part.blocks, torch.from_numpy(blocks[10:20])
-    )
+    assert whole.block_type == cpu_gguf_dot.INTERLEAVED[file_type]
+    part = CpuGgufWeight.from_file(torch.from_numpy(blocks[16:48].copy()), file_type, K)
+    assert torch.equal(whole.blocks[16:48], part.blocks) and not torch.equal(part.blocks, torch.from_numpy(blocks[16:48]))
+    odd = CpuGgufWeight.from_file(torch.from_numpy(blocks[10:20].copy()), file_type, K)  # ten rows: not interleaved
+    assert odd.block_type == cpu_gguf_dot.REGROUPED[file_type]
+    assert torch.equal(odd.dequantize(), reference_weight(blocks[10:20], file_type))
+    in_place = torch.from_numpy(blocks.copy())
+    again = CpuGgufWeight.from_file(in_place, file_type, K, in_place=True)
+    assert torch.equal(again.blocks, whole.blocks)
+    assert (again.blocks.data_ptr() == in_place.data_ptr()) == (file_type == "Q6_K")  # same size: written over
+
+
+def test_interleaved_layouts_refuse_rows_not_in_sixteens():
+    blocks = torch.from_numpy(random_blocks("Q4_K", n=24))
+    with pytest.raises(RuntimeError, match="interleaves 16 rows"):
+        cpu_gguf_dot.relayout(blocks, "Q4_K", "Q4_K_X16", K)
 
 
 @pytest.mark.parametrize("block_type", ["Q4_K", "Q8_0"])
@@ -162,10 +176,17 @@ def test_a_linear_calls_its_bound_decode_kernel_with_the_same_result_as_matmul(r
     assert len(calls) == (1 if rows < weight.dense_from_rows else 0)
 
 
+@pytest.mark.parametrize("layout", ["Q4_K_X16", "Q6_K_X16"])
+def test_rows_of_an_interleaved_weight_are_the_files_rows(layout):
+    weight, raw = weight_of(layout, seed=4)
+    index = torch.tensor([[79, 0], [17, 17], [33, 2]])
+    assert torch.equal(weight.rows(index, torch.float32), reference_weight(raw, FILE_TYPE[layout])[index])
+
+
 def test_embedding_rows_and_concatenation():
     raw = random_blocks("Q5_0", seed=3)
     weight = CpuGgufWeight(torch.from_numpy(raw), "Q5_0", K)
-    index = torch.tensor([[5, 0], [71, 5]])
+    index = torch.tensor([[5, 0], [79, 5]])
     full = reference_weight(raw, "Q5_0")
     assert torch.equal(weight.rows(index, torch.float32), full[index])
     both = CpuGgufWeight.cat([weight, CpuGgufWeight(torch.from_numpy(raw[:8].copy()), "Q5_0", K)])

@@ -33,7 +33,17 @@ BLOCK_TYPES: dict[str, tuple[int, int, int]] = {
 # regrouped so that one 64-byte load pairs with 128 contiguous values of x (512-bit registers on VNNI; the
 # AVX2 dot products read them too), Q6_K's top two bits four values to a byte.
 REGROUPED: dict[str, str] = {"Q4_K": "Q4_K_R", "Q6_K": "Q6_K_R"}
-KERNEL_TYPES: dict[str, tuple[int, int, int]] = BLOCK_TYPES | {"Q4_K_R": (112, 256, 148), "Q6_K_R": (114, 256, 210)}
+# And the same types with sixteen rows interleaved (N a multiple of 16): a block holds one super-block of sixteen
+# rows, four values of each row to 32 bits, so one vpdpbusd multiplies all sixteen rows by the same four values of
+# x (the AVX2 bodies read them too); (values, bytes) per row of a block, as the regrouped rows'
+INTERLEAVED: dict[str, str] = {"Q4_K": "Q4_K_X16", "Q6_K": "Q6_K_X16"}
+INTERLEAVED_ROWS = 16
+KERNEL_TYPES: dict[str, tuple[int, int, int]] = BLOCK_TYPES | {
+    "Q4_K_R": (112, 256, 148),
+    "Q6_K_R": (114, 256, 210),
+    "Q4_K_X16": (212, 256, 148),
+    "Q6_K_X16": (214, 256, 210),
+}
 
 
 def load_kernel() -> ModuleType | None:
@@ -69,16 +79,27 @@ def gguf_mm(x: torch.Tensor, blocks: torch.Tensor, block_type: str, k: int) -> t
 
 
 def regroup(blocks: torch.Tensor, block_type: str, k: int, in_place: bool = False) -> tuple[torch.Tensor, str]:
-    """A file's blocks in the layout the kernel reads fastest, and that layout's name: `REGROUPED`'s new
-    bytes (`in_place`: written over `blocks` where the layout is the same size, Q6_K's), or the same blocks
-    where the type has no other layout."""
-    regrouped = REGROUPED.get(block_type)
-    if regrouped is None:
+    """A file's blocks in the layout the kernel reads fastest, and that layout's name: `INTERLEAVED` where the
+    rows come in sixteens, else `REGROUPED` (`in_place`: written over `blocks` where the layout is the same
+    size, Q6_K's), or the same blocks where the type has no other layout."""
+    interleaved = blocks.shape[0] % INTERLEAVED_ROWS == 0
+    layout = (INTERLEAVED if interleaved else REGROUPED).get(block_type)
+    if layout is None:
         return blocks, block_type
+    return relayout(blocks, block_type, layout, k, in_place), layout
+
+
+def relayout(blocks: torch.Tensor, block_type: str, layout: str, k: int, in_place: bool = False) -> torch.Tensor:
+    """A file's Q4_K or Q6_K blocks in one of our layouts (`REGROUPED`'s or `INTERLEAVED`'s)."""
     kernel = load_kernel()
     assert kernel is not None, "the AVX2 kernel is not built here"
     assert blocks.is_contiguous(), "regroup reads contiguous rows of blocks"
-    return kernel.gguf_regroup(blocks, BLOCK_TYPES[block_type][0], k, in_place), regrouped
+    return kernel.gguf_regroup(blocks, BLOCK_TYPES[block_type][0], KERNEL_TYPES[layout][0], k, in_place)
+
+
+def rows_per_block(block_type: str) -> int:
+    """Rows of W one block of the layout holds (a slice of rows starts and ends on a multiple)."""
+    return INTERLEAVED_ROWS if block_type in INTERLEAVED.values() else 1
 
 
 def dequantize(blocks: torch.Tensor, block_type: str, k: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

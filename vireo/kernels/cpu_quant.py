@@ -281,15 +281,15 @@ class CpuGgufWeight:
     kernel (`cpu_gguf_dot`): the bytes llama.cpp reads, nothing re-rounded."""
 
     blocks: torch.Tensor  # uint8 [N, bytes per row]
-    block_type: str  # "Q4_K", ..., or our regrouped "Q4_K_R" / "Q6_K_R" (`cpu_gguf_dot.KERNEL_TYPES`)
+    block_type: str  # "Q4_K", ..., or one of our layouts, "Q4_K_X16", ... (`cpu_gguf_dot.KERNEL_TYPES`)
     in_features: int
     # the kernel's time grows with every row of x; from here on de-quantized slices in float32 GEMMs win
     dense_from_rows = 64
 
     @classmethod
     def from_file(cls, blocks: torch.Tensor, block_type: str, k: int, in_place: bool = False) -> CpuGgufWeight:
-        """A weight of a file's blocks that matmuls read: regrouped where the kernel has a faster layout
-        of the type (`cpu_gguf_dot.regroup`; `in_place`: `blocks` may be written over; rows that only
+        """A weight of a file's blocks that matmuls read: in our layout where the kernel has a faster one
+        for the type (`cpu_gguf_dot.regroup`; `in_place`: `blocks` may be written over; rows that only
         lookups read keep the file's layout)."""
         return cls(*cpu_gguf_dot.regroup(blocks, block_type, k, in_place), k)
 
@@ -318,9 +318,18 @@ class CpuGgufWeight:
         return cpu_gguf_dot.dequantize(self.blocks[start:stop], self.block_type, self.in_features, dtype).t()
 
     def rows(self, index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """Rows `index` of W (an embedding lookup), in `dtype`."""
-        picked = self.blocks.index_select(0, index.reshape(-1))
-        rows = cpu_gguf_dot.dequantize(picked, self.block_type, self.in_features)
+        """Rows `index` of W (an embedding lookup), in `dtype`; an interleaved layout's whole groups of rows
+        are de-quantized and the rows picked from them."""
+        flat = index.reshape(-1)
+        per_block = cpu_gguf_dot.rows_per_block(self.block_type)
+        if per_block == 1:
+            picked = self.blocks.index_select(0, flat)
+            rows = cpu_gguf_dot.dequantize(picked, self.block_type, self.in_features)
+        else:
+            groups, offset = flat.div(per_block, rounding_mode="floor"), flat.remainder(per_block)
+            group_rows = self.blocks.view(-1, per_block * self.blocks.shape[1]).index_select(0, groups)
+            whole = cpu_gguf_dot.dequantize(group_rows.view(-1, self.blocks.shape[1]), self.block_type, self.in_features)
+            rows = whole.view(-1, per_block, self.in_features)[torch.arange(len(flat)), offset]
         return rows.view(*index.shape, self.in_features).to(dtype)
 
     def dequantize(self) -> torch.Tensor:

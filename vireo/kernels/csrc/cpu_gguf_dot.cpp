@@ -21,6 +21,8 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 namespace {
 
@@ -83,8 +85,41 @@ struct BlockQ6_KR {
   int8_t scales[16];  // one per 16 values, as the file's
   uint16_t d;         // w = d * scales[v / 16] * (q - 32)
 };
+// Q4_K and Q6_K with sixteen rows interleaved (our layouts, made by `regroup_group`): one block holds super-block j
+// of rows 16g..16g + 15, so that one 512-bit vpdpbusd multiplies four values of each of the sixteen rows by the
+// same four values of x (broadcast) and its sixteen int32 lanes are the sixteen rows' sums: no horizontal sums,
+// each sub-block's scale applies lane by lane, and the weights' bytes are unpacked once for every row of x.
+// Byte 4r + j of a 64-byte run belongs to row r. The same bytes as sixteen blocks of BlockQ4_KR / BlockQ6_KR.
+struct BlockQ4_KX16 {
+  static constexpr int kValues = 256, kRows = 16;
+  uint16_t d[16], dmin[16];
+  uint8_t sc[8][16];     // [sub-block of 32][row]
+  uint8_t mn[4][16][2];  // [pair p][row][sub-block 2p, 2p + 1]: int16 pairs against x's sums (vpdpwssd)
+  uint8_t qs[8][4][64];  // [sub-block s][c][4r + j]: low nibble value 32s + 4c + j, high nibble that + 16
+};                       // w = d * sc[s] * q - dmin * mn[s]
+struct BlockQ6_KX16 {
+  static constexpr int kValues = 256, kRows = 16;
+  struct Pair {            // sub-blocks 2q and 2q + 1 of 16 values, in the order the kernel reads them
+    uint8_t ql[4][64];     // [c][4r + j]: low four bits of value 32q + 4c + j (low nibble), that + 16 (high)
+    uint8_t qh[2][64];     // [e][4r + j]: top two bits of load c = 2e's low, high nibble's values (bits 0-1,
+                           // 2-3), then of c = 2e + 1's (4-5, 6-7)
+    int8_t sc[16][2];      // [row][sub-block 2q, 2q + 1]
+  } pairs[8];
+  uint16_t d[16];          // w = d * sc * (q - 32)
+};
 #pragma pack(pop)
+static_assert(sizeof(BlockQ4_KX16) == 16 * 148 && sizeof(BlockQ6_KX16) == 16 * 210);
 static_assert(sizeof(BlockQ4_KR) == 148 && sizeof(BlockQ6_KR) == 210);
+
+// Rows of W one block holds: 16 for the interleaved layouts, else 1
+template <class B, class = void>
+struct RowsPerBlock {
+  static constexpr int value = 1;
+};
+template <class B>
+struct RowsPerBlock<B, std::void_t<decltype(B::kRows)>> {
+  static constexpr int value = B::kRows;
+};
 static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 && sizeof(BlockQ5_0) == 22);
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_K) == 144 && sizeof(BlockQ6_K) == 210);
 
@@ -141,6 +176,50 @@ inline void regroup_block(const BlockQ6_K& in, BlockQ6_KR& out) {
     out.qh[i] = static_cast<uint8_t>((q[i] >> 4) | ((q[64 + i] >> 4) << 2) | ((q[128 + i] >> 4) << 4) | ((q[192 + i] >> 4) << 6));
   std::memcpy(out.scales, in.scales, 16);
   out.d = in.d;
+}
+
+// The file's Q4_K values (0..15) in order, and its sub-scales and sub-minima
+inline void q4k_values(const BlockQ4_K& b, uint8_t q[256]) {
+  for (int j = 0; j < 4; ++j)
+    for (int l = 0; l < 32; ++l) q[64 * j + l] = b.qs[32 * j + l] & 0xf, q[64 * j + 32 + l] = b.qs[32 * j + l] >> 4;
+}
+
+// Super-block j of sixteen rows (rows[r]: row r's block j) interleaved
+inline void regroup_group(const BlockQ4_K* const rows[16], BlockQ4_KX16& out) {
+  for (int r = 0; r < 16; ++r) {
+    const BlockQ4_K& b = *rows[r];
+    out.d[r] = b.d, out.dmin[r] = b.dmin;
+    uint8_t sc[8], mn[8], q[256];
+    q4k_scales(b.scales, sc, mn);
+    q4k_values(b, q);
+    for (int s = 0; s < 8; ++s) out.sc[s][r] = sc[s], out.mn[s / 2][r][s % 2] = mn[s];
+    for (int s = 0; s < 8; ++s)
+      for (int c = 0; c < 4; ++c)
+        for (int j = 0; j < 4; ++j) {
+          const int v = 32 * s + 4 * c + j;
+          out.qs[s][c][4 * r + j] = static_cast<uint8_t>(q[v] | (q[v + 16] << 4));
+        }
+  }
+}
+
+inline void regroup_group(const BlockQ6_K* const rows[16], BlockQ6_KX16& out) {
+  for (int r = 0; r < 16; ++r) {
+    const BlockQ6_K& b = *rows[r];
+    uint8_t q[256];
+    q6k_values(b, q);
+    out.d[r] = b.d;
+    for (int p = 0; p < 8; ++p) out.pairs[p].sc[r][0] = b.scales[2 * p], out.pairs[p].sc[r][1] = b.scales[2 * p + 1];
+    for (int p = 0; p < 8; ++p)
+      for (int c = 0; c < 4; ++c)
+        for (int j = 0; j < 4; ++j) {
+          const int v = 32 * p + 4 * c + j;  // the low nibble's value; the high nibble's is v + 16
+          out.pairs[p].ql[c][4 * r + j] = static_cast<uint8_t>((q[v] & 0xf) | ((q[v + 16] & 0xf) << 4));
+          const int shift = 4 * (c % 2);  // loads 2e and 2e + 1 share qh[p][e]
+          uint8_t& top = out.pairs[p].qh[c / 2][4 * r + j];
+          if (shift == 0) top = 0;
+          top = static_cast<uint8_t>(top | ((q[v] >> 4) << shift) | ((q[v + 16] >> 4) << (shift + 2)));
+        }
+  }
 }
 
 namespace vireo_gguf_avx2 {
@@ -228,15 +307,48 @@ inline void dequantize_block(const BlockQ6_K& b, float* y) {
   q6k_values(b, q);
   for (int v = 0; v < 256; ++v) y[v] = d * b.scales[v / 16] * (q[v] - 32);
 }
+// The interleaved layouts' sixteen rows: y[r * stride + v]
+inline void dequantize_block(const BlockQ4_KX16& b, float* y, int64_t stride) {
+  for (int r = 0; r < 16; ++r) {
+    const float d = half(b.d[r]), dmin = half(b.dmin[r]);
+    float* out = y + r * stride;
+    for (int s = 0; s < 8; ++s) {
+      const float scale = d * b.sc[s][r], minimum = dmin * b.mn[s / 2][r][s % 2];
+      for (int c = 0; c < 4; ++c)
+        for (int j = 0; j < 4; ++j) {
+          const uint8_t byte = b.qs[s][c][4 * r + j];
+          out[32 * s + 4 * c + j] = scale * (byte & 0xf) - minimum;
+          out[32 * s + 16 + 4 * c + j] = scale * (byte >> 4) - minimum;
+        }
+    }
+  }
+}
+inline void dequantize_block(const BlockQ6_KX16& b, float* y, int64_t stride) {
+  for (int r = 0; r < 16; ++r) {
+    const float d = half(b.d[r]);
+    float* out = y + r * stride;
+    for (int p = 0; p < 8; ++p) {
+      const float d0 = d * b.pairs[p].sc[r][0], d1 = d * b.pairs[p].sc[r][1];
+      for (int c = 0; c < 4; ++c)
+        for (int j = 0; j < 4; ++j) {
+          const int shift = 4 * (c % 2), top = b.pairs[p].qh[c / 2][4 * r + j] >> shift, low = b.pairs[p].ql[c][4 * r + j];
+          out[32 * p + 4 * c + j] = d0 * (static_cast<int>((low & 0xf) | ((top & 3) << 4)) - 32);
+          out[32 * p + 16 + 4 * c + j] = d1 * (static_cast<int>((low >> 4) | (((top >> 2) & 3) << 4)) - 32);
+        }
+    }
+  }
+}
 
 // ---- whole matrices ----
 template <class Block>
 void check_blocks(const torch::Tensor& blocks, int64_t k) {
+  constexpr int64_t kRows = RowsPerBlock<Block>::value;
   TORCH_CHECK(blocks.scalar_type() == torch::kUInt8 && blocks.dim() == 2 && blocks.is_contiguous(),
               "blocks: contiguous uint8 [N, bytes per row]");
   TORCH_CHECK(k % Block::kValues == 0, "K (", k, ") is not a multiple of the block's ", Block::kValues, " values");
-  TORCH_CHECK(blocks.size(1) == k / Block::kValues * static_cast<int64_t>(sizeof(Block)), "a row of ", k,
-              " values takes ", k / Block::kValues * sizeof(Block), " bytes of this type, not ", blocks.size(1));
+  TORCH_CHECK(blocks.size(1) == k / Block::kValues * static_cast<int64_t>(sizeof(Block)) / kRows, "a row of ", k,
+              " values takes ", k / Block::kValues * sizeof(Block) / kRows, " bytes of this type, not ", blocks.size(1));
+  TORCH_CHECK(blocks.size(0) % kRows == 0, "this layout interleaves ", kRows, " rows; ", blocks.size(0), " is not a multiple");
 }
 
 template <class Block>
@@ -253,11 +365,34 @@ torch::Tensor matmul(const torch::Tensor& x, const torch::Tensor& blocks, int64_
   float* y = out.data_ptr<float>();
   const Block* w = reinterpret_cast<const Block*>(blocks.data_ptr<uint8_t>());
   const bool vnni = vnni_supported() && vnni_enabled.load(std::memory_order_relaxed);
-  vireo_pool::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
-    if (vnni) vireo_gguf_vnni::dot_rows(w, begin, end, nblocks, xq, m, k, y, n);
-    else vireo_gguf_avx2::dot_rows(w, begin, end, nblocks, xq, m, k, y, n);
-  });
+  if constexpr (RowsPerBlock<Block>::value > 1) {
+    constexpr int64_t kRows = RowsPerBlock<Block>::value;
+    vireo_pool::parallel_for(0, n / kRows, 1, [&](int64_t begin, int64_t end) {
+      if (vnni) vireo_gguf_vnni::dot_groups(w, begin, end, nblocks, xq, m, k, y, n);
+      else vireo_gguf_avx2::dot_groups(w, begin, end, nblocks, xq, m, k, y, n);
+    });
+  } else {
+    vireo_pool::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
+      if (vnni) vireo_gguf_vnni::dot_rows(w, begin, end, nblocks, xq, m, k, y, n);
+      else vireo_gguf_avx2::dot_rows(w, begin, end, nblocks, xq, m, k, y, n);
+    });
+  }
   return out;
+}
+
+// Rows [begin, end) of W (a multiple of the layout's rows) de-quantized by `emit(row, block j, values)`:
+// values holds the block's kValues values of each of its rows, kValues apart
+template <class Block, class Emit>
+void dequantize_rows(const Block* w, int64_t begin, int64_t end, int64_t nblocks, const Emit& emit) {
+  constexpr int kRows = RowsPerBlock<Block>::value;
+  float values[kRows * Block::kValues];
+  for (int64_t row = begin; row < end; row += kRows)
+    for (int64_t j = 0; j < nblocks; ++j) {
+      const Block& b = w[row / kRows * nblocks + j];
+      if constexpr (kRows > 1) dequantize_block(b, values, Block::kValues);
+      else dequantize_block(b, values);
+      for (int r = 0; r < kRows; ++r) emit(row + r, j, values + r * Block::kValues);
+    }
 }
 
 // W as float32, or rounded (to nearest even) to bfloat16: the prefill's GEMM operand where bfloat16 GEMMs
@@ -265,32 +400,38 @@ torch::Tensor matmul(const torch::Tensor& x, const torch::Tensor& blocks, int64_
 template <class Block>
 torch::Tensor dequantize(const torch::Tensor& blocks, int64_t k, bool bfloat16) {
   check_blocks<Block>(blocks, k);
-  const int64_t n = blocks.size(0), nblocks = k / Block::kValues;
+  constexpr int64_t kRows = RowsPerBlock<Block>::value, kValues = Block::kValues;
+  const int64_t n = blocks.size(0), nblocks = k / kValues;
   auto out = torch::empty({n, k}, bfloat16 ? torch::kBFloat16 : torch::kFloat32);
   const Block* w = reinterpret_cast<const Block*>(blocks.data_ptr<uint8_t>());
   if (!bfloat16) {
     float* y = out.data_ptr<float>();
-    vireo_pool::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t row = begin; row < end; ++row)
-        for (int64_t j = 0; j < nblocks; ++j) dequantize_block(w[row * nblocks + j], y + row * k + j * Block::kValues);
+    vireo_pool::parallel_for(0, n / kRows, std::max<int64_t>(1, 16 / kRows), [&](int64_t begin, int64_t end) {
+      if constexpr (kRows > 1) {  // straight into y
+        for (int64_t g = begin; g < end; ++g)
+          for (int64_t j = 0; j < nblocks; ++j) dequantize_block(w[g * nblocks + j], y + g * kRows * k + j * kValues, k);
+      } else {
+        for (int64_t row = begin; row < end; ++row)
+          for (int64_t j = 0; j < nblocks; ++j) dequantize_block(w[row * nblocks + j], y + row * k + j * kValues);
+      }
     });
     return out;
   }
   at::BFloat16* y = out.data_ptr<at::BFloat16>();
-  vireo_pool::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
-    float values[Block::kValues];
-    for (int64_t row = begin; row < end; ++row)
-      for (int64_t j = 0; j < nblocks; ++j) {
-        dequantize_block(w[row * nblocks + j], values);
-        at::BFloat16* dst = y + row * k + j * Block::kValues;
-        for (int v = 0; v < Block::kValues; ++v) dst[v] = at::BFloat16(values[v]);
-      }
+  vireo_pool::parallel_for(0, n / kRows, std::max<int64_t>(1, 16 / kRows), [&](int64_t begin, int64_t end) {
+    dequantize_rows(w, begin * kRows, end * kRows, nblocks, [&](int64_t row, int64_t j, const float* values) {
+      at::BFloat16* dst = y + row * k + j * kValues;
+      for (int v = 0; v < kValues; ++v) dst[v] = at::BFloat16(values[v]);
+    });
   });
   return out;
 }
 
-// GGML's type numbers, and ours for the regrouped Q4_K and Q6_K (GGML has no types 112 and 114)
-enum BlockType : int64_t { kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ8_0 = 8, kQ4_K = 12, kQ6_K = 14, kQ4_KR = 112, kQ6_KR = 114 };
+// GGML's type numbers, and ours for the regrouped Q4_K and Q6_K (GGML has no types 112, 114, 212, 214)
+enum BlockType : int64_t {
+  kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ8_0 = 8, kQ4_K = 12, kQ6_K = 14,
+  kQ4_KR = 112, kQ6_KR = 114, kQ4_KX16 = 212, kQ6_KX16 = 214
+};
 
 template <typename Fn>
 torch::Tensor by_type(int64_t type, Fn fn) {
@@ -303,6 +444,8 @@ torch::Tensor by_type(int64_t type, Fn fn) {
     case kQ6_K: return fn(BlockQ6_K{});
     case kQ4_KR: return fn(BlockQ4_KR{});
     case kQ6_KR: return fn(BlockQ6_KR{});
+    case kQ4_KX16: return fn(BlockQ4_KX16{});
+    case kQ6_KX16: return fn(BlockQ6_KX16{});
   }
   TORCH_CHECK(false, "GGML block type ", type, " has no kernel here");
 }
@@ -319,30 +462,49 @@ torch::Tensor gguf_dequantize(torch::Tensor blocks, int64_t type, int64_t k, boo
   return by_type(type, [&](auto block) { return dequantize<decltype(block)>(blocks, k, bfloat16); });
 }
 
-// `in_place`: where the layouts are the same size (Q6_K), the blocks are overwritten and returned (no second
+// `in_place`: where the layouts are the same size (Q6_K's), the blocks are overwritten and returned (no second
 // copy of a large matrix, such as a tied LM head, while the model loads)
 template <class From, class To>
 torch::Tensor regrouped(const torch::Tensor& blocks, int64_t k, bool in_place) {
   check_blocks<From>(blocks, k);
+  constexpr int64_t kRows = RowsPerBlock<To>::value;
+  TORCH_CHECK(blocks.size(0) % kRows == 0, "this layout interleaves ", kRows, " rows; ", blocks.size(0), " is not a multiple");
   const int64_t n = blocks.size(0), nblocks = k / From::kValues;
-  constexpr bool kSameSize = sizeof(From) == sizeof(To);
-  auto out = kSameSize && in_place ? blocks : torch::empty({n, nblocks * static_cast<int64_t>(sizeof(To))}, torch::kUInt8);
+  constexpr bool kSameSize = sizeof(From) * kRows == sizeof(To);
+  auto out = kSameSize && in_place ? blocks : torch::empty({n, nblocks * static_cast<int64_t>(sizeof(To)) / kRows}, torch::kUInt8);
   const auto* in = reinterpret_cast<const From*>(blocks.data_ptr<uint8_t>());
   auto* to = reinterpret_cast<To*>(out.data_ptr<uint8_t>());
-  vireo_pool::parallel_for(0, n * nblocks, 256, [&](int64_t begin, int64_t end) {
-    for (int64_t j = begin; j < end; ++j) {
-      const From block = in[j];  // a copy: `to` may be `in`
-      regroup_block(block, to[j]);
-    }
-  });
+  if constexpr (kRows == 1) {
+    vireo_pool::parallel_for(0, n * nblocks, 256, [&](int64_t begin, int64_t end) {
+      for (int64_t j = begin; j < end; ++j) {
+        const From block = in[j];  // a copy: `to` may be `in`
+        regroup_block(block, to[j]);
+      }
+    });
+  } else {  // a group of rows at a time, copied first: `to` may be `in`, and a group's rows are its bytes
+    vireo_pool::parallel_for(0, n / kRows, 1, [&](int64_t begin, int64_t end) {
+      std::vector<From> group(kRows * nblocks);
+      for (int64_t g = begin; g < end; ++g) {
+        std::memcpy(group.data(), in + g * kRows * nblocks, group.size() * sizeof(From));
+        for (int64_t j = 0; j < nblocks; ++j) {
+          const From* rows[kRows];
+          for (int r = 0; r < kRows; ++r) rows[r] = &group[r * nblocks + j];
+          regroup_group(rows, to[g * nblocks + j]);
+        }
+      }
+    });
+  }
   return out;
 }
 
-// Q4_K or Q6_K rows [N, bytes] as our regrouped rows (types 112, 114): what gguf_mm reads fastest, made once
-torch::Tensor gguf_regroup(torch::Tensor blocks, int64_t type, int64_t k, bool in_place) {
-  if (type == kQ4_K) return regrouped<BlockQ4_K, BlockQ4_KR>(blocks, k, in_place);
-  if (type == kQ6_K) return regrouped<BlockQ6_K, BlockQ6_KR>(blocks, k, in_place);
-  TORCH_CHECK(false, "only Q4_K (12) and Q6_K (14) have a regrouped layout, not type ", type);
+// Q4_K or Q6_K rows [N, bytes] in one of our layouts (`to`: 112 / 114 regrouped rows, 212 / 214 sixteen rows
+// interleaved, N a multiple of 16): what gguf_mm reads fastest, made once
+torch::Tensor gguf_regroup(torch::Tensor blocks, int64_t type, int64_t to, int64_t k, bool in_place) {
+  if (type == kQ4_K && to == kQ4_KR) return regrouped<BlockQ4_K, BlockQ4_KR>(blocks, k, in_place);
+  if (type == kQ6_K && to == kQ6_KR) return regrouped<BlockQ6_K, BlockQ6_KR>(blocks, k, in_place);
+  if (type == kQ4_K && to == kQ4_KX16) return regrouped<BlockQ4_K, BlockQ4_KX16>(blocks, k, in_place);
+  if (type == kQ6_K && to == kQ6_KX16) return regrouped<BlockQ6_K, BlockQ6_KX16>(blocks, k, in_place);
+  TORCH_CHECK(false, "no layout ", to, " of type ", type, " (Q4_K 12 -> 112 or 212, Q6_K 14 -> 114 or 214)");
 }
 
 // How many threads at::parallel_for ran `tasks` tasks on: its loop is inline OpenMP, which a build without
@@ -356,8 +518,10 @@ int64_t threads_used(int64_t tasks) {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   VIREO_POOL_BINDING(m);
   m.def("gguf_mm", &gguf_mm, "x @ W.T, W in GGML blocks (Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K) or regrouped Q4_K / Q6_K, x rounded to int8");
-  m.def("gguf_regroup", &gguf_regroup, "Q4_K / Q6_K blocks regrouped (our types 112 / 114), what gguf_mm reads fastest",
-        pybind11::arg("blocks"), pybind11::arg("type"), pybind11::arg("k"), pybind11::arg("in_place") = false);
+  m.def("gguf_regroup", &gguf_regroup,
+        "Q4_K / Q6_K blocks in one of our layouts (112 / 114 regrouped rows, 212 / 214 sixteen rows interleaved)",
+        pybind11::arg("blocks"), pybind11::arg("type"), pybind11::arg("to"), pybind11::arg("k"),
+        pybind11::arg("in_place") = false);
   m.def("gguf_dequantize", &gguf_dequantize, "GGML blocks as float32 [N, K], or rounded to bfloat16",
         pybind11::arg("blocks"), pybind11::arg("type"), pybind11::arg("k"), pybind11::arg("bfloat16") = false);
   m.def("threads_used", &threads_used, "threads at::parallel_for ran `tasks` tasks on");

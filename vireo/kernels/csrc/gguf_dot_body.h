@@ -429,3 +429,201 @@ void dot_rows(const Block* w, int64_t begin, int64_t end, int64_t nblocks, const
     for (; r < m; ++r) dot_row<1>(wrow, nblocks, xq, r, k, y + row, n);
   }
 }
+
+// ---- the interleaved layouts (BlockQ4_KX16, BlockQ6_KX16): sixteen rows of W in the lanes of one register ----
+// Lanes: sixteen int32 (or the 64 bytes they are made of) - one 512-bit register on VNNI, two 256-bit ones on
+// AVX2, where vpdpbusd is maddubs + madd + add (exact here: the weights' bytes are at most 63, so maddubs' pair
+// sums stay within int16)
+#ifdef VIREO_GGUF_VNNI
+using Lanes = __m512i;
+using FloatLanes = __m512;
+inline Lanes lanes_zero() { return _mm512_setzero_si512(); }
+inline Lanes load_lanes(const void* p) { return _mm512_loadu_si512(p); }
+inline Lanes lanes_and(Lanes a, Lanes b) { return _mm512_and_si512(a, b); }
+inline Lanes lanes_or(Lanes a, Lanes b) { return _mm512_or_si512(a, b); }
+inline Lanes bytes_of(int8_t v) { return _mm512_set1_epi8(v); }
+template <int S>
+inline Lanes shift16(Lanes a) {  // each int16 shifted left (S > 0) or right, logically
+  if constexpr (S > 0) return _mm512_slli_epi16(a, S);
+  else return _mm512_srli_epi16(a, -S);
+}
+inline Lanes add32(Lanes a, Lanes b) { return _mm512_add_epi32(a, b); }
+inline Lanes sub32(Lanes a, Lanes b) { return _mm512_sub_epi32(a, b); }
+inline Lanes mul32(Lanes a, Lanes b) { return _mm512_mullo_epi32(a, b); }
+inline Lanes low16_of_32(Lanes a) { return _mm512_srai_epi32(_mm512_slli_epi32(a, 16), 16); }
+inline Lanes high16_of_32(Lanes a) { return _mm512_srai_epi32(a, 16); }
+template <int S>
+inline Lanes shl32(Lanes a) { return _mm512_slli_epi32(a, S); }
+// acc + per lane the four products of u's unsigned bytes with the four signed bytes of x4
+inline Lanes dot4(Lanes acc, Lanes u, int32_t x4) { return _mm512_dpbusd_epi32(acc, u, _mm512_set1_epi32(x4)); }
+// acc + per lane the two products of its int16 pair with the int16 pair of p2
+inline Lanes dot2(Lanes acc, Lanes pairs, int32_t p2) { return _mm512_dpwssd_epi32(acc, pairs, _mm512_set1_epi32(p2)); }
+inline Lanes u8_to_32(const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline Lanes u8_to_16(const uint8_t* p) { return _mm512_cvtepu8_epi16(load32(p)); }
+inline Lanes s8_to_16(const int8_t* p) { return _mm512_cvtepi8_epi16(load32(p)); }
+inline FloatLanes floats_zero() { return _mm512_setzero_ps(); }
+inline FloatLanes halves(const uint16_t* p) { return _mm512_cvtph_ps(load32(p)); }
+// acc + scale * s * float(i)
+inline FloatLanes fmadd_lanes(FloatLanes scale, float s, Lanes i, FloatLanes acc) {
+  return _mm512_fmadd_ps(_mm512_mul_ps(scale, _mm512_set1_ps(s)), _mm512_cvtepi32_ps(i), acc);
+}
+inline void store_floats(float* y, FloatLanes v) { _mm512_storeu_ps(y, v); }
+#else
+struct Lanes {
+  __m256i lo, hi;
+};
+struct FloatLanes {
+  __m256 lo, hi;
+};
+template <class F>
+inline Lanes each(Lanes a, Lanes b, F f) { return {f(a.lo, b.lo), f(a.hi, b.hi)}; }
+inline Lanes lanes_zero() { return {_mm256_setzero_si256(), _mm256_setzero_si256()}; }
+inline Lanes load_lanes(const void* p) { return {load32(p), load32(static_cast<const uint8_t*>(p) + 32)}; }
+inline Lanes lanes_and(Lanes a, Lanes b) { return each(a, b, [](__m256i x, __m256i y) { return _mm256_and_si256(x, y); }); }
+inline Lanes lanes_or(Lanes a, Lanes b) { return each(a, b, [](__m256i x, __m256i y) { return _mm256_or_si256(x, y); }); }
+inline Lanes bytes_of(int8_t v) { return {_mm256_set1_epi8(v), _mm256_set1_epi8(v)}; }
+template <int S>
+inline Lanes shift16(Lanes a) {
+  if constexpr (S > 0) return {_mm256_slli_epi16(a.lo, S), _mm256_slli_epi16(a.hi, S)};
+  else return {_mm256_srli_epi16(a.lo, -S), _mm256_srli_epi16(a.hi, -S)};
+}
+inline Lanes add32(Lanes a, Lanes b) { return each(a, b, [](__m256i x, __m256i y) { return _mm256_add_epi32(x, y); }); }
+inline Lanes sub32(Lanes a, Lanes b) { return each(a, b, [](__m256i x, __m256i y) { return _mm256_sub_epi32(x, y); }); }
+inline Lanes mul32(Lanes a, Lanes b) { return each(a, b, [](__m256i x, __m256i y) { return _mm256_mullo_epi32(x, y); }); }
+inline Lanes low16_of_32(Lanes a) {
+  return {_mm256_srai_epi32(_mm256_slli_epi32(a.lo, 16), 16), _mm256_srai_epi32(_mm256_slli_epi32(a.hi, 16), 16)};
+}
+inline Lanes high16_of_32(Lanes a) { return {_mm256_srai_epi32(a.lo, 16), _mm256_srai_epi32(a.hi, 16)}; }
+template <int S>
+inline Lanes shl32(Lanes a) { return {_mm256_slli_epi32(a.lo, S), _mm256_slli_epi32(a.hi, S)}; }
+inline Lanes dot4(Lanes acc, Lanes u, int32_t x4) {
+  const __m256i x = _mm256_set1_epi32(x4), ones = _mm256_set1_epi16(1);
+  return {_mm256_add_epi32(acc.lo, _mm256_madd_epi16(_mm256_maddubs_epi16(u.lo, x), ones)),
+          _mm256_add_epi32(acc.hi, _mm256_madd_epi16(_mm256_maddubs_epi16(u.hi, x), ones))};
+}
+inline Lanes dot2(Lanes acc, Lanes pairs, int32_t p2) {
+  const __m256i p = _mm256_set1_epi32(p2);
+  return {_mm256_add_epi32(acc.lo, _mm256_madd_epi16(pairs.lo, p)), _mm256_add_epi32(acc.hi, _mm256_madd_epi16(pairs.hi, p))};
+}
+inline Lanes u8_to_32(const uint8_t* p) {
+  return {_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))),
+          _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 8)))};
+}
+inline Lanes u8_to_16(const uint8_t* p) {
+  return {_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)))};
+}
+inline Lanes s8_to_16(const int8_t* p) {
+  return {_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)))};
+}
+inline FloatLanes floats_zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+inline FloatLanes halves(const uint16_t* p) {
+  return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)))};
+}
+inline FloatLanes fmadd_lanes(FloatLanes scale, float s, Lanes i, FloatLanes acc) {
+  const __m256 b = _mm256_set1_ps(s);
+  return {_mm256_fmadd_ps(_mm256_mul_ps(scale.lo, b), _mm256_cvtepi32_ps(i.lo), acc.lo),
+          _mm256_fmadd_ps(_mm256_mul_ps(scale.hi, b), _mm256_cvtepi32_ps(i.hi), acc.hi)};
+}
+inline void store_floats(float* y, FloatLanes v) { _mm256_storeu_ps(y, v.lo), _mm256_storeu_ps(y + 8, v.hi); }
+#endif
+
+inline int32_t four_bytes(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// Q4_K, sixteen rows: per sub-block of 32 the rows' integer dot products (low nibbles and high apart: two
+// chains), times the sub-scales lane by lane; the minima against x's sums per 32, in int16 pairs
+template <int R>
+inline void add_group_block(const BlockQ4_KX16& b, const Rows256<R>& x, int64_t v0, FloatLanes* acc) {
+  const Lanes low4 = bytes_of(0x0f);
+  Lanes isum[R];
+  for (int i = 0; i < R; ++i) isum[i] = lanes_zero();
+  for (int s = 0; s < 8; ++s) {
+    Lanes sum_lo[R], sum_hi[R];
+    for (int i = 0; i < R; ++i) sum_lo[i] = sum_hi[i] = lanes_zero();
+    for (int c = 0; c < 4; ++c) {
+      const Lanes bytes = load_lanes(b.qs[s][c]);
+      const Lanes lo = lanes_and(bytes, low4), hi = lanes_and(shift16<-4>(bytes), low4);
+      for (int i = 0; i < R; ++i) {
+        const int8_t* xq = x.q(i, v0 + 32 * s + 4 * c);
+        sum_lo[i] = dot4(sum_lo[i], lo, four_bytes(xq));
+        sum_hi[i] = dot4(sum_hi[i], hi, four_bytes(xq + 16));
+      }
+    }
+    const Lanes scale = u8_to_32(b.sc[s]);
+    for (int i = 0; i < R; ++i) isum[i] = add32(isum[i], mul32(add32(sum_lo[i], sum_hi[i]), scale));
+  }
+  const FloatLanes d = halves(b.d), dmin = halves(b.dmin);
+  for (int i = 0; i < R; ++i) {
+    const int16_t* bs = x.x.bsums.data() + ((x.r0 + i) * x.k + v0) / 16;  // x's integer sums per 16
+    Lanes msum = lanes_zero();
+    for (int p = 0; p < 4; ++p) {
+      const int32_t first = bs[4 * p] + bs[4 * p + 1], second = bs[4 * p + 2] + bs[4 * p + 3];  // per 32
+      msum = dot2(msum, u8_to_16(b.mn[p][0]), static_cast<int32_t>((first & 0xffff) | (static_cast<uint32_t>(second) << 16)));
+    }
+    const float xs = x.scale(i, v0);
+    acc[i] = fmadd_lanes(d, xs, isum[i], acc[i]);
+    acc[i] = fmadd_lanes(dmin, -xs, msum, acc[i]);
+  }
+}
+
+// Q6_K, sixteen rows: per pair of sub-blocks of 16 (2q from the low nibbles, 2q + 1 from the high) the rows'
+// integer dot products with the 6-bit values, times the sub-scales lane by lane; the -32 against x's sums per 16
+template <int R>
+inline void add_group_block(const BlockQ6_KX16& b, const Rows256<R>& x, int64_t v0, FloatLanes* acc) {
+  const Lanes low4 = bytes_of(0x0f), top2 = bytes_of(0x30);
+  Lanes isum[R], offset[R];
+  for (int i = 0; i < R; ++i) isum[i] = offset[i] = lanes_zero();
+  for (int q = 0; q < 8; ++q) {
+    Lanes sum_lo[R], sum_hi[R];
+    for (int i = 0; i < R; ++i) sum_lo[i] = sum_hi[i] = lanes_zero();
+    for (int e = 0; e < 2; ++e) {
+      const Lanes top = load_lanes(b.pairs[q].qh[e]);
+      for (int half = 0; half < 2; ++half) {
+        const int c = 2 * e + half;
+        const Lanes low = load_lanes(b.pairs[q].ql[c]);
+        const Lanes lo = lanes_or(lanes_and(low, low4), lanes_and(half ? top : shift16<4>(top), top2));
+        const Lanes hi = lanes_or(lanes_and(shift16<-4>(low), low4), lanes_and(half ? shift16<-2>(top) : shift16<2>(top), top2));
+        for (int i = 0; i < R; ++i) {
+          const int8_t* xq = x.q(i, v0 + 32 * q + 4 * c);
+          sum_lo[i] = dot4(sum_lo[i], lo, four_bytes(xq));
+          sum_hi[i] = dot4(sum_hi[i], hi, four_bytes(xq + 16));
+        }
+      }
+    }
+    const Lanes pairs = s8_to_16(b.pairs[q].sc[0]);  // lane r: sub-scales 2q, 2q + 1 of row r as int16
+    const Lanes sc_lo = low16_of_32(pairs), sc_hi = high16_of_32(pairs);
+    for (int i = 0; i < R; ++i) {
+      isum[i] = add32(isum[i], add32(mul32(sum_lo[i], sc_lo), mul32(sum_hi[i], sc_hi)));
+      int32_t sums;  // x's integer sums over sub-blocks 2q and 2q + 1, as an int16 pair
+      std::memcpy(&sums, x.x.bsums.data() + ((x.r0 + i) * x.k + v0) / 16 + 2 * q, 4);
+      offset[i] = dot2(offset[i], pairs, sums);
+    }
+  }
+  const FloatLanes d = halves(b.d);
+  for (int i = 0; i < R; ++i) acc[i] = fmadd_lanes(d, x.scale(i, v0), sub32(isum[i], shl32<5>(offset[i])), acc[i]);
+}
+
+// Groups [begin, end) of sixteen rows of W against the m rows of x (rounded per 256), kRowBlock rows of x at a
+// time: y [m, n]
+template <class Block>
+void dot_groups(const Block* w, int64_t begin, int64_t end, int64_t nblocks, const QuantizedX256& xq, int64_t m,
+                int64_t k, float* y, int64_t n) {
+  constexpr int kRows = Block::kRows;
+  for (int64_t g = begin; g < end; ++g) {
+    const Block* group = w + g * nblocks;
+    for_row_blocks(m, [&](auto rows_in_block, int64_t r0) {
+      constexpr int R = decltype(rows_in_block)::value;
+      const Rows256<R> rows{xq, r0, k};
+      FloatLanes acc[R];
+      for (int i = 0; i < R; ++i) acc[i] = floats_zero();
+      for (int64_t j = 0; j < nblocks; ++j) add_group_block<R>(group[j], rows, j * Block::kValues, acc);
+      for (int i = 0; i < R; ++i) store_floats(y + (r0 + i) * n + g * kRows, acc[i]);
+    });
+  }
+}
