@@ -6,6 +6,7 @@ of a file's K-quant blocks, made at load (Q4_K_R, Q6_K_R: regrouped rows; Q4_K_X
 interleaved), are held to the file type's reference the same way."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -21,9 +22,12 @@ pytestmark = pytest.mark.skipif(cpu_gguf_dot.load_kernel() is None, reason="AVX2
 
 TYPES = list(cpu_gguf_dot.BLOCK_TYPES)
 # each file type as the kernel reads it in the file's layout, and the types it lays out in ours ("Q4_K_R", ...)
-OURS = {layout: file_type for kind in (cpu_gguf_dot.REGROUPED, cpu_gguf_dot.INTERLEAVED) for file_type, layout in kind.items()}
-LAYOUTS = TYPES + list(OURS)
-FILE_TYPE = OURS
+FILE_TYPE = {
+    layout: file_type
+    for ours in (cpu_gguf_dot.REGROUPED, cpu_gguf_dot.INTERLEAVED)
+    for file_type, layout in ours.items()
+}
+LAYOUTS = TYPES + list(FILE_TYPE)
 ROWS = [1, 3, 4, 5, 8]  # blocks of four rows of x and the tail one by one
 N, K = 80, 768  # N: five groups of sixteen rows; K: three super-blocks of 256
 
@@ -60,7 +64,8 @@ def weight_of(layout: str, seed: int) -> tuple[CpuGgufWeight, np.ndarray]:
     raw = random_blocks(FILE_TYPE.get(layout, layout), seed=seed)
     if layout in FILE_TYPE:
         blocks = cpu_gguf_dot.relayout(torch.from_numpy(raw), FILE_TYPE[layout], layout, K)
-        assert blocks.shape == (N, K // 256 * cpu_gguf_dot.KERNEL_TYPES[layout][2])
+        _, values, size = cpu_gguf_dot.KERNEL_TYPES[layout]
+        assert blocks.shape == (N, K // values * size)
         return CpuGgufWeight(blocks, layout, K), raw
     return CpuGgufWeight(torch.from_numpy(raw), layout, K), raw
 
@@ -109,27 +114,29 @@ def test_dequantization_to_bfloat16_rounds_the_reference_to_nearest(layout):
     )
 
 
-@pytest.mark.parametrize("file_type", list(cpu_gguf_dot.REGROUPED))
-def test_only_the_k_quants_are_laid_out_anew_and_their_rows_stay_in_order(file_type):
-    """Types without a layout of ours keep the file's bytes; rows in sixteens are interleaved, others
-    regrouped row by row; either way a weight's rows are the file's rows (its output channels neither move
-    nor mix), so fused projections and slices stay right."""
-    raw = torch.from_numpy(random_blocks("Q8_0"))
-    assert cpu_gguf_dot.regroup(raw, "Q8_0", K) == (raw, "Q8_0")
+@pytest.mark.parametrize("file_type", list(cpu_gguf_dot.INTERLEAVED))
+def test_layouts_of_ours_keep_the_files_rows_in_order(file_type):
+    """Rows in sixteens are interleaved; others are regrouped row by row (the K-quants) or keep the file's
+    bytes; either way a weight's rows are the file's rows (its output channels neither move nor mix), so
+    fused projections and slices stay right. Q4_0 has no layout of ours."""
+    raw = torch.from_numpy(random_blocks("Q4_0"))
+    assert cpu_gguf_dot.regroup(raw, "Q4_0", K) == (raw, "Q4_0")
     with pytest.raises(RuntimeError, match="no layout"):
-        cpu_gguf_dot.load_kernel().gguf_regroup(raw, cpu_gguf_dot.BLOCK_TYPES["Q8_0"][0], 212, K)
+        cpu_gguf_dot.load_kernel().gguf_regroup(raw, cpu_gguf_dot.BLOCK_TYPES["Q4_0"][0], 212, K)
     blocks = random_blocks(file_type, seed=5)
     whole = CpuGgufWeight.from_file(torch.from_numpy(blocks), file_type, K)
     assert whole.block_type == cpu_gguf_dot.INTERLEAVED[file_type]
     part = CpuGgufWeight.from_file(torch.from_numpy(blocks[16:48].copy()), file_type, K)
-    assert torch.equal(whole.blocks[16:48], part.blocks) and not torch.equal(part.blocks, torch.from_numpy(blocks[16:48]))
+    assert torch.equal(whole.blocks[16:48], part.blocks)
+    assert not torch.equal(part.blocks, torch.from_numpy(blocks[16:48]))
     odd = CpuGgufWeight.from_file(torch.from_numpy(blocks[10:20].copy()), file_type, K)  # ten rows: not interleaved
-    assert odd.block_type == cpu_gguf_dot.REGROUPED[file_type]
+    assert odd.block_type == cpu_gguf_dot.REGROUPED.get(file_type, file_type)
     assert torch.equal(odd.dequantize(), reference_weight(blocks[10:20], file_type))
     in_place = torch.from_numpy(blocks.copy())
     again = CpuGgufWeight.from_file(in_place, file_type, K, in_place=True)
     assert torch.equal(again.blocks, whole.blocks)
-    assert (again.blocks.data_ptr() == in_place.data_ptr()) == (file_type == "Q6_K")  # same size: written over
+    same_size = cpu_gguf_dot.KERNEL_TYPES[whole.block_type][2] == cpu_gguf_dot.BLOCK_TYPES[file_type][2]
+    assert (again.blocks.data_ptr() == in_place.data_ptr()) == same_size  # written over where it fits
 
 
 def test_interleaved_layouts_refuse_rows_not_in_sixteens():
@@ -144,8 +151,9 @@ def test_prefill_rows_take_dequantized_slices_of_the_same_weight(block_type, bfl
     """Float32 slices; or, where bfloat16 GEMMs are native, x and the slices rounded to bfloat16 and the
     product rounded once more (8 significant bits), both paths checked on any CPU."""
     monkeypatch.setattr(cpu_quant, "bfloat16_matmuls_pay", lambda: bfloat16)
-    raw = random_blocks(block_type, seed=7)
+    raw = random_blocks(block_type, n=72, seed=7)  # rows not in sixteens: the file's layout or regrouped rows
     weight = CpuGgufWeight.from_file(torch.from_numpy(raw), block_type, K)
+    assert cpu_gguf_dot.rows_per_block(weight.block_type) == 1 and weight.dense_from_rows == 64
     x = torch.randn(weight.dense_from_rows, K)
     w = reference_weight(raw, block_type)
     got = weight.matmul(x).double()
@@ -158,13 +166,27 @@ def test_prefill_rows_take_dequantized_slices_of_the_same_weight(block_type, bfl
     assert (got - x.double() @ w.double().t()).abs().max() > 0  # the rounding happened: not the float32 path
 
 
+@pytest.mark.parametrize("amx", [False, True])
+def test_interleaved_weights_take_the_kernel_at_prefill_sizes_too(amx, monkeypatch):
+    """Their kernel beats de-quantized slices at every size measured; where AMX multiplies bfloat16 (not
+    measured) slices keep the prefill."""
+    monkeypatch.setattr(cpu_quant, "amx_bfloat16", lambda: amx)
+    weight, raw = weight_of("Q4_K_X16", seed=12)
+    x = torch.randn(300, K, generator=torch.Generator().manual_seed(12))  # more than one slice of 256 rows of x
+    kernel = cpu_gguf_dot.gguf_mm(x, weight.blocks, weight.block_type, K)
+    assert weight.dense_from_rows == (64 if amx else sys.maxsize)
+    assert torch.equal(weight.matmul(x), kernel) != amx
+    ref = rounded(x, 256) @ reference_weight(raw, "Q4_K").double().t()
+    assert (kernel.double() - ref).abs().max() <= 1e-5 * ref.abs().max()
+
+
 @pytest.mark.parametrize("rows", [1, 8, 63, 64])
 def test_a_linear_calls_its_bound_decode_kernel_with_the_same_result_as_matmul(rows):
     """`QuantizedLinear`'s decode path (the kernel bound to the weight once) gives exactly what the general
     path gives, bias added; prefill-size x (`dense_from_rows` on) keeps the de-quantized slices."""
-    raw = random_blocks("Q4_K", seed=11)
+    raw = random_blocks("Q4_K", n=72, seed=11)  # regrouped rows, not interleaved
     weight = CpuGgufWeight.from_file(torch.from_numpy(raw), "Q4_K", K)
-    bias = torch.randn(N)
+    bias = torch.randn(72)
     linear = QuantizedLinear(weight, bias)
     assert linear._decode is not None and linear._decode_rows == weight.dense_from_rows == 64
     x = torch.randn(rows, K)
@@ -176,7 +198,7 @@ def test_a_linear_calls_its_bound_decode_kernel_with_the_same_result_as_matmul(r
     assert len(calls) == (1 if rows < weight.dense_from_rows else 0)
 
 
-@pytest.mark.parametrize("layout", ["Q4_K_X16", "Q6_K_X16"])
+@pytest.mark.parametrize("layout", list(cpu_gguf_dot.INTERLEAVED.values()))
 def test_rows_of_an_interleaved_weight_are_the_files_rows(layout):
     weight, raw = weight_of(layout, seed=4)
     index = torch.tensor([[79, 0], [17, 17], [33, 2]])

@@ -36,11 +36,20 @@ REGROUPED: dict[str, str] = {"Q4_K": "Q4_K_R", "Q6_K": "Q6_K_R"}
 # And the same types with sixteen rows interleaved (N a multiple of 16): a block holds one super-block of sixteen
 # rows, four values of each row to 32 bits, so one vpdpbusd multiplies all sixteen rows by the same four values of
 # x (the AVX2 bodies read them too); (values, bytes) per row of a block, as the regrouped rows'
-INTERLEAVED: dict[str, str] = {"Q4_K": "Q4_K_X16", "Q6_K": "Q6_K_X16"}
+INTERLEAVED: dict[str, str] = {
+    "Q4_1": "Q4_1_X16",
+    "Q5_0": "Q5_0_X16",
+    "Q8_0": "Q8_0_X16",
+    "Q4_K": "Q4_K_X16",
+    "Q6_K": "Q6_K_X16",
+}
 INTERLEAVED_ROWS = 16
 KERNEL_TYPES: dict[str, tuple[int, int, int]] = BLOCK_TYPES | {
     "Q4_K_R": (112, 256, 148),
     "Q6_K_R": (114, 256, 210),
+    "Q4_1_X16": (203, 32, 20),
+    "Q5_0_X16": (206, 32, 22),
+    "Q8_0_X16": (208, 32, 34),
     "Q4_K_X16": (212, 256, 148),
     "Q6_K_X16": (214, 256, 210),
 }

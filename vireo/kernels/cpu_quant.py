@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,8 +284,17 @@ class CpuGgufWeight:
     blocks: torch.Tensor  # uint8 [N, bytes per row]
     block_type: str  # "Q4_K", ..., or one of our layouts, "Q4_K_X16", ... (`cpu_gguf_dot.KERNEL_TYPES`)
     in_features: int
-    # the kernel's time grows with every row of x; from here on de-quantized slices in float32 GEMMs win
-    dense_from_rows = 64
+
+    @property
+    def dense_from_rows(self) -> int:
+        """Rows of x from which de-quantized slices in bfloat16 / float32 GEMMs beat the kernel: 64 for the
+        file's layouts and the regrouped rows, whose kernel's time grows fast with every row of x; never for
+        the interleaved layouts, whose kernel multiplies 256 rows of x 1.5-2.6x faster than de-quantized
+        slices in bfloat16 (Zen 4; at 1024 rows 1.2-1.3x; on AVX2 alone 1.3-2x a float32 GEMM at 256 rows),
+        except where AMX multiplies bfloat16 matrices (there slices keep prefill, as before: not measured)."""
+        if cpu_gguf_dot.rows_per_block(self.block_type) > 1 and not amx_bfloat16():
+            return sys.maxsize
+        return 64
 
     @classmethod
     def from_file(cls, blocks: torch.Tensor, block_type: str, k: int, in_place: bool = False) -> CpuGgufWeight:
@@ -327,8 +337,9 @@ class CpuGgufWeight:
             rows = cpu_gguf_dot.dequantize(picked, self.block_type, self.in_features)
         else:
             groups, offset = flat.div(per_block, rounding_mode="floor"), flat.remainder(per_block)
-            group_rows = self.blocks.view(-1, per_block * self.blocks.shape[1]).index_select(0, groups)
-            whole = cpu_gguf_dot.dequantize(group_rows.view(-1, self.blocks.shape[1]), self.block_type, self.in_features)
+            row_bytes = self.blocks.shape[1]
+            group_rows = self.blocks.view(-1, per_block * row_bytes).index_select(0, groups).view(-1, row_bytes)
+            whole = cpu_gguf_dot.dequantize(group_rows, self.block_type, self.in_features)
             rows = whole.view(-1, per_block, self.in_features)[torch.arange(len(flat)), offset]
         return rows.view(*index.shape, self.in_features).to(dtype)
 
@@ -359,14 +370,25 @@ CpuWeight = CpuInt4Weight | CpuInt4DotWeight | CpuInt8Weight | CpuGgufWeight
 
 
 @functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux's /proc/cpuinfo; elsewhere none)."""
+    try:
+        return frozenset(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return frozenset()
+
+
+def amx_bfloat16() -> bool:
+    """Whether this CPU has AMX's bfloat16 tiles (Intel Sapphire Rapids and later)."""
+    return "amx_bf16" in cpu_flags()
+
+
+@functools.cache
 def bfloat16_matmuls_pay() -> bool:
     """Whether this CPU multiplies bfloat16 matrices natively (AVX512_BF16 or AMX): there a bfloat16 GEMM
     runs ~2.4x a float32 one (AMD EPYC Zen 4, [256, 1536] x [1536, 8960]: 18.6 vs 52.4 ms), more than
     its conversions cost; elsewhere oneDNN emulates it. Linux's CPU flags; elsewhere False."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
+    flags = cpu_flags()
     return torch.backends.mkldnn.is_available() and ("avx512_bf16" in flags or "amx_bf16" in flags)
 
 

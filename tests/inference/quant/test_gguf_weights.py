@@ -224,7 +224,7 @@ def test_a_q5_0_embedding_beside_an_output_layer_keeps_its_own_blocks(tmp_path, 
     """Only lookups read it (the output layer is a tensor of its own), so it stays Q5_0 (22 bytes a block,
     not Q8_0's 34); its rows are the file's. Tied to the LM head, a matrix the matmuls read: Q8_0 blocks,
     or its own where the kernel runs on AVX-512 VNNI (`blocks_served`; both decisions checked on any CPU,
-    the kernel has Q5_0 dot products for either instruction set)."""
+    the kernel has Q5_0 dot products for either instruction set), sixteen rows interleaved."""
     monkeypatch.setattr(cpu_gguf_dot, "vnni", lambda: vnni)
     rng = np.random.default_rng(0)
     embed = rng.standard_normal((64, 256)).astype(np.float32)
@@ -242,7 +242,7 @@ def test_a_q5_0_embedding_beside_an_output_layer_keeps_its_own_blocks(tmp_path, 
     assert file_mapping_holds(untied, looked_up.blocks.data_ptr())
     tied = write_gguf(tmp_path / "tied.gguf", {"token_embd.weight": (embed, T.Q5_0)})
     head = GgufWeights(tied, config, torch.float32)["model.embed_tokens.weight"]
-    assert isinstance(head, CpuGgufWeight) and head.block_type == ("Q5_0" if vnni else "Q8_0")
+    assert isinstance(head, CpuGgufWeight) and head.block_type == ("Q5_0_X16" if vnni else "Q8_0_X16")
     assert torch.equal(head.rows(rows, torch.float32), want[rows])
     x = torch.randn(2, 256, generator=torch.Generator().manual_seed(2))
     reference = x @ want.t()

@@ -362,7 +362,7 @@ class GgufWeights(Mapping):
             # raw's buffer is this call's own: regrouped in place where the layouts are the same size
             return CpuGgufWeight.from_file(torch.from_numpy(np.ascontiguousarray(raw)), t.type.name, k, in_place=True)
         if t.type.name == "Q5_0" and gguf_blocks_supported("Q8_0", k):
-            return CpuGgufWeight(torch.from_numpy(q5_0_as_q8_0(raw)), "Q8_0", k)
+            return CpuGgufWeight.from_file(torch.from_numpy(q5_0_as_q8_0(raw)), "Q8_0", k, in_place=True)
         if t.type.name in Q4_TYPES and ".layers." in name and int4_supported(n, k, 32):
             return q4_grid(raw, t.type.name)
         if int8_supported(n, k):

@@ -107,7 +107,25 @@ struct BlockQ6_KX16 {
   } pairs[8];
   uint16_t d[16];          // w = d * sc * (q - 32)
 };
+// The blocks of 32 values with sixteen rows interleaved: byte 4r + j of each 64-byte run belongs to row r
+struct BlockQ8_0X16 {
+  static constexpr int kValues = 32, kRows = 16;
+  uint16_t d[16];
+  int8_t qs[8][64];  // [c][4r + j]: value 4c + j of row r
+};
+struct BlockQ4_1X16 {
+  static constexpr int kValues = 32, kRows = 16;
+  uint16_t d[16], m[16];
+  uint8_t qs[4][64];  // [c][4r + j]: value 4c + j (low nibble), 16 + 4c + j (high): row r's file byte 4c + j
+};
+struct BlockQ5_0X16 {
+  static constexpr int kValues = 32, kRows = 16;
+  uint16_t d[16];
+  uint8_t qs[4][64];   // the low four bits as BlockQ4_1X16's
+  uint64_t qh[4][2];   // [c][low, high nibble's value]: bit 4r + j, the fifth bit of that value of row r
+};
 #pragma pack(pop)
+static_assert(sizeof(BlockQ8_0X16) == 16 * 34 && sizeof(BlockQ4_1X16) == 16 * 20 && sizeof(BlockQ5_0X16) == 16 * 22);
 static_assert(sizeof(BlockQ4_KX16) == 16 * 148 && sizeof(BlockQ6_KX16) == 16 * 210);
 static_assert(sizeof(BlockQ4_KR) == 148 && sizeof(BlockQ6_KR) == 210);
 
@@ -222,6 +240,36 @@ inline void regroup_group(const BlockQ6_K* const rows[16], BlockQ6_KX16& out) {
   }
 }
 
+inline void regroup_group(const BlockQ8_0* const rows[16], BlockQ8_0X16& out) {
+  for (int r = 0; r < 16; ++r) {
+    out.d[r] = rows[r]->d;
+    for (int c = 0; c < 8; ++c) std::memcpy(&out.qs[c][4 * r], rows[r]->qs + 4 * c, 4);
+  }
+}
+
+inline void regroup_group(const BlockQ4_1* const rows[16], BlockQ4_1X16& out) {
+  for (int r = 0; r < 16; ++r) {
+    out.d[r] = rows[r]->d, out.m[r] = rows[r]->m;
+    for (int c = 0; c < 4; ++c) std::memcpy(&out.qs[c][4 * r], rows[r]->qs + 4 * c, 4);
+  }
+}
+
+inline void regroup_group(const BlockQ5_0* const rows[16], BlockQ5_0X16& out) {
+  std::memset(out.qh, 0, sizeof(out.qh));
+  for (int r = 0; r < 16; ++r) {
+    out.d[r] = rows[r]->d;
+    uint32_t high;
+    std::memcpy(&high, rows[r]->qh, 4);
+    for (int c = 0; c < 4; ++c) {
+      std::memcpy(&out.qs[c][4 * r], rows[r]->qs + 4 * c, 4);
+      for (int j = 0; j < 4; ++j) {
+        out.qh[c][0] |= static_cast<uint64_t>((high >> (4 * c + j)) & 1) << (4 * r + j);
+        out.qh[c][1] |= static_cast<uint64_t>((high >> (16 + 4 * c + j)) & 1) << (4 * r + j);
+      }
+    }
+  }
+}
+
 namespace vireo_gguf_avx2 {
 #include "gguf_dot_body.h"
 }  // namespace vireo_gguf_avx2
@@ -308,6 +356,35 @@ inline void dequantize_block(const BlockQ6_K& b, float* y) {
   for (int v = 0; v < 256; ++v) y[v] = d * b.scales[v / 16] * (q[v] - 32);
 }
 // The interleaved layouts' sixteen rows: y[r * stride + v]
+inline void dequantize_block(const BlockQ8_0X16& b, float* y, int64_t stride) {
+  for (int r = 0; r < 16; ++r) {
+    const float d = half(b.d[r]);
+    for (int c = 0; c < 8; ++c)
+      for (int j = 0; j < 4; ++j) y[r * stride + 4 * c + j] = d * b.qs[c][4 * r + j];
+  }
+}
+inline void dequantize_block(const BlockQ4_1X16& b, float* y, int64_t stride) {
+  for (int r = 0; r < 16; ++r) {
+    const float d = half(b.d[r]), m = half(b.m[r]);
+    for (int c = 0; c < 4; ++c)
+      for (int j = 0; j < 4; ++j) {
+        const uint8_t byte = b.qs[c][4 * r + j];
+        y[r * stride + 4 * c + j] = d * (byte & 0xf) + m, y[r * stride + 16 + 4 * c + j] = d * (byte >> 4) + m;
+      }
+  }
+}
+inline void dequantize_block(const BlockQ5_0X16& b, float* y, int64_t stride) {
+  for (int r = 0; r < 16; ++r) {
+    const float d = half(b.d[r]);
+    for (int c = 0; c < 4; ++c)
+      for (int j = 0; j < 4; ++j) {
+        const uint8_t byte = b.qs[c][4 * r + j];
+        const int lo = (byte & 0xf) | static_cast<int>(((b.qh[c][0] >> (4 * r + j)) & 1) << 4);
+        const int hi = (byte >> 4) | static_cast<int>(((b.qh[c][1] >> (4 * r + j)) & 1) << 4);
+        y[r * stride + 4 * c + j] = d * (lo - 16), y[r * stride + 16 + 4 * c + j] = d * (hi - 16);
+      }
+  }
+}
 inline void dequantize_block(const BlockQ4_KX16& b, float* y, int64_t stride) {
   for (int r = 0; r < 16; ++r) {
     const float d = half(b.d[r]), dmin = half(b.dmin[r]);
@@ -366,11 +443,16 @@ torch::Tensor matmul(const torch::Tensor& x, const torch::Tensor& blocks, int64_
   const Block* w = reinterpret_cast<const Block*>(blocks.data_ptr<uint8_t>());
   const bool vnni = vnni_supported() && vnni_enabled.load(std::memory_order_relaxed);
   if constexpr (RowsPerBlock<Block>::value > 1) {
-    constexpr int64_t kRows = RowsPerBlock<Block>::value;
-    vireo_pool::parallel_for(0, n / kRows, 1, [&](int64_t begin, int64_t end) {
-      if (vnni) vireo_gguf_vnni::dot_groups(w, begin, end, nblocks, xq, m, k, y, n);
-      else vireo_gguf_avx2::dot_groups(w, begin, end, nblocks, xq, m, k, y, n);
-    });
+    // prefill-size x a slice of rows at a time, so that each group of W meets rows of x still in L2 (1024 rows
+    // of 1536 in one pass: 76 ms; in slices of 256: see benchmarks/results/gguf-kernels-*.json)
+    constexpr int64_t kRows = RowsPerBlock<Block>::value, kSlice = 256;
+    for (int64_t r0 = 0; r0 < m; r0 += kSlice) {
+      const int64_t r1 = std::min(m, r0 + kSlice);
+      vireo_pool::parallel_for(0, n / kRows, 1, [&](int64_t begin, int64_t end) {
+        if (vnni) vireo_gguf_vnni::dot_groups(w, begin, end, nblocks, xq, r0, r1, k, y, n);
+        else vireo_gguf_avx2::dot_groups(w, begin, end, nblocks, xq, r0, r1, k, y, n);
+      });
+    }
   } else {
     vireo_pool::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
       if (vnni) vireo_gguf_vnni::dot_rows(w, begin, end, nblocks, xq, m, k, y, n);
@@ -430,7 +512,7 @@ torch::Tensor dequantize(const torch::Tensor& blocks, int64_t k, bool bfloat16) 
 // GGML's type numbers, and ours for the regrouped Q4_K and Q6_K (GGML has no types 112, 114, 212, 214)
 enum BlockType : int64_t {
   kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ8_0 = 8, kQ4_K = 12, kQ6_K = 14,
-  kQ4_KR = 112, kQ6_KR = 114, kQ4_KX16 = 212, kQ6_KX16 = 214
+  kQ4_KR = 112, kQ6_KR = 114, kQ4_1X16 = 203, kQ5_0X16 = 206, kQ8_0X16 = 208, kQ4_KX16 = 212, kQ6_KX16 = 214
 };
 
 template <typename Fn>
@@ -444,6 +526,9 @@ torch::Tensor by_type(int64_t type, Fn fn) {
     case kQ6_K: return fn(BlockQ6_K{});
     case kQ4_KR: return fn(BlockQ4_KR{});
     case kQ6_KR: return fn(BlockQ6_KR{});
+    case kQ4_1X16: return fn(BlockQ4_1X16{});
+    case kQ5_0X16: return fn(BlockQ5_0X16{});
+    case kQ8_0X16: return fn(BlockQ8_0X16{});
     case kQ4_KX16: return fn(BlockQ4_KX16{});
     case kQ6_KX16: return fn(BlockQ6_KX16{});
   }
@@ -497,14 +582,19 @@ torch::Tensor regrouped(const torch::Tensor& blocks, int64_t k, bool in_place) {
   return out;
 }
 
-// Q4_K or Q6_K rows [N, bytes] in one of our layouts (`to`: 112 / 114 regrouped rows, 212 / 214 sixteen rows
-// interleaved, N a multiple of 16): what gguf_mm reads fastest, made once
+// A file's rows [N, bytes] in one of our layouts (`to`): Q4_K and Q6_K regrouped row by row (112, 114), or
+// sixteen rows interleaved (N a multiple of 16): Q4_1 (203), Q5_0 (206), Q8_0 (208), Q4_K (212), Q6_K (214);
+// what gguf_mm reads fastest, made once
 torch::Tensor gguf_regroup(torch::Tensor blocks, int64_t type, int64_t to, int64_t k, bool in_place) {
   if (type == kQ4_K && to == kQ4_KR) return regrouped<BlockQ4_K, BlockQ4_KR>(blocks, k, in_place);
   if (type == kQ6_K && to == kQ6_KR) return regrouped<BlockQ6_K, BlockQ6_KR>(blocks, k, in_place);
+  if (type == kQ4_1 && to == kQ4_1X16) return regrouped<BlockQ4_1, BlockQ4_1X16>(blocks, k, in_place);
+  if (type == kQ5_0 && to == kQ5_0X16) return regrouped<BlockQ5_0, BlockQ5_0X16>(blocks, k, in_place);
+  if (type == kQ8_0 && to == kQ8_0X16) return regrouped<BlockQ8_0, BlockQ8_0X16>(blocks, k, in_place);
   if (type == kQ4_K && to == kQ4_KX16) return regrouped<BlockQ4_K, BlockQ4_KX16>(blocks, k, in_place);
   if (type == kQ6_K && to == kQ6_KX16) return regrouped<BlockQ6_K, BlockQ6_KX16>(blocks, k, in_place);
-  TORCH_CHECK(false, "no layout ", to, " of type ", type, " (Q4_K 12 -> 112 or 212, Q6_K 14 -> 114 or 214)");
+  TORCH_CHECK(false, "no layout ", to, " of type ", type,
+              " (Q4_1 3 -> 203, Q5_0 6 -> 206, Q8_0 8 -> 208, Q4_K 12 -> 112 or 212, Q6_K 14 -> 114 or 214)");
 }
 
 // How many threads at::parallel_for ran `tasks` tasks on: its loop is inline OpenMP, which a build without
@@ -519,7 +609,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   VIREO_POOL_BINDING(m);
   m.def("gguf_mm", &gguf_mm, "x @ W.T, W in GGML blocks (Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K) or regrouped Q4_K / Q6_K, x rounded to int8");
   m.def("gguf_regroup", &gguf_regroup,
-        "Q4_K / Q6_K blocks in one of our layouts (112 / 114 regrouped rows, 212 / 214 sixteen rows interleaved)",
+        "a file's blocks in one of our layouts (112 / 114 regrouped rows; 203, 206, 208, 212, 214 sixteen rows interleaved)",
         pybind11::arg("blocks"), pybind11::arg("type"), pybind11::arg("to"), pybind11::arg("k"),
         pybind11::arg("in_place") = false);
   m.def("gguf_dequantize", &gguf_dequantize, "GGML blocks as float32 [N, K], or rounded to bfloat16",

@@ -461,8 +461,17 @@ inline Lanes dot2(Lanes acc, Lanes pairs, int32_t p2) { return _mm512_dpwssd_epi
 inline Lanes u8_to_32(const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 inline Lanes u8_to_16(const uint8_t* p) { return _mm512_cvtepu8_epi16(load32(p)); }
 inline Lanes s8_to_16(const int8_t* p) { return _mm512_cvtepi8_epi16(load32(p)); }
+// acc + per lane the four products of w's signed bytes with x4's, plus 128 times the sum of x4's bytes
+// (kSignedOffset: vpdpbusd takes w + 128, unsigned; the caller takes 128 times x's sum off)
+constexpr int kSignedOffset = 128;
+inline Lanes dot4_signed(Lanes acc, Lanes w, int32_t x4) { return dot4(acc, _mm512_xor_si512(w, _mm512_set1_epi8(-128)), x4); }
+// u with 16 added to byte i where bit i of `bits` is set (Q5_0's fifth bits)
+inline Lanes add_fifth_bits(Lanes u, uint64_t bits) { return _mm512_mask_add_epi8(u, bits, u, _mm512_set1_epi8(16)); }
 inline FloatLanes floats_zero() { return _mm512_setzero_ps(); }
+// acc + c * s
+inline FloatLanes fmadd_scalar(FloatLanes c, float s, FloatLanes acc) { return _mm512_fmadd_ps(c, _mm512_set1_ps(s), acc); }
 inline FloatLanes halves(const uint16_t* p) { return _mm512_cvtph_ps(load32(p)); }
+inline FloatLanes scaled_halves(const uint16_t* p, float s) { return _mm512_mul_ps(halves(p), _mm512_set1_ps(s)); }
 // acc + scale * s * float(i)
 inline FloatLanes fmadd_lanes(FloatLanes scale, float s, Lanes i, FloatLanes acc) {
   return _mm512_fmadd_ps(_mm512_mul_ps(scale, _mm512_set1_ps(s)), _mm512_cvtepi32_ps(i), acc);
@@ -517,10 +526,34 @@ inline Lanes s8_to_16(const int8_t* p) {
   return {_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
           _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)))};
 }
+// acc + per lane the four products of w's signed bytes with x4's: |w| by x with w's sign, unsigned by signed
+// as maddubs wants (no offset to take off: kSignedOffset 0)
+constexpr int kSignedOffset = 0;
+inline Lanes dot4_signed(Lanes acc, Lanes w, int32_t x4) {
+  const __m256i x = _mm256_set1_epi32(x4), ones = _mm256_set1_epi16(1);
+  auto one = [&](__m256i a, __m256i v) {
+    return _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(x, v)), ones));
+  };
+  return {one(acc.lo, w.lo), one(acc.hi, w.hi)};
+}
+inline Lanes add_fifth_bits(Lanes u, uint64_t bits) {
+  const __m256i sixteen = _mm256_set1_epi8(16);
+  return {_mm256_or_si256(u.lo, _mm256_and_si256(bits_to_bytes(static_cast<uint32_t>(bits)), sixteen)),
+          _mm256_or_si256(u.hi, _mm256_and_si256(bits_to_bytes(static_cast<uint32_t>(bits >> 32)), sixteen))};
+}
 inline FloatLanes floats_zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+inline FloatLanes fmadd_scalar(FloatLanes c, float s, FloatLanes acc) {
+  const __m256 b = _mm256_set1_ps(s);
+  return {_mm256_fmadd_ps(c.lo, b, acc.lo), _mm256_fmadd_ps(c.hi, b, acc.hi)};
+}
 inline FloatLanes halves(const uint16_t* p) {
   return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
           _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)))};
+}
+inline FloatLanes scaled_halves(const uint16_t* p, float s) {
+  const FloatLanes h = halves(p);
+  const __m256 b = _mm256_set1_ps(s);
+  return {_mm256_mul_ps(h.lo, b), _mm256_mul_ps(h.hi, b)};
 }
 inline FloatLanes fmadd_lanes(FloatLanes scale, float s, Lanes i, FloatLanes acc) {
   const __m256 b = _mm256_set1_ps(s);
@@ -609,17 +642,79 @@ inline void add_group_block(const BlockQ6_KX16& b, const Rows256<R>& x, int64_t 
   for (int i = 0; i < R; ++i) acc[i] = fmadd_lanes(d, x.scale(i, v0), sub32(isum[i], shl32<5>(offset[i])), acc[i]);
 }
 
-// Groups [begin, end) of sixteen rows of W against the m rows of x (rounded per 256), kRowBlock rows of x at a
-// time: y [m, n]
-template <class Block>
-void dot_groups(const Block* w, int64_t begin, int64_t end, int64_t nblocks, const QuantizedX256& xq, int64_t m,
-                int64_t k, float* y, int64_t n) {
+// The blocks of 32 values, sixteen rows: per row of x the rows' integer dot products (two chains), then one
+// float multiply-add by the rows' scales times x's, and the offset (c, per row of W) times x's rounded sum
+template <int R>
+inline void add_scaled32(const Lanes* sum_lo, const Lanes* sum_hi, FloatLanes d, FloatLanes c, const Rows<R>& x,
+                         int64_t v0, FloatLanes* acc) {
+  for (int i = 0; i < R; ++i) {
+    acc[i] = fmadd_lanes(d, *x.scale(i, v0), add32(sum_lo[i], sum_hi[i]), acc[i]);
+    acc[i] = fmadd_scalar(c, *x.qsum(i, v0), acc[i]);
+  }
+}
+
+template <int R>
+inline void add_group_block(const BlockQ8_0X16& b, const Rows<R>& x, int64_t v0, FloatLanes* acc) {
+  Lanes sum[2][R];
+  for (int i = 0; i < R; ++i) sum[0][i] = sum[1][i] = lanes_zero();
+  for (int c = 0; c < 8; ++c) {
+    const Lanes w = load_lanes(b.qs[c]);
+    for (int i = 0; i < R; ++i) sum[c % 2][i] = dot4_signed(sum[c % 2][i], w, four_bytes(x.q(i, v0 + 4 * c)));
+  }
+  add_scaled32<R>(sum[0], sum[1], halves(b.d), scaled_halves(b.d, -static_cast<float>(kSignedOffset)), x, v0, acc);
+}
+
+template <int R>
+inline void add_group_block(const BlockQ4_1X16& b, const Rows<R>& x, int64_t v0, FloatLanes* acc) {
+  const Lanes low4 = bytes_of(0x0f);
+  Lanes sum_lo[R], sum_hi[R];
+  for (int i = 0; i < R; ++i) sum_lo[i] = sum_hi[i] = lanes_zero();
+  for (int c = 0; c < 4; ++c) {
+    const Lanes bytes = load_lanes(b.qs[c]);
+    const Lanes lo = lanes_and(bytes, low4), hi = lanes_and(shift16<-4>(bytes), low4);
+    for (int i = 0; i < R; ++i) {
+      const int8_t* xq = x.q(i, v0 + 4 * c);
+      sum_lo[i] = dot4(sum_lo[i], lo, four_bytes(xq));
+      sum_hi[i] = dot4(sum_hi[i], hi, four_bytes(xq + 16));
+    }
+  }
+  add_scaled32<R>(sum_lo, sum_hi, halves(b.d), halves(b.m), x, v0, acc);
+}
+
+template <int R>
+inline void add_group_block(const BlockQ5_0X16& b, const Rows<R>& x, int64_t v0, FloatLanes* acc) {
+  const Lanes low4 = bytes_of(0x0f);
+  Lanes sum_lo[R], sum_hi[R];
+  for (int i = 0; i < R; ++i) sum_lo[i] = sum_hi[i] = lanes_zero();
+  for (int c = 0; c < 4; ++c) {
+    const Lanes bytes = load_lanes(b.qs[c]);
+    const Lanes lo = add_fifth_bits(lanes_and(bytes, low4), b.qh[c][0]);
+    const Lanes hi = add_fifth_bits(lanes_and(shift16<-4>(bytes), low4), b.qh[c][1]);
+    for (int i = 0; i < R; ++i) {
+      const int8_t* xq = x.q(i, v0 + 4 * c);
+      sum_lo[i] = dot4(sum_lo[i], lo, four_bytes(xq));
+      sum_hi[i] = dot4(sum_hi[i], hi, four_bytes(xq + 16));
+    }
+  }
+  add_scaled32<R>(sum_lo, sum_hi, halves(b.d), scaled_halves(b.d, -16.f), x, v0, acc);
+}
+
+// Groups [begin, end) of sixteen rows of W against rows [x0, x1) of x (rounded per 32, or per 256 for the
+// K-quants), kRowBlock rows of x at a time: y [m, n]
+template <class Block, class Activations>
+void dot_groups(const Block* w, int64_t begin, int64_t end, int64_t nblocks, const Activations& xq, int64_t x0,
+                int64_t x1, int64_t k, float* y, int64_t n) {
   constexpr int kRows = Block::kRows;
   for (int64_t g = begin; g < end; ++g) {
     const Block* group = w + g * nblocks;
-    for_row_blocks(m, [&](auto rows_in_block, int64_t r0) {
+    for_row_blocks(x1 - x0, [&](auto rows_in_block, int64_t first) {
       constexpr int R = decltype(rows_in_block)::value;
-      const Rows256<R> rows{xq, r0, k};
+      const int64_t r0 = x0 + first;
+      using RowsR = std::conditional_t<Block::kValues == 256, Rows256<R>, Rows<R>>;
+      const RowsR rows = [&] {
+        if constexpr (Block::kValues == 256) return RowsR{xq, r0, k};
+        else return RowsR{xq, r0, k, k / kGroup};
+      }();
       FloatLanes acc[R];
       for (int i = 0; i < R; ++i) acc[i] = floats_zero();
       for (int64_t j = 0; j < nblocks; ++j) add_group_block<R>(group[j], rows, j * Block::kValues, acc);
