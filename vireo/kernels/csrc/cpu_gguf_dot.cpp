@@ -1,4 +1,4 @@
-// Decode-size matmuls straight on a GGUF file's quantized blocks, the bytes llama.cpp itself reads:
+// Matmuls straight on a GGUF file's quantized blocks, the bytes llama.cpp itself reads:
 // Q4_0, Q4_1, Q5_0, Q8_0 (blocks of 32 values) and Q4_K, Q6_K (super-blocks of 256). Activations are
 // rounded to int8 per block of 32 (int8_activations.h); each block of 32 takes one integer dot product
 // with the weight's values and one float multiply-add by the product of the two scales. Offsets (Q4_0's
@@ -8,7 +8,10 @@
 // machines we run on differ). Also each type's de-quantization to float32 (the prefill path's slices,
 // embedding rows). Work is split over output channels (spin_pool.h).
 // The block layouts are GGUF's, as its format describes them (gguf-py's quants.py reads them the same way),
-// and two of ours: Q4_K and Q6_K regrouped (`gguf_regroup`, once at load) so that wide registers read them whole.
+// and ours, made once at load (`gguf_regroup`): Q4_K and Q6_K regrouped row by row so that wide registers read
+// them whole, and every type but Q4_0 with sixteen rows interleaved (where N is a multiple of 16: what the engine
+// holds), whose dot products keep sixteen rows in the lanes of a register and unpack each weight once for every
+// row of x - fast enough at prefill sizes too (`CpuGgufWeight.dense_from_rows`).
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 #include <torch/extension.h>

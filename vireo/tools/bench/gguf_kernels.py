@@ -1,8 +1,11 @@
 """CPU benchmark of a GGUF file's matrices in the forms the engine can hold them, side by side in one
-process: the file's own blocks on our `cpu_gguf_dot` kernel (regrouped where the engine regroups them, and
-then also in the file's layout) against the forms used before it (Q4 types as int4 group 32 on
+process: the file's own blocks on our `cpu_gguf_dot` kernel in the layout the engine holds them in
+(`gguf_blocks`: sixteen rows interleaved where the rows come in sixteens), in the file's layout
+(`file_layout`) and, for the K-quants, regrouped row by row (`regrouped_rows`, the engine's layout before
+the interleaved ones), against the forms used before any of them (Q4 types as int4 group 32 on
 `cpu_int8dot`, the other types re-quantized to int8 rows), timed interleaved per (tensor, M) as
-`cpu_kernels` times its contenders, medians reported.
+`cpu_kernels` times its contenders, medians reported. At prefill sizes (M >= 64) every form but the
+interleaved one multiplies de-quantized slices (`CpuGgufWeight.dense_from_rows`), as the engine does.
 
     python -m vireo.tools.bench.gguf_kernels --models qwen2.5-coder-0.5b --json benchmarks/results/gguf-kernels.json
 
@@ -24,7 +27,7 @@ from vireo.kernels import cpu_gguf_dot
 from vireo.kernels.cpu_quant import CpuGgufWeight, CpuWeight, pack_int4
 from vireo.tools.bench.cpu_kernels import timed, write_result
 
-MS = [1, 4, 8]
+MS = [1, 4, 8, 64, 256]
 
 
 def representative_tensors(weights: GgufWeights) -> dict[tuple[str, int, int], str]:
@@ -65,6 +68,11 @@ def main(argv: list[str] | None = None) -> None:
             fns = {"gguf_blocks": blocks.matmul, "before": before.matmul}
             if blocks.block_type != block_type:
                 fns["file_layout"] = file_blocks.matmul
+            previous = "file_layout"
+            if block_type in cpu_gguf_dot.REGROUPED and blocks.block_type != cpu_gguf_dot.REGROUPED[block_type]:
+                layout = cpu_gguf_dot.REGROUPED[block_type]
+                regrouped = CpuGgufWeight(cpu_gguf_dot.relayout(file_blocks.blocks, block_type, layout, k), layout, k)
+                fns["regrouped_rows"], previous = regrouped.matmul, "regrouped_rows"
             for m in MS:
                 ms = timed(fns, torch.randn(m, k), args.rounds, args.min_s)
                 row = {
@@ -74,32 +82,27 @@ def main(argv: list[str] | None = None) -> None:
                     "n": n,
                     "k": k,
                     "m": m,
+                    "layout": blocks.block_type,
                     "before_form": type(before).__name__,
                     "median_ms": ms,
                     "blocks_speedup": round(ms["before"] / ms["gguf_blocks"], 3),
                     "bytes": {"gguf_blocks": blocks.nbytes(), "before": before.nbytes()},
                 }
-                if "file_layout" in ms:
-                    row["layout"] = blocks.block_type
-                    row["regrouped_speedup"] = round(ms["file_layout"] / ms["gguf_blocks"], 3)
-                    row["bytes"]["file_layout"] = file_blocks.nbytes()
+                if previous in ms:
+                    row["speedup_over_" + previous] = round(ms[previous] / ms["gguf_blocks"], 3)
                 rows.append(row)
                 print(
-                    f"{model:20} {block_type:5} {n:>6}x{k:<5} M={m}: blocks {ms['gguf_blocks']:.3f} ms, "
-                    f"{type(before).__name__} {ms['before']:.3f} ms ({row['blocks_speedup']:.2f}x)"
-                    + (
-                        f", file layout {ms['file_layout']:.3f} ms ({row['regrouped_speedup']:.2f}x)"
-                        if "file_layout" in ms
-                        else ""
-                    ),
+                    f"{model:20} {block_type:5} {n:>6}x{k:<5} M={m}: {blocks.block_type} {ms['gguf_blocks']:.3f} ms, "
+                    + ", ".join(f"{key} {ms[key]:.3f} ms" for key in fns if key != "gguf_blocks"),
                     flush=True,
                 )
     write_result(
         args.json,
         "gguf_kernels",
-        "x @ W.T per call for a GGUF file's matrices: the file's blocks on cpu_gguf_dot (regrouped where the "
-        "engine regroups them) vs the forms used before it, and vs the file's own layout (file_layout); medians "
-        "of interleaved rounds; blocks_speedup / regrouped_speedup > 1: the engine's blocks faster",
+        "x @ W.T per call for a GGUF file's matrices: the file's blocks on cpu_gguf_dot in the engine's layout "
+        "(gguf_blocks) vs the forms used before it (before), the file's own layout (file_layout) and the K-quants "
+        "regrouped row by row (regrouped_rows); M >= 64: all but the interleaved layouts take de-quantized "
+        "slices; medians of interleaved rounds; *_speedup > 1: the engine's layout faster",
         rows,
     )
 
