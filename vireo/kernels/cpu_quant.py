@@ -289,9 +289,10 @@ class CpuGgufWeight:
     def dense_from_rows(self) -> int:
         """Rows of x from which de-quantized slices in bfloat16 / float32 GEMMs beat the kernel: 64 for the
         file's layouts and the regrouped rows, whose kernel's time grows fast with every row of x; never for
-        the interleaved layouts, whose kernel multiplies 256 rows of x 1.5-2.6x faster than de-quantized
-        slices in bfloat16 (Zen 4; at 1024 rows 1.2-1.3x; on AVX2 alone 1.3-2x a float32 GEMM at 256 rows),
-        except where AMX multiplies bfloat16 matrices (there slices keep prefill, as before: not measured)."""
+        the interleaved layouts, whose kernel multiplies 256 rows of x 1.4-2.0x faster than de-quantized
+        slices in bfloat16 on the large matrices (Zen 4, gguf-kernels-epyc-zen4-interleaved.json; on AVX2
+        alone 0.97-2.0x a float32 GEMM), except where AMX multiplies bfloat16 matrices (there slices keep
+        prefill, as before: not measured)."""
         if cpu_gguf_dot.rows_per_block(self.block_type) > 1 and not amx_bfloat16():
             return sys.maxsize
         return 64

@@ -114,9 +114,10 @@ _BLOCK = re.compile(r"blk\.(\d+)\.(.+)")
 # a pass as Q4_1 blocks against 5.37 ms in the int4 form at one row of x (1.21x), 10.2 against 12.3 ms at four,
 # 19.3 against 21.5 at eight, in 66 MB instead of 79 (the int4 form keeps float32 scales and offsets per 32).
 # Since then every served type is held with sixteen rows interleaved where the rows come in sixteens
-# (`cpu_gguf_dot.INTERLEAVED`, made at load by `CpuGgufWeight.from_file`): 1.5-2.5x the row-by-row layouts at
-# one to eight rows of x on Zen 4 (`gguf-kernels-epyc-zen4-interleaved.json`), and faster than de-quantized
-# slices at prefill sizes, so those take the kernel too.
+# (`cpu_gguf_dot.INTERLEAVED`, made at load by `CpuGgufWeight.from_file`): 1.0-4.2x the layouts before it at
+# one to eight rows of x on Zen 4 (the LM heads, streamed from memory at one row, about even;
+# `gguf-kernels-epyc-zen4-interleaved.json`), and faster than de-quantized slices at prefill sizes, so those
+# take the kernel too. Which type each file type is served as is unchanged.
 BLOCKS_SERVED = ("Q8_0", "Q4_K", "Q6_K")
 BLOCKS_SERVED_ON_VNNI = ("Q5_0", "Q4_1")
 
