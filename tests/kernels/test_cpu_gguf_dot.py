@@ -115,10 +115,11 @@ def test_dequantization_to_bfloat16_rounds_the_reference_to_nearest(layout):
 
 
 @pytest.mark.parametrize("file_type", list(cpu_gguf_dot.INTERLEAVED))
-def test_layouts_of_ours_keep_the_files_rows_in_order(file_type):
+def test_layouts_of_ours_keep_the_files_rows_in_order(file_type, monkeypatch):
     """Rows in sixteens are interleaved; others are regrouped row by row (the K-quants) or keep the file's
     bytes; either way a weight's rows are the file's rows (its output channels neither move nor mix), so
     fused projections and slices stay right. Q4_0 has no layout of ours."""
+    monkeypatch.setattr(cpu_quant, "amx_bfloat16", lambda: False)  # interleaved wherever AMX does not decide
     raw = torch.from_numpy(random_blocks("Q4_0"))
     assert cpu_gguf_dot.regroup(raw, "Q4_0", K) == (raw, "Q4_0")
     with pytest.raises(RuntimeError, match="no layout"):
@@ -166,18 +167,21 @@ def test_prefill_rows_take_dequantized_slices_of_the_same_weight(block_type, bfl
     assert (got - x.double() @ w.double().t()).abs().max() > 0  # the rounding happened: not the float32 path
 
 
-@pytest.mark.parametrize("amx", [False, True])
-def test_interleaved_weights_take_the_kernel_at_prefill_sizes_too(amx, monkeypatch):
-    """Their kernel beats de-quantized slices at every size measured; where AMX multiplies bfloat16 (not
-    measured) slices keep the prefill."""
-    monkeypatch.setattr(cpu_quant, "amx_bfloat16", lambda: amx)
+def test_interleaved_weights_take_the_kernel_at_prefill_sizes_too():
+    """Their kernel beats de-quantized slices at every size measured (x taken 256 rows at a time)."""
     weight, raw = weight_of("Q4_K_X16", seed=12)
     x = torch.randn(300, K, generator=torch.Generator().manual_seed(12))  # more than one slice of 256 rows of x
     kernel = cpu_gguf_dot.gguf_mm(x, weight.blocks, weight.block_type, K)
-    assert weight.dense_from_rows == (64 if amx else sys.maxsize)
-    assert torch.equal(weight.matmul(x), kernel) != amx
+    assert weight.dense_from_rows == sys.maxsize and torch.equal(weight.matmul(x), kernel)
     ref = rounded(x, 256) @ reference_weight(raw, "Q4_K").double().t()
     assert (kernel.double() - ref).abs().max() <= 1e-5 * ref.abs().max()
+
+
+@pytest.mark.parametrize("amx", [False, True])
+def test_weights_are_interleaved_except_where_amx_multiplies_bfloat16(amx, monkeypatch):
+    monkeypatch.setattr(cpu_quant, "amx_bfloat16", lambda: amx)
+    weight = CpuGgufWeight.from_file(torch.from_numpy(random_blocks("Q4_K", seed=13)), "Q4_K", K)
+    assert weight.block_type == ("Q4_K_R" if amx else "Q4_K_X16")
 
 
 @pytest.mark.parametrize("rows", [1, 8, 63, 64])

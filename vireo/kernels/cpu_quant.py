@@ -291,18 +291,17 @@ class CpuGgufWeight:
         file's layouts and the regrouped rows, whose kernel's time grows fast with every row of x; never for
         the interleaved layouts, whose kernel multiplies 256 rows of x 1.4-2.0x faster than de-quantized
         slices in bfloat16 on the large matrices (Zen 4, gguf-kernels-epyc-zen4-interleaved.json; on AVX2
-        alone 0.97-2.0x a float32 GEMM), except where AMX multiplies bfloat16 matrices (there slices keep
-        prefill, as before: not measured)."""
-        if cpu_gguf_dot.rows_per_block(self.block_type) > 1 and not amx_bfloat16():
-            return sys.maxsize
-        return 64
+        alone 0.97-2.0x a float32 GEMM)."""
+        return sys.maxsize if cpu_gguf_dot.rows_per_block(self.block_type) > 1 else 64
 
     @classmethod
     def from_file(cls, blocks: torch.Tensor, block_type: str, k: int, in_place: bool = False) -> CpuGgufWeight:
         """A weight of a file's blocks that matmuls read: in our layout where the kernel has a faster one
         for the type (`cpu_gguf_dot.regroup`; `in_place`: `blocks` may be written over; rows that only
-        lookups read keep the file's layout)."""
-        return cls(*cpu_gguf_dot.regroup(blocks, block_type, k, in_place), k)
+        lookups read keep the file's layout). Not interleaved where AMX multiplies bfloat16 (Intel Sapphire
+        Rapids and later): there de-quantized slices in AMX GEMMs may still win the prefill, and the
+        interleaved layouts de-quantize slowly; not measured, so those CPUs keep the layouts measured before."""
+        return cls(*cpu_gguf_dot.regroup(blocks, block_type, k, in_place, interleave=not amx_bfloat16()), k)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -15,6 +15,7 @@ One tensor per (block type, shape) of each model's file: its decode matmuls as t
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +46,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--min-s", type=float, default=0.05)
+    parser.add_argument(
+        "--avx2-only", action="store_true", help="our kernel's AVX2 bodies even where the CPU has VNNI (AVX2-only CPUs)"
+    )
     args = parser.parse_args(argv)
     if cpu_gguf_dot.load_kernel() is None:
         raise SystemExit("our AVX2 kernel is not available here: nothing to compare")
+    with cpu_gguf_dot.avx2_only() if args.avx2_only else contextlib.nullcontext():
+        rows = measure(args)
+    write_result(
+        args.json,
+        "gguf_kernels",
+        "x @ W.T per call for a GGUF file's matrices: the file's blocks on cpu_gguf_dot in the engine's layout "
+        "(gguf_blocks) vs the forms used before it (before), the file's own layout (file_layout) and the K-quants "
+        "regrouped row by row (regrouped_rows); M >= 64: all but the interleaved layouts take de-quantized "
+        "slices; medians of interleaved rounds; *_speedup > 1: the engine's layout faster"
+        + ("; our kernel on its AVX2 bodies only (--avx2-only)" if args.avx2_only else ""),
+        rows,
+    )
+
+
+def measure(args: argparse.Namespace) -> list[dict]:
+    """One row per (model, tensor, M)."""
     rows = []
     for model in args.models:
         folder = ModelRegistry().resolve(model).path
@@ -96,15 +116,7 @@ def main(argv: list[str] | None = None) -> None:
                     + ", ".join(f"{key} {ms[key]:.3f} ms" for key in fns if key != "gguf_blocks"),
                     flush=True,
                 )
-    write_result(
-        args.json,
-        "gguf_kernels",
-        "x @ W.T per call for a GGUF file's matrices: the file's blocks on cpu_gguf_dot in the engine's layout "
-        "(gguf_blocks) vs the forms used before it (before), the file's own layout (file_layout) and the K-quants "
-        "regrouped row by row (regrouped_rows); M >= 64: all but the interleaved layouts take de-quantized "
-        "slices; medians of interleaved rounds; *_speedup > 1: the engine's layout faster",
-        rows,
-    )
+    return rows
 
 
 if __name__ == "__main__":
