@@ -569,6 +569,17 @@ inline int32_t four_bytes(const int8_t* p) {
   return v;
 }
 
+// Low-nibble (or low-bits) values `lo` against four values of x from v, `hi` against four from v + 16, for each of
+// R rows of x: the rows' two chains of products
+template <int R, class RowsR>
+inline void add_pairs(Lanes lo, Lanes hi, const RowsR& x, int64_t v, Lanes* sum_lo, Lanes* sum_hi) {
+  for (int i = 0; i < R; ++i) {
+    const int8_t* xq = x.q(i, v);
+    sum_lo[i] = dot4(sum_lo[i], lo, four_bytes(xq));
+    sum_hi[i] = dot4(sum_hi[i], hi, four_bytes(xq + 16));
+  }
+}
+
 // Q4_K, sixteen rows: per sub-block of 32 the rows' integer dot products (low nibbles and high apart: two
 // chains), times the sub-scales lane by lane; the minima against x's sums per 32, in int16 pairs
 template <int R>
@@ -582,11 +593,7 @@ inline void add_group_block(const BlockQ4_KX16& b, const Rows256<R>& x, int64_t 
     for (int c = 0; c < 4; ++c) {
       const Lanes bytes = load_lanes(b.qs[s][c]);
       const Lanes lo = lanes_and(bytes, low4), hi = lanes_and(shift16<-4>(bytes), low4);
-      for (int i = 0; i < R; ++i) {
-        const int8_t* xq = x.q(i, v0 + 32 * s + 4 * c);
-        sum_lo[i] = dot4(sum_lo[i], lo, four_bytes(xq));
-        sum_hi[i] = dot4(sum_hi[i], hi, four_bytes(xq + 16));
-      }
+      add_pairs<R>(lo, hi, x, v0 + 32 * s + 4 * c, sum_lo, sum_hi);
     }
     const Lanes scale = u8_to_32(b.sc[s]);
     for (int i = 0; i < R; ++i) isum[i] = add32(isum[i], mul32(add32(sum_lo[i], sum_hi[i]), scale));
@@ -622,11 +629,7 @@ inline void add_group_block(const BlockQ6_KX16& b, const Rows256<R>& x, int64_t 
         const Lanes low = load_lanes(b.pairs[q].ql[c]);
         const Lanes lo = lanes_or(lanes_and(low, low4), lanes_and(half ? top : shift16<4>(top), top2));
         const Lanes hi = lanes_or(lanes_and(shift16<-4>(low), low4), lanes_and(half ? shift16<-2>(top) : shift16<2>(top), top2));
-        for (int i = 0; i < R; ++i) {
-          const int8_t* xq = x.q(i, v0 + 32 * q + 4 * c);
-          sum_lo[i] = dot4(sum_lo[i], lo, four_bytes(xq));
-          sum_hi[i] = dot4(sum_hi[i], hi, four_bytes(xq + 16));
-        }
+        add_pairs<R>(lo, hi, x, v0 + 32 * q + 4 * c, sum_lo, sum_hi);
       }
     }
     const Lanes pairs = s8_to_16(b.pairs[q].sc[0]);  // lane r: sub-scales 2q, 2q + 1 of row r as int16
@@ -672,11 +675,7 @@ inline void add_group_block(const BlockQ4_1X16& b, const Rows<R>& x, int64_t v0,
   for (int c = 0; c < 4; ++c) {
     const Lanes bytes = load_lanes(b.qs[c]);
     const Lanes lo = lanes_and(bytes, low4), hi = lanes_and(shift16<-4>(bytes), low4);
-    for (int i = 0; i < R; ++i) {
-      const int8_t* xq = x.q(i, v0 + 4 * c);
-      sum_lo[i] = dot4(sum_lo[i], lo, four_bytes(xq));
-      sum_hi[i] = dot4(sum_hi[i], hi, four_bytes(xq + 16));
-    }
+    add_pairs<R>(lo, hi, x, v0 + 4 * c, sum_lo, sum_hi);
   }
   add_scaled32<R>(sum_lo, sum_hi, halves(b.d), halves(b.m), x, v0, acc);
 }
@@ -690,11 +689,7 @@ inline void add_group_block(const BlockQ5_0X16& b, const Rows<R>& x, int64_t v0,
     const Lanes bytes = load_lanes(b.qs[c]);
     const Lanes lo = add_fifth_bits(lanes_and(bytes, low4), b.qh[c][0]);
     const Lanes hi = add_fifth_bits(lanes_and(shift16<-4>(bytes), low4), b.qh[c][1]);
-    for (int i = 0; i < R; ++i) {
-      const int8_t* xq = x.q(i, v0 + 4 * c);
-      sum_lo[i] = dot4(sum_lo[i], lo, four_bytes(xq));
-      sum_hi[i] = dot4(sum_hi[i], hi, four_bytes(xq + 16));
-    }
+    add_pairs<R>(lo, hi, x, v0 + 4 * c, sum_lo, sum_hi);
   }
   add_scaled32<R>(sum_lo, sum_hi, halves(b.d), scaled_halves(b.d, -16.f), x, v0, acc);
 }
