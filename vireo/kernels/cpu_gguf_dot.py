@@ -101,7 +101,7 @@ def regroup(
 
 
 def relayout(blocks: torch.Tensor, block_type: str, layout: str, k: int, in_place: bool = False) -> torch.Tensor:
-    """A file's Q4_K or Q6_K blocks in one of our layouts (`REGROUPED`'s or `INTERLEAVED`'s)."""
+    """A file's blocks in one of our layouts of their type (`REGROUPED`'s or `INTERLEAVED`'s)."""
     kernel = load_kernel()
     assert kernel is not None, "the AVX2 kernel is not built here"
     assert blocks.is_contiguous(), "regroup reads contiguous rows of blocks"

@@ -199,7 +199,7 @@ inline void regroup_block(const BlockQ6_K& in, BlockQ6_KR& out) {
   out.d = in.d;
 }
 
-// The file's Q4_K values (0..15) in order, and its sub-scales and sub-minima
+// The file's Q4_K values (0..15) in order
 inline void q4k_values(const BlockQ4_K& b, uint8_t q[256]) {
   for (int j = 0; j < 4; ++j)
     for (int l = 0; l < 32; ++l) q[64 * j + l] = b.qs[32 * j + l] & 0xf, q[64 * j + 32 + l] = b.qs[32 * j + l] >> 4;
@@ -317,15 +317,13 @@ inline void dequantize_block(const BlockQ8_0& b, float* y) {
   for (int j = 0; j < 32; ++j) y[j] = d * b.qs[j];
 }
 inline void dequantize_block(const BlockQ4_K& b, float* y) {
-  uint8_t sc[8], mn[8];
+  uint8_t sc[8], mn[8], q[256];
   q4k_scales(b.scales, sc, mn);
+  q4k_values(b, q);
   const float d = half(b.d), dmin = half(b.dmin);
-  for (int j = 0; j < 4; ++j) {
-    const float d0 = d * sc[2 * j], m0 = dmin * mn[2 * j], d1 = d * sc[2 * j + 1], m1 = dmin * mn[2 * j + 1];
-    for (int l = 0; l < 32; ++l) {
-      y[64 * j + l] = d0 * (b.qs[32 * j + l] & 0xf) - m0;
-      y[64 * j + 32 + l] = d1 * (b.qs[32 * j + l] >> 4) - m1;
-    }
+  for (int s = 0; s < 8; ++s) {
+    const float scale = d * sc[s], minimum = dmin * mn[s];
+    for (int v = 32 * s; v < 32 * s + 32; ++v) y[v] = scale * q[v] - minimum;
   }
 }
 inline void dequantize_block(const BlockQ4_KR& b, float* y) {
@@ -492,13 +490,9 @@ torch::Tensor dequantize(const torch::Tensor& blocks, int64_t k, bool bfloat16) 
   if (!bfloat16) {
     float* y = out.data_ptr<float>();
     vireo_pool::parallel_for(0, n / kRows, std::max<int64_t>(1, 16 / kRows), [&](int64_t begin, int64_t end) {
-      if constexpr (kRows > 1) {  // straight into y
-        for (int64_t g = begin; g < end; ++g)
-          for (int64_t j = 0; j < nblocks; ++j) dequantize_block(w[g * nblocks + j], y + g * kRows * k + j * kValues, k);
-      } else {
-        for (int64_t row = begin; row < end; ++row)
-          for (int64_t j = 0; j < nblocks; ++j) dequantize_block(w[row * nblocks + j], y + row * k + j * kValues);
-      }
+      dequantize_rows(w, begin * kRows, end * kRows, nblocks, [&](int64_t row, int64_t j, const float* values) {
+        std::memcpy(y + row * k + j * kValues, values, kValues * sizeof(float));
+      });
     });
     return out;
   }
@@ -512,7 +506,7 @@ torch::Tensor dequantize(const torch::Tensor& blocks, int64_t k, bool bfloat16) 
   return out;
 }
 
-// GGML's type numbers, and ours for the regrouped Q4_K and Q6_K (GGML has no types 112, 114, 212, 214)
+// GGML's type numbers, and ours for our layouts (GGML has no types 112, 114, 203, 206, 208, 212, 214)
 enum BlockType : int64_t {
   kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ8_0 = 8, kQ4_K = 12, kQ6_K = 14,
   kQ4_KR = 112, kQ6_KR = 114, kQ4_1X16 = 203, kQ5_0X16 = 206, kQ8_0X16 = 208, kQ4_KX16 = 212, kQ6_KX16 = 214
@@ -610,7 +604,7 @@ int64_t threads_used(int64_t tasks) {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   VIREO_POOL_BINDING(m);
-  m.def("gguf_mm", &gguf_mm, "x @ W.T, W in GGML blocks (Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K) or regrouped Q4_K / Q6_K, x rounded to int8");
+  m.def("gguf_mm", &gguf_mm, "x @ W.T, W in GGML blocks (Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K) or one of our layouts of them, x rounded to int8");
   m.def("gguf_regroup", &gguf_regroup,
         "a file's blocks in one of our layouts (112 / 114 regrouped rows; 203, 206, 208, 212, 214 sixteen rows interleaved)",
         pybind11::arg("blocks"), pybind11::arg("type"), pybind11::arg("to"), pybind11::arg("k"),
