@@ -133,16 +133,16 @@ struct Rows256 {
 // element e in both lanes (a Q4_K sub-block's scale over its 32 values), pair[t] element 2t in lane 0
 // and 2t + 1 in lane 1 (a Q6_K 32-value chunk's two sub-scales, one per 16 values)
 struct PickMasks {
-  alignas(32) int8_t same[8][32];
-  alignas(32) int8_t pair[4][32];
-  PickMasks() {
+  alignas(32) int8_t same[8][32]{};
+  alignas(32) int8_t pair[4][32]{};
+  constexpr PickMasks() {
     for (int e = 0; e < 8; ++e)
       for (int byte = 0; byte < 32; ++byte) same[e][byte] = static_cast<int8_t>(2 * e + byte % 2);
     for (int t = 0; t < 4; ++t)
       for (int byte = 0; byte < 32; ++byte) pair[t][byte] = static_cast<int8_t>(2 * (2 * t + byte / 16) + byte % 2);
   }
 };
-inline const PickMasks kPick;
+inline constexpr PickMasks kPick{};  // constant data: no code runs at load (see kPickIndices)
 
 // Q4_K: the sub-blocks' products times their 6-bit scales add up in int32 over the super-block; one
 // float multiply-add per super-block, and the minima against the integer sums of x
@@ -187,12 +187,12 @@ inline void add_block(const BlockQ4_K& b, const Rows256<R>& x, int64_t v0, Acc<R
 // int16 lanes of a maddubs result's first 32 values and 4h + 1's in the next; hi[h] those of 4h + 2, 4h + 3.
 // pairs: each of eight minima twice (against the sums of x per 16).
 struct PickIndices {
-  alignas(64) int16_t lo[2][32];
-  alignas(64) int16_t hi[2][32];
-  alignas(32) int16_t pairs[16];
-  alignas(64) int16_t q6_lo[2][32];  // Q6_K's sixteen sub-scales, one per 16 values: 8h..8h + 3 (low nibbles)
-  alignas(64) int16_t q6_hi[2][32];  // and 8h + 4..8h + 7 (high nibbles), each over eight int16 lanes
-  PickIndices() {
+  alignas(64) int16_t lo[2][32]{};
+  alignas(64) int16_t hi[2][32]{};
+  alignas(32) int16_t pairs[16]{};
+  alignas(64) int16_t q6_lo[2][32]{};  // Q6_K's sixteen sub-scales, one per 16 values: 8h..8h + 3 (low nibbles)
+  alignas(64) int16_t q6_hi[2][32]{};  // and 8h + 4..8h + 7 (high nibbles), each over eight int16 lanes
+  constexpr PickIndices() {
     for (int h = 0; h < 2; ++h)
       for (int t = 0; t < 32; ++t) {
         lo[h][t] = static_cast<int16_t>(4 * h + t / 16), hi[h][t] = static_cast<int16_t>(4 * h + 2 + t / 16);
@@ -201,7 +201,10 @@ struct PickIndices {
     for (int t = 0; t < 16; ++t) pairs[t] = static_cast<int16_t>(t / 2);
   }
 };
-inline const PickIndices kPickIndices;
+// constexpr: the tables are the library's constant data. A run-time constructor of this namespace would be compiled
+// for AVX-512 (vectorized: vmovdqa64 on zmm) and run when the library loads, killing the process with SIGILL on
+// AVX2-only CPUs (Zen 3) before any dispatch could choose the AVX2 bodies.
+inline constexpr PickIndices kPickIndices{};
 
 // 128 values of R rows of x from v: low-nibble values (lo) against x[v, v + 64), high (hi) against [v + 64, v + 128),
 // each pair's products times its int16 sub-scales into the rows' two int32 chains
