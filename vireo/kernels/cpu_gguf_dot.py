@@ -61,8 +61,8 @@ def load_kernel() -> ModuleType | None:
 
 
 def vnni() -> bool:
-    """Whether the dot products run on AVX-512 VNNI here (else AVX2): where they do, Q5_0's own blocks are
-    streamed faster than as Q8_0 blocks (`gguf_weights.blocks_served`)."""
+    """Whether the dot products run on AVX-512 VNNI here (else AVX2): where they do, Q5_0's and Q4_1's own blocks
+    are served whatever their row count (`gguf_weights.blocks_served`)."""
     kernel = load_kernel()
     return kernel is not None and kernel.vnni()
 

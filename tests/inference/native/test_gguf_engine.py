@@ -46,12 +46,12 @@ def teacher_forced(model, ids: list[int]) -> torch.Tensor:
         return ModelRunner(model, -(-len(ids) // 16), 16).forward_logits(torch.tensor([ids]))[0].log_softmax(-1)
 
 
-# SmolLM2's Q4_1 linears: the file's blocks where our kernel runs on AVX-512 VNNI (`blocks_served`), else the
-# int4 form of this machine (our AVX2 kernel's where it builds, else PyTorch's); its Q8_0 embedding: the file's
-# blocks on `cpu_gguf_dot` where that builds, else int8 rows
+# SmolLM2's Q4_1 linears: the file's blocks where our kernel builds (their rows come in sixteens:
+# `blocks_served`), else the int4 form of this machine (our AVX2 kernel's where it builds, else PyTorch's);
+# its Q8_0 embedding: the file's blocks on `cpu_gguf_dot` where that builds, else int8 rows
 OURS = cpu_int8dot.load_kernel() is not None
 BLOCKS = cpu_gguf_dot.load_kernel() is not None
-Q4_1_BLOCKS = "Q4_1" in blocks_served() and BLOCKS
+Q4_1_BLOCKS = "Q4_1" in blocks_served(576) and BLOCKS
 INT4_FORM = CpuGgufWeight if Q4_1_BLOCKS else CpuInt4DotWeight if OURS else CpuInt4Weight
 KL_MEAN_BOUND = 0.03 if OURS else 0.01
 

@@ -220,14 +220,16 @@ def file_mapping_holds(path: Path, address: int) -> bool:
 
 @pytest.mark.skipif(not gguf_blocks_supported("Q5_0", 256), reason="AVX2 extension not available here")
 @pytest.mark.parametrize("vnni", [False, True])
-def test_a_q5_0_embedding_beside_an_output_layer_keeps_its_own_blocks(tmp_path, vnni, monkeypatch):
+@pytest.mark.parametrize("rows", [64, 72])
+def test_a_q5_0_embedding_beside_an_output_layer_keeps_its_own_blocks(tmp_path, vnni, rows, monkeypatch):
     """Only lookups read it (the output layer is a tensor of its own), so it stays Q5_0 (22 bytes a block,
-    not Q8_0's 34); its rows are the file's. Tied to the LM head, a matrix the matmuls read: Q8_0 blocks,
-    or its own where the kernel runs on AVX-512 VNNI (`blocks_served`; both decisions checked on any CPU,
-    the kernel has Q5_0 dot products for either instruction set), sixteen rows interleaved."""
+    not Q8_0's 34); its rows are the file's. Tied to the LM head, a matrix the matmuls read: its own blocks,
+    sixteen rows interleaved, where the rows come in sixteens or the kernel runs on AVX-512 VNNI; Q8_0 blocks
+    otherwise (`blocks_served`; every decision checked on any CPU, the kernel has Q5_0 dot products for
+    either instruction set)."""
     monkeypatch.setattr(cpu_gguf_dot, "vnni", lambda: vnni)
     rng = np.random.default_rng(0)
-    embed = rng.standard_normal((64, 256)).astype(np.float32)
+    embed = rng.standard_normal((rows, 256)).astype(np.float32)
     config = SimpleNamespace(num_attention_heads=4, num_key_value_heads=2)
     untied = write_gguf(
         tmp_path / "untied.gguf", {"token_embd.weight": (embed, T.Q5_0), "output.weight": (embed, T.Q8_0)}
@@ -236,15 +238,17 @@ def test_a_q5_0_embedding_beside_an_output_layer_keeps_its_own_blocks(tmp_path, 
     looked_up = weights["model.embed_tokens.weight"]
     assert isinstance(looked_up, CpuGgufWeight) and looked_up.block_type == "Q5_0"
     want = gguf_reference(weights.raw("model.embed_tokens.weight"), T.Q5_0)
-    rows = torch.tensor([0, 5, 63])
-    assert torch.equal(looked_up.rows(rows, torch.float32), want[rows])
+    picked = torch.tensor([0, 5, rows - 1])
+    assert torch.equal(looked_up.rows(picked, torch.float32), want[picked])
     # mapped from the file, not read into memory of its own: a lookup touches only its rows' pages
     assert file_mapping_holds(untied, looked_up.blocks.data_ptr())
     tied = write_gguf(tmp_path / "tied.gguf", {"token_embd.weight": (embed, T.Q5_0)})
     head = GgufWeights(tied, config, torch.float32)["model.embed_tokens.weight"]
-    served = "Q5_0" if vnni else "Q8_0"
-    assert isinstance(head, CpuGgufWeight) and head.block_type == (served if amx_bfloat16() else served + "_X16")
-    assert torch.equal(head.rows(rows, torch.float32), want[rows])
+    in_sixteens = rows % 16 == 0
+    served = "Q5_0" if vnni or in_sixteens else "Q8_0"
+    layout = served + "_X16" if in_sixteens and not amx_bfloat16() else served
+    assert isinstance(head, CpuGgufWeight) and head.block_type == layout
+    assert torch.equal(head.rows(picked, torch.float32), want[picked])
     x = torch.randn(2, 256, generator=torch.Generator().manual_seed(2))
     reference = x @ want.t()
     assert (head.matmul(x) - reference).abs().max() <= 2e-2 * reference.abs().max()  # x rounded to int8 per 32

@@ -10,9 +10,9 @@ file; its embedding costs it the same).
 
 - Where our AVX2 kernel `cpu_gguf_dot` builds, every Q8_0, Q4_K and Q6_K matrix (layers, the LM head,
   the token embedding) -> `CpuGgufWeight`: the file's own rows of blocks, the bytes llama.cpp reads,
-  nothing re-rounded (fused q/k/v and gate/up concatenate rows of one type); Q5_0 -> Q8_0 blocks, exactly
-  (`BLOCKS_SERVED` says why, by measurement), except where the kernel runs on AVX-512 VNNI: its own blocks.
-  Where the kernel runs on AVX-512 VNNI, Q4_1 matrices too. Otherwise, and for Q4_0:
+  nothing re-rounded (fused q/k/v and gate/up concatenate rows of one type); Q5_0 and Q4_1 too where the
+  kernel runs on AVX-512 VNNI or their rows come in sixteens (interleaved), else Q5_0 -> Q8_0 blocks, exactly
+  (`blocks_served` says why, by measurement). Otherwise, and for Q4_0:
 - Q4_0, Q4_1, Q4_K linears -> `Int4Grid`, group 32 (packed by the model after fusing q/k/v and
   gate/up): exact; the kernel's bfloat16 scales and zeros then round by at most 2^-8 relative.
 - Q8_0, Q6_K and the other block types -> `CpuInt8Weight`, int8 per output channel (RTN): at most
@@ -117,14 +117,21 @@ _BLOCK = re.compile(r"blk\.(\d+)\.(.+)")
 # (`cpu_gguf_dot.INTERLEAVED`, made at load by `CpuGgufWeight.from_file`): 1.0-4.2x the layouts before it at
 # one to eight rows of x on Zen 4 (the LM heads, streamed from memory at one row, about even;
 # `gguf-kernels-epyc-zen4-interleaved.json`), and faster than de-quantized slices at prefill sizes, so those
-# take the kernel too. Which type each file type is served as is unchanged.
+# take the kernel too. And on AVX2 alone (Zen 3, 2 threads, `python -m vireo.tools.bench.gguf_kernels
+# --whole-model`, gguf-kernels-epyc-zen3-whole-model.json), interleaved Q4_1 and Q5_0 blocks pay as well:
+# SmolLM2's 210 Q4_1 matrices in turn took 4.49 / 6.60 / 9.93 ms a pass at 1 / 4 / 8 rows of x against 5.38 /
+# 14.7 / 21.4 in the int4 form (1.20-2.22x), the 0.5B's 132 Q5_0 ones 8.69 / 14.4 / 26.0 against 11.1 / 15.3 /
+# 27.9 as Q8_0 blocks (1.07-1.27x). So Q5_0 and Q4_1 keep their own blocks wherever they are interleaved (rows in
+# sixteens) or VNNI runs them; only rows of other counts on AVX2 take the forms before.
 BLOCKS_SERVED = ("Q8_0", "Q4_K", "Q6_K")
-BLOCKS_SERVED_ON_VNNI = ("Q5_0", "Q4_1")
+BLOCKS_SERVED_INTERLEAVED_OR_ON_VNNI = ("Q5_0", "Q4_1")
 
 
-def blocks_served() -> tuple[str, ...]:
-    """The block types served as their own blocks on this CPU (see `BLOCKS_SERVED`)."""
-    return BLOCKS_SERVED + (BLOCKS_SERVED_ON_VNNI if cpu_gguf_dot.vnni() else ())
+def blocks_served(rows: int) -> tuple[str, ...]:
+    """The block types a matrix of `rows` output rows is served in as its own blocks on this CPU (see
+    `BLOCKS_SERVED`)."""
+    own = cpu_gguf_dot.vnni() or rows % cpu_gguf_dot.INTERLEAVED_ROWS == 0
+    return BLOCKS_SERVED + (BLOCKS_SERVED_INTERLEAVED_OR_ON_VNNI if own else ())
 
 
 _Q5_0 = np.dtype([("d", "<f2"), ("qh", "<u4"), ("qs", "u1", 16)])
@@ -363,7 +370,7 @@ class GgufWeights(Mapping):
             dense = dequantize_rows(raw, t.type)
             return (dense.view(-1) if len(t.shape) == 1 else dense).to(self.dtype)
         n, k = t.rows, t.shape[0]
-        if t.type.name in blocks_served() and gguf_blocks_supported(t.type.name, k):
+        if t.type.name in blocks_served(n) and gguf_blocks_supported(t.type.name, k):
             # raw's buffer is this call's own: regrouped in place where the layouts are the same size
             return CpuGgufWeight.from_file(torch.from_numpy(np.ascontiguousarray(raw)), t.type.name, k, in_place=True)
         if t.type.name == "Q5_0" and gguf_blocks_supported("Q8_0", k):
