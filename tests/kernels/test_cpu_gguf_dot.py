@@ -44,11 +44,14 @@ def isa(request):
         pytest.skip("this CPU has no AVX-512 VNNI: the AVX2 run is the check here")
 
 
-def random_blocks(block_type: str, n: int = N, k: int = K, seed: int = 0) -> np.ndarray:
-    """Rows [n, bytes] of random blocks (every bit pattern of the values) with sane float16 scales."""
+def random_blocks(block_type: str, n: int = N, k: int = K, seed: int = 0, every_bit_set: bool = False) -> np.ndarray:
+    """Rows [n, bytes] of random blocks (every bit pattern of the values) with sane float16 scales; with
+    `every_bit_set`, every value and sub-scale at its largest bit pattern instead."""
     rng = np.random.default_rng(seed)
     _, values, size = cpu_gguf_dot.BLOCK_TYPES[block_type]
     raw = rng.integers(0, 256, (n, k // values, size), dtype=np.uint8)
+    if every_bit_set:
+        raw[:] = 0xFF
     halves = rng.uniform(1e-3, 2e-2, (n, k // values, 2)).astype(np.float16).view(np.uint8)
     if block_type == "Q6_K":
         raw[..., 208:210] = halves[..., :2]  # d follows ql, qh and the int8 sub-scales
@@ -102,6 +105,25 @@ def test_matmul_equals_the_weight_times_rounded_x(layout, m, isa):
     # float32 accumulation of integer block products: relative to the output's scale
     assert (got - ref).abs().max() <= 1e-5 * ref.abs().max()
     # and not merely close to zero: x's rounding is what the reference models, not a looser bound
+    assert ref.abs().max() > 0.1
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("sign", [1, -1])
+def test_matmul_is_exact_where_every_product_is_largest(layout, sign, isa):
+    """Every weight byte at its largest (Q4: 15, Q5_0: 31, Q6_K: 63 before their offsets; the largest sub-scales)
+    against x of one magnitude (every value rounds to +-127): the AVX2 bodies add products in int16 before they
+    scale them (`partial_dot4`), which holds only while such sums stay within int16."""
+    file_type = FILE_TYPE.get(layout, layout)
+    raw = random_blocks(file_type, seed=7, every_bit_set=True)
+    if layout in FILE_TYPE:
+        weight = CpuGgufWeight(cpu_gguf_dot.relayout(torch.from_numpy(raw), file_type, layout, K), layout, K)
+    else:
+        weight = CpuGgufWeight(torch.from_numpy(raw), layout, K)
+    x = torch.full((4, K), 0.5 * sign)
+    got = weight.matmul(x).double()
+    ref = x.double() @ reference_weight(raw, file_type).double().t()
+    assert (got - ref).abs().max() <= 1e-5 * ref.abs().max()
     assert ref.abs().max() > 0.1
 
 

@@ -459,6 +459,12 @@ template <int S>
 inline Lanes shl32(Lanes a) { return _mm512_slli_epi32(a, S); }
 // acc + per lane the four products of u's unsigned bytes with the four signed bytes of x4
 inline Lanes dot4(Lanes acc, Lanes u, int32_t x4) { return _mm512_dpbusd_epi32(acc, u, _mm512_set1_epi32(x4)); }
+// A scale group's products before its scale (`partial_dot4`): int32 lanes here, vpdpbusd adds them there
+inline Lanes partial_dot4(Lanes acc, Lanes u, int32_t x4) { return dot4(acc, u, x4); }
+inline Lanes partial_add(Lanes a, Lanes b) { return _mm512_add_epi32(a, b); }
+inline Lanes partial_scaled(Lanes p, Lanes scale) { return mul32(p, scale); }  // scale: int32 lanes
+inline Lanes partial_sum(Lanes p) { return p; }
+constexpr int kPartialDot4sOf6Bits = 4;  // int32 partials: Q6_K scales each pair of sub-blocks once
 // acc + per lane the two products of its int16 pair with the int16 pair of p2
 inline Lanes dot2(Lanes acc, Lanes pairs, int32_t p2) { return _mm512_dpwssd_epi32(acc, pairs, _mm512_set1_epi32(p2)); }
 inline Lanes u8_to_32(const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
@@ -501,7 +507,6 @@ inline Lanes shift16(Lanes a) {
 }
 inline Lanes add32(Lanes a, Lanes b) { return each(a, b, [](__m256i x, __m256i y) { return _mm256_add_epi32(x, y); }); }
 inline Lanes sub32(Lanes a, Lanes b) { return each(a, b, [](__m256i x, __m256i y) { return _mm256_sub_epi32(x, y); }); }
-inline Lanes mul32(Lanes a, Lanes b) { return each(a, b, [](__m256i x, __m256i y) { return _mm256_mullo_epi32(x, y); }); }
 inline Lanes low16_of_32(Lanes a) {
   return {_mm256_srai_epi32(_mm256_slli_epi32(a.lo, 16), 16), _mm256_srai_epi32(_mm256_slli_epi32(a.hi, 16), 16)};
 }
@@ -513,6 +518,26 @@ inline Lanes dot4(Lanes acc, Lanes u, int32_t x4) {
   return {_mm256_add_epi32(acc.lo, _mm256_madd_epi16(_mm256_maddubs_epi16(u.lo, x), ones)),
           _mm256_add_epi32(acc.hi, _mm256_madd_epi16(_mm256_maddubs_epi16(u.hi, x), ones))};
 }
+// A scale group's products before its scale (`partial_dot4`): maddubs' pair sums added in int16 lanes, two to a
+// row, then one madd by the scale (partial_scaled) or by ones (partial_sum) instead of one madd per four values and
+// a vpmulld. Exact while a partial holds at most 8 dot4s of values <= 15, 4 of values <= 31 or 2 of values <= 63
+// (|x| <= 127: 8 * 2 * 15 * 127 = 30480, 4 * 2 * 31 * 127 = 31496, 2 * 2 * 63 * 127 = 32004; int16 holds 32767),
+// which its callers keep to (Q6_K scales its partials every kPartialDot4sOf6Bits).
+inline Lanes partial_dot4(Lanes acc, Lanes u, int32_t x4) {
+  const __m256i x = _mm256_set1_epi32(x4);
+  return {_mm256_add_epi16(acc.lo, _mm256_maddubs_epi16(u.lo, x)), _mm256_add_epi16(acc.hi, _mm256_maddubs_epi16(u.hi, x))};
+}
+inline Lanes partial_add(Lanes a, Lanes b) { return each(a, b, [](__m256i x, __m256i y) { return _mm256_add_epi16(x, y); }); }
+inline Lanes partial_scaled(Lanes p, Lanes scale) {  // scale: int32 lanes within int16, one per row
+  // the scale's low int16 in both halves of its lane (blend: the odd int16 from the shifted copy)
+  auto one = [](__m256i v, __m256i sc) { return _mm256_madd_epi16(v, _mm256_blend_epi16(sc, _mm256_slli_epi32(sc, 16), 0xaa)); };
+  return {one(p.lo, scale.lo), one(p.hi, scale.hi)};
+}
+inline Lanes partial_sum(Lanes p) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  return {_mm256_madd_epi16(p.lo, ones), _mm256_madd_epi16(p.hi, ones)};
+}
+constexpr int kPartialDot4sOf6Bits = 2;
 inline Lanes dot2(Lanes acc, Lanes pairs, int32_t p2) {
   const __m256i p = _mm256_set1_epi32(p2);
   return {_mm256_add_epi32(acc.lo, _mm256_madd_epi16(pairs.lo, p)), _mm256_add_epi32(acc.hi, _mm256_madd_epi16(pairs.hi, p))};
@@ -573,13 +598,13 @@ inline int32_t four_bytes(const int8_t* p) {
 }
 
 // Low-nibble (or low-bits) values `lo` against four values of x from v, `hi` against four from v + 16, for each of
-// R rows of x: the rows' two chains of products
-template <int R, class RowsR>
+// R rows of x: the rows' two chains of products, by `Dot` (dot4: int32; partial_dot4: a scale group's partials)
+template <int R, Lanes (*Dot)(Lanes, Lanes, int32_t), class RowsR>
 inline void add_pairs(Lanes lo, Lanes hi, const RowsR& x, int64_t v, Lanes* sum_lo, Lanes* sum_hi) {
   for (int i = 0; i < R; ++i) {
     const int8_t* xq = x.q(i, v);
-    sum_lo[i] = dot4(sum_lo[i], lo, four_bytes(xq));
-    sum_hi[i] = dot4(sum_hi[i], hi, four_bytes(xq + 16));
+    sum_lo[i] = Dot(sum_lo[i], lo, four_bytes(xq));
+    sum_hi[i] = Dot(sum_hi[i], hi, four_bytes(xq + 16));
   }
 }
 
@@ -596,10 +621,10 @@ inline void add_group_block(const BlockQ4_KX16& b, const Rows256<R>& x, int64_t 
     for (int c = 0; c < 4; ++c) {
       const Lanes bytes = load_lanes(b.qs[s][c]);
       const Lanes lo = lanes_and(bytes, low4), hi = lanes_and(shift16<-4>(bytes), low4);
-      add_pairs<R>(lo, hi, x, v0 + 32 * s + 4 * c, sum_lo, sum_hi);
+      add_pairs<R, partial_dot4>(lo, hi, x, v0 + 32 * s + 4 * c, sum_lo, sum_hi);  // 8 dot4s of values <= 15
     }
     const Lanes scale = u8_to_32(b.sc[s]);
-    for (int i = 0; i < R; ++i) isum[i] = add32(isum[i], mul32(add32(sum_lo[i], sum_hi[i]), scale));
+    for (int i = 0; i < R; ++i) isum[i] = add32(isum[i], partial_scaled(partial_add(sum_lo[i], sum_hi[i]), scale));
   }
   const FloatLanes d = halves(b.d), dmin = halves(b.dmin);
   for (int i = 0; i < R; ++i) {
@@ -623,6 +648,8 @@ inline void add_group_block(const BlockQ6_KX16& b, const Rows256<R>& x, int64_t 
   Lanes isum[R], offset[R];
   for (int i = 0; i < R; ++i) isum[i] = offset[i] = lanes_zero();
   for (int q = 0; q < 8; ++q) {
+    const Lanes pairs = s8_to_16(b.pairs[q].sc[0]);  // lane r: sub-scales 2q, 2q + 1 of row r as int16
+    const Lanes sc_lo = low16_of_32(pairs), sc_hi = high16_of_32(pairs);
     Lanes sum_lo[R], sum_hi[R];
     for (int i = 0; i < R; ++i) sum_lo[i] = sum_hi[i] = lanes_zero();
     for (int e = 0; e < 2; ++e) {
@@ -632,13 +659,16 @@ inline void add_group_block(const BlockQ6_KX16& b, const Rows256<R>& x, int64_t 
         const Lanes low = load_lanes(b.pairs[q].ql[c]);
         const Lanes lo = lanes_or(lanes_and(low, low4), lanes_and(half ? top : shift16<4>(top), top2));
         const Lanes hi = lanes_or(lanes_and(shift16<-4>(low), low4), lanes_and(half ? shift16<-2>(top) : shift16<2>(top), top2));
-        add_pairs<R>(lo, hi, x, v0 + 32 * q + 4 * c, sum_lo, sum_hi);
+        add_pairs<R, partial_dot4>(lo, hi, x, v0 + 32 * q + 4 * c, sum_lo, sum_hi);
+      }
+      if (e == 1 || kPartialDot4sOf6Bits == 2) {  // the partials of values <= 63 scaled and emptied
+        for (int i = 0; i < R; ++i) {
+          isum[i] = add32(isum[i], add32(partial_scaled(sum_lo[i], sc_lo), partial_scaled(sum_hi[i], sc_hi)));
+          sum_lo[i] = sum_hi[i] = lanes_zero();
+        }
       }
     }
-    const Lanes pairs = s8_to_16(b.pairs[q].sc[0]);  // lane r: sub-scales 2q, 2q + 1 of row r as int16
-    const Lanes sc_lo = low16_of_32(pairs), sc_hi = high16_of_32(pairs);
     for (int i = 0; i < R; ++i) {
-      isum[i] = add32(isum[i], add32(mul32(sum_lo[i], sc_lo), mul32(sum_hi[i], sc_hi)));
       int32_t sums;  // x's integer sums over sub-blocks 2q and 2q + 1, as an int16 pair
       std::memcpy(&sums, x.x.bsums.data() + ((x.r0 + i) * x.k + v0) / 16 + 2 * q, 4);
       offset[i] = dot2(offset[i], pairs, sums);
@@ -678,8 +708,9 @@ inline void add_group_block(const BlockQ4_1X16& b, const Rows<R>& x, int64_t v0,
   for (int c = 0; c < 4; ++c) {
     const Lanes bytes = load_lanes(b.qs[c]);
     const Lanes lo = lanes_and(bytes, low4), hi = lanes_and(shift16<-4>(bytes), low4);
-    add_pairs<R>(lo, hi, x, v0 + 4 * c, sum_lo, sum_hi);
+    add_pairs<R, partial_dot4>(lo, hi, x, v0 + 4 * c, sum_lo, sum_hi);  // 4 dot4s of values <= 15 a chain
   }
+  for (int i = 0; i < R; ++i) sum_lo[i] = partial_sum(sum_lo[i]), sum_hi[i] = partial_sum(sum_hi[i]);
   add_scaled32<R>(sum_lo, sum_hi, halves(b.d), halves(b.m), x, v0, acc);
 }
 
@@ -692,8 +723,9 @@ inline void add_group_block(const BlockQ5_0X16& b, const Rows<R>& x, int64_t v0,
     const Lanes bytes = load_lanes(b.qs[c]);
     const Lanes lo = add_fifth_bits(lanes_and(bytes, low4), b.qh[c][0]);
     const Lanes hi = add_fifth_bits(lanes_and(shift16<-4>(bytes), low4), b.qh[c][1]);
-    add_pairs<R>(lo, hi, x, v0 + 4 * c, sum_lo, sum_hi);
+    add_pairs<R, partial_dot4>(lo, hi, x, v0 + 4 * c, sum_lo, sum_hi);  // 4 dot4s of values <= 31 a chain
   }
+  for (int i = 0; i < R; ++i) sum_lo[i] = partial_sum(sum_lo[i]), sum_hi[i] = partial_sum(sum_hi[i]);
   add_scaled32<R>(sum_lo, sum_hi, halves(b.d), scaled_halves(b.d, -16.f), x, v0, acc);
 }
 
