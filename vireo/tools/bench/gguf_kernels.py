@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -83,16 +83,21 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
-def measure(args: argparse.Namespace) -> list[dict]:
-    """One row per (model, tensor, M)."""
-    rows = []
-    for model in args.models:
+def gguf_weights_of(models: list[str]) -> Iterator[tuple[str, GgufWeights]]:
+    """Each model's GGUF file, read as the engine reads it (models without one are skipped, said so)."""
+    for model in models:
         folder = ModelRegistry().resolve(model).path
         source = gguf_source(folder)
         if source is None:
             print(f"{model}: no GGUF file, skipped")
             continue
-        weights = GgufWeights(source, read_model_config(folder), torch.float32)
+        yield model, GgufWeights(source, read_model_config(folder), torch.float32)
+
+
+def measure(args: argparse.Namespace) -> list[dict]:
+    """One row per (model, tensor, M)."""
+    rows = []
+    for model, weights in gguf_weights_of(args.models):
         for (block_type, n, k), name in representative_tensors(weights).items():
             raw = weights.raw(name)
             file_blocks = CpuGgufWeight(torch.from_numpy(np.ascontiguousarray(raw)), block_type, k)
@@ -142,13 +147,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
 def measure_whole_models(args: argparse.Namespace) -> list[dict]:
     """One row per (model, two-form block type, M): every matrix of the type called in turn."""
     rows = []
-    for model in args.models:
-        folder = ModelRegistry().resolve(model).path
-        source = gguf_source(folder)
-        if source is None:
-            print(f"{model}: no GGUF file, skipped")
-            continue
-        weights = GgufWeights(source, read_model_config(folder), torch.float32)
+    for model, weights in gguf_weights_of(args.models):
         for block_type in ("Q4_1", "Q5_0"):
             names = [
                 name
