@@ -435,8 +435,8 @@ void dot_rows(const Block* w, int64_t begin, int64_t end, int64_t nblocks, const
 
 // ---- the interleaved layouts (BlockQ4_KX16, BlockQ6_KX16): sixteen rows of W in the lanes of one register ----
 // Lanes: sixteen int32 (or the 64 bytes they are made of) - one 512-bit register on VNNI, two 256-bit ones on
-// AVX2, where vpdpbusd is maddubs + madd + add (exact here: the weights' bytes are at most 63, so maddubs' pair
-// sums stay within int16)
+// AVX2, where vpdpbusd's work is maddubs, its pair sums added in int16 (`partial_dot4`) and widened by one madd
+// per scale group (exact: the weights' bytes are at most 63, and the bounds at partial_dot4 hold)
 #ifdef VIREO_GGUF_VNNI
 using Lanes = __m512i;
 using FloatLanes = __m512;
@@ -461,7 +461,7 @@ inline Lanes shl32(Lanes a) { return _mm512_slli_epi32(a, S); }
 inline Lanes dot4(Lanes acc, Lanes u, int32_t x4) { return _mm512_dpbusd_epi32(acc, u, _mm512_set1_epi32(x4)); }
 // A scale group's products before its scale (`partial_dot4`): int32 lanes here, vpdpbusd adds them there
 inline Lanes partial_dot4(Lanes acc, Lanes u, int32_t x4) { return dot4(acc, u, x4); }
-inline Lanes partial_add(Lanes a, Lanes b) { return _mm512_add_epi32(a, b); }
+inline Lanes partial_add(Lanes a, Lanes b) { return add32(a, b); }
 inline Lanes partial_scaled(Lanes p, Lanes scale) { return mul32(p, scale); }  // scale: int32 lanes
 inline Lanes partial_sum(Lanes p) { return p; }
 constexpr int kPartialDot4sOf6Bits = 4;  // int32 partials: Q6_K scales each pair of sub-blocks once
@@ -513,11 +513,6 @@ inline Lanes low16_of_32(Lanes a) {
 inline Lanes high16_of_32(Lanes a) { return {_mm256_srai_epi32(a.lo, 16), _mm256_srai_epi32(a.hi, 16)}; }
 template <int S>
 inline Lanes shl32(Lanes a) { return {_mm256_slli_epi32(a.lo, S), _mm256_slli_epi32(a.hi, S)}; }
-inline Lanes dot4(Lanes acc, Lanes u, int32_t x4) {
-  const __m256i x = _mm256_set1_epi32(x4), ones = _mm256_set1_epi16(1);
-  return {_mm256_add_epi32(acc.lo, _mm256_madd_epi16(_mm256_maddubs_epi16(u.lo, x), ones)),
-          _mm256_add_epi32(acc.hi, _mm256_madd_epi16(_mm256_maddubs_epi16(u.hi, x), ones))};
-}
 // A scale group's products before its scale (`partial_dot4`): maddubs' pair sums added in int16 lanes, two to a
 // row, then one madd by the scale (partial_scaled) or by ones (partial_sum) instead of one madd per four values and
 // a vpmulld. Exact while a partial holds at most 8 dot4s of values <= 15, 4 of values <= 31 or 2 of values <= 63
@@ -598,13 +593,13 @@ inline int32_t four_bytes(const int8_t* p) {
 }
 
 // Low-nibble (or low-bits) values `lo` against four values of x from v, `hi` against four from v + 16, for each of
-// R rows of x: the rows' two chains of products, by `Dot` (dot4: int32; partial_dot4: a scale group's partials)
-template <int R, Lanes (*Dot)(Lanes, Lanes, int32_t), class RowsR>
+// R rows of x: the rows' two chains of a scale group's partial products (`partial_dot4`)
+template <int R, class RowsR>
 inline void add_pairs(Lanes lo, Lanes hi, const RowsR& x, int64_t v, Lanes* sum_lo, Lanes* sum_hi) {
   for (int i = 0; i < R; ++i) {
     const int8_t* xq = x.q(i, v);
-    sum_lo[i] = Dot(sum_lo[i], lo, four_bytes(xq));
-    sum_hi[i] = Dot(sum_hi[i], hi, four_bytes(xq + 16));
+    sum_lo[i] = partial_dot4(sum_lo[i], lo, four_bytes(xq));
+    sum_hi[i] = partial_dot4(sum_hi[i], hi, four_bytes(xq + 16));
   }
 }
 
@@ -621,7 +616,7 @@ inline void add_group_block(const BlockQ4_KX16& b, const Rows256<R>& x, int64_t 
     for (int c = 0; c < 4; ++c) {
       const Lanes bytes = load_lanes(b.qs[s][c]);
       const Lanes lo = lanes_and(bytes, low4), hi = lanes_and(shift16<-4>(bytes), low4);
-      add_pairs<R, partial_dot4>(lo, hi, x, v0 + 32 * s + 4 * c, sum_lo, sum_hi);  // 8 dot4s of values <= 15
+      add_pairs<R>(lo, hi, x, v0 + 32 * s + 4 * c, sum_lo, sum_hi);  // 8 dot4s of values <= 15
     }
     const Lanes scale = u8_to_32(b.sc[s]);
     for (int i = 0; i < R; ++i) isum[i] = add32(isum[i], partial_scaled(partial_add(sum_lo[i], sum_hi[i]), scale));
@@ -659,7 +654,7 @@ inline void add_group_block(const BlockQ6_KX16& b, const Rows256<R>& x, int64_t 
         const Lanes low = load_lanes(b.pairs[q].ql[c]);
         const Lanes lo = lanes_or(lanes_and(low, low4), lanes_and(half ? top : shift16<4>(top), top2));
         const Lanes hi = lanes_or(lanes_and(shift16<-4>(low), low4), lanes_and(half ? shift16<-2>(top) : shift16<2>(top), top2));
-        add_pairs<R, partial_dot4>(lo, hi, x, v0 + 32 * q + 4 * c, sum_lo, sum_hi);
+        add_pairs<R>(lo, hi, x, v0 + 32 * q + 4 * c, sum_lo, sum_hi);
       }
       if (e == 1 || kPartialDot4sOf6Bits == 2) {  // the partials of values <= 63 scaled and emptied
         for (int i = 0; i < R; ++i) {
@@ -708,7 +703,7 @@ inline void add_group_block(const BlockQ4_1X16& b, const Rows<R>& x, int64_t v0,
   for (int c = 0; c < 4; ++c) {
     const Lanes bytes = load_lanes(b.qs[c]);
     const Lanes lo = lanes_and(bytes, low4), hi = lanes_and(shift16<-4>(bytes), low4);
-    add_pairs<R, partial_dot4>(lo, hi, x, v0 + 4 * c, sum_lo, sum_hi);  // 4 dot4s of values <= 15 a chain
+    add_pairs<R>(lo, hi, x, v0 + 4 * c, sum_lo, sum_hi);  // 4 dot4s of values <= 15 a chain
   }
   for (int i = 0; i < R; ++i) sum_lo[i] = partial_sum(sum_lo[i]), sum_hi[i] = partial_sum(sum_hi[i]);
   add_scaled32<R>(sum_lo, sum_hi, halves(b.d), halves(b.m), x, v0, acc);
@@ -723,7 +718,7 @@ inline void add_group_block(const BlockQ5_0X16& b, const Rows<R>& x, int64_t v0,
     const Lanes bytes = load_lanes(b.qs[c]);
     const Lanes lo = add_fifth_bits(lanes_and(bytes, low4), b.qh[c][0]);
     const Lanes hi = add_fifth_bits(lanes_and(shift16<-4>(bytes), low4), b.qh[c][1]);
-    add_pairs<R, partial_dot4>(lo, hi, x, v0 + 4 * c, sum_lo, sum_hi);  // 4 dot4s of values <= 31 a chain
+    add_pairs<R>(lo, hi, x, v0 + 4 * c, sum_lo, sum_hi);  // 4 dot4s of values <= 31 a chain
   }
   for (int i = 0; i < R; ++i) sum_lo[i] = partial_sum(sum_lo[i]), sum_hi[i] = partial_sum(sum_hi[i]);
   add_scaled32<R>(sum_lo, sum_hi, halves(b.d), scaled_halves(b.d, -16.f), x, v0, acc);
