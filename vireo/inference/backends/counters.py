@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections import deque
 
-RATE_WINDOW_S = 10.0
+from vireo.inference.recent_rate import RecentRate
 
 
 class TokenCounters:
@@ -18,16 +16,13 @@ class TokenCounters:
         self.cached = 0
         self.prompt_by_app: dict[str, int] = {}
         self.cached_by_app: dict[str, int] = {}
-        self._recent: deque[tuple[float, int]] = deque()
+        self._rate = RecentRate()
         self._lock = threading.Lock()
 
     def add_generated(self, n: int) -> None:
-        now = time.monotonic()
         with self._lock:
             self.generated += n
-            self._recent.append((now, n))
-            while self._recent and now - self._recent[0][0] > RATE_WINDOW_S:
-                self._recent.popleft()
+        self._rate.add(n)
 
     def add_prompt(self, app: str | None, prompt: int, cached: int = 0) -> None:
         key = app or "-"
@@ -39,12 +34,7 @@ class TokenCounters:
 
     def tokens_per_s(self) -> float:
         """Generated tokens per second over the last few seconds (0 when idle)."""
-        now = time.monotonic()
-        with self._lock:
-            window = [(t, n) for t, n in self._recent if now - t <= RATE_WINDOW_S]
-        if not window:
-            return 0.0
-        return sum(n for _, n in window) / max(now - window[0][0], 1e-3)
+        return self._rate.per_s()
 
     def prefix_hit_rate(self) -> float:
         return self.cached / self.prompt if self.prompt else 0.0

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from collections import deque
-
 from vireo.inference.api import EngineStats
 from vireo.inference.native.scheduling.block_manager import BlockManager
 from vireo.inference.native.scheduling.scheduler import Scheduler
 from vireo.inference.native.scheduling.sequence import Sequence
 from vireo.inference.native.spec_decode.speculative import Speculator
-
-RECENT_LIMIT = 4096  # (time, tokens) entries kept for tokens/s
+from vireo.inference.recent_rate import RecentRate
 
 
 class EngineCounters:
@@ -19,25 +15,18 @@ class EngineCounters:
 
     def __init__(self) -> None:
         self.generated = self.prompt = self.cached = 0
-        self.recent: deque[tuple[float, int]] = deque()  # (time, tokens) for tokens/s
+        self.rate = RecentRate()  # generated tokens per second, recently
 
     def count_generated(self, n: int) -> None:
         self.generated += n
-        self.recent.append((time.monotonic(), n))
-        while len(self.recent) > RECENT_LIMIT:
-            self.recent.popleft()
+        self.rate.add(n)
 
     def count_finished(self, seq: Sequence) -> None:
         self.prompt += seq.num_prompt_tokens
         self.cached += seq.num_cached_tokens
 
-    def tokens_per_s(self, window: float = 10.0) -> float:
-        now = time.monotonic()
-        recent = [(t, n) for t, n in list(self.recent) if now - t <= window]
-        if not recent:
-            return 0.0
-        span = max(now - recent[0][0], 1e-3)
-        return sum(n for _, n in recent) / span
+    def tokens_per_s(self) -> float:
+        return self.rate.per_s()
 
 
 def engine_stats(

@@ -8,14 +8,18 @@
 # Usage there, from the checkout: bash vireo/tools/bench/gpu/platform_stack.sh
 # The worker's engine runs in a process of its own (the default on CUDA); IN_WORKER_TOO=1 runs the
 # platform a second time with the engine inside the worker's process, in the same call.
+# CARRY: where the carried folder is (default _gpu here; platform_ab.sh runs other checkouts with it);
+# NO_HIREDIS=1 leaves hiredis out (redis-py then parses replies in Python, as before 2026-12-07).
 set -euo pipefail
+CARRY=${CARRY:-_gpu}
 MODEL=${VIREO_MODEL:-random:llama-8b}
 LEVELS=${LEVELS:-1,8,32,64}
 OUT=${OUT:-/tmp/out}
 mkdir -p /tmp/site /tmp/redis "$OUT"
-python3 -m pip install -q --upgrade --no-index --no-deps --target /tmp/site _gpu/wheels/*.whl
+python3 -m pip install -q --upgrade --no-index --no-deps --target /tmp/site "$CARRY"/wheels/*.whl
 rm -rf /tmp/site/vireo  # keep the wheel's entry points (the apps), run the checkout's code
-for deb in _gpu/redis/*.deb; do dpkg -x "$deb" /tmp/redis; done
+[ "${NO_HIREDIS:-0}" = 1 ] && rm -rf /tmp/site/hiredis /tmp/site/hiredis-*
+for deb in "$CARRY"/redis/*.deb; do dpkg -x "$deb" /tmp/redis; done
 export LD_LIBRARY_PATH=/tmp/redis/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 /tmp/redis/usr/bin/redis-cli ping >/dev/null 2>&1 ||
   /tmp/redis/usr/bin/redis-server --port 6379 --daemonize yes --save "" --appendonly no --dir /tmp
@@ -25,6 +29,7 @@ export VIREO_MODEL=$MODEL VIREO_HOME=/tmp/vireo-home VIREO_ENGINE=native VIREO_L
 export VIREO_BENCH_REDIS_URL=redis://127.0.0.1:6379/1
 python3 -c "import torch; print(torch.cuda.get_device_name(), torch.__version__)"
 python3 -c "import celery, fastapi, uvicorn, sse_starlette, pydantic_settings, redis, llguidance, vireo.platform.api.app"
+python3 -c "import redis.utils, subprocess; print('hiredis:', redis.utils.HIREDIS_AVAILABLE, '| code:', subprocess.run(['git', 'log', '-1', '--format=%h %s'], capture_output=True, text=True).stdout.strip()[:100])"
 python3 -m vireo.cli bench platform --engine-ratio --concurrency "$LEVELS" --rounds "${ROUNDS:-2}" \
   --client-processes "${CLIENT_PROCESSES:-1}" \
   $([ "${IN_WORKER_TOO:-0}" = 1 ] && echo --in-worker-too) --out "$OUT/platform-h200.json"
