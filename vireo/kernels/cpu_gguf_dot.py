@@ -87,13 +87,18 @@ def gguf_mm(x: torch.Tensor, blocks: torch.Tensor, block_type: str, k: int) -> t
     return kernel.gguf_mm(x, blocks, KERNEL_TYPES[block_type][0], k)
 
 
+def interleaves(rows: int) -> bool:
+    """Whether a matrix of `rows` output rows is held sixteen rows interleaved (`INTERLEAVED`) by `regroup`."""
+    return rows % INTERLEAVED_ROWS == 0
+
+
 def regroup(
     blocks: torch.Tensor, block_type: str, k: int, in_place: bool = False, interleave: bool = True
 ) -> tuple[torch.Tensor, str]:
     """A file's blocks in the layout the kernel reads fastest, and that layout's name: `INTERLEAVED` where the
-    rows come in sixteens (and `interleave`), else `REGROUPED` (`in_place`: written over `blocks` where the
-    layout is the same size), or the same blocks where the type has no other layout."""
-    interleaved = interleave and blocks.shape[0] % INTERLEAVED_ROWS == 0
+    rows come in sixteens (`interleaves`, and `interleave`), else `REGROUPED` (`in_place`: written over `blocks`
+    where the layout is the same size), or the same blocks where the type has no other layout."""
+    interleaved = interleave and interleaves(blocks.shape[0])
     layout = (INTERLEAVED if interleaved else REGROUPED).get(block_type)
     if layout is None:
         return blocks, block_type

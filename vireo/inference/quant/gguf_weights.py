@@ -130,7 +130,7 @@ BLOCKS_SERVED_INTERLEAVED_OR_ON_VNNI = ("Q5_0", "Q4_1")
 def blocks_served(rows: int) -> tuple[str, ...]:
     """The block types a matrix of `rows` output rows is served in as its own blocks on this CPU (see
     `BLOCKS_SERVED`)."""
-    own = cpu_gguf_dot.vnni() or rows % cpu_gguf_dot.INTERLEAVED_ROWS == 0
+    own = cpu_gguf_dot.vnni() or cpu_gguf_dot.interleaves(rows)
     return BLOCKS_SERVED + (BLOCKS_SERVED_INTERLEAVED_OR_ON_VNNI if own else ())
 
 
