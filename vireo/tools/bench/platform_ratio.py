@@ -20,6 +20,7 @@ seeded weights on a GPU no checkpoint reaches (vireo/inference/random_models.py)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import multiprocessing
 import os
@@ -36,6 +37,7 @@ from vireo.inference.api import GenerationRequest, SamplingParams, TokenDelta
 from vireo.inference.factory import create_engine
 from vireo.platform.processes import free_port, start, stop, vireo_command, wait_http_ok, wait_worker_ready
 from vireo.platform.settings import Settings
+from vireo.tools.bench.rest_clients import HttpClient, jobs_client
 from vireo.tools.machine import load_average, machine_info, source_commit
 
 KEY = "bench-ratio-key"
@@ -133,40 +135,40 @@ def _job_body(prompt: str, new_tokens: int) -> dict:
     }
 
 
-async def _platform_clients(url: str, prompts: list[str], new_tokens: int, clients: int) -> tuple[list[dict], float]:
-    """`clients` REST clients working through `prompts` (submit, follow the job's SSE events to its end), then
-    each job's record: a timeline per request (client clock and the record's own times) and when the last
-    stream ended (the records are read after that, outside the measured time)."""
+async def _platform_clients(
+    url: str, prompts: list[str], new_tokens: int, clients: int, http: HttpClient, key: str = KEY
+) -> tuple[list[dict], float]:
+    """`clients` REST clients (speaking `http`) working through `prompts` (submit, follow the job's SSE events to
+    its end), then each job's record: a timeline per request (client clock and the record's own times) and when
+    the last stream ended (the records are read after that, outside the measured time)."""
     timelines: list[dict] = []
     queue: asyncio.Queue[str] = asyncio.Queue()
     for prompt in prompts:
         queue.put_nowait(prompt)
-    limits = httpx.Limits(max_connections=2 * clients + 4)
-    async with httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=600, limits=limits
-    ) as api:
+    jobs = jobs_client(http, url, key, 2 * clients + 4)
 
-        async def client() -> None:
-            while not queue.empty():
-                prompt = queue.get_nowait()
-                sent = time.time()
-                reply = await api.post("/v1/jobs", json=_job_body(prompt, new_tokens))
-                reply.raise_for_status()
-                timeline = {"id": reply.json()["id"], "sent": sent, "posted": time.time(), "first": None}
-                async with api.stream("GET", f"/v1/jobs/{timeline['id']}/events") as events:
-                    async for line in events.aiter_lines():
-                        if line.startswith("event:"):
-                            kind = line.split(":", 1)[1].strip()
-                            if kind == "token" and timeline["first"] is None:
-                                timeline["first"] = time.time()
-                            if kind == "end":
-                                break
-                timeline["end"] = time.time()
-                timeline["first"] = timeline["first"] or timeline["end"]
-                timelines.append(timeline)
+    async def client() -> None:
+        while not queue.empty():
+            prompt = queue.get_nowait()
+            sent = time.time()
+            timeline = {"id": await jobs.submit(_job_body(prompt, new_tokens)), "sent": sent, "first": None}
+            timeline["posted"] = time.time()
+            async with contextlib.aclosing(jobs.event_kinds(timeline["id"])) as kinds:  # the stream closes here
+                async for kind in kinds:
+                    if kind == "token" and timeline["first"] is None:
+                        timeline["first"] = time.time()
+                    if kind == "end":
+                        break
+            timeline["end"] = time.time()
+            timeline["first"] = timeline["first"] or timeline["end"]
+            timelines.append(timeline)
 
+    try:
         await asyncio.gather(*[client() for _ in range(max(1, clients))])
-        ended = time.time()
+    finally:
+        await jobs.close()
+    ended = time.time()
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=600) as api:
         reading = asyncio.Semaphore(16)
 
         async def read_record(timeline: dict) -> None:
@@ -197,30 +199,39 @@ def _where_time_goes(timelines: list[dict]) -> dict:
     }
 
 
-def _client_share(url: str, prompts: list[str], new_tokens: int, clients: int, ready, go, results) -> None:
+def _client_share(
+    url: str, prompts: list[str], new_tokens: int, clients: int, http: HttpClient, ready, go, results
+) -> None:
     """One client process's share of a level: ready, wait for the common start, run, report."""
     ready.put(os.getpid())
     go.wait()
     cpu = time.process_time()
     try:
-        timelines, ended = asyncio.run(_platform_clients(url, prompts, new_tokens, clients))
+        timelines, ended = asyncio.run(_platform_clients(url, prompts, new_tokens, clients, http))
         results.put((timelines, ended, time.process_time() - cpu, None))
     except Exception as exc:  # the parent raises it
         results.put(([], time.time(), time.process_time() - cpu, repr(exc)))
 
 
 def _platform_level(
-    url: str, prompts: list[str], new_tokens: int, clients: int, requests: int, processes: int, watched: dict
+    url: str,
+    prompts: list[str],
+    new_tokens: int,
+    clients: int,
+    requests: int,
+    processes: int,
+    http: HttpClient,
+    watched: dict,
 ) -> dict:
-    """`requests` jobs by `clients` REST clients spread over `processes` client processes (one Python process
-    parsing 64 SSE streams can itself become the bottleneck, which a real fleet of users never is), with
-    the CPU each watched process used during the level, in cores."""
+    """`requests` jobs by `clients` REST clients speaking `http`, spread over `processes` client processes (one
+    Python process parsing 64 SSE streams can itself become the bottleneck, which a real fleet of users never
+    is), with the CPU each watched process used during the level, in cores."""
     chosen = [prompts[i % len(prompts)] for i in range(requests)]
     processes = max(1, min(processes, clients))
     if processes == 1:
         before = {name: cpu_seconds(watch) for name, watch in watched.items()}
         cpu, started = time.process_time(), time.time()
-        timelines, ended = asyncio.run(_platform_clients(url, chosen, new_tokens, clients))
+        timelines, ended = asyncio.run(_platform_clients(url, chosen, new_tokens, clients, http))
         client_cpu = time.process_time() - cpu
     else:
         context = multiprocessing.get_context("spawn")
@@ -233,6 +244,7 @@ def _platform_level(
                     chosen[k::processes],
                     new_tokens,
                     clients // processes + (k < clients % processes),
+                    http,
                     ready,
                     go,
                     results,
@@ -266,6 +278,7 @@ def _platform_level(
         **_summary(wall, tokens, [t["first"] - t["sent"] for t in timelines]),
         "where_time_goes_ms_p50": _where_time_goes(timelines),
         "client_processes": processes,
+        "http_client": http,
         "cpu_cores_busy": {**busy, "bench_clients": round(client_cpu / wall, 2)},
     }
 
@@ -298,9 +311,10 @@ def through_platform(
     logs: Any = None,
     extra_env: dict[str, str] | None = None,
     client_processes: int = 1,
+    http: HttpClient = "aiohttp",
 ) -> dict:
     """The same workload as REST jobs on a private API and worker (the settings' engine, `extra_env` over them),
-    the clients spread over `client_processes` processes."""
+    the clients spread over `client_processes` processes, speaking `http`."""
     redis.Redis.from_url(redis_url).flushdb()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -322,7 +336,7 @@ def through_platform(
         # the CPU each process uses during a level, in cores: the API (all its processes), the worker's own
         # process, and its children (the engine's process where it has one)
         watched = {"api": (api.pid, "all"), "worker": (worker.pid, "self"), "worker_children": (worker.pid, "children")}
-        level = functools.partial(_platform_level, url, processes=client_processes, watched=watched)
+        level = functools.partial(_platform_level, url, processes=client_processes, http=http, watched=watched)
         level(warm_prompts(prompts), new_tokens, WARM_CLIENTS, WARM_REQUESTS)  # warm-up
         results = {}
         for c in levels:  # as for the engine alone: a warm round at each level first
@@ -341,9 +355,11 @@ def run_engine_ratio(
     logs: Any = None,
     in_worker_too: bool = False,
     client_processes: int = 1,
+    http: HttpClient = "aiohttp",
 ) -> dict:
     """Engine alone, then the platform (and, with `in_worker_too`, the platform with the engine inside the
-    worker's process), on one machine in one run; `rounds` × concurrency requests a level."""
+    worker's process), on one machine in one run; `rounds` × concurrency requests a level; the REST clients
+    speak `http` (rest_clients.py)."""
 
     def requests(clients: int) -> int:
         return max(4, rounds * clients)
@@ -354,10 +370,18 @@ def run_engine_ratio(
     gpu = resolved.device == "cuda"
     started = time.time()
     prompts, alone, info = asyncio.run(engine_alone(settings, prompt_tokens, new_tokens, levels, requests))
-    platform = through_platform(prompts, new_tokens, levels, requests, redis_url, logs, None, client_processes)
+    platform = through_platform(prompts, new_tokens, levels, requests, redis_url, logs, None, client_processes, http)
     in_worker = (
         through_platform(
-            prompts, new_tokens, levels, requests, redis_url, logs, {"VIREO_OWN_PROCESS": "false"}, client_processes
+            prompts,
+            new_tokens,
+            levels,
+            requests,
+            redis_url,
+            logs,
+            {"VIREO_OWN_PROCESS": "false"},
+            client_processes,
+            http,
         )
         if in_worker_too and resolved.own_process
         else None
@@ -389,6 +413,7 @@ def run_engine_ratio(
             "sampling": "greedy, ignore_eos",
             "requests_per_level": {c: requests(c) for c in levels},
             "client_processes": client_processes,
+            "http_client": http,
             "platform_path": "POST /v1/jobs (chat app, raw prompt) → Celery on Redis → worker → SSE events",
         },
         "levels": by_level,

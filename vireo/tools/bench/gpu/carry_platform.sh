@@ -12,7 +12,7 @@ rm -rf _gpu && mkdir -p _gpu/wheels _gpu/redis
   --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
   --platform manylinux_2_31_x86_64 -c constraints.txt -d _gpu/wheels \
   fastapi uvicorn sse-starlette python-multipart pydantic pydantic-settings 'celery[redis]' redis \
-  python-json-logger llguidance filelock pyyaml psutil gguf hiredis
+  python-json-logger llguidance filelock pyyaml psutil gguf hiredis aiohttp
 # the image has these (httpx, typer and torch need them): keep its own
 rm -f _gpu/wheels/{click,typing_extensions,packaging,idna,anyio,h11,numpy,tqdm,requests}-*.whl
 "$PY" -m pip wheel -q --no-deps . -w _gpu/wheels

@@ -9,7 +9,8 @@
 # The worker's engine runs in a process of its own (the default on CUDA); IN_WORKER_TOO=1 runs the
 # platform a second time with the engine inside the worker's process, in the same call.
 # CARRY: where the carried folder is (default _gpu here; platform_ab.sh runs other checkouts with it);
-# NO_HIREDIS=1 leaves hiredis out (redis-py then parses replies in Python, as before 2026-12-07).
+# NO_HIREDIS=1 leaves hiredis out (redis-py then parses replies in Python, as before 2026-12-07);
+# HTTP_CLIENT=httpx has the bench's REST clients speak httpx (as before 2026-12-07) instead of aiohttp.
 set -euo pipefail
 CARRY=${CARRY:-_gpu}
 MODEL=${VIREO_MODEL:-random:llama-8b}
@@ -31,7 +32,7 @@ python3 -c "import torch; print(torch.cuda.get_device_name(), torch.__version__)
 python3 -c "import celery, fastapi, uvicorn, sse_starlette, pydantic_settings, redis, llguidance, vireo.platform.api.app"
 python3 -c "import redis.utils, subprocess; print('hiredis:', redis.utils.HIREDIS_AVAILABLE, '| code:', subprocess.run(['git', 'log', '-1', '--format=%h %s'], capture_output=True, text=True).stdout.strip()[:100])"
 python3 -m vireo.cli bench platform --engine-ratio --concurrency "$LEVELS" --rounds "${ROUNDS:-2}" \
-  --client-processes "${CLIENT_PROCESSES:-1}" \
+  --client-processes "${CLIENT_PROCESSES:-1}" --http-client "${HTTP_CLIENT:-aiohttp}" \
   $([ "${IN_WORKER_TOO:-0}" = 1 ] && echo --in-worker-too) --out "$OUT/platform-h200.json"
 python3 - "$OUT/platform-h200.json" <<'EOF'
 import json, sys
