@@ -151,7 +151,8 @@ async def _platform_clients(
         while not queue.empty():
             prompt = queue.get_nowait()
             sent = time.time()
-            timeline = {"id": await jobs.submit(_job_body(prompt, new_tokens)), "sent": sent, "first": None}
+            timeline: dict[str, Any] = {"id": await jobs.submit(_job_body(prompt, new_tokens)), "sent": sent}
+            timeline["first"] = None
             timeline["posted"] = time.time()
             async with contextlib.aclosing(jobs.event_kinds(timeline["id"])) as kinds:  # the stream closes here
                 async for kind in kinds:

@@ -9,7 +9,7 @@ benchmark uses. Both parse every line; neither skips an event.
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Literal
+from typing import AsyncGenerator, Literal
 
 import aiohttp
 import httpx
@@ -36,7 +36,7 @@ class AiohttpJobs:
                 raise RuntimeError(f"submit answered {reply.status}: {await reply.text()}")
             return (await reply.json())["id"]
 
-    async def event_kinds(self, job_id: str) -> AsyncIterator[str]:
+    async def event_kinds(self, job_id: str) -> AsyncGenerator[str, None]:
         async with self.session.get(f"/v1/jobs/{job_id}/events") as stream:
             stream.raise_for_status()
             async for raw in stream.content:
@@ -61,7 +61,7 @@ class HttpxJobs:
         reply.raise_for_status()
         return reply.json()["id"]
 
-    async def event_kinds(self, job_id: str) -> AsyncIterator[str]:
+    async def event_kinds(self, job_id: str) -> AsyncGenerator[str, None]:
         async with self.client.stream("GET", f"/v1/jobs/{job_id}/events") as stream:
             stream.raise_for_status()
             async for line in stream.aiter_lines():
@@ -73,5 +73,7 @@ class HttpxJobs:
 
 
 def jobs_client(http: HttpClient, url: str, key: str, connections: int) -> AiohttpJobs | HttpxJobs:
-    """A client for `clients` concurrent jobs' submits and streams (open it inside the event loop that uses it)."""
-    return {"aiohttp": AiohttpJobs, "httpx": HttpxJobs}[http](url, key, connections)
+    """A client for `connections` concurrent submits and streams (make it inside the event loop that uses it)."""
+    if http == "aiohttp":
+        return AiohttpJobs(url, key, connections)
+    return HttpxJobs(url, key, connections)
