@@ -151,9 +151,8 @@ async def _platform_clients(
         while not queue.empty():
             prompt = queue.get_nowait()
             sent = time.time()
-            timeline: dict[str, Any] = {"id": await jobs.submit(_job_body(prompt, new_tokens)), "sent": sent}
-            timeline["first"] = None
-            timeline["posted"] = time.time()
+            job_id = await jobs.submit(_job_body(prompt, new_tokens))
+            timeline: dict[str, Any] = {"id": job_id, "sent": sent, "posted": time.time(), "first": None}
             async with contextlib.aclosing(jobs.event_kinds(timeline["id"])) as kinds:  # the stream closes here
                 async for kind in kinds:
                     if kind == "token" and timeline["first"] is None:
