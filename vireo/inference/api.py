@@ -180,6 +180,9 @@ class EngineStats:
     spec_proposed: int = 0
     spec_accepted: int = 0
     spec_acceptance: float = 0.0
+    # native engine: steps run, by kind (stats.STEP_KINDS), and the step thread's seconds in each
+    steps_by_kind: dict[str, int] = field(default_factory=dict)
+    step_seconds_by_kind: dict[str, float] = field(default_factory=dict)
 
 
 class Engine(abc.ABC):

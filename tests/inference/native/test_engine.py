@@ -124,6 +124,32 @@ async def test_preemption_when_blocks_run_out_keeps_greedy_output(native, engine
     assert [f.text for f in outputs] == expected
 
 
+async def test_steps_are_counted_by_kind_with_their_time(engine_factory):
+    engine = engine_factory(speculation="off")
+
+    def exactly(prompt, tokens):
+        return GenerationRequest(prompt=prompt, sampling=SamplingParams(max_tokens=tokens, ignore_eos=True))
+
+    await engine.complete(exactly(PROMPTS[0], 4))  # alone: its prompt in one step, then three decode steps
+    assert engine.stats().steps_by_kind == {"decode_overlapped": 0, "decode": 3, "prefill": 1, "mixed": 0}
+    first_token = asyncio.Event()
+
+    async def long_one():
+        async for _ in engine.generate(exactly(PROMPTS[1], 24)):
+            first_token.set()
+
+    running = asyncio.create_task(long_one())
+    await first_token.wait()
+    # arrives while the long one decodes: its prompt runs beside that decode (one mixed step), then its three
+    # decodes ride along the long one's, whose 23 steps after its prompt are that mixed one and 22 decodes
+    await engine.complete(exactly(PROMPTS[2], 4))
+    await running
+    stats = await wait_idle(engine)
+    assert stats.steps_by_kind == {"decode_overlapped": 0, "decode": 3 + 22, "prefill": 2, "mixed": 1}
+    assert all(stats.step_seconds_by_kind[kind] > 0 for kind in ("decode", "prefill", "mixed"))
+    assert stats.step_seconds_by_kind["decode_overlapped"] == 0
+
+
 async def test_stats_report_engine_state(native):
     await native.complete(greedy(PROMPTS[0], 4))
     stats = native.stats()

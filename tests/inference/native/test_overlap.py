@@ -67,6 +67,9 @@ async def test_run_ahead_gives_the_plain_paths_tokens_and_stops(pair):
         stats = await wait_idle(engine)
         assert stats.kv_blocks_used == 0  # cached blocks are evictable, so free: none may leak either way
         assert stats.running == 0 and stats.generated_tokens == sum(f.usage.completion_tokens for f in got)
+    # the step tally names the run-ahead steps as such, and only the engine that ran them
+    assert ahead.stats().steps_by_kind["decode_overlapped"] > 20
+    assert plain.stats().steps_by_kind["decode_overlapped"] == 0
 
 
 async def test_a_sequence_that_ends_on_eos_drops_the_token_computed_past_it(pair):

@@ -9,13 +9,26 @@ from vireo.inference.native.scheduling.sequence import Sequence
 from vireo.inference.native.spec_decode.speculative import Speculator
 from vireo.inference.recent_rate import RecentRate
 
+# What a step was: a pure decode step run ahead of its predecessor's tokens (overlap.py, CUDA graphs where
+# captured), a decode step run in turn (speculative verifications included), a step of prompt chunks only,
+# or prompt chunks beside decodes (run eagerly on CUDA: no graph).
+STEP_KINDS = ("decode_overlapped", "decode", "prefill", "mixed")
+
 
 class EngineCounters:
-    """Generated, prompt and prefix-cached tokens, and when tokens were generated."""
+    """Generated, prompt and prefix-cached tokens, when tokens were generated, and steps by kind with the
+    step thread's seconds in each (what a throughput figure is made of)."""
 
     def __init__(self) -> None:
         self.generated = self.prompt = self.cached = 0
         self.rate = RecentRate()  # generated tokens per second, recently
+        # every key there from the start: readers on other threads copy these while the step thread adds
+        self.steps = dict.fromkeys(STEP_KINDS, 0)
+        self.step_seconds = dict.fromkeys(STEP_KINDS, 0.0)
+
+    def count_step(self, kind: str, seconds: float) -> None:
+        self.steps[kind] += 1
+        self.step_seconds[kind] += seconds
 
     def count_generated(self, n: int) -> None:
         self.generated += n
@@ -56,4 +69,6 @@ def engine_stats(
         spec_proposed=proposed,
         spec_accepted=accepted,
         spec_acceptance=accepted / proposed if proposed else 0.0,
+        steps_by_kind=dict(counters.steps),
+        step_seconds_by_kind={kind: round(seconds, 4) for kind, seconds in counters.step_seconds.items()},
     )

@@ -125,16 +125,21 @@ class StepLoop:
             self._waiting_since = None
 
     def _step(self, admit: bool) -> None:
+        started = time.perf_counter()
         if self.overlap.flight is not None:  # the next step is queued (admitting what may join it), this one lands
             self._apply(*self.overlap.advance(admitting=admit))
+            self.counters.count_step("decode_overlapped", time.perf_counter() - started)
             return
         batch = self.scheduler.schedule(admit)
         if not batch.items:
             return
         if self.overlap.takes(batch):
             self.overlap.start(batch.items)
+            self.counters.count_step("decode_overlapped", time.perf_counter() - started)
             return
-        started = time.perf_counter()
+        decodes = sum(item.num_tokens == 1 for item in batch.items)
+        kind = "decode" if decodes == len(batch.items) else "mixed" if decodes else "prefill"
+        scheduled = time.perf_counter()
         self.speculator.attach_drafts(batch)
         self.runner.prepare_cache(self.scheduler.blocks)
         inputs, logits = self.runner.run(batch.items)
@@ -142,9 +147,11 @@ class StepLoop:
         self._apply(inputs.order, sampled)
         if self.trims_heap and sum(item.num_tokens for item in batch.items) >= TRIM_AFTER_PREFILL_TOKENS:
             release_free_heap()
-        if all(item.num_tokens == 1 for item in batch.items):  # decode steps teach the speculator
+        ended = time.perf_counter()
+        self.counters.count_step(kind, ended - started)
+        if kind == "decode":  # decode steps teach the speculator (their time from drafting on)
             emitted = sum(len(sampled[item].tokens) for item in batch.items if item in sampled)
-            self.speculator.observe_step(batch, emitted, time.perf_counter() - started)
+            self.speculator.observe_step(batch, emitted, ended - scheduled)
 
     def _apply(self, items: list[ScheduledSeq], sampled: dict[ScheduledSeq, SampledTokens]) -> None:
         """The scheduler takes the step's tokens; callers get their deltas and final events."""

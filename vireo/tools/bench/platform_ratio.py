@@ -2,12 +2,14 @@
 engine alone in this process, on the same weights and the same workload, side by side in one run.
 
 Workload (issue #16): prompts of `prompt_tokens` tokens (each opening with its own word, so none reuses
-another's cached prefix; the same prompts on both paths) and `new_tokens` new tokens per request,
-greedy, end-of-sequence ignored, at each concurrency (clients in flight). Per level and path:
+another's cached prefix, and each level its own; the same prompts on both paths) and `new_tokens` new
+tokens per request, greedy, end-of-sequence ignored, at each concurrency (clients in flight). Per level and path:
 generated tokens per second (all tokens / wall time) and time to first token (p50, p95; the platform's
 measured at the client, from submit to the first token event). Ratios: platform tok/s over engine
 tok/s, and the platform's TTFT p50 minus the engine's (its overhead). The engine alone runs first and is
-shut down before the platform starts, so the two never share the machine.
+shut down before the platform starts, so the two never share the machine. Where the time went, per level and
+path: the engine's steps by kind with the ms each took (`step_tally`), and the Triton kernels compiled in the
+measured time.
 
 The engine is built by the settings alone (`Settings().for_worker().engine`, VIREO_* as the worker reads
 them), so the worker and the engine alone are the same engine (the engine alone always in this process;
@@ -27,6 +29,7 @@ import os
 import statistics
 import time
 import uuid
+from dataclasses import asdict
 from typing import Any
 
 import httpx
@@ -43,6 +46,9 @@ from vireo.tools.machine import load_average, machine_info, source_commit
 KEY = "bench-ratio-key"
 WARM_CLIENTS, WARM_REQUESTS = 4, 12
 GOALS = {"platform_over_engine_tok_s_at_32_and_64": 0.9, "ttft_overhead_ms_p50": 10}
+# a worker's engine numbers reach the API within 1.25 s (the engine's process sends them every 0.25 s, the
+# worker publishes every 1 s): read them this long after a level's edges
+STATS_SETTLE_S = 1.5
 
 
 def _p(values: list[float], q: float) -> float:
@@ -62,17 +68,61 @@ def _summary(wall_s: float, tokens: list[int], ttfts: list[float]) -> dict:
     }
 
 
+def step_tally(before: dict, after: dict) -> dict:
+    """The engine steps run between two stats snapshots (EngineStats fields, from the engine or the API's
+    /v1/engine/stats), by kind, and the engine's step thread's ms per step of each kind: where a level's
+    tokens per second came from. Empty for engines that do not count steps (only the native one does)."""
+    steps = {
+        kind: count - before.get("steps_by_kind", {}).get(kind, 0)
+        for kind, count in (after.get("steps_by_kind") or {}).items()
+    }
+    seconds = {
+        kind: spent - before.get("step_seconds_by_kind", {}).get(kind, 0.0)
+        for kind, spent in (after.get("step_seconds_by_kind") or {}).items()
+    }
+    return {
+        "steps_by_kind": steps,
+        "ms_per_step_by_kind": {kind: round(1000 * seconds[kind] / n, 2) for kind, n in steps.items() if n > 0},
+    }
+
+
+def triton_cache_entries() -> int:
+    """Kernels in Triton's on-disk cache (one folder per compile): the difference over a level is how many
+    kernels were compiled inside its measured time (0 on a CPU, where nothing is compiled)."""
+    folder = os.environ.get("TRITON_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".triton", "cache")
+    try:
+        return len(os.listdir(folder))
+    except OSError:
+        return 0
+
+
 def fixed_prompts(engine, tokens: int, count: int) -> list[str]:
     """`count` prompts of `tokens` tokens each for the engine's tokenizer, each opening with a word of its
-    own, so no request reuses another's cached prefix (words added until the count is reached)."""
+    own, so no request reuses another's cached prefix (the fewest filler words that reach the count)."""
     filler = ["t7"] if engine.count_tokens("t7 t8") == 2 else ["the", "quick", "brown", "fox", "jumps"]
-    prompts = []
-    for i in range(count):
-        words = [f"t{i + 1}"]
-        while engine.count_tokens(" ".join(words)) < tokens:
-            words.append(filler[len(words) % len(filler)])
-        prompts.append(" ".join(words))
+    prompts, words = [], 1
+
+    def text(head: str, words: int) -> str:
+        return " ".join([head] + [filler[k % len(filler)] for k in range(1, words)])
+
+    for i in range(count):  # each starts from the last one's length: the heads differ by a token at most
+        head = f"t{i + 1}"
+        while words > 1 and engine.count_tokens(text(head, words - 1)) >= tokens:
+            words -= 1
+        while engine.count_tokens(text(head, words)) < tokens:
+            words += 1
+        prompts.append(text(head, words))
     return prompts
+
+
+def prompts_by_level(prompts: list[str], levels: list[int], requests) -> dict[int, list[str]]:
+    """Each level's own prompts (`requests(c)` of them, taken in turn from `prompts`), so that no level finds
+    the prompts of an earlier one in the prefix cache: every measured request prefills its whole prompt."""
+    by_level, taken = {}, 0
+    for c in levels:
+        by_level[c] = prompts[taken : taken + requests(c)]
+        taken += requests(c)
+    return by_level
 
 
 def warm_prompts(prompts: list[str]) -> list[str]:
@@ -102,24 +152,30 @@ async def _engine_level(engine, prompts: list[str], new_tokens: int, clients: in
                     tokens.append(event.usage.completion_tokens)
             ttfts.append((first or time.perf_counter()) - sent)
 
+    started_at = time.time()
     started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*[client() for _ in range(clients)])
     wall = time.perf_counter() - started
     busy = round((time.process_time() - cpu) / wall, 2)
-    return {**_summary(wall, tokens, ttfts), "cpu_cores_busy": {"bench_process": busy}}
+    summary = _summary(wall, tokens, ttfts)
+    return {**summary, "started_at": round(started_at, 3), "cpu_cores_busy": {"bench_process": busy}}
 
 
 async def engine_alone(settings: Settings, prompt_tokens: int, new_tokens: int, levels: list[int], requests) -> tuple:
     engine = create_engine(settings.for_worker().engine.model_copy(update={"own_process": False}))
     await engine.start()
     try:
-        prompts = fixed_prompts(engine, prompt_tokens, max(requests(c) for c in levels))
+        prompts = fixed_prompts(engine, prompt_tokens, sum(requests(c) for c in levels))
+        by_level = prompts_by_level(prompts, levels, requests)
         # warm-up (first requests run slower for a while on CPU; CUDA graphs are captured): both paths alike
         await _engine_level(engine, warm_prompts(prompts), new_tokens, WARM_CLIENTS, WARM_REQUESTS)
         results = {}
         for c in levels:  # a warm round at each level first: CUDA graphs are captured per batch size
-            await _engine_level(engine, warm_prompts(prompts), new_tokens, c, c)
-            results[c] = await _engine_level(engine, prompts, new_tokens, c, requests(c))
+            await _engine_level(engine, warm_prompts(by_level[c]), new_tokens, c, c)
+            before, kernels = asdict(engine.stats()), triton_cache_entries()
+            results[c] = await _engine_level(engine, by_level[c], new_tokens, c, requests(c))
+            results[c]["steps"] = step_tally(before, asdict(engine.stats()))
+            results[c]["triton_kernels_compiled"] = triton_cache_entries() - kernels
         counts = [engine.count_tokens(p) for p in prompts]
         info = {"backend": engine.backend, "model": engine.model_name, "prompt_tokens": [min(counts), max(counts)]}
         return prompts, results, info
@@ -276,6 +332,7 @@ def _platform_level(
     tokens = [t["tokens"] for t in timelines]
     return {
         **_summary(wall, tokens, [t["first"] - t["sent"] for t in timelines]),
+        "started_at": round(started, 3),
         "where_time_goes_ms_p50": _where_time_goes(timelines),
         "client_processes": processes,
         "http_client": http,
@@ -338,10 +395,19 @@ def through_platform(
         watched = {"api": (api.pid, "all"), "worker": (worker.pid, "self"), "worker_children": (worker.pid, "children")}
         level = functools.partial(_platform_level, url, processes=client_processes, http=http, watched=watched)
         level(warm_prompts(prompts), new_tokens, WARM_CLIENTS, WARM_REQUESTS)  # warm-up
+
+        def engine_numbers() -> dict:
+            time.sleep(STATS_SETTLE_S)
+            return httpx.get(f"{url}/v1/engine/stats", headers={"Authorization": f"Bearer {KEY}"}).json()
+
         results = {}
+        by_level = prompts_by_level(prompts, levels, requests)
         for c in levels:  # as for the engine alone: a warm round at each level first
-            level(warm_prompts(prompts), new_tokens, c, c)
-            results[c] = level(prompts, new_tokens, c, requests(c))
+            level(warm_prompts(by_level[c]), new_tokens, c, c)
+            before, kernels = engine_numbers(), triton_cache_entries()
+            results[c] = level(by_level[c], new_tokens, c, requests(c))
+            results[c]["steps"] = step_tally(before, engine_numbers())
+            results[c]["triton_kernels_compiled"] = triton_cache_entries() - kernels
         return results
     finally:
         stop([api, worker], grace_s=20)

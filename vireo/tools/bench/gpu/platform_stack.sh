@@ -47,5 +47,9 @@ for level in d["levels"]:
              if "platform_engine_in_worker" in level else ""))
     print(f"{'':>7} CPU cores busy: engine alone {e['cpu_cores_busy']}; platform {p['cpu_cores_busy']}")
     print(f"{'':>7} platform p50 ms: {p['where_time_goes_ms_p50']}")
+    for path, numbers in (("engine alone", e), ("platform", p)):
+        tally = numbers.get("steps", {})
+        print(f"{'':>7} {path} steps {tally.get('steps_by_kind')} ms/step {tally.get('ms_per_step_by_kind')}"
+              f" triton compiles {numbers.get('triton_kernels_compiled')}")
 print("meets goals:", d["meets_goals"])
 EOF

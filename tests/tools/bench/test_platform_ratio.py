@@ -1,0 +1,43 @@
+"""The platform benchmark's workload and accounting (platform_ratio.py): prompts of a fixed length that no
+other request's cache can serve, and the engine's steps by kind between two stats snapshots."""
+
+from vireo.tools.bench.platform_ratio import fixed_prompts, prompts_by_level, step_tally
+
+
+class WordTokens:
+    """A tokenizer stand-in: a token a word, two for the words opening with "t1" (t1, t10 ... t19)."""
+
+    def count_tokens(self, text: str) -> int:
+        return sum(2 if word.startswith("t1") else 1 for word in text.split())
+
+
+def test_fixed_prompts_have_the_fewest_words_that_reach_the_length_and_heads_of_their_own():
+    tokens, engine = 12, WordTokens()
+    prompts = fixed_prompts(engine, tokens, 25)
+    assert len({p.split()[0] for p in prompts}) == 25  # no two share their first word
+    for prompt in prompts:
+        assert engine.count_tokens(prompt) == tokens  # here every length is reachable exactly
+        assert engine.count_tokens(prompt.rsplit(" ", 1)[0]) < tokens
+    assert prompts[0].split()[0] == "t1" and len(prompts[0].split()) == 11 and len(prompts[1].split()) == 12
+
+
+def test_each_level_gets_prompts_of_its_own():
+    prompts = [f"p{i}" for i in range(4 + 8 + 16)]
+    by_level = prompts_by_level(prompts, [1, 4, 8], lambda c: max(4, 2 * c))
+    assert [len(by_level[c]) for c in (1, 4, 8)] == [4, 8, 16]
+    assert sorted(sum(by_level.values(), [])) == sorted(prompts)  # each once, none reused by a later level
+
+
+def test_step_tally_is_the_difference_of_two_snapshots():
+    before = {
+        "steps_by_kind": {"decode": 10, "prefill": 2, "mixed": 0},
+        "step_seconds_by_kind": {"decode": 0.5, "prefill": 0.2, "mixed": 0.0},
+    }
+    after = {
+        "steps_by_kind": {"decode": 110, "prefill": 4, "mixed": 3},
+        "step_seconds_by_kind": {"decode": 2.5, "prefill": 0.3, "mixed": 0.09},
+    }
+    tally = step_tally(before, after)
+    assert tally["steps_by_kind"] == {"decode": 100, "prefill": 2, "mixed": 3}
+    assert tally["ms_per_step_by_kind"] == {"decode": 20.0, "prefill": 50.0, "mixed": 30.0}
+    assert step_tally({}, {"backend": "vllm"}) == {"steps_by_kind": {}, "ms_per_step_by_kind": {}}
