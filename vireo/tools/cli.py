@@ -59,7 +59,7 @@ def bench_platform(
     concurrency: str = "1,8,32,64",
     prompt_tokens: int = 128,
     new_tokens: int = 128,
-    rounds: int = typer.Option(2, help="With --engine-ratio: requests per level = rounds × concurrency (at least 4)."),
+    rounds: int = typer.Option(2, help="With --engine-ratio: requests per level = rounds × concurrency (at least 8)."),
     in_worker_too: bool = typer.Option(
         False,
         help="With --engine-ratio, where the worker's engine has a process of its own: run the platform again "

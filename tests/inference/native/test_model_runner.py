@@ -8,7 +8,7 @@ from vireo.inference.api import SamplingParams
 from vireo.inference.native.scheduling.batch import ScheduledSeq
 from vireo.inference.native.scheduling.block_manager import BlockManager
 from vireo.inference.native.scheduling.sequence import Sequence
-from vireo.inference.native.worker.model_runner import ModelRunner
+from vireo.inference.native.worker.model_runner import WARM_UP_STEPS, ModelRunner
 
 
 @pytest.fixture
@@ -38,3 +38,17 @@ def test_device_ids_for_a_prompt_are_refused(step):
     runner, items = step
     with pytest.raises(ValueError, match="leading decode rows"):
         runner.prepare(items[1:], torch.tensor([21]))
+
+
+def test_each_warm_up_step_is_a_valid_step_of_scratch_blocks(shared_model):
+    """The steps run before any request to have Triton compile its variants (on CUDA): each is a step the
+    model runs (here on the CPU path) with one row of logits per sequence, in blocks the cache has."""
+    runner = ModelRunner(shared_model, 16, 16)
+    for step in WARM_UP_STEPS:
+        plan = runner.warm_up_plan(step)
+        assert plan is not None and plan.num_short == sum(rows == 1 for _, rows in step)
+        assert max(block for seq in plan.seqs for block in seq.block_table) < runner.num_blocks
+        logits = runner.run_inputs(runner.inputs(plan))
+        assert logits.shape == (len(step), shared_model.shape.vocab)
+    assert runner.warm_up_plan(((0, 16 * 17),)) is None  # more blocks than the cache has: left out
+    assert runner.warm_up_kernels() == 0  # nothing is compiled on a CPU

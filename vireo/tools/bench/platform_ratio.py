@@ -428,7 +428,7 @@ def run_engine_ratio(
     speak `http` (rest_clients.py)."""
 
     def requests(clients: int) -> int:
-        return max(4, rounds * clients)
+        return max(8, rounds * clients)  # at one client, eight TTFTs for its p50
 
     settings = Settings()
     redis_url = os.environ.get("VIREO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")

@@ -73,6 +73,16 @@ class StepInputs:
     logit_rows: list[list[int]]  # per item in `order`: flat rows whose logits are needed
 
 
+# Steps (a sequence's first position and rows, short queries first) that between them launch every Triton
+# kernel variant a served step can: the tuned tables pick tiles by query length (up to 16, up to 64, longer:
+# flash prefill for fresh prompts, paged prefill beside decodes or after a cached prefix) and quantized matmuls
+# by rows (2-8, up to 16, more). Pure decode steps are left out: the CUDA graphs are captured at the first one.
+WARM_UP_STEPS: tuple[tuple[tuple[int, int], ...], ...] = (
+    *(((0, rows),) for rows in (2, 4, 8, 16, 64, 128)),
+    *(((16, 1), (16, rows)) for rows in (16, 64, 128)),
+)
+
+
 def device_rows_of(input_ids: torch.Tensor | None) -> int:
     """How many leading rows of a step take their token ids from `input_ids` (a device tensor, or none)."""
     return 0 if input_ids is None else input_ids.shape[0]
@@ -112,6 +122,31 @@ class ModelRunner:
     def uses_kernels(self) -> bool:
         """Whether this step runs the Triton kernels (decided like every kernel call)."""
         return use_triton(self.kv_caches[0][0])
+
+    def warm_up_kernels(self) -> int:
+        """On CUDA, before any request: run the model once over each of `WARM_UP_STEPS` (in scratch blocks, which
+        are zeroed again when first handed out; results dropped), so that Triton compiles its kernel variants
+        now. Compiled inside a served step, a variant stalls every running request for about a second (an H100,
+        2026-12-07: each 32-client level that ran slow had one compile in its measured time, the others none).
+        Returns how many steps ran."""
+        if self.device.type != "cuda" or not self.uses_kernels():
+            return 0
+        plans = [plan for plan in map(self.warm_up_plan, WARM_UP_STEPS) if plan is not None]
+        for plan in plans:
+            self.run_inputs(self.inputs(plan))
+        torch.cuda.synchronize(self.device)
+        return len(plans)
+
+    def warm_up_plan(self, step: tuple[tuple[int, int], ...]) -> StepPlan | None:
+        """One of `WARM_UP_STEPS` as a plan over the first blocks of the cache (None if they are too few)."""
+        seqs, taken = [], 0
+        for start, rows in step:
+            blocks = -(-(start + rows) // self.block_size)
+            seqs.append(PlannedSeq(start, rows, 0, list(range(taken, taken + blocks)), samples=True))
+            taken += blocks
+        if taken > self.num_blocks:
+            return None
+        return StepPlan(seqs, sum(rows == 1 for _, rows in step), [0] * sum(rows for _, rows in step))
 
     # --- building the step's tensors ----------------------------------------------------------
     def plan(self, items: list[ScheduledSeq], device_rows: int = 0) -> StepPlan:
