@@ -141,7 +141,9 @@ def _attend_tile(
     return acc, m_new, l_i * alpha + tl.sum(p, 1)
 
 
-@triton.jit
+# the block table's row stride is its width, the longest context's blocks: a value of 1 or a multiple of 16 would
+# each make a kernel variant of its own, compiled inside whichever served step first met it (about a second)
+@triton.jit(do_not_specialize=["stride_bt"])
 def _prefill_kernel(
     q_ptr,
     k_ptr,
@@ -261,7 +263,9 @@ def _prefill_kernel(
         )
 
 
-@triton.jit
+# the block table's row stride is its width, the longest context's blocks: a value of 1 or a multiple of 16 would
+# each make a kernel variant of its own, compiled inside whichever served step first met it (about a second)
+@triton.jit(do_not_specialize=["stride_bt"])
 def _decode_kernel(
     q_ptr,
     k_ptr,

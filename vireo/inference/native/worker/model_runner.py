@@ -75,10 +75,11 @@ class StepInputs:
 
 # Steps (a sequence's first position and rows, short queries first) that between them launch every Triton
 # kernel variant a served step can: the tuned tables pick tiles by query length (up to 16, up to 64, longer:
-# flash prefill for fresh prompts, paged prefill beside decodes or after a cached prefix) and quantized matmuls
-# by rows (2-8, up to 16, more). Pure decode steps are left out: the CUDA graphs are captured at the first one.
+# flash prefill for fresh prompts, each with a row count that is a multiple of 16 and one that is not, for the
+# tensor descriptors over them; paged prefill beside decodes or after a cached prefix) and quantized matmuls by
+# rows (2-8, up to 16, more). Pure decode steps are left out: the CUDA graphs are captured at the first one.
 WARM_UP_STEPS: tuple[tuple[tuple[int, int], ...], ...] = (
-    *(((0, rows),) for rows in (2, 4, 8, 16, 64, 128)),
+    *(((0, rows),) for rows in (2, 4, 8, 16, 40, 64, 100, 128)),
     *(((16, 1), (16, rows)) for rows in (16, 64, 128)),
 )
 
