@@ -13,6 +13,7 @@ from vireo.inference.engine_config import EngineConfig
 from vireo.inference.factory import create_engine
 from vireo.inference.model_config import read_model_config
 from vireo.inference.native.parallel.sharding import Shard, check_shardable, shard_weights
+from vireo.inference.native.worker.model_runner import WARM_UP_STEPS
 from vireo.inference.random_models import llama_config, random_weights
 from vireo.inference.registry import ModelRegistry
 from vireo.kernels.qweight import dequantize, quantize_int4, quantize_int8
@@ -168,3 +169,24 @@ def test_more_ranks_than_gpus_is_refused_when_the_settings_are_resolved(monkeypa
     with pytest.raises(EngineError, match="tensor_parallel_size 2 needs as many GPUs; torch sees 1"):
         EngineConfig(device="cuda", tensor_parallel_size=2).resolved()
     assert EngineConfig(device="cuda").resolved().device == "cuda"  # one rank asks for nothing more
+
+
+async def test_a_planned_step_runs_on_every_rank_as_in_one_process(tiny):
+    """`run_plan` (what the kernel warm-up runs at start, on CUDA) sends the plan to the other ranks, which run it
+    with rank 0: a fresh prompt's logits equal one process's, and the ranks serve requests afterwards."""
+    base = EngineConfig(
+        backend="native", model="random:tiny", home=tiny[0], max_model_len=512, kv_cache_tokens=2048, threads=1
+    )
+    engines = [create_engine(base), create_engine(base.model_copy(update={"tensor_parallel_size": 2}))]
+    try:
+        logits = []
+        for engine in engines:
+            await engine.start()
+            step = next(step for step in WARM_UP_STEPS if step[0][0] == 0 and step[0][1] > 16)  # a fresh prompt
+            with torch.inference_mode():
+                logits.append(engine.runner.run_plan(engine.runner.warm_up_plan(step)))
+        assert (logits[1] - logits[0]).abs().max().item() < LOGIT_TOLERANCE
+        assert await _generate(engines[1], ["t1 t2 t3"], 8) == await _generate(engines[0], ["t1 t2 t3"], 8)
+    finally:
+        for engine in engines:
+            await engine.shutdown()

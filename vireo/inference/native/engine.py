@@ -78,8 +78,8 @@ class NativeEngine(LocalEngine):
                 self.context_length,
                 kv_dtype,
             )
-            with torch.inference_mode():
-                self.runner.warm_up_kernels()  # Triton compiles now, not inside served steps
+        with torch.inference_mode():
+            self.runner.warm_up_kernels()  # Triton compiles now, not inside served steps (every rank's too)
         self.blocks = BlockManager(
             num_blocks, config.block_size, PrefixCache() if config.prefix_caching else NoPrefixCache()
         )

@@ -27,7 +27,7 @@ from vireo.inference.native.parallel.group import TensorParallel, join, leave, r
 from vireo.inference.native.parallel.sharding import check_shardable
 from vireo.inference.native.scheduling.batch import ScheduledSeq
 from vireo.inference.native.scheduling.block_manager import BlockManager
-from vireo.inference.native.worker.model_runner import ModelRunner, StepInputs, device_rows_of, flat_order
+from vireo.inference.native.worker.model_runner import ModelRunner, StepInputs, StepPlan, device_rows_of, flat_order
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 1800  # a rank loading a large model from a slow disk
@@ -116,6 +116,11 @@ class ShardedRunner(ModelRunner):
                 self.tp.broadcast(input_ids)
             inputs = self.inputs(plan, input_ids, flat_order(items))
             return inputs, self.run_inputs(inputs)
+
+    def run_plan(self, plan: StepPlan) -> torch.Tensor | None:
+        with self._lock:
+            self.peers.send(("run", plan))
+            return self.run_inputs(self.inputs(plan))
 
     def forward_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
         with self._lock:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from vireo.inference.api import SamplingParams
 from vireo.inference.local import torch_dtype
 from vireo.inference.native.models.llama import LlamaModel
@@ -45,6 +47,8 @@ class DraftModelProposer:
         self.runner = ModelRunner(
             self.model, num_blocks, config.block_size, config.device, kv_dtype=torch_dtype(config.kv_cache_dtype)
         )
+        with torch.inference_mode():
+            self.runner.warm_up_kernels()  # the draft's own shapes: its Triton variants compiled now too
         self.shadows: dict[int, Sequence] = {}  # by the target's seq_id
         self.synced: dict[int, int] = {}  # target tokens the shadow copied at its last sync
 

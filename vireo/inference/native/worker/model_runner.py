@@ -134,9 +134,13 @@ class ModelRunner:
             return 0
         plans = [plan for plan in map(self.warm_up_plan, WARM_UP_STEPS) if plan is not None]
         for plan in plans:
-            self.run_inputs(self.inputs(plan))
+            self.run_plan(plan)
         torch.cuda.synchronize(self.device)
         return len(plans)
+
+    def run_plan(self, plan: StepPlan) -> torch.Tensor | None:
+        """Run a planned step whose rows all come from the host (tensor parallelism: on every rank)."""
+        return self.run_inputs(self.inputs(plan))
 
     def warm_up_plan(self, step: tuple[tuple[int, int], ...]) -> StepPlan | None:
         """One of `WARM_UP_STEPS` as a plan over the first blocks of the cache (None if they are too few)."""
