@@ -80,6 +80,7 @@ class NativeEngine(LocalEngine):
             )
         with torch.inference_mode():
             self.runner.warm_up_kernels()  # Triton compiles now, not inside served steps (every rank's too)
+            self.runner.capture_graphs()  # and the decode graphs, not inside the first request
         self.blocks = BlockManager(
             num_blocks, config.block_size, PrefixCache() if config.prefix_caching else NoPrefixCache()
         )

@@ -117,6 +117,10 @@ class ShardedRunner(ModelRunner):
             inputs = self.inputs(plan, input_ids, flat_order(items))
             return inputs, self.run_inputs(inputs)
 
+    def capture_graphs(self) -> None:
+        """Left to the first decode step: every rank captures its graphs then, together (a capture on rank 0
+        alone would wait for the other ranks' part of each collective)."""
+
     def run_plan(self, plan: StepPlan) -> torch.Tensor | None:
         with self._lock:
             self.peers.send(("run", plan))

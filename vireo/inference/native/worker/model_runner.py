@@ -77,7 +77,7 @@ class StepInputs:
 # kernel variant a served step can: the tuned tables pick tiles by query length (up to 16, up to 64, longer:
 # flash prefill for fresh prompts, each with a row count that is a multiple of 16 and one that is not, for the
 # tensor descriptors over them; paged prefill beside decodes or after a cached prefix) and quantized matmuls by
-# rows (2-8, up to 16, more). Pure decode steps are left out: the CUDA graphs are captured at the first one.
+# rows (2-8, up to 16, more). Pure decode steps are left out: capturing the decode CUDA graphs compiles theirs.
 WARM_UP_STEPS: tuple[tuple[tuple[int, int], ...], ...] = (
     *(((0, rows),) for rows in (2, 4, 8, 16, 40, 64, 100, 128)),
     *(((16, 1), (16, rows)) for rows in (16, 64, 128)),
@@ -137,6 +137,12 @@ class ModelRunner:
             self.run_plan(plan)
         torch.cuda.synchronize(self.device)
         return len(plans)
+
+    def capture_graphs(self) -> None:
+        """Capture the decode CUDA graphs now, at start, so that the first decode step of the first request
+        does not wait for it (every batch size, a few seconds on an H100 host)."""
+        if self.graphs is not None and not self.graphs.graphs:
+            self.graphs.capture()
 
     def run_plan(self, plan: StepPlan) -> torch.Tensor | None:
         """Run a planned step whose rows all come from the host (tensor parallelism: on every rank)."""
