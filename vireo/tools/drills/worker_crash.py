@@ -123,8 +123,10 @@ def kill_busiest(stack: Stack) -> dict:
             break
         time.sleep(0.1)
     index = next(i for i, proc in enumerate(stack.workers) if proc is not None and proc.pid == beat["pid"])
+    # The clock starts before the running jobs are read: a job that finishes between the read and the kill
+    # then has its `end` after the kill's time, not before it (a stream id is whole milliseconds, hence floor).
+    killed_ms = int(time.time() * 1000)
     held = held_by(stack, worker_id)
-    killed_ms = time.time() * 1000
     stack.kill_worker(index)
     stack.restart_worker(index)
     return {"worker": worker_id, "ms": killed_ms, "jobs": held}
