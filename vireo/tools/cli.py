@@ -101,7 +101,7 @@ def bench_platform(
 
 @bench.command("engines")
 def bench_engines(
-    model: str = "smollm2-135m",
+    model: str = typer.Option("smollm2-135m", help="a model, or several comma-separated (one report, goals per model)"),
     backends: Optional[str] = None,
     requests: int = 64,
     concurrency: str = "1,8,32",
@@ -121,11 +121,11 @@ def bench_engines(
     if random_weights:
         _bench_random_weights(random_weights, concurrency, new_tokens, out)
         return
-    from vireo.tools.bench.engines import run_engine_benchmark
+    from vireo.tools.bench.engines import run_engine_benchmarks
 
     low, high = (int(x) for x in prompt_tokens.split(","))
-    result = run_engine_benchmark(
-        model=model,
+    result = run_engine_benchmarks(
+        model.split(","),
         backends=backends.split(",") if backends else None,
         requests=requests,
         prompt_tokens=(low, high),

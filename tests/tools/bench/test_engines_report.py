@@ -98,3 +98,76 @@ def test_a_backends_peak_memory_is_its_own_not_that_of_the_process_that_started_
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert 0 < child < 150, child
     del held
+
+
+def _rounds_of(native: list[tuple[float, float, int]], peer_rss: int = 400) -> list[list[dict]]:
+    """Rounds of native:gguf beside llama.cpp: per round (tok/s at 1, tok/s at 8, native's peak RSS); llama.cpp
+    makes 10 tok/s at both levels."""
+    rounds = []
+    for tps_1, tps_8, rss in native:
+        results = [
+            _result("native:gguf", [(1, tps_1, 0.2), (8, tps_8, 0.4)]),
+            _result("llamacpp", [(1, 10.0, 0.1), (8, 10.0, 0.1)]),
+        ]
+        results[0]["peak_rss_mb"], results[1]["peak_rss_mb"] = rss, peer_rss
+        compare_speed(results, "llamacpp")
+        rounds.append(results)
+    return rounds
+
+
+def test_goals_against_llamacpp_take_the_medians_over_rounds_and_say_which_are_met():
+    from vireo.tools.bench.engines import llamacpp_goals
+
+    rounds = _rounds_of([(12.0, 25.0, 480), (9.0, 19.0, 560), (11.0, 30.0, 520)])
+    report = {"results": rounds[0], "rounds": rounds, "median_over_rounds": median_over_rounds(rounds)}
+    (goal,) = llamacpp_goals(report).values()
+    assert goal["figures"] == {
+        "tokens_per_s_vs_llamacpp_at_1": 1.1,
+        "tokens_per_s_vs_llamacpp_at_8": 2.5,
+        "peak_rss_vs_llamacpp": 1.3,  # 480, 520, 560 over 400: the median round's 1.3 is within the goal
+    }
+    assert goal["met"] == {
+        "tokens_per_s_vs_llamacpp_at_1": True,
+        "tokens_per_s_vs_llamacpp_at_8": True,
+        "peak_rss_vs_llamacpp": True,
+    }
+    slower = _rounds_of([(9.5, 19.0, 600)])
+    (goal,) = llamacpp_goals({"results": slower[0]}).values()
+    assert goal["met"] == {
+        "tokens_per_s_vs_llamacpp_at_1": False,
+        "tokens_per_s_vs_llamacpp_at_8": False,
+        "peak_rss_vs_llamacpp": False,
+    }
+    assert llamacpp_goals({"results": [_result("native", [(1, 20.0, 0.2)])]}) is None  # no peer, no goals
+
+
+def test_a_level_not_run_is_no_goal_met():
+    from vireo.tools.bench.engines import llamacpp_goals
+
+    results = [_result("native:gguf", [(1, 30.0, 0.2)]), _result("llamacpp", [(1, 10.0, 0.1)])]
+    compare_speed(results, "llamacpp")
+    (goal,) = llamacpp_goals({"results": results}).values()
+    assert goal["figures"]["tokens_per_s_vs_llamacpp_at_8"] is None
+    assert goal["met"]["tokens_per_s_vs_llamacpp_at_1"] and not goal["met"]["tokens_per_s_vs_llamacpp_at_8"]
+
+
+def test_several_models_make_one_report_with_each_models_goals(monkeypatch):
+    from vireo.tools.bench import engines
+
+    def fake_run(model: str, **options) -> dict:
+        (results,) = _rounds_of([(12.0, 25.0 if model == "a" else 15.0, 480)])
+        return {"model": model, "date": "d", "machine": {"cpu": "x"}, "results": results, "options": options}
+
+    monkeypatch.setattr(engines, "run_engine_benchmark", fake_run)
+    report = engines.run_engine_benchmarks(["a", "b"], rounds=1)
+    assert [one["model"] for one in report["models"]] == ["a", "b"]
+    assert report["models"][0]["options"] == {"rounds": 1}
+    goals = report["llamacpp_goals"]
+    assert goals["by_model"]["a"]["native:gguf"]["met"]["tokens_per_s_vs_llamacpp_at_8"]
+    assert not goals["by_model"]["b"]["native:gguf"]["met"]["tokens_per_s_vs_llamacpp_at_8"]
+    assert goals["every_goal_met"] is False
+    table = engines.markdown_table(report)
+    assert "#### a" in table and "#### b" in table
+    assert "| native:gguf | 1.2 (met) | 1.5 (not met) | 1.2 (met) |" in table
+    single = engines.run_engine_benchmarks(["a"], rounds=1)
+    assert single["model"] == "a" and "models" not in single and "llamacpp_goals" in single

@@ -17,6 +17,10 @@ own blocks) or `native:int4`, and `:pytorch-kernels` for PyTorch's CPU kernels i
 (`cpu_kernels` off): each variant is reported under the name it was given.
 
     python -m vireo.tools.bench.engines --json benchmarks/results/engines-cpu.json --requests 16
+
+`--model a,b,c` runs each model in turn into one report (`models`); where llama.cpp ran, each model's report
+gets `llamacpp_goals` (tok/s at one and eight streams and peak RSS against llama.cpp, `LLAMACPP_GOALS`) and the
+combined report whether every backend of ours met every goal.
 """
 
 from __future__ import annotations
@@ -384,6 +388,74 @@ def median_over_rounds(per_round: list[list[dict]]) -> dict[str, list[dict]]:
     return summary
 
 
+# The CPU goals against llama.cpp (issue 17): output tok/s at one stream and at eight, peak RSS, per backend of ours
+LLAMACPP_GOALS = {
+    "tokens_per_s_vs_llamacpp_at_1": 1.0,
+    "tokens_per_s_vs_llamacpp_at_8": 2.0,
+    "peak_rss_vs_llamacpp": 1.3,
+}
+
+
+def llamacpp_goals(report: dict) -> dict | None:
+    """Per backend of ours in `report` (one model's): its tok/s over llama.cpp's at one and eight streams (the median
+    over rounds), its peak RSS over llama.cpp's (the median of the rounds' ratios), and whether each meets
+    `LLAMACPP_GOALS`; None where llama.cpp did not run. A level not in the run is None, not met."""
+    per_round = report.get("rounds") or [report["results"]]
+    if not any(r["backend"] == "llamacpp" for r in per_round[0]):
+        return None
+    medians = report.get("median_over_rounds") or median_over_rounds(per_round)
+    goals = {}
+    for backend, rows in medians.items():
+        if is_llamacpp(backend):
+            continue
+        by_level = {row["concurrency"]: row.get("tokens_per_s_vs_llamacpp", {}).get("median") for row in rows}
+        rss = [
+            ours["peak_rss_mb"] / peer["peak_rss_mb"]
+            for results in per_round
+            for ours in results
+            for peer in results
+            if ours["backend"] == backend and peer["backend"] == "llamacpp" and peer.get("peak_rss_mb")
+        ]
+        figures = {
+            "tokens_per_s_vs_llamacpp_at_1": by_level.get(1),
+            "tokens_per_s_vs_llamacpp_at_8": by_level.get(8),
+            "peak_rss_vs_llamacpp": round(statistics.median(rss), 3) if rss else None,
+        }
+        met = {
+            name: value is not None and (value <= target if name.startswith("peak_rss") else value >= target)
+            for (name, target), value in zip(LLAMACPP_GOALS.items(), figures.values())
+        }
+        goals[backend] = {"figures": figures, "met": met}
+    return goals
+
+
+def run_engine_benchmarks(models: list[str], **options) -> dict:
+    """`run_engine_benchmark` for each model in turn (each with its own workload and rounds); with the llama.cpp
+    peer, the goals per model (`llamacpp_goals`) and whether every backend of ours met every one. One model: its
+    report as it is."""
+    reports = [run_engine_benchmark(model=model, **options) for model in models]
+    for report in reports:
+        if (goals := llamacpp_goals(report)) is not None:
+            report["llamacpp_goals"] = goals
+    if len(reports) == 1:
+        return reports[0]
+    combined: dict = {
+        "benchmark": "engines",
+        "date": reports[0]["date"],
+        "machine": reports[0]["machine"],
+        "models": reports,
+    }
+    if all("llamacpp_goals" in report for report in reports):
+        combined["llamacpp_goals"] = {
+            "targets": LLAMACPP_GOALS,
+            "by_model": {report["model"]: report["llamacpp_goals"] for report in reports},
+            "every_goal_met": all(
+                all(goal["met"].values()) for report in reports for goal in report["llamacpp_goals"].values()
+            ),
+        }
+    return combined
+
+
 LLAMACPP_VARIANTS = {"llamacpp": True, "llamacpp:no-extra-bufts": False}  # spec -> extra buffer types
 
 
@@ -419,7 +491,9 @@ def llamacpp_job(
 
 def markdown_table(report: dict) -> str:
     """The report as a Markdown table (what benchmarks/README.md shows); a "vs llamacpp" column
-    when the llama.cpp peer ran."""
+    when the llama.cpp peer ran; a report of several models, a table per model and one of the goals."""
+    if "models" in report:
+        return "\n\n".join(f"#### {one['model']}\n\n{markdown_table(one)}" for one in report["models"])
     peer = any(r["backend"] == "llamacpp" for r in report["results"])
     columns = ["backend", "conc.", "output tok/s", "vs hf", *(["vs llamacpp"] if peer else [])]
     columns += ["TTFT p50 / p95 (s)", "ITL p50 / p95 (ms)", "greedy = hf", "start-up (s)", "peak RSS (MB)"]
@@ -437,13 +511,26 @@ def markdown_table(report: dict) -> str:
             rows.append("| " + " | ".join(str(c) for c in cells) + " |")
     for backend, failure in report.get("failures", {}).items():
         rows.append(f"| {backend} | failed: {failure} |" + " |" * (len(columns) - 2))
-    return "\n".join(rows)
+    table = "\n".join(rows)
+    if "llamacpp_goals" in report:
+        table += "\n\n" + goals_table(report["model"], report["llamacpp_goals"])
+    return table
+
+
+def goals_table(model: str, goals: dict) -> str:
+    """One model's goals against llama.cpp (`llamacpp_goals`) per backend of ours: each figure, met or not."""
+    rows = ["| backend | " + " | ".join(f"{name} (goal {value})" for name, value in LLAMACPP_GOALS.items()) + " |"]
+    rows.append("|" + "---|" * (1 + len(LLAMACPP_GOALS)))
+    for backend, goal in goals.items():
+        cells = [f"{goal['figures'][name]} ({'met' if goal['met'][name] else 'not met'})" for name in LLAMACPP_GOALS]
+        rows.append(f"| {backend} | " + " | ".join(cells) + " |")
+    return f"Goals against llama.cpp, {model}:\n\n" + "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Benchmark the engine backends on one workload.")
     parser.add_argument("--json", type=Path, help="write the report here")
-    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--model", default="smollm2-135m", help="a model, or several comma-separated (one report)")
     parser.add_argument("--backends", help="comma-separated (default: every installed backend)")
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--prompt-tokens", default="128,512", help="min,max prompt length in tokens")
@@ -462,8 +549,8 @@ def main(argv: list[str] | None = None) -> None:
         print(markdown_table(json.loads(args.table.read_text())))
         return
     low, high = (int(x) for x in args.prompt_tokens.split(","))
-    report = run_engine_benchmark(
-        model=args.model,
+    report = run_engine_benchmarks(
+        args.model.split(","),
         backends=args.backends.split(",") if args.backends else None,
         requests=args.requests,
         prompt_tokens=(low, high),
