@@ -13,9 +13,9 @@ from celery import Celery
 from vireo.platform.attempts import Attempts
 from vireo.platform.queue import TaskPublisher
 from vireo.platform.reaper import Reaper
-from vireo.platform.redis_keys import REPUBLISH_KEY, worker_key
+from vireo.platform.redis_keys import REPUBLISH_KEY, job_key, worker_key
 from vireo.platform.settings import Settings
-from vireo.platform.store import JobStore
+from vireo.platform.store import ENGINE_TIMES, JobStore
 
 REDIS_URL = "redis://127.0.0.1:6379/9"  # this file's own database
 QUEUE = "attempts-test"
@@ -56,6 +56,15 @@ async def test_a_handed_back_attempt_can_no_longer_write_or_finish(attempts):
         ("attempt", {"attempt": 2, "reason": "worker w1 stopped"}),
         ("status", {"status": "running"}),
     ]
+
+
+async def test_a_handed_back_attempt_leaves_no_times_of_its_own(attempts):
+    job_id = await running_job(attempts, "w1")
+    times = {"first_token_at": 2.0} | {field: 1.0 for field in ENGINE_TIMES.values()}
+    await attempts.store.redis.hset(job_key(job_id), mapping=times)
+    assert await attempts.hand_back(job_id, 1, "w1", "worker w1 stopped", max_attempts=3) == "requeued"
+    record = await attempts.store.get(job_id)
+    assert record["status"] == "queued" and not {"started_at", *times} & record.keys()
 
 
 async def test_several_jobs_events_go_in_order_in_one_call_each_fenced_by_its_attempt(attempts):

@@ -62,6 +62,9 @@ def test_submit_stream_and_succeed(api):
     assert job["status"] == "succeeded" and job["result"]["summary"] == result["summary"]
     t = job["timings"]
     assert t["queued_at"] <= t["started_at"] <= t["first_token_at"] <= t["finished_at"]
+    # the native engine's share of the time to first token, on the same clock
+    engine = [t["engine_received_at"], t["engine_scheduled_at"], t["engine_first_token_at"]]
+    assert t["started_at"] <= engine[0] <= engine[1] <= engine[2] <= t["first_token_at"]
     assert job["usage"]["prompt_tokens"] > 50 and 0 < job["usage"]["completion_tokens"] <= 24
     assert job["progress"]["fraction"] == 1.0
 

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, ClassVar, Generi
 
 from pydantic import BaseModel
 
-from vireo.inference.api import Engine, EngineEvent, Finished, GenerationRequest, SamplingParams, TokenDelta
+from vireo.inference.api import (
+    Engine,
+    EngineEvent,
+    Finished,
+    GenerationRequest,
+    RequestTimes,
+    SamplingParams,
+    TokenDelta,
+)
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -110,6 +118,9 @@ class AppContext(abc.ABC):
     def first_token(self) -> None:
         """Called once when the first generated token arrives (for TTFT timings)."""
 
+    def engine_times(self, times: RequestTimes) -> None:
+        """Called with the engine's times of each generation that has them (the job's first one is its TTFT's)."""
+
     async def stream(
         self,
         request: GenerationRequest,
@@ -161,6 +172,8 @@ class AppContext(abc.ABC):
         if final is None:  # the engine's stream ended without its Finished event
             raise RuntimeError("the engine ended the generation without a finished event")
         self.record_usage(final.usage.prompt_tokens, final.usage.completion_tokens, final.usage.cached_tokens)
+        if final.times is not None:
+            self.engine_times(final.times)
         if final.finish_reason == "error":
             raise RuntimeError(final.error or "generation failed")
         return final

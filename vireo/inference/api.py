@@ -135,6 +135,17 @@ class Usage:
 
 
 @dataclass
+class RequestTimes:
+    """When, by the engine's clock (`time.time()`, one host's wall clock), a request reached the engine, when a step
+    first ran its prompt, and when its first token left the engine: the engine's share of a job's time to first
+    token, which the platform puts beside its own times (a job's `timings`)."""
+
+    received_at: float
+    scheduled_at: float | None = None  # None: never scheduled (aborted while waiting)
+    first_token_at: float | None = None  # None: no token made
+
+
+@dataclass
 class Finished:
     """The last event of a request."""
 
@@ -143,6 +154,7 @@ class Finished:
     text: str
     usage: Usage
     error: str | None = None
+    times: RequestTimes | None = None  # where the engine keeps them (the native engine)
 
 
 EngineEvent = Union[TokenDelta, Finished]

@@ -30,7 +30,7 @@ from vireo.platform.redis_keys import (
     events_key,
     job_key,
 )
-from vireo.platform.store import TERMINAL, JobStore
+from vireo.platform.store import ENGINE_TIMES, TERMINAL, JobStore
 
 _CLAIM = """
 -- KEYS: job, events, running index, queued index. ARGV: job id, attempt, worker, now, events maxlen
@@ -113,11 +113,11 @@ if final then
 end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'attempt', attempt + 1, 'worker', '', 'progress_fraction', 0,
            'progress_message', '', 'prompt_tokens', 0, 'completion_tokens', 0, 'cached_tokens', 0)
-redis.call('HDEL', KEYS[1], 'started_at', 'first_token_at')
+redis.call('HDEL', KEYS[1], 'started_at', 'first_token_at', ENGINE_TIMES)
 event('attempt', {attempt = attempt + 1, reason = ARGV[5]})
 redis.call('SADD', KEYS[4], ARGV[1])
 return 'requeued'
-"""
+""".replace("ENGINE_TIMES", ", ".join(f"'{field}'" for field in ENGINE_TIMES.values()))
 
 
 def _state(reply: list[str | None], attempt: int) -> str:

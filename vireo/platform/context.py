@@ -7,10 +7,10 @@ import time
 from dataclasses import dataclass, field
 
 from vireo.apps.base import AppContext, AppInputError, FinishedJob, TechniquePreferences
-from vireo.inference.api import Engine
+from vireo.inference.api import Engine, RequestTimes
 from vireo.platform.attempts import Attempts
 from vireo.platform.event_writer import EventWriter
-from vireo.platform.store import JobStore
+from vireo.platform.store import JobStore, engine_time_fields
 
 
 @dataclass
@@ -32,6 +32,7 @@ class JobContext(AppContext):
     preferences: TechniquePreferences | None = None
     cancel_flag: bool = False
     _first_token_seen: bool = False
+    _engine_times_seen: bool = False
 
     async def close(self) -> None:
         """Return once every event this job queued is in Redis."""
@@ -58,6 +59,14 @@ class JobContext(AppContext):
         if not self._first_token_seen:
             self._first_token_seen = True
             self._put("fields", {"first_token_at": time.time()})
+
+    def engine_times(self, times: RequestTimes) -> None:
+        """The first generation's engine times (ENGINE_TIMES), beside the job's own timings."""
+        if not self._engine_times_seen:
+            self._engine_times_seen = True
+            self._put(
+                "fields", {field: value for field, value in engine_time_fields(times).items() if value is not None}
+            )
 
     def record_usage(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> None:
         self._put("usage", (prompt_tokens, completion_tokens, cached_tokens))

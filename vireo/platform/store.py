@@ -20,10 +20,24 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from vireo.inference.api import RequestTimes
 from vireo.platform.redis_keys import QUEUED_KEY, STATS_KEY, active_key, events_key, job_key, tenant_key, tokens_key
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATS_TTL_S = 60  # engine stats older than this are from a worker that is gone
+# The engine's times of a job's first generation (`RequestTimes`), in its record beside queued_at, started_at,
+# first_token_at and finished_at: where an attempt's time to first token went inside the engine
+ENGINE_TIMES = {
+    "received_at": "engine_received_at",
+    "scheduled_at": "engine_scheduled_at",
+    "first_token_at": "engine_first_token_at",
+}
+
+
+def engine_time_fields(times: RequestTimes) -> dict[str, float | None]:
+    """The record's fields for the engine's times of a generation."""
+    return {field: getattr(times, name) for name, field in ENGINE_TIMES.items()}
+
 
 _TRANSITION = """
 local status = redis.call('HGET', KEYS[1], 'status')

@@ -36,6 +36,19 @@ async def test_streams_deltas_that_add_up_to_the_final_text(native):
     assert final.finish_reason == "length"
 
 
+async def test_the_finished_event_says_when_the_request_arrived_ran_and_made_its_first_token(native):
+    import time
+
+    sent = time.time()
+    first_seen, final = None, None
+    async for event in native.generate(greedy(PROMPTS[2], 8, speculation="off")):
+        if isinstance(event, TokenDelta) and first_seen is None:
+            first_seen = time.time()
+        final = event
+    times = final.times
+    assert sent <= times.received_at <= times.scheduled_at <= times.first_token_at <= first_seen
+
+
 async def test_logprobs_come_with_each_token(native):
     request = GenerationRequest(prompt=PROMPTS[0], sampling=SamplingParams(max_tokens=6, logprobs=True))
     deltas = [e async for e in native.generate(request) if isinstance(e, TokenDelta) and e.token_ids]

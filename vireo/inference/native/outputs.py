@@ -8,9 +8,10 @@ the loop's self-pipe, and the loop's thread competes with this one for the inter
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
-from vireo.inference.api import EngineEvent, Finished, TokenDelta, Usage
+from vireo.inference.api import EngineEvent, Finished, RequestTimes, TokenDelta, Usage
 from vireo.inference.native.scheduling.batch import SeqUpdate
 from vireo.inference.native.scheduling.sequence import Sequence
 from vireo.inference.textstream import OutputStream
@@ -25,6 +26,7 @@ class RequestChannel:
     loop: asyncio.AbstractEventLoop
     events: asyncio.Queue
     pending_text: str = ""  # this step's text, not yet sent
+    first_token_at: float | None = None  # wall clock of the step that sent its first token
 
 
 class RequestOutputs:
@@ -64,6 +66,8 @@ class RequestOutputs:
         channel = self.channels[update.seq.request_id]
         text, channel.pending_text = channel.pending_text, ""
         if update.shown:
+            if channel.first_token_at is None:
+                channel.first_token_at = time.time()
             self._send(channel, TokenDelta(update.seq.request_id, text, update.shown, update.logprobs))
 
     def finish(self, seq: Sequence, error: str | None = None) -> None:
@@ -75,7 +79,8 @@ class RequestOutputs:
         if tail:
             self._send(channel, TokenDelta(seq.request_id, tail, []))
         usage = Usage(seq.num_prompt_tokens, seq.num_completion_tokens, seq.num_cached_tokens)
-        self._send(channel, Finished(seq.request_id, reason, channel.stream.text, usage, error=error))
+        times = RequestTimes(seq.received_at, seq.scheduled_at, channel.first_token_at)
+        self._send(channel, Finished(seq.request_id, reason, channel.stream.text, usage, error=error, times=times))
 
 
 def _put_all(events: list[tuple[asyncio.Queue, EngineEvent]]) -> None:

@@ -55,6 +55,10 @@ class Timings(BaseModel):
     started_at: float | None = None
     first_token_at: float | None = None
     finished_at: float | None = None
+    # the engine's share of the time to first token (engines that keep them: the native one)
+    engine_received_at: float | None = None
+    engine_scheduled_at: float | None = None
+    engine_first_token_at: float | None = None
 
 
 class TokenUsage(BaseModel):
@@ -97,6 +101,9 @@ class JobView(BaseModel):
                 started_at=num("started_at"),
                 first_token_at=num("first_token_at"),
                 finished_at=num("finished_at"),
+                engine_received_at=num("engine_received_at"),
+                engine_scheduled_at=num("engine_scheduled_at"),
+                engine_first_token_at=num("engine_first_token_at"),
             ),
             usage=TokenUsage(
                 prompt_tokens=int(r.get("prompt_tokens") or 0),

@@ -233,7 +233,7 @@ async def _platform_clients(
             if job["status"] != "succeeded":
                 raise RuntimeError(f"job {timeline['id']} {job['status']}: {job.get('error')}")
             timeline["tokens"] = job["usage"]["completion_tokens"]
-            timeline.update(job["timings"])  # queued_at, started_at, first_token_at, finished_at
+            timeline.update(job["timings"])  # queued_at, started_at, first_token_at, finished_at, engine_*
 
         await asyncio.gather(*[read_record(timeline) for timeline in timelines])
     return timelines, ended
@@ -245,6 +245,12 @@ def _where_time_goes(timelines: list[dict]) -> dict:
         "submit_http": ("sent", "posted"),
         "queued_to_started": ("queued_at", "started_at"),
         "started_to_first_token": ("started_at", "first_token_at"),
+        # its parts, by the engine's times (native engine): the worker and the pipe to the engine's process, the
+        # wait for a step to take the prompt, that step (and any before the first token), the way back
+        "started_to_engine": ("started_at", "engine_received_at"),
+        "engine_received_to_scheduled": ("engine_received_at", "engine_scheduled_at"),
+        "engine_scheduled_to_first_token": ("engine_scheduled_at", "engine_first_token_at"),
+        "engine_first_token_to_worker": ("engine_first_token_at", "first_token_at"),
         "first_token_to_client": ("first_token_at", "first"),
         "finished_to_client_end": ("finished_at", "end"),
     }

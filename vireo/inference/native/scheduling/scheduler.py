@@ -11,6 +11,7 @@ After the forward, `update` applies the step's results: the one place a sequence
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from vireo.inference.api import FinishReason
@@ -153,6 +154,8 @@ class Scheduler:
                 seq.wait()
                 break
             self.blocks.record_admission(seq)
+            if seq.scheduled_at is None:  # (a preempted sequence admitted again keeps its first time)
+                seq.scheduled_at = time.time()
             self.waiting.pop(0)
             self.running.append(seq)
             batch.items.append(ScheduledSeq(seq, num))

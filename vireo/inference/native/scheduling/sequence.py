@@ -44,6 +44,8 @@ class Sequence:
     grammar: "GrammarMatcher | None" = None  # set when the request carries a Constraint
     seq_id: int = field(default_factory=lambda: next(_ids))
     arrival: float = field(default_factory=time.monotonic)
+    received_at: float = field(default_factory=time.time)  # wall clock, for the request's `RequestTimes`
+    scheduled_at: float | None = None  # wall clock of the first step that ran any of its prompt
     status: SequenceStatus = SequenceStatus.WAITING
     block_table: list[int] = field(default_factory=list)  # written by the block manager
     num_named_blocks: int = 0  # leading blocks of the table named in the prefix cache
