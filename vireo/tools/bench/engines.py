@@ -491,7 +491,7 @@ def llamacpp_job(
 
 def markdown_table(report: dict) -> str:
     """The report as a Markdown table (what benchmarks/README.md shows); a "vs llamacpp" column
-    when the llama.cpp peer ran; a report of several models, a table per model and one of the goals."""
+    when the llama.cpp peer ran, and its goals (`goals_table`); a report of several models, a table per model."""
     if "models" in report:
         return "\n\n".join(f"#### {one['model']}\n\n{markdown_table(one)}" for one in report["models"])
     peer = any(r["backend"] == "llamacpp" for r in report["results"])
