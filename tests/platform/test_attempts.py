@@ -31,12 +31,25 @@ async def attempts():
 
 async def running_job(attempts: Attempts, worker: str) -> str:
     job_id = await attempts.store.create("tenant-a", "echo", {"text": "hi"}, {"priority": 3})
-    assert await attempts.claim(job_id, 1, worker) == "claimed"
+    assert (await attempts.claim(job_id, 1, worker)).outcome == "claimed"
     return job_id
 
 
 async def kinds(attempts: Attempts, job_id: str) -> list[tuple[str, dict]]:
     return [(kind, data) for _id, kind, data in await attempts.store.read_events(job_id, block_ms=10)]
+
+
+async def test_a_claim_returns_the_record_as_it_left_it(attempts):
+    job_id = await attempts.store.create("tenant-a", "echo", {"text": "hi"}, {"priority": 3})
+    claim = await attempts.claim(job_id, 1, "w1")
+    assert claim.claimed and claim.record == await attempts.store.get(job_id)
+    assert (claim.record["status"], claim.record["worker"], json.loads(claim.record["input"])) == (
+        "running",
+        "w1",
+        {"text": "hi"},
+    )
+    refused = await attempts.claim(job_id, 1, "w2")
+    assert (refused.claimed, refused.outcome, refused.record) == (False, "running", None)
 
 
 async def test_a_handed_back_attempt_can_no_longer_write_or_finish(attempts):
@@ -49,9 +62,9 @@ async def test_a_handed_back_attempt_can_no_longer_write_or_finish(attempts):
     assert not await attempts.finish(
         job_id, 1, "tenant-a", "succeeded", {"result": {"text": "x"}}, ("result", {"result": {"text": "x"}})
     )
-    assert await attempts.claim(job_id, 1, "w2") == "stale"
-    assert await attempts.claim(job_id, 2, "w2") == "claimed"
-    assert await attempts.claim(job_id, 2, "w3") == "running"
+    assert (await attempts.claim(job_id, 1, "w2")).outcome == "stale"
+    assert (await attempts.claim(job_id, 2, "w2")).outcome == "claimed"
+    assert (await attempts.claim(job_id, 2, "w3")).outcome == "running"
     assert (await kinds(attempts, job_id))[2:] == [
         ("attempt", {"attempt": 2, "reason": "worker w1 stopped"}),
         ("status", {"status": "running"}),
@@ -84,7 +97,7 @@ async def test_a_job_fails_clearly_after_max_attempts(attempts):
     job_id = await running_job(attempts, "w1")
     for attempt in (1, 2, 3):
         if attempt > 1:
-            assert await attempts.claim(job_id, attempt, "w1") == "claimed"
+            assert (await attempts.claim(job_id, attempt, "w1")).outcome == "claimed"
         outcome = await attempts.hand_back(job_id, attempt, "w1", "worker w1 stopped", max_attempts=3)
     record = await attempts.store.get(job_id)
     assert outcome == "failed" and record["status"] == "failed"

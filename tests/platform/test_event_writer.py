@@ -25,7 +25,7 @@ async def writer():
 
 async def running_job(writer: EventWriter) -> str:
     job_id = await writer.store.create("tenant-a", "echo", {"text": "hi"}, {})
-    assert await writer.attempts.claim(job_id, 1, "w1") == "claimed"
+    assert (await writer.attempts.claim(job_id, 1, "w1")).outcome == "claimed"
     return job_id
 
 

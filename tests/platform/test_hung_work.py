@@ -48,7 +48,7 @@ async def attempts():
 
 async def test_a_job_past_its_time_limit_is_stopped_and_failed_with_the_reason(attempts):
     job_id = await attempts.store.create("tenant-a", "never-ends", {}, {})
-    assert await attempts.claim(job_id, 1, "w1") == "claimed"
+    assert (await attempts.claim(job_id, 1, "w1")).outcome == "claimed"
     ctx = JobContext(
         engine=None,
         store=attempts.store,
@@ -69,7 +69,7 @@ async def test_a_job_past_its_time_limit_is_stopped_and_failed_with_the_reason(a
 
 async def test_without_a_limit_a_cancel_is_still_a_cancel(attempts):
     job_id = await attempts.store.create("tenant-a", "never-ends", {}, {})
-    assert await attempts.claim(job_id, 1, "w1") == "claimed"
+    assert (await attempts.claim(job_id, 1, "w1")).outcome == "claimed"
     ctx = JobContext(
         engine=None,
         store=attempts.store,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from vireo.platform.redis_keys import (
@@ -34,6 +35,7 @@ from vireo.platform.store import ENGINE_TIMES, TERMINAL, JobStore
 
 _CLAIM = """
 -- KEYS: job, events, running index, queued index. ARGV: job id, attempt, worker, now, events maxlen
+-- Returns the claimed record (HGETALL's flat list), or why not as a string.
 local cur = redis.call('HMGET', KEYS[1], 'status', 'attempt')
 if not cur[1] then return 'missing' end
 if cur[1] ~= 'queued' then return cur[1] end
@@ -42,7 +44,7 @@ redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', ARGV[2], 'worker', A
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'event', 'status', 'data', '{"status": "running"}')
-return 'claimed'
+return redis.call('HGETALL', KEYS[1])
 """
 
 _FENCED_XADD = """
@@ -120,6 +122,19 @@ return 'requeued'
 """.replace("ENGINE_TIMES", ", ".join(f"'{field}'" for field in ENGINE_TIMES.values()))
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A claim's outcome: 'claimed' with the job's record as the claim left it (so the worker starts the
+    job without reading it again), or why not: the job's status, 'stale' or 'missing'."""
+
+    outcome: str
+    record: dict[str, str] | None = None
+
+    @property
+    def claimed(self) -> bool:
+        return self.outcome == "claimed"
+
+
 def _state(reply: list[str | None], attempt: int) -> str:
     status, current, cancel = reply
     if status != "running" or current != str(attempt):
@@ -139,13 +154,16 @@ class Attempts:
         self._finish = self.redis.register_script(_FINISH)
         self._hand_back = self.redis.register_script(_HAND_BACK)
 
-    async def claim(self, job_id: str, attempt: int, worker_id: str) -> str:
-        """'claimed' if this attempt is now running on `worker_id`; else why not: the job's status,
-        'stale' (the job is at another attempt) or 'missing'."""
-        return await self._claim(
+    async def claim(self, job_id: str, attempt: int, worker_id: str) -> Claim:
+        """Claimed, with the record, if this attempt is now running on `worker_id`; else why not: the
+        job's status, 'stale' (the job is at another attempt) or 'missing'."""
+        reply = await self._claim(
             keys=[job_key(job_id), events_key(job_id), RUNNING_KEY, QUEUED_KEY],
             args=[job_id, attempt, worker_id, time.time(), self.store.events_maxlen],
         )
+        if isinstance(reply, str):
+            return Claim(reply)
+        return Claim("claimed", dict(zip(reply[::2], reply[1::2])))
 
     async def emit(self, job_id: str, attempt: int, event: str, data: dict) -> str | None:
         """Append an event while `attempt` is still the job's attempt; None (dropped) once it is not."""

@@ -28,7 +28,7 @@ from vireo.inference.api import Engine, EngineError
 from vireo.inference.engine_process import EngineProcess
 from vireo.inference.factory import create_engine
 from vireo.platform.attempt_watch import AttemptWatch
-from vireo.platform.attempts import Attempts
+from vireo.platform.attempts import Attempts, Claim
 from vireo.platform.context import JobContext
 from vireo.platform.event_writer import EventWriter
 from vireo.platform.heartbeat import Heartbeat
@@ -160,13 +160,14 @@ class WorkerRuntime:
                 if self._held[(job_id, attempt)] <= 0:
                     del self._held[(job_id, attempt)]
 
-    def claim(self, job_id: str, attempt: int) -> str:
-        """'claimed' if this worker now runs the attempt; otherwise the reason the message is ignored."""
+    def claim(self, job_id: str, attempt: int) -> Claim:
+        """Claimed (with the job's record) if this worker now runs the attempt; otherwise the reason the
+        message is ignored."""
         if self.draining:
             raise WorkerDraining(f"worker {self.worker_id} is shutting down")
         return self.call(self.attempts.claim(job_id, attempt, self.worker_id))
 
-    def run_claimed(self, job_id: str, attempt: int) -> str:
+    def run_claimed(self, job_id: str, attempt: int, record: dict[str, str]) -> str:
         """Run a claimed attempt to its end (from a Celery thread); returns the job's status."""
         return self.call(
             run_attempt(
@@ -174,6 +175,7 @@ class WorkerRuntime:
                 self.attempts,
                 job_id,
                 attempt,
+                record,
                 writer=self.writer,
                 watch=self.watch,
                 max_job_s=self.settings.max_job_s,
@@ -205,12 +207,12 @@ async def execute_job(
     """Claim and run one attempt of a job. A job that is finished, cancelled, running elsewhere or at
     another attempt is left alone, so a redelivered or stale message never runs a job twice."""
     attempts = Attempts(store)
-    claimed = await attempts.claim(job_id, attempt, worker_id)
-    if claimed != "claimed":
-        return claimed
+    claim = await attempts.claim(job_id, attempt, worker_id)
+    if claim.record is None:
+        return claim.outcome
     writer, watch = EventWriter(attempts), AttemptWatch(attempts, cancel_poll_s)
     try:
-        return await run_attempt(engine, attempts, job_id, attempt, writer=writer, watch=watch)
+        return await run_attempt(engine, attempts, job_id, attempt, claim.record, writer=writer, watch=watch)
     finally:
         await asyncio.gather(writer.close(), watch.close())
 
@@ -220,6 +222,7 @@ async def run_attempt(
     attempts: Attempts,
     job_id: str,
     attempt: int,
+    record: dict[str, str],
     *,
     writer: EventWriter,
     watch: AttemptWatch,
@@ -229,12 +232,8 @@ async def run_attempt(
     """Run a claimed attempt's app and finish the job, unless the job was handed to a newer attempt; the
     end is logged and counted under `model` (VIREO_MODEL; default: the engine's). The job's events go
     through `writer` and its cancellation or hand-back comes from `watch` (the worker's, shared by all
-    its jobs)."""
+    its jobs). `record` is the job's record as the claim returned it."""
     store = attempts.store
-    record = await store.get(job_id)
-    if record is None:  # expired (VIREO_JOB_TTL_S) between its claim and now: nothing left to run or finish
-        log.warning("job %s has no record; attempt %d is dropped", job_id, attempt)
-        return "missing"
     fields: dict[str, Any]
     try:
         app = get_app(record["app"])

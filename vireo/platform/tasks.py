@@ -91,10 +91,10 @@ def run_job(job_id: str, attempt: int = 1) -> str:
     runtime = get_runtime()
     with runtime.holding(job_id, attempt):
         try:
-            outcome = runtime.claim(job_id, attempt)
+            claim = runtime.claim(job_id, attempt)
         except Exception as exc:  # draining, or Redis unreachable: the message goes back to the queue
             raise Reject(str(exc), requeue=True) from exc
-        if outcome != "claimed":
-            return outcome  # a stale or duplicate message: acked, nothing runs
+        if claim.record is None:
+            return claim.outcome  # a stale or duplicate message: acked, nothing runs
         _acknowledge_delivery()
-        return runtime.run_claimed(job_id, attempt)
+        return runtime.run_claimed(job_id, attempt, claim.record)
