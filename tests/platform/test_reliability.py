@@ -161,7 +161,9 @@ def test_a_killed_workers_job_runs_again_elsewhere_as_attempt_2(stack, api):
 
 def test_sigterm_hands_a_long_job_back_after_the_drain_timeout(stack, api):
     workers_up(stack, 2)
-    job_id = submit(api, counting(100, 120))
+    # longer than the 3 s drain timeout on any machine: 120 tokens took ~1 s on a Zen 4 VM and finished
+    # inside the drain (one attempt), while a float32 model on a slow VM needs ~50 s for its second attempt
+    job_id = submit(api, counting(600, 1500))
     draining = worker_running(stack, api, job_id)
     stack.kill_worker(draining, signal.SIGTERM)
     later = submit(api, {"prompt": "Hello", "max_tokens": 4, "temperature": 0})
