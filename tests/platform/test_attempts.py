@@ -6,12 +6,13 @@ import base64
 import json
 import time
 
+import pytest
 import pytest_asyncio
 import redis as sync_redis
 from celery import Celery
 
 from vireo.platform.attempts import Attempts
-from vireo.platform.queue import TaskPublisher
+from vireo.platform.queue import BrokerUnavailable, TaskPublisher
 from vireo.platform.reaper import Reaper
 from vireo.platform.redis_keys import REPUBLISH_KEY, job_key, worker_key
 from vireo.platform.settings import Settings
@@ -157,3 +158,35 @@ async def test_the_reaper_republishes_a_queued_job_whose_message_the_broker_lost
     assert publisher.task_ids_in_broker() == {lost, waiting}
     publisher.close()
     assert await attempts.redis.zscore("vireo:jobs:queued", lost) > long_ago + 30
+
+
+def _as_published(raw: str, job_id: str, as_id: str) -> dict:
+    """A broker message with its body decoded and its per-message tag left out, written as if for `as_id`."""
+    message = json.loads(raw)
+    message["body"] = json.loads(base64.b64decode(message["body"]))
+    del message["properties"]["delivery_tag"]
+    return json.loads(json.dumps(message).replace(job_id, as_id))
+
+
+async def test_a_job_is_stored_and_enqueued_in_one_transaction_with_the_message_publish_sends(attempts):
+    publisher = TaskPublisher(Celery(broker=REDIS_URL), QUEUE)
+    stored, published = "a" * 32, "b" * 32
+    deliver = publisher.delivery_commands(stored, priority=7, attempt=2)
+    assert [command for command, _args in deliver] == ["lpush"]
+    await attempts.store.create("tenant-a", "echo", {"text": "hi"}, {}, stored, deliver=deliver)
+    publisher.publish(published, priority=7, attempt=2)
+    assert publisher.task_ids_in_broker() == {stored, published}
+    publisher.close()
+
+    client = sync_redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    messages = {key: client.lrange(key, 0, -1) for key in client.scan_iter(f"{QUEUE}*") if client.type(key) == "list"}
+    assert len(messages) == 1, messages  # both on the list of priority 7
+    newest, oldest = next(iter(messages.values()))
+    assert _as_published(oldest, stored, "x") == _as_published(newest, published, "x")
+    assert (await attempts.store.get(stored))["status"] == "queued"
+
+
+def test_an_unreachable_broker_is_said_before_anything_is_stored():
+    publisher = TaskPublisher(Celery(broker="redis://127.0.0.1:1/0"), QUEUE)
+    with pytest.raises(BrokerUnavailable, match="unreachable"):
+        publisher.delivery_commands("c" * 32)

@@ -1,7 +1,7 @@
 """A job's end, reported once: one log line (`vireo.jobs`) and its metrics (job_metrics.py).
 
 Most jobs end on a worker (runtime.py); the rest where they end: cancelled while queued (the API),
-failed after too many attempts or cancelled on a dead worker (the reaper), never queued (the API).
+failed after too many attempts or cancelled on a dead worker (the reaper).
 """
 
 from __future__ import annotations

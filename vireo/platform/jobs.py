@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 
 from vireo.apps.base import AppInputError
 from vireo.apps.registry import UnknownAppError, get_app, load_apps
@@ -17,12 +15,10 @@ from vireo.platform.job_outcome import report_from_store
 from vireo.platform.keys import Principal
 from vireo.platform.limits import Limiter
 from vireo.platform.metrics import JOBS_SUBMITTED
-from vireo.platform.queue import BrokerUnavailable, TaskPublisher, broker_priority
+from vireo.platform.queue import TaskPublisher, broker_priority
 from vireo.platform.served_model import find_served, served_model, served_models
 from vireo.platform.settings import Settings
 from vireo.platform.store import JobStore
-
-log = logging.getLogger(__name__)
 
 
 class JobService:
@@ -84,14 +80,18 @@ class JobService:
         now = time.time()
         job_id = await self.limiter.admit_job(principal, now)
         queue, name = self.settings.queue_for(served), served_model(self.settings, served).name
+        message = self.publisher.delivery_commands(job_id, priority=broker_priority(options), queue=queue)
         await self.store.create(
-            principal.tenant, app.name, parsed.model_dump(mode="json"), options, job_id, now, model=name, queue=queue
+            principal.tenant,
+            app.name,
+            parsed.model_dump(mode="json"),
+            options,
+            job_id,
+            now,
+            model=name,
+            queue=queue,
+            deliver=message,
         )
-        try:
-            self.publisher.publish(job_id, priority=broker_priority(options), queue=queue)
-        except BrokerUnavailable:
-            await self._fail_unqueued(job_id)
-            raise
         JOBS_SUBMITTED.labels(app=app.name).inc()
         return job_id
 
@@ -101,18 +101,3 @@ class JobService:
             await report_from_store(self.store, job_id, self.settings.default_model, {"id": job_id}, "cancelled")
             return "cancelled"
         return await self.store.request_cancel(job_id)
-
-    async def _fail_unqueued(self, job_id: str) -> None:
-        """A job stored but never queued must not wait forever as `queued` (best effort: Redis may be down)."""
-        try:
-            if await self.store.transition(
-                job_id,
-                ("queued",),
-                "failed",
-                finished_at=time.time(),
-                error="the job queue (Redis) was unreachable; submit the job again",
-            ):
-                await self.store.emit(job_id, "end", {"status": "failed"})
-                await report_from_store(self.store, job_id, self.settings.default_model, {"id": job_id}, "failed")
-        except RedisError:
-            log.warning("job %s was stored but not queued, and could not be marked failed", job_id)

@@ -3,6 +3,8 @@
 `celery_app.send_task` re-resolves routes and options and acquires a producer from a pool on every
 call (~4 ms of CPU here); the API publishes one kind of task to one queue, so it keeps one producer
 and builds the message with Celery's own `create_task_message` (the same wire format), ~3x cheaper.
+The API does not even send it: `delivery_commands` hands kombu's final Redis commands to the job store, which
+runs them in the transaction that stores the job (one round trip, and no job stored without its message).
 When the broker is unreachable, `publish` raises `BrokerUnavailable` (the API answers 503).
 """
 
@@ -25,6 +27,20 @@ class BrokerUnavailable(Exception):
     """The broker (Redis) did not take a job's message, even on a fresh connection."""
 
 
+class _CollectedDelivery:
+    """Stands in for kombu's Redis publish batch (`Producer.batch`): the producer hands it the prepared
+    message, the channel routes it and adds the final Redis commands here instead of running them."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, tuple]] = []
+
+    def publish(self, channel, message, **kwargs):
+        return channel.basic_publish(message, _publish_batch=self, **kwargs)
+
+    def add(self, name: str, *args) -> None:
+        self.commands.append((name, args))
+
+
 class TaskPublisher:
     """One persistent producer for `vireo.run_job` messages (use from one thread)."""
 
@@ -42,23 +58,42 @@ class TaskPublisher:
             self._producer = self.celery_app.amqp.Producer(connection, auto_declare=False)
         return self._producer
 
+    def delivery_commands(
+        self, job_id: str, priority: int = 0, attempt: int = 1, queue: str | None = None
+    ) -> list[tuple[str, tuple]]:
+        """The Redis commands that deliver the message `publish` would send (an LPUSH onto the queue's
+        priority list), for the caller to run in its own transaction: the API stores a job and enqueues it
+        in one round trip, so no job is ever stored without its message. kombu builds and routes the
+        message as for a publish; only the last step, running the commands, is left to the caller."""
+        collected = _CollectedDelivery()
+        try:
+            producer = self._get_producer()  # connects once, the first time; the commands need no I/O
+            producer._batch_local.current = collected  # kombu's hook for its own batched publishing
+            try:
+                self._send(producer, job_id, priority, attempt, queue)
+            finally:
+                del producer._batch_local.current
+        except Exception as exc:  # kombu raises its own errors, redis-py's and OSError alike
+            self.close()
+            raise BrokerUnavailable(f"the job queue (Redis) is unreachable; job {job_id} was not taken: {exc}") from exc
+        if not collected.commands:
+            raise BrokerUnavailable(f"the job queue (Redis) gave no way to deliver job {job_id}")
+        return collected.commands
+
+    def _send(self, producer, job_id: str, priority: int, attempt: int, queue: str | None) -> None:
+        amqp = self.celery_app.amqp
+        message = amqp.create_task_message(job_id, RUN_JOB, [job_id, attempt], {}, ignore_result=True)
+        amqp.send_task_message(
+            producer, RUN_JOB, message, queue=queue or self.queue, retry=False, declare=[], priority=priority
+        )
+
     def publish(self, job_id: str, priority: int = 0, attempt: int = 1, queue: str | None = None) -> None:
         """Send the task for the job's `attempt` (a worker runs the job only while it is at that attempt) to
         `queue` (its model's; default: this publisher's); a stale pooled connection is retried once on a
         fresh one."""
-        amqp = self.celery_app.amqp
-        message = amqp.create_task_message(job_id, RUN_JOB, [job_id, attempt], {}, ignore_result=True)
         for try_number in (1, 2):
             try:
-                amqp.send_task_message(
-                    self._get_producer(),
-                    RUN_JOB,
-                    message,
-                    queue=queue or self.queue,
-                    retry=False,
-                    declare=[],
-                    priority=priority,
-                )
+                self._send(self._get_producer(), job_id, priority, attempt, queue)
                 return
             except Exception as exc:  # kombu raises its own errors, redis-py's and OSError alike
                 self.close()

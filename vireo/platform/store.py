@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -95,10 +95,13 @@ class JobStore:
         now: float | None = None,
         model: str = "",
         queue: str = "",
+        deliver: Sequence[tuple[str, tuple]] = (),
     ) -> str:
         """Store a queued job (`job_id`: one the limiter admitted) and count it as the tenant's active job;
         `model` (the served model's name, as clients see it) and `queue` say which model runs it, and where its
-        messages go (the reaper re-queues it there)."""
+        messages go (the reaper re-queues it there). `deliver`: the Redis commands of its broker message
+        (`TaskPublisher.delivery_commands`), run in the same transaction, so the job is stored and enqueued
+        together or not at all."""
         job_id = job_id or uuid.uuid4().hex
         now = now or time.time()
         record = {
@@ -126,6 +129,8 @@ class JobStore:
             queued = {"status": "queued", **({"model": model} if model else {})}
             pipe.xadd(events_key(job_id), {"event": "status", "data": json.dumps(queued)})
             pipe.expire(events_key(job_id), self.ttl_s)
+            for command, args in deliver:
+                getattr(pipe, command)(*args)
             await pipe.execute()
         return job_id
 
