@@ -43,14 +43,14 @@ async def kinds(attempts: Attempts, job_id: str) -> list[tuple[str, dict]]:
 async def test_a_claim_returns_the_record_as_it_left_it(attempts):
     job_id = await attempts.store.create("tenant-a", "echo", {"text": "hi"}, {"priority": 3})
     claim = await attempts.claim(job_id, 1, "w1")
-    assert claim.claimed and claim.record == await attempts.store.get(job_id)
+    assert claim.outcome == "claimed" and claim.record == await attempts.store.get(job_id)
     assert (claim.record["status"], claim.record["worker"], json.loads(claim.record["input"])) == (
         "running",
         "w1",
         {"text": "hi"},
     )
     refused = await attempts.claim(job_id, 1, "w2")
-    assert (refused.claimed, refused.outcome, refused.record) == (False, "running", None)
+    assert (refused.outcome, refused.record) == ("running", None)
 
 
 async def test_a_handed_back_attempt_can_no_longer_write_or_finish(attempts):

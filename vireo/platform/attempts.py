@@ -130,10 +130,6 @@ class Claim:
     outcome: str
     record: dict[str, str] | None = None
 
-    @property
-    def claimed(self) -> bool:
-        return self.outcome == "claimed"
-
 
 def _state(reply: list[str | None], attempt: int) -> str:
     status, current, cancel = reply

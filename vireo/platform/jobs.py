@@ -80,7 +80,7 @@ class JobService:
         now = time.time()
         job_id = await self.limiter.admit_job(principal, now)
         queue, name = self.settings.queue_for(served), served_model(self.settings, served).name
-        message = self.publisher.delivery_commands(job_id, priority=broker_priority(options), queue=queue)
+        delivery = self.publisher.delivery_commands(job_id, priority=broker_priority(options), queue=queue)
         await self.store.create(
             principal.tenant,
             app.name,
@@ -90,7 +90,7 @@ class JobService:
             now,
             model=name,
             queue=queue,
-            deliver=message,
+            deliver=delivery,
         )
         JOBS_SUBMITTED.labels(app=app.name).inc()
         return job_id
