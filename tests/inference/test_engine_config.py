@@ -30,6 +30,18 @@ def test_an_explicit_dtype_and_overlap_are_kept():
     assert (config.dtype, config.overlap_decode) == ("bfloat16", True)
 
 
+def test_the_step_budget_is_512_tokens_on_a_cpu_unless_set():
+    assert EngineConfig(device="cpu").resolved().max_tokens_per_step == 512
+    assert EngineConfig(device="cpu", max_tokens_per_step=64).resolved().max_tokens_per_step == 64
+    with pytest.raises(ValueError):
+        EngineConfig(max_tokens_per_step=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="asserts what a CUDA machine does")
+def test_the_step_budget_is_larger_on_cuda():
+    assert EngineConfig(device="cuda").resolved().max_tokens_per_step == 2048
+
+
 def test_the_kv_cache_is_float16_on_a_cpu_with_our_kernels_else_the_models_dtype():
     assert EngineConfig(device="cpu").resolved().kv_cache_dtype == "float16"
     assert EngineConfig(device="cpu", cpu_kernels=False).resolved().kv_cache_dtype == "float32"

@@ -23,6 +23,8 @@ Speculation = Literal["auto", "off", "prompt_lookup", "draft"]
 
 LOCAL_BACKENDS = ("native", "hf")  # the model runs in Vireo's own process (the others: vLLM's, a server's)
 DEFAULT_CONTEXT = 2048  # a model config that names no max_position_embeddings
+CPU_TOKENS_PER_STEP = 512
+CUDA_TOKENS_PER_STEP = 2048
 
 
 class EngineConfig(BaseModel):
@@ -53,6 +55,11 @@ class EngineConfig(BaseModel):
     # instead of one each (each such step runs without CUDA graphs);
     # 0: every arrival is admitted at once
     admission_window_ms: float = Field(0.0, ge=0)
+    # native engine: the most tokens one step computes, decodes and prompt tokens together (a longer prompt,
+    # or more arrivals than fit, are prefilled over several steps, chunked); bounds how long running decodes
+    # wait behind prompts. None: 512 on a CPU, where a step's time grows with its tokens from the first;
+    # 2048 on CUDA, where a step of 512 barely fills the card (see CUDA_TOKENS_PER_STEP)
+    max_tokens_per_step: int | None = Field(None, ge=1)
     # native engine: one model over this many devices (GPUs; CPU processes where there is no GPU),
     # heads and MLP split between them (`native/parallel/`)
     tensor_parallel_size: int = Field(1, ge=1)
@@ -93,7 +100,7 @@ class EngineConfig(BaseModel):
         return self
 
     def resolved(self) -> EngineConfig:
-        """This config with `auto` device, dtypes, overlap and own process made concrete for this machine;
+        """This config with `auto` device, dtypes, overlap, own process and step budget made concrete for this machine;
         EngineError if it asks for CUDA where torch sees none."""
         import torch  # here, not at import: the settings module must stay light
 
@@ -122,6 +129,7 @@ class EngineConfig(BaseModel):
         overlap = self.overlap_decode if self.overlap_decode is not None else device == "cuda"
         own_process = self.own_process if self.own_process is not None else device == "cuda"
         own_process = own_process and self.backend in LOCAL_BACKENDS
+        tokens_per_step = self.max_tokens_per_step or (CUDA_TOKENS_PER_STEP if device == "cuda" else CPU_TOKENS_PER_STEP)
         return self.model_copy(
             update={
                 "device": device,
@@ -129,6 +137,7 @@ class EngineConfig(BaseModel):
                 "kv_cache_dtype": kv_dtype,
                 "overlap_decode": overlap,
                 "own_process": own_process,
+                "max_tokens_per_step": tokens_per_step,
             }
         )
 

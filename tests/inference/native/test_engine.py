@@ -163,6 +163,18 @@ async def test_steps_are_counted_by_kind_with_their_time(engine_factory):
     assert stats.step_seconds_by_kind["decode_overlapped"] == 0
 
 
+async def test_a_prompt_longer_than_the_step_budget_is_prefilled_over_several_steps(engine_factory):
+    engine = engine_factory(speculation="off", max_tokens_per_step=16, prefix_caching=False)
+    prompt = " ".join(["the quick brown fox jumps over the lazy dog"] * 5)
+    tokens = engine.count_tokens(prompt)
+    assert tokens > 32
+    request = GenerationRequest(prompt=prompt, sampling=SamplingParams(max_tokens=2, ignore_eos=True))
+    out = await engine.complete(request)
+    assert out.usage.prompt_tokens == tokens and out.usage.completion_tokens == 2
+    assert engine.stats().steps_by_kind["prefill"] == -(-tokens // 16)  # chunks of the budget, the last shorter
+    assert (await engine_factory(speculation="off", prefix_caching=False).complete(request)).text == out.text
+
+
 async def test_stats_report_engine_state(native):
     await native.complete(greedy(PROMPTS[0], 4))
     stats = native.stats()

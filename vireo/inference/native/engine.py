@@ -35,7 +35,6 @@ from vireo.inference.native.step_loop import StepLoop
 from vireo.inference.native.worker.model_runner import ModelRunner
 from vireo.inference.textstream import OutputStream
 
-MAX_TOKENS_PER_STEP = 512  # chunked-prefill budget: bounds how long decodes wait behind a prompt
 
 
 class NativeEngine(LocalEngine):
@@ -85,7 +84,7 @@ class NativeEngine(LocalEngine):
             num_blocks, config.block_size, PrefixCache() if config.prefix_caching else NoPrefixCache()
         )
         self.scheduler = Scheduler(
-            self.blocks, config.max_batch, MAX_TOKENS_PER_STEP, frozenset(self.eos_token_ids), self.context_length
+            self.blocks, config.max_batch, config.max_tokens_per_step, frozenset(self.eos_token_ids), self.context_length
         )
         self.speculator = Speculator(config, self.blocks, self._draft_path(), (model_path, self.model))
         self.constraints = ConstrainedDecoding(self.tokenizer, self.model.shape.vocab, self.eos_token_ids)
