@@ -190,3 +190,25 @@ def test_an_unreachable_broker_is_said_before_anything_is_stored():
     publisher = TaskPublisher(Celery(broker="redis://127.0.0.1:1/0"), QUEUE)
     with pytest.raises(BrokerUnavailable, match="unreachable"):
         publisher.delivery_commands("c" * 32)
+
+
+async def test_a_submit_whose_job_cannot_be_queued_gives_its_tenants_place_back(attempts):
+    from vireo.platform.jobs import JobService
+    from vireo.platform.keys import Principal
+    from vireo.platform.limits import Limiter
+    from vireo.platform.redis_keys import active_key
+
+    settings = Settings(redis_url=REDIS_URL, queue=QUEUE, max_concurrent_jobs=1)
+    jobs = JobService(attempts.store, settings, Limiter(attempts.store.redis, settings))
+    jobs.publisher = TaskPublisher(Celery(broker="redis://127.0.0.1:1/0"), QUEUE)  # nobody answers there
+    tenant = Principal("tenant-r", "user", "key-r")
+    with pytest.raises(BrokerUnavailable):
+        await jobs.submit(tenant, "echo", {"text": "hi"}, {})
+    assert await attempts.store.redis.zcard(active_key("tenant-r")) == 0  # its one place is free again
+    jobs.publisher = TaskPublisher(Celery(broker=REDIS_URL), QUEUE)
+    job_id = await jobs.submit(tenant, "echo", {"text": "hi"}, {})
+    assert await attempts.store.redis.zrange(active_key("tenant-r"), 0, -1) == [job_id]
+    # a job stored after all (its reply lost, say) keeps its place: only an id without a record is given back
+    await jobs.limiter.release_unstored(tenant, job_id)
+    assert await attempts.store.redis.zcard(active_key("tenant-r")) == 1
+    jobs.publisher.close()

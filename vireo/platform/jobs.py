@@ -80,18 +80,22 @@ class JobService:
         now = time.time()
         job_id = await self.limiter.admit_job(principal, now)
         queue, name = self.settings.queue_for(served), served_model(self.settings, served).name
-        delivery = self.publisher.delivery_commands(job_id, priority=broker_priority(options), queue=queue)
-        await self.store.create(
-            principal.tenant,
-            app.name,
-            parsed.model_dump(mode="json"),
-            options,
-            job_id,
-            now,
-            model=name,
-            queue=queue,
-            deliver=delivery,
-        )
+        try:
+            delivery = self.publisher.delivery_commands(job_id, priority=broker_priority(options), queue=queue)
+            await self.store.create(
+                principal.tenant,
+                app.name,
+                parsed.model_dump(mode="json"),
+                options,
+                job_id,
+                now,
+                model=name,
+                queue=queue,
+                deliver=delivery,
+            )
+        except Exception:  # (the API answers 503): the tenant's place is not held by a job that does not exist
+            await self.limiter.release_unstored(principal, job_id)
+            raise
         JOBS_SUBMITTED.labels(app=app.name).inc()
         return job_id
 

@@ -5,7 +5,9 @@
   processes. Refused requests are not logged, so a flood does not extend its own lockout.
 - Concurrent jobs, per tenant: a job id is admitted into the tenant's set of queued-or-running
   jobs (`store.active_key`) by the same Lua call that checks the count, so a burst cannot overshoot;
-  terminal transitions remove it (store.py).
+  terminal transitions remove it (store.py). A submit that fails after admission, before its job is
+  stored, gives the place back (`release_unstored`); where Redis cannot be reached for that either, the
+  admission script drops the id once it is `STALE_RESERVATION_S` old with no record.
 - Tokens per day, per tenant: prompt + completion tokens recorded by the worker
   (`store.add_usage`) on a counter per UTC day; new jobs are refused once it reaches the budget.
 
@@ -20,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from vireo.platform.keys import KeyLimits, Principal
 from vireo.platform.redis_keys import active_key, job_key, rate_key, tokens_key
@@ -79,6 +82,13 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 return {'ok', 0}
 """ % {"terminal": ", ".join(f"{s} = true" for s in TERMINAL), "job_prefix": job_key(""), "stale": STALE_RESERVATION_S}
 
+# KEYS[1] the tenant's active jobs; ARGV[1] a job id admitted whose submit failed. Only an id with no record
+# leaves: a job stored after all (a reply lost on its way back) keeps its place until it ends
+_RELEASE_UNSTORED = """
+if redis.call('EXISTS', '%(job_prefix)s' .. ARGV[1]) == 1 then return 0 end
+return redis.call('ZREM', KEYS[1], ARGV[1])
+""" % {"job_prefix": job_key("")}
+
 
 class LimitExceeded(Exception):
     """A request over one of its limits: answered 429 with `Retry-After`."""
@@ -123,6 +133,7 @@ class Limiter:
         )
         self._window = redis.register_script(_SLIDING_WINDOW)
         self._admit = redis.register_script(_ADMIT)
+        self._release_unstored = redis.register_script(_RELEASE_UNSTORED)
 
     def effective(self, principal: Principal) -> KeyLimits:
         own = principal.limits
@@ -188,6 +199,14 @@ class Limiter:
                 CONCURRENCY_RETRY_S,
             )
         return job_id
+
+    async def release_unstored(self, principal: Principal, job_id: str) -> None:
+        """Give back the place `admit_job` took for `job_id` when its submit failed before the job was stored;
+        best effort (with Redis away, the admission script's stale-entry sweep drops it later)."""
+        try:
+            await self._release_unstored(keys=[active_key(principal.tenant)], args=[job_id])
+        except (RedisError, OSError):
+            pass
 
     async def usage(self, principal: Principal, now: float) -> dict:
         """The principal's limits and how much of each is used now (for `GET /v1/limits`)."""
