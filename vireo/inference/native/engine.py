@@ -83,6 +83,7 @@ class NativeEngine(LocalEngine):
         self.blocks = BlockManager(
             num_blocks, config.block_size, PrefixCache() if config.prefix_caching else NoPrefixCache()
         )
+        assert config.max_tokens_per_step is not None  # (`resolved()` sets it for the device)
         self.scheduler = Scheduler(
             self.blocks, config.max_batch, config.max_tokens_per_step, frozenset(self.eos_token_ids), self.context_length
         )
