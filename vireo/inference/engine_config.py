@@ -129,7 +129,9 @@ class EngineConfig(BaseModel):
         overlap = self.overlap_decode if self.overlap_decode is not None else device == "cuda"
         own_process = self.own_process if self.own_process is not None else device == "cuda"
         own_process = own_process and self.backend in LOCAL_BACKENDS
-        tokens_per_step = self.max_tokens_per_step or (CUDA_TOKENS_PER_STEP if device == "cuda" else CPU_TOKENS_PER_STEP)
+        tokens_per_step = self.max_tokens_per_step or (
+            CUDA_TOKENS_PER_STEP if device == "cuda" else CPU_TOKENS_PER_STEP
+        )
         return self.model_copy(
             update={
                 "device": device,

@@ -36,7 +36,6 @@ from vireo.inference.native.worker.model_runner import ModelRunner
 from vireo.inference.textstream import OutputStream
 
 
-
 class NativeEngine(LocalEngine):
     """Paged-KV continuous-batching engine for Llama/Qwen2 models in plain torch."""
 
@@ -85,7 +84,11 @@ class NativeEngine(LocalEngine):
         )
         assert config.max_tokens_per_step is not None  # (`resolved()` sets it for the device)
         self.scheduler = Scheduler(
-            self.blocks, config.max_batch, config.max_tokens_per_step, frozenset(self.eos_token_ids), self.context_length
+            self.blocks,
+            config.max_batch,
+            config.max_tokens_per_step,
+            frozenset(self.eos_token_ids),
+            self.context_length,
         )
         self.speculator = Speculator(config, self.blocks, self._draft_path(), (model_path, self.model))
         self.constraints = ConstrainedDecoding(self.tokenizer, self.model.shape.vocab, self.eos_token_ids)
