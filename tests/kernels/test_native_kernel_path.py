@@ -121,3 +121,33 @@ async def test_engine_on_the_kernel_path_matches_the_reference_engine(hf_model, 
         return GenerationRequest(prompt=prompt, sampling=SamplingParams(max_tokens=6, ignore_eos=True))
 
     assert await greedy_texts(True) == await greedy_texts(False)
+
+
+def test_the_forward_in_pieces_between_attention_calls_matches_the_whole_forward(hf_model):
+    """`PiecewiseGraphs` (its pieces run as plain calls here; a GPU captures them): a prompt, then a step of a
+    decode beside a second prompt, each padded to a captured size, give the model's own hidden states and leave
+    the same keys and values in the cache (padding rows store nowhere)."""
+    from vireo.inference.native.worker.piecewise_graphs import PiecewiseGraphs
+
+    model = native_model(hf_model, torch.float32)
+    whole, pieces = (ModelRunner(model, num_blocks=8, block_size=BLOCK) for _ in range(2))
+    for runner in (whole, pieces):
+        runner.zero_new_blocks(8)
+    graphs = PiecewiseGraphs(model, pieces.kv_caches, max_tokens=64, capture=False)
+    assert graphs.sizes == [16, 32, 48, 64]
+    a, b = random_prompts(2, 21, TINY["vocab_size"], seed=3)
+    steps = [  # (ids, positions, rows per sequence, ends, block tables)
+        (a[:20], list(range(20)), [20], [20], [[5, 2]]),
+        ([a[20]] + b[:12], [20] + list(range(12)), [1, 12], [21, 12], [[5, 2], [3]]),
+    ]
+    with triton_forced(), torch.inference_mode():
+        for ids, positions, rows, ends, tables in steps:
+            slots = torch.cat([slots_of(t, e - r, e) for t, r, e in zip(tables, rows, ends)])
+            meta = AttentionMetadata(slots, kernel=kernel_meta(rows, ends, tables, BLOCK, whole.device))
+            assert graphs.accepts(len(ids), meta) and graphs.size_for(len(ids)) in (16, 32)
+            expected = model.forward(torch.tensor(ids), torch.tensor(positions), meta, whole.kv_caches)
+            got = graphs.run(torch.tensor(ids), torch.tensor(positions), meta)
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    for (k_whole, v_whole), (k_pieces, v_pieces) in zip(whole.kv_caches, pieces.kv_caches):
+        torch.testing.assert_close(k_pieces, k_whole, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(v_pieces, v_whole, rtol=1e-5, atol=1e-5)

@@ -42,6 +42,9 @@ class EngineConfig(BaseModel):
     # (Q4 blocks as int4, other block types as int8 per channel; CPU only, docs/quantization.md)
     quantization: Quantization = "none"
     cuda_graphs: bool = True  # decode steps replayed as CUDA graphs (CUDA only)
+    # native engine, CUDA, one GPU: prefill and mixed steps replayed as CUDA graphs of their pieces between
+    # attention calls, per padded token count (`native/worker/piecewise_graphs.py`); off until measured on a GPU
+    piecewise_graphs: bool = False
     overlap_decode: bool | None = None  # queue decode step n+1 before n's tokens land; None: on CUDA
     dense_gemv: bool = True  # 16-bit decode linears through the one-launch Triton GEMV (CUDA only)
     # CPU: our AVX2 kernels where they build (int8-activation quantized linears, paged decode attention)

@@ -52,6 +52,37 @@ def test_graph_replay_matches_eager_greedy_tokens(tmp_path):
     assert asyncio.run(greedy(True)) == asyncio.run(greedy(False))
 
 
+@pytest.mark.gpu
+def test_piecewise_graph_replay_matches_eager_greedy_tokens(tmp_path):
+    """Prefill and mixed steps replayed as graphs of their pieces (`piecewise_graphs`): the same greedy tokens
+    as those steps run eagerly, for prompts arriving together and one arriving while the others decode."""
+    from vireo.tools.bench.engines_gpu import TINY, make_engine, native_greedy
+    from vireo.tools.bench.random_weights import (
+        llama_config,
+        native_model,
+        random_hf_model,
+        random_prompts,
+        write_model_folder,
+    )
+
+    folder = write_model_folder(llama_config(TINY), tmp_path)
+    model = native_model(random_hf_model(llama_config(TINY, max_positions=512), torch.float32, "cuda"), torch.float32)
+    prompts = random_prompts(5, 24, TINY["vocab_size"])  # 120 rows: padded to the pieces of 128
+    late = random_prompts(1, 37, TINY["vocab_size"], seed=7)
+
+    async def greedy(piecewise: bool):
+        engine = make_engine(folder, model, "cuda", max_batch=8, context=128, piecewise=piecewise)
+        try:
+            assert (engine.runner.step_graphs is not None) == piecewise
+            together = asyncio.create_task(native_greedy(engine, prompts, 16))
+            await asyncio.sleep(0.05)  # (joins a decode step: a mixed step)
+            return await native_greedy(engine, late, 8), await together
+        finally:
+            await engine.shutdown()
+
+    assert asyncio.run(greedy(True)) == asyncio.run(greedy(False))
+
+
 def test_engine_report_ratios_pair_each_native_variant_with_its_baselines():
     from vireo.tools.bench.engines_gpu import ratios
 

@@ -49,6 +49,7 @@ class NativeEngine(LocalEngine):
         super().__init__(config, model_path, model_name, **kw)
         config = self.config  # resolved: a concrete device, dtype and overlap choice
         assert config.overlap_decode is not None  # made a bool by `EngineConfig.resolved`
+        assert config.max_tokens_per_step is not None  # (and the step budget set for the device)
         if config.tensor_parallel_size > 1:  # this process is rank 0; the other ranks start here
             if model is not None:
                 raise ValueError("a tensor-parallel engine loads its own shards: pass no model")
@@ -75,6 +76,8 @@ class NativeEngine(LocalEngine):
                 config.max_batch,
                 self.context_length,
                 kv_dtype,
+                config.cuda_graphs and config.piecewise_graphs,
+                config.max_tokens_per_step,
             )
         with torch.inference_mode():
             self.runner.warm_up_kernels()  # Triton compiles now, not inside served steps (every rank's too)
@@ -82,7 +85,6 @@ class NativeEngine(LocalEngine):
         self.blocks = BlockManager(
             num_blocks, config.block_size, PrefixCache() if config.prefix_caching else NoPrefixCache()
         )
-        assert config.max_tokens_per_step is not None  # (`resolved()` sets it for the device)
         self.scheduler = Scheduler(
             self.blocks,
             config.max_batch,

@@ -86,7 +86,14 @@ def matching_prefix(a: list[int], b: list[int]) -> int:
 
 # --- engines ---------------------------------------------------------------------------------
 def make_engine(
-    folder: Path, model, device: str, max_batch: int, context: int, graphs: bool = True, overlap: bool | None = None
+    folder: Path,
+    model,
+    device: str,
+    max_batch: int,
+    context: int,
+    graphs: bool = True,
+    overlap: bool | None = None,
+    piecewise: bool = False,
 ):
     from vireo.inference.native.engine import NativeEngine
 
@@ -99,6 +106,7 @@ def make_engine(
         kv_cache_tokens=max_batch * context,
         cuda_graphs=graphs,
         overlap_decode=overlap,
+        piecewise_graphs=piecewise,
     )
     return NativeEngine(config, folder, "random", model=model)
 

@@ -60,12 +60,28 @@ def kernel_paged_attention(
     meta: KernelAttention,
 ) -> torch.Tensor:
     """Store k, v [tokens, kv_heads, dim] at their slots, attend q [tokens, heads, dim] -> [tokens, heads*dim]."""
-    from vireo.kernels.attention import launch_decode_attention, launch_prefill_attention, launch_store_kv_cache
-    from vireo.kernels.flash_prefill import launch_flash_prefill
+    from vireo.kernels.attention import launch_store_kv_cache
 
     if slot_mapping is not None:
         launch_store_kv_cache(k, v, k_cache, v_cache, slot_mapping)
-    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    return kernel_attend(q, k, v, k_cache, v_cache, meta)
+
+
+def kernel_attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    meta: KernelAttention,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Attend q [tokens, heads, dim] over the cache, this step's k and v already stored there (a fresh prefill
+    reads them from k, v) -> [tokens, heads*dim], into `out` ([tokens, heads*dim]) where given."""
+    from vireo.kernels.attention import launch_decode_attention, launch_prefill_attention
+    from vireo.kernels.flash_prefill import launch_flash_prefill
+
+    out = torch.empty(q.shape, dtype=q.dtype, device=q.device) if out is None else out.view(q.shape)
     if meta.cu_seqlens_q is None:
         launch_decode_attention(q, k_cache, v_cache, meta.block_tables, meta.context_lens, meta.max_context, out=out)
     elif meta.fresh and k.stride(-1) == 1 and v.stride(-1) == 1:

@@ -150,12 +150,32 @@ class DecoderLayer:
         self.post_norm = w[prefix + "post_attention_layernorm.weight"]
 
     def __call__(self, h, residual, rope: RopeInputs, meta: AttentionMetadata, kv):
+        qkv, residual = self.before_attention(h, residual, rope)
+        q, k, v = self.split_heads(qkv)
+        return self.after_attention(paged_attention(q, k, v, kv[0], kv[1], meta), residual)
+
+    def before_attention(self, h, residual, rope: RopeInputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Norm, the fused q/k/v projection and RoPE: qkv [tokens, (heads + 2 kv_heads) * head_dim], q and k
+        rotated in place, and the residual stream."""
         x, residual = add_rms_norm(h, residual, self.input_norm, self.eps)
         qkv = self.qkv(x)
-        tokens, qk_heads = qkv.shape[0], self.heads + self.kv_heads
-        qk = rope.rotate(qkv[:, : qk_heads * self.head_dim].view(tokens, qk_heads, self.head_dim))
-        v = qkv[:, qk_heads * self.head_dim :].view(tokens, self.kv_heads, self.head_dim)
-        attn = paged_attention(qk[:, : self.heads], qk[:, self.heads :], v, kv[0], kv[1], meta)
+        qk_heads = self.heads + self.kv_heads
+        qk = qkv[:, : qk_heads * self.head_dim].view(qkv.shape[0], qk_heads, self.head_dim)
+        rotated = rope.rotate(qk)
+        if rotated is not qk:  # (the torch path rotates into a new tensor; the kernels rotate in place)
+            qk.copy_(rotated)
+        return qkv, residual
+
+    def split_heads(self, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q [tokens, heads, dim], k and v [tokens, kv_heads, dim]: views into `qkv`."""
+        tokens, dim = qkv.shape[0], self.head_dim
+        q = qkv[:, : self.heads * dim].view(tokens, self.heads, dim)
+        k = qkv[:, self.heads * dim : (self.heads + self.kv_heads) * dim].view(tokens, self.kv_heads, dim)
+        v = qkv[:, (self.heads + self.kv_heads) * dim :].view(tokens, self.kv_heads, dim)
+        return q, k, v
+
+    def after_attention(self, attn: torch.Tensor, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output projection, norm and SwiGLU MLP: this layer's output and the residual stream."""
         x, residual = add_rms_norm(self._summed(self.o(attn)), residual, self.post_norm, self.eps)
         return self._summed(self.down(silu_and_mul(self.gate_up(x)))), residual
 
@@ -281,22 +301,27 @@ class LlamaModel:
         kv_caches: list[tuple[torch.Tensor, torch.Tensor]],
     ) -> torch.Tensor:
         """Residual stream after the last layer, [tokens, hidden] (final norm not yet applied)."""
-        h = (
-            F.embedding(input_ids, self.embed)
-            if isinstance(self.embed, torch.Tensor)
-            else self.embed.rows(input_ids, self.dtype)
-        )
-        if use_triton(h):
-            rope = RopeInputs(positions, cos_sin=self.cos_sin)
-        elif cpu_decode_ops.for_rows(h) is not None:
-            rope = RopeInputs(positions, tables=(self.cos, self.sin))
-        else:
-            rope = RopeInputs(positions, self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1))
+        h = self.embed_tokens(input_ids)
+        rope = self.rope_inputs(positions, h)
         residual = None
         for layer, kv in zip(self.layers, kv_caches):
             h, residual = layer(h, residual, rope, meta, kv)
         assert residual is not None  # set by the first layer
         return residual.add_(h)
+
+    def embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The residual stream's start: each id's embedding row, [tokens, hidden]."""
+        if isinstance(self.embed, torch.Tensor):
+            return F.embedding(input_ids, self.embed)
+        return self.embed.rows(input_ids, self.dtype)
+
+    def rope_inputs(self, positions: torch.Tensor, h: torch.Tensor) -> RopeInputs:
+        """The rotary inputs for the path the layers take on `h` (Triton, our CPU kernel, torch)."""
+        if use_triton(h):
+            return RopeInputs(positions, cos_sin=self.cos_sin)
+        if cpu_decode_ops.for_rows(h) is not None:
+            return RopeInputs(positions, tables=(self.cos, self.sin))
+        return RopeInputs(positions, self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1))
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Float32 logits [rows, vocab] for the chosen rows of `forward`'s output."""

@@ -8,7 +8,8 @@ attention call, then long prefill chunks. A step queued behind one in flight (`o
 its leading decodes' token ids from the device, where they are being sampled, and plans the rest
 (prompts admitted into it) on the host. Where the kernels run (CUDA, or Triton forced), the
 attention metadata is the kernels' (block tables and context lengths) and pure decode steps may
-replay a CUDA graph (`cuda_graphs.py`).
+replay a CUDA graph (`cuda_graphs.py`), other steps the graphs of their pieces between attention calls
+(`piecewise_graphs.py`, where `piecewise_graphs` is set).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from vireo.inference.native.models.llama import LlamaModel
 from vireo.inference.native.scheduling.batch import ScheduledSeq
 from vireo.inference.native.scheduling.block_manager import BlockManager
 from vireo.inference.native.worker.cuda_graphs import DecodeGraphs
+from vireo.inference.native.worker.piecewise_graphs import PiecewiseGraphs
 from vireo.inference.native.worker.transfer import to_device
 from vireo.kernels.dispatch import use_triton
 
@@ -102,6 +104,8 @@ class ModelRunner:
         max_batch: int = 32,
         max_context: int | None = None,
         kv_dtype: torch.dtype | None = None,
+        piecewise_graphs: bool = False,
+        max_tokens_per_step: int = 2048,
     ):
         self.model, self.block_size, self.device = model, block_size, torch.device(device)
         kv_dtype = kv_dtype or model.dtype  # float16 on a CPU: the attention kernel reads it (cpu_attention)
@@ -119,6 +123,9 @@ class ModelRunner:
         if cuda_graphs and self.device.type == "cuda":
             max_context = min(max_context or num_blocks * block_size, num_blocks * block_size)
             self.graphs = DecodeGraphs(model, self.kv_caches, max_batch, max_context, block_size)
+        self.step_graphs = None  # every other step but its attention (one device, the kernels' path)
+        if piecewise_graphs and self.device.type == "cuda" and model.tp is None:
+            self.step_graphs = PiecewiseGraphs(model, self.kv_caches, max_tokens_per_step)
 
     def uses_kernels(self) -> bool:
         """Whether this step runs the Triton kernels (decided like every kernel call)."""
@@ -143,6 +150,8 @@ class ModelRunner:
         does not wait for it (every batch size, a few seconds on an H100 host)."""
         if self.graphs is not None and not self.graphs.graphs:
             self.graphs.capture()
+        if self.step_graphs is not None and not self.step_graphs.graphs:
+            self.step_graphs.capture()
 
     def run_plan(self, plan: StepPlan) -> torch.Tensor | None:
         """Run a planned step whose rows all come from the host (tensor parallelism: on every rank)."""
@@ -300,8 +309,11 @@ class ModelRunner:
         return self.model.logits(hidden.index_select(0, self._tensor(rows)))
 
     def _forward(self, inputs: StepInputs) -> torch.Tensor:
-        if self.graphs is not None and self.graphs.accepts(inputs.input_ids.shape[0], inputs.meta):
+        tokens = inputs.input_ids.shape[0]
+        if self.graphs is not None and self.graphs.accepts(tokens, inputs.meta):
             return self.graphs.run(inputs.input_ids, inputs.positions, inputs.meta)
+        if self.step_graphs is not None and self.step_graphs.accepts(tokens, inputs.meta):
+            return self.step_graphs.run(inputs.input_ids, inputs.positions, inputs.meta)
         return self.model.forward(inputs.input_ids, inputs.positions, inputs.meta, self.kv_caches)
 
     def forward_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
