@@ -195,6 +195,8 @@ class EngineStats:
     # native engine: steps run, by kind (stats.STEP_KINDS), and the step thread's seconds in each
     steps_by_kind: dict[str, int] = field(default_factory=dict)
     step_seconds_by_kind: dict[str, float] = field(default_factory=dict)
+    # and how many steps of each kind took each time, by bucket (stats.STEP_MS_EDGES, the last bucket beyond them)
+    step_ms_histogram_by_kind: dict[str, list[int]] = field(default_factory=dict)
 
 
 class Engine(abc.ABC):

@@ -161,6 +161,7 @@ async def test_steps_are_counted_by_kind_with_their_time(engine_factory):
     assert stats.steps_by_kind == {"decode_overlapped": 0, "decode": 3 + 22, "prefill": 2, "mixed": 1}
     assert all(stats.step_seconds_by_kind[kind] > 0 for kind in ("decode", "prefill", "mixed"))
     assert stats.step_seconds_by_kind["decode_overlapped"] == 0
+    assert {kind: sum(counts) for kind, counts in stats.step_ms_histogram_by_kind.items()} == stats.steps_by_kind
 
 
 async def test_a_prompt_longer_than_the_step_budget_is_prefilled_over_several_steps(engine_factory):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+
 from vireo.inference.api import EngineStats
 from vireo.inference.native.scheduling.block_manager import BlockManager
 from vireo.inference.native.scheduling.scheduler import Scheduler
@@ -13,6 +15,10 @@ from vireo.inference.recent_rate import RecentRate
 # captured), a decode step run in turn (speculative verifications included), a step of prompt chunks only,
 # or prompt chunks beside decodes (run eagerly on CUDA: no graph).
 STEP_KINDS = ("decode_overlapped", "decode", "prefill", "mixed")
+# Upper edges (ms) of the step-time histogram's buckets, each 20 % wider than the one before, 0.1 ms to ~4.7 s
+# (one more bucket past the last): a step time's median and spread between two snapshots, not only its mean (a
+# mean over eight prefill steps once read as a gap between two processes that was the spread of one)
+STEP_MS_EDGES = tuple(round(0.1 * 1.2**k, 4) for k in range(60))
 
 
 class EngineCounters:
@@ -25,10 +31,12 @@ class EngineCounters:
         # every key there from the start: readers on other threads copy these while the step thread adds
         self.steps = dict.fromkeys(STEP_KINDS, 0)
         self.step_seconds = dict.fromkeys(STEP_KINDS, 0.0)
+        self.step_histogram = {kind: [0] * (len(STEP_MS_EDGES) + 1) for kind in STEP_KINDS}
 
     def count_step(self, kind: str, seconds: float) -> None:
         self.steps[kind] += 1
         self.step_seconds[kind] += seconds
+        self.step_histogram[kind][bisect.bisect_left(STEP_MS_EDGES, 1000 * seconds)] += 1
 
     def count_generated(self, n: int) -> None:
         self.generated += n
@@ -71,4 +79,5 @@ def engine_stats(
         spec_acceptance=accepted / proposed if proposed else 0.0,
         steps_by_kind=dict(counters.steps),
         step_seconds_by_kind={kind: round(seconds, 4) for kind, seconds in counters.step_seconds.items()},
+        step_ms_histogram_by_kind={kind: list(counts) for kind, counts in counters.step_histogram.items()},
     )

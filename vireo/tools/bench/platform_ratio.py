@@ -38,6 +38,7 @@ import redis
 
 from vireo.inference.api import GenerationRequest, SamplingParams, TokenDelta
 from vireo.inference.factory import create_engine
+from vireo.inference.native.stats import STEP_MS_EDGES
 from vireo.platform.processes import free_port, start, stop, vireo_command, wait_http_ok, wait_worker_ready
 from vireo.platform.settings import Settings
 from vireo.tools.bench.rest_clients import HttpClient, jobs_client
@@ -70,8 +71,9 @@ def _summary(wall_s: float, tokens: list[int], ttfts: list[float]) -> dict:
 
 def step_tally(before: dict, after: dict) -> dict:
     """The engine steps run between two stats snapshots (EngineStats fields, from the engine or the API's
-    /v1/engine/stats), by kind, and the engine's step thread's ms per step of each kind: where a level's
-    tokens per second came from. Empty for engines that do not count steps (only the native one does)."""
+    /v1/engine/stats), by kind, and the engine's step thread's ms per step of each kind, mean and (where the
+    engine keeps a histogram) median and 90th percentile: where a level's tokens per second came from. Empty
+    for engines that do not count steps (only the native one does)."""
     steps = {
         kind: count - before.get("steps_by_kind", {}).get(kind, 0)
         for kind, count in (after.get("steps_by_kind") or {}).items()
@@ -80,10 +82,33 @@ def step_tally(before: dict, after: dict) -> dict:
         kind: spent - before.get("step_seconds_by_kind", {}).get(kind, 0.0)
         for kind, spent in (after.get("step_seconds_by_kind") or {}).items()
     }
-    return {
+    tally = {
         "steps_by_kind": steps,
         "ms_per_step_by_kind": {kind: round(1000 * seconds[kind] / n, 2) for kind, n in steps.items() if n > 0},
     }
+    histograms = after.get("step_ms_histogram_by_kind") or {}
+    if histograms:
+        earlier = before.get("step_ms_histogram_by_kind") or {}
+        tally["ms_per_step_p50_p90_by_kind"] = {
+            kind: step_percentiles([n - m for n, m in zip(counts, earlier.get(kind) or [0] * len(counts))], (0.5, 0.9))
+            for kind, counts in histograms.items()
+            if steps.get(kind)
+        }
+    return tally
+
+
+def step_percentiles(counts: list[int], quantiles: tuple[float, ...]) -> list[float]:
+    """Step times (ms) at `quantiles` of a histogram over `STEP_MS_EDGES`: the upper edge of the bucket each
+    falls in (20 % wide), the last edge for the bucket beyond them."""
+    total, found = sum(counts), []
+    for quantile in quantiles:
+        seen = 0
+        for bucket, count in enumerate(counts):
+            seen += count
+            if seen >= quantile * total:
+                found.append(STEP_MS_EDGES[min(bucket, len(STEP_MS_EDGES) - 1)])
+                break
+    return found
 
 
 def triton_cache_entries() -> int:

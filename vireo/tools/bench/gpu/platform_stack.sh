@@ -50,6 +50,6 @@ for level in d["levels"]:
     for path, numbers in (("engine alone", e), ("platform", p)):
         tally = numbers.get("steps", {})
         print(f"{'':>7} {path} steps {tally.get('steps_by_kind')} ms/step {tally.get('ms_per_step_by_kind')}"
-              f" triton compiles {numbers.get('triton_kernels_compiled')}")
+              f" (p50, p90 {tally.get('ms_per_step_p50_p90_by_kind')}) triton compiles {numbers.get('triton_kernels_compiled')}")
 print("meets goals:", d["meets_goals"])
 EOF
