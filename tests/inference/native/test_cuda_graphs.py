@@ -26,20 +26,30 @@ def test_a_batch_above_the_largest_size_runs_eagerly():
     assert padded_batch_size(33, graph_batch_sizes(32)) is None
 
 
-@pytest.mark.gpu
-def test_graph_replay_matches_eager_greedy_tokens(tmp_path):
-    from vireo.tools.bench.engines_gpu import TINY, make_engine, native_greedy
-    from vireo.tools.bench.random_weights import (
-        llama_config,
-        native_model,
-        random_hf_model,
-        random_prompts,
-        write_model_folder,
-    )
+def tiny_cuda_model(tmp_path):
+    """A tiny random Llama: its folder, and its model on the GPU."""
+    from vireo.tools.bench.engines_gpu import TINY
+    from vireo.tools.bench.random_weights import llama_config, native_model, random_hf_model, write_model_folder
 
     folder = write_model_folder(llama_config(TINY), tmp_path)
     model = native_model(random_hf_model(llama_config(TINY, max_positions=512), torch.float32, "cuda"), torch.float32)
-    prompts = random_prompts(5, 24, TINY["vocab_size"])  # 5 rows: padded to the graph of 8
+    return folder, model
+
+
+def tiny_prompts(count: int, length: int, seed: int = 0) -> list[list[int]]:
+    """`count` prompts of `length` token ids of its vocabulary."""
+    from vireo.tools.bench.engines_gpu import TINY
+    from vireo.tools.bench.random_weights import random_prompts
+
+    return random_prompts(count, length, TINY["vocab_size"], seed=seed)
+
+
+@pytest.mark.gpu
+def test_graph_replay_matches_eager_greedy_tokens(tmp_path):
+    from vireo.tools.bench.engines_gpu import make_engine, native_greedy
+
+    folder, model = tiny_cuda_model(tmp_path)
+    prompts = tiny_prompts(5, 24)  # 5 rows: padded to the graph of 8
 
     async def greedy(graphs: bool):
         engine = make_engine(folder, model, "cuda", max_batch=8, context=128, graphs=graphs)
@@ -56,19 +66,10 @@ def test_graph_replay_matches_eager_greedy_tokens(tmp_path):
 def test_piecewise_graph_replay_matches_eager_greedy_tokens(tmp_path):
     """Prefill and mixed steps replayed as graphs of their pieces (`piecewise_graphs`): the same greedy tokens
     as those steps run eagerly, for prompts arriving together and one arriving while the others decode."""
-    from vireo.tools.bench.engines_gpu import TINY, make_engine, native_greedy
-    from vireo.tools.bench.random_weights import (
-        llama_config,
-        native_model,
-        random_hf_model,
-        random_prompts,
-        write_model_folder,
-    )
+    from vireo.tools.bench.engines_gpu import make_engine, native_greedy
 
-    folder = write_model_folder(llama_config(TINY), tmp_path)
-    model = native_model(random_hf_model(llama_config(TINY, max_positions=512), torch.float32, "cuda"), torch.float32)
-    prompts = random_prompts(5, 24, TINY["vocab_size"])  # 120 rows: padded to the pieces of 128
-    late = random_prompts(1, 37, TINY["vocab_size"], seed=7)
+    folder, model = tiny_cuda_model(tmp_path)
+    prompts, late = tiny_prompts(5, 24), tiny_prompts(1, 37, seed=7)  # 120 rows: padded to the pieces of 128
 
     async def greedy(piecewise: bool):
         engine = make_engine(folder, model, "cuda", max_batch=8, context=128, piecewise=piecewise)
