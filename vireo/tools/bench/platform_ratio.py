@@ -22,8 +22,10 @@ seeded weights on a GPU no checkpoint reaches (vireo/inference/random_models.py)
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import functools
+import itertools
 import multiprocessing
 import os
 import statistics
@@ -100,15 +102,9 @@ def step_tally(before: dict, after: dict) -> dict:
 def step_percentiles(counts: list[int], quantiles: tuple[float, ...]) -> list[float]:
     """Step times (ms) at `quantiles` of a histogram over `STEP_MS_EDGES`: the upper edge of the bucket each
     falls in (20 % wide), the last edge for the bucket beyond them."""
-    total, found = sum(counts), []
-    for quantile in quantiles:
-        seen = 0
-        for bucket, count in enumerate(counts):
-            seen += count
-            if seen >= quantile * total:
-                found.append(STEP_MS_EDGES[min(bucket, len(STEP_MS_EDGES) - 1)])
-                break
-    return found
+    cumulative = list(itertools.accumulate(counts))
+    buckets = (bisect.bisect_left(cumulative, quantile * cumulative[-1]) for quantile in quantiles)
+    return [STEP_MS_EDGES[min(bucket, len(STEP_MS_EDGES) - 1)] for bucket in buckets]
 
 
 def triton_cache_entries() -> int:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from vireo.inference.engine_config import CUDA_TOKENS_PER_STEP
 from vireo.inference.native.models.attention import AttentionMetadata, PrefillChunk, ShortQueries
 from vireo.inference.native.models.kernel_attention import kernel_meta
 from vireo.inference.native.models.llama import LlamaModel
@@ -105,7 +106,7 @@ class ModelRunner:
         max_context: int | None = None,
         kv_dtype: torch.dtype | None = None,
         piecewise_graphs: bool = False,
-        max_tokens_per_step: int = 2048,
+        max_tokens_per_step: int = CUDA_TOKENS_PER_STEP,
     ):
         self.model, self.block_size, self.device = model, block_size, torch.device(device)
         kv_dtype = kv_dtype or model.dtype  # float16 on a CPU: the attention kernel reads it (cpu_attention)

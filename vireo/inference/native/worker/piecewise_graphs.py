@@ -55,7 +55,8 @@ class PiecewiseGraphs:
         self.pool: torch.cuda._POOL_HANDLE | None = None  # graph_pool_handle()'s return type
 
     def accepts(self, num_tokens: int, meta: AttentionMetadata) -> bool:
-        """A step on the kernels' path (not a pure decode: the decode graphs take those) that a size holds."""
+        """A step on the kernels' path that a size holds (`ModelRunner` offers pure decodes to the decode graphs
+        first)."""
         return meta.kernel is not None and meta.slot_mapping is not None and num_tokens <= self.sizes[-1]
 
     def size_for(self, num_tokens: int) -> int:
@@ -63,9 +64,7 @@ class PiecewiseGraphs:
 
     # --- the pieces (each reads and writes only the buffers above) -----------------------------------
     def _first(self, size: int) -> None:
-        model = self.model
-        h = model.embed_tokens(self.input_ids[:size])
-        self._before(0, h, None, size)
+        self._before(0, self.model.embed_tokens(self.input_ids[:size]), None, size)
 
     def _middle(self, layer: int, size: int) -> None:
         h, residual = self.model.layers[layer - 1].after_attention(self.attn[:size], self.residual[:size])
