@@ -93,7 +93,7 @@ def make_engine(
     context: int,
     graphs: bool = True,
     overlap: bool | None = None,
-    piecewise: bool = False,
+    piecewise: bool = True,
 ):
     from vireo.inference.native.engine import NativeEngine
 
