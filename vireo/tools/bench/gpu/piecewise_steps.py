@@ -3,8 +3,10 @@
 The eager step is host-bound on an H100 (a 128-token prefill: ~24 ms queueing launches, 0.3 ms waiting for the
 card; prefill-steps-h100-2026-12-07.json). This times the model's forward alone for each step, both ways, on one
 engine's runner and cache: the host's time to queue it (until the call returns) and the whole step (until the
-card is done), medians over repeats, and the largest difference between the two outputs. It also reports what
-capturing the pieces cost at the engine's start (seconds, pool memory).
+card is done), medians over repeats, and the largest difference between the two outputs. It also reports the
+engine's start time (the model built and the pieces captured together), how many graphs were captured, and the
+memory the CUDA allocator held after the start (allocated, and reserved beyond that: the graphs' pool and the
+allocator's cache together).
 
     python3 -m vireo.tools.bench.gpu.piecewise_steps --json /tmp/out/piecewise-steps.json
 """
@@ -68,7 +70,7 @@ def main() -> None:
     runner = engine.runner
     graphs = runner.step_graphs
     assert graphs is not None and graphs.graphs, "piecewise graphs were not captured at start"
-    pool_mb = (torch.cuda.memory_reserved() - torch.cuda.memory_allocated()) / 2**20
+    reserved_not_allocated_mb = (torch.cuda.memory_reserved() - torch.cuda.memory_allocated()) / 2**20
     report: dict = {
         "benchmark": "piecewise_steps",
         "card": torch.cuda.get_device_name(),
@@ -79,7 +81,7 @@ def main() -> None:
         "sizes_captured": graphs.sizes,
         "graphs_captured": sum(len(g) for g in graphs.graphs.values()),
         "memory_allocated_mb_after_start": round((torch.cuda.memory_allocated() - before) / 2**20),
-        "memory_reserved_not_allocated_mb": round(pool_mb),
+        "memory_reserved_not_allocated_mb": round(reserved_not_allocated_mb),
         "repeats": args.repeats,
         "steps": {},
     }
