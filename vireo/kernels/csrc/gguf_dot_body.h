@@ -732,6 +732,9 @@ void dot_groups(const Block* w, int64_t begin, int64_t end, int64_t nblocks, con
   constexpr int kRows = Block::kRows;
   for (int64_t g = begin; g < end; ++g) {
     const Block* group = w + g * nblocks;
+    // the next group's bytes asked for while this one is worked on (block j's during block j, on the first pass
+    // over x): at a few rows of x the multiply-adds and the reads from memory then overlap instead of taking turns
+    const char* next = g + 1 < end ? reinterpret_cast<const char*>(group + nblocks) : nullptr;
     for_row_blocks(x1 - x0, [&](auto rows_in_block, int64_t first) {
       constexpr int R = decltype(rows_in_block)::value;
       const int64_t r0 = x0 + first;
@@ -742,7 +745,11 @@ void dot_groups(const Block* w, int64_t begin, int64_t end, int64_t nblocks, con
       }();
       FloatLanes acc[R];
       for (int i = 0; i < R; ++i) acc[i] = floats_zero();
-      for (int64_t j = 0; j < nblocks; ++j) add_group_block<R>(group[j], rows, j * Block::kValues, acc);
+      for (int64_t j = 0; j < nblocks; ++j) {
+        if (first == 0 && next != nullptr)
+          for (size_t line = 0; line < sizeof(Block); line += 64) _mm_prefetch(next + j * sizeof(Block) + line, _MM_HINT_T0);
+        add_group_block<R>(group[j], rows, j * Block::kValues, acc);
+      }
       for (int i = 0; i < R; ++i) store_floats(y + (r0 + i) * n + g * kRows, acc[i]);
     });
   }
