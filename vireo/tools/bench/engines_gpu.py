@@ -94,6 +94,7 @@ def make_engine(
     graphs: bool = True,
     overlap: bool | None = None,
     piecewise: bool = True,
+    speculation: str = "off",
 ):
     from vireo.inference.native.engine import NativeEngine
 
@@ -102,7 +103,7 @@ def make_engine(
         dtype=str(model.dtype).removeprefix("torch."),
         max_batch=max_batch,
         max_model_len=context,
-        speculation="off",
+        speculation=speculation,
         kv_cache_tokens=max_batch * context,
         cuda_graphs=graphs,
         overlap_decode=overlap,
