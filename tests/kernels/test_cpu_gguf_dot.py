@@ -28,7 +28,8 @@ FILE_TYPE = {
     for file_type, layout in ours.items()
 }
 LAYOUTS = TYPES + list(FILE_TYPE)
-ROWS = [1, 3, 4, 5, 8, 12, 40]  # blocks of eight and four rows of x and the tail one by one; 40: x rounded on two threads
+# blocks of eight and four rows of x and the tail one by one; 40: x rounded on two threads
+ROWS = [1, 3, 4, 5, 8, 12, 40]
 N, K = 80, 768  # N: five groups of sixteen rows; K: three super-blocks of 256
 
 
