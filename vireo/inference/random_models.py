@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch only where weights are made: the API process imports the registry, not torch
+    import torch
 
 PREFIX = "random:"
 MARKER = "vireo-random-weights.json"  # {"shape": ..., "seed": ...}: the weights are made at load
@@ -112,6 +114,7 @@ def random_weights(
     """The model's weights, made on `device` from the folder's seed: normal(0, initializer_range) for
     matrices and embeddings, ones for norms (transformers' own initialisation of a Llama). `keep(name,
     tensor)` returns the part to hold (a tensor-parallel rank's shard), made one tensor at a time."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     seed = json.loads((Path(folder) / MARKER).read_text())["seed"]
