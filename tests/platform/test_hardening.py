@@ -127,11 +127,14 @@ def test_health_keeps_answering_while_long_prompts_are_tokenized(client):
 def test_texts_past_the_character_cap_are_counted_without_the_tokenizer():
     from transformers import AutoTokenizer
 
+    from vireo.inference.prompt_text import load_encoder
     from vireo.inference.registry import ModelRegistry
     from vireo.platform.settings import Settings
 
-    tokenizer = AutoTokenizer.from_pretrained(ModelRegistry(Settings().home).resolve("smollm2-135m").path)
-    model = TokenModel(tokenizer, context=64)
+    path = ModelRegistry(Settings().home).resolve("smollm2-135m").path
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = TokenModel(*load_encoder(path), context=64)
+    assert model.longest_token_chars == max(len(token) for token in tokenizer.get_vocab())
     count = model.counter()
     assert count("hello world") == len(tokenizer("hello world", add_special_tokens=False)["input_ids"])
     past_the_cap = "x" * (64 * model.longest_token_chars + 1)

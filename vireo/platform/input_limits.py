@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import Any
@@ -41,13 +41,13 @@ def unrepresentable_number(value: Any) -> tuple[tuple, str] | None:
 
 
 class TokenModel:
-    """The served model as submit-time checks see it: tokenizer, context and longest token."""
+    """The served model as submit-time checks see it: its tokenizer's text -> ids, context and longest token."""
 
-    def __init__(self, tokenizer, context: int):
-        self.tokenizer = tokenizer
+    def __init__(self, encode: Callable[[str], list[int]], vocabulary: Iterable[str], context: int):
+        self.encode = encode
         self.context = context
         # no token covers more characters than its vocabulary entry has (byte-level BPE: one per byte)
-        self.longest_token_chars = max(len(token) for token in tokenizer.get_vocab())
+        self.longest_token_chars = max(len(token) for token in vocabulary)
 
     def counter(self) -> Callable[[str], int]:
         """`count_tokens` for one input: exact, until the texts counted so far have more characters
@@ -61,7 +61,7 @@ class TokenModel:
             seen += len(text)
             if seen > budget:
                 return -(-len(text) // self.longest_token_chars)
-            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            return len(self.encode(text))
 
         return count
 
@@ -78,14 +78,14 @@ class ModelLimits:
     @cached_property
     def model(self) -> TokenModel | None:
         try:
-            from vireo.inference.prompt_text import load_tokenizer
+            from vireo.inference.prompt_text import load_encoder
             from vireo.inference.registry import ModelRegistry
 
             engine = self.settings.engine
             path = ModelRegistry(engine.home).resolve(engine.model).path
             # the worker's engine computes its limit with the same call on the same settings
             positions = json.loads((path / "config.json").read_text()).get("max_position_embeddings")
-            return TokenModel(load_tokenizer(path), engine.context_length(positions))
+            return TokenModel(*load_encoder(path), engine.context_length(positions))
         except Exception:  # a remote-only model: the worker checks length instead
             log.warning("no local tokenizer for %s; input length is checked by the worker", self.settings.model)
             return None
