@@ -32,27 +32,27 @@ inline QuantizedX quantize_rows(const float* x, int64_t m, int64_t k) {
   QuantizedX out{std::vector<int8_t>(m * k), std::vector<float>(m * groups), std::vector<float>(m * groups),
                  std::vector<float>(m * groups)};
   vireo_pool::parallel_for(0, m, kRowsPerPart, [&](int64_t first, int64_t last) {
-  for (int64_t r = first; r < last; ++r) {
-    for (int64_t g = 0; g < groups; ++g) {
-      const float* src = x + r * k + g * kGroup;
-      float amax = 0.f, sum = 0.f;
-      for (int i = 0; i < kGroup; ++i) {
-        amax = std::max(amax, std::fabs(src[i]));
-        sum += src[i];
+    for (int64_t r = first; r < last; ++r) {
+      for (int64_t g = 0; g < groups; ++g) {
+        const float* src = x + r * k + g * kGroup;
+        float amax = 0.f, sum = 0.f;
+        for (int i = 0; i < kGroup; ++i) {
+          amax = std::max(amax, std::fabs(src[i]));
+          sum += src[i];
+        }
+        const float scale = amax / 127.f;
+        const float inv = scale > 0.f ? 1.f / scale : 0.f;
+        int8_t* dst = out.q.data() + r * k + g * kGroup;
+        int qsum = 0;
+        for (int i = 0; i < kGroup; ++i) {
+          dst[i] = static_cast<int8_t>(std::nearbyint(src[i] * inv));
+          qsum += dst[i];
+        }
+        out.scale[r * groups + g] = scale;
+        out.sum[r * groups + g] = sum;
+        out.qsum[r * groups + g] = scale * static_cast<float>(qsum);
       }
-      const float scale = amax / 127.f;
-      const float inv = scale > 0.f ? 1.f / scale : 0.f;
-      int8_t* dst = out.q.data() + r * k + g * kGroup;
-      int qsum = 0;
-      for (int i = 0; i < kGroup; ++i) {
-        dst[i] = static_cast<int8_t>(std::nearbyint(src[i] * inv));
-        qsum += dst[i];
-      }
-      out.scale[r * groups + g] = scale;
-      out.sum[r * groups + g] = sum;
-      out.qsum[r * groups + g] = scale * static_cast<float>(qsum);
     }
-  }
   });
   return out;
 }
